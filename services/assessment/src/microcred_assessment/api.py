@@ -1,0 +1,76 @@
+"""HTTP ingest: providers POST results; each accepted one enters the same Kafka pipeline."""
+
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from microcred_shared import outbox, topics
+from microcred_shared.catalog import Catalog
+from microcred_shared.events import AssessmentResultSubmitted
+from microcred_shared.problems import Problem
+from microcred_shared.runtime import ServiceRuntime
+from microcred_shared.telemetry import trace_id_of, traceparent_of
+
+from microcred_assessment.domain import InvalidResult, check
+from microcred_assessment.handlers import assessment_id_for
+from microcred_assessment.keys import KeyVerifier
+from microcred_assessment.models import ResultRecord
+
+
+def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+    catalog: Catalog = rt.catalog  # type: ignore[attr-defined]
+    skew = timedelta(seconds=rt.settings.clock_skew_seconds)  # type: ignore[attr-defined]
+
+    async def provider(request: Request) -> str:
+        verifier: KeyVerifier = rt.key_verifier  # type: ignore[attr-defined]
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        found = await verifier.provider_for(token) if scheme.lower() == "bearer" else None
+        if not found:
+            raise Problem(401, "Unauthorized", "a valid provider API key is required "
+                          "(Authorization: Bearer mcp_...)", kind="unauthorized",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    Provider = Annotated[str, Depends(provider)]
+
+    @app.post("/v1/assessment-results", status_code=202)
+    async def submit(result: AssessmentResultSubmitted, provider_id: Provider,
+                     request: Request) -> JSONResponse:
+        if result.provider_id != provider_id:
+            raise Problem(403, "Forbidden", f"this key acts for {provider_id!r}, not for "
+                          f"{result.provider_id!r}", kind="forbidden")
+        source = f"/providers/{provider_id}"
+        try:
+            check(result, source, catalog, datetime.now(UTC), skew)
+        except InvalidResult as exc:
+            raise Problem(422, "Result refused", str(exc), kind="invalid-result") from exc
+        record = outbox.event_record(topics.RESULTS, result, source,
+                                     traceparent=traceparent_of())
+        event_id = dict(record.headers)["ce_id"].decode()
+        assert rt.engine is not None and rt.relay is not None
+        async with rt.engine.begin() as conn:
+            await outbox.write(conn, [record])
+        rt.relay.wake()
+        aid = assessment_id_for(provider_id, result.result_id)
+        return JSONResponse(status_code=202, content={
+            "event_id": event_id, "assessment_id": str(aid),
+            "trace_id": trace_id_of(traceparent_of()),
+            "status_url": str(request.url_for("result_status", result_id=result.result_id)),
+        })
+
+    @app.get("/v1/assessment-results/{result_id}", name="result_status")
+    async def result_status(result_id: str, provider_id: Provider) -> dict[str, Any]:
+        assert rt.engine is not None
+        async with rt.engine.connect() as conn:
+            row = (await conn.execute(sa.select(ResultRecord).where(
+                ResultRecord.provider_id == provider_id,
+                ResultRecord.result_id == result_id))).mappings().first()
+        if row is None:
+            return {"result_id": result_id, "status": "pending"}
+        return {"result_id": result_id, "status": "decided", "achieved": row["achieved"],
+                "reason": row["reason"], "assessment_id": str(row["assessment_id"]),
+                "submissions": row["submissions"], "trace_id": row["trace_id"]}

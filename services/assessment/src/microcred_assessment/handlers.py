@@ -1,0 +1,78 @@
+"""Use cases of the assessment service. They take their I/O as arguments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from microcred_shared import topics
+from microcred_shared.catalog import Catalog
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import (
+    NAMESPACE,
+    AssessmentDecided,
+    AssessmentResultSubmitted,
+    learner_key,
+)
+from microcred_shared.outbox import event_record
+from microcred_shared.telemetry import trace_id_of
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_assessment.domain import InvalidResult, check, decide
+from microcred_assessment.models import ResultRecord
+
+SOURCE = "/microcred/assessment"
+
+
+def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
+
+
+async def on_results(conn: AsyncConnection, items: list[Incoming], *, catalog: Catalog,
+                     skew: timedelta) -> dict[int, str]:
+    now = datetime.now(UTC)
+    refused: dict[int, str] = {}
+    accepted: dict[tuple[str, str], tuple[Incoming, AssessmentDecided]] = {}
+    for index, item in enumerate(items):
+        result = item.event
+        assert isinstance(result, AssessmentResultSubmitted)
+        try:
+            definition = check(result, item.envelope.source, catalog, now, skew)
+        except InvalidResult as exc:
+            refused[index] = str(exc)
+            continue
+        natural = (result.provider_id, result.result_id)
+        if natural in accepted:
+            continue  # the same result twice in one batch: the first one counts
+        decision = decide(result, definition.pass_rule)
+        accepted[natural] = (item, AssessmentDecided(
+            assessment_id=assessment_id_for(*natural), provider_id=result.provider_id,
+            result_id=result.result_id, definition_id=definition.id,
+            definition_version=definition.version, learner=result.learner,
+            learner_key=learner_key(result.learner.email), achieved=decision.achieved,
+            reason=decision.reason, score=result.score, rubric_level=result.rubric_level,
+            assessed_at=result.assessed_at, decided_at=now,
+        ))
+    if not accepted:
+        return refused
+    rows = [{
+        "provider_id": d.provider_id, "result_id": d.result_id, "assessment_id": d.assessment_id,
+        "definition_id": d.definition_id, "definition_version": d.definition_version,
+        "learner_key": d.learner_key, "achieved": d.achieved, "reason": d.reason,
+        "submissions": 1, "ce_id": item.envelope.id,
+        "trace_id": trace_id_of(item.envelope.traceparent), "decided_at": now,
+    } for item, d in accepted.values()]
+    table = ResultRecord.__table__
+    stmt = pg_insert(table).values(rows)
+    # A resubmission of a known result (new ce_id, same provider result id) only counts.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.provider_id, table.c.result_id],
+        set_={"submissions": table.c.submissions + 1},
+    ).returning(table.c.provider_id, table.c.result_id, (table.c.submissions == 1))
+    inserted = {(p, r) for p, r, first in (await conn.execute(stmt)).all() if first}
+    for natural, (item, decision) in accepted.items():
+        if natural in inserted:
+            item.outgoing.append(event_record(topics.DECISIONS, decision, SOURCE,
+                                              traceparent=item.traceparent))
+    return refused

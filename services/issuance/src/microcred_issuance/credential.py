@@ -1,0 +1,198 @@
+"""Builds the unsigned Open Badges 3.0 `OpenBadgeCredential` for an achieved assessment.
+
+Native OB 3.0 fields carry what OB defines (title, criteria, alignment, credits, result,
+issuer address); the rest of the European micro-credential elements (workload, level,
+assessment type, participation, quality assurance, CIP/NOC codes) use terms of our own
+JSON-LD context so that no term is undefined. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from microcred_shared.catalog import Definition, Provider, Text
+from microcred_shared.events import AssessmentDecided
+
+VC_V2 = "https://www.w3.org/ns/credentials/v2"
+OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
+MICROCRED_V1 = "https://w3id.org/microcred/v1"
+CONTEXTS = [VC_V2, OB_V3, OB_EXTENSIONS, MICROCRED_V1]
+OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
+             "ob_v3p0_achievementcredential_schema.json")
+STATUS_LIST_SIZE = 131_072
+COUNTRY = {"CA": "Canada"}
+
+
+def issuer_id(base_url: str, provider_id: str) -> str:
+    return f"{base_url}/issuers/{provider_id}"
+
+
+def issuer_profile(provider: Provider, base_url: str) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "id": issuer_id(base_url, provider.id),
+        "type": ["Profile"],
+        "name": provider.name.en,
+        "url": provider.url,
+        "email": provider.email,
+        "address": {
+            "type": ["Address"],
+            "addressCountry": COUNTRY["CA"],
+            "addressCountryCode": "CA",
+            "addressRegion": provider.jurisdiction,
+        },
+    }
+    _fr(profile, "name", provider.name)
+    return profile
+
+
+def _fr(target: dict[str, Any], term: str, text: Text | None) -> None:
+    if text is not None and text.fr:
+        target[term + "Fr"] = text.fr
+
+
+def _narrative(d: Definition, lang: str) -> str:
+    outcomes = [(o.fr if lang == "fr" else o.en) or o.en for o in d.learning_outcomes]
+    head = "Résultats d'apprentissage atteints :" if lang == "fr" else \
+        "Achieved learning outcomes:"
+    return head + "\n" + "\n".join(f"- {line}" for line in outcomes)
+
+
+def _result_description(d: Definition, rd_id: str) -> dict[str, Any]:
+    rule = d.pass_rule
+    rd: dict[str, Any] = {"id": rd_id, "type": ["ResultDescription"]}
+    if rule.kind == "score":
+        rd |= {"name": "Final score", "resultType": "ScaledScore",
+               "valueMin": "0", "valueMax": f"{rule.max_score:g}",
+               "requiredValue": f"{rule.min_score:g}"}
+    elif rule.kind == "rubric":
+        assert rule.levels
+        rd |= {"name": "Rubric level", "resultType": "RubricCriterionLevel",
+               "allowedValue": list(rule.levels), "requiredValue": rule.min_level}
+    else:
+        rd |= {"name": "Outcome", "resultType": "Status", "allowedValue": ["Completed"]}
+    return rd
+
+
+def _result(decision: AssessmentDecided, rd_id: str, d: Definition) -> dict[str, Any]:
+    if d.pass_rule.kind == "score":
+        value = f"{decision.score:g}"
+    elif d.pass_rule.kind == "rubric":
+        value = str(decision.rubric_level)
+    else:
+        value = "Completed"
+    out: dict[str, Any] = {"type": ["Result"], "resultDescription": rd_id, "value": value}
+    if d.pass_rule.kind == "pass_fail":
+        out = {"type": ["Result"], "resultDescription": rd_id, "status": "Completed"}
+    return out
+
+
+def identity(email: str, salt: str) -> dict[str, Any]:
+    digest = hashlib.sha256((email.strip().lower() + salt).encode()).hexdigest()
+    return {"type": "IdentityObject", "identityType": "emailAddress", "hashed": True,
+            "identityHash": "sha256$" + digest, "salt": salt}
+
+
+def achievement(d: Definition, base_url: str) -> dict[str, Any]:
+    ach: dict[str, Any] = {
+        "id": f"{base_url}/achievements/{d.id}/v{d.version}",
+        "type": ["Achievement"],
+        "achievementType": "MicroCredential",
+        "name": d.title.en,
+        "description": d.description.en,
+        "criteria": {"narrative": _narrative(d, "en")},
+        "inLanguage": d.language,
+        "version": str(d.version),
+        "assessmentMethod": d.assessment_method.en,
+        "assessmentType": d.assessment_type,
+        "participationForm": d.participation_form,
+        "notionalWorkload": {k: v for k, v in d.workload.model_dump().items() if v is not None},
+    }
+    _fr(ach, "name", d.title)
+    _fr(ach, "description", d.description)
+    if any(o.fr for o in d.learning_outcomes):
+        ach["criteria"]["narrativeFr"] = _narrative(d, "fr")
+    if d.credits is not None:
+        ach["creditsAvailable"] = d.credits
+    if d.level is not None:
+        ach["level"] = {"framework": d.level.framework, "value": d.level.value}
+    if d.alignments:
+        ach["alignment"] = [
+            {"type": ["Alignment"], "targetName": a.name, "targetUrl": a.url,
+             "targetFramework": a.framework, "targetType": a.type,
+             **({"targetCode": a.code} if a.code else {})}
+            for a in d.alignments
+        ]
+    for term, value in (("cipCode", d.cip_code), ("nocCode", d.noc_code),
+                        ("identityVerification", d.identity_verification),
+                        ("furtherInformation", d.further_information)):
+        if value:
+            ach[term] = value
+    if d.prerequisites is not None:
+        ach["prerequisites"] = d.prerequisites.en
+    return ach
+
+
+def status_entries(base_url: str, provider_id: str, index: int) -> list[dict[str, Any]]:
+    list_no, offset = divmod(index, STATUS_LIST_SIZE)
+    entries = []
+    for purpose in ("revocation", "suspension"):
+        url = f"{base_url}/status/{provider_id}/{purpose}/{list_no}"
+        entries.append({"id": f"{url}#{offset}", "type": "BitstringStatusListEntry",
+                        "statusPurpose": purpose, "statusListIndex": str(offset),
+                        "statusListCredential": url})
+    return entries
+
+
+def build(*, decision: AssessmentDecided, definition: Definition, provider: Provider,
+          profile: dict[str, Any], credential_id: uuid.UUID, issued_at: datetime,
+          base_url: str, status_index: int, salt: str) -> dict[str, Any]:
+    rd_id = f"{base_url}/achievements/{definition.id}/v{definition.version}#result"
+    ach = achievement(definition, base_url)
+    ach["resultDescription"] = [_result_description(definition, rd_id)]
+    subject: dict[str, Any] = {
+        "type": ["AchievementSubject"],
+        "name": decision.learner.full_name,
+        "identifier": [identity(decision.learner.email, salt)],
+        "achievement": ach,
+        "result": [_result(decision, rd_id, definition)],
+        "activityEndDate": _iso(decision.assessed_at),
+    }
+    if definition.credits is not None:
+        subject["creditsEarned"] = definition.credits
+    doc: dict[str, Any] = {
+        "@context": list(CONTEXTS),
+        "id": f"urn:uuid:{credential_id}",
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": definition.title.en,
+        "issuer": profile,
+        "validFrom": _iso(issued_at),
+        "awardedDate": _iso(issued_at),
+        "credentialSubject": subject,
+        "jurisdiction": provider.jurisdiction,
+        "qualityAssurance": {
+            "type": "ExternalQualityAssurance",
+            "name": provider.quality_assurance.type,
+            "body": provider.quality_assurance.body,
+            "status": provider.quality_assurance.status,
+        },
+        "definitionVersion": definition.version,
+        "credentialStatus": status_entries(base_url, provider.id, status_index),
+        "credentialSchema": [{"id": OB_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
+    }
+    _fr(doc, "name", definition.title)
+    if definition.validity_months:
+        doc["validUntil"] = _iso(_add_months(issued_at, definition.validity_months))
+    return doc
+
+
+def _iso(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.month - 1 + months, 12)
+    return moment.replace(year=moment.year + year, month=month + 1, day=min(moment.day, 28))

@@ -1,0 +1,107 @@
+"""Issuer keys: generated per provider, encrypted at rest, decrypted only in memory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import base58
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from microcred_issuance.models import IssuerKey
+
+MULTICODEC_ED25519_PUB = b"\xed\x01"
+
+
+def multikey(private: Ed25519PrivateKey) -> str:
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+    return "z" + base58.b58encode(MULTICODEC_ED25519_PUB + raw).decode()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    provider_id: str
+    key_id: str
+    private: Ed25519PrivateKey
+    public_multikey: str
+
+    def __repr__(self) -> str:  # never print key material
+        return f"SigningKey({self.provider_id}#{self.key_id})"
+
+
+class KeyStore:
+    def __init__(self, engine: AsyncEngine, kek: bytes) -> None:
+        self._engine = engine
+        self._aead = AESGCM(kek)
+        self._active: dict[str, SigningKey] = {}
+
+    def _aad(self, provider_id: str, key_id: str) -> bytes:
+        # Binds each ciphertext to its row: a swapped row fails to decrypt.
+        return f"microcred-issuer-key:{provider_id}:{key_id}".encode()
+
+    def _decrypt(self, row: IssuerKey | sa.Row) -> SigningKey:
+        seed = self._aead.decrypt(row.nonce, row.private_encrypted,
+                                  self._aad(row.provider_id, row.key_id))
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        return SigningKey(row.provider_id, row.key_id, private, row.public_multikey)
+
+    async def _insert(self, conn: AsyncConnection, provider_id: str) -> SigningKey:
+        private = Ed25519PrivateKey.generate()
+        seed = private.private_bytes(serialization.Encoding.Raw,
+                                     serialization.PrivateFormat.Raw,
+                                     serialization.NoEncryption())
+        key_id = "key-" + datetime.now(UTC).strftime("%Y%m%d") + "-" + secrets.token_hex(3)
+        nonce = os.urandom(12)
+        await conn.execute(sa.insert(IssuerKey).values(
+            provider_id=provider_id, key_id=key_id, public_multikey=multikey(private),
+            private_encrypted=self._aead.encrypt(nonce, seed, self._aad(provider_id, key_id)),
+            nonce=nonce, status="active"))
+        return SigningKey(provider_id, key_id, private, multikey(private))
+
+    async def ensure_active(self, provider_ids: list[str]) -> list[str]:
+        """Make sure each provider has an active key; returns providers that got a new one."""
+        created = []
+        async with self._engine.begin() as conn:
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
+            rows = (await conn.execute(sa.select(IssuerKey).where(
+                IssuerKey.status == "active"))).all()
+            for row in rows:
+                self._active[row.provider_id] = self._decrypt(row)
+            for provider_id in provider_ids:
+                if provider_id not in self._active:
+                    self._active[provider_id] = await self._insert(conn, provider_id)
+                    created.append(provider_id)
+        return created
+
+    async def rotate(self, provider_id: str, *, compromised: bool = False) -> SigningKey:
+        """A new key signs from now on. The old one is `retired` (credentials it signed
+        keep verifying) or `compromised` (verifiers must stop trusting it)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(sa.update(IssuerKey).where(
+                IssuerKey.provider_id == provider_id, IssuerKey.status == "active",
+            ).values(status="compromised" if compromised else "retired",
+                     retired_at=datetime.now(UTC)))
+            key = await self._insert(conn, provider_id)
+        self._active[provider_id] = key
+        return key
+
+    def active(self, provider_id: str) -> SigningKey:
+        return self._active[provider_id]
+
+    async def public_keys(self, provider_id: str) -> list[dict[str, str | None]]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(
+                IssuerKey.key_id, IssuerKey.public_multikey, IssuerKey.status,
+                IssuerKey.created_at, IssuerKey.retired_at,
+            ).where(IssuerKey.provider_id == provider_id).order_by(IssuerKey.created_at))).all()
+        return [{"key_id": r.key_id, "public_multikey": r.public_multikey, "status": r.status,
+                 "created_at": r.created_at.isoformat(),
+                 "retired_at": r.retired_at.isoformat() if r.retired_at else None}
+                for r in rows]

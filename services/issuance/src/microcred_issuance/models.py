@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
+from sqlmodel import Field, SQLModel
+
+
+class IssuerKey(SQLModel, table=True):
+    """A provider's Ed25519 signing key. The private half is AES-256-GCM encrypted under
+    the key-encryption key from settings; it never leaves this table in clear."""
+
+    __tablename__ = "issuer_keys"
+    provider_id: str = Field(primary_key=True)
+    key_id: str = Field(primary_key=True)
+    public_multikey: str
+    private_encrypted: bytes = Field(sa_type=sa.LargeBinary)
+    nonce: bytes = Field(sa_type=sa.LargeBinary)
+    status: str = "active"  # active | retired | compromised
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    retired_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class IssuedCredential(SQLModel, table=True):
+    __tablename__ = "issued_credentials"
+    credential_id: uuid.UUID = Field(primary_key=True)
+    assessment_id: uuid.UUID = Field(unique=True)
+    provider_id: str = Field(index=True)
+    definition_id: str
+    definition_version: int
+    learner_key: str = Field(index=True)
+    key_id: str
+    status_index: int
+    issued_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class StatusAllocation(SQLModel, table=True):
+    """Next free index in each provider's status lists (one index per credential, shared
+    by its revocation and suspension lists)."""
+
+    __tablename__ = "status_allocations"
+    provider_id: str = Field(primary_key=True)
+    next_index: int = 0
+
+
+MIGRATIONS = [create_tables([*SHARED_TABLES, IssuerKey.__table__, IssuedCredential.__table__,
+                             StatusAllocation.__table__])]

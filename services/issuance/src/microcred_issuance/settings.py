@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import base64
+from typing import ClassVar, Literal
+
+from microcred_shared.settings import REPO_ROOT, ServiceSettings
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+
+
+class Settings(ServiceSettings):
+    service: ClassVar[str] = "issuance"
+    default_port: ClassVar[int] = 8102
+    seed_file: str = Field(str(REPO_ROOT / "deploy" / "seed" / "providers.json"),
+                           validation_alias=AliasChoices("MICROCRED_SEED_FILE"))
+    key_encryption_key: SecretStr = Field(
+        validation_alias=AliasChoices("MICROCRED_KEY_ENCRYPTION_KEY"))
+    cryptosuite: Literal["eddsa-rdfc-2022", "eddsa-jcs-2022"] = Field(
+        "eddsa-rdfc-2022", validation_alias=AliasChoices("MICROCRED_CRYPTOSUITE"))
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        try:
+            key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except ValueError as exc:
+            raise ValueError("MICROCRED_KEY_ENCRYPTION_KEY must be base64url") from exc
+        if len(key) != 32:
+            raise ValueError("MICROCRED_KEY_ENCRYPTION_KEY must decode to 32 bytes")
+        return value
+
+    @property
+    def kek_bytes(self) -> bytes:
+        raw = self.key_encryption_key.get_secret_value()
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))

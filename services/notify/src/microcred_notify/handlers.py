@@ -1,0 +1,145 @@
+"""Use cases of notify: owe the learner a message, then deliver it with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from microcred_shared import outbox, topics
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import CredentialRegistered, NotificationDelivered, NotificationFailed
+from microcred_shared.outbox import Outgoing
+from microcred_shared.telemetry import parent_context, traceparent_of
+from opentelemetry import trace
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from microcred_notify import messages
+from microcred_notify.models import Notification
+from microcred_notify.smtp import SmtpPool
+
+SOURCE = "/microcred/notify"
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("microcred.notify")
+
+
+async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    rows = {}
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialRegistered)
+        nid = uuid.uuid4()
+        rows.setdefault(e.credential_id, {
+            "id": nid, "credential_id": e.credential_id, "kind": "credential-issued",
+            "recipient": e.learner_email, "learner_name": e.learner_name,
+            "language": e.learner_language, "title": e.title, "url": e.url,
+            "status": "pending", "attempts": 0, "next_attempt_at": datetime.now(UTC),
+            "message_id": f"<{nid}@microcred.local>", "traceparent": item.traceparent,
+            "source_topic": item.record.topic, "source_payload": item.record.value or b"",
+        })
+    # A second registration event for the same credential owes no second message.
+    await conn.execute(pg_insert(Notification).values(list(rows.values()))
+                       .on_conflict_do_nothing())
+    return {}
+
+
+def backoff(attempts: int, base: float) -> timedelta:
+    return timedelta(seconds=base * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
+
+
+class Deliverer:
+    def __init__(self, engine: AsyncEngine, pool: SmtpPool, *, sender: str, max_attempts: int,
+                 retry_base: float, wake: asyncio.Event, on_published: Callable[[], None]) -> None:
+        self._engine, self._pool, self._sender = engine, pool, sender
+        self._max, self._base, self._wake = max_attempts, retry_base, wake
+        self._on_published = on_published
+        self.delivered = 0
+        self.failed = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        # A stop lets the round in flight finish: its rows are sent and recorded, not resent.
+        while not self._stopping:
+            try:
+                if await self.deliver_due() > 0:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery round failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self, limit: int = 200) -> int:
+        async with self._engine.begin() as conn:
+            # Rows stay locked while we send, so a second instance never sends them too.
+            due = (await conn.execute(sa.select(Notification).where(
+                Notification.status == "pending",
+                Notification.next_attempt_at <= datetime.now(UTC),
+            ).order_by(Notification.next_attempt_at).limit(limit)
+                .with_for_update(skip_locked=True))).all()
+            if not due:
+                return 0
+            outcomes = await asyncio.gather(*(self._send(n) for n in due))
+            records: list[Outgoing] = []
+            now = datetime.now(UTC)
+            for n, (error, traceparent) in zip(due, outcomes, strict=True):
+                records.extend(await self._record(conn, n, error, traceparent, now))
+            await outbox.write(conn, records)
+        self._on_published()
+        return len(due)
+
+    async def _send(self, n: sa.Row) -> tuple[str | None, str | None]:
+        with tracer.start_as_current_span("notify send email", context=parent_context(
+                n.traceparent), kind=trace.SpanKind.CLIENT,
+                attributes={"messaging.message.id": n.message_id}) as span:
+            traceparent = traceparent_of() or n.traceparent
+            msg = messages.credential_issued(
+                sender=self._sender, recipient=n.recipient, name=n.learner_name, title=n.title,
+                url=n.url, language=n.language, message_id=n.message_id)
+            try:
+                await self._pool.send(msg)
+                return None, traceparent
+            except Exception as exc:
+                span.record_exception(exc)
+                return f"{type(exc).__name__}: {exc}"[:500], traceparent
+
+    async def _record(self, conn: AsyncConnection, n: sa.Row, error: str | None,
+                      traceparent: str | None, now: datetime) -> list[Outgoing]:
+        attempts = n.attempts + 1
+        where = Notification.id == n.id
+        if error is None:
+            await conn.execute(sa.update(Notification).where(where).values(
+                status="delivered", attempts=attempts, delivered_at=now, last_error=None))
+            self.delivered += 1
+            return [outbox.event_record(topics.NOTIFICATIONS, NotificationDelivered(
+                notification_id=n.id, credential_id=n.credential_id, recipient=n.recipient,
+                attempts=attempts, delivered_at=now), SOURCE, traceparent=traceparent)]
+        if attempts < self._max:
+            await conn.execute(sa.update(Notification).where(where).values(
+                attempts=attempts, last_error=error,
+                next_attempt_at=now + backoff(attempts, self._base)))
+            return []
+        await conn.execute(sa.update(Notification).where(where).values(
+            status="failed", attempts=attempts, last_error=error))
+        self.failed += 1
+        reason = f"undeliverable after {attempts} attempts: {error}"
+        letter = Outgoing(topic=topics.dlq(topics.NOTIFICATIONS), key=str(n.credential_id).encode(),
+                          headers=[("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
+                                   ("dlq_topic", n.source_topic.encode())],
+                          payload=n.source_payload)
+        return [letter, outbox.event_record(topics.NOTIFICATIONS, NotificationFailed(
+            notification_id=n.id, credential_id=n.credential_id, recipient=n.recipient,
+            attempts=attempts, reason=reason, failed_at=now), SOURCE, traceparent=traceparent)]

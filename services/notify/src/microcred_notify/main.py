@@ -1,0 +1,45 @@
+"""Composition root of the notify service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from microcred_shared import topics
+from microcred_shared.events import CredentialRegistered
+from microcred_shared.runtime import ServiceRuntime
+
+from microcred_notify.handlers import Deliverer, on_registered
+from microcred_notify.models import MIGRATIONS
+from microcred_notify.settings import Settings
+from microcred_notify.smtp import SmtpPool
+
+
+def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+    settings = settings or Settings()
+    rt = ServiceRuntime(settings, MIGRATIONS)
+    wake = asyncio.Event()
+    pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
+
+    async def start(r: ServiceRuntime) -> None:
+        assert r.engine is not None and r.relay is not None
+        deliverer = Deliverer(r.engine, pool, sender=settings.smtp_from,
+                              max_attempts=settings.max_attempts,
+                              retry_base=settings.retry_base_seconds, wake=wake,
+                              on_published=r.relay.wake)
+        r.deliverer = deliverer  # type: ignore[attr-defined]
+        r.delivery_task = r.background(deliverer.run())  # type: ignore[attr-defined]
+
+    async def stop(r: ServiceRuntime) -> None:
+        r.deliverer.stop()  # type: ignore[attr-defined]
+        try:
+            await asyncio.wait_for(asyncio.shield(r.delivery_task), 15)  # type: ignore[attr-defined]
+        except TimeoutError:
+            pass
+        await pool.close()
+
+    rt.subscribe(topics.CREDENTIALS_REGISTERED, on_registered, CredentialRegistered)
+    rt.on_start(start)
+    rt.on_stop(stop)
+    rt.commit_listeners.append(wake.set)
+    return rt.app("microcred notify"), rt

@@ -1,0 +1,62 @@
+"""Use cases of the registry: record credentials and issuer keys, announce registrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from microcred_shared import topics
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import CredentialIssued, CredentialRegistered, IssuerKeysPublished
+from microcred_shared.outbox import event_record
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_registry.models import CredentialRecord, IssuerRecord
+
+SOURCE = "/microcred/registry"
+
+
+async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
+                    base_url: str) -> dict[int, str]:
+    events: dict[str, tuple[Incoming, CredentialIssued]] = {}
+    for item in items:
+        assert isinstance(item.event, CredentialIssued)
+        events.setdefault(str(item.event.credential_id), (item, item.event))
+    rows = [{"credential_id": e.credential_id, "assessment_id": e.assessment_id,
+             "provider_id": e.provider_id, "definition_id": e.definition_id,
+             "definition_version": e.definition_version, "learner_key": e.learner_key,
+             "title": e.title, "document": e.credential, "issued_at": e.issued_at}
+            for _, e in events.values()]
+    table = CredentialRecord.__table__
+    stmt = pg_insert(table).values(rows).on_conflict_do_nothing().returning(
+        table.c.credential_id)
+    inserted = {str(cid) for cid in (await conn.execute(stmt)).scalars()}
+    now = datetime.now(UTC)
+    for cid, (item, e) in events.items():
+        if cid not in inserted:
+            continue  # already registered: a redelivery
+        item.outgoing.append(event_record(topics.CREDENTIALS_REGISTERED, CredentialRegistered(
+            credential_id=e.credential_id, provider_id=e.provider_id,
+            definition_id=e.definition_id, learner_key=e.learner_key,
+            learner_email=e.learner_email, learner_name=e.learner_name,
+            learner_language=e.learner_language, title=e.title,
+            url=f"{base_url}/v1/credentials/{e.credential_id}", registered_at=now,
+        ), SOURCE, traceparent=item.traceparent, subject=cid))
+    return {}
+
+
+async def on_issuer_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    latest: dict[str, IssuerKeysPublished] = {}
+    for item in items:
+        assert isinstance(item.event, IssuerKeysPublished)
+        latest[item.event.provider_id] = item.event
+    table = IssuerRecord.__table__
+    for e in latest.values():
+        values = {"provider_id": e.provider_id, "profile": e.profile,
+                  "keys": [k.model_dump(mode="json") for k in e.keys],
+                  "updated_at": e.published_at}
+        await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+            index_elements=[table.c.provider_id],
+            set_={k: v for k, v in values.items() if k != "provider_id"},
+            where=table.c.updated_at <= e.published_at))
+    return {}

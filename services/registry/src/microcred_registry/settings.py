@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from microcred_shared.settings import ServiceSettings
+from pydantic import AliasChoices, Field, SecretStr
+
+
+class Settings(ServiceSettings):
+    service: ClassVar[str] = "registry"
+    default_port: ClassVar[int] = 8103
+    # Until learner sign-in exists, listing a learner's credentials is for operators only.
+    operator_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))

@@ -1,0 +1,120 @@
+"""CloudEvents 1.0 in Kafka binary mode: the envelope lives in headers, the payload is JSON.
+
+Header names follow the CloudEvents Kafka protocol binding (`ce_` prefix). The W3C
+`traceparent` header rides along so that one assessment is one trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from microcred_shared.events import EVENT_TYPES, Event
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """A record that is not a well-formed microcred CloudEvent. Carries a reason for the DLQ."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    type: str
+    source: str
+    time: datetime
+    subject: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def headers(self) -> Headers:
+        out: Headers = [
+            ("ce_specversion", SPECVERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.subject:
+            out.append(("ce_subject", self.subject.encode()))
+        if self.traceparent:
+            out.append(("traceparent", self.traceparent.encode()))
+        if self.tracestate:
+            out.append(("tracestate", self.tracestate.encode()))
+        out.extend((k, v.encode()) for k, v in self.extra.items())
+        return out
+
+
+def new_envelope(event: Event, source: str, *, event_id: str | None = None,
+                 subject: str | None = None) -> Envelope:
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=event.ce_type,
+        source=source,
+        time=datetime.now(UTC),
+        subject=subject,
+    )
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def header_map(headers: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in headers or ():
+        try:
+            out[key] = value.decode() if isinstance(value, bytes | bytearray) else str(value)
+        except UnicodeDecodeError as exc:
+            raise EnvelopeError(f"header {key!r} is not UTF-8") from exc
+    return out
+
+
+def parse_envelope(headers: Any) -> Envelope:
+    h = header_map(headers)
+    missing = [n for n in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not h.get(n)]
+    if missing:
+        raise EnvelopeError("missing CloudEvents header(s): " + ", ".join(missing))
+    if h["ce_specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
+    ctype = h.get("content-type", CONTENT_TYPE).split(";")[0].strip()
+    if ctype != CONTENT_TYPE:
+        raise EnvelopeError(f"unsupported content-type {ctype!r}")
+    try:
+        time = datetime.fromisoformat(h["ce_time"]) if h.get("ce_time") else datetime.now(UTC)
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time is not RFC 3339: {h['ce_time']!r}") from exc
+    return Envelope(
+        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time,
+        subject=h.get("ce_subject"), traceparent=h.get("traceparent"),
+        tracestate=h.get("tracestate"),
+    )
+
+
+def decode(envelope: Envelope, value: bytes | None, expected: type[Event] | None = None) -> Event:
+    """Parse the payload for the envelope's `ce_type`; raise EnvelopeError with a reason."""
+    cls = EVENT_TYPES.get(envelope.type)
+    if cls is None:
+        raise EnvelopeError(f"unknown ce_type {envelope.type!r}")
+    if expected is not None and cls is not expected:
+        raise EnvelopeError(f"ce_type {envelope.type!r} does not belong on this topic")
+    if not value:
+        raise EnvelopeError("empty payload")
+    try:
+        return cls.model_validate_json(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise EnvelopeError(f"invalid {cls.__name__} payload: {problems}") from exc

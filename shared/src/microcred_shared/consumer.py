@@ -1,0 +1,192 @@
+"""The consumer loop every service shares: decode, dedupe, apply, commit — in that order.
+
+A batch from Kafka is applied in one database transaction: the inbox insert (dedupe on
+`ce_id`), the service's own writes, and the outbox rows for what it publishes — dead
+letters included. Offsets are committed only after that transaction commits. A record
+that cannot be decoded, or that the handler refuses, becomes a dead letter carrying the
+original bytes and the reason; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from microcred_shared import outbox
+from microcred_shared.cloudevents import Envelope, EnvelopeError, decode, parse_envelope
+from microcred_shared.db import InboxEntry
+from microcred_shared.events import Event
+from microcred_shared.outbox import Outgoing
+from microcred_shared.telemetry import parent_context, traceparent_of
+from microcred_shared.topics import dlq
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("microcred.consumer")
+
+
+class Rejected(Exception):
+    """A handler's verdict that one record is unacceptable: it is dead-lettered with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Incoming:
+    record: ConsumerRecord
+    envelope: Envelope
+    event: Event
+    span: trace.Span
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+    @property
+    def traceparent(self) -> str | None:
+        return traceparent_of(trace.set_span_in_context(self.span))
+
+
+# A handler applies a batch of new (never seen) events inside the open transaction. It
+# appends what it publishes to `item.outgoing` and raises `Rejected` for a single item
+# through `reject`, or returns the items it refused with their reasons.
+BatchHandler = Callable[[AsyncConnection, list[Incoming]], Awaitable[dict[int, str]]]
+TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
+
+
+def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
+    headers = [(k, bytes(v)) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+    headers += [
+        ("dlq_reason", reason[:2000].encode()),
+        ("dlq_service", service.encode()),
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+    ]
+    return Outgoing(topic=dlq(record.topic), key=record.key, headers=headers,
+                    payload=record.value or b"")
+
+
+class BatchConsumer:
+    def __init__(self, *, service: str, engine: AsyncEngine, handler: BatchHandler,
+                 expected: type[Event] | None, on_committed: Callable[[], None] | None = None,
+                 ) -> None:
+        self.service = service
+        self._engine = engine
+        self._handler = handler
+        self._expected = expected
+        self._on_committed = on_committed
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def apply(self, records: Sequence[ConsumerRecord]) -> None:
+        """Make a batch durable. Retries transient database failures; raises if it can't."""
+        delay = 0.2
+        for _ in range(8):
+            try:
+                await self._apply_once(records)
+                if self._on_committed:
+                    self._on_committed()
+                return
+            except TRANSIENT as exc:
+                log.warning("batch not durable yet (%s); retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise RuntimeError("database unavailable; batch left uncommitted for redelivery")
+
+    async def _apply_once(self, records: Sequence[ConsumerRecord]) -> None:
+        items: list[Incoming] = []
+        letters: list[Outgoing] = []
+        for record in records:
+            try:
+                env = parse_envelope(record.headers)
+                event = decode(env, record.value, self._expected)
+            except EnvelopeError as exc:
+                letters.append(dead_letter(record, str(exc), self.service))
+                continue
+            span = tracer.start_span(
+                f"{record.topic} process", context=parent_context(env.traceparent, env.tracestate),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.system": "kafka", "messaging.message.id": env.id,
+                            "messaging.destination.name": record.topic,
+                            "cloudevents.event_type": env.type},
+            )
+            items.append(Incoming(record, env, event, span))
+        try:
+            async with self._engine.begin() as conn:
+                fresh = await self._dedupe(conn, items)
+                refused = await self._run_handler(conn, fresh)
+                for index, item in enumerate(fresh):
+                    if index in refused:
+                        item.span.set_attribute("microcred.rejected", refused[index])
+                        letters.append(dead_letter(item.record, refused[index], self.service))
+                    else:
+                        letters.extend(item.outgoing)
+                await outbox.write(conn, letters)
+            self.applied += len(fresh) - len(refused)
+            self.dead_lettered += len(refused) + (len(records) - len(items))
+        finally:
+            for item in items:
+                item.span.end()
+
+    async def _dedupe(self, conn: AsyncConnection, items: list[Incoming]) -> list[Incoming]:
+        if not items:
+            return []
+        rows = [{"topic": i.record.topic, "ce_id": i.envelope.id} for i in items]
+        stmt = pg_insert(InboxEntry).values(rows).on_conflict_do_nothing().returning(
+            InboxEntry.topic, InboxEntry.ce_id)
+        new = {(t, c) for t, c in (await conn.execute(stmt)).all()}
+        fresh, seen = [], set()
+        for item in items:
+            k = (item.record.topic, item.envelope.id)
+            if k in new and k not in seen:
+                seen.add(k)
+                fresh.append(item)
+        return fresh
+
+    async def _run_handler(self, conn: AsyncConnection, fresh: list[Incoming]) -> dict[int, str]:
+        if not fresh:
+            return {}
+        savepoint = await conn.begin_nested()
+        try:
+            refused = await self._handler(conn, fresh)
+            await savepoint.commit()
+            return refused
+        except TRANSIENT:
+            raise
+        except Exception:
+            await savepoint.rollback()
+            for item in fresh:
+                item.outgoing.clear()
+            log.exception("batch handler failed; applying records one by one")
+        # One bad record must not take the others with it: apply each in its own savepoint.
+        refused = {}
+        for index, item in enumerate(fresh):
+            savepoint = await conn.begin_nested()
+            try:
+                verdict = await self._handler(conn, [item])
+                if verdict:
+                    refused[index] = next(iter(verdict.values()))
+                await savepoint.commit()
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                await savepoint.rollback()
+                item.outgoing.clear()
+                refused[index] = f"{type(exc).__name__}: {exc}"
+        return refused
+
+
+def reject_all(items: list[Incoming], check: Callable[[Incoming], str | None]) -> dict[int, str]:
+    return {i: reason for i, item in enumerate(items) if (reason := check(item))}
+
+
+def records_of(raw: Any) -> tuple[ConsumerRecord, ...]:
+    return raw if isinstance(raw, tuple) else (raw,)

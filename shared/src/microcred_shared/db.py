@@ -1,0 +1,88 @@
+"""Database plumbing every service shares: engine, migrations, inbox and outbox tables."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlmodel import Field, SQLModel
+
+Migration = Callable[[AsyncConnection], Awaitable[None]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InboxEntry(SQLModel, table=True):
+    """One row per event a consumer has applied: the dedupe key for at-least-once delivery."""
+
+    __tablename__ = "inbox"
+    topic: str = Field(primary_key=True)
+    ce_id: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class OutboxEntry(SQLModel, table=True):
+    """Events written in the same transaction as the state they describe; a relay publishes
+    them to Kafka afterwards and deletes them once the broker acknowledged."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str
+    key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    headers: list[list[str]] = Field(sa_type=sa.JSON)
+    payload: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    version: int = Field(primary_key=True)
+    applied_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+SHARED_TABLES: list[sa.Table] = [
+    InboxEntry.__table__, OutboxEntry.__table__, SchemaVersion.__table__,  # type: ignore[list-item]
+]
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def create_tables(tables: Sequence[sa.Table]) -> Migration:
+    async def step(conn: AsyncConnection) -> None:
+        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=list(tables)))
+
+    return step
+
+
+async def migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> int:
+    """Apply the numbered migrations not yet applied; safe with several instances starting."""
+    async with engine.begin() as conn:
+        # One instance migrates at a time; the others wait and then find nothing to do.
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700101)"))
+        await create_tables([SchemaVersion.__table__])(conn)  # type: ignore[list-item]
+        done = set((await conn.execute(sa.select(SchemaVersion.version))).scalars())
+        for number, step in enumerate(migrations, start=1):
+            if number in done:
+                continue
+            await step(conn)
+            await conn.execute(sa.insert(SchemaVersion).values(version=number))
+        return len(migrations)
+
+
+async def ensure_database(server_url: str, name: str) -> None:
+    """Create a service database on the server if it is missing (local stacks and tests)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

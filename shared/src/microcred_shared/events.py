@@ -1,0 +1,191 @@
+"""Versioned event payloads exchanged over Kafka, and their CloudEvents types.
+
+Events are facts, named in the past tense. Each payload class carries its CloudEvents
+`ce_type`; the envelope (id, source, time, trace context) travels in Kafka headers, see
+`microcred_shared.cloudevents`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+NAMESPACE = uuid.UUID("6c1f3c52-5f0e-4d8e-9a51-2f1b7b0d6a10")
+
+
+def learner_key(email: str) -> str:
+    """The backbone's learner id: one per mailbox, the same across providers.
+
+    Providers know a learner by their own student number; the address the learner gave is
+    the one identifier that every provider shares. See docs/decisions/0003-learner-identity.md.
+    """
+    return str(uuid.uuid5(NAMESPACE, "learner:" + email.strip().lower()))
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ce_type: ClassVar[str]
+
+    def key(self) -> bytes:
+        """Kafka key: keeps per-learner order."""
+        raise NotImplementedError
+
+
+class Learner(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(min_length=1, max_length=200, description="the provider's own learner id")
+    email: EmailStr
+    given_name: str = Field(min_length=1, max_length=200)
+    family_name: str = Field(min_length=1, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    language: Literal["en", "fr"] = "en"
+
+    @property
+    def full_name(self) -> str:
+        return self.display_name or f"{self.given_name} {self.family_name}"
+
+
+class AssessmentResultSubmitted(Event):
+    """A partner institution reported an assessment outcome."""
+
+    ce_type: ClassVar[str] = "ca.microcred.assessment.result.submitted.v1"
+    provider_id: str = Field(min_length=1, max_length=100)
+    result_id: str = Field(min_length=1, max_length=200, description="unique per provider")
+    definition_id: str = Field(min_length=1, max_length=200)
+    learner: Learner
+    score: float | None = None
+    rubric_level: str | None = Field(default=None, max_length=100)
+    passed: bool | None = None
+    assessed_at: datetime
+    evidence_url: str | None = Field(default=None, max_length=2000)
+
+    def key(self) -> bytes:
+        return learner_key(self.learner.email).encode()
+
+
+class AssessmentDecided(Event):
+    """assessment judged a result against its definition's pass rule."""
+
+    ce_type: ClassVar[str] = "ca.microcred.assessment.decided.v1"
+    assessment_id: uuid.UUID
+    provider_id: str
+    result_id: str
+    definition_id: str
+    definition_version: int
+    learner: Learner
+    learner_key: str
+    achieved: bool
+    reason: str
+    score: float | None = None
+    rubric_level: str | None = None
+    assessed_at: datetime
+    decided_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class CredentialIssued(Event):
+    """issuance signed a credential; `credential` is the complete signed document."""
+
+    ce_type: ClassVar[str] = "ca.microcred.credential.issued.v1"
+    credential_id: uuid.UUID
+    assessment_id: uuid.UUID
+    provider_id: str
+    definition_id: str
+    definition_version: int
+    learner_key: str
+    learner_email: str
+    learner_name: str
+    learner_language: Literal["en", "fr"] = "en"
+    title: str
+    issued_at: datetime
+    credential: dict[str, Any]
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class CredentialRegistered(Event):
+    """registry stored a credential and serves it."""
+
+    ce_type: ClassVar[str] = "ca.microcred.credential.registered.v1"
+    credential_id: uuid.UUID
+    provider_id: str
+    definition_id: str
+    learner_key: str
+    learner_email: str
+    learner_name: str
+    learner_language: Literal["en", "fr"] = "en"
+    title: str
+    url: str
+    registered_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class NotificationDelivered(Event):
+    ce_type: ClassVar[str] = "ca.microcred.notification.delivered.v1"
+    notification_id: uuid.UUID
+    credential_id: uuid.UUID
+    channel: Literal["email"] = "email"
+    recipient: str
+    attempts: int
+    delivered_at: datetime
+
+    def key(self) -> bytes:
+        return str(self.credential_id).encode()
+
+
+class NotificationFailed(Event):
+    ce_type: ClassVar[str] = "ca.microcred.notification.failed.v1"
+    notification_id: uuid.UUID
+    credential_id: uuid.UUID
+    channel: Literal["email"] = "email"
+    recipient: str
+    attempts: int
+    reason: str
+    failed_at: datetime
+
+    def key(self) -> bytes:
+        return str(self.credential_id).encode()
+
+
+class IssuerPublicKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    key_id: str
+    public_multikey: str
+    status: Literal["active", "retired", "compromised"]
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+class IssuerKeysPublished(Event):
+    """The public half of a provider's key set changed (compacted topic, keyed by provider)."""
+
+    ce_type: ClassVar[str] = "ca.microcred.issuer.keys.published.v1"
+    provider_id: str
+    profile: dict[str, Any]
+    keys: list[IssuerPublicKey]
+    published_at: datetime
+
+    def key(self) -> bytes:
+        return self.provider_id.encode()
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.ce_type: cls
+    for cls in (
+        AssessmentResultSubmitted,
+        AssessmentDecided,
+        CredentialIssued,
+        CredentialRegistered,
+        NotificationDelivered,
+        NotificationFailed,
+        IssuerKeysPublished,
+    )
+}

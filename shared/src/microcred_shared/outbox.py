@@ -1,0 +1,135 @@
+"""Transactional outbox: rows written with the state change, published by a relay.
+
+The relay publishes in id order, waits for the broker's acknowledgement (acks=all,
+idempotent producer), then deletes the rows. A crash between the two republishes the
+rows on restart; consumers dedupe on `ce_id`, so the effect stays exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from microcred_shared.cloudevents import Envelope, Headers, encode, new_envelope
+from microcred_shared.db import OutboxEntry
+from microcred_shared.events import Event
+from microcred_shared.telemetry import parent_context, traceparent_of
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("microcred.outbox")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record for the outbox: a typed event, or raw bytes (dead letters)."""
+
+    topic: str
+    key: bytes | None
+    headers: Headers
+    payload: bytes
+
+
+def event_record(topic: str, event: Event, source: str, *, traceparent: str | None,
+                 event_id: str | None = None, subject: str | None = None) -> Outgoing:
+    env = new_envelope(event, source, event_id=event_id, subject=subject)
+    env = Envelope(**{**env.__dict__, "traceparent": traceparent})
+    return Outgoing(topic=topic, key=event.key(), headers=env.headers(), payload=encode(event))
+
+
+async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
+    if not records:
+        return
+    await conn.execute(
+        sa.insert(OutboxEntry),
+        [
+            {"topic": r.topic, "key": r.key, "payload": r.payload,
+             "headers": [[k, v.decode()] for k, v in r.headers]}
+            for r in records
+        ],
+    )
+
+
+class OutboxRelay:
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
+                 poll_interval: float = 0.5) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._batch = batch
+        self._poll = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.drain_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(1.0)
+            if self._stopping:
+                # Final drain so a graceful shutdown leaves nothing behind.
+                while await self.drain_once():
+                    pass
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain_once(self) -> int:
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(
+                sa.select(OutboxEntry.id, OutboxEntry.topic, OutboxEntry.key,
+                          OutboxEntry.headers, OutboxEntry.payload)
+                .order_by(OutboxEntry.id).limit(self._batch)
+                .with_for_update(skip_locked=True)
+            )).all()
+            if not rows:
+                return 0
+            futures = [await self._send(row) for row in rows]
+            await asyncio.gather(*futures)
+            await conn.execute(sa.delete(OutboxEntry).where(
+                OutboxEntry.id.in_([row.id for row in rows])))
+        self.published += len(rows)
+        return len(rows)
+
+    async def _send(self, row: sa.Row) -> asyncio.Future:
+        headers = {k: v for k, v in row.headers}
+        ctx = parent_context(headers.get("traceparent"), headers.get("tracestate"))
+        with tracer.start_as_current_span(
+            f"{row.topic} publish", context=ctx, kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic,
+                        "messaging.message.id": headers.get("ce_id", "")},
+        ):
+            tp = traceparent_of()
+            if tp:
+                headers["traceparent"] = tp
+            return await self._producer.send(
+                row.topic, value=row.payload, key=row.key,
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
+
+
+def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all",
+        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,
+    )

@@ -1,0 +1,174 @@
+"""Composition root helpers: one process per service runs its HTTP API, its Kafka
+subscribers and its outbox relay, and shuts them down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka.errors import CommitFailedError, KafkaError
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from microcred_shared import problems
+from microcred_shared.consumer import BatchConsumer, BatchHandler, records_of
+from microcred_shared.db import Migration, ensure_database, make_engine, migrate
+from microcred_shared.events import Event
+from microcred_shared.outbox import OutboxRelay, make_producer
+from microcred_shared.settings import ServiceSettings
+from microcred_shared.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, migrations: Sequence[Migration]) -> None:
+        self.settings = settings
+        self.migrations = migrations
+        self.tracer_provider = setup_tracing(f"microcred-{settings.service}",
+                                             settings.otlp_endpoint)
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=f"microcred-{settings.service}",
+            middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
+            graceful_timeout=15.0,
+        )
+        self.engine: AsyncEngine | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: dict[str, BatchConsumer] = {}
+        self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None]] = []
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.commit_listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
+                  *, max_records: int | None = None) -> None:
+        self._subs.append((topic, handler, expected, max_records))
+
+    def on_start(self, hook: Hook) -> None:
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    def background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+        return task
+
+    def _committed(self) -> None:
+        if self.relay:
+            self.relay.wake()
+        for listener in self.commit_listeners:
+            listener()
+
+    def _register(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
+                  max_records: int | None) -> None:
+        assert self.engine is not None
+        consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
+                                 handler=handler, expected=expected,
+                                 on_committed=self._committed)
+        self.consumers[topic] = consumer
+
+        @self.broker.subscriber(
+            topic, group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
+            max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
+            auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
+            max_poll_interval_ms=600_000,
+        )
+        async def on_batch(msg: KafkaMessage) -> None:
+            records = records_of(msg.raw_message)
+            try:
+                await consumer.apply(records)
+            except Exception:
+                log.exception("batch on %s not applied; rewinding for redelivery", topic)
+                await msg.nack()
+                await asyncio.sleep(2.0)
+                return
+            try:
+                await msg.ack()
+            except (CommitFailedError, KafkaError) as exc:
+                # A rebalance took the partitions away: the new owner re-reads these records
+                # and the inbox turns them into no-ops.
+                log.warning("offset commit on %s failed after a rebalance: %s", topic, exc)
+
+    def app(self, title: str, routes: Callable[[FastAPI, ServiceRuntime], None] | None = None,
+            ) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        api = FastAPI(title=title, lifespan=lifespan)
+        problems.install(api)
+
+        @api.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, Any]:
+            return {"status": "ok", "service": self.settings.service,
+                    "applied": {t: c.applied for t, c in self.consumers.items()},
+                    "dead_lettered": {t: c.dead_lettered for t, c in self.consumers.items()},
+                    "published": self.relay.published if self.relay else 0}
+
+        if routes:
+            routes(api, self)
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(api, tracer_provider=self.tracer_provider,
+                                           excluded_urls="healthz")
+        return api
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.server_database_url and not s.own_database_url:
+            await ensure_database(s.server_database_url, s.database_name)
+        self.engine = make_engine(s.database_url)
+        await migrate(self.engine, self.migrations)
+        self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
+        await self.producer.start()
+        self.relay = OutboxRelay(self.engine, self.producer)
+        self._relay_task = asyncio.create_task(self.relay.run())
+        for hook in self._on_start:
+            await hook(self)
+        for sub in self._subs:
+            self._register(*sub)
+        await self.broker.start()
+        log.info("%s started", s.service)
+
+    async def stop(self) -> None:
+        # Order matters: stop taking new records, let in-flight batches commit, publish
+        # what they wrote, then close the connections.
+        await self.broker.stop()
+        for hook in self._on_stop:
+            await hook(self)
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay:
+            self.relay.stop()
+            await self._relay_task
+        await self.producer.stop()
+        if self.engine:
+            await self.engine.dispose()
+        self.tracer_provider.shutdown()
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
+                timeout_graceful_shutdown=20)

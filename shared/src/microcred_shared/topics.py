@@ -1,0 +1,39 @@
+"""Kafka topic names, defined once for every service and for the local tooling."""
+
+from __future__ import annotations
+
+RESULTS = "microcred.assessment.results.v1"
+DECISIONS = "microcred.assessment.decisions.v1"
+CREDENTIALS_ISSUED = "microcred.credentials.issued.v1"
+CREDENTIALS_REGISTERED = "microcred.credentials.registered.v1"
+CREDENTIAL_STATUS = "microcred.credentials.status.v1"
+NOTIFICATIONS = "microcred.notifications.v1"
+# Compacted: the latest public key set per provider, projected by the registry.
+ISSUER_KEYS = "microcred.issuers.keys.v1"
+STATUS_LISTS = "microcred.status-lists.v1"
+
+DLQ_SUFFIX = ".dlq"
+
+_EVENT_TOPICS = (
+    RESULTS,
+    DECISIONS,
+    CREDENTIALS_ISSUED,
+    CREDENTIALS_REGISTERED,
+    CREDENTIAL_STATUS,
+    NOTIFICATIONS,
+)
+_COMPACTED = (ISSUER_KEYS, STATUS_LISTS)
+
+
+def dlq(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def compacted_topics() -> list[str]:
+    return list(_COMPACTED)
+
+
+def all_topics() -> list[str]:
+    """Every topic the backbone uses, dead-letter siblings included."""
+    names = [*_EVENT_TOPICS, *_COMPACTED]
+    return names + [dlq(name) for name in _EVENT_TOPICS]
