@@ -83,7 +83,7 @@ class ServiceRuntime:
             topic, group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
-            max_poll_interval_ms=600_000,
+            max_poll_interval_ms=600_000, decoder=_leave_undecoded,
         )
         async def on_batch(msg: KafkaMessage) -> None:
             records = records_of(msg.raw_message)
@@ -163,6 +163,12 @@ class ServiceRuntime:
         if self.engine:
             await self.engine.dispose()
         self.tracer_provider.shutdown()
+
+
+async def _leave_undecoded(msg: Any) -> None:
+    # The consumer decodes each record itself: FastStream's JSON decoding of a batch would
+    # raise on one malformed record before our handler could dead-letter it.
+    return None
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -1,0 +1,91 @@
+"""The real backbone for end-to-end tests: Kafka and PostgreSQL started by the repo's own
+devstack, the four services as separate processes, a real SMTP server and a real OTLP
+receiver on loopback."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from microcred_devstack import Stack, free_port
+from microcred_shared.testing import OtlpCollector, SmtpRecorder
+
+PROVIDERS = ("lakeshore-college", "coast-mountain-university", "cegep-riviere-du-nord",
+             "ontario-construction-sector-council")
+
+
+@dataclass
+class Backbone:
+    stack: Stack
+    smtp: SmtpRecorder
+    otlp: OtlpCollector
+    operator_token: str
+    env: dict[str, str]
+    api_keys: dict[str, str] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return self.stack.service_url(service)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.stack.bootstrap
+
+    def http(self, service: str, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=30)
+
+    async def db(self, service: str) -> asyncpg.Connection:
+        server = self.stack.database_url
+        return await asyncpg.connect(server.rsplit("/", 1)[0] + f"/microcred_{service}")
+
+    async def scalar(self, service: str, sql: str, *args: Any) -> Any:
+        conn = await self.db(service)
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    def mint_key(self, provider_id: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "microcred_assessment", "keys", "create", provider_id],
+            env={**os.environ, **self.stack.service_env("assessment", self.env)},
+            capture_output=True, text=True, check=True, timeout=60)
+        return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
+    state: Path = tmp_path_factory.mktemp("stack")
+    stack = Stack(state, free_ports=True).start_infra()
+    smtp = SmtpRecorder(free_port()).start()
+    otlp = OtlpCollector(free_port()).start()
+    token = secrets.token_urlsafe(24)
+    env = {
+        "MICROCRED_SMTP_PORT": str(smtp.controller.port),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "MICROCRED_OPERATOR_TOKEN": token,
+        "MICROCRED_NOTIFY_RETRY_BASE_SECONDS": "0.2",
+    }
+    bb = Backbone(stack, smtp, otlp, token, env)
+    try:
+        for name in ("assessment", "issuance", "registry", "notify"):
+            stack.start_service(name, env, wait=False)
+        for name in ("assessment", "issuance", "registry", "notify"):
+            stack.service(name, env).wait_healthy(stack.service_url(name) + "/healthz", 120)
+        bb.api_keys = {p: bb.mint_key(p) for p in PROVIDERS}
+        yield bb
+    finally:
+        stack.down()
+        smtp.stop()
+        otlp.stop()
