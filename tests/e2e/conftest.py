@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-
 from microcred_devstack import Stack, free_port
 from microcred_shared.testing import OtlpCollector, SmtpRecorder
 

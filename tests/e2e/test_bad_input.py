@@ -7,11 +7,16 @@ import json
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-
 from microcred_shared import topics
 from microcred_shared.cloudevents import encode
 from microcred_shared.events import learner_key
-from microcred_shared.testing import ProviderPublisher, eventually, learner, provider_headers, result
+from microcred_shared.testing import (
+    ProviderPublisher,
+    eventually,
+    learner,
+    provider_headers,
+    result,
+)
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from microcred_shared.events import learner_key
 from microcred_shared.testing import ProviderPublisher, eventually, learner, result
 from microcred_shared.vc import contexts  # noqa: F401  (offline loader is importable)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from microcred_shared.testing import eventually, learner, result
 
 pytestmark = pytest.mark.integration

@@ -160,7 +160,7 @@ class OtlpCollector:
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], *,
-                     timeout: float = 60.0, interval: float = 0.3) -> T:
+                     timeout: float = 60.0, interval: float = 0.3) -> T:  # noqa: ASYNC109
     """Poll until `done(value)`; return the last value (the caller asserts on it)."""
     deadline = time.monotonic() + timeout
     value = await probe()
