@@ -1,0 +1,51 @@
+# microcred — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+UV ?= uv
+PY := $(UV) run --frozen python
+
+.PHONY: install demo up down status logs test unit-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
+
+install: ## install Python deps (uv.lock) and the JS interop verifier (package-lock.json)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@if [ -f tests/interop/package-lock.json ]; then npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error; fi
+
+demo: install ## start the backbone, publish a realistic batch, show what happened
+	$(PY) -m microcred_devstack up
+	$(PY) -m microcred_devstack demo
+
+up: install ## run the backbone and leave it running
+	$(PY) -m microcred_devstack up
+
+down: ## stop exactly what `up` started
+	$(PY) -m microcred_devstack down
+
+status:
+	$(PY) -m microcred_devstack status
+
+logs:
+	$(PY) -m microcred_devstack logs
+
+test: install ## every test: unit, contract, interop, integration and end-to-end (real Kafka + PostgreSQL)
+	$(UV) run --frozen pytest
+
+unit-tests: install
+	$(UV) run --frozen pytest -m "not integration and not interop"
+
+integration-tests e2e-tests: install
+	$(UV) run --frozen pytest -m integration
+
+interop-tests: install
+	$(UV) run --frozen pytest -m interop
+
+lint:
+	$(UV) run --frozen ruff check .
+
+bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test)
+	$(PY) bench/e2e/run.py
+
+bench-signing: install ## signing speed vs the JavaScript peer (not a test)
+	$(PY) bench/signing/run.py
+
+clean: down
+	rm -rf .state

@@ -1,0 +1,93 @@
+"""The credential issuance builds says everything the European definition asks, in standard
+Open Badges 3.0 form, and signs without a single undefined term."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from microcred_issuance import credential
+from microcred_shared.catalog import load_catalog
+from microcred_shared.events import AssessmentDecided, learner_key
+from microcred_shared.settings import REPO_ROOT
+from microcred_shared.testing import learner
+from microcred_shared.vc import proofs, schema
+
+CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
+BASE = "https://registry.microcred.example"
+
+
+def build(definition_id: str, **outcome):
+    d = CATALOG.definition(definition_id)
+    p = CATALOG.provider(d.provider_id)
+    who = learner("unit", language="fr")
+    decision = AssessmentDecided(
+        assessment_id=uuid.uuid4(), provider_id=p.id, result_id="r-1", definition_id=d.id,
+        definition_version=d.version, learner=who, learner_key=learner_key(who.email),
+        achieved=True, reason="ok", assessed_at=datetime(2026, 11, 3, tzinfo=UTC),
+        decided_at=datetime.now(UTC), **outcome)
+    return credential.build(decision=decision, definition=d, provider=p,
+                            profile=credential.issuer_profile(p, BASE),
+                            credential_id=uuid.uuid4(), issued_at=datetime.now(UTC),
+                            base_url=BASE, status_index=131_075, salt="abcd")
+
+
+CASES = [("lakeshore-data-analytics-fundamentals", {"score": 88}),
+         ("cmu-sustainable-forestry", {"rubric_level": "exemplary"}),
+         ("lakeshore-workplace-safety", {}),
+         ("cegep-soins-premiers-secours", {"score": 90}),
+         ("ocsc-site-supervisor-readiness", {})]
+
+
+@pytest.mark.parametrize(("definition_id", "outcome"), CASES)
+def test_every_issued_credential_validates_against_the_open_badges_schema(definition_id,
+                                                                          outcome):
+    doc = build(definition_id, **outcome)
+    assert schema.schema_problems(doc) == []
+
+
+@pytest.mark.parametrize(("definition_id", "outcome"), CASES)
+def test_both_cryptosuites_sign_the_credential_with_no_undefined_term(definition_id, outcome):
+    doc = build(definition_id, **outcome)
+    key = Ed25519PrivateKey.generate()
+    for suite in ("eddsa-rdfc-2022", "eddsa-jcs-2022"):
+        signed = proofs.sign(doc, key, f"{BASE}/issuers/x#k", cryptosuite=suite)
+        result = proofs.verify_proof_sync(signed, lambda _vm: key.public_key())
+        assert result.ok, result.reason
+
+
+def test_the_credential_names_every_mandatory_element_of_the_european_approach():
+    doc = build("lakeshore-data-analytics-fundamentals", score=88)
+    subject, ach = doc["credentialSubject"], doc["credentialSubject"]["achievement"]
+    assert subject["name"] == "Learner Nunit"                      # identification
+    assert subject["identifier"][0]["identityType"] == "emailAddress"
+    assert doc["name"] == ach["name"] == "Data Analytics Fundamentals"   # title
+    assert doc["issuer"]["address"] == {"type": ["Address"], "addressCountry": "Canada",
+                                        "addressCountryCode": "CA", "addressRegion": "CA-ON"}
+    assert doc["issuer"]["name"].startswith("Lakeshore College")       # awarding body
+    assert doc["validFrom"].startswith(str(datetime.now(UTC).year))     # date of issuing
+    assert "Prepare a raw data set" in ach["criteria"]["narrative"]     # learning outcomes
+    assert ach["notionalWorkload"] == {"hours": 45}                     # workload
+    assert ach["level"] == {"framework": "Ontario Qualifications Framework",
+                            "value": "Certificate II"}
+    assert ach["assessmentType"] == "project-based assessment with oral defence"
+    assert ach["participationForm"] == "blended"
+    assert doc["qualityAssurance"]["body"] == "Ontario College Quality Assurance Service"
+    assert ach["creditsAvailable"] == subject["creditsEarned"] == 3
+    assert subject["result"][0]["value"] == "88"
+    assert ach["alignment"][0]["targetFramework"] == "ESCO"
+    assert (ach["cipCode"], ach["nocCode"]) == ("30.7001", "21223")
+    assert ach["nameFr"] == "Fondements de l'analyse de données"
+    assert "Résultats d'apprentissage" in ach["criteria"]["narrativeFr"]
+
+
+def test_status_entries_point_into_the_right_list_for_revocation_and_suspension():
+    doc = build("lakeshore-workplace-safety")
+    revocation, suspension = doc["credentialStatus"]
+    assert revocation["statusPurpose"] == "revocation"
+    assert suspension["statusPurpose"] == "suspension"
+    assert revocation["statusListIndex"] == "3"  # 131_075 is index 3 of list 1
+    assert revocation["statusListCredential"].endswith("/status/lakeshore-college/revocation/1")
