@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+
 from microcred_devstack import Stack, free_port
 from microcred_shared.testing import OtlpCollector, SmtpRecorder
 
@@ -85,6 +86,6 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
         bb.api_keys = {p: bb.mint_key(p) for p in PROVIDERS}
         yield bb
     finally:
-        stack.down()
+        stack.down(purge=True)
         smtp.stop()
         otlp.stop()

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from microcred_shared import topics
 from microcred_shared.cloudevents import encode
 from microcred_shared.events import learner_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from microcred_shared.events import learner_key
 from microcred_shared.testing import ProviderPublisher, eventually, learner, result
 from microcred_shared.vc import contexts  # noqa: F401  (offline loader is importable)
@@ -47,7 +48,7 @@ async def test_two_providers_in_two_provinces_issue_registered_credentials_and_m
         subject = doc["credentialSubject"]
         assert subject["achievement"]["achievementType"] == "MicroCredential"
         assert subject["name"] == who.full_name
-        assert doc["proof"]["type"] == "DataIntegrityProof"
+        assert doc["proof"][0]["type"] == "DataIntegrityProof"  # OB 3.0: proof is an array
         async with backbone.http("registry") as client:
             served = (await client.get(f"/v1/credentials/{creds[0]['id']}")).json()
         assert served == doc

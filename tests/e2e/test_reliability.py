@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 
 import pytest
+
 from microcred_shared.events import learner_key
 from microcred_shared.testing import ProviderPublisher, eventually, learner, result
 

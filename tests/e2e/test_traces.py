@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from microcred_shared.testing import eventually, learner, result
 
 pytestmark = pytest.mark.integration

@@ -89,17 +89,20 @@ class AssessmentDecided(Event):
 
 
 class CredentialIssued(Event):
-    """issuance signed a credential; `credential` is the complete signed document."""
+    """issuance signed a credential; `credential` is the complete signed document.
+
+    Credentials issued through the VC-API have no assessment, definition or known mailbox:
+    those fields are then empty."""
 
     ce_type: ClassVar[str] = "ca.microcred.credential.issued.v1"
     credential_id: uuid.UUID
-    assessment_id: uuid.UUID
+    assessment_id: uuid.UUID | None = None
     provider_id: str
-    definition_id: str
-    definition_version: int
+    definition_id: str | None = None
+    definition_version: int | None = None
     learner_key: str
-    learner_email: str
-    learner_name: str
+    learner_email: str | None = None
+    learner_name: str | None = None
     learner_language: Literal["en", "fr"] = "en"
     title: str
     issued_at: datetime
@@ -115,10 +118,10 @@ class CredentialRegistered(Event):
     ce_type: ClassVar[str] = "ca.microcred.credential.registered.v1"
     credential_id: uuid.UUID
     provider_id: str
-    definition_id: str
+    definition_id: str | None = None
     learner_key: str
-    learner_email: str
-    learner_name: str
+    learner_email: str | None = None
+    learner_name: str | None = None
     learner_language: Literal["en", "fr"] = "en"
     title: str
     url: str
@@ -177,6 +180,52 @@ class IssuerKeysPublished(Event):
         return self.provider_id.encode()
 
 
+class ProviderApiKeyChanged(Event):
+    """A provider API key was minted or revoked (compacted topic, keyed by key id). Carries
+    only the SHA-256 digest of the secret."""
+
+    ce_type: ClassVar[str] = "ca.microcred.provider.api-key.changed.v1"
+    key_id: str
+    provider_id: str
+    secret_sha256: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def key(self) -> bytes:
+        return self.key_id.encode()
+
+
+class CredentialStatusChanged(Event):
+    """The issuing provider revoked, suspended or reinstated a credential."""
+
+    ce_type: ClassVar[str] = "ca.microcred.credential.status.changed.v1"
+    credential_id: uuid.UUID
+    provider_id: str
+    learner_key: str
+    status: Literal["active", "revoked", "suspended"]
+    action: Literal["revoke", "suspend", "unsuspend"]
+    reason: str
+    changed_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class StatusListPublished(Event):
+    """A signed BitstringStatusListCredential to serve at `url` (compacted, keyed by url)."""
+
+    ce_type: ClassVar[str] = "ca.microcred.status-list.published.v1"
+    url: str
+    provider_id: str
+    purpose: Literal["revocation", "suspension"]
+    version: int
+    credential: dict[str, Any]
+    published_at: datetime
+
+    def key(self) -> bytes:
+        return self.url.encode()
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.ce_type: cls
     for cls in (
@@ -187,5 +236,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NotificationDelivered,
         NotificationFailed,
         IssuerKeysPublished,
+        ProviderApiKeyChanged,
+        CredentialStatusChanged,
+        StatusListPublished,
     )
 }

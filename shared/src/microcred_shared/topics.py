@@ -11,6 +11,7 @@ NOTIFICATIONS = "microcred.notifications.v1"
 # Compacted: the latest public key set per provider, projected by the registry.
 ISSUER_KEYS = "microcred.issuers.keys.v1"
 STATUS_LISTS = "microcred.status-lists.v1"
+PROVIDER_API_KEYS = "microcred.providers.api-keys.v1"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -22,7 +23,7 @@ _EVENT_TOPICS = (
     CREDENTIAL_STATUS,
     NOTIFICATIONS,
 )
-_COMPACTED = (ISSUER_KEYS, STATUS_LISTS)
+_COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS)
 
 
 def dlq(topic: str) -> str:

@@ -1,4 +1,5 @@
-"""`python -m microcred_assessment` serves; `... keys create PROVIDER` mints an API key."""
+"""`python -m microcred_assessment` serves; `... keys create PROVIDER` mints an API key and
+`... keys revoke KEY_ID` revokes one."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import sys
 from microcred_assessment.settings import Settings
 
 
-async def _create_key(provider_id: str) -> str:
-    from microcred_shared.db import ensure_database, make_engine, migrate
-
-    from microcred_assessment.keys import create_key
+async def _keys(action: str, arg: str) -> str:
+    from microcred_assessment.keys import create_key, revoke_key
     from microcred_assessment.models import MIGRATIONS
+    from microcred_shared.db import ensure_database, make_engine, migrate
 
     settings = Settings()
     if settings.server_database_url and not settings.own_database_url:
@@ -20,20 +20,22 @@ async def _create_key(provider_id: str) -> str:
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         await migrate(engine, MIGRATIONS)
-        return await create_key(engine, provider_id)
+        if action == "create":
+            return await create_key(engine, arg)
+        return "revoked" if await revoke_key(engine, arg) else "no such active key"
     finally:
         await engine.dispose()
 
 
 def main(argv: list[str]) -> None:
-    if argv[:2] == ["keys", "create"] and len(argv) == 3:
-        print(asyncio.run(_create_key(argv[2])))
+    if len(argv) == 3 and argv[0] == "keys" and argv[1] in ("create", "revoke"):
+        print(asyncio.run(_keys(argv[1], argv[2])))
         return
     if argv:
-        sys.exit("usage: python -m microcred_assessment [keys create PROVIDER_ID]")
-    from microcred_shared.runtime import serve
-
+        sys.exit("usage: python -m microcred_assessment "
+                 "[keys create PROVIDER_ID | keys revoke KEY_ID]")
     from microcred_assessment.main import build
+    from microcred_shared.runtime import serve
 
     app, rt = build()
     serve(app, rt.settings)

@@ -2,40 +2,29 @@
 
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from microcred_assessment.domain import InvalidResult, check
+from microcred_assessment.handlers import assessment_id_for
+from microcred_assessment.models import ResultRecord
 from microcred_shared import outbox, topics
+from microcred_shared.auth import provider_dependency
 from microcred_shared.catalog import Catalog
 from microcred_shared.events import AssessmentResultSubmitted
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.telemetry import trace_id_of, traceparent_of
 
-from microcred_assessment.domain import InvalidResult, check
-from microcred_assessment.handlers import assessment_id_for
-from microcred_assessment.keys import KeyVerifier
-from microcred_assessment.models import ResultRecord
-
 
 def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     catalog: Catalog = rt.catalog  # type: ignore[attr-defined]
     skew = timedelta(seconds=rt.settings.clock_skew_seconds)  # type: ignore[attr-defined]
 
-    async def provider(request: Request) -> str:
-        verifier: KeyVerifier = rt.key_verifier  # type: ignore[attr-defined]
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        found = await verifier.provider_for(token) if scheme.lower() == "bearer" else None
-        if not found:
-            raise Problem(401, "Unauthorized", "a valid provider API key is required "
-                          "(Authorization: Bearer mcp_...)", kind="unauthorized",
-                          headers={"WWW-Authenticate": "Bearer"})
-        return found
-
-    Provider = Annotated[str, Depends(provider)]
+    Provider = provider_dependency(lambda: rt.key_verifier)  # type: ignore[attr-defined]
 
     @app.post("/v1/assessment-results", status_code=202)
     async def submit(result: AssessmentResultSubmitted, provider_id: Provider,

@@ -5,6 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_assessment.domain import InvalidResult, check, decide
+from microcred_assessment.models import ResultRecord
 from microcred_shared import topics
 from microcred_shared.catalog import Catalog
 from microcred_shared.consumer import Incoming
@@ -16,11 +21,6 @@ from microcred_shared.events import (
 )
 from microcred_shared.outbox import event_record
 from microcred_shared.telemetry import trace_id_of
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from microcred_assessment.domain import InvalidResult, check, decide
-from microcred_assessment.models import ResultRecord
 
 SOURCE = "/microcred/assessment"
 

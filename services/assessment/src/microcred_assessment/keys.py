@@ -1,62 +1,39 @@
-"""Provider API keys for HTTP ingest: `mcp_<key id>.<secret>`, stored as a SHA-256 digest."""
+"""Minting and revoking provider API keys (assessment is where keys are issued)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from microcred_assessment.models import ApiKey
+from microcred_shared import outbox, topics
+from microcred_shared.auth import ApiKey, new_key, upsert
+from microcred_shared.events import ProviderApiKeyChanged
 
-PREFIX = "mcp_"
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+SOURCE = "/microcred/assessment"
 
 
 async def create_key(engine: AsyncEngine, provider_id: str) -> str:
-    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    """Store the digest, announce it to the other services, return the key (shown once)."""
+    token, event = new_key(provider_id)
     async with engine.begin() as conn:
-        await conn.execute(sa.insert(ApiKey).values(
-            key_id=key_id, provider_id=provider_id, secret_sha256=_digest(secret)))
-    return f"{PREFIX}{key_id}.{secret}"
+        await upsert(conn, [event])
+        await outbox.write(conn, [outbox.event_record(topics.PROVIDER_API_KEYS, event, SOURCE,
+                                                      traceparent=None)])
+    return token
 
 
 async def revoke_key(engine: AsyncEngine, key_id: str) -> bool:
     async with engine.begin() as conn:
-        done = await conn.execute(sa.update(ApiKey).where(
-            ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)
-        ).values(revoked_at=datetime.now(UTC)))
-    return done.rowcount == 1
-
-
-class KeyVerifier:
-    """Checks bearer tokens. Verified keys are cached briefly so that ingest at thousands
-    of requests per second does not hit the database per request; a revocation takes
-    effect within `ttl` seconds."""
-
-    def __init__(self, engine: AsyncEngine, ttl: float = 10.0) -> None:
-        self._engine, self._ttl = engine, ttl
-        self._cache: dict[str, tuple[float, str | None]] = {}
-
-    async def provider_for(self, token: str) -> str | None:
-        if not token.startswith(PREFIX) or "." not in token:
-            return None
-        key_id, _, secret = token[len(PREFIX):].partition(".")
-        digest = _digest(secret)
-        cached = self._cache.get(digest)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(ApiKey.provider_id, ApiKey.secret_sha256).where(
-                ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)))).first()
-        provider = row.provider_id if row and hmac.compare_digest(row.secret_sha256, digest) \
-            else None
-        self._cache[digest] = (time.monotonic() + self._ttl, provider)
-        return provider
+        row = (await conn.execute(sa.select(ApiKey).where(
+            ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)))).first()
+        if row is None:
+            return False
+        event = ProviderApiKeyChanged(key_id=row.key_id, provider_id=row.provider_id,
+                                      secret_sha256=row.secret_sha256,
+                                      created_at=row.created_at, revoked_at=datetime.now(UTC))
+        await upsert(conn, [event])
+        await outbox.write(conn, [outbox.event_record(topics.PROVIDER_API_KEYS, event, SOURCE,
+                                                      traceparent=None)])
+    return True

@@ -6,16 +6,16 @@ from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
-from microcred_shared import topics
-from microcred_shared.catalog import load_catalog
-from microcred_shared.events import AssessmentResultSubmitted
-from microcred_shared.runtime import ServiceRuntime
 
 from microcred_assessment import api
 from microcred_assessment.handlers import on_results
-from microcred_assessment.keys import KeyVerifier
 from microcred_assessment.models import MIGRATIONS
 from microcred_assessment.settings import Settings
+from microcred_shared import topics
+from microcred_shared.auth import KeyVerifier
+from microcred_shared.catalog import load_catalog
+from microcred_shared.events import AssessmentResultSubmitted
+from microcred_shared.runtime import ServiceRuntime
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:

@@ -4,8 +4,10 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 from sqlmodel import Field, SQLModel
+
+from microcred_shared.auth import ApiKey
+from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
 class ResultRecord(SQLModel, table=True):
@@ -24,18 +26,6 @@ class ResultRecord(SQLModel, table=True):
     ce_id: str
     trace_id: str | None = None
     decided_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-
-
-class ApiKey(SQLModel, table=True):
-    """A provider's HTTP ingest credential. Only a SHA-256 digest of the secret is stored:
-    the secret is 256 random bits, so a slow password hash would buy nothing."""
-
-    __tablename__ = "api_keys"
-    key_id: str = Field(primary_key=True)
-    provider_id: str = Field(index=True)
-    secret_sha256: str
-    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 MIGRATIONS = [create_tables([*SHARED_TABLES, ResultRecord.__table__, ApiKey.__table__])]

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from microcred_shared.settings import REPO_ROOT, ServiceSettings
 from pydantic import AliasChoices, Field
+
+from microcred_shared.settings import REPO_ROOT, ServiceSettings
 
 
 class Settings(ServiceSettings):

@@ -10,20 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_issuance import credential, status
+from microcred_issuance.keystore import KeyStore, SigningKey
+from microcred_issuance.models import IssuedCredential, StatusAllocation
 from microcred_shared import topics
 from microcred_shared.catalog import Catalog
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import AssessmentDecided, CredentialIssued
 from microcred_shared.outbox import event_record
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from microcred_issuance import credential
-from microcred_issuance.keystore import KeyStore, SigningKey
-from microcred_issuance.models import IssuedCredential, StatusAllocation
 
 SOURCE = "/microcred/issuance"
 Signer = Callable[[dict[str, Any], SigningKey], dict[str, Any]]
+ListSigner = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 async def allocate(conn: AsyncConnection, provider_id: str, count: int) -> int:
@@ -38,7 +39,7 @@ async def allocate(conn: AsyncConnection, provider_id: str, count: int) -> int:
 
 
 async def on_decisions(conn: AsyncConnection, items: list[Incoming], *, catalog: Catalog,
-                       keys: KeyStore, sign: Signer, base_url: str,
+                       keys: KeyStore, sign: Signer, sign_list: ListSigner, base_url: str,
                        profiles: dict[str, dict[str, Any]]) -> dict[int, str]:
     refused: dict[int, str] = {}
     todo: list[tuple[Incoming, AssessmentDecided]] = []
@@ -68,6 +69,12 @@ async def on_decisions(conn: AsyncConnection, items: list[Incoming], *, catalog:
         assert provider is not None
         key = keys.active(provider_id)
         first = await allocate(conn, provider_id, len(pairs))
+        lists = {i // credential.STATUS_LIST_SIZE for i in (first, first + len(pairs) - 1)}
+        for purpose, list_no in await status.ensure_lists(conn, provider_id, lists):
+            # A new list must be served before any credential pointing into it verifies.
+            pairs[0][0].outgoing.append(await status.publish(
+                conn, provider_id=provider_id, purpose=purpose, list_no=list_no,
+                base_url=base_url, sign=sign_list))
         for offset, (item, decision) in enumerate(pairs):
             definition = catalog.definition(decision.definition_id)
             assert definition is not None

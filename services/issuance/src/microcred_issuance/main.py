@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI
+
+from microcred_issuance import api, credential, status
+from microcred_issuance.handlers import on_decisions
+from microcred_issuance.keystore import KeyStore, SigningKey
+from microcred_issuance.models import MIGRATIONS, StatusList
+from microcred_issuance.settings import Settings
 from microcred_shared import outbox, topics
+from microcred_shared.auth import KeyVerifier, on_api_keys
 from microcred_shared.catalog import load_catalog
-from microcred_shared.events import AssessmentDecided, IssuerKeysPublished, IssuerPublicKey
+from microcred_shared.events import (
+    AssessmentDecided,
+    IssuerKeysPublished,
+    IssuerPublicKey,
+    ProviderApiKeyChanged,
+)
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc import proofs
 
-from microcred_issuance import credential
-from microcred_issuance.handlers import on_decisions
-from microcred_issuance.keystore import KeyStore, SigningKey
-from microcred_issuance.models import MIGRATIONS
-from microcred_issuance.settings import Settings
-
 SOURCE = "/microcred/issuance"
+log = logging.getLogger(__name__)
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
@@ -28,23 +38,33 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     catalog = load_catalog(settings.seed_file)
     base = settings.public_base_url.rstrip("/")
     profiles = {p.id: credential.issuer_profile(p, base) for p in catalog.providers}
+    rt.profiles = profiles  # type: ignore[attr-defined]
 
-    def sign(doc: dict[str, Any], key: SigningKey) -> dict[str, Any]:
+    def sign(doc: dict[str, Any], key: SigningKey, suite: str | None = None) -> dict[str, Any]:
         vm = f"{credential.issuer_id(base, key.provider_id)}#{key.key_id}"
-        return proofs.sign(doc, key.private, vm, cryptosuite=settings.cryptosuite)
+        return proofs.sign(doc, key.private, vm, cryptosuite=suite or settings.cryptosuite)
+
+    def sign_list(doc: dict[str, Any], provider_id: str) -> dict[str, Any]:
+        return sign(doc, rt.keys.active(provider_id))  # type: ignore[attr-defined]
+
+    rt.sign, rt.sign_list = sign, sign_list  # type: ignore[attr-defined]
 
     async def start(r: ServiceRuntime) -> None:
         assert r.engine is not None
         store = KeyStore(r.engine, settings.kek_bytes)
         r.keys = store  # type: ignore[attr-defined]
+        r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
         await store.ensure_active([p.id for p in catalog.providers])
         await publish_keys(r, store, profiles)
+        await publish_status_lists(r, base, sign_list, initial=True)
+        r.background(refresh_status_lists(r, base, sign_list))
         r.subscribe(topics.DECISIONS, partial(
-            on_decisions, catalog=catalog, keys=store, sign=sign, base_url=base,
-            profiles=profiles), AssessmentDecided)
+            on_decisions, catalog=catalog, keys=store, sign=sign, sign_list=sign_list,
+            base_url=base, profiles=profiles), AssessmentDecided)
+        r.subscribe(topics.PROVIDER_API_KEYS, on_api_keys, ProviderApiKeyChanged)
 
     rt.on_start(start)
-    return rt.app("microcred issuance"), rt
+    return rt.app("microcred issuance", api.routes), rt
 
 
 async def publish_keys(rt: ServiceRuntime, store: KeyStore,
@@ -60,3 +80,37 @@ async def publish_keys(rt: ServiceRuntime, store: KeyStore,
     assert rt.engine is not None
     async with rt.engine.begin() as conn:
         await outbox.write(conn, records)
+
+
+async def publish_status_lists(rt: ServiceRuntime, base: str, sign_list: Any, *,
+                               initial: bool = False, older_than: timedelta | None = None,
+                               ) -> int:
+    """(Re)sign status lists: at start every provider's first lists exist and are served;
+    later, lists not re-signed for a while are refreshed before they expire."""
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        if initial:
+            for provider_id in rt.profiles:  # type: ignore[attr-defined]
+                await status.ensure_lists(conn, provider_id, {0})
+        query = sa.select(StatusList.provider_id, StatusList.purpose, StatusList.list_no)
+        if older_than is not None:
+            query = query.where(StatusList.updated_at < datetime.now(UTC) - older_than)
+        rows = (await conn.execute(query)).all()
+        records = [await status.publish(conn, provider_id=r.provider_id, purpose=r.purpose,
+                                        list_no=r.list_no, base_url=base, sign=sign_list)
+                   for r in rows]
+        if older_than is not None and rows:
+            await conn.execute(sa.update(StatusList).where(sa.tuple_(
+                StatusList.provider_id, StatusList.purpose, StatusList.list_no).in_(
+                [tuple(r) for r in rows])).values(updated_at=datetime.now(UTC)))
+        await outbox.write(conn, records)
+    return len(records)
+
+
+async def refresh_status_lists(rt: ServiceRuntime, base: str, sign_list: Any) -> None:
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            await publish_status_lists(rt, base, sign_list, older_than=status.VALIDITY / 2)
+        except Exception:
+            log.exception("status list refresh failed; next try in an hour")

@@ -4,8 +4,10 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 from sqlmodel import Field, SQLModel
+
+from microcred_shared.auth import ApiKey
+from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
 class IssuerKey(SQLModel, table=True):
@@ -26,13 +28,14 @@ class IssuerKey(SQLModel, table=True):
 class IssuedCredential(SQLModel, table=True):
     __tablename__ = "issued_credentials"
     credential_id: uuid.UUID = Field(primary_key=True)
-    assessment_id: uuid.UUID = Field(unique=True)
+    assessment_id: uuid.UUID | None = Field(default=None, unique=True)
     provider_id: str = Field(index=True)
-    definition_id: str
-    definition_version: int
+    definition_id: str | None = None
+    definition_version: int | None = None
     learner_key: str = Field(index=True)
     key_id: str
     status_index: int
+    status: str = "active"  # active | revoked | suspended
     issued_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
@@ -45,5 +48,18 @@ class StatusAllocation(SQLModel, table=True):
     next_index: int = 0
 
 
-MIGRATIONS = [create_tables([*SHARED_TABLES, IssuerKey.__table__, IssuedCredential.__table__,
-                             StatusAllocation.__table__])]
+class StatusList(SQLModel, table=True):
+    """The bits of one status list; the registry serves the signed credential made of it."""
+
+    __tablename__ = "status_lists"
+    provider_id: str = Field(primary_key=True)
+    purpose: str = Field(primary_key=True)  # revocation | suspension
+    list_no: int = Field(primary_key=True)
+    bits: bytes = Field(sa_type=sa.LargeBinary)
+    version: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+MIGRATIONS = [create_tables([*SHARED_TABLES, ApiKey.__table__, IssuerKey.__table__,
+                             IssuedCredential.__table__, StatusAllocation.__table__,
+                             StatusList.__table__])]

@@ -3,8 +3,9 @@ from __future__ import annotations
 import base64
 from typing import ClassVar, Literal
 
-from microcred_shared.settings import REPO_ROOT, ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+
+from microcred_shared.settings import REPO_ROOT, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -16,6 +17,9 @@ class Settings(ServiceSettings):
         validation_alias=AliasChoices("MICROCRED_KEY_ENCRYPTION_KEY"))
     cryptosuite: Literal["eddsa-rdfc-2022", "eddsa-jcs-2022"] = Field(
         "eddsa-rdfc-2022", validation_alias=AliasChoices("MICROCRED_CRYPTOSUITE"))
+
+    operator_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))
 
     @field_validator("key_encryption_key")
     @classmethod

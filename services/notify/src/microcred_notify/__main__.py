@@ -1,8 +1,7 @@
 """`python -m microcred_notify` serves notify."""
 
-from microcred_shared.runtime import serve
-
 from microcred_notify.main import build
+from microcred_shared.runtime import serve
 
 app, rt = build()
 serve(app, rt.settings)

@@ -10,11 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from microcred_shared import outbox, topics
-from microcred_shared.consumer import Incoming
-from microcred_shared.events import CredentialRegistered, NotificationDelivered, NotificationFailed
-from microcred_shared.outbox import Outgoing
-from microcred_shared.telemetry import parent_context, traceparent_of
 from opentelemetry import trace
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,6 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from microcred_notify import messages
 from microcred_notify.models import Notification
 from microcred_notify.smtp import SmtpPool
+from microcred_shared import outbox, topics
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import CredentialRegistered, NotificationDelivered, NotificationFailed
+from microcred_shared.outbox import Outgoing
+from microcred_shared.telemetry import parent_context, traceparent_of
 
 SOURCE = "/microcred/notify"
 log = logging.getLogger(__name__)
@@ -33,15 +33,19 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
     for item in items:
         e = item.event
         assert isinstance(e, CredentialRegistered)
+        if not e.learner_email:
+            continue  # issued through the VC-API: nobody to mail
         nid = uuid.uuid4()
         rows.setdefault(e.credential_id, {
             "id": nid, "credential_id": e.credential_id, "kind": "credential-issued",
-            "recipient": e.learner_email, "learner_name": e.learner_name,
+            "recipient": e.learner_email, "learner_name": e.learner_name or "",
             "language": e.learner_language, "title": e.title, "url": e.url,
             "status": "pending", "attempts": 0, "next_attempt_at": datetime.now(UTC),
             "message_id": f"<{nid}@microcred.local>", "traceparent": item.traceparent,
             "source_topic": item.record.topic, "source_payload": item.record.value or b"",
         })
+    if not rows:
+        return {}
     # A second registration event for the same credential owes no second message.
     await conn.execute(pg_insert(Notification).values(list(rows.values()))
                        .on_conflict_do_nothing())

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
-from microcred_shared import topics
-from microcred_shared.events import CredentialRegistered
-from microcred_shared.runtime import ServiceRuntime
 
 from microcred_notify.handlers import Deliverer, on_registered
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.settings import Settings
 from microcred_notify.smtp import SmtpPool
+from microcred_shared import topics
+from microcred_shared.events import CredentialRegistered
+from microcred_shared.runtime import ServiceRuntime
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:

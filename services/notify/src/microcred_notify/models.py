@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 from sqlmodel import Field, SQLModel
+
+from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
 class Notification(SQLModel, table=True):

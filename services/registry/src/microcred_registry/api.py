@@ -1,65 +1,82 @@
-"""Registry HTTP API: credentials, learners' lists, issuer controller documents, contexts."""
+"""Registry HTTP API: credentials, learners' lists, issuer controller documents, status
+lists, verification, and our JSON-LD context."""
 
-
-import hmac
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from microcred_shared.problems import Problem
+
+from microcred_registry.models import CredentialRecord, IssuerRecord, StatusListRecord
+from microcred_registry.verification import Resolver, as_json, controller_document
+from microcred_shared.auth import operator_dependency
+from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc import contexts
-
-from microcred_registry.models import CredentialRecord, IssuerRecord
+from microcred_shared.vc.verify import verify_credential
 
 LD_JSON = "application/ld+json"
+VC_JSON = "application/vc+ld+json"
 MICROCRED_CONTEXT = "https://w3id.org/microcred/v1"
-
-
-def controller_document(issuer: IssuerRecord) -> dict[str, Any]:
-    """The issuer's profile, also a controller document: `assertionMethod` lists every key
-    that may have signed its credentials (retired ones included, so old credentials keep
-    verifying); a compromised key is listed with the time it stopped being trusted."""
-    profile = dict(issuer.profile)
-    methods, assertion = [], []
-    for key in issuer.keys:
-        vm = {"id": f"{profile['id']}#{key['key_id']}", "type": "Multikey",
-              "controller": profile["id"], "publicKeyMultibase": key["public_multikey"]}
-        if key["status"] == "compromised":
-            vm["revoked"] = key["retired_at"]
-        methods.append(vm)
-        assertion.append(vm["id"])
-    return {
-        "@context": ["https://www.w3.org/ns/credentials/v2",
-                     "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
-                     "https://w3id.org/security/multikey/v1", MICROCRED_CONTEXT],
-        **profile, "verificationMethod": methods, "assertionMethod": assertion,
-    }
 
 
 def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     token = rt.settings.operator_token  # type: ignore[attr-defined]
+    Operator = operator_dependency(token.get_secret_value() if token else None)
+    base = rt.settings.public_base_url.rstrip("/")
 
-    def operator(request: Request) -> None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if not (token and scheme.lower() == "bearer"
-                and hmac.compare_digest(given.encode(), token.get_secret_value().encode())):
-            raise Problem(401, "Unauthorized", "an operator token is required",
-                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    def resolver() -> Resolver:
+        assert rt.engine is not None
+        return Resolver(rt.engine, base)
 
-    Operator = Annotated[None, Depends(operator)]
-
-    @app.get("/v1/credentials/{credential_id}")
-    async def get_credential(credential_id: uuid.UUID) -> JSONResponse:
+    async def credential_doc(credential_id: uuid.UUID) -> dict[str, Any]:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
             doc = (await conn.execute(sa.select(CredentialRecord.document).where(
                 CredentialRecord.credential_id == credential_id))).scalar_one_or_none()
         if doc is None:
             raise Problem(404, "Not found", f"no credential {credential_id}", kind="not-found")
-        return JSONResponse(doc, media_type="application/vc+ld+json")
+        return dict(doc)
+
+    @app.get("/v1/credentials/{credential_id}")
+    async def get_credential(credential_id: uuid.UUID) -> JSONResponse:
+        return JSONResponse(await credential_doc(credential_id), media_type=VC_JSON)
+
+    @app.get("/v1/credentials/{credential_id}/verification")
+    async def verification(credential_id: uuid.UUID) -> dict[str, Any]:
+        doc = await credential_doc(credential_id)
+        return as_json(await verify_credential(doc, resolve_document=resolver()))
+
+    @app.get("/v1/verify")
+    async def verify_url(url: str = Query(description="a credential URL (https)")
+                         ) -> dict[str, Any]:
+        """The verification result for any credential URL."""
+        try:
+            doc = await resolver()(url) if not url.startswith(base + "/v1/credentials/") \
+                else await credential_doc(uuid.UUID(url.rsplit("/", 1)[1]))
+        except (ValueError, LookupError, OSError) as exc:
+            raise Problem(422, "Cannot fetch credential", str(exc), kind="unfetchable") from exc
+        return as_json(await verify_credential(doc, resolve_document=resolver()))
+
+    @app.post("/credentials/verify")
+    async def verify(request: Request) -> JSONResponse:
+        """VC-API: 200 when the credential verifies, 400 with the failed checks when not."""
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise Problem(400, "Invalid request body", "the body is not JSON") from exc
+        doc = body.get("verifiableCredential") if isinstance(body, dict) else None
+        if not isinstance(doc, dict):
+            raise Problem(400, "Invalid request body",
+                          "expected {\"verifiableCredential\": {...}, \"options\": {...}}")
+        result = as_json(await verify_credential(doc, resolve_document=resolver()))
+        if result["verified"]:
+            return JSONResponse(result)
+        return JSONResponse({"type": TYPE_BASE + "verification-failed",
+                             "title": "Verification failed", "status": 400,
+                             "detail": "; ".join(result["problems"]), **result},
+                            status_code=400, media_type=PROBLEM)
 
     @app.get("/v1/learners/{learner_key}/credentials")
     async def learner_credentials(learner_key: str, _: Operator) -> dict[str, Any]:
@@ -71,7 +88,6 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                 CredentialRecord.issued_at, CredentialRecord.document,
             ).where(CredentialRecord.learner_key == learner_key).order_by(
                 CredentialRecord.issued_at))).all()
-        base = rt.settings.public_base_url.rstrip("/")
         return {"learner": learner_key, "count": len(rows), "credentials": [
             {"id": str(r.credential_id), "title": r.title, "provider": r.provider_id,
              "status": r.status, "issued_at": r.issued_at.isoformat(),
@@ -83,11 +99,28 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
             row = (await conn.execute(sa.select(IssuerRecord).where(
-                IssuerRecord.provider_id == provider_id))).scalar_one_or_none()
+                IssuerRecord.provider_id == provider_id))).first()
         if row is None:
             raise Problem(404, "Not found", f"no issuer {provider_id!r}", kind="not-found")
         return JSONResponse(controller_document(row), media_type=LD_JSON,
                             headers={"Cache-Control": "public, max-age=300"})
+
+    @app.get("/status/{provider_id}/{purpose}/{list_no}")
+    async def status_list(provider_id: str, purpose: str, list_no: int,
+                          request: Request) -> Response:
+        assert rt.engine is not None
+        url = f"{base}/status/{provider_id}/{purpose}/{list_no}"
+        async with rt.engine.connect() as conn:
+            row = (await conn.execute(sa.select(
+                StatusListRecord.credential, StatusListRecord.version).where(
+                StatusListRecord.url == url))).first()
+        if row is None:
+            raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
+        etag = f'"{row.version}"'
+        headers = {"Cache-Control": "public, max-age=300", "ETag": etag}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(row.credential, media_type=VC_JSON, headers=headers)
 
     @app.get("/contexts/microcred/v1")
     async def microcred_context() -> Response:

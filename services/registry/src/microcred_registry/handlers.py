@@ -1,17 +1,25 @@
-"""Use cases of the registry: record credentials and issuer keys, announce registrations."""
+"""Use cases of the registry: record credentials, issuer keys, status lists and status
+changes; announce registrations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from microcred_shared import topics
-from microcred_shared.consumer import Incoming
-from microcred_shared.events import CredentialIssued, CredentialRegistered, IssuerKeysPublished
-from microcred_shared.outbox import event_record
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_registry.models import CredentialRecord, IssuerRecord
+from microcred_registry.models import CredentialRecord, IssuerRecord, StatusEvent, StatusListRecord
+from microcred_shared import topics
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import (
+    CredentialIssued,
+    CredentialRegistered,
+    CredentialStatusChanged,
+    IssuerKeysPublished,
+    StatusListPublished,
+)
+from microcred_shared.outbox import event_record
 
 SOURCE = "/microcred/registry"
 
@@ -59,4 +67,31 @@ async def on_issuer_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[i
             index_elements=[table.c.provider_id],
             set_={k: v for k, v in values.items() if k != "provider_id"},
             where=table.c.updated_at <= e.published_at))
+    return {}
+
+
+async def on_status_list(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    table = StatusListRecord.__table__
+    for item in items:
+        e = item.event
+        assert isinstance(e, StatusListPublished)
+        values = {"url": e.url, "provider_id": e.provider_id, "version": e.version,
+                  "credential": e.credential, "published_at": e.published_at}
+        # Lists arrive in order per url (keyed topic); the guard keeps a replay harmless.
+        await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+            index_elements=[table.c.url],
+            set_={k: v for k, v in values.items() if k != "url"},
+            where=table.c.version <= e.version))
+    return {}
+
+
+async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialStatusChanged)
+        await conn.execute(sa.update(CredentialRecord).where(
+            CredentialRecord.credential_id == e.credential_id).values(status=e.status))
+        await conn.execute(sa.insert(StatusEvent).values(
+            credential_id=e.credential_id, action=e.action, status=e.status, reason=e.reason,
+            changed_at=e.changed_at))
     return {}

@@ -5,14 +5,24 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI
-from microcred_shared import topics
-from microcred_shared.events import CredentialIssued, IssuerKeysPublished
-from microcred_shared.runtime import ServiceRuntime
 
 from microcred_registry import api
-from microcred_registry.handlers import on_issued, on_issuer_keys
+from microcred_registry.handlers import (
+    on_issued,
+    on_issuer_keys,
+    on_status_changed,
+    on_status_list,
+)
 from microcred_registry.models import MIGRATIONS
 from microcred_registry.settings import Settings
+from microcred_shared import topics
+from microcred_shared.events import (
+    CredentialIssued,
+    CredentialStatusChanged,
+    IssuerKeysPublished,
+    StatusListPublished,
+)
+from microcred_shared.runtime import ServiceRuntime
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
@@ -21,4 +31,6 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     base = settings.public_base_url.rstrip("/")
     rt.subscribe(topics.CREDENTIALS_ISSUED, partial(on_issued, base_url=base), CredentialIssued)
     rt.subscribe(topics.ISSUER_KEYS, on_issuer_keys, IssuerKeysPublished)
+    rt.subscribe(topics.STATUS_LISTS, on_status_list, StatusListPublished)
+    rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
     return rt.app("microcred registry", api.routes), rt

@@ -5,18 +5,19 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
 class CredentialRecord(SQLModel, table=True):
     __tablename__ = "credentials"
     credential_id: uuid.UUID = Field(primary_key=True)
-    assessment_id: uuid.UUID = Field(unique=True)
+    assessment_id: uuid.UUID | None = Field(default=None, unique=True)
     provider_id: str = Field(index=True)
-    definition_id: str
-    definition_version: int
+    definition_id: str | None = None
+    definition_version: int | None = None
     learner_key: str = Field(index=True)
     title: str
     document: dict[str, Any] = Field(sa_type=JSONB)
@@ -35,5 +36,29 @@ class IssuerRecord(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+class StatusListRecord(SQLModel, table=True):
+    """Projection of the compacted status-lists topic: signed lists served as they are."""
+
+    __tablename__ = "status_lists"
+    url: str = Field(primary_key=True)
+    provider_id: str
+    version: int
+    credential: dict[str, Any] = Field(sa_type=JSONB)
+    published_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class StatusEvent(SQLModel, table=True):
+    """Every status change of a credential, with the provider's reason."""
+
+    __tablename__ = "status_events"
+    id: int | None = Field(default=None, primary_key=True)
+    credential_id: uuid.UUID = Field(index=True)
+    action: str
+    status: str
+    reason: str
+    changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
 MIGRATIONS = [create_tables([*SHARED_TABLES, CredentialRecord.__table__,
-                             IssuerRecord.__table__])]
+                             IssuerRecord.__table__, StatusListRecord.__table__,
+                             StatusEvent.__table__])]

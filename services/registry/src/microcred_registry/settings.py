@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from microcred_shared.settings import ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr
+
+from microcred_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

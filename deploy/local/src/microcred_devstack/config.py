@@ -1,0 +1,87 @@
+"""Names and defaults of the local stack (see docs/architecture.md for the contracts)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+SERVICES: tuple[str, ...] = ("assessment", "issuance", "registry", "notify")
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "assessment": 8101,
+    "issuance": 8102,
+    "registry": 8103,
+    "notify": 8104,
+}
+DEFAULT_KAFKA_PORT = 9092  # the documented local default, so tools work without any env
+REPO_ROOT = Path(__file__).resolve().parents[4]  # deploy/local/src/microcred_devstack/..
+SEED_FILE = REPO_ROOT / "deploy" / "seed" / "providers.json"
+
+
+def database_name(service: str) -> str:
+    return f"microcred_{service}"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("MICROCRED_STATE_DIR") or REPO_ROOT / ".state").resolve()
+
+
+def topic_lists() -> tuple[list[str], list[str]]:
+    """(all topics, compacted topics) from microcred_shared.topics; empty before it exists.
+
+    The import is guarded so that the devstack works (infra only) in a tree where the shared
+    package lacks the module, e.g. while it is being written.
+    """
+    try:
+        from microcred_shared import topics
+    except ImportError:
+        return [], []
+    names = list(getattr(topics, "all_topics", list)())
+    compacted = list(getattr(topics, "compacted_topics", list)())
+    return names, compacted
+
+
+def key_encryption_key(state_dir: Path) -> str:
+    """A random dev MICROCRED_KEY_ENCRYPTION_KEY, kept per state dir.
+
+    Kept (not regenerated each `up`) so that issuer keys encrypted in one run still decrypt
+    in the next; base64url of 32 bytes as the settings contract says.
+    """
+    path = state_dir / "key-encryption-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        path.write_text(raw + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def stack_settings(
+    bootstrap: str,
+    database_url: str,
+    http_ports: Mapping[str, int],
+    state_dir: Path,
+    base_env: Mapping[str, str],
+) -> dict[str, str]:
+    """The settings every service gets from the stack; what the developer set explicitly wins
+    for the ones with a meaningful local override (public URL, key, seed file)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "DATABASE_URL": database_url,
+        "MICROCRED_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_ports['registry']}",
+        "MICROCRED_KEY_ENCRYPTION_KEY": key_encryption_key(state_dir),
+    }
+    env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
+    if SEED_FILE.exists():
+        env["MICROCRED_SEED_FILE"] = str(SEED_FILE)
+    for key in ("MICROCRED_PUBLIC_BASE_URL", "MICROCRED_KEY_ENCRYPTION_KEY", "MICROCRED_SEED_FILE"):
+        if key in base_env:
+            env[key] = base_env[key]
+    return env
+
+
+def int_env(env: Mapping[str, str], key: str) -> int | None:
+    value = env.get(key, "").strip()
+    return int(value) if value else None

@@ -1,0 +1,95 @@
+"""The Kafka broker's classpath: fetched once from Maven Central with Maven, then cached.
+
+There is no Kafka download site on our machines, only Maven Central: the broker's jars are
+collected with `mvn dependency:copy-dependencies` (deploy/local/kafka/pom.xml) into a cache
+folder outside git, `${MICROCRED_CACHE_DIR:-~/.cache/microcred}/kafka-<version>/lib`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+KAFKA_VERSION = "4.3.1"
+KAFKA_DIR = Path(__file__).resolve().parents[2] / "kafka"  # deploy/local/kafka (pom, log4j2)
+POM = KAFKA_DIR / "pom.xml"
+LOG4J2_CONFIG = KAFKA_DIR / "log4j2.xml"
+HEAP_OPTS = ["-Xms256m", "-Xmx512m"]  # modest: broker, PG and four services share 2 cores
+
+
+class KafkaError(RuntimeError):
+    """Kafka could not be fetched, formatted, started or used."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MICROCRED_CACHE_DIR") or Path.home() / ".cache" / "microcred")
+
+
+def _jars_fingerprint() -> str:
+    # The cache is valid for exactly this dependency set: a changed pom (a new dependency)
+    # invalidates it instead of silently running an old classpath. Comments and layout are
+    # left out so that editing prose in the pom does not force a refetch (or break offline).
+    pom = re.sub(r"<!--.*?-->|\s+", "", POM.read_text(), flags=re.S)
+    return hashlib.sha256(f"{KAFKA_VERSION}\n{pom}".encode()).hexdigest()
+
+
+def ensure_kafka_jars() -> Path:
+    """Return the folder with Kafka's runtime jars, fetching them with Maven on first use.
+
+    Maven copies into a fresh folder that is renamed into place, and the marker file is
+    written only after that, so an interrupted fetch is never mistaken for a classpath; a
+    filled cache needs no network. A file lock serialises concurrent first runs.
+    """
+    home = cache_dir() / f"kafka-{KAFKA_VERSION}"
+    lib, marker = home / "lib", home / "COMPLETE"
+    fingerprint = _jars_fingerprint()
+
+    def cached() -> bool:
+        return marker.is_file() and marker.read_text().strip() == fingerprint and lib.is_dir()
+
+    if cached():
+        return lib
+    if shutil.which("mvn") is None:
+        raise KafkaError("Kafka jars are not cached and `mvn` is not installed (apt: maven)")
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cached():  # another process fetched them while we waited
+            return lib
+        marker.unlink(missing_ok=True)
+        staging = home / f"lib.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+               "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+               f"-Dkafka.version={KAFKA_VERSION}"]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=KAFKA_DIR)
+        if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            raise KafkaError(f"fetching Kafka jars failed:\n{result.stdout}\n{result.stderr}")
+        shutil.rmtree(lib, ignore_errors=True)
+        staging.rename(lib)
+        marker.write_text(fingerprint + "\n")
+    return lib
+
+
+def java_cmd(lib: Path, main: str, *args: str, log_dir: Path | None = None) -> list[str]:
+    """The `java` command line for a Kafka main class on the cached classpath."""
+    props = [f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}"]
+    if log_dir is not None:
+        props.append(f"-Dkafka.logs.dir={log_dir}")
+    return [
+        "java",
+        *HEAP_OPTS,
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        *props,
+        "-cp",
+        f"{lib}/*",
+        main,
+        *args,
+    ]

@@ -1,0 +1,151 @@
+"""SASL/SCRAM and ACLs for `KafkaNode(..., sasl=True)`: per-institution credentials in tests.
+
+Layout: the PLAINTEXT listener stays open for the devstack itself (its ANONYMOUS principal is
+a super user, which the broker<->controller traffic on one node needs anyway once an
+authorizer is on), and a second SASL_PLAINTEXT listener with SCRAM-SHA-512 is where
+authentication and StandardAuthorizer ACLs are enforced. `admin` is a super user there.
+
+aiokafka has no AlterUserScramCredentials API, so users are created with Kafka's own
+`kafka.admin.ConfigCommand` (bootstrap admin via `storage format --add-scram`); ACLs go
+through aiokafka's CreateAcls protocol message, which its admin client lacks a method for.
+A state dir first formatted without SASL has no admin credential: create it with
+create_scram_user(node, "admin", password).
+"""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import CreateAclsRequest
+
+from ._sync import run_sync
+from .kafka_jars import KafkaError, ensure_kafka_jars, java_cmd
+
+if TYPE_CHECKING:
+    from .kafka import KafkaNode
+
+MECHANISM = "SCRAM-SHA-512"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def sasl_properties(admin_user: str, admin_password: str) -> dict[str, str]:
+    """Broker settings added to server.properties for the SASL_PLAINTEXT listener."""
+    del admin_password  # the admin's credential lives in the metadata log, not in the config
+    return {
+        "sasl.enabled.mechanisms": MECHANISM,
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": MECHANISM,
+        # A server-side login module entry is required per listener and mechanism, even
+        # though SCRAM servers check credentials against the metadata log.
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": f"User:{admin_user};User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+
+
+def scram_format_args(admin_user: str, admin_password: str) -> list[str]:
+    """`storage format` arguments that create the admin's SCRAM credential at bootstrap."""
+    return ["--add-scram", f"{MECHANISM}=[name={admin_user},password={admin_password}]"]
+
+
+def create_scram_user(node: KafkaNode, user: str, password: str) -> None:
+    """Create (or reset) a SCRAM-SHA-512 user through the open PLAINTEXT listener."""
+    if not node.sasl:
+        raise KafkaError("create_scram_user needs KafkaNode(..., sasl=True)")
+    for text in (user, password):
+        if any(c in text for c in ",=[]"):  # ConfigCommand's own list syntax
+            raise ValueError("SCRAM user names and passwords may not contain , = [ ]")
+    cmd = java_cmd(
+        ensure_kafka_jars(),
+        "kafka.admin.ConfigCommand",
+        "--bootstrap-server", node.bootstrap,
+        "--alter", "--entity-type", "users", "--entity-name", user,
+        "--add-config", f"{MECHANISM}=[iterations=4096,password={password}]",
+        log_dir=node.log_dir,
+    )  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise KafkaError(f"creating SCRAM user {user} failed:\n{result.stdout}{result.stderr}")
+
+
+def sasl_client_options(user: str, password: str) -> dict[str, Any]:
+    """aiokafka client keyword arguments for the SASL listener."""
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": MECHANISM,
+        "sasl_plain_username": user,
+        "sasl_plain_password": password,
+    }
+
+
+class Resource(enum.IntEnum):  # Kafka's ResourceType codes
+    TOPIC = 2
+    GROUP = 3
+    CLUSTER = 4
+    TRANSACTIONAL_ID = 5
+
+
+class Operation(enum.IntEnum):  # Kafka's AclOperation codes
+    ALL = 2
+    READ = 3
+    WRITE = 4
+    CREATE = 5
+    DELETE = 6
+    ALTER = 7
+    DESCRIBE = 8
+    IDEMPOTENT_WRITE = 12
+
+
+class Pattern(enum.IntEnum):  # Kafka's PatternType codes
+    LITERAL = 3
+    PREFIXED = 4
+
+
+ALLOW, DENY = 3, 2
+
+
+async def add_acls(
+    bootstrap: str,
+    principal: str,
+    resource: Resource,
+    name: str,
+    operations: Iterable[Operation],
+    *,
+    pattern: Pattern = Pattern.LITERAL,
+    allow: bool = True,
+    **client_options: Any,
+) -> None:
+    """Grant (or deny) `principal` (e.g. "User:alice") operations on one resource.
+
+    Use the PLAINTEXT bootstrap (super user) or admin credentials in client_options.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
+    try:
+        await admin.start()
+        for op in operations:
+            request = CreateAclsRequest(
+                int(resource), name, int(pattern), principal, "*", int(op), ALLOW if allow else DENY
+            )
+            response = await admin._send_request(request)  # no public API in aiokafka 0.14
+            for code, message in response.creation_responses:
+                if code:
+                    raise KafkaError(f"ACL {principal} {op.name} {resource.name}:{name}: {message}")
+    finally:
+        await admin.close()
+
+
+def add_acls_sync(
+    bootstrap: str,
+    principal: str,
+    resource: Resource,
+    name: str,
+    operations: Iterable[Operation],
+    **kwargs: Any,
+) -> None:
+    run_sync(add_acls(bootstrap, principal, resource, name, list(operations), **kwargs))

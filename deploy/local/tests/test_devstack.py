@@ -1,0 +1,167 @@
+"""Smoke tests of the devstack on the real parts: a Kafka broker and an embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
+
+from microcred_devstack import (
+    KafkaNode,
+    Operation,
+    Resource,
+    Stack,
+    add_acls,
+    create_scram_user,
+    create_topics,
+    port_open,
+    sasl_client_options,
+)
+from microcred_devstack.pg_embedded import remove_server
+from microcred_devstack.postgres import database_url, ensure_databases_async, start_embedded
+
+pytestmark = pytest.mark.integration
+
+
+async def test_kafka_node_roundtrip(tmp_path: Path) -> None:
+    node = KafkaNode(tmp_path / "kafka").start()
+    try:
+        await node.wait_ready_async(timeout=90)
+        topic = f"smoke.{uuid.uuid4().hex[:8]}"
+        compacted = f"{topic}.compacted"
+        assert set(await create_topics(node.bootstrap, [topic], compacted=[compacted])) == {
+            topic,
+            compacted,
+        }
+        assert await create_topics(node.bootstrap, [topic], compacted=[compacted]) == []
+
+        producer = AIOKafkaProducer(bootstrap_servers=node.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"hello", key=b"learner-1")
+        finally:
+            await producer.stop()
+
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=node.bootstrap,
+            group_id="smoke",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            msg = await consumer.getone()  # pytest-timeout bounds a hang
+            assert (msg.key, msg.value) == (b"learner-1", b"hello")
+            await consumer.commit()  # exercises the (single-replica) offsets topic
+        finally:
+            await consumer.stop()
+    finally:
+        node.stop()
+    assert not node.is_running()
+    assert not port_open(node.port)
+    assert not port_open(node.controller_port)
+
+
+async def test_kafka_restart_keeps_topics(tmp_path: Path) -> None:
+    node = KafkaNode(tmp_path / "kafka").start()
+    try:
+        await node.wait_ready_async(timeout=90)
+        await create_topics(node.bootstrap, ["kept"], partitions=2)
+        node.stop()
+        again = KafkaNode.from_config(tmp_path / "kafka")
+        assert again is not None and again.port == node.port
+        again.start()
+        await again.wait_ready_async(timeout=90)
+        assert await create_topics(again.bootstrap, ["kept"]) == []  # already there
+    finally:
+        node.stop()
+
+
+@pytest.mark.skipif("DATABASE_URL" in os.environ, reason="tests the embedded server")
+async def test_embedded_postgres(tmp_path: Path) -> None:
+    pg = start_embedded(tmp_path / "state")
+    try:
+        assert pg.url.startswith("postgresql://") and pg.url.endswith("/postgres")
+        conn = await asyncpg.connect(pg.url)
+        try:
+            assert await conn.fetchval("select 1") == 1
+        finally:
+            await conn.close()
+        assert await ensure_databases_async(pg.url, ["microcred_smoke"]) == ["microcred_smoke"]
+        assert await ensure_databases_async(pg.url, ["microcred_smoke"]) == []
+        conn = await asyncpg.connect(database_url(pg.url, "microcred_smoke"))
+        try:
+            assert await conn.fetchval("select current_database()") == "microcred_smoke"
+        finally:
+            await conn.close()
+    finally:
+        pg.stop()
+    assert pg.pid is None
+    remove_server(tmp_path / "state")  # its files may live outside tmp_path (relocated)
+    assert pg.port is not None and not port_open(pg.port)
+
+
+def test_database_url() -> None:
+    assert database_url("postgresql://u:p@h:1/postgres", "x") == "postgresql://u:p@h:1/x"
+    assert database_url("postgresql://u:p@h:1/postgres?sslmode=disable", "x") == (
+        "postgresql://u:p@h:1/x?sslmode=disable"
+    )
+    assert database_url("postgresql://u:p@h:1", "x") == "postgresql://u:p@h:1/x"
+
+
+async def test_kafka_sasl_scram_and_acls(tmp_path: Path) -> None:
+    node = KafkaNode(tmp_path / "kafka", sasl=True).start()
+    try:
+        await node.wait_ready_async(timeout=90)
+        assert node.sasl_bootstrap is not None
+        await create_topics(node.bootstrap, ["allowed", "forbidden"])
+        create_scram_user(node, "alice", "alice-pw")
+        await add_acls(node.bootstrap, "User:alice", Resource.TOPIC, "allowed", [Operation.WRITE])
+        producer = AIOKafkaProducer(
+            bootstrap_servers=node.sasl_bootstrap, **sasl_client_options("alice", "alice-pw")
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait("allowed", b"ok")
+            with pytest.raises(TopicAuthorizationFailedError):
+                await producer.send_and_wait("forbidden", b"no")
+        finally:
+            await producer.stop()
+        admin = AIOKafkaProducer(
+            bootstrap_servers=node.sasl_bootstrap, **sasl_client_options("admin", "admin-secret")
+        )
+        await admin.start()  # the super user bootstrapped by `storage format --add-scram`
+        try:
+            await admin.send_and_wait("forbidden", b"admin may")
+        finally:
+            await admin.stop()
+    finally:
+        node.stop()
+
+
+@pytest.mark.skipif("DATABASE_URL" in os.environ, reason="tests the embedded server")
+def test_stack_infra_cycle(tmp_path: Path) -> None:
+    """The Python API the e2e fixtures use: infra up twice (reused), manifest, down."""
+    stack = Stack(tmp_path / "state", free_ports=True)
+    stack.start_infra()
+    try:
+        first = (stack.kafka.pid if stack.kafka else None, stack.pg.pid if stack.pg else None)
+        again = Stack(tmp_path / "state", free_ports=True).start_infra()
+        assert (again.kafka.pid if again.kafka else None) == first[0]
+        assert again.database_url == stack.database_url
+        manifest = json.loads(stack.manifest_file.read_text())
+        assert manifest["kafka"]["bootstrap"] == stack.bootstrap
+        assert manifest["env"]["DATABASE_URL"] == stack.database_url
+        assert {row["name"]: row["running"] for row in stack.status()}["postgres"]
+    finally:
+        stopped = stack.down(purge=True)
+    assert stopped == ["kafka", "postgres"]
+    assert not any(row["running"] for row in Stack(tmp_path / "state").status())
+    assert stack.kafka is not None and not port_open(stack.kafka.port)

@@ -1,0 +1,156 @@
+"""issuance HTTP API: VC-API issue, status changes by the issuing provider, key rotation."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from microcred_issuance import status
+from microcred_issuance.credential import STATUS_LIST_SIZE, issuer_id, status_entries
+from microcred_issuance.handlers import allocate
+from microcred_issuance.models import IssuedCredential
+from microcred_shared import outbox, topics
+from microcred_shared.auth import operator_dependency, provider_dependency
+from microcred_shared.events import NAMESPACE, CredentialIssued, CredentialStatusChanged
+from microcred_shared.problems import Problem
+from microcred_shared.runtime import ServiceRuntime
+from microcred_shared.telemetry import traceparent_of
+from microcred_shared.vc import vcdm
+from microcred_shared.vc.errors import VcError
+
+SOURCE = "/microcred/issuance"
+TRANSITIONS = {"revoke": ({"active", "suspended"}, "revoked"),
+               "suspend": ({"active"}, "suspended"),
+               "unsuspend": ({"suspended"}, "active")}
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["revoke", "suspend", "unsuspend"]
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class IssueOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cryptosuite: Literal["eddsa-rdfc-2022", "eddsa-jcs-2022"] | None = None
+    credentialId: str | None = None  # noqa: N815 (VC-API name)
+
+
+class IssueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    credential: dict[str, Any]
+    options: IssueOptions = IssueOptions()
+
+
+class Rotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    compromised: bool = False
+
+
+def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+    Provider = provider_dependency(lambda: rt.key_verifier)  # type: ignore[attr-defined]
+    token = rt.settings.operator_token  # type: ignore[attr-defined]
+    Operator = operator_dependency(token.get_secret_value() if token else None)
+    base = rt.settings.public_base_url.rstrip("/")
+
+    @app.post("/v1/credentials/{credential_id}/status")
+    async def change_status(credential_id: uuid.UUID, change: StatusChange,
+                            provider_id: Provider) -> dict[str, Any]:
+        allowed, target = TRANSITIONS[change.action]
+        assert rt.engine is not None and rt.relay is not None
+        async with rt.engine.begin() as conn:
+            row = (await conn.execute(sa.select(IssuedCredential).where(
+                IssuedCredential.credential_id == credential_id).with_for_update())).first()
+            if row is None:
+                raise Problem(404, "Not found", f"no credential {credential_id}",
+                              kind="not-found")
+            if row.provider_id != provider_id:
+                raise Problem(403, "Forbidden", "only the issuing provider may change the "
+                              "status of this credential", kind="forbidden")
+            if row.status not in allowed:
+                raise Problem(409, "Conflict", f"cannot {change.action} a credential that "
+                              f"is {row.status}", kind="invalid-transition")
+            purpose = "revocation" if change.action == "revoke" else "suspension"
+            await status.set_bit(conn, provider_id, purpose, row.status_index,
+                                 change.action != "unsuspend")
+            await conn.execute(sa.update(IssuedCredential).where(
+                IssuedCredential.credential_id == credential_id).values(status=target))
+            now = datetime.now(UTC)
+            records = [await status.publish(
+                conn, provider_id=provider_id, purpose=purpose,
+                list_no=row.status_index // STATUS_LIST_SIZE, base_url=base,
+                sign=rt.sign_list),  # type: ignore[attr-defined]
+                outbox.event_record(topics.CREDENTIAL_STATUS, CredentialStatusChanged(
+                    credential_id=credential_id, provider_id=provider_id,
+                    learner_key=row.learner_key, status=target,  # type: ignore[arg-type]
+                    action=change.action, reason=change.reason, changed_at=now),
+                    SOURCE, traceparent=traceparent_of(), subject=str(credential_id))]
+            await outbox.write(conn, records)
+        rt.relay.wake()
+        return {"credential_id": str(credential_id), "status": target, "changed_at":
+                now.isoformat(), "reason": change.reason}
+
+    @app.post("/credentials/issue", status_code=201)
+    async def issue(request: IssueRequest, provider_id: Provider) -> JSONResponse:
+        doc = dict(request.credential)
+        problems = vcdm.credential_problems(doc)
+        if "proof" in doc:
+            problems.append("the credential to issue must not carry a proof")
+        if problems:
+            raise Problem(400, "Invalid credential", "; ".join(problems),
+                          kind="invalid-credential",
+                          errors=[{"detail": p} for p in problems])
+        mine = issuer_id(base, provider_id)
+        given = doc["issuer"]["id"] if isinstance(doc["issuer"], dict) else doc["issuer"]
+        if given != mine:
+            raise Problem(403, "Forbidden", f"this key issues as {mine}, not {given}",
+                          kind="forbidden")
+        cid = uuid.uuid4()
+        doc.setdefault("id", request.options.credentialId or f"urn:uuid:{cid}")
+        doc.setdefault("validFrom", datetime.now(UTC).replace(microsecond=0).isoformat()
+                       .replace("+00:00", "Z"))
+        subject = doc["credentialSubject"]
+        subject_id = subject.get("id") if isinstance(subject, dict) else None
+        learner = str(uuid.uuid5(NAMESPACE, f"subject:{subject_id or cid}"))
+        assert rt.engine is not None and rt.relay is not None
+        key = rt.keys.active(provider_id)  # type: ignore[attr-defined]
+        async with rt.engine.begin() as conn:
+            index = await allocate(conn, provider_id, 1)
+            created = await status.ensure_lists(conn, provider_id, {index // STATUS_LIST_SIZE})
+            if "credentialStatus" not in doc:
+                doc["credentialStatus"] = status_entries(base, provider_id, index)
+            try:
+                signed = rt.sign(doc, key, request.options.cryptosuite)  # type: ignore[attr-defined]
+            except VcError as exc:
+                raise Problem(400, "Invalid credential", str(exc),
+                              kind="invalid-credential") from exc
+            await conn.execute(sa.insert(IssuedCredential).values(
+                credential_id=cid, provider_id=provider_id, learner_key=learner,
+                key_id=key.key_id, status_index=index, issued_at=datetime.now(UTC)))
+            records = [await status.publish(conn, provider_id=provider_id, purpose=p,
+                                            list_no=n, base_url=base, sign=rt.sign_list)  # type: ignore[attr-defined]
+                       for p, n in created]
+            title = doc.get("name") if isinstance(doc.get("name"), str) else "credential"
+            records.append(outbox.event_record(topics.CREDENTIALS_ISSUED, CredentialIssued(
+                credential_id=cid, provider_id=provider_id, learner_key=learner,
+                title=title, issued_at=datetime.now(UTC), credential=signed),
+                SOURCE, traceparent=traceparent_of(), subject=str(cid)))
+            await outbox.write(conn, records)
+        rt.relay.wake()
+        return JSONResponse({"verifiableCredential": signed}, status_code=201)
+
+    @app.post("/v1/admin/providers/{provider_id}/keys/rotate")
+    async def rotate(provider_id: str, body: Rotation, _: Operator) -> dict[str, Any]:
+        from microcred_issuance.main import publish_keys
+
+        if provider_id not in rt.profiles:  # type: ignore[attr-defined]
+            raise Problem(404, "Not found", f"no provider {provider_id!r}", kind="not-found")
+        key = await rt.keys.rotate(provider_id, compromised=body.compromised)  # type: ignore[attr-defined]
+        await publish_keys(rt, rt.keys, {provider_id: rt.profiles[provider_id]})  # type: ignore[attr-defined]
+        rt.relay.wake()  # type: ignore[union-attr]
+        return {"provider_id": provider_id, "active_key": key.key_id,
+                "previous_key": "compromised" if body.compromised else "retired"}

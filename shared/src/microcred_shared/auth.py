@@ -1,0 +1,119 @@
+"""Provider API keys, shared by every service that authenticates providers.
+
+assessment mints keys and publishes each key's digest on a compacted topic; issuance and
+registry keep their own projection of it (no service reads another's database). A key is
+`mcp_<key id>.<secret>` with a 256-bit secret; only `sha256(secret)` is ever stored or
+published (ADR 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import Field, SQLModel
+
+from microcred_shared.consumer import Incoming
+from microcred_shared.db import utcnow
+from microcred_shared.events import ProviderApiKeyChanged
+from microcred_shared.problems import Problem
+
+PREFIX = "mcp_"
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    key_id: str = Field(primary_key=True)
+    provider_id: str = Field(index=True)
+    secret_sha256: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(provider_id: str) -> tuple[str, ProviderApiKeyChanged]:
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    event = ProviderApiKeyChanged(key_id=key_id, provider_id=provider_id,
+                                  secret_sha256=digest(secret), created_at=datetime.now(UTC))
+    return f"{PREFIX}{key_id}.{secret}", event
+
+
+async def upsert(conn: AsyncConnection, events: list[ProviderApiKeyChanged]) -> None:
+    table = ApiKey.__table__
+    for e in events:
+        values = {"key_id": e.key_id, "provider_id": e.provider_id,
+                  "secret_sha256": e.secret_sha256, "created_at": e.created_at,
+                  "revoked_at": e.revoked_at}
+        await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+            index_elements=[table.c.key_id], set_={"revoked_at": e.revoked_at}))
+
+
+async def on_api_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    await upsert(conn, [i.event for i in items if isinstance(i.event, ProviderApiKeyChanged)])
+    return {}
+
+
+class KeyVerifier:
+    """Checks bearer tokens against this service's projection. Verified keys are cached
+    briefly so that ingest at thousands of requests per second does not query per request;
+    a revocation takes effect within `ttl` seconds."""
+
+    def __init__(self, engine: AsyncEngine, ttl: float = 10.0) -> None:
+        self._engine, self._ttl = engine, ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def provider_for(self, token: str) -> str | None:
+        if not token.startswith(PREFIX) or "." not in token:
+            return None
+        key_id, _, secret = token[len(PREFIX):].partition(".")
+        secret_digest = digest(secret)
+        cached = self._cache.get(secret_digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(ApiKey.provider_id, ApiKey.secret_sha256).where(
+                ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)))).first()
+        provider = row.provider_id if row and hmac.compare_digest(
+            row.secret_sha256, secret_digest) else None
+        self._cache[secret_digest] = (time.monotonic() + self._ttl, provider)
+        return provider
+
+
+def provider_dependency(get_verifier: Callable[[], KeyVerifier]) -> object:
+    """A FastAPI dependency yielding the authenticated provider id, or 401 problem."""
+
+    async def provider(request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        found = await get_verifier().provider_for(token) if scheme.lower() == "bearer" else None
+        if not found:
+            raise Problem(401, "Unauthorized", "a valid provider API key is required "
+                          "(Authorization: Bearer mcp_...)", kind="unauthorized",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    return Annotated[str, Depends(provider)]
+
+
+def operator_dependency(token: str | None) -> object:
+    """A FastAPI dependency that admits only the operator token (401 problem otherwise)."""
+
+    async def operator(request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if not (token and scheme.lower() == "bearer"
+                and hmac.compare_digest(given.encode(), token.encode())):
+            raise Problem(401, "Unauthorized", "an operator token is required",
+                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+    return Annotated[None, Depends(operator)]
