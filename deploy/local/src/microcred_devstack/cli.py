@@ -56,6 +56,7 @@ def up(
             stack.start_infra()
         if not no_services:
             with console.status(f"services: {', '.join(SERVICES)}..."):
+                stack.start_tools()
                 stack.start_services(timeout=timeout)
     except (KafkaError, PostgresError, ServiceError, RuntimeError, OSError) as err:
         _fail(f"{err}\n(what did start keeps running; `down` stops it)")
@@ -124,3 +125,28 @@ def _print_table(stack: Stack, rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     app()
+
+
+@app.command()
+def demo(state_dir: StateDir = None) -> None:
+    """Publish a realistic batch of results to the running stack and show what happened."""
+    import asyncio
+
+    from .demo import run
+
+    stack = _stack(state_dir)
+    if not stack.manifest_file.exists():
+        _fail("the stack is not up: run `make up` (or `python -m microcred_devstack up`)")
+    raise typer.Exit(asyncio.run(run(stack.state_dir)))
+
+
+@app.command()
+def trace(trace_id: str, state_dir: StateDir = None) -> None:
+    """Print one trace, span by span, from the local trace collector."""
+    from .traces import read_trace, tree_lines
+
+    spans = read_trace(_stack(state_dir).state_dir / "traces.jsonl", trace_id)
+    if not spans:
+        _fail(f"no spans for trace {trace_id} (yet)")
+    for line in tree_lines(spans):
+        typer.echo(line)

@@ -72,14 +72,26 @@ def stack_settings(
         "DATABASE_URL": database_url,
         "MICROCRED_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_ports['registry']}",
         "MICROCRED_KEY_ENCRYPTION_KEY": key_encryption_key(state_dir),
+        "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
     if SEED_FILE.exists():
         env["MICROCRED_SEED_FILE"] = str(SEED_FILE)
-    for key in ("MICROCRED_PUBLIC_BASE_URL", "MICROCRED_KEY_ENCRYPTION_KEY", "MICROCRED_SEED_FILE"):
+    for key in ("MICROCRED_PUBLIC_BASE_URL", "MICROCRED_KEY_ENCRYPTION_KEY", "MICROCRED_SEED_FILE",
+                "MICROCRED_OPERATOR_TOKEN"):
         if key in base_env:
             env[key] = base_env[key]
     return env
+
+
+def operator_token(state_dir: Path) -> str:
+    """A random local operator token (admin endpoints), kept per state dir, mode 0600."""
+    path = state_dir / "operator-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def int_env(env: Mapping[str, str], key: str) -> int | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import tools
 from .config import (
     DEFAULT_HTTP_PORTS,
     DEFAULT_KAFKA_PORT,
@@ -146,9 +147,15 @@ class Stack:
 
     def stack_env(self) -> dict[str, str]:
         """The settings (docs/architecture.md) that the stack gives every service."""
-        return stack_settings(
+        env = stack_settings(
             self.bootstrap, self.database_url, self.http_ports, self.state_dir, self.base_env
         )
+        env.update(tools.env(self.state_dir))  # mail sink and trace collector, when running
+        return env
+
+    def start_tools(self) -> dict[str, int]:
+        """The local mail sink and trace collector (`up` starts them; tests bring their own)."""
+        return tools.start(self.state_dir, self.base_env)
 
     def service_env(self, name: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {**self.base_env, **self.stack_env(), "PYTHONUNBUFFERED": "1"}
@@ -225,6 +232,7 @@ class Stack:
     def up(self, services: bool = True, timeout: float = 60.0) -> dict[str, Any]:
         self.start_infra()
         if services:
+            self.start_tools()
             self.start_services(timeout=timeout)
         return self.write_manifest()
 
@@ -241,6 +249,7 @@ class Stack:
                 if proc.is_alive():
                     stopped.append(name)
                 proc.terminate()
+            stopped += tools.stop(self.state_dir)
             node = self.kafka or KafkaNode.from_config(self.state_dir / "kafka", self.log_dir)
             if node is not None and node.is_running():
                 stopped.append("kafka")
@@ -274,7 +283,7 @@ class Stack:
         for name in SERVICES:
             proc = self.service(name)
             rows.append(_row(name, proc.pid, self.service_url(name), proc.log_file))
-        return rows
+        return rows + tools.rows(self.state_dir)
 
     def write_manifest(self) -> dict[str, Any]:
         """stack.json: what runs where, for people and for tools (e.g. the e2e tests)."""

@@ -1,0 +1,57 @@
+"""Offline JSON-LD document loader over the vendored contexts.
+
+The contexts are copied from pinned npm packages (see `contexts/manifest.json` and
+`tests/interop/sync_contexts.py`) plus our own `https://w3id.org/microcred/v1`. Nothing is
+ever fetched from the network: an unknown URL is an error, not a download, because a
+context fetched at run time could change what a signature means.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .errors import ContextNotFoundError
+
+VC_V1_URL = "https://www.w3.org/2018/credentials/v1"
+VC_V2_URL = "https://www.w3.org/ns/credentials/v2"
+OB_V3_URL = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+STATUS_V1_URL = "https://www.w3.org/ns/credentials/status/v1"
+DATA_INTEGRITY_V2_URL = "https://w3id.org/security/data-integrity/v2"
+MULTIKEY_V1_URL = "https://w3id.org/security/multikey/v1"
+MICROCRED_V1_URL = "https://w3id.org/microcred/v1"
+MICROCRED_VOCAB = "https://w3id.org/microcred/vocab#"
+
+_PACKAGE = resources.files(__package__) / "contexts"
+
+
+@cache
+def manifest() -> dict[str, dict[str, str]]:
+    """url -> {"file", "sha256", "source"} for every vendored context."""
+    loaded: dict[str, dict[str, str]] = json.loads((_PACKAGE / "manifest.json").read_text("utf-8"))
+    return loaded
+
+
+def context_file_bytes(url: str) -> bytes:
+    """The vendored file for `url`, byte for byte (for hashing and serving)."""
+    entry = manifest().get(url)
+    if entry is None:
+        raise ContextNotFoundError(f"no vendored JSON-LD context for {url!r} (offline only)")
+    return (_PACKAGE / entry["file"]).read_bytes()
+
+
+@cache
+def get_context(url: str) -> Any:
+    """The parsed context document for `url`. Shared and cached: do not mutate it."""
+    return json.loads(context_file_bytes(url))
+
+
+def known_urls() -> frozenset[str]:
+    return frozenset(manifest())
+
+
+def document_loader(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pyld document loader that only serves vendored contexts."""
+    return {"contextUrl": None, "documentUrl": url, "document": get_context(url)}

@@ -1,0 +1,209 @@
+"""Verify a credential: proof, issuer key, status, validity window, OB 3.0 schema.
+
+Every check reports on its own, so a verifier page can say *why*. A status that cannot be
+established (list unreachable, its proof or issuer wrong) is "unknown", never "valid".
+
+Key validity convention (controller documents we publish, Multikey terms):
+- a rotated-out key stays listed, with `expires` = the moment it was retired; credentials
+  whose validFrom and proof `created` are before that moment still verify;
+- a compromised key gets `revoked`; then no signature by it verifies (as in the JS stack).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from . import statuslist
+from .errors import VcError
+from .keys import did_key_document, multikey_decode
+from .proofs import verify_proof
+from .schema import is_open_badge, schema_problems
+from .vcdm import parse_datetime
+
+DocumentResolver = Callable[[str], Awaitable[dict[str, Any]]]
+KEY_TYPES = ("Multikey", "Ed25519VerificationKey2020")
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool | None  # None: could not be established
+    detail: str = ""
+
+
+@dataclass
+class VerificationResult:
+    verified: bool
+    status: str  # valid | revoked | suspended | unknown | expired | not-yet-valid | invalid
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        return [f"{name}: {c.detail}" for name, c in self.checks.items() if c.ok is not True]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def issuer_id(document: dict[str, Any]) -> Any:
+    issuer = document.get("issuer")
+    return issuer.get("id") if isinstance(issuer, dict) else issuer
+
+
+class KeyResolver:
+    """Verification methods through their controller documents, fetched once per run."""
+
+    def __init__(self, resolve_document: DocumentResolver) -> None:
+        self._resolve = resolve_document
+        self._documents: dict[str, dict[str, Any]] = {}
+
+    async def controller(self, url: str) -> dict[str, Any]:
+        if url not in self._documents:
+            document = did_key_document(url) if url.startswith("did:key:") else (
+                await self._resolve(url))
+            if not isinstance(document, dict):
+                raise VcError(f"controller document {url} is not a JSON object")
+            self._documents[url] = document
+        return self._documents[url]
+
+    async def method(self, vm_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(verification method, controller document) for `vm_id`."""
+        if not isinstance(vm_id, str) or "#" not in vm_id:
+            raise VcError(f"verification method {vm_id!r} is not a URL with a fragment")
+        document = await self.controller(vm_id.split("#", 1)[0])
+        for vm in _as_list(document.get("verificationMethod")):
+            if isinstance(vm, dict) and vm.get("id") == vm_id:
+                return vm, document
+        raise VcError(f"{vm_id} is not in its controller document")
+
+    async def public_key(self, vm_id: str) -> Ed25519PublicKey:
+        vm, _ = await self.method(vm_id)
+        if vm.get("type") not in KEY_TYPES or "publicKeyMultibase" not in vm:
+            raise VcError(f"{vm_id} is not an Ed25519 Multikey")
+        return multikey_decode(vm["publicKeyMultibase"])
+
+
+def _first_proof(document: dict[str, Any]) -> dict[str, Any]:
+    proofs = _as_list(document.get("proof"))
+    if not proofs or not isinstance(proofs[0], dict):
+        raise VcError("no proof")
+    return proofs[0]
+
+
+async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check:
+    """The proof's key belongs to the issuer, is an assertionMethod, and was valid."""
+    try:
+        proof = _first_proof(document)
+        vm_id = proof.get("verificationMethod")
+        if proof.get("proofPurpose") != "assertionMethod":
+            return Check(False, f"proofPurpose is {proof.get('proofPurpose')!r}")
+        vm, controller = await keys.method(vm_id)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - any resolver failure is a failed check
+        return Check(False, f"cannot resolve the verification method: {exc}")
+    issuer = issuer_id(document)
+    if vm.get("controller") != issuer or controller.get("id") != issuer:
+        return Check(False, f"{vm_id} is controlled by {vm.get('controller')!r}, "
+                            f"not by the issuer {issuer!r}")
+    listed = [e.get("id") if isinstance(e, dict) else e
+              for e in _as_list(controller.get("assertionMethod"))]
+    if vm_id not in listed:
+        return Check(False, f"{vm_id} is not an assertionMethod of {issuer}")
+    if "revoked" in vm:
+        return Check(False, f"{vm_id} was revoked at {vm['revoked']}")
+    if "expires" in vm:
+        try:
+            expires = parse_datetime(vm["expires"])
+            moments = [parse_datetime(v) for v in (document.get("validFrom"),
+                                                   proof.get("created")) if isinstance(v, str)]
+        except ValueError as exc:
+            return Check(False, f"bad date: {exc}")
+        if not moments or any(m >= expires for m in moments):
+            return Check(False, f"{vm_id} was retired at {vm['expires']}, before this "
+                                "credential was issued")
+    return Check(True, vm_id)
+
+
+def check_window(document: dict[str, Any], now: datetime) -> tuple[Check, str]:
+    try:
+        valid_from = document.get("validFrom")
+        valid_until = document.get("validUntil")
+        if isinstance(valid_from, str) and parse_datetime(valid_from) > now:
+            return Check(False, f"not valid before {valid_from}"), "not-yet-valid"
+        if isinstance(valid_until, str) and parse_datetime(valid_until) < now:
+            return Check(False, f"expired at {valid_until}"), "expired"
+    except ValueError as exc:
+        return Check(False, str(exc)), "invalid"
+    return Check(True, "within validFrom/validUntil"), "valid"
+
+
+async def _status_of(document: dict[str, Any], entry: Any, resolve: DocumentResolver,
+                     keys: KeyResolver, now: datetime) -> tuple[str, str]:
+    """('valid'|'revoked'|'suspended'|'unknown', why) for one credentialStatus entry."""
+    if not isinstance(entry, dict) or entry.get("type") != "BitstringStatusListEntry":
+        return "unknown", "unsupported credentialStatus type"
+    purpose, index = entry.get("statusPurpose"), entry.get("statusListIndex")
+    if purpose not in statuslist.PURPOSES or not (isinstance(index, str) and index.isdigit()):
+        return "unknown", "statusPurpose or statusListIndex is malformed"
+    url = entry.get("statusListCredential")
+    try:
+        listing = await resolve(url)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - unreachable list: status unknown
+        return "unknown", f"cannot fetch {url}: {exc}"
+    proof = await verify_proof(listing, keys.public_key)
+    if not proof.ok:
+        return "unknown", f"status list {url} has a bad proof: {proof.reason}"
+    key = await check_issuer_key(listing, keys)
+    if issuer_id(listing) != issuer_id(document) or not key.ok:
+        return "unknown", f"status list {url} is not signed by the credential's issuer"
+    subject = listing.get("credentialSubject") or {}
+    if ("BitstringStatusListCredential" not in _as_list(listing.get("type"))
+            or subject.get("type") != "BitstringStatusList"
+            or subject.get("statusPurpose") != purpose):
+        return "unknown", f"{url} is not a {purpose} BitstringStatusListCredential"
+    window, _ = check_window(listing, now)
+    if not window.ok:
+        return "unknown", f"status list {url}: {window.detail}"
+    try:
+        bit = statuslist.get_bit(statuslist.decode_list(subject.get("encodedList")), int(index))
+    except VcError as exc:
+        return "unknown", str(exc)
+    if not bit:
+        return "valid", f"{purpose} bit {index} is clear"
+    return ("revoked" if purpose == "revocation" else "suspended"), f"{purpose} bit {index} set"
+
+
+async def check_status(document: dict[str, Any], resolve: DocumentResolver, keys: KeyResolver,
+                       now: datetime) -> tuple[Check, str]:
+    entries = _as_list(document.get("credentialStatus"))
+    if not entries:
+        return Check(True, "no credentialStatus"), "valid"
+    outcomes = [await _status_of(document, e, resolve, keys, now) for e in entries]
+    for worst in ("revoked", "suspended", "unknown"):
+        reasons = [why for state, why in outcomes if state == worst]
+        if reasons:
+            return Check(None if worst == "unknown" else False, "; ".join(reasons)), worst
+    return Check(True, "; ".join(why for _, why in outcomes)), "valid"
+
+
+async def verify_credential(document: dict[str, Any], *, resolve_document: DocumentResolver,
+                            now: datetime | None = None,
+                            check_schema: bool = True) -> VerificationResult:
+    """All checks on `document`; `verified` only when every one passes and status is valid."""
+    now = now or datetime.now(UTC)
+    keys = KeyResolver(resolve_document)
+    proof = await verify_proof(document, keys.public_key)
+    checks = {"proof": Check(proof.ok, proof.reason or f"{proof.cryptosuite} signature valid")}
+    checks["issuer_key"] = await check_issuer_key(document, keys)
+    checks["validity_window"], window_state = check_window(document, now)
+    checks["status"], status_state = await check_status(document, resolve_document, keys, now)
+    if check_schema and is_open_badge(document):
+        problems = schema_problems(document)
+        checks["schema"] = Check(not problems, "; ".join(problems) or "OB 3.0 schema")
+    failed = [n for n in ("proof", "issuer_key", "schema") if n in checks and not checks[n].ok]
+    status = ("invalid" if failed else window_state if window_state != "valid"
+              else status_state)
+    return VerificationResult(verified=status == "valid", status=status, checks=checks)

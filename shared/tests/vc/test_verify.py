@@ -1,0 +1,125 @@
+"""verify_credential: each check on its own, and the overall status."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from microcred_shared.vc import examples, keys, sign, statuslist, verify_credential
+from microcred_shared.vc.controller import IssuerKey, controller_document
+
+
+@pytest.fixture
+def issuer() -> examples.ExampleIssuer:
+    world = examples.ExampleIssuer()
+    world.publish_lists()
+    return world
+
+
+async def verify(world: examples.ExampleIssuer, doc: dict, **kw):
+    return await verify_credential(doc, resolve_document=world.resolve, **kw)
+
+
+@pytest.mark.parametrize("suite", ["eddsa-rdfc-2022", "eddsa-jcs-2022"])
+async def test_a_fresh_credential_passes_every_check(issuer, suite):
+    result = await verify(issuer, issuer.credential(1, suite=suite))
+    assert result.verified and result.status == "valid", result.problems()
+    assert set(result.checks) == {"proof", "issuer_key", "validity_window", "status", "schema"}
+
+
+async def test_a_revoked_credential_is_reported_revoked(issuer):
+    credential = issuer.credential(5)
+    statuslist.set_bit(issuer.lists["revocation"], 5)
+    issuer.publish_lists()
+    result = await verify(issuer, credential)
+    assert not result.verified and result.status == "revoked"
+    assert result.checks["proof"].ok  # the signature itself is still fine
+
+
+async def test_a_suspended_credential_is_reported_suspended(issuer):
+    credential = issuer.credential(6)
+    statuslist.set_bit(issuer.lists["suspension"], 6)
+    issuer.publish_lists()
+    assert (await verify(issuer, credential)).status == "suspended"
+
+
+async def test_an_unreachable_status_list_gives_unknown_never_valid(issuer):
+    credential = issuer.credential(7)
+    del issuer.documents[issuer.list_url("revocation")]
+    result = await verify(issuer, credential)
+    assert result.status == "unknown" and result.checks["status"].ok is None
+    assert not result.verified
+
+
+async def test_a_status_list_with_a_forged_bit_is_not_trusted(issuer):
+    credential = issuer.credential(8)
+    forged = copy.deepcopy(issuer.documents[issuer.list_url("revocation")])
+    forged["credentialSubject"]["encodedList"] = statuslist.encode_list(statuslist.new_list())
+    forged["validFrom"] = "2026-01-02T00:00:00Z"
+    issuer.documents[issuer.list_url("revocation")] = forged
+    result = await verify(issuer, credential)
+    assert result.status == "unknown" and "bad proof" in result.checks["status"].detail
+
+
+async def test_a_status_list_signed_by_another_issuer_is_not_trusted(issuer):
+    credential = issuer.credential(9)
+    other = examples.ExampleIssuer("https://other.example/issuer", seed=b"\x05" * 32)
+    other.publish_lists()
+    issuer.documents[issuer.list_url("revocation")] = other.documents[
+        other.list_url("revocation")]
+    issuer.documents[other.issuer_id] = other.documents[other.issuer_id]
+    assert (await verify(issuer, credential)).status == "unknown"
+
+
+async def test_a_tampered_credential_is_invalid_with_a_reason(issuer):
+    credential = issuer.credential(10)
+    credential["credentialSubject"]["achievement"]["name"] = "Brain surgery"
+    result = await verify(issuer, credential)
+    assert result.status == "invalid" and "signature" in result.checks["proof"].detail
+
+
+async def test_a_key_not_controlled_by_the_issuer_fails_the_issuer_key_check(issuer):
+    stranger = keys.private_key_from_seed(b"\x06" * 32)
+    credential = sign(examples.example_credential(issuer_id=issuer.issuer_id), stranger,
+                      keys.did_key_verification_method(stranger.public_key()))
+    result = await verify(issuer, credential)
+    assert result.checks["proof"].ok  # did:key resolves locally, so the signature checks
+    assert not result.checks["issuer_key"].ok and result.status == "invalid"
+
+
+async def test_a_retired_key_still_verifies_what_it_signed_before_retirement(issuer):
+    credential = issuer.credential(11)
+    public = issuer.private_key.public_key()
+    issuer.documents[issuer.issuer_id] = controller_document(
+        issuer.issuer_id, [IssuerKey("key-1", public, expires=datetime(2027, 1, 1, tzinfo=UTC))])
+    assert (await verify(issuer, credential)).checks["issuer_key"].ok
+    issuer.documents[issuer.issuer_id] = controller_document(
+        issuer.issuer_id, [IssuerKey("key-1", public, expires=datetime(2025, 1, 1, tzinfo=UTC))])
+    result = await verify(issuer, credential)
+    assert not result.checks["issuer_key"].ok and "retired" in result.checks["issuer_key"].detail
+
+
+async def test_a_revoked_key_verifies_nothing(issuer):
+    credential = issuer.credential(12)
+    issuer.documents[issuer.issuer_id] = controller_document(issuer.issuer_id, [IssuerKey(
+        "key-1", issuer.private_key.public_key(), revoked=datetime(2027, 1, 1, tzinfo=UTC))])
+    assert (await verify(issuer, credential)).status == "invalid"
+
+
+async def test_the_validity_window_is_checked_against_now(issuer):
+    credential = issuer.credential(13, valid_until="2026-12-31T00:00:00Z")
+    early = await verify(issuer, credential, now=datetime(2025, 1, 1, tzinfo=UTC))
+    late = await verify(issuer, credential, now=datetime(2027, 1, 1, tzinfo=UTC))
+    assert (early.status, late.status) == ("not-yet-valid", "expired")
+    assert (await verify(issuer, credential, now=datetime(2026, 7, 1, tzinfo=UTC))).verified
+
+
+async def test_a_credential_breaking_the_ob_schema_fails_the_schema_check(issuer):
+    doc = examples.example_credential(issuer_id=issuer.issuer_id)
+    del doc["credentialSubject"]["achievement"]["criteria"]  # the schema requires it
+    credential = sign(doc, issuer.private_key, issuer.verification_method, fast=False)
+    result = await verify(issuer, credential)
+    assert result.checks["proof"].ok and not result.checks["schema"].ok
+    assert "criteria" in result.checks["schema"].detail and result.status == "invalid"
