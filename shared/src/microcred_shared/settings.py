@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -20,38 +20,31 @@ def database_url_for(server_url: str, database: str) -> str:
 
 
 class ServiceSettings(BaseSettings):
-    """Settings every service has. Subclasses set `service` and their default port."""
+    """Settings every service has. Subclasses set `service` and declare their own
+    `own_database_url` and `http_port` with the service-scoped names
+    (MICROCRED_<SERVICE>_DATABASE_URL, MICROCRED_<SERVICE>_HTTP_PORT).
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    Every field has an explicit environment name: without one, pydantic-settings would also
+    read the bare field name (a stray HTTP_PORT would win)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
     service: ClassVar[str] = "service"
-    default_port: ClassVar[int] = 8100
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )
     server_database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL"))
-    own_database_url: str | None = None
+    own_database_url: str | None = Field(None, validation_alias=AliasChoices(
+        "MICROCRED_SERVICE_DATABASE_URL"))
+    http_port: int = Field(8100, validation_alias=AliasChoices("MICROCRED_SERVICE_HTTP_PORT"))
     http_host: str = Field("127.0.0.1", validation_alias=AliasChoices("MICROCRED_HTTP_HOST"))
-    http_port: int = 0
     public_base_url: str = Field(
         "http://127.0.0.1:8103", validation_alias=AliasChoices("MICROCRED_PUBLIC_BASE_URL")
     )
     otlp_endpoint: str | None = Field(
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
-    environment: str = Field("development", validation_alias=AliasChoices("MICROCRED_ENV"))
     batch_size: int = Field(500, validation_alias=AliasChoices("MICROCRED_BATCH_SIZE"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _service_scoped(cls, data: dict) -> dict:
-        import os
-
-        prefix = f"MICROCRED_{cls.service.upper()}_"
-        data = dict(data)
-        data.setdefault("own_database_url", os.environ.get(prefix + "DATABASE_URL"))
-        data.setdefault("http_port", int(os.environ.get(prefix + "HTTP_PORT", cls.default_port)))
-        return data
 
     @property
     def database_url(self) -> str:

@@ -35,6 +35,7 @@ def compacted_topics() -> list[str]:
 
 
 def all_topics() -> list[str]:
-    """Every topic the backbone uses, dead-letter siblings included."""
+    """Every topic the backbone uses, with a dead-letter sibling for each (a consumer of a
+    compacted topic dead-letters too)."""
     names = [*_EVENT_TOPICS, *_COMPACTED]
-    return names + [dlq(name) for name in _EVENT_TOPICS]
+    return names + [dlq(name) for name in names]

@@ -65,6 +65,16 @@ class KeyStore:
             nonce=nonce, status="active"))
         return SigningKey(provider_id, key_id, private, multikey(private))
 
+    async def refresh(self) -> None:
+        """Reload the active keys: another instance may have rotated one."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(IssuerKey).where(
+                IssuerKey.status == "active"))).all()
+        for row in rows:
+            current = self._active.get(row.provider_id)
+            if current is None or current.key_id != row.key_id:
+                self._active[row.provider_id] = self._decrypt(row)
+
     async def ensure_active(self, provider_ids: list[str]) -> list[str]:
         """Make sure each provider has an active key; returns providers that got a new one."""
         created = []

@@ -58,6 +58,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         await publish_keys(r, store, profiles)
         await publish_status_lists(r, base, sign_list, initial=True)
         r.background(refresh_status_lists(r, base, sign_list))
+        r.background(follow_rotations(store))
         r.subscribe(topics.DECISIONS, partial(
             on_decisions, catalog=catalog, keys=store, sign=sign, sign_list=sign_list,
             base_url=base, profiles=profiles), AssessmentDecided)
@@ -105,6 +106,17 @@ async def publish_status_lists(rt: ServiceRuntime, base: str, sign_list: Any, *,
                 [tuple(r) for r in rows])).values(updated_at=datetime.now(UTC)))
         await outbox.write(conn, records)
     return len(records)
+
+
+async def follow_rotations(store: KeyStore, every: float = 5.0) -> None:
+    """With several issuance instances, a rotation done by one reaches the others within
+    `every` seconds (the rotating instance switches at once)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await store.refresh()
+        except Exception:
+            log.exception("could not reload issuer keys")
 
 
 async def refresh_status_lists(rt: ServiceRuntime, base: str, sign_list: Any) -> None:

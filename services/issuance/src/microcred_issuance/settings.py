@@ -10,7 +10,9 @@ from microcred_shared.settings import REPO_ROOT, ServiceSettings
 
 class Settings(ServiceSettings):
     service: ClassVar[str] = "issuance"
-    default_port: ClassVar[int] = 8102
+    own_database_url: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_ISSUANCE_DATABASE_URL"))
+    http_port: int = Field(8102, validation_alias=AliasChoices("MICROCRED_ISSUANCE_HTTP_PORT"))
     seed_file: str = Field(str(REPO_ROOT / "deploy" / "seed" / "providers.json"),
                            validation_alias=AliasChoices("MICROCRED_SEED_FILE"))
     key_encryption_key: SecretStr = Field(

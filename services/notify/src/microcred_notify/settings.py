@@ -9,7 +9,9 @@ from microcred_shared.settings import ServiceSettings
 
 class Settings(ServiceSettings):
     service: ClassVar[str] = "notify"
-    default_port: ClassVar[int] = 8104
+    own_database_url: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_NOTIFY_DATABASE_URL"))
+    http_port: int = Field(8104, validation_alias=AliasChoices("MICROCRED_NOTIFY_HTTP_PORT"))
     smtp_host: str = Field("127.0.0.1", validation_alias=AliasChoices("MICROCRED_SMTP_HOST"))
     smtp_port: int = Field(8025, validation_alias=AliasChoices("MICROCRED_SMTP_PORT"))
     smtp_from: str = Field("credentials@microcred.local",
