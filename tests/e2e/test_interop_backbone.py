@@ -1,0 +1,98 @@
+"""The reference JavaScript verifier (@digitalbazaar/vc, from tests/interop/node_modules)
+checks credentials the running backbone issued — both cryptosuites, status included —
+using only documents the registry serves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from microcred_shared.events import learner_key
+from microcred_shared.testing import eventually, learner, result
+from microcred_shared.vc import contexts
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+
+
+def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[dict]:
+    if shutil.which("node") is None or not (INTEROP / "node_modules/@digitalbazaar/vc").is_dir():
+        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
+    docs = tmp_path / "documents.json"
+    docs.write_text(json.dumps(documents))
+    done = subprocess.run(["node", "verify.mjs", "--documents", str(docs)], cwd=INTEROP,
+                          input="".join(json.dumps(c) + "\n" for c in credentials),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+async def served_documents(bb, credential: dict) -> dict:
+    """What a stranger's verifier fetches: the issuer's controller document and the status
+    lists, from the registry's public URLs, plus our context."""
+    urls = {credential["issuer"]["id"] if isinstance(credential["issuer"], dict)
+            else credential["issuer"]}
+    urls |= {e["statusListCredential"] for e in credential.get("credentialStatus", [])}
+    docs = {contexts.MICROCRED_V1_URL: contexts.get_context(contexts.MICROCRED_V1_URL)}
+    async with bb.http("registry") as client:
+        for url in urls:
+            r = await client.get(url)
+            assert r.status_code == 200, url
+            docs[url] = r.json()
+    return docs
+
+
+async def test_the_reference_verifier_accepts_backbone_credentials_and_sees_revocation(
+        backbone, tmp_path):
+    who = learner("jules-js")
+    res = result("lakeshore-college", "lakeshore-data-analytics-fundamentals", who=who,
+                 score=93)
+    async with backbone.http("assessment", backbone.api_keys[res.provider_id]) as client:
+        assert (await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                                  headers={"content-type": "application/json"})
+                ).status_code == 202
+    async with backbone.http("registry", backbone.operator_token) as client:
+        body = await eventually(lambda: _json(client.get(
+            f"/v1/learners/{learner_key(who.email)}/credentials")), lambda b: b["count"] >= 1)
+    rdfc = body["credentials"][0]["credential"]
+    assert rdfc["proof"][0]["cryptosuite"] == "eddsa-rdfc-2022"
+
+    issuer = f"{backbone.url('registry')}/issuers/lakeshore-college"
+    async with backbone.http("issuance", backbone.api_keys["lakeshore-college"]) as client:
+        r = await client.post("/credentials/issue", json={"options": {
+            "cryptosuite": "eddsa-jcs-2022"}, "credential": {
+            "@context": ["https://www.w3.org/ns/credentials/v2",
+                         "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"],
+            "type": ["VerifiableCredential", "OpenBadgeCredential"], "name": "Lab safety",
+            "issuer": {"id": issuer, "type": ["Profile"], "name": "Lakeshore College"},
+            "credentialSubject": {"type": ["AchievementSubject"], "achievement": {
+                "id": "https://lakeshore-college.example/a/lab", "type": ["Achievement"],
+                "name": "Lab safety", "description": "Lab safety basics",
+                "criteria": {"narrative": "Completed the lab induction"}}}}})
+    assert r.status_code == 201, r.text
+    jcs = r.json()["verifiableCredential"]
+
+    docs = await served_documents(backbone, rdfc)
+    docs |= await served_documents(backbone, jcs)
+    verdicts = js_verify([rdfc, jcs], docs, tmp_path)
+    assert [v["verified"] for v in verdicts] == [True, True], verdicts
+    assert verdicts[0]["status"] == {"revocation": False, "suspension": False}
+
+    cid = body["credentials"][0]["id"]
+    async with backbone.http("issuance", backbone.api_keys["lakeshore-college"]) as client:
+        r = await client.post(f"/v1/credentials/{cid}/status",
+                              json={"action": "revoke", "reason": "assessment was voided"})
+    assert r.status_code == 200
+    async with backbone.http("registry") as client:
+        await eventually(lambda: _json(client.get(f"/v1/credentials/{cid}/verification")),
+                         lambda v: v["status"] == "revoked")
+    after = js_verify([rdfc], await served_documents(backbone, rdfc), tmp_path)[0]
+    assert after["status"]["revocation"] is True, after
+
+
+async def _json(request):
+    return (await request).json()
