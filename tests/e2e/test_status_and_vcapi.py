@@ -51,8 +51,9 @@ async def test_a_fresh_credential_verifies_with_every_check_passing(backbone):
 
 
 async def test_the_issuer_revokes_and_every_verification_then_says_revoked(backbone):
+    rita = learner("rita-revoked")
     cred = await issued(backbone, "coast-mountain-university", "cmu-sustainable-forestry",
-                        learner("rita-revoked"), rubric_level="proficient")
+                        rita, rubric_level="proficient")
     other = await change(backbone, "lakeshore-college", cred["id"], "revoke")
     assert other.status_code == 403
     assert (await verification(backbone, cred["id"]))["status"] == "valid"
@@ -65,6 +66,13 @@ async def test_the_issuer_revokes_and_every_verification_then_says_revoked(backb
     assert any("revocation bit" in p for p in v["problems"])
     again = await change(backbone, "coast-mountain-university", cred["id"], "unsuspend")
     assert again.status_code == 409
+    mails = await eventually(lambda: _mails(backbone, rita.email), lambda m: len(m) >= 2)
+    assert "was revoked" in mails[-1]["Subject"]
+    assert "issued in error" in mails[-1].get_content()
+
+
+async def _mails(bb, email):
+    return bb.smtp.to(email)
 
 
 async def test_suspension_and_reinstatement_round_trip(backbone):
@@ -105,13 +113,24 @@ async def test_key_rotation_keeps_old_credentials_valid_and_signs_new_ones_with_
     assert r.status_code == 200, r.text
     new = await issued(backbone, provider, "ocsc-site-supervisor-readiness",
                        learner("nina-new-key"), passed=True)
-    assert new["credential"]["proof"][0]["verificationMethod"].endswith("#" + r.json()["active_key"])
+    new_vm = new["credential"]["proof"][0]["verificationMethod"]
+    assert new_vm.endswith("#" + r.json()["active_key"])
     assert old["credential"]["proof"][0]["verificationMethod"] != \
         new["credential"]["proof"][0]["verificationMethod"]
     for cred in (old, new):
         v = await eventually(lambda c=cred: verification(backbone, c["id"]),
                              lambda v: v["verified"])
         assert v["verified"] is True, v["problems"]
+
+    # The new key leaks: retire it as compromised. What it signed stops verifying, with the
+    # reason; what the earlier, merely retired key signed stays valid.
+    async with backbone.http("issuance", backbone.operator_token) as client:
+        r = await client.post(f"/v1/admin/providers/{provider}/keys/rotate",
+                              json={"compromised": True})
+    assert r.status_code == 200
+    v = await eventually(lambda: verification(backbone, new["id"]), lambda v: not v["verified"])
+    assert not v["verified"] and any("revoked" in p for p in v["problems"]), v
+    assert (await verification(backbone, old["id"]))["verified"] is True
 
 
 async def test_vc_api_issues_for_an_authorised_provider_and_refuses_what_vc_2_forbids(backbone):

@@ -25,9 +25,23 @@ def learner_key(email: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "learner:" + email.strip().lower()))
 
 
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
 class Event(BaseModel):
+    """Base of every event. Subclasses register their `ce_type` as they are defined, so an
+    event module elsewhere (a service's own events) is decodable once imported."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     ce_type: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ce_type = cls.__dict__.get("ce_type")
+        if ce_type:
+            if ce_type in EVENT_TYPES and EVENT_TYPES[ce_type].__qualname__ != cls.__qualname__:
+                raise TypeError(f"two event classes claim ce_type {ce_type!r}")
+            EVENT_TYPES[ce_type] = cls
 
     def key(self) -> bytes:
         """Kafka key: keeps per-learner order."""
@@ -224,20 +238,3 @@ class StatusListPublished(Event):
 
     def key(self) -> bytes:
         return self.url.encode()
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.ce_type: cls
-    for cls in (
-        AssessmentResultSubmitted,
-        AssessmentDecided,
-        CredentialIssued,
-        CredentialRegistered,
-        NotificationDelivered,
-        NotificationFailed,
-        IssuerKeysPublished,
-        ProviderApiKeyChanged,
-        CredentialStatusChanged,
-        StatusListPublished,
-    )
-}

@@ -19,7 +19,12 @@ from microcred_notify.models import Notification
 from microcred_notify.smtp import SmtpPool
 from microcred_shared import outbox, topics
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import CredentialRegistered, NotificationDelivered, NotificationFailed
+from microcred_shared.events import (
+    CredentialRegistered,
+    CredentialStatusChanged,
+    NotificationDelivered,
+    NotificationFailed,
+)
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -49,6 +54,28 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
     # A second registration event for the same credential owes no second message.
     await conn.execute(pg_insert(Notification).values(list(rows.values()))
                        .on_conflict_do_nothing())
+    return {}
+
+
+async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    """Tell the learner when the issuer revokes, suspends or reinstates their credential."""
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialStatusChanged)
+        issued = (await conn.execute(sa.select(Notification).where(
+            Notification.credential_id == e.credential_id,
+            Notification.kind == "credential-issued"))).first()
+        if issued is None:
+            continue  # never mailed (VC-API credential): nobody to tell
+        nid = uuid.uuid4()
+        await conn.execute(pg_insert(Notification).values(
+            id=nid, credential_id=e.credential_id, kind=f"status-{e.action}:{item.envelope.id}",
+            recipient=issued.recipient, learner_name=issued.learner_name,
+            language=issued.language, title=issued.title, url=issued.url, status="pending",
+            attempts=0, next_attempt_at=datetime.now(UTC), detail=e.reason,
+            message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
+            source_topic=item.record.topic, source_payload=item.record.value or b"",
+        ).on_conflict_do_nothing())
     return {}
 
 
@@ -110,9 +137,7 @@ class Deliverer:
                 n.traceparent), kind=trace.SpanKind.CLIENT,
                 attributes={"messaging.message.id": n.message_id}) as span:
             traceparent = traceparent_of() or n.traceparent
-            msg = messages.credential_issued(
-                sender=self._sender, recipient=n.recipient, name=n.learner_name, title=n.title,
-                url=n.url, language=n.language, message_id=n.message_id)
+            msg = messages.for_notification(n, self._sender)
             try:
                 await self._pool.send(msg)
                 return None, traceparent

@@ -6,12 +6,12 @@ import asyncio
 
 from fastapi import FastAPI
 
-from microcred_notify.handlers import Deliverer, on_registered
+from microcred_notify.handlers import Deliverer, on_registered, on_status_changed
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.settings import Settings
 from microcred_notify.smtp import SmtpPool
 from microcred_shared import topics
-from microcred_shared.events import CredentialRegistered
+from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
 from microcred_shared.runtime import ServiceRuntime
 
 
@@ -39,6 +39,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         await pool.close()
 
     rt.subscribe(topics.CREDENTIALS_REGISTERED, on_registered, CredentialRegistered)
+    rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
     rt.on_start(start)
     rt.on_stop(stop)
     rt.commit_listeners.append(wake.set)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from typing import Any
 
 SUBJECT = {"en": "Your micro-credential: {title}", "fr": "Votre microcertification : {title}"}
 BODY = {
@@ -29,3 +30,44 @@ def credential_issued(*, sender: str, recipient: str, name: str, title: str, url
     msg["Content-Language"] = lang
     msg.set_content(BODY[lang].format(name=name, title=title, url=url))
     return msg
+
+
+STATUS_SUBJECT = {
+    "revoke": {"en": "Your micro-credential was revoked: {title}",
+               "fr": "Votre microcertification a été révoquée : {title}"},
+    "suspend": {"en": "Your micro-credential is suspended: {title}",
+                "fr": "Votre microcertification est suspendue : {title}"},
+    "unsuspend": {"en": "Your micro-credential is valid again: {title}",
+                  "fr": "Votre microcertification est de nouveau valide : {title}"},
+}
+STATUS_BODY = {
+    "en": ("Hello {name},\n\nThe issuer changed the status of {title}.\nReason given: "
+           "{reason}\n\nVerifiers now see this change. Details:\n{url}\n\n— microcred\n"),
+    "fr": ("Bonjour {name},\n\nL'émetteur a modifié le statut de « {title} ».\nMotif "
+           "indiqué : {reason}\n\nLes vérificateurs voient maintenant ce changement. "
+           "Détails :\n{url}\n\n— microcred\n"),
+}
+
+
+def status_changed(*, sender: str, recipient: str, name: str, title: str, url: str,
+                   language: str, message_id: str, action: str, reason: str) -> EmailMessage:
+    lang = language if language in SUBJECT else "en"
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = STATUS_SUBJECT[action][lang].format(title=title)
+    msg["Message-ID"] = message_id
+    msg["Content-Language"] = lang
+    msg.set_content(STATUS_BODY[lang].format(name=name, title=title, url=url, reason=reason))
+    return msg
+
+
+def for_notification(n: Any, sender: str) -> EmailMessage:
+    """The message a notification row stands for."""
+    common = {"sender": sender, "recipient": n.recipient, "name": n.learner_name,
+              "title": n.title, "url": n.url, "language": n.language,
+              "message_id": n.message_id}
+    if n.kind.startswith("status-"):
+        action = n.kind.removeprefix("status-").split(":", 1)[0]
+        return status_changed(**common, action=action, reason=n.detail or "")
+    return credential_issued(**common)

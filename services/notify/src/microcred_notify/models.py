@@ -18,7 +18,7 @@ class Notification(SQLModel, table=True):
                       sa.Index("ix_notifications_due", "status", "next_attempt_at"))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     credential_id: uuid.UUID
-    kind: str = "credential-issued"
+    kind: str = "credential-issued"  # or status-<action>:<event id>
     recipient: str
     learner_name: str
     language: str = "en"
@@ -28,6 +28,7 @@ class Notification(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     last_error: str | None = None
+    detail: str | None = None  # the provider's reason, for status changes
     message_id: str
     traceparent: str | None = None
     source_topic: str
