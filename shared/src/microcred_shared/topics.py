@@ -12,6 +12,13 @@ NOTIFICATIONS = "microcred.notifications.v1"
 ISSUER_KEYS = "microcred.issuers.keys.v1"
 STATUS_LISTS = "microcred.status-lists.v1"
 PROVIDER_API_KEYS = "microcred.providers.api-keys.v1"
+# Learners and employers.
+CREDENTIAL_VISIBILITY = "microcred.credentials.visibility.v1"
+LEARNER_SIGNIN = "microcred.learners.signin.v1"
+# Providers and their credential definitions (compacted: the latest of each, by id).
+PROVIDERS = "microcred.providers.v1"
+DEFINITIONS = "microcred.definitions.v1"
+AUDIT = "microcred.audit.v1"
 
 DLQ_SUFFIX = ".dlq"
 
@@ -22,8 +29,11 @@ _EVENT_TOPICS = (
     CREDENTIALS_REGISTERED,
     CREDENTIAL_STATUS,
     NOTIFICATIONS,
+    CREDENTIAL_VISIBILITY,
+    LEARNER_SIGNIN,
+    AUDIT,
 )
-_COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS)
+_COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIONS)
 
 
 def dlq(topic: str) -> str:

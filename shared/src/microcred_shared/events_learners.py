@@ -1,0 +1,45 @@
+"""Events about what learners choose to show, and about reaching them (issue: learners own,
+employers subscribe). Defined here so registry (which owns visibility) and notify (which
+delivers to employers) agree on them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from microcred_shared.events import Event
+
+Visibility = Literal["private", "link", "public", "employers"]
+
+
+class CredentialVisibilityChanged(Event):
+    """A learner changed who may see a credential. `employers` means visible to subscribed
+    employers; `shared_with` lists employer ids the learner shared it with directly."""
+
+    ce_type: ClassVar[str] = "ca.microcred.credential.visibility.changed.v1"
+    credential_id: uuid.UUID
+    learner_key: str
+    provider_id: str
+    visibility: Visibility
+    shared_with: list[str] = []
+    changed_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class LearnerSignInRequested(Event):
+    """A learner asked for a one-time sign-in link; notify mails it (the link itself is in
+    the payload: the topic is internal and the token is single-use and short-lived)."""
+
+    ce_type: ClassVar[str] = "ca.microcred.learner.signin.requested.v1"
+    request_id: uuid.UUID
+    learner_key: str
+    email: str
+    language: Literal["en", "fr"] = "en"
+    link: str
+    expires_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
