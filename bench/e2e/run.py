@@ -1,0 +1,1152 @@
+"""End-to-end benchmark of the microcred backbone, with a bare-broker baseline in the same run.
+
+    uv run python bench/e2e/run.py --n 10000
+    uv run --with py-spy python bench/e2e/run.py --n 10000 --profile
+
+What it does (see bench/e2e/README.md for the method and how to read the output):
+
+1. Starts its own stack in a temp state dir (Kafka, embedded PostgreSQL, an in-process SMTP
+   sink that only counts, the four services as separate processes) or, with --reuse-stack,
+   uses `.state/stack.json` of a running `make up`.
+2. Publishes N passing results (mixed providers/definitions, unique learners) onto Kafka as
+   a provider does (ProviderPublisher.publish_many, in chunks, as fast as it can), records
+   each result's submit time, and waits until notify has recorded every notification as
+   delivered. Per-item latency = notifications.delivered_at (looked up per recipient, i.e.
+   per learner e-mail) - submit time of that learner's result. Per-stage timestamps come from
+   each service's own database (results.decided_at, issued_credentials.issued_at,
+   credentials.registered_at, notifications.delivered_at), joined by learner key.
+3. Baseline: the same N payloads (same bytes, same headers, same keys) relayed through four
+   hops by plain aiokafka doing no work: producer -> hop0 -> relay1 -> hop1 -> ... -> relay4
+   -> hop4, each relay a consumer (own group) + producer in its own process, committing its
+   offsets after each forwarded batch, as the services do.
+4. --profile: py-spy records every service process during the measured window; the top
+   hotspots per service are printed (and the raw stacks kept in the output dir).
+
+Not a pytest test. Bounded by --timeout; cleans up everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SERVICES = ("assessment", "issuance", "registry", "notify")
+SEED = REPO / "deploy" / "seed" / "providers.json"
+SUITES = {"rdfc": "eddsa-rdfc-2022", "jcs": "eddsa-jcs-2022"}
+HOPS = 4
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# statistics helpers
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def dist(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": pct(values, 50), "p95": pct(values, 95),
+            "p99": pct(values, 99), "max": max(values) if values else float("nan"),
+            "mean": statistics.fmean(values) if values else float("nan")}
+
+
+def fmt_s(x: float) -> str:
+    if x != x:  # nan
+        return "   n/a"
+    return f"{x * 1000:6.0f}ms" if x < 1 else f"{x:6.2f}s"
+
+
+def throughput(times: list[float], start: float) -> dict[str, float]:
+    """N / (last - start), plus the steady rate between the 10th and 90th percentile item."""
+    if not times:
+        return {"rate": 0.0, "steady": 0.0, "first": float("nan"), "last": float("nan")}
+    s = sorted(times)
+    n = len(s)
+    span = s[-1] - start
+    i10, i90 = int(n * 0.1), max(int(n * 0.9) - 1, 0)
+    steady_span = s[i90] - s[i10]
+    return {"rate": n / span if span > 0 else float("inf"),
+            "steady": (i90 - i10) / steady_span if steady_span > 0 else float("nan"),
+            "first": s[0] - start, "last": s[-1] - start}
+
+
+# ------------------------------------------------------------------------------------------
+# machine
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = psutil.virtual_memory()
+    return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+            "cpu_model": model, "mem_total_gib": round(mem.total / 2**30, 1),
+            "mem_available_gib": round(mem.available / 2**30, 1),
+            "loadavg": os.getloadavg(), "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+# ------------------------------------------------------------------------------------------
+# SMTP sink: a real SMTP server (aiosmtpd) that only counts and timestamps recipients
+
+
+class CountingSmtp:
+    def __init__(self, port: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.received: dict[str, float] = {}
+        self.messages = 0
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        now = time.time()
+        self.messages += 1
+        for rcpt in envelope.rcpt_tos:
+            self.received.setdefault(rcpt.lower(), now)
+        return "250 OK"
+
+    def start(self) -> CountingSmtp:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.controller.stop()
+
+
+# ------------------------------------------------------------------------------------------
+# the stack under test
+
+
+@dataclass
+class Target:
+    bootstrap: str
+    server_url: str  # postgresql://.../postgres
+    service_urls: dict[str, str]
+    stack: Any = None  # microcred_devstack.Stack when we started it
+    smtp: CountingSmtp | None = None
+    state_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    reused: bool = False
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def db_url(self, service: str) -> str:
+        return self.server_url.rsplit("/", 1)[0] + f"/microcred_{service}"
+
+    def service_pid(self, name: str) -> int | None:
+        if self.stack is not None:
+            return self.stack.service(name).pid
+        pid = self.manifest.get("services", {}).get(name, {}).get("pid")
+        return int(pid) if pid else None
+
+    def kafka_pid(self) -> int | None:
+        if self.stack is not None and self.stack.kafka is not None:
+            return self.stack.kafka.pid
+        pid = self.manifest.get("kafka", {}).get("pid")
+        return int(pid) if pid else None
+
+    def postgres_pid(self) -> int | None:
+        if self.stack is not None and self.stack.pg is not None:
+            return self.stack.pg.pid
+        pid = self.manifest.get("postgres", {}).get("pid")
+        return int(pid) if pid else None
+
+
+def service_env(smtp_port: int, suite: str, otlp: str | None, batch: int | None) -> dict[str, str]:
+    """The env tests/e2e/conftest.py gives the services, minus OTLP export unless asked."""
+    env = {
+        "MICROCRED_SMTP_PORT": str(smtp_port),
+        "MICROCRED_OPERATOR_TOKEN": secrets.token_urlsafe(24),
+        "MICROCRED_NOTIFY_RETRY_BASE_SECONDS": "0.2",
+        "MICROCRED_CRYPTOSUITE": SUITES[suite],
+    }
+    if otlp:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
+    if batch:
+        env["MICROCRED_BATCH_SIZE"] = str(batch)
+    return env
+
+
+def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
+    from microcred_devstack import Stack, free_port
+
+    state = Path(tempfile.mkdtemp(prefix="microcred-bench-"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")
+                and k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+                and not k.startswith("MICROCRED_")}
+    stack = Stack(state, free_ports=True, env=base_env)
+    target = Target(bootstrap="", server_url="", service_urls={}, stack=stack, state_dir=state)
+    log(f"starting Kafka + PostgreSQL in {state}")
+    t = time.monotonic()
+    stack.start_infra()
+    log(f"infra up in {time.monotonic() - t:.1f}s: kafka {stack.bootstrap}")
+    target.bootstrap, target.server_url = stack.bootstrap, stack.database_url
+    target.smtp = CountingSmtp(free_port()).start()
+    otlp = None
+    if args.otlp:
+        from microcred_shared.testing import OtlpCollector
+
+        collector = OtlpCollector(free_port()).start()
+        target.otlp = collector  # type: ignore[attr-defined]
+        otlp = collector.url
+    target.env = service_env(target.smtp.controller.port, suite, otlp, args.batch_size)
+    start_services(target)
+    return target
+
+
+def start_services(target: Target) -> None:
+    stack = target.stack
+    t = time.monotonic()
+    for name in SERVICES:
+        stack.start_service(name, target.env, wait=False)
+    for name in SERVICES:
+        stack.service(name, target.env).wait_healthy(stack.service_url(name) + "/healthz", 180)
+    target.service_urls = {n: stack.service_url(n) for n in SERVICES}
+    log(f"services healthy in {time.monotonic() - t:.1f}s "
+        f"(cryptosuite {target.env['MICROCRED_CRYPTOSUITE']})")
+
+
+def restart_issuance(target: Target, suite: str) -> None:
+    target.env = {**target.env, "MICROCRED_CRYPTOSUITE": SUITES[suite]}
+    target.stack.restart_service("issuance", target.env, timeout=180)
+    log(f"issuance restarted with {SUITES[suite]}")
+
+
+def reuse_stack(args: argparse.Namespace) -> Target:
+    path = Path(args.state_dir or REPO / ".state") / "stack.json"
+    data = json.loads(path.read_text())
+    env = data.get("env", {})
+    bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS") or data["kafka"]["bootstrap"]
+    server = env.get("DATABASE_URL") or data["postgres"]["url"]
+    urls = {n: data["services"][n]["url"] for n in SERVICES}
+    for n, url in urls.items():
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as resp:
+            if resp.status != 200:
+                raise SystemExit(f"--reuse-stack: {n} at {url} is not healthy")
+    log(f"reusing the running stack of {path} (kafka {bootstrap})")
+    return Target(bootstrap=bootstrap, server_url=server, service_urls=urls, reused=True,
+                  manifest=data)
+
+
+# ------------------------------------------------------------------------------------------
+# workload
+
+
+@dataclass
+class Workload:
+    run_id: str
+    events: list[Any]
+    emails: list[str]
+    keys: list[str]  # learner keys, same order
+
+    @property
+    def prefix(self) -> str:
+        return f"learner{self.run_id}-"
+
+
+def build_workload(n: int, run_id: str) -> Workload:
+    from microcred_shared.events import learner_key
+    from microcred_shared.testing import learner, result
+
+    seed = json.loads(SEED.read_text())
+    providers = {p["id"] for p in seed["providers"]}
+    defs = [d for d in seed["definitions"] if d["provider_id"] in providers
+            and not d.get("components")]  # stackable ones would issue a second credential
+    rng = random.Random(run_id)
+    events, emails, keys = [], [], []
+    for i in range(n):
+        d = defs[i % len(defs)]
+        rule = d["pass_rule"]
+        if rule["kind"] == "score":
+            outcome: dict[str, Any] = {"score": float(rng.randint(int(rule["min_score"]),
+                                                                  int(rule["max_score"])))}
+        elif rule["kind"] == "rubric":
+            levels = rule["levels"]
+            outcome = {"rubric_level": rng.choice(levels[levels.index(rule["min_level"]):])}
+        else:
+            outcome = {"passed": True}
+        who = learner(f"{run_id}-{i}", language=d.get("language", "en"),
+                      domain="bench.example")
+        events.append(result(d["provider_id"], d["id"], result_id=f"bench-{run_id}-{i}",
+                             who=who, **outcome))
+        emails.append(who.email.lower())
+        keys.append(learner_key(who.email))
+    return Workload(run_id, events, emails, keys)
+
+
+# ------------------------------------------------------------------------------------------
+# CPU accounting per component (psutil), over a window
+
+
+class CpuMeter:
+    def __init__(self, groups: dict[str, list[int]], include_children: set[str]) -> None:
+        self.groups = groups
+        self.include_children = include_children
+        self.start: dict[str, float] = {}
+        self.t0 = 0.0
+
+    def _procs(self, name: str) -> list[psutil.Process]:
+        out = []
+        for pid in self.groups[name]:
+            try:
+                p = psutil.Process(pid)
+                out.append(p)
+                if name in self.include_children:
+                    out.extend(p.children(recursive=True))
+            except psutil.Error:
+                pass
+        return out
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        res: dict[str, dict[int, float]] = {}
+        for name in self.groups:
+            res[name] = {}
+            for p in self._procs(name):
+                try:
+                    c = p.cpu_times()
+                    res[name][p.pid] = c.user + c.system
+                except psutil.Error:
+                    pass
+        return res
+
+    def begin(self) -> None:
+        self.t0 = time.monotonic()
+        self.start_pp = self._sample()
+
+    def end(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        now = self._sample()
+        out: dict[str, Any] = {"wall": wall, "cpu": {}}
+        for name, pids in now.items():
+            before = self.start_pp.get(name, {})
+            # a process that appeared during the window counts from zero
+            out["cpu"][name] = sum(v - before.get(pid, 0.0) for pid, v in pids.items())
+        return out
+
+
+def print_cpu(title: str, usage: dict[str, Any], cores: int, busy: float) -> None:
+    wall = usage["wall"]
+    total = sum(usage["cpu"].values())
+    print(f"\n  CPU during {title} ({wall:.1f}s wall, {cores} cores = {wall * cores:.1f} "
+          f"core-s available; measured processes used {total:.1f} core-s = "
+          f"{100 * total / max(wall * cores, 1e-9):.0f}%):")
+    for name, cpu in sorted(usage["cpu"].items(), key=lambda kv: -kv[1]):
+        print(f"    {name:<24} {cpu:7.1f} core-s  {100 * cpu / max(wall, 1e-9):5.0f}% of one core")
+    machine = busy * wall * cores
+    print(f"    machine-wide busy {100 * busy:.0f}% = {machine:.1f} core-s, of which "
+          f"{max(machine - total, 0):.1f} core-s were NOT ours (other work on this shared "
+          "machine: noise)")
+
+
+def machine_busy_fraction(start: psutil._common.scputimes, end: Any) -> float:
+    busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq + t.steal  # noqa: E731
+    idle = lambda t: t.idle + t.iowait  # noqa: E731
+    db, di = busy(end) - busy(start), idle(end) - idle(start)
+    return db / (db + di) if db + di > 0 else float("nan")
+
+
+# ------------------------------------------------------------------------------------------
+# profiling with py-spy
+
+
+def find_py_spy() -> str | None:
+    for cand in (shutil.which("py-spy"), str(Path(sys.executable).parent / "py-spy")):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+class Profiler:
+    def __init__(self, out_dir: Path, rate: int, nonblocking: bool) -> None:
+        self.exe = find_py_spy()
+        self.out_dir = out_dir
+        self.rate = rate
+        self.nonblocking = nonblocking
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.files: dict[str, Path] = {}
+
+    def start(self, pids: dict[str, int | None], tag: str) -> None:
+        if not self.exe:
+            log("py-spy not found: run with `uv run --with py-spy python bench/e2e/run.py ...`")
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in pids.items():
+            if not pid:
+                continue
+            out = self.out_dir / f"{tag}-{name}.pyspy.txt"
+            argv = [self.exe, "record", "--pid", str(pid), "--rate", str(self.rate),
+                    "--format", "raw", "--output", str(out)]
+            if self.nonblocking:
+                argv.append("--nonblocking")
+            logf = open(self.out_dir / f"{tag}-{name}.pyspy.log", "wb")  # noqa: SIM115
+            self.procs[name] = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL)
+            self.files[name] = out
+        log(f"py-spy recording {', '.join(self.procs)} at {self.rate} Hz")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                log(f"py-spy for {name} did not stop; killing it")
+                proc.kill()
+                proc.wait(10)
+        self.procs = {}
+
+
+def frame_parts(frame: str) -> tuple[str, str]:
+    """'func (pkg/mod.py:12)' -> ('pkg/mod.py:func', 'pkg')."""
+    func, _, loc = frame.rpartition(" (")
+    path = loc.rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    if parts[0] in ("<frozen", "") or path.startswith("<"):
+        pkg = "stdlib"
+    elif len(parts) == 1:
+        pkg = parts[0].removesuffix(".py")
+    else:
+        pkg = parts[0]
+    if pkg.startswith("microcred_") and len(parts) > 2:
+        pkg = f"{parts[0]}.{parts[1]}"  # e.g. microcred_shared.vc
+    return f"{path}:{func}", pkg
+
+
+# Leaf frames that mean "this thread waits": py-spy's own idle detection misses most of them
+# on this kernel (threads blocked in epoll/futex are sampled as active), so they are dropped
+# here; what remains is on-CPU Python (checked against psutil's CPU time per process).
+IDLE_LEAVES = {
+    "threading.py:Condition.wait", "threading.py:Event.wait",
+    "threading.py:Thread._wait_for_tstate_lock", "selectors.py:EpollSelector.select",
+    "selectors.py:SelectSelector.select", "selectors.py:PollSelector.select",
+    "concurrent/futures/thread.py:_worker", "queue.py:Queue.get", "queue.py:SimpleQueue.get",
+}
+
+
+def analyse_profile(path: Path, rate: int, top: int) -> dict[str, Any]:
+    self_fn: collections.Counter[str] = collections.Counter()
+    incl_fn: collections.Counter[str] = collections.Counter()
+    self_pkg: collections.Counter[str] = collections.Counter()
+    incl_pkg: collections.Counter[str] = collections.Counter()
+    total = idle = 0
+    if not path.exists():
+        return {"samples": 0}
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [frame_parts(f) for f in stack.split(";") if f]
+        if not frames or frames[-1][0] in IDLE_LEAVES:
+            idle += n
+            continue
+        total += n
+        self_fn[frames[-1][0]] += n
+        self_pkg[frames[-1][1]] += n
+        for fn in {f[0] for f in frames}:
+            incl_fn[fn] += n
+        for pkg in {f[1] for f in frames}:
+            incl_pkg[pkg] += n
+    return {"samples": total, "idle_samples": idle, "cpu_s": total / rate,
+            "self_fn": self_fn.most_common(top),
+            "incl_fn": incl_fn.most_common(top * 3), "self_pkg": self_pkg.most_common(top),
+            "incl_pkg": incl_pkg.most_common(top * 2)}
+
+
+_BORING_INCL = ("asyncio/", "uvicorn/", "faststream/", "runpy.py", "click/", "anyio/",
+                "starlette/", "fastapi/", "fast_depends/", "contextlib.py", "<frozen",
+                "threading.py",
+                "concurrent/", "microcred_notify/__main__", "microcred_assessment/__main__",
+                "microcred_issuance/__main__", "microcred_registry/__main__",
+                "microcred_shared/runtime.py:serve", "main (", "<module>")
+
+
+def print_profile(name: str, prof: dict[str, Any], top: int, cpu: float | None) -> None:
+    total = prof.get("samples", 0)
+    if not total:
+        print(f"\n  [{name}] no samples")
+        return
+    check = f"; psutil: {cpu:.1f} core-s" if cpu is not None else ""
+    print(f"\n  [{name}] {total} busy samples ≈ {prof['cpu_s']:.1f} s on-CPU "
+          f"({prof['idle_samples']} idle-thread samples dropped{check}); % of busy samples")
+    print("    by package (self):   " + ", ".join(
+        f"{p} {100 * c / total:.0f}%" for p, c in prof["self_pkg"][:top]))
+    print("    by package (incl.):  " + ", ".join(
+        f"{p} {100 * c / total:.0f}%" for p, c in prof["incl_pkg"][:top]
+        if p not in ("stdlib", "runpy", "uvicorn")))
+    print("    top functions (self):")
+    for fn, c in prof["self_fn"][:top]:
+        print(f"      {100 * c / total:5.1f}%  {fn}")
+    print("    top functions (inclusive, project + libraries, event-loop frames skipped):")
+    shown = 0
+    for fn, c in prof["incl_fn"]:
+        if any(b in fn for b in _BORING_INCL):
+            continue
+        print(f"      {100 * c / total:5.1f}%  {fn}")
+        shown += 1
+        if shown >= top:
+            break
+
+
+# ------------------------------------------------------------------------------------------
+# backbone run
+
+
+STAGES = (
+    ("assessment", "decided", "SELECT learner_key, extract(epoch from decided_at) FROM results "
+     "WHERE learner_key = ANY($1::text[])", "SELECT count(*) FROM results WHERE decided_at >= "
+     "to_timestamp($1)"),
+    ("issuance", "issued", "SELECT learner_key, extract(epoch from issued_at) FROM "
+     "issued_credentials WHERE learner_key = ANY($1::text[])",
+     "SELECT count(*) FROM issued_credentials WHERE issued_at >= to_timestamp($1)"),
+    ("registry", "registered", "SELECT learner_key, extract(epoch from registered_at) FROM "
+     "credentials WHERE learner_key = ANY($1::text[])",
+     "SELECT count(*) FROM credentials WHERE registered_at >= to_timestamp($1)"),
+)
+NOTIFY_DONE = ("SELECT count(*) FILTER (WHERE status = 'delivered'), "
+               "count(*) FILTER (WHERE status = 'failed'), count(*) FROM notifications "
+               "WHERE recipient LIKE $1")
+NOTIFY_ROWS = ("SELECT lower(recipient), extract(epoch from delivered_at), "
+               "extract(epoch from created_at) FROM notifications "
+               "WHERE recipient LIKE $1 AND status = 'delivered'")
+
+
+async def connect_dbs(target: Target) -> dict[str, asyncpg.Connection]:
+    return {s: await asyncpg.connect(target.db_url(s), timeout=30) for s in SERVICES}
+
+
+async def publish(bootstrap: str, events: list[Any], chunk: int, rate: float,
+                  inflight: int = 1) -> tuple[list[float], list[float], float]:
+    """ProviderPublisher.publish_many in chunks (at most `inflight` chunks awaiting their
+    acks); returns per-event submit time (its chunk's start), ack time, and the duration."""
+    from microcred_shared.testing import ProviderPublisher
+
+    sub = [0.0] * len(events)
+    ack = [0.0] * len(events)
+    t_begin = time.time()
+    gate = asyncio.Semaphore(inflight)
+    async with ProviderPublisher(bootstrap) as pub:
+
+        async def one(start: int, part: list[Any]) -> None:
+            try:
+                t = time.time()
+                await pub.publish_many(part)
+                t_ack = time.time()
+                for i in range(start, start + len(part)):
+                    sub[i], ack[i] = t, t_ack
+            finally:
+                gate.release()
+
+        tasks = []
+        for start in range(0, len(events), chunk):
+            if rate > 0:  # open loop: chunk k is due at begin + k*chunk/rate
+                due = t_begin + start / rate
+                if (delay := due - time.time()) > 0:
+                    await asyncio.sleep(delay)
+            await gate.acquire()
+            tasks.append(asyncio.create_task(one(start, events[start:start + chunk])))
+        await asyncio.gather(*tasks)
+    return sub, ack, time.time() - t_begin
+
+
+async def wait_delivered(dbs: dict[str, asyncpg.Connection], wl: Workload, n: int, t0: float,
+                         deadline: float, stall: float, progress_every: float) -> dict[str, int]:
+    last_change, last_done = time.monotonic(), -1
+    next_print = 0.0
+    counts: dict[str, int] = {}
+    while True:
+        delivered, failed, owed = await dbs["notify"].fetchrow(NOTIFY_DONE, wl.prefix + "%")
+        counts = {"delivered": delivered, "failed": failed, "owed": owed}
+        now = time.monotonic()
+        if delivered != last_done:
+            last_done, last_change = delivered, now
+        if now >= next_print or delivered + failed >= n:
+            stage_counts = []
+            for svc, label, _, count_sql in STAGES:
+                stage_counts.append(f"{label} {await dbs[svc].fetchval(count_sql, t0 - 1)}")
+            log(f"  t+{time.time() - t0:6.1f}s  " + "  ".join(stage_counts)
+                + f"  notified {delivered}/{n} (owed {owed}, failed {failed})")
+            next_print = now + progress_every
+        if delivered + failed >= n:
+            return counts
+        if now - last_change > stall:
+            log(f"  no delivery progress for {stall:.0f}s: giving up with {delivered}/{n}")
+            return counts
+        if now > deadline:
+            log(f"  time is up: {delivered}/{n} delivered")
+            return counts
+        await asyncio.sleep(1.0)
+
+
+async def collect_stages(dbs: dict[str, asyncpg.Connection], wl: Workload) -> dict[str, dict[
+        str, float]]:
+    """stage -> learner key -> epoch seconds."""
+    out: dict[str, dict[str, float]] = {}
+    for svc, label, rows_sql, _ in STAGES:
+        rows = await dbs[svc].fetch(rows_sql, wl.keys)
+        out[label] = {k: float(t) for k, t in rows}
+    email_key = dict(zip(wl.emails, wl.keys, strict=True))
+    rows = await dbs["notify"].fetch(NOTIFY_ROWS, wl.prefix + "%")
+    out["delivered"] = {email_key[e]: float(t) for e, t, _ in rows if e in email_key}
+    out["notify_created"] = {email_key[e]: float(c) for e, _, c in rows if e in email_key}
+    return out
+
+
+def healthz(target: Target) -> dict[str, Any]:
+    out = {}
+    for n, url in target.service_urls.items():
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as resp:
+                out[n] = json.loads(resp.read())
+        except Exception as exc:  # noqa: BLE001
+            out[n] = {"error": str(exc)}
+    return out
+
+
+async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
+                       profiler: Profiler | None, cores: int) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    log(f"backbone [{suite}]: building {args.warmup} warm-up + {args.n} results (run {run_id})")
+    warm = build_workload(args.warmup, run_id + "w") if args.warmup else None
+    wl = build_workload(args.n, run_id)
+    dbs = await connect_dbs(target)
+    try:
+        if warm:
+            log(f"warm-up: {args.warmup} results")
+            t = time.time()
+            await publish(target.bootstrap, warm.events, args.chunk, 0)
+            await wait_delivered(dbs, warm, args.warmup, t, time.monotonic() + 300, 120, 10)
+        pids = {n: target.service_pid(n) for n in SERVICES}
+        groups = {n: [p] for n, p in pids.items() if p}
+        if (kp := target.kafka_pid()):
+            groups["kafka"] = [kp]
+        if (pp := target.postgres_pid()):
+            groups["postgres (all backends)"] = [pp]
+        groups["bench driver + smtp sink"] = [os.getpid()]
+        meter = CpuMeter(groups, {"postgres (all backends)"})
+        idle = None
+        if args.idle_probe > 0:  # what the stack burns with no load (polls, heartbeats)
+            meter.begin()
+            await asyncio.sleep(args.idle_probe)
+            idle = meter.end()
+        if profiler:
+            profiler.start(pids, f"backbone-{suite}")
+            await asyncio.sleep(1.0)  # let py-spy attach before the load starts
+        sys_start = psutil.cpu_times()
+        meter.begin()
+        log(f"publishing {args.n} results in chunks of {args.chunk}"
+            + (f" at {args.rate:g}/s" if args.rate else " as fast as possible"))
+        sub, ack, pub_s = await publish(target.bootstrap, wl.events, args.chunk, args.rate,
+                                        args.inflight)
+        t0 = min(sub)
+        log(f"published {args.n} in {pub_s:.2f}s ({args.n / pub_s:.0f}/s acked by the broker)")
+        deadline = time.monotonic() + args.timeout
+        counts = await wait_delivered(dbs, wl, args.n, t0, deadline, args.stall,
+                                      args.progress)
+        usage = meter.end()
+        busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        if profiler:
+            profiler.stop()
+        stages = await collect_stages(dbs, wl)
+    finally:
+        for c in dbs.values():
+            await c.close()
+    submit = dict(zip(wl.keys, sub, strict=True))
+    smtp_times: dict[str, float] = {}
+    if target.smtp is not None:
+        email_key = dict(zip(wl.emails, wl.keys, strict=True))
+        smtp_times = {email_key[e]: t for e, t in list(target.smtp.received.items())
+                      if e in email_key}
+    return {"suite": suite, "run_id": run_id, "n": args.n, "t0": t0, "publish_s": pub_s,
+            "submit": submit, "ack": dict(zip(wl.keys, ack, strict=True)), "stages": stages,
+            "smtp": smtp_times, "counts": counts, "usage": usage, "machine_busy": busy,
+            "health": healthz(target), "cores": cores, "idle": idle}
+
+
+def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
+    n, t0, submit, st = res["n"], res["t0"], res["submit"], res["stages"]
+    delivered = st["delivered"]
+    lat = [delivered[k] - submit[k] for k in delivered]
+    tp = throughput(list(delivered.values()), t0)
+    summary = {"suite": SUITES[res["suite"]], "n": n, "delivered": len(delivered),
+               "creds_per_s": tp["rate"], "steady_creds_per_s": tp["steady"],
+               "latency": dist(lat), "publish_s": res["publish_s"],
+               "publish_rate": n / res["publish_s"], "stages": {},
+               "machine_busy": res["machine_busy"]}
+    print(f"\n=== backbone, {SUITES[res['suite']]}: {len(delivered)}/{n} credentials delivered "
+          f"(failed {res['counts'].get('failed', 0)}) ===")
+    print(f"  submitted {n} results in {res['publish_s']:.2f}s "
+          f"({n / res['publish_s']:.0f}/s, broker-acked)")
+    print(f"  END TO END: {tp['rate']:.1f} credentials/s  (N / (last delivered - first "
+          f"submitted) = {len(delivered)} / {tp['last']:.1f}s); steady 10-90%: "
+          f"{tp['steady']:.1f}/s")
+    d = summary["latency"]
+    print(f"  latency submitted -> delivered_at: p50 {fmt_s(d['p50'])}  p95 {fmt_s(d['p95'])}  "
+          f"p99 {fmt_s(d['p99'])}  max {fmt_s(d['max'])}")
+    print("\n  per stage (timestamps each service writes: decided_at / issued_at / "
+          "registered_at / delivered_at; all taken when the service's batch handler starts,\n"
+          "  delivered_at after the SMTP round): rate = items / (last - first submitted); "
+          "steady = 10th..90th item; hop = this stage's time - previous stage's, per item")
+    print(f"  {'stage':<12}{'count':>7}{'first':>9}{'last':>9}{'rate/s':>9}{'steady/s':>10}"
+          f"{'hop p50':>10}{'hop p95':>10}{'hop p99':>10}")
+    prev = submit
+    order = [("decided", "assessment"), ("issued", "issuance"), ("registered", "registry"),
+             ("delivered", "notify")]
+    for label, svc in order:
+        times = st[label]
+        tps = throughput(list(times.values()), t0)
+        hops = [times[k] - prev[k] for k in times if k in prev]
+        hd = dist(hops)
+        summary["stages"][label] = {"service": svc, "count": len(times), **tps,
+                                    "hop": hd}
+        print(f"  {label:<12}{len(times):>7}{tps['first']:>8.1f}s{tps['last']:>8.1f}s"
+              f"{tps['rate']:>9.1f}{tps['steady']:>10.1f}{fmt_s(hd['p50']):>10}"
+              f"{fmt_s(hd['p95']):>10}{fmt_s(hd['p99']):>10}")
+        prev = times
+    if res["smtp"]:
+        sm = res["smtp"]
+        print(f"  (SMTP sink received {len(sm)} of them; delivered_at - received at sink p50 "
+              f"{fmt_s(pct([delivered[k] - sm[k] for k in sm if k in delivered], 50))})")
+    nc = st.get("notify_created", {})
+    if nc:
+        hop = [delivered[k] - nc[k] for k in delivered if k in nc]
+        print(f"  notify: created_at -> delivered_at p50 {fmt_s(pct(hop, 50))} "
+              f"p95 {fmt_s(pct(hop, 95))} (mail delivery loop, after the consumer stored it)")
+    print_cpu(f"the backbone run [{res['suite']}]", res["usage"], res["cores"],
+              res["machine_busy"])
+    per = {k: 1000 * v / max(len(delivered), 1) for k, v in res["usage"]["cpu"].items()}
+    print("    CPU per delivered credential: " + ", ".join(
+        f"{k.split(' ')[0]} {v:.2f}ms" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+        + f"; total {sum(per.values()):.1f}ms (2000/s on {res['cores']} cores needs "
+        f"<= {1000 * res['cores'] / 2000:.1f}ms)")
+    summary["cpu_ms_per_credential"] = per
+    if res.get("idle"):
+        idle = res["idle"]
+        print(f"    idle stack (no load, {idle['wall']:.0f}s before the run): " + ", ".join(
+            f"{k.split(' ')[0]} {100 * v / idle['wall']:.0f}%" for k, v in sorted(
+                idle["cpu"].items(), key=lambda kv: -kv[1])) + " of one core")
+        summary["idle"] = idle
+    health = res["health"]
+    dl = {n: h.get("dead_lettered") for n, h in health.items() if h.get("dead_lettered")}
+    if any(any(v.values()) for v in dl.values() if isinstance(v, dict)):
+        print(f"  WARNING dead letters: {dl}")
+    summary["usage"] = res["usage"]
+    return summary
+
+
+# ------------------------------------------------------------------------------------------
+# bare-broker baseline
+
+
+def _relay_process(bootstrap: str, src: str, dst: str, group: str, seq_header: str,
+                   record: bool, warm: int, expected: int, ready: Any, stop: Any,
+                   out: Any, max_records: int) -> None:
+    asyncio.run(_relay(bootstrap, src, dst, group, seq_header, record, warm, expected, ready,
+                       stop, out, max_records))
+
+
+async def _relay(bootstrap: str, src: str, dst: str, group: str, seq_header: str,
+                 record: bool, warm: int, expected: int, ready: Any, stop: Any, out: Any,
+                 max_records: int) -> None:
+    consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_poll_interval_ms=600_000)
+    # The same producer settings as the services' outbox relay (microcred_shared.outbox).
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=5,
+                                max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    seen: dict[int, float] = {}
+    warm_seen = 0
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        ready.set()
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100, max_records=max_records)
+            if not batch:
+                continue
+            now = time.time()
+            futs = []
+            for recs in batch.values():
+                for r in recs:
+                    if record:
+                        seq = int(dict(r.headers)[seq_header])
+                        if seq < 0:
+                            warm_seen += 1
+                        else:
+                            seen.setdefault(seq, now)
+                    futs.append(await producer.send(dst, r.value, key=r.key,
+                                                    headers=list(r.headers)))
+            await asyncio.gather(*futs)
+            await consumer.commit()  # after the forward is durable, as the services do
+            if record:
+                if warm_seen >= warm and warm:
+                    out.put(("warm", warm_seen))
+                    warm = 0
+                if len(seen) >= expected:
+                    out.put(("done", seen))
+                    seen = {}
+                    expected = 1 << 62
+    finally:
+        if record and seen:
+            out.put(("partial", seen))
+        await producer.stop()
+        await consumer.stop()
+
+
+def encode_raw(events: list[Any], warm: bool) -> list[tuple[bytes, bytes, list[Any]]]:
+    """The exact bytes a provider publishes (payload, key, CloudEvents headers) plus a seq
+    header, encoded before the clock starts: the baseline measures the broker path only."""
+    from microcred_shared.cloudevents import encode
+    from microcred_shared.testing import provider_headers
+
+    out = []
+    for i, e in enumerate(events):
+        seq = -(i + 1) if warm else i
+        out.append((encode(e), e.key(),
+                    [*provider_headers(e), ("bench_seq", str(seq).encode())]))
+    return out
+
+
+async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[Any]]],
+                      chunk: int, inflight: int = 1) -> tuple[list[float], float]:
+    """Same producer (ProviderPublisher's settings) and chunking as the backbone run."""
+    from microcred_shared.testing import ProviderPublisher
+
+    sub = [0.0] * len(records)
+    t_begin = time.time()
+    gate = asyncio.Semaphore(inflight)
+    async with ProviderPublisher(bootstrap) as pub:
+        producer = pub.producer
+
+        async def one(start: int, part: list[Any]) -> None:
+            try:
+                t = time.time()
+                futs = [await producer.send(topic, v, key=k, headers=h) for v, k, h in part]
+                await asyncio.gather(*futs)
+                for i in range(start, start + len(part)):
+                    sub[i] = t
+            finally:
+                gate.release()
+
+        tasks = []
+        for start in range(0, len(records), chunk):
+            await gate.acquire()
+            tasks.append(asyncio.create_task(one(start, records[start:start + chunk])))
+        await asyncio.gather(*tasks)
+    return sub, time.time() - t_begin
+
+
+async def run_baseline(target: Target, args: argparse.Namespace, cores: int) -> dict[str, Any]:
+    from microcred_devstack import create_topics
+
+    run_id = uuid.uuid4().hex[:8]
+    topics = [f"bench.{run_id}.hop{i}" for i in range(HOPS + 1)]
+    await create_topics(target.bootstrap, topics, partitions=4)
+    log(f"baseline: topics {topics[0]} .. {topics[-1]} (4 partitions each), {HOPS} relays")
+    records = encode_raw(build_workload(args.n, run_id).events, False)
+    warm = encode_raw(build_workload(args.warmup, run_id + "w").events, True) \
+        if args.warmup else []
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    out = ctx.Queue()
+    procs, readies = [], []
+    for hop in range(HOPS):
+        ready = ctx.Event()
+        last = hop == HOPS - 1
+        p = ctx.Process(target=_relay_process, name=f"bench-relay{hop + 1}", args=(
+            target.bootstrap, topics[hop], topics[hop + 1], f"bench.{run_id}.relay{hop + 1}",
+            "bench_seq", last, len(warm), args.n, ready, stop, out, args.batch_size or 500),
+            daemon=True)
+        p.start()
+        procs.append(p)
+        readies.append(ready)
+    result: dict[str, Any] = {"topics": topics}
+    try:
+        for ready in readies:
+            if not await asyncio.to_thread(ready.wait, 120):
+                raise RuntimeError("a baseline relay did not get its partitions in 120s")
+        loop_get = lambda t: out.get(timeout=t)  # noqa: E731
+        if warm:
+            await publish_raw(target.bootstrap, topics[0], warm, args.chunk)
+            kind, _ = await asyncio.to_thread(loop_get, 120)
+            log(f"baseline warm-up through ({kind})")
+        groups = {f"relay{i + 1}": [p.pid] for i, p in enumerate(procs) if p.pid}
+        if (kp := target.kafka_pid()):
+            groups["kafka"] = [kp]
+        groups["bench driver"] = [os.getpid()]
+        meter = CpuMeter(groups, set())
+        sys_start = psutil.cpu_times()
+        meter.begin()
+        sub, pub_s = await publish_raw(target.bootstrap, topics[0], records, args.chunk,
+                                       args.inflight)
+        log(f"baseline: published {args.n} in {pub_s:.2f}s")
+        try:
+            kind, seen = await asyncio.to_thread(loop_get, min(args.timeout, 600))
+        except Exception:  # queue.Empty
+            kind, seen = "timeout", {}
+        usage = meter.end()
+        busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        result.update(kind=kind, seen=seen, sub=sub, pub_s=pub_s, usage=usage, busy=busy)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
+        with contextlib.suppress(Exception):
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=target.bootstrap)
+            await admin.start()
+            await admin.delete_topics(topics)
+            await admin.close()
+    result["cores"] = cores
+    return result
+
+
+def report_baseline(res: dict[str, Any], n: int) -> dict[str, Any]:
+    seen, sub = res.get("seen", {}), res.get("sub", [])
+    if not seen:
+        print("\n=== baseline: no result ===")
+        return {}
+    t0 = min(sub)
+    lat = [t - sub[i] for i, t in seen.items()]
+    tp = throughput(list(seen.values()), t0)
+    d = dist(lat)
+    print(f"\n=== bare-broker baseline: {len(seen)}/{n} messages through {HOPS} plain aiokafka "
+          f"relays (consume -> produce acks=all -> commit), same payloads ===")
+    print(f"  published in {res['pub_s']:.2f}s ({n / res['pub_s']:.0f}/s)")
+    print(f"  END TO END: {tp['rate']:.0f} msgs/s  (N / (last received at hop {HOPS} - first "
+          f"submitted) = {len(seen)} / {tp['last']:.2f}s); steady 10-90%: {tp['steady']:.0f}/s")
+    print(f"  latency: p50 {fmt_s(d['p50'])}  p95 {fmt_s(d['p95'])}  p99 {fmt_s(d['p99'])}  "
+          f"max {fmt_s(d['max'])}")
+    print_cpu("the baseline run", res["usage"], res["cores"], res["busy"])
+    per = {k: 1000 * v / max(len(seen), 1) for k, v in res["usage"]["cpu"].items()}
+    print("    CPU per message (all 4 hops): " + ", ".join(
+        f"{k} {v:.3f}ms" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
+    return {"n": n, "received": len(seen), "msgs_per_s": tp["rate"],
+            "steady_msgs_per_s": tp["steady"], "latency": d, "usage": res["usage"]}
+
+
+# ------------------------------------------------------------------------------------------
+# main
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000, help="results to push (default 10000)")
+    ap.add_argument("--chunk", type=int, default=500, help="results per publish_many call")
+    ap.add_argument("--inflight", type=int, default=4,
+                    help="publish_many chunks awaiting broker acks at once (default 4; 1 = "
+                         "strictly one chunk after the other), for both runs")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="open-loop submit rate in results/s (default 0: as fast as possible)")
+    ap.add_argument("--warmup", type=int, default=100,
+                    help="results pushed (and waited for) before measuring (default 100)")
+    ap.add_argument("--cryptosuite", choices=("rdfc", "jcs", "both"), default="rdfc",
+                    help="signing suite of issuance (default rdfc = eddsa-rdfc-2022)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="MICROCRED_BATCH_SIZE for the services (default: theirs, 500)")
+    ap.add_argument("--idle-probe", type=float, default=5.0,
+                    help="seconds of CPU measurement with no load before the run (0: off)")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--baseline-only", action="store_true")
+    ap.add_argument("--reuse-stack", action="store_true",
+                    help="use the running `make up` stack (.state/stack.json) instead")
+    ap.add_argument("--state-dir", default=None, help="with --reuse-stack: its state dir")
+    ap.add_argument("--profile", action="store_true", help="py-spy every service process")
+    ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
+    ap.add_argument("--profile-nonblocking", action="store_true",
+                    help="py-spy --nonblocking (less overhead, less exact stacks)")
+    ap.add_argument("--top", type=int, default=12, help="hotspots shown per service")
+    ap.add_argument("--otlp", action="store_true",
+                    help="export traces to an in-process OTLP collector (off by default)")
+    ap.add_argument("--timeout", type=float, default=1800.0,
+                    help="seconds to wait for the deliveries of one run (default 1800)")
+    ap.add_argument("--stall", type=float, default=180.0,
+                    help="give up after this many seconds without a new delivery")
+    ap.add_argument("--progress", type=float, default=5.0, help="progress line every N s")
+    ap.add_argument("--out", default=None,
+                    help="output dir for summary.json and profiles (default bench/e2e/out/<ts>)")
+    ap.add_argument("--analyse", metavar="DIR", default=None,
+                    help="only print the hotspots of the *.pyspy.txt files kept in DIR")
+    ap.add_argument("--keep-state", action="store_true",
+                    help="keep the temp state dir (logs) of the stack it started")
+    return ap.parse_args()
+
+
+_CLEANUP_LOCK = threading.Lock()
+_CLEANED = False
+
+
+def cleanup(target: Target | None, profiler: Profiler | None, keep: bool) -> None:
+    global _CLEANED
+    with _CLEANUP_LOCK:
+        if _CLEANED:
+            return
+        _CLEANED = True
+        if profiler:
+            with contextlib.suppress(Exception):
+                profiler.stop()
+        if target is None or target.reused:
+            return
+        log("stopping the stack")
+        with contextlib.suppress(Exception):
+            stopped = target.stack.down()
+            log(f"stopped: {', '.join(stopped)}")
+        if target.smtp:
+            target.smtp.stop()
+        if getattr(target, "otlp", None):
+            with contextlib.suppress(Exception):
+                target.otlp.stop()  # type: ignore[attr-defined]
+        if target.state_dir and not keep:
+            shutil.rmtree(target.state_dir, ignore_errors=True)
+        elif target.state_dir:
+            log(f"state (logs) kept in {target.state_dir}")
+
+
+def main() -> int:
+    args = parse_args()
+    if args.analyse:
+        for path in sorted(Path(args.analyse).glob("*.pyspy.txt")):
+            prof = analyse_profile(path, args.profile_rate, args.top)
+            print_profile(path.name.removesuffix(".pyspy.txt"), prof, args.top, None)
+        return 0
+    suites = ["rdfc", "jcs"] if args.cryptosuite == "both" else [args.cryptosuite]
+    out_dir = Path(args.out) if args.out else HERE / "out" / time.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    m = machine()
+    cores = m["affinity"]
+    print(f"machine: {m['nproc']} CPUs ({m['affinity']} usable), {m['cpu_model']}, "
+          f"{m['mem_total_gib']} GiB RAM ({m['mem_available_gib']} GiB available), "
+          f"kernel {m['kernel']}, Python {m['python']}, load average "
+          f"{', '.join(f'{x:.2f}' for x in m['loadavg'])} before the run "
+          "(shared machine: other work adds noise)", flush=True)
+    target: Target | None = None
+    profiler = Profiler(out_dir / "profiles", args.profile_rate, args.profile_nonblocking) \
+        if args.profile else None
+    if profiler and not profiler.exe:
+        print("--profile needs py-spy: `uv run --with py-spy python bench/e2e/run.py ...`")
+        return 2
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    hard_deadline = (args.timeout + 900) * (len(suites) + 1)
+
+    def watchdog() -> None:
+        log(f"watchdog: still running after {hard_deadline:.0f}s; cleaning up and exiting")
+        cleanup(target, profiler, args.keep_state)
+        os._exit(124)
+
+    dog = threading.Timer(hard_deadline, watchdog)
+    dog.daemon = True
+    dog.start()
+    summary: dict[str, Any] = {"machine": m, "args": vars(args), "backbone": [],
+                               "baseline": None}
+    rc = 0
+    try:
+        target = reuse_stack(args) if args.reuse_stack else start_own_stack(args, suites[0])
+        if not args.baseline_only:
+            for i, suite in enumerate(suites):
+                if args.reuse_stack and i:
+                    log("--reuse-stack: cannot switch the running issuance's suite; skipping")
+                    break
+                if i:
+                    restart_issuance(target, suite)
+                res = asyncio.run(run_backbone(target, args, suite, profiler, cores))
+                s = report_backbone(res)
+                if profiler:
+                    print(f"\n=== hotspots per service [{SUITES[suite]}] (py-spy, "
+                          f"{args.profile_rate} Hz, during the measured window) ===")
+                    s["profiles"] = {}
+                    for name, path in sorted(profiler.files.items()):
+                        prof = analyse_profile(path, args.profile_rate, args.top)
+                        print_profile(name, prof, args.top,
+                                      s.get("usage", {}).get("cpu", {}).get(name))
+                        s["profiles"][name] = {k: v for k, v in prof.items()}
+                    profiler.files = {}
+                summary["backbone"].append(s)
+                if s["delivered"] < args.n:
+                    rc = 1
+        if not args.skip_baseline:
+            base = asyncio.run(run_baseline(target, args, cores))
+            summary["baseline"] = report_baseline(base, args.n)
+            if not summary["baseline"]:
+                rc = 1
+        if summary["backbone"] and summary["baseline"]:
+            print("\n=== summary ===")
+            b = summary["baseline"]
+            print(f"  bare-broker baseline: {b['msgs_per_s']:.0f} msgs/s end to end, p50 "
+                  f"{fmt_s(b['latency']['p50'])} p95 {fmt_s(b['latency']['p95'])} p99 "
+                  f"{fmt_s(b['latency']['p99'])}")
+            for s in summary["backbone"]:
+                ratio = s["creds_per_s"] / b["msgs_per_s"] if b["msgs_per_s"] else float("nan")
+                s["ratio_to_baseline"] = ratio
+                print(f"  backbone {s['suite']}: {s['creds_per_s']:.1f} credentials/s end to "
+                      f"end (steady {s['steady_creds_per_s']:.1f}/s), p50 "
+                      f"{fmt_s(s['latency']['p50'])} p95 {fmt_s(s['latency']['p95'])} p99 "
+                      f"{fmt_s(s['latency']['p99'])};  backbone/baseline = {ratio:.4f} "
+                      f"({100 * ratio:.2f}%, 1/{1 / ratio:.0f})" if ratio else "")
+                print(f"    goal 2000 credentials/s: {100 * s['creds_per_s'] / 2000:.1f}% of it")
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc})")
+        rc = 130
+    finally:
+        dog.cancel()
+        cleanup(target, profiler, args.keep_state)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        log(f"summary written to {out_dir / 'summary.json'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
