@@ -15,15 +15,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared import outbox
 from microcred_shared.cloudevents import Envelope, EnvelopeError, decode, parse_envelope
-from microcred_shared.db import InboxEntry
 from microcred_shared.events import Event
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
@@ -59,6 +58,11 @@ class Incoming:
 # through `reject`, or returns the items it refused with their reasons.
 BatchHandler = Callable[[AsyncConnection, list[Incoming]], Awaitable[dict[int, str]]]
 TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
+# Array parameters keep this one cached statement for every batch size.
+_INBOX = sa.text(
+    "INSERT INTO inbox (topic, ce_id, received_at) "
+    "SELECT DISTINCT t, c, now() FROM unnest(CAST(:topics AS text[]), CAST(:ids AS text[])) "
+    "AS u(t, c) ON CONFLICT DO NOTHING RETURNING topic, ce_id")
 
 
 def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
@@ -139,10 +143,9 @@ class BatchConsumer:
     async def _dedupe(self, conn: AsyncConnection, items: list[Incoming]) -> list[Incoming]:
         if not items:
             return []
-        rows = [{"topic": i.record.topic, "ce_id": i.envelope.id} for i in items]
-        stmt = pg_insert(InboxEntry).values(rows).on_conflict_do_nothing().returning(
-            InboxEntry.topic, InboxEntry.ce_id)
-        new = {(t, c) for t, c in (await conn.execute(stmt)).all()}
+        new = {(t, c) for t, c in (await conn.execute(_INBOX, {
+            "topics": [i.record.topic for i in items],
+            "ids": [i.envelope.id for i in items]})).all()}
         fresh, seen = [], set()
         for item in items:
             k = (item.record.topic, item.envelope.id)

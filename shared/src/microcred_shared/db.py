@@ -33,7 +33,7 @@ class OutboxEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     topic: str
     key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    headers: list[list[str]] = Field(sa_type=sa.JSON)
+    headers: str = Field(sa_type=sa.Text, description="JSON array of [name, value] pairs")
     payload: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 

@@ -162,7 +162,9 @@ class ServiceRuntime:
         await self.producer.stop()
         if self.engine:
             await self.engine.dispose()
-        self.tracer_provider.shutdown()
+        shutdown = getattr(self.tracer_provider, "shutdown", None)
+        if shutdown:
+            shutdown()  # flushes the spans still buffered
 
 
 async def _leave_undecoded(msg: Any) -> None:
