@@ -82,3 +82,34 @@ async def test_a_service_killed_mid_stream_loses_nothing_and_doubles_nothing(bac
     # When notify itself dies between handing a message to SMTP and recording it, the
     # resend carries the same Message-ID: a duplicate the mail system can recognise.
     assert all(n <= 2 for n in by_id.values())
+
+
+async def test_a_graceful_stop_of_notify_mid_stream_finishes_its_work_and_sends_no_mail_twice(
+        backbone):
+    """SIGTERM (a deploy, a scale-down): the round in flight is sent and recorded before
+    the process exits, so unlike a crash not even the mail server sees a duplicate."""
+    run = f"term-{uuid.uuid4().hex[:6]}"
+    events, passed = stream(run)
+    sending = asyncio.create_task(publish_slowly(backbone, events))
+
+    async def delivered() -> int:
+        return await backbone.scalar(
+            "notify", "SELECT count(*) FROM notifications WHERE status = 'delivered' "
+            "AND recipient LIKE $1", f"learner{run}-%")
+
+    await eventually(delivered, lambda n: n >= 10, timeout=60, interval=0.1)
+    backbone.stack.kill_service("notify", signal.SIGTERM)
+    await eventually(_notify_gone(backbone), lambda gone: gone, timeout=30)
+    backbone.stack.start_service("notify", backbone.env, timeout=120)
+    await sending
+    assert await eventually(delivered, lambda n: n >= len(passed), timeout=180) == len(passed)
+    await asyncio.sleep(2.0)
+    mails = [m for m in backbone.smtp.messages if str(m["To"]).startswith(f"learner{run}-")]
+    assert len(mails) == len(passed)
+    assert {str(m["To"]) for m in mails} == passed
+
+
+def _notify_gone(bb):
+    async def probe() -> bool:
+        return not bb.stack.service("notify").is_alive()
+    return probe
