@@ -8,6 +8,8 @@ PY := $(UV) run --frozen python
 install: ## install Python deps (uv.lock) and the JS interop verifier (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
+	@# The browser tests drive Debian's chromium (Playwright cannot fetch its own browser here).
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@if [ -f tests/interop/package-lock.json ]; then npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error; fi
 
 demo: install ## start the backbone, publish a realistic batch, show what happened

@@ -352,6 +352,7 @@ def test_the_service_scoped_names_are_the_ones_the_settings_read(
 ) -> None:
     # read_names() adds the MICROCRED_<SERVICE>_ names by pattern: prove the pattern.
     monkeypatch.setenv("MICROCRED_KEY_ENCRYPTION_KEY", "A" * 43)  # issuance needs one
+    monkeypatch.setenv("MICROCRED_NOTIFY_SECRET_KEY", "A" * 43)  # and notify one
     for service in SERVICES:
         monkeypatch.setenv(port_var(service), "54321")
         monkeypatch.setenv(f"MICROCRED_{service.upper()}_DATABASE_URL", "postgresql://u@h/x")

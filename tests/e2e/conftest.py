@@ -40,6 +40,11 @@ class Backbone:
     def bootstrap(self) -> str:
         return self.stack.bootstrap
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        assert self.stack.kafka is not None and self.stack.kafka.sasl_bootstrap
+        return self.stack.kafka.sasl_bootstrap
+
     def http(self, service: str, token: str | None = None) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=30)
@@ -66,7 +71,8 @@ class Backbone:
 @pytest.fixture(scope="session")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
     state: Path = tmp_path_factory.mktemp("stack")
-    stack = Stack(state, free_ports=True).start_infra()
+    # kafka_sasl: a SCRAM/ACL listener beside the open one the services use (issue 4 tests).
+    stack = Stack(state, free_ports=True, kafka_sasl=True).start_infra()
     smtp = SmtpRecorder(free_port()).start()
     otlp = OtlpCollector(free_port()).start()
     token = secrets.token_urlsafe(24)
@@ -76,6 +82,14 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "MICROCRED_OPERATOR_TOKEN": token,
         "MICROCRED_NOTIFY_RETRY_BASE_SECONDS": "0.2",
+        # Learner sign-in links expire quickly, so test_learners.py sees one expire.
+        "MICROCRED_SIGNIN_TTL_SECONDS": "12",
+        # Employer webhooks: a receiver on loopback http, retries in milliseconds, a short
+        # way to the dead letter and to a disabled endpoint (test_employer_feed.py).
+        "MICROCRED_WEBHOOKS_ALLOW_LOOPBACK_HTTP": "true",
+        "MICROCRED_WEBHOOK_RETRY_BASE_SECONDS": "0.01",
+        "MICROCRED_WEBHOOK_MAX_ATTEMPTS": "4",
+        "MICROCRED_WEBHOOK_DISABLE_AFTER_FAILURES": "2",
     }
     bb = Backbone(stack, smtp, otlp, token, env)
     try:

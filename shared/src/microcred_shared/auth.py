@@ -74,6 +74,10 @@ class KeyVerifier:
         self._engine, self._ttl = engine, ttl
         self._cache: dict[str, tuple[float, str | None]] = {}
 
+    def forget(self) -> None:
+        """Drop cached verdicts (this process just revoked a key)."""
+        self._cache.clear()
+
     async def provider_for(self, token: str) -> str | None:
         if not token.startswith(PREFIX) or "." not in token:
             return None

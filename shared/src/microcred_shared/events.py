@@ -7,13 +7,32 @@ Events are facts, named in the past tense. Each payload class carries its CloudE
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+import idna
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 NAMESPACE = uuid.UUID("6c1f3c52-5f0e-4d8e-9a51-2f1b7b0d6a10")
+
+
+def normalize_email(email: str) -> str:
+    """The form of an address that the learner key is derived from (ADR 3): trimmed, NFC,
+    lower case, and the domain in its IDNA ASCII form, so that `ana@École.ca` and
+    `ana@xn--cole-9oa.ca` are one mailbox. Nothing else is folded: dots and `+tags` are
+    kept, since only some mail hosts ignore them and folding them could merge two people.
+    ASCII addresses give exactly `strip().lower()`, the rule keys were first made with."""
+    text = unicodedata.normalize("NFC", email.strip()).lower()
+    local, at, domain = text.rpartition("@")
+    if not at or domain.isascii():
+        return text
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        pass  # not a valid IDN: keep the lower-cased text (still one key per spelling)
+    return f"{local}@{domain}"
 
 
 def learner_key(email: str) -> str:
@@ -22,7 +41,7 @@ def learner_key(email: str) -> str:
     Providers know a learner by their own student number; the address the learner gave is
     the one identifier that every provider shares. See docs/decisions/0003-learner-identity.md.
     """
-    return str(uuid.uuid5(NAMESPACE, "learner:" + email.strip().lower()))
+    return str(uuid.uuid5(NAMESPACE, "learner:" + normalize_email(email)))
 
 
 EVENT_TYPES: dict[str, type[Event]] = {}

@@ -30,7 +30,8 @@ Hook = Callable[["ServiceRuntime"], Awaitable[None]]
 
 
 class ServiceRuntime:
-    def __init__(self, settings: ServiceSettings, migrations: Sequence[Migration]) -> None:
+    def __init__(self, settings: ServiceSettings, migrations: Sequence[Migration],
+                 **broker_options: Any) -> None:
         self.settings = settings
         self.migrations = migrations
         self.tracer_provider = setup_tracing(f"microcred-{settings.service}",
@@ -39,20 +40,24 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=f"microcred-{settings.service}",
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
-            graceful_timeout=15.0,
+            graceful_timeout=15.0, **broker_options,
         )
         self.engine: AsyncEngine | None = None
         self.relay: OutboxRelay | None = None
         self.consumers: dict[str, BatchConsumer] = {}
-        self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None]] = []
+        self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None,
+                               str | None]] = []
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.commit_listeners: list[Callable[[], None]] = []
 
     def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
-                  *, max_records: int | None = None) -> None:
-        self._subs.append((topic, handler, expected, max_records))
+                  *, max_records: int | None = None, pattern: str | None = None) -> None:
+        """With `pattern`, `topic` only names the subscription (its consumer group) and
+        every topic matching the regular expression is consumed, new ones included once
+        the consumer's metadata refreshes (broker option metadata_max_age_ms)."""
+        self._subs.append((topic, handler, expected, max_records, pattern))
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -72,15 +77,18 @@ class ServiceRuntime:
             listener()
 
     def _register(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
-                  max_records: int | None) -> None:
+                  max_records: int | None, pattern: str | None = None) -> None:
         assert self.engine is not None
         consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
                                  handler=handler, expected=expected,
                                  on_committed=self._committed)
         self.consumers[topic] = consumer
 
+        where: dict[str, Any] = {"pattern": pattern} if pattern else {}
+
         @self.broker.subscriber(
-            topic, group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
+            *(() if pattern else (topic,)), **where,
+            group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=600_000, decoder=_leave_undecoded,

@@ -20,6 +20,10 @@ PROVIDERS = "microcred.providers.v1"
 DEFINITIONS = "microcred.definitions.v1"
 AUDIT = "microcred.audit.v1"
 
+# One results topic per provider with a Kafka principal: only that principal may write it,
+# so the topic name tells assessment who sent a record (ADR 11).
+PROVIDER_RESULTS_PATTERN = r"^microcred\.assessment\.results\.([a-z0-9][a-z0-9-]*)\.v1$"
+
 DLQ_SUFFIX = ".dlq"
 
 _EVENT_TOPICS = (
@@ -38,6 +42,10 @@ _COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIO
 
 def dlq(topic: str) -> str:
     return topic + DLQ_SUFFIX
+
+
+def provider_results(provider_id: str) -> str:
+    return f"microcred.assessment.results.{provider_id}.v1"
 
 
 def compacted_topics() -> list[str]:

@@ -58,6 +58,18 @@ def key_encryption_key(state_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def notify_secret_key(state_dir: Path) -> str:
+    """A random dev MICROCRED_NOTIFY_SECRET_KEY (encrypts webhook signing secrets at rest),
+    kept per state dir so that endpoints created in one run can still be signed for."""
+    path = state_dir / "notify-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        path.write_text(raw + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def stack_settings(
     bootstrap: str,
     database_url: str,
@@ -73,12 +85,13 @@ def stack_settings(
         "MICROCRED_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_ports['registry']}",
         "MICROCRED_KEY_ENCRYPTION_KEY": key_encryption_key(state_dir),
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
+        "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
     if SEED_FILE.exists():
         env["MICROCRED_SEED_FILE"] = str(SEED_FILE)
     for key in ("MICROCRED_PUBLIC_BASE_URL", "MICROCRED_KEY_ENCRYPTION_KEY", "MICROCRED_SEED_FILE",
-                "MICROCRED_OPERATOR_TOKEN"):
+                "MICROCRED_OPERATOR_TOKEN", "MICROCRED_NOTIFY_SECRET_KEY"):
         if key in base_env:
             env[key] = base_env[key]
     return env

@@ -2,9 +2,10 @@
 running backbone (`up` first) and show what happened.
 
 Four providers of different kinds in three provinces publish over HTTP and Kafka: passing
-and failing results, one resubmission, and three kinds of bad input. The demo waits for the
-credentials, then prints them with their live verification, the learner mail, what was
-refused and why, and one whole trace.
+and failing results, one resubmission, three kinds of bad input, and the two components of
+a stack that spans two providers (issuance then awards the stacked credential). The demo
+waits for the credentials, then prints them with their live verification, the learner mail,
+what was refused and why, and one whole trace.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -64,7 +66,13 @@ def batch(tag: str) -> list[tuple[str, AssessmentResultSubmitted, str]]:
                         score=97), "credential"),
         ("kafka", result("ontario-construction-sector-council", "ocsc-site-supervisor-readiness",
                          who=noah, passed=True), "credential"),
+        # Noah's second component, from another provider: the stack below is awarded.
+        ("http", result("lakeshore-college", da, who=noah, score=85), "credential"),
     ]
+
+
+# A stack across two providers (deploy/seed): awarded by issuance, never submitted.
+STACK = "ocsc-digital-skills-construction-supervisors"
 
 
 def mint_key(env: dict[str, str], provider: str) -> str:
@@ -122,12 +130,19 @@ async def run(state_dir: Path) -> int:
         await kafka.publish(forged, source="/providers/lakeshore-college")
 
     expected = [r for _, r, outcome in items if outcome == "credential"]
+    expected.append(SimpleNamespace(learner=items[-1][1].learner, definition_id=STACK))
     console.print(f"published {len(items) + 3} results from {len(providers)} providers "
                   f"in {len({catalog.provider(p).jurisdiction for p in providers})} provinces; "
                   "waiting for the backbone...")
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
                                         expected)
     await _show_credentials(urls["registry"], creds, catalog)
+    for c in creds:
+        if c["credential"].get("components"):
+            console.print(f"Stacked credential [bold]{c['title']}[/] for "
+                          f"{c['credential']['credentialSubject']['name']}, issued by "
+                          f"{c['credential']['issuer']['name']} from "
+                          f"{len(c['credential']['components'])} components of two providers.")
     async with httpx.AsyncClient(timeout=10, headers=auth) as http:
         seen = (await http.get(f"{urls['assessment']}/v1/assessment-results/"
                                f"{dup.result_id}")).json()

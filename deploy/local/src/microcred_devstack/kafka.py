@@ -178,7 +178,9 @@ class KafkaNode:
     def _format_storage(self, lib: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return  # formatted once; formatting again would need a matching cluster id
-        args = ["format", "-t", new_cluster_id(), "-c", str(self.config_file)]
+        # `--cluster-id=` form: a random id may start with "-", which argparse would take
+        # for an option (seen: one format in 64 failed).
+        args = ["format", f"--cluster-id={new_cluster_id()}", "-c", str(self.config_file)]
         if self.sasl:
             from .kafka_sasl import scram_format_args
 

@@ -46,6 +46,8 @@ def sasl_properties(admin_user: str, admin_password: str) -> dict[str, str]:
         "authorizer.class.name": AUTHORIZER,
         "super.users": f"User:{admin_user};User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
+        # Sessions re-authenticate: a rotated or deleted SCRAM password ends them too.
+        "connections.max.reauth.ms": "60000",
     }
 
 

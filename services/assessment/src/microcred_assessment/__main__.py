@@ -1,5 +1,6 @@
-"""`python -m microcred_assessment` serves; `... keys create PROVIDER` mints an API key and
-`... keys revoke KEY_ID` revokes one."""
+"""`python -m microcred_assessment` serves; `... admin --help` is the operator CLI (over the
+admin API); `... keys create PROVIDER` / `keys revoke KEY_ID` mint and revoke an API key
+straight in the database (bootstrap, before the service runs)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,17 @@ async def _keys(action: str, arg: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "admin":
+        from microcred_assessment.cli import app
+
+        app(args=argv[1:], prog_name="python -m microcred_assessment admin")
+        return
     if len(argv) == 3 and argv[0] == "keys" and argv[1] in ("create", "revoke"):
         print(asyncio.run(_keys(argv[1], argv[2])))
         return
     if argv:
         sys.exit("usage: python -m microcred_assessment "
-                 "[keys create PROVIDER_ID | keys revoke KEY_ID]")
+                 "[admin ... | keys create PROVIDER_ID | keys revoke KEY_ID]")
     from microcred_assessment.main import build
     from microcred_shared.runtime import serve
 

@@ -8,12 +8,12 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from microcred_assessment.domain import InvalidResult, check
+from microcred_assessment import admin_api, audit, provider_api
+from microcred_assessment.authn import provider_auth
+from microcred_assessment.domain import InvalidResult, Refused, check
 from microcred_assessment.handlers import assessment_id_for
 from microcred_assessment.models import ResultRecord
 from microcred_shared import outbox, topics
-from microcred_shared.auth import provider_dependency
-from microcred_shared.catalog import Catalog
 from microcred_shared.events import AssessmentResultSubmitted
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import ServiceRuntime
@@ -21,20 +21,28 @@ from microcred_shared.telemetry import trace_id_of, traceparent_of
 
 
 def routes(app: FastAPI, rt: ServiceRuntime) -> None:
-    catalog: Catalog = rt.catalog  # type: ignore[attr-defined]
     skew = timedelta(seconds=rt.settings.clock_skew_seconds)  # type: ignore[attr-defined]
 
-    Provider = provider_dependency(lambda: rt.key_verifier)  # type: ignore[attr-defined]
+    Provider = provider_auth(rt)
+    admin_api.routes(app, rt)
+    provider_api.routes(app, rt, Provider)
 
     @app.post("/v1/assessment-results", status_code=202)
     async def submit(result: AssessmentResultSubmitted, provider_id: Provider,
                      request: Request) -> JSONResponse:
-        if result.provider_id != provider_id:
-            raise Problem(403, "Forbidden", f"this key acts for {provider_id!r}, not for "
-                          f"{result.provider_id!r}", kind="forbidden")
         source = f"/providers/{provider_id}"
         try:
-            check(result, source, catalog, datetime.now(UTC), skew)
+            check(result, source, rt.catalog.current, datetime.now(UTC), skew)  # type: ignore[attr-defined]
+        except Refused as exc:
+            assert rt.engine is not None
+            await audit.record_now(
+                rt.engine, channel="http", actor=f"provider:{provider_id}",
+                provider_id=result.provider_id, action=exc.action, reason=str(exc),
+                traceparent=traceparent_of(),
+                details={"result_id": result.result_id, "definition_id": result.definition_id})
+            rt.relay.wake()  # type: ignore[union-attr]
+            raise Problem(exc.status, "Forbidden" if exc.status == 403 else "Result refused",
+                          str(exc), kind="forbidden") from exc
         except InvalidResult as exc:
             raise Problem(422, "Result refused", str(exc), kind="invalid-result") from exc
         record = outbox.event_record(topics.RESULTS, result, source,

@@ -16,6 +16,14 @@ class InvalidResult(ValueError):
     """The result cannot be judged: it is refused with this reason."""
 
 
+class Refused(InvalidResult):
+    """The sender may not submit this result: refused, audited, nothing issued."""
+
+    def __init__(self, reason: str, action: str = "result.submit", status: int = 403) -> None:
+        super().__init__(reason)
+        self.action, self.status = action, status
+
+
 @dataclass(frozen=True)
 class Decision:
     achieved: bool
@@ -28,27 +36,43 @@ def sender_provider(source: str) -> str | None:
     return source[len(prefix):] if source.startswith(prefix) else None
 
 
-def check(result: AssessmentResultSubmitted, source: str, catalog: Catalog, now: datetime,
-          skew: timedelta) -> Definition:
-    sender = sender_provider(source)
+def authorize(result: AssessmentResultSubmitted, sender: str | None,
+              catalog: Catalog) -> Definition:
+    """Who may submit what: an active provider, acting for itself, for a definition it owns
+    or co-issues. `sender` is the authenticated provider (API key or Kafka principal)."""
     if sender != result.provider_id:
-        raise InvalidResult(
-            f"sender {source!r} may not publish results for provider {result.provider_id!r}")
+        raise Refused(f"sender {sender or 'unknown'!r} may not publish results for provider "
+                      f"{result.provider_id!r}", "result.forged-provider")
     provider = catalog.provider(result.provider_id)
     if provider is None:
-        raise InvalidResult(f"unknown provider {result.provider_id!r}")
+        raise Refused(f"unknown provider {result.provider_id!r}", "result.unknown-provider")
     if provider.status != "active":
-        raise InvalidResult(f"provider {provider.id!r} is {provider.status}")
+        why = f": {provider.status_reason}" if provider.status_reason else ""
+        raise Refused(f"provider {provider.id!r} is {provider.status}{why}",
+                      "result.provider-suspended")
     definition = catalog.definition(result.definition_id)
     if definition is None:
         raise InvalidResult(f"unknown credential definition {result.definition_id!r}")
-    if definition.provider_id != result.provider_id:
-        raise InvalidResult(
-            f"definition {definition.id!r} belongs to another provider")
+    if not definition.may_submit(provider.id):
+        raise Refused(f"definition {definition.id!r} belongs to another provider and is not "
+                      f"co-issued by {provider.id!r}", "result.foreign-definition",
+                      422)  # 422 since the first HTTP API: kept for its clients
+    if definition.status != "active":
+        raise InvalidResult(f"definition {definition.id!r} is {definition.status}")
+    if definition.stack is not None:
+        raise InvalidResult(f"{definition.id!r} is a stack: it is awarded when its "
+                            "components are, not assessed")
+    return definition
+
+
+def check(result: AssessmentResultSubmitted, source: str, catalog: Catalog, now: datetime,
+          skew: timedelta) -> Definition:
+    definition = authorize(result, sender_provider(source), catalog)
     if result.assessed_at.tzinfo is None:
         raise InvalidResult("assessed_at must carry a time zone offset")
     if result.assessed_at > now + skew:
         raise InvalidResult(f"assessed_at {result.assessed_at.isoformat()} is in the future")
+    assert definition.pass_rule is not None
     check_outcome(result, definition.pass_rule)
     return definition
 

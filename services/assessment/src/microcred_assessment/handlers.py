@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_assessment.domain import InvalidResult, check, decide
+from microcred_assessment import audit
+from microcred_assessment.domain import InvalidResult, Refused, check, decide, sender_provider
 from microcred_assessment.models import ResultRecord
 from microcred_shared import topics
-from microcred_shared.catalog import Catalog
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import (
     NAMESPACE,
@@ -20,31 +21,61 @@ from microcred_shared.events import (
     learner_key,
 )
 from microcred_shared.outbox import event_record
+from microcred_shared.projection import LiveCatalog
 from microcred_shared.telemetry import trace_id_of
 
 SOURCE = "/microcred/assessment"
+_PROVIDER_TOPIC = re.compile(topics.PROVIDER_RESULTS_PATTERN)
+
+
+def actor_of(provider_id: str | None) -> str:
+    return f"provider:{provider_id}" if provider_id else "unknown"
+
+
+def authenticated_source(item: Incoming) -> tuple[str, str]:
+    """(ce_source to judge by, channel). On a provider's own topic only its principal can
+    write (broker ACL), so the topic, not the record's self-declared ce_source, says who
+    sent it. The shared results topic is internal: HTTP ingest (which sets ce_source from
+    the API key) and trusted in-cluster producers write there (ADR 11)."""
+    match = _PROVIDER_TOPIC.match(item.record.topic)
+    if match:
+        return f"/providers/{match.group(1)}", "kafka"
+    return item.envelope.source, "kafka"
 
 
 def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
 
 
-async def on_results(conn: AsyncConnection, items: list[Incoming], *, catalog: Catalog,
+async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: LiveCatalog,
                      skew: timedelta) -> dict[int, str]:
     now = datetime.now(UTC)
+    catalog = live.current
     refused: dict[int, str] = {}
     accepted: dict[tuple[str, str], tuple[Incoming, AssessmentDecided]] = {}
     for index, item in enumerate(items):
         result = item.event
         assert isinstance(result, AssessmentResultSubmitted)
+        source, channel = authenticated_source(item)
         try:
-            definition = check(result, item.envelope.source, catalog, now, skew)
+            definition = check(result, source, catalog, now, skew)
+        except Refused as exc:
+            refused[index] = str(exc)
+            # The dead letter drops item.outgoing: the audit record is written directly.
+            await audit.record(
+                conn, channel=channel, actor=actor_of(sender_provider(source)), action=exc.action,
+                provider_id=result.provider_id, reason=str(exc),
+                traceparent=item.traceparent,
+                details={"topic": item.record.topic, "result_id": result.result_id,
+                         "definition_id": result.definition_id, "ce_id": item.envelope.id})
+            continue
         except InvalidResult as exc:
             refused[index] = str(exc)
             continue
         natural = (result.provider_id, result.result_id)
         if natural in accepted:
             continue  # the same result twice in one batch: the first one counts
+        assert definition.pass_rule is not None  # check() refuses stacks
         decision = decide(result, definition.pass_rule)
         accepted[natural] = (item, AssessmentDecided(
             assessment_id=assessment_id_for(*natural), provider_id=result.provider_id,

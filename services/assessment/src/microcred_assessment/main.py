@@ -8,28 +8,44 @@ from functools import partial
 from fastapi import FastAPI
 
 from microcred_assessment import api
+from microcred_assessment.audit import on_audit
 from microcred_assessment.handlers import on_results
+from microcred_assessment.kafka_admin import KafkaAdmin
 from microcred_assessment.models import MIGRATIONS
+from microcred_assessment.seed import import_seed, load_seed
 from microcred_assessment.settings import Settings
 from microcred_shared import topics
 from microcred_shared.auth import KeyVerifier
-from microcred_shared.catalog import load_catalog
 from microcred_shared.events import AssessmentResultSubmitted
+from microcred_shared.events_providers import AuditRecorded
+from microcred_shared.projection import LiveCatalog
 from microcred_shared.runtime import ServiceRuntime
+
+# A provider's results topic is created when it gets a Kafka principal; the pattern
+# subscription sees a new topic at the next metadata refresh (default: 5 minutes).
+TOPIC_DISCOVERY_MS = 5000
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     settings = settings or Settings()
-    rt = ServiceRuntime(settings, MIGRATIONS)
-    catalog = load_catalog(settings.seed_file)
-    rt.catalog = catalog  # type: ignore[attr-defined]
-    handler = partial(on_results, catalog=catalog,
-                      skew=timedelta(seconds=settings.clock_skew_seconds))
-    rt.subscribe(topics.RESULTS, handler, AssessmentResultSubmitted)
+    rt = ServiceRuntime(settings, MIGRATIONS, metadata_max_age_ms=TOPIC_DISCOVERY_MS)
+    skew = timedelta(seconds=settings.clock_skew_seconds)
+    seed = load_seed(settings.seed_file)
 
-    async def keys(r: ServiceRuntime) -> None:
+    async def start(r: ServiceRuntime) -> None:
         assert r.engine is not None
         r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
+        r.kafka_admin = KafkaAdmin(settings.kafka_bootstrap_servers)  # type: ignore[attr-defined]
+        live = LiveCatalog(r.engine)
+        r.catalog = live  # type: ignore[attr-defined]
+        await import_seed(r.engine, seed)
+        await live.refresh(force=True)
+        r.background(live.follow())
+        handler = partial(on_results, live=live, skew=skew)
+        r.subscribe(topics.RESULTS, handler, AssessmentResultSubmitted)
+        r.subscribe("provider-results", handler, AssessmentResultSubmitted,
+                    pattern=topics.PROVIDER_RESULTS_PATTERN)
+        r.subscribe(topics.AUDIT, on_audit, AuditRecorded)
 
-    rt.on_start(keys)
+    rt.on_start(start)
     return rt.app("microcred assessment", api.routes), rt

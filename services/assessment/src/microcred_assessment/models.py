@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from microcred_shared import projection
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
@@ -28,4 +29,38 @@ class ResultRecord(SQLModel, table=True):
     decided_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
-MIGRATIONS = [create_tables([*SHARED_TABLES, ResultRecord.__table__, ApiKey.__table__])]
+class AuditEntry(SQLModel, table=True):
+    """The audit log operators query: refusals and operator changes (AuditRecorded events
+    from every service end up here)."""
+
+    __tablename__ = "audit_log"
+    audit_id: uuid.UUID = Field(primary_key=True)
+    recorded_at: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
+    service: str
+    channel: str
+    actor: str
+    provider_id: str | None = Field(default=None, index=True)
+    action: str
+    outcome: str
+    reason: str
+    details: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class KafkaPrincipal(SQLModel, table=True):
+    """A provider's SCRAM user on the broker (the broker keeps the verifier; we keep no
+    password at all)."""
+
+    __tablename__ = "kafka_principals"
+    provider_id: str = Field(primary_key=True)
+    username: str
+    topic: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    rotated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+MIGRATIONS = [
+    create_tables([*SHARED_TABLES, ResultRecord.__table__, ApiKey.__table__]),
+    create_tables([*projection.TABLES, AuditEntry.__table__,  # type: ignore[list-item]
+                   KafkaPrincipal.__table__]),
+]

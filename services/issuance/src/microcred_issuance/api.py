@@ -9,13 +9,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from microcred_issuance import status
+from microcred_issuance import lifecycle, stacks, status
 from microcred_issuance.credential import STATUS_LIST_SIZE, issuer_id, status_entries
 from microcred_issuance.handlers import allocate
-from microcred_issuance.models import IssuedCredential
+from microcred_issuance.models import IssuedCredential, StackAward
 from microcred_shared import outbox, topics
+from microcred_shared.audit import audit_event, audit_record
 from microcred_shared.auth import operator_dependency, provider_dependency
-from microcred_shared.events import NAMESPACE, CredentialIssued, CredentialStatusChanged
+from microcred_shared.events import NAMESPACE, CredentialIssued
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.telemetry import traceparent_of
@@ -23,9 +24,6 @@ from microcred_shared.vc import vcdm
 from microcred_shared.vc.errors import VcError
 
 SOURCE = "/microcred/issuance"
-TRANSITIONS = {"revoke": ({"active", "suspended"}, "revoked"),
-               "suspend": ({"active"}, "suspended"),
-               "unsuspend": ({"suspended"}, "active")}
 
 
 class StatusChange(BaseModel):
@@ -60,39 +58,45 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     @app.post("/v1/credentials/{credential_id}/status")
     async def change_status(credential_id: uuid.UUID, change: StatusChange,
                             provider_id: Provider) -> dict[str, Any]:
-        allowed, target = TRANSITIONS[change.action]
         assert rt.engine is not None and rt.relay is not None
         async with rt.engine.begin() as conn:
-            row = (await conn.execute(sa.select(IssuedCredential).where(
-                IssuedCredential.credential_id == credential_id).with_for_update())).first()
+            row = await lifecycle.locked(conn, credential_id)
             if row is None:
                 raise Problem(404, "Not found", f"no credential {credential_id}",
                               kind="not-found")
             if row.provider_id != provider_id:
-                raise Problem(403, "Forbidden", "only the issuing provider may change the "
-                              "status of this credential", kind="forbidden")
-            if row.status not in allowed:
-                raise Problem(409, "Conflict", f"cannot {change.action} a credential that "
-                              f"is {row.status}", kind="invalid-transition")
-            purpose = "revocation" if change.action == "revoke" else "suspension"
-            await status.set_bit(conn, provider_id, purpose, row.status_index,
-                                 change.action != "unsuspend")
-            await conn.execute(sa.update(IssuedCredential).where(
-                IssuedCredential.credential_id == credential_id).values(status=target))
-            now = datetime.now(UTC)
-            records = [await status.publish(
-                conn, provider_id=provider_id, purpose=purpose,
-                list_no=row.status_index // STATUS_LIST_SIZE, base_url=base,
-                sign=rt.sign_list),  # type: ignore[attr-defined]
-                outbox.event_record(topics.CREDENTIAL_STATUS, CredentialStatusChanged(
-                    credential_id=credential_id, provider_id=provider_id,
-                    learner_key=row.learner_key, status=target,  # type: ignore[arg-type]
-                    action=change.action, reason=change.reason, changed_at=now),
-                    SOURCE, traceparent=traceparent_of(), subject=str(credential_id))]
+                await _refused(conn, provider_id, row.provider_id, change.action,
+                               credential_id)
+            try:
+                changed, records = await lifecycle.apply(
+                    conn, row, change.action, change.reason, base_url=base,
+                    sign_list=rt.sign_list, traceparent=traceparent_of())  # type: ignore[attr-defined]
+            except lifecycle.InvalidTransition as exc:
+                raise Problem(409, "Conflict", str(exc), kind="invalid-transition") from exc
+            # Stacks made of this credential follow it (policy: stacks.py, ADR 12).
+            records += await stacks.follow_components(
+                conn, rt.catalog.current, changed, base_url=base,  # type: ignore[attr-defined]
+                sign_list=rt.sign_list, traceparent=traceparent_of())  # type: ignore[attr-defined]
+            if row.definition_id and (await _own_stack_award(conn, credential_id)):
+                await _mark_award(conn, credential_id, changed.status)
             await outbox.write(conn, records)
         rt.relay.wake()
-        return {"credential_id": str(credential_id), "status": target, "changed_at":
-                now.isoformat(), "reason": change.reason}
+        return {"credential_id": str(credential_id), "status": changed.status, "changed_at":
+                changed.changed_at.isoformat(), "reason": change.reason}
+
+    async def _refused(conn: Any, provider_id: str, issuer: str, action: str,
+                       credential_id: uuid.UUID) -> None:
+        """Audited in its own transaction: the request's transaction is rolled back."""
+        event = audit_event("issuance", channel="http", actor=f"provider:{provider_id}",
+                            provider_id=provider_id, action=f"credential.{action}",
+                            reason=f"credential {credential_id} was issued by {issuer!r}",
+                            details={"credential_id": str(credential_id)})
+        assert rt.engine is not None and rt.relay is not None
+        async with rt.engine.begin() as other:
+            await outbox.write(other, [audit_record(event, traceparent=traceparent_of())])
+        rt.relay.wake()
+        raise Problem(403, "Forbidden", "only the issuing provider may change the "
+                      "status of this credential", kind="forbidden")
 
     @app.post("/credentials/issue", status_code=201)
     async def issue(request: IssueRequest, provider_id: Provider) -> JSONResponse:
@@ -145,12 +149,25 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
 
     @app.post("/v1/admin/providers/{provider_id}/keys/rotate")
     async def rotate(provider_id: str, body: Rotation, _: Operator) -> dict[str, Any]:
-        from microcred_issuance.main import publish_keys
+        from microcred_issuance.main import profile, publish_keys
 
-        if provider_id not in rt.profiles:  # type: ignore[attr-defined]
+        if rt.catalog.current.provider(provider_id) is None:  # type: ignore[attr-defined]
             raise Problem(404, "Not found", f"no provider {provider_id!r}", kind="not-found")
         key = await rt.keys.rotate(provider_id, compromised=body.compromised)  # type: ignore[attr-defined]
-        await publish_keys(rt, rt.keys, {provider_id: rt.profiles[provider_id]})  # type: ignore[attr-defined]
+        await publish_keys(rt, rt.keys, {provider_id: profile(rt, provider_id)})  # type: ignore[attr-defined]
         rt.relay.wake()  # type: ignore[union-attr]
         return {"provider_id": provider_id, "active_key": key.key_id,
                 "previous_key": "compromised" if body.compromised else "retired"}
+
+
+async def _own_stack_award(conn: Any, credential_id: uuid.UUID) -> bool:
+    return (await conn.execute(sa.select(StackAward.credential_id).where(
+        StackAward.credential_id == credential_id))).first() is not None
+
+
+async def _mark_award(conn: Any, credential_id: uuid.UUID, status: str) -> None:
+    """The issuer changed a stacked credential itself: a suspension of its own is never
+    lifted by a component's reinstatement."""
+    await conn.execute(sa.update(StackAward).where(
+        StackAward.credential_id == credential_id).values(status=status,
+                                                          held_by_components=False))

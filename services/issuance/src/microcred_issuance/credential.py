@@ -13,8 +13,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from microcred_shared.catalog import Definition, Provider, Text
-from microcred_shared.events import AssessmentDecided
+from microcred_shared.catalog import Definition, Partner, Provider, Text
+from microcred_shared.events import AssessmentDecided, Learner
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -64,7 +64,10 @@ def _narrative(d: Definition, lang: str) -> str:
 def _result_description(d: Definition, rd_id: str) -> dict[str, Any]:
     rule = d.pass_rule
     rd: dict[str, Any] = {"id": rd_id, "type": ["ResultDescription"]}
-    if rule.kind == "score":
+    if rule is None:  # a stack: completed when its components are
+        rd |= {"name": "Stack completed", "resultType": "Status",
+               "allowedValue": ["Completed"]}
+    elif rule.kind == "score":
         rd |= {"name": "Final score", "resultType": "ScaledScore",
                "valueMin": "0", "valueMax": f"{rule.max_score:g}",
                "requiredValue": f"{rule.min_score:g}"}
@@ -78,6 +81,7 @@ def _result_description(d: Definition, rd_id: str) -> dict[str, Any]:
 
 
 def _result(decision: AssessmentDecided, rd_id: str, d: Definition) -> dict[str, Any]:
+    assert d.pass_rule is not None
     if d.pass_rule.kind == "score":
         value = f"{decision.score:g}"
     elif d.pass_rule.kind == "rubric":
@@ -133,7 +137,20 @@ def achievement(d: Definition, base_url: str) -> dict[str, Any]:
             ach[term] = value
     if d.prerequisites is not None:
         ach["prerequisites"] = d.prerequisites.en
+    if d.partners:
+        ach["partners"] = [_partner(p, base_url) for p in d.partners]
     return ach
+
+
+def _partner(p: Partner, base_url: str) -> dict[str, Any]:
+    """A co-issuing or endorsing partner; a provider of the backbone is named by its issuer
+    profile URL, another organisation by its own URL when it has one."""
+    node: dict[str, Any] = {"name": p.name.en, "role": p.role}
+    ident = issuer_id(base_url, p.provider_id) if p.provider_id else p.url
+    if ident:
+        node = {"id": ident, **node}
+    _fr(node, "name", p.name)
+    return node
 
 
 def status_entries(base_url: str, provider_id: str, index: int) -> list[dict[str, Any]]:
@@ -151,18 +168,47 @@ def build(*, decision: AssessmentDecided, definition: Definition, provider: Prov
           profile: dict[str, Any], credential_id: uuid.UUID, issued_at: datetime,
           base_url: str, status_index: int, salt: str) -> dict[str, Any]:
     rd_id = f"{base_url}/achievements/{definition.id}/v{definition.version}#result"
+    subject = _subject(definition, base_url, rd_id, decision.learner, salt,
+                       _result(decision, rd_id, definition), decision.assessed_at)
+    return _document(definition, provider, profile, credential_id, issued_at, base_url,
+                     status_index, subject)
+
+
+def build_stack(*, definition: Definition, provider: Provider, profile: dict[str, Any],
+                credential_id: uuid.UUID, issued_at: datetime, base_url: str,
+                status_index: int, salt: str, learner: Learner, components: list[str],
+                completed_at: datetime) -> dict[str, Any]:
+    """A stacked credential: issued by the stack's owner, listing the component credentials
+    (their registry URLs) that completed it, in `components` (our context, @id)."""
+    rd_id = f"{base_url}/achievements/{definition.id}/v{definition.version}#result"
+    result = {"type": ["Result"], "resultDescription": rd_id, "status": "Completed"}
+    subject = _subject(definition, base_url, rd_id, learner, salt, result, completed_at)
+    doc = _document(definition, provider, profile, credential_id, issued_at, base_url,
+                    status_index, subject)
+    doc["components"] = list(components)
+    return doc
+
+
+def _subject(definition: Definition, base_url: str, rd_id: str, learner: Learner, salt: str,
+             result: dict[str, Any], ended: datetime) -> dict[str, Any]:
     ach = achievement(definition, base_url)
     ach["resultDescription"] = [_result_description(definition, rd_id)]
     subject: dict[str, Any] = {
         "type": ["AchievementSubject"],
-        "name": decision.learner.full_name,
-        "identifier": [identity(decision.learner.email, salt)],
+        "name": learner.full_name,
+        "identifier": [identity(learner.email, salt)],
         "achievement": ach,
-        "result": [_result(decision, rd_id, definition)],
-        "activityEndDate": _iso(decision.assessed_at),
+        "result": [result],
+        "activityEndDate": _iso(ended),
     }
     if definition.credits is not None:
         subject["creditsEarned"] = definition.credits
+    return subject
+
+
+def _document(definition: Definition, provider: Provider, profile: dict[str, Any],
+              credential_id: uuid.UUID, issued_at: datetime, base_url: str,
+              status_index: int, subject: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "@context": list(CONTEXTS),
         "id": f"urn:uuid:{credential_id}",

@@ -105,13 +105,39 @@ class KeyStore:
     def active(self, provider_id: str) -> SigningKey:
         return self._active[provider_id]
 
-    async def public_keys(self, provider_id: str) -> list[dict[str, str | None]]:
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(sa.select(
-                IssuerKey.key_id, IssuerKey.public_multikey, IssuerKey.status,
-                IssuerKey.created_at, IssuerKey.retired_at,
-            ).where(IssuerKey.provider_id == provider_id).order_by(IssuerKey.created_at))).all()
+    def providers(self) -> list[str]:
+        return sorted(self._active)
+
+    async def ensure_loaded(self, provider_id: str) -> None:
+        """A provider onboarded after this process started: its key row was committed by
+        the providers consumer (maybe in another instance); load it before signing."""
+        if provider_id not in self._active:
+            await self.refresh()
+        if provider_id not in self._active:
+            raise ConnectionError(f"no active issuer key for {provider_id} yet")  # retried
+
+    async def ensure_in(self, conn: AsyncConnection, provider_id: str) -> bool:
+        """Give a new provider its first key, in the caller's transaction (the key is
+        loaded into memory once committed, see ensure_loaded). True when one was made."""
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
+        found = (await conn.execute(sa.select(IssuerKey.key_id).where(
+            IssuerKey.provider_id == provider_id, IssuerKey.status == "active"))).first()
+        if found:
+            return False
+        await self._insert(conn, provider_id)
+        return True
+
+    async def public_keys_in(self, conn: AsyncConnection, provider_id: str,
+                             ) -> list[dict[str, str | None]]:
+        rows = (await conn.execute(sa.select(
+            IssuerKey.key_id, IssuerKey.public_multikey, IssuerKey.status,
+            IssuerKey.created_at, IssuerKey.retired_at,
+        ).where(IssuerKey.provider_id == provider_id).order_by(IssuerKey.created_at))).all()
         return [{"key_id": r.key_id, "public_multikey": r.public_multikey, "status": r.status,
                  "created_at": r.created_at.isoformat(),
                  "retired_at": r.retired_at.isoformat() if r.retired_at else None}
                 for r in rows]
+
+    async def public_keys(self, provider_id: str) -> list[dict[str, str | None]]:
+        async with self._engine.connect() as conn:
+            return await self.public_keys_in(conn, provider_id)

@@ -12,19 +12,21 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from microcred_issuance import api, credential, status
-from microcred_issuance.handlers import on_decisions
+from microcred_issuance.handlers import Issuing, on_decisions
 from microcred_issuance.keystore import KeyStore, SigningKey
 from microcred_issuance.models import MIGRATIONS, StatusList
+from microcred_issuance.providers import on_providers
 from microcred_issuance.settings import Settings
-from microcred_shared import outbox, topics
+from microcred_shared import outbox, projection, topics
 from microcred_shared.auth import KeyVerifier, on_api_keys
-from microcred_shared.catalog import load_catalog
 from microcred_shared.events import (
     AssessmentDecided,
     IssuerKeysPublished,
     IssuerPublicKey,
     ProviderApiKeyChanged,
 )
+from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
+from microcred_shared.projection import LiveCatalog
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc import proofs
 
@@ -35,10 +37,7 @@ log = logging.getLogger(__name__)
 def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     settings = settings or Settings()  # type: ignore[call-arg]
     rt = ServiceRuntime(settings, MIGRATIONS)
-    catalog = load_catalog(settings.seed_file)
     base = settings.public_base_url.rstrip("/")
-    profiles = {p.id: credential.issuer_profile(p, base) for p in catalog.providers}
-    rt.profiles = profiles  # type: ignore[attr-defined]
 
     def sign(doc: dict[str, Any], key: SigningKey, suite: str | None = None) -> dict[str, Any]:
         vm = f"{credential.issuer_id(base, key.provider_id)}#{key.key_id}"
@@ -54,28 +53,42 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         store = KeyStore(r.engine, settings.kek_bytes)
         r.keys = store  # type: ignore[attr-defined]
         r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
-        await store.ensure_active([p.id for p in catalog.providers])
-        await publish_keys(r, store, profiles)
+        live = LiveCatalog(r.engine)
+        r.catalog = live  # type: ignore[attr-defined]
+        await live.refresh(force=True)
+        await store.ensure_active([])  # load the keys; new providers get theirs on arrival
+        known = [p.id for p in live.current.providers]
+        await publish_keys(r, store, {p: profile(r, p) for p in known})
         await publish_status_lists(r, base, sign_list, initial=True)
         r.background(refresh_status_lists(r, base, sign_list))
         r.background(follow_rotations(store))
-        r.subscribe(topics.DECISIONS, partial(
-            on_decisions, catalog=catalog, keys=store, sign=sign, sign_list=sign_list,
-            base_url=base, profiles=profiles), AssessmentDecided)
+        r.background(live.follow())
+        r.commit_listeners.append(live.poke)
+        ctx = Issuing(live=live, keys=store, sign=sign, sign_list=sign_list, base_url=base)
+        r.subscribe(topics.PROVIDERS, partial(on_providers, keys=store, base_url=base),
+                    ProviderPublished)
+        r.subscribe(topics.DEFINITIONS, projection.on_definitions, DefinitionPublished)
+        r.subscribe(topics.DECISIONS, partial(on_decisions, ctx=ctx), AssessmentDecided)
         r.subscribe(topics.PROVIDER_API_KEYS, on_api_keys, ProviderApiKeyChanged)
 
     rt.on_start(start)
     return rt.app("microcred issuance", api.routes), rt
 
 
+def profile(rt: ServiceRuntime, provider_id: str) -> dict[str, Any]:
+    provider = rt.catalog.current.provider(provider_id)  # type: ignore[attr-defined]
+    assert provider is not None
+    return credential.issuer_profile(provider, rt.settings.public_base_url.rstrip("/"))
+
+
 async def publish_keys(rt: ServiceRuntime, store: KeyStore,
                        profiles: dict[str, dict[str, Any]]) -> None:
-    """Announce every provider's public keys; the registry serves them as controller
-    documents. Compacted topic: republishing at each start is harmless."""
+    """Announce providers' public keys; the registry serves them as controller documents.
+    Compacted topic: republishing at each start is harmless."""
     records = []
-    for provider_id, profile in profiles.items():
+    for provider_id, prof in profiles.items():
         keys = [IssuerPublicKey.model_validate(k) for k in await store.public_keys(provider_id)]
-        event = IssuerKeysPublished(provider_id=provider_id, profile=profile, keys=keys,
+        event = IssuerKeysPublished(provider_id=provider_id, profile=prof, keys=keys,
                                     published_at=datetime.now(UTC))
         records.append(outbox.event_record(topics.ISSUER_KEYS, event, SOURCE, traceparent=None))
     assert rt.engine is not None
@@ -86,12 +99,12 @@ async def publish_keys(rt: ServiceRuntime, store: KeyStore,
 async def publish_status_lists(rt: ServiceRuntime, base: str, sign_list: Any, *,
                                initial: bool = False, older_than: timedelta | None = None,
                                ) -> int:
-    """(Re)sign status lists: at start every provider's first lists exist and are served;
-    later, lists not re-signed for a while are refreshed before they expire."""
+    """(Re)sign status lists: at start every provider that has a key has its first lists
+    served; later, lists not re-signed for a while are refreshed before they expire."""
     assert rt.engine is not None
     async with rt.engine.begin() as conn:
         if initial:
-            for provider_id in rt.profiles:  # type: ignore[attr-defined]
+            for provider_id in rt.keys.providers():  # type: ignore[attr-defined]
                 await status.ensure_lists(conn, provider_id, {0})
         query = sa.select(StatusList.provider_id, StatusList.purpose, StatusList.list_no)
         if older_than is not None:

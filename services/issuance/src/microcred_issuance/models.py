@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from microcred_shared import projection
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
@@ -60,6 +61,29 @@ class StatusList(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
-MIGRATIONS = [create_tables([*SHARED_TABLES, ApiKey.__table__, IssuerKey.__table__,
-                             IssuedCredential.__table__, StatusAllocation.__table__,
-                             StatusList.__table__])]
+class StackAward(SQLModel, table=True):
+    """A stacked credential awarded to a learner. At most one live (not revoked) award per
+    stack and learner: the partial unique index is what makes the award exactly once,
+    whatever the interleaving of component arrivals (ADR 12)."""
+
+    __tablename__ = "stack_awards"
+    __table_args__ = (sa.Index(
+        "stack_awards_one_live", "stack_definition_id", "learner_key", unique=True,
+        postgresql_where=sa.text("status <> 'revoked'")),)
+    credential_id: uuid.UUID = Field(primary_key=True)
+    stack_definition_id: str
+    learner_key: str = Field(index=True)
+    components: list[str] = Field(sa_type=sa.JSON, description="component credential ids")
+    status: str = "active"  # active | suspended | revoked, mirrors issued_credentials
+    # True while suspended because of a component (reinstated when the rule holds again);
+    # a suspension by the issuer itself is never lifted automatically.
+    held_by_components: bool = False
+    awarded_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+MIGRATIONS = [
+    create_tables([*SHARED_TABLES, ApiKey.__table__, IssuerKey.__table__,
+                   IssuedCredential.__table__, StatusAllocation.__table__,
+                   StatusList.__table__]),
+    create_tables([*projection.TABLES, StackAward.__table__]),  # type: ignore[list-item]
+]

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
-from microcred_shared.settings import REPO_ROOT, ServiceSettings
+from microcred_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -13,8 +13,6 @@ class Settings(ServiceSettings):
     own_database_url: str | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_ISSUANCE_DATABASE_URL"))
     http_port: int = Field(8102, validation_alias=AliasChoices("MICROCRED_ISSUANCE_HTTP_PORT"))
-    seed_file: str = Field(str(REPO_ROOT / "deploy" / "seed" / "providers.json"),
-                           validation_alias=AliasChoices("MICROCRED_SEED_FILE"))
     key_encryption_key: SecretStr = Field(
         validation_alias=AliasChoices("MICROCRED_KEY_ENCRYPTION_KEY"))
     cryptosuite: Literal["eddsa-rdfc-2022", "eddsa-jcs-2022"] = Field(

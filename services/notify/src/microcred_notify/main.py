@@ -6,12 +6,15 @@ import asyncio
 
 from fastapi import FastAPI
 
+from microcred_notify import employer_wiring, learner_mail
 from microcred_notify.handlers import Deliverer, on_registered, on_status_changed
 from microcred_notify.models import MIGRATIONS
+from microcred_notify.projection import chain
 from microcred_notify.settings import Settings
 from microcred_notify.smtp import SmtpPool
 from microcred_shared import topics
 from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
+from microcred_shared.events_learners import LearnerSignInRequested
 from microcred_shared.runtime import ServiceRuntime
 
 
@@ -39,8 +42,14 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         await pool.close()
 
     rt.subscribe(topics.CREDENTIALS_REGISTERED, on_registered, CredentialRegistered)
-    rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
+    rt.subscribe(topics.LEARNER_SIGNIN, learner_mail.on_signin_requested, LearnerSignInRequested)
+    employers = employer_wiring.install(rt, settings)
+    # One consumer group per topic: the learner mail and the employer feed share it.
+    rt.subscribe(topics.CREDENTIAL_STATUS, chain(on_status_changed, employers.status_handler()),
+                 CredentialStatusChanged)
     rt.on_start(start)
     rt.on_stop(stop)
     rt.commit_listeners.append(wake.set)
-    return rt.app("microcred notify"), rt
+    app = rt.app("microcred notify")
+    employer_wiring.routes(app, employers)
+    return app, rt

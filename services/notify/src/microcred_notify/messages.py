@@ -5,16 +5,28 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any
 
+from microcred_notify import learner_mail
+
 SUBJECT = {"en": "Your micro-credential: {title}", "fr": "Votre microcertification : {title}"}
 BODY = {
     "en": ("Hello {name},\n\nCongratulations! {title} has been issued to you as a verifiable "
            "micro-credential. It is yours to keep and share.\n\nView and download it:\n{url}\n\n"
-           "Anyone you share it with can verify it without contacting us.\n\n— microcred\n"),
+           "Anyone you share it with can verify it without contacting us. Sign in to see all "
+           "your credentials, choose who can see each one and create share links:\n"
+           "{learner_url}\n\n— microcred\n"),
     "fr": ("Bonjour {name},\n\nFélicitations! La microcertification « {title} » vous a été "
            "délivrée sous forme de titre vérifiable. Elle vous appartient : gardez-la et "
            "partagez-la.\n\nConsultez-la et téléchargez-la :\n{url}\n\nToute personne avec qui "
-           "vous la partagez peut la vérifier sans nous contacter.\n\n— microcred\n"),
+           "vous la partagez peut la vérifier sans nous contacter. Connectez-vous pour voir "
+           "tous vos titres, choisir qui peut voir chacun et créer des liens de partage :\n"
+           "{learner_url}\n\n— microcred\n"),
 }
+
+
+def learner_url(credential_url: str) -> str:
+    """The learner's sign-in page on the registry that serves `credential_url`."""
+    base, found, _ = credential_url.partition("/v1/credentials/")
+    return (base if found else credential_url.rstrip("/")) + "/learner"
 
 
 def credential_issued(*, sender: str, recipient: str, name: str, title: str, url: str,
@@ -28,7 +40,8 @@ def credential_issued(*, sender: str, recipient: str, name: str, title: str, url
     # mail systems (and our tests) can recognise the duplicate.
     msg["Message-ID"] = message_id
     msg["Content-Language"] = lang
-    msg.set_content(BODY[lang].format(name=name, title=title, url=url))
+    msg.set_content(BODY[lang].format(name=name, title=title, url=url,
+                                      learner_url=learner_url(url)))
     return msg
 
 
@@ -42,10 +55,12 @@ STATUS_SUBJECT = {
 }
 STATUS_BODY = {
     "en": ("Hello {name},\n\nThe issuer changed the status of {title}.\nReason given: "
-           "{reason}\n\nVerifiers now see this change. Details:\n{url}\n\n— microcred\n"),
+           "{reason}\n\nVerifiers now see this change. Details:\n{url}\n\nYour credentials and "
+           "share links:\n{learner_url}\n\n— microcred\n"),
     "fr": ("Bonjour {name},\n\nL'émetteur a modifié le statut de « {title} ».\nMotif "
            "indiqué : {reason}\n\nLes vérificateurs voient maintenant ce changement. "
-           "Détails :\n{url}\n\n— microcred\n"),
+           "Détails :\n{url}\n\nVos titres et liens de partage :\n{learner_url}\n\n"
+           "— microcred\n"),
 }
 
 
@@ -58,7 +73,8 @@ def status_changed(*, sender: str, recipient: str, name: str, title: str, url: s
     msg["Subject"] = STATUS_SUBJECT[action][lang].format(title=title)
     msg["Message-ID"] = message_id
     msg["Content-Language"] = lang
-    msg.set_content(STATUS_BODY[lang].format(name=name, title=title, url=url, reason=reason))
+    msg.set_content(STATUS_BODY[lang].format(name=name, title=title, url=url, reason=reason,
+                                             learner_url=learner_url(url)))
     return msg
 
 
@@ -67,6 +83,8 @@ def for_notification(n: Any, sender: str) -> EmailMessage:
     common = {"sender": sender, "recipient": n.recipient, "name": n.learner_name,
               "title": n.title, "url": n.url, "language": n.language,
               "message_id": n.message_id}
+    if n.kind == learner_mail.KIND:
+        return learner_mail.signin_message(n, sender)
     if n.kind.startswith("status-"):
         action = n.kind.removeprefix("status-").split(":", 1)[0]
         return status_changed(**common, action=action, reason=n.detail or "")

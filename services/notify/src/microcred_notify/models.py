@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from microcred_notify.employer_models import EMPLOYER_TABLES
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
@@ -37,4 +38,7 @@ class Notification(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
-MIGRATIONS = [create_tables([*SHARED_TABLES, Notification.__table__])]
+MIGRATIONS = [
+    create_tables([*SHARED_TABLES, Notification.__table__]),
+    create_tables(EMPLOYER_TABLES),  # 2: the employer feed
+]

@@ -4,10 +4,11 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field
 
+from microcred_notify.employer_settings import EmployerSettings
 from microcred_shared.settings import ServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(EmployerSettings, ServiceSettings):
     service: ClassVar[str] = "notify"
     own_database_url: str | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_NOTIFY_DATABASE_URL"))

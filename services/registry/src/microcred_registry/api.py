@@ -9,6 +9,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from microcred_registry.models import CredentialRecord, IssuerRecord, StatusListRecord
+from microcred_registry.rendering import wants_json_page
 from microcred_registry.verification import Resolver, as_json, controller_document
 from microcred_shared.auth import operator_dependency
 from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
@@ -40,8 +41,14 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         return dict(doc)
 
     @app.get("/v1/credentials/{credential_id}")
-    async def get_credential(credential_id: uuid.UUID) -> JSONResponse:
-        return JSONResponse(await credential_doc(credential_id), media_type=VC_JSON)
+    async def get_credential(credential_id: uuid.UUID, request: Request) -> Response:
+        """Programs get the signed JSON (anyone holding the unguessable id: it is the
+        credential's own URL); people asking for HTML get the page, which follows the
+        holder's visibility choice (ADR 9)."""
+        if not wants_json_page(request, default=True):
+            return await request.app.state.credential_pages.by_id(request, credential_id)
+        return JSONResponse(await credential_doc(credential_id), media_type=VC_JSON,
+                            headers={"Vary": "Accept"})
 
     @app.get("/v1/credentials/{credential_id}/verification")
     async def verification(credential_id: uuid.UUID) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from microcred_registry import api
+from microcred_registry import api, learner_app
 from microcred_registry.handlers import (
     on_issued,
     on_issuer_keys,
@@ -33,4 +33,9 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     rt.subscribe(topics.ISSUER_KEYS, on_issuer_keys, IssuerKeysPublished)
     rt.subscribe(topics.STATUS_LISTS, on_status_list, StatusListPublished)
     rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
-    return rt.app("microcred registry", api.routes), rt
+    return rt.app("microcred registry", routes), rt
+
+
+def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+    learner_app.routes(app, rt)  # before api: the credential page lives in app.state
+    api.routes(app, rt)

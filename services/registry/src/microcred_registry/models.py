@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from microcred_registry.learner_models import LEARNER_TABLES
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
@@ -61,4 +62,6 @@ class StatusEvent(SQLModel, table=True):
 
 MIGRATIONS = [create_tables([*SHARED_TABLES, CredentialRecord.__table__,
                              IssuerRecord.__table__, StatusListRecord.__table__,
-                             StatusEvent.__table__])]
+                             StatusEvent.__table__]),
+              # 2: learner sign-in, sessions, visibility, share links, profiles.
+              create_tables(LEARNER_TABLES)]

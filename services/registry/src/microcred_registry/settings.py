@@ -12,6 +12,15 @@ class Settings(ServiceSettings):
     own_database_url: str | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_REGISTRY_DATABASE_URL"))
     http_port: int = Field(8103, validation_alias=AliasChoices("MICROCRED_REGISTRY_HTTP_PORT"))
-    # Until learner sign-in exists, listing a learner's credentials is for operators only.
+    # Operators may list any learner's credentials; learners sign in for their own.
     operator_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))
+    # Learner sign-in: one-time link lifetime, session lifetime, requests per address and window.
+    signin_ttl_seconds: int = Field(
+        900, validation_alias=AliasChoices("MICROCRED_SIGNIN_TTL_SECONDS"))
+    session_ttl_seconds: int = Field(
+        8 * 3600, validation_alias=AliasChoices("MICROCRED_LEARNER_SESSION_TTL_SECONDS"))
+    signin_rate_limit: int = Field(
+        5, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_LIMIT"))
+    signin_rate_window_seconds: int = Field(
+        900, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_WINDOW_SECONDS"))

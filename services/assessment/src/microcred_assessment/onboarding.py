@@ -1,0 +1,168 @@
+"""Operator changes to providers and definitions: the catalogue's source of truth.
+
+Each change, in one transaction: the new state in this service's projection tables, a
+ProviderPublished/DefinitionPublished event in the outbox (full current state, compacted
+topics) and an audit record. An advisory lock per id serialises concurrent changes, so
+versions never collide.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_assessment import audit
+from microcred_shared import outbox, topics
+from microcred_shared.catalog import Definition, Provider
+from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
+from microcred_shared.problems import Problem
+from microcred_shared.projection import (
+    CatalogDefinition,
+    CatalogProvider,
+    put_definition,
+    put_provider,
+)
+
+SOURCE = "/microcred/assessment"
+
+
+async def _lock(conn: AsyncConnection, kind: str, ident: str) -> None:
+    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                       {"k": f"catalog:{kind}:{ident}"})
+
+
+async def get_provider(conn: AsyncConnection, provider_id: str) -> Provider | None:
+    doc = (await conn.execute(sa.select(CatalogProvider.doc).where(
+        CatalogProvider.id == provider_id))).scalar_one_or_none()
+    return Provider.model_validate(doc) if doc else None
+
+
+async def latest_definition(conn: AsyncConnection, definition_id: str) -> Definition | None:
+    doc = (await conn.execute(sa.select(CatalogDefinition.doc).where(
+        CatalogDefinition.id == definition_id).order_by(
+        CatalogDefinition.version.desc()).limit(1))).scalar_one_or_none()
+    return Definition.model_validate(doc) if doc else None
+
+
+async def _publish_provider(conn: AsyncConnection, provider: Provider, actor: str,
+                            action: str, reason: str) -> Provider:
+    await put_provider(conn, provider)
+    event = ProviderPublished(provider=provider, published_at=datetime.now(UTC))
+    await outbox.write(conn, [outbox.event_record(topics.PROVIDERS, event, SOURCE,
+                                                  traceparent=None)])
+    await audit.record(conn, channel="admin", actor=actor, provider_id=provider.id,
+                       action=action, outcome="changed", reason=reason,
+                       details={"version": str(provider.version)})
+    return provider
+
+
+async def create_provider(conn: AsyncConnection, given: Provider, actor: str) -> Provider:
+    await _lock(conn, "provider", given.id)
+    if await get_provider(conn, given.id):
+        raise Problem(409, "Conflict", f"provider {given.id!r} exists", kind="conflict")
+    provider = given.model_copy(update={"version": 1})
+    return await _publish_provider(conn, provider, actor, "provider.create", "onboarded")
+
+
+async def update_provider(conn: AsyncConnection, given: Provider, actor: str) -> Provider:
+    """Replace what the operator may edit; status changes go through set_status."""
+    await _lock(conn, "provider", given.id)
+    current = await _existing_provider(conn, given.id)
+    provider = given.model_copy(update={"version": current.version + 1,
+                                        "status": current.status,
+                                        "status_reason": current.status_reason})
+    return await _publish_provider(conn, provider, actor, "provider.update", "updated")
+
+
+async def set_status(conn: AsyncConnection, provider_id: str,
+                     status: Literal["active", "suspended"], reason: str,
+                     actor: str) -> Provider:
+    await _lock(conn, "provider", provider_id)
+    current = await _existing_provider(conn, provider_id)
+    if current.status == status:
+        raise Problem(409, "Conflict", f"provider {provider_id!r} is already {status}",
+                      kind="invalid-transition")
+    provider = current.model_copy(update={
+        "version": current.version + 1, "status": status,
+        "status_reason": reason if status == "suspended" else None})
+    action = "provider.suspend" if status == "suspended" else "provider.reactivate"
+    return await _publish_provider(conn, provider, actor, action, reason)
+
+
+async def _existing_provider(conn: AsyncConnection, provider_id: str) -> Provider:
+    current = await get_provider(conn, provider_id)
+    if current is None:
+        raise Problem(404, "Not found", f"no provider {provider_id!r}", kind="not-found")
+    return current
+
+
+async def _check_references(conn: AsyncConnection, d: Definition) -> None:
+    if await get_provider(conn, d.provider_id) is None:
+        raise Problem(422, "Unknown provider", f"no provider {d.provider_id!r}",
+                      kind="invalid-definition")
+    for partner in sorted(d.co_issuers()):
+        if await get_provider(conn, partner) is None:
+            raise Problem(422, "Unknown partner", f"co-issuer {partner!r} is not a provider",
+                          kind="invalid-definition")
+    for component in d.stack.components if d.stack else []:
+        found = await latest_definition(conn, component)
+        if found is None or found.stack is not None:
+            raise Problem(422, "Unknown component", f"stack component {component!r} is not "
+                          "a definition one can be assessed on", kind="invalid-definition")
+
+
+async def _publish_definition(conn: AsyncConnection, d: Definition, actor: str, action: str,
+                              reason: str) -> Definition:
+    await put_definition(conn, d)
+    event = DefinitionPublished(definition=d, published_at=datetime.now(UTC))
+    await outbox.write(conn, [outbox.event_record(topics.DEFINITIONS, event, SOURCE,
+                                                  traceparent=None)])
+    await audit.record(conn, channel="admin", actor=actor, provider_id=d.provider_id,
+                       action=action, outcome="changed", reason=reason,
+                       details={"definition_id": d.id, "version": str(d.version)})
+    return d
+
+
+async def create_definition(conn: AsyncConnection, given: Definition, actor: str, *,
+                            keep_version: bool = False) -> Definition:
+    await _lock(conn, "definition", given.id)
+    if await latest_definition(conn, given.id):
+        raise Problem(409, "Conflict", f"definition {given.id!r} exists: publish a new "
+                      "version instead", kind="conflict")
+    await _check_references(conn, given)
+    d = given if keep_version else given.model_copy(update={"version": 1, "status": "active"})
+    return await _publish_definition(conn, d, actor, "definition.create", "published")
+
+
+async def new_version(conn: AsyncConnection, given: Definition, actor: str) -> Definition:
+    """A changed definition is a new version; credentials keep the version they were
+    issued under. The owner cannot change (a definition belongs to one provider)."""
+    await _lock(conn, "definition", given.id)
+    current = await _existing_definition(conn, given.id)
+    if given.provider_id != current.provider_id:
+        raise Problem(422, "Owner cannot change", f"{given.id!r} belongs to "
+                      f"{current.provider_id!r}", kind="invalid-definition")
+    await _check_references(conn, given)
+    d = given.model_copy(update={"version": current.version + 1, "status": "active"})
+    return await _publish_definition(conn, d, actor, "definition.version", "new version")
+
+
+async def retire(conn: AsyncConnection, definition_id: str, reason: str,
+                 actor: str) -> Definition:
+    await _lock(conn, "definition", definition_id)
+    current = await _existing_definition(conn, definition_id)
+    if current.status == "retired":
+        raise Problem(409, "Conflict", f"{definition_id!r} is already retired",
+                      kind="invalid-transition")
+    d = current.model_copy(update={"status": "retired"})
+    return await _publish_definition(conn, d, actor, "definition.retire", reason)
+
+
+async def _existing_definition(conn: AsyncConnection, definition_id: str) -> Definition:
+    current = await latest_definition(conn, definition_id)
+    if current is None:
+        raise Problem(404, "Not found", f"no definition {definition_id!r}", kind="not-found")
+    return current

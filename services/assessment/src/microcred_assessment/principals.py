@@ -1,0 +1,67 @@
+"""Kafka SCRAM principals for providers that publish directly (ADR 11).
+
+The broker change comes first, then the row: if the broker refuses, nothing is recorded;
+if the database then fails, the operator retries and the broker change is repeated
+(setting a password and granting ACLs are idempotent).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_assessment.kafka_admin import KafkaAdmin, Principal, username_for
+from microcred_assessment.models import KafkaPrincipal
+from microcred_shared import topics
+
+__all__ = ["create", "current", "describe", "revoke", "rotate", "username_for"]
+
+
+def describe(principal: Principal, bootstrap: str | None) -> dict[str, Any]:
+    """What the operator hands to the provider, once: the password is not kept."""
+    return {"username": principal.username, "password": principal.password,
+            "mechanism": "SCRAM-SHA-512", "topic": principal.topic,
+            "dead_letter_topic": topics.dlq(principal.topic),
+            "consumer_group_prefix": principal.username, "bootstrap": bootstrap}
+
+
+async def current(conn: AsyncConnection, provider_id: str) -> KafkaPrincipal | None:
+    row = (await conn.execute(sa.select(KafkaPrincipal).where(
+        KafkaPrincipal.provider_id == provider_id,
+        KafkaPrincipal.revoked_at.is_(None)))).first()
+    return row  # type: ignore[return-value]
+
+
+async def create(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> Principal:
+    await admin.ensure_topics(provider_id)
+    principal = await admin.set_password(provider_id)
+    await admin.grant(provider_id)
+    table = KafkaPrincipal.__table__
+    values = {"provider_id": provider_id, "username": principal.username,
+              "topic": principal.topic, "created_at": datetime.now(UTC), "rotated_at": None,
+              "revoked_at": None}
+    await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+        index_elements=[table.c.provider_id], set_=values))
+    return principal
+
+
+async def rotate(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> Principal:
+    """A new password; the old one stops authenticating new connections at once, and
+    open sessions must re-authenticate within the broker's connections.max.reauth.ms."""
+    principal = await admin.set_password(provider_id)
+    await conn.execute(sa.update(KafkaPrincipal).where(
+        KafkaPrincipal.provider_id == provider_id).values(rotated_at=datetime.now(UTC)))
+    return principal
+
+
+async def revoke(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> None:
+    """ACLs first: they are checked on every request, so even a session that is already
+    authenticated can no longer write."""
+    await admin.revoke_grants(provider_id)
+    await admin.delete_user(provider_id)
+    await conn.execute(sa.update(KafkaPrincipal).where(
+        KafkaPrincipal.provider_id == provider_id).values(revoked_at=datetime.now(UTC)))

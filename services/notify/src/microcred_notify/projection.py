@@ -1,0 +1,284 @@
+"""notify's consumers for the employer feed: keep a projection of credentials (document,
+status, the holder's visibility choice) and turn each change into employer events — the
+feed entry and one webhook delivery per matching endpoint — in the same transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_notify.employer_domain import (
+    SHARED,
+    STATUS_CHANGED,
+    UNSHARED,
+    Facts,
+    Filters,
+    Sub,
+    facts_of,
+    targets,
+    transitions,
+)
+from microcred_notify.employer_models import (
+    CredentialView,
+    Employer,
+    EmployerEvent,
+    Exposure,
+    Subscription,
+    WebhookDelivery,
+)
+from microcred_notify.webhook_crypto import webhook_id
+from microcred_shared.consumer import BatchHandler, Incoming
+from microcred_shared.events import CredentialIssued, CredentialStatusChanged
+from microcred_shared.events_learners import CredentialVisibilityChanged
+
+VIEW = CredentialView.__table__  # type: ignore[attr-defined]
+
+
+async def live_subscriptions(conn: AsyncConnection) -> list[Sub]:
+    """Subscriptions of approved employers that still take events (a disabled endpoint
+    still feeds the pull feed; its deliveries wait until it is enabled again)."""
+    rows = (await conn.execute(sa.select(
+        Subscription.id, Subscription.employer_id, Subscription.filters,
+        Subscription.webhook_url, Subscription.status,
+    ).join(Employer, Employer.id == Subscription.employer_id).where(
+        Employer.status == "approved", Subscription.status.in_(("active", "disabled"))))).all()
+    return [Sub(r.id, r.employer_id, Filters.model_validate(r.filters), r.webhook_url is not None,
+                r.status == "active") for r in rows]
+
+
+async def lock_views(conn: AsyncConnection, rows: dict[uuid.UUID, dict[str, Any]]
+                     ) -> dict[uuid.UUID, SimpleNamespace]:
+    """Create missing projection rows and lock them all, in credential-id order: the three
+    consumers (issued, visibility, status) then never deadlock on one another."""
+    ordered = [rows[cid] for cid in sorted(rows)]
+    await conn.execute(pg_insert(VIEW).values(ordered).on_conflict_do_nothing())
+    locked = (await conn.execute(sa.select(VIEW).where(VIEW.c.credential_id.in_(sorted(rows)))
+                                 .order_by(VIEW.c.credential_id).with_for_update())).all()
+    return {r.credential_id: SimpleNamespace(**r._asdict()) for r in locked}
+
+
+def _facts(view: Any) -> Facts:
+    return Facts(view.provider_id, view.definition_id, view.jurisdiction,
+                 frozenset(view.skills or ()))
+
+
+def _body(kind: str, view: Any, event_id: uuid.UUID, base_url: str, now: datetime,
+          extra: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"credential_id": str(view.credential_id),
+                            "credential_url": f"{base_url}/v1/credentials/{view.credential_id}"}
+    if kind != UNSHARED:  # an unshare notice says which credential, and nothing about it
+        data |= {"provider_id": view.provider_id, "definition_id": view.definition_id,
+                 "jurisdiction": view.jurisdiction, "status": view.status}
+    if kind == SHARED:
+        data["credential"] = view.document
+    return {"id": str(event_id), "type": kind, "timestamp": now.isoformat(),
+            "data": data | extra}
+
+
+class Effects:
+    """What one batch does, gathered in memory and written in a few statements: a batch of
+    500 visibility changes costs a handful of round trips, not thousands."""
+
+    def __init__(self, exposures: dict[tuple[str, uuid.UUID], bool], subs: list[Sub], *,
+                 base_url: str) -> None:
+        self.exposures, self.subs, self.base_url = exposures, subs, base_url
+        self.now = datetime.now(UTC)
+        self.events: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
+        self.unshared: set[tuple[str, uuid.UUID]] = set()
+        self.changed: set[tuple[str, uuid.UUID]] = set()
+        self.views: dict[uuid.UUID, dict[str, Any]] = {}
+
+    @classmethod
+    async def load(cls, conn: AsyncConnection, credential_ids: Iterable[uuid.UUID], *,
+                   base_url: str) -> Effects:
+        rows = (await conn.execute(sa.select(
+            Exposure.employer_id, Exposure.credential_id, Exposure.visible).where(
+            Exposure.credential_id.in_(list(credential_ids))))).all()
+        return cls({(r.employer_id, r.credential_id): r.visible for r in rows},
+                   await live_subscriptions(conn), base_url=base_url)
+
+    def exposed(self, credential_id: uuid.UUID) -> set[str]:
+        return {e for (e, c), visible in self.exposures.items()
+                if c == credential_id and visible}
+
+    def emit(self, employer_id: str, view: Any, kind: str, subs: Iterable[Sub],
+             extra: dict[str, Any] | None = None) -> None:
+        event_id = uuid.uuid4()
+        body = _body(kind, view, event_id, self.base_url, self.now, extra or {})
+        self.events.append({"event_id": event_id, "employer_id": employer_id,
+                            "credential_id": view.credential_id, "type": kind, "body": body,
+                            "created_at": self.now})
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        self.deliveries += [{
+            "id": uuid.uuid4(), "subscription_id": s.id, "employer_id": employer_id,
+            "credential_id": view.credential_id, "event_id": event_id, "event_type": kind,
+            "webhook_id": webhook_id(event_id, s.id), "body": raw, "status": "pending",
+            "attempts": 0, "next_attempt_at": self.now, "created_at": self.now,
+            "finished_at": None, "last_error": None} for s in subs if s.webhook]
+
+    def expose(self, employer_id: str, credential_id: uuid.UUID, visible: bool) -> None:
+        key = (employer_id, credential_id)
+        self.exposures[key] = visible
+        self.changed.add(key)
+        if not visible:
+            # Unsharing stops what is still on its way, retries included.
+            self.unshared.add(key)
+            for d in self.deliveries:
+                if (d["employer_id"], d["credential_id"]) == key and d["event_type"] != UNSHARED:
+                    d |= {"status": "cancelled", "finished_at": self.now,
+                          "last_error": "no longer visible to this employer"}
+
+    def reconcile(self, view: Any, previously_shared_with: Iterable[str] = ()) -> None:
+        """Tell each employer whose view of the credential changed: shared or unshared."""
+        if view.document is None:
+            return  # visibility known before the document: shared once the document arrives
+        facts = _facts(view)
+        direct = set(view.shared_with) | set(previously_shared_with)
+        for employer_id, kind in transitions(
+                facts=facts, visibility=view.visibility, shared_with=list(view.shared_with),
+                exposed=self.exposed(view.credential_id), approved_subs=self.subs):
+            self.emit(employer_id, view, kind,
+                      targets(self.subs, employer_id, facts, employer_id in direct),
+                      {"unshared_at": self.now.isoformat()} if kind == UNSHARED else None)
+            self.expose(employer_id, view.credential_id, kind == SHARED)
+
+    async def write(self, conn: AsyncConnection) -> None:
+        for pair in sorted(self.unshared, key=str):
+            await conn.execute(sa.update(WebhookDelivery).where(
+                WebhookDelivery.employer_id == pair[0], WebhookDelivery.credential_id == pair[1],
+                WebhookDelivery.status == "pending", WebhookDelivery.event_type != UNSHARED,
+            ).values(status="cancelled", finished_at=self.now,
+                     last_error="no longer visible to this employer"))
+        if self.events:  # in emission order: the feed's order within this transaction
+            await conn.execute(sa.insert(EmployerEvent), self.events)
+        if self.deliveries:
+            await conn.execute(sa.insert(WebhookDelivery), self.deliveries)
+        if self.changed:
+            rows = [{"employer_id": e, "credential_id": c, "visible": self.exposures[(e, c)],
+                     "changed_at": self.now} for e, c in sorted(self.changed, key=str)]
+            stmt = pg_insert(Exposure).values(rows)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["employer_id", "credential_id"],
+                set_={"visible": stmt.excluded.visible, "changed_at": stmt.excluded.changed_at}))
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for cid, values in sorted(self.views.items()):
+            by_columns.setdefault(tuple(sorted(values)), []).append(
+                {"cid": cid, **{"v_" + k: v for k, v in values.items()}})
+        for columns, params in by_columns.items():
+            await conn.execute(sa.update(VIEW).where(
+                VIEW.c.credential_id == sa.bindparam("cid")).values(
+                {c: sa.bindparam("v_" + c) for c in columns}), params)
+
+    def update_view(self, view: SimpleNamespace, **values: Any) -> SimpleNamespace:
+        """Apply `values` to the locked view; written once per credential by `write`."""
+        for name, value in values.items():
+            setattr(view, name, value)
+        self.views.setdefault(view.credential_id, {}).update(values)
+        return view
+
+
+async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
+                    base_url: str) -> dict[int, str]:
+    rows: dict[uuid.UUID, dict[str, Any]] = {}
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialIssued)
+        rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
+                                          "learner_key": e.learner_key,
+                                          "provider_id": e.provider_id})
+    views = await lock_views(conn, rows)
+    fx = await Effects.load(conn, views, base_url=base_url)
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialIssued)
+        if views[e.credential_id].document is not None:
+            continue  # a redelivery under another ce_id: already known
+        facts = facts_of(e.credential, e.provider_id, e.definition_id)
+        views[e.credential_id] = fx.update_view(
+            views[e.credential_id], document=e.credential, learner_key=e.learner_key,
+            provider_id=e.provider_id, definition_id=e.definition_id,
+            jurisdiction=facts.jurisdiction, skills=sorted(facts.skills))
+        fx.reconcile(views[e.credential_id])
+    await fx.write(conn)
+    return {}
+
+
+async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
+                        base_url: str) -> dict[int, str]:
+    """Each change is applied in order, and each one the employer can see is an event."""
+    rows = {}
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialVisibilityChanged)
+        rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
+                                          "learner_key": e.learner_key,
+                                          "provider_id": e.provider_id})
+    views = await lock_views(conn, rows)
+    fx = await Effects.load(conn, views, base_url=base_url)
+    refused: dict[int, str] = {}
+    for index, item in enumerate(items):
+        e = item.event
+        assert isinstance(e, CredentialVisibilityChanged)
+        old = views[e.credential_id]
+        if old.learner_key != e.learner_key:
+            refused[index] = "the credential belongs to another learner"
+            continue
+        if old.visibility_changed_at and e.changed_at < old.visibility_changed_at:
+            continue  # an older choice arriving late never overrides a newer one
+        before = list(old.shared_with)  # update_view changes the locked view in place
+        fx.reconcile(fx.update_view(old, visibility=e.visibility,
+                                    shared_with=sorted(set(e.shared_with)),
+                                    visibility_changed_at=e.changed_at),
+                     previously_shared_with=before)
+    await fx.write(conn)
+    return refused
+
+
+async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
+                            base_url: str) -> dict[int, str]:
+    """Revocations and suspensions reach the employers that hold the credential."""
+    rows = {}
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialStatusChanged)
+        rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
+                                          "learner_key": e.learner_key,
+                                          "provider_id": e.provider_id})
+    views = await lock_views(conn, rows)
+    fx = await Effects.load(conn, views, base_url=base_url)
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialStatusChanged)
+        view = views[e.credential_id] = fx.update_view(views[e.credential_id], status=e.status)
+        if view.document is None:
+            continue
+        facts = _facts(view)
+        for employer_id in sorted(fx.exposed(e.credential_id)):
+            fx.emit(employer_id, view, STATUS_CHANGED,
+                    targets(fx.subs, employer_id, facts, employer_id in view.shared_with),
+                    {"action": e.action, "reason": e.reason,
+                     "changed_at": e.changed_at.isoformat()})
+    await fx.write(conn)
+    return {}
+
+
+def chain(*handlers: BatchHandler) -> BatchHandler:
+    """Several use cases on one topic (one consumer group per topic): run each in turn on
+    the same transaction; an item refused by any is refused."""
+
+    async def handle(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+        refused: dict[int, str] = {}
+        for handler in handlers:
+            refused |= await handler(conn, items)
+        return refused
+
+    return handle

@@ -1,0 +1,43 @@
+"""Per-employer token buckets kept in PostgreSQL, so that every notify instance draws from
+the same bucket (an in-memory bucket would multiply the limit by the replica count)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from microcred_notify.employer_domain import take_tokens
+from microcred_notify.employer_models import RateBucket
+
+
+@dataclass(frozen=True)
+class Grant:
+    granted: int
+    retry_after: float
+
+
+class RateLimiter:
+    def __init__(self, engine: AsyncEngine, *, rate: float, burst: int) -> None:
+        self._engine, self._rate, self._burst = engine, rate, burst
+
+    async def take(self, employer_id: str, channel: str, wanted: int = 1) -> Grant:
+        # Its own short transaction: a bucket row is never held locked while we send.
+        async with self._engine.begin() as conn:
+            await conn.execute(pg_insert(RateBucket).values(
+                employer_id=employer_id, channel=channel, tokens=float(self._burst),
+                updated_at=sa.func.clock_timestamp()).on_conflict_do_nothing())
+            row = (await conn.execute(sa.select(
+                RateBucket.tokens,
+                sa.func.extract("epoch", sa.func.clock_timestamp() - RateBucket.updated_at)
+                .label("elapsed"),
+            ).where(RateBucket.employer_id == employer_id, RateBucket.channel == channel)
+                .with_for_update())).one()
+            granted, left, wait = take_tokens(row.tokens, float(row.elapsed), rate=self._rate,
+                                              burst=self._burst, wanted=wanted)
+            await conn.execute(sa.update(RateBucket).where(
+                RateBucket.employer_id == employer_id, RateBucket.channel == channel,
+            ).values(tokens=left, updated_at=sa.func.clock_timestamp()))
+        return Grant(granted, wait if granted < wanted else 0.0)

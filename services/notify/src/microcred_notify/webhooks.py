@@ -1,0 +1,214 @@
+"""The webhook delivery loop: the same database state machine as the learner mail
+(handlers.Deliverer). Due deliveries are taken FOR UPDATE SKIP LOCKED, checked against the
+privacy rule once more, rate-limited per employer, sent signed (Standard Webhooks), and
+their outcome recorded in the same transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from opentelemetry import trace
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from microcred_notify import webhook_crypto
+from microcred_notify.employer_domain import UNSHARED, retry_delay, should_disable
+from microcred_notify.employer_models import (
+    Employer,
+    Exposure,
+    Subscription,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from microcred_notify.ratelimit import RateLimiter
+from microcred_shared import outbox, topics
+from microcred_shared.outbox import Outgoing
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("microcred.notify.webhooks")
+WD = WebhookDelivery.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Tally:
+    """What one round did to one endpoint, applied once per endpoint in id order."""
+
+    succeeded: bool = False
+    dead_lettered: int = 0
+    failed_attempts: int = 0
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_attempts: int
+    retry_base: float
+    disable_after: int
+
+
+class WebhookWorker:
+    def __init__(self, engine: AsyncEngine, *, box: webhook_crypto.SecretBox,
+                 limiter: RateLimiter, policy: Policy, wake: asyncio.Event,
+                 on_published: Callable[[], None]) -> None:
+        self._engine, self._box, self._limiter, self._policy = engine, box, limiter, policy
+        self._wake, self._on_published = wake, on_published
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+                                         follow_redirects=False, trust_env=False)
+        self._stopping = False
+        self.delivered = 0
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                if await self.deliver_due() > 0:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook delivery round failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self, limit: int = 200) -> int:
+        async with self._engine.begin() as conn:
+            due = (await conn.execute(sa.select(
+                *WD.c, Subscription.webhook_url, Subscription.secret_encrypted,
+                Subscription.secret_nonce, Exposure.visible,
+            ).join(Subscription, Subscription.id == WD.c.subscription_id)
+                .join(Employer, Employer.id == WD.c.employer_id)
+                .outerjoin(Exposure, sa.and_(Exposure.employer_id == WD.c.employer_id,
+                                             Exposure.credential_id == WD.c.credential_id))
+                .where(WD.c.status == "pending", WD.c.next_attempt_at <= sa.func.now(),
+                       Subscription.status == "active", Employer.status == "approved")
+                .order_by(WD.c.next_attempt_at).limit(limit)
+                .with_for_update(of=WD, skip_locked=True))).all()
+            if not due:
+                return 0
+            now = datetime.now(UTC)
+            # The privacy rule is checked again at send time: retries and replays of a
+            # credential the learner has since unshared are cancelled, not sent.
+            hidden = [d for d in due if d.event_type != UNSHARED and not d.visible]
+            if hidden:
+                await conn.execute(sa.update(WD).where(WD.c.id.in_([d.id for d in hidden]))
+                                   .values(status="cancelled", finished_at=now,
+                                           last_error="no longer visible to this employer"))
+            sendable = await self._within_rate(
+                conn, [d for d in due if d.event_type == UNSHARED or d.visible], now)
+            outcomes = await asyncio.gather(*(self._send(d) for d in sendable))
+            now = datetime.now(UTC)
+            tallies: dict[object, Tally] = {}
+            records: list[Outgoing] = []
+            for d, (code, error) in zip(sendable, outcomes, strict=True):
+                tally = tallies.setdefault(d.subscription_id, Tally())
+                records += await self._record(conn, d, code, error, now, tally)
+            for sub_id in sorted(tallies, key=str):
+                await self._apply_tally(conn, sub_id, tallies[sub_id], now)
+            await outbox.write(conn, records)
+        if records:
+            self._on_published()
+        return len(due)
+
+    async def _within_rate(self, conn: AsyncConnection, due: list, now: datetime) -> list:
+        """Sends an employer's bucket allows now; the others wait, no attempt counted."""
+        by_employer: dict[str, list] = {}
+        for d in due:
+            by_employer.setdefault(d.employer_id, []).append(d)
+        sendable = []
+        for employer_id, rows in by_employer.items():
+            grant = await self._limiter.take(employer_id, "webhook", len(rows))
+            sendable += rows[:grant.granted]
+            later = [d.id for d in rows[grant.granted:]]
+            if later:
+                await conn.execute(sa.update(WD).where(WD.c.id.in_(later)).values(
+                    next_attempt_at=now + timedelta(seconds=max(grant.retry_after, 0.05))))
+        return sendable
+
+    async def _send(self, d: sa.Row) -> tuple[int | None, str | None]:
+        with tracer.start_as_current_span("notify send webhook", kind=trace.SpanKind.CLIENT,
+                                          attributes={"webhook.id": d.webhook_id}) as span:
+            try:
+                secret = self._box.open(d.subscription_id, d.secret_encrypted, d.secret_nonce)
+                headers = webhook_crypto.headers(secret, d.webhook_id, int(time.time()), d.body)
+                response = await self._client.post(d.webhook_url, content=d.body,
+                                                   headers=headers)
+            except Exception as exc:  # network, timeout, undecryptable secret
+                span.record_exception(exc)
+                return None, f"{type(exc).__name__}: {exc}"[:500]
+            span.set_attribute("http.response.status_code", response.status_code)
+            if 200 <= response.status_code < 300:
+                return response.status_code, None
+            return response.status_code, f"HTTP {response.status_code}"
+
+    async def _record(self, conn: AsyncConnection, d: sa.Row, code: int | None,
+                      error: str | None, now: datetime, tally: Tally) -> list[Outgoing]:
+        attempts = d.attempts + 1
+        await conn.execute(sa.insert(WebhookAttempt).values(
+            delivery_id=d.id, attempt=attempts, at=now, status_code=code, error=error))
+        where = WD.c.id == d.id
+        if error is None:
+            tally.succeeded = True
+            self.delivered += 1
+            await conn.execute(sa.update(WD).where(where).values(
+                status="delivered", attempts=attempts, finished_at=now, last_status_code=code,
+                last_error=None))
+            return []
+        tally.failed_attempts += 1
+        tally.gone |= code == 410
+        if attempts < self._policy.max_attempts and code != 410:
+            await conn.execute(sa.update(WD).where(where).values(
+                attempts=attempts, last_status_code=code, last_error=error,
+                next_attempt_at=now + retry_delay(attempts, self._policy.retry_base)))
+            return []
+        tally.dead_lettered += 1
+        await conn.execute(sa.update(WD).where(where).values(
+            status="failed", attempts=attempts, finished_at=now, last_status_code=code,
+            last_error=error))
+        reason = f"webhook undeliverable after {attempts} attempts: {error}"
+        return [Outgoing(topic=topics.dlq(topics.NOTIFICATIONS),
+                         key=str(d.credential_id).encode(),
+                         headers=[("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
+                                  ("dlq_topic", topics.NOTIFICATIONS.encode()),
+                                  ("webhook-id", d.webhook_id.encode()),
+                                  ("microcred_employer", d.employer_id.encode()),
+                                  ("microcred_delivery", str(d.id).encode())],
+                         payload=d.body)]
+
+    async def _apply_tally(self, conn: AsyncConnection, sub_id: object, tally: Tally,
+                           now: datetime) -> None:
+        s = Subscription.__table__  # type: ignore[attr-defined]
+        if tally.succeeded and not tally.dead_lettered:
+            values = {"consecutive_failures": 0, "failing_since": None}
+        else:
+            values = {"consecutive_failures": s.c.consecutive_failures + tally.dead_lettered,
+                      "failing_since": sa.func.coalesce(s.c.failing_since, now)}
+        row = (await conn.execute(sa.update(s).where(s.c.id == sub_id).values(
+            **values, updated_at=now).returning(s.c.consecutive_failures, s.c.failing_since,
+                                                s.c.status))).one()
+        reason = None
+        if tally.gone:
+            reason = "the endpoint answered 410 Gone"
+        elif row.consecutive_failures >= self._policy.disable_after:
+            reason = f"{row.consecutive_failures} deliveries in a row dead-lettered"
+        elif should_disable(row.consecutive_failures, self._policy.disable_after,
+                            row.failing_since, now):
+            reason = f"no successful delivery since {row.failing_since.isoformat()}"
+        if reason and row.status == "active":
+            log.warning("webhook endpoint of subscription %s disabled: %s", sub_id, reason)
+            await conn.execute(sa.update(s).where(s.c.id == sub_id).values(
+                status="disabled", disabled_reason=reason, updated_at=now))

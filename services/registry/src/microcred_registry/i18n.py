@@ -1,0 +1,259 @@
+"""English and French for the learner-facing pages: a small dict catalog per language (the
+pages have a few dozen strings; gettext catalogs would add a build step for nothing), and
+the language choice: `?lang=` first, then Accept-Language, then English."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from babel.dates import format_date
+
+LANGUAGES = ("en", "fr")
+LOCALES = {"en": "en_CA", "fr": "fr_CA"}
+
+PROVINCES = {
+    "CA-AB": ("Alberta", "Alberta"),
+    "CA-BC": ("British Columbia", "Colombie-Britannique"),
+    "CA-MB": ("Manitoba", "Manitoba"),
+    "CA-NB": ("New Brunswick", "Nouveau-Brunswick"),
+    "CA-NL": ("Newfoundland and Labrador", "Terre-Neuve-et-Labrador"),
+    "CA-NS": ("Nova Scotia", "Nouvelle-Écosse"),
+    "CA-NT": ("Northwest Territories", "Territoires du Nord-Ouest"),
+    "CA-NU": ("Nunavut", "Nunavut"),
+    "CA-ON": ("Ontario", "Ontario"),
+    "CA-PE": ("Prince Edward Island", "Île-du-Prince-Édouard"),
+    "CA-QC": ("Quebec", "Québec"),
+    "CA-SK": ("Saskatchewan", "Saskatchewan"),
+    "CA-YT": ("Yukon", "Yukon"),
+}
+
+_EN = {
+    "site": "microcred credentials",
+    "skip": "Skip to main content",
+    "credential": "Micro-credential",
+    "awarded_to": "Awarded to",
+    "achievement": "Achievement",
+    "description": "Description",
+    "outcomes": "Learning outcomes",
+    "skills": "Skills and frameworks",
+    "awarding_body": "Awarding body",
+    "province": "Province or territory",
+    "credits": "Credits",
+    "level": "Level",
+    "workload": "Notional workload",
+    "hours": "{n} hours",
+    "ects": "{n} ECTS",
+    "issued": "Issue date",
+    "valid_until": "Valid until",
+    "details": "Credential details",
+    "verification": "Verification",
+    "checked_at": "Checked live at {when} against the issuer's keys and status lists.",
+    "reasons": "Reasons",
+    "issuer_reason": "Reason given by the issuer:",
+    "framework": "Framework",
+    "check.proof": "Signature (proof)",
+    "check.issuer_key": "Issuer's key",
+    "check.validity_window": "Validity dates",
+    "check.status": "Revocation and suspension",
+    "check.schema": "Open Badges 3.0 format",
+    "check": "Check",
+    "result": "Result",
+    "passed": "passed",
+    "failed": "failed",
+    "unknown": "could not be established",
+    "download": "Download the signed credential (JSON)",
+    "switch": "Français",
+    "switch_lang": "fr",
+    "status.valid": "Valid",
+    "status.revoked": "Revoked",
+    "status.suspended": "Suspended",
+    "status.expired": "Expired",
+    "status.unknown": "Status unknown",
+    "status.not-yet-valid": "Not yet valid",
+    "status.invalid": "Invalid",
+    "explain.valid": "This credential is authentic, unaltered and in good standing.",
+    "explain.revoked": "The issuer has revoked this credential. It is no longer valid.",
+    "explain.suspended": "The issuer has suspended this credential for now.",
+    "explain.expired": "This credential has passed its validity date.",
+    "explain.unknown": "The status of this credential could not be established right now.",
+    "explain.not-yet-valid": "This credential is not valid yet.",
+    "explain.invalid": "This credential failed verification: do not rely on it.",
+    "preview": "{title}, awarded to {name} by {issuer} ({province})",
+    "not_found.title": "Credential not available",
+    "not_found.body": "There is no credential here, or its holder has not shared it.",
+    "not_found.owner": "If this credential is yours, sign in to see it and choose who can "
+                       "see it.",
+    "link_gone.title": "This share link no longer works",
+    "link_gone.body": "The link has expired or its holder has withdrawn it.",
+    "signin.title": "Sign in to your credentials",
+    "signin.intro": "Enter the e-mail address your credentials were sent to. We will e-mail "
+                    "you a one-time sign-in link.",
+    "signin.email": "E-mail address",
+    "signin.send": "Send me a sign-in link",
+    "signin.sent.title": "Check your e-mail",
+    "signin.sent.body": "If we hold credentials for that address, a sign-in link is on its "
+                        "way. It works once, within {minutes} minutes.",
+    "signin.confirm.title": "Sign in",
+    "signin.confirm.body": "Continue to sign in to your credentials.",
+    "signin.confirm.button": "Sign in",
+    "signin.bad.title": "This sign-in link does not work",
+    "signin.bad.body": "It has expired, it was already used, or it is not a link we sent. "
+                       "Ask for a new one.",
+    "signin.again": "Ask for a new sign-in link",
+    "mine.title": "My credentials",
+    "mine.none": "You have no credentials yet.",
+    "mine.export": "Export all my credentials (JSON)",
+    "mine.visibility": "Who can see it",
+    "mine.open": "Open page",
+    "profile": "Public profile",
+    "profile.title": "Credentials of {name}",
+    "profile.none": "No public credentials yet.",
+    "provider": "Issuer",
+    "status": "Status",
+    "vis.private": "Only me",
+    "vis.link": "Anyone with a share link",
+    "vis.employers": "Subscribed employers and share links",
+    "vis.public": "Public",
+    "save": "Save",
+    "sign_out": "Sign out",
+    "share.create": "Create a share link",
+    "share.created": "New share link (copy it now; it is shown only once):",
+}
+
+_FR = {
+    "site": "Titres microcred",
+    "skip": "Aller au contenu principal",
+    "credential": "Microcertification",
+    "awarded_to": "Décernée à",
+    "achievement": "Réalisation",
+    "description": "Description",
+    "outcomes": "Résultats d'apprentissage",
+    "skills": "Compétences et référentiels",
+    "awarding_body": "Organisme émetteur",
+    "province": "Province ou territoire",
+    "credits": "Crédits",
+    "level": "Niveau",
+    "workload": "Charge de travail théorique",
+    "hours": "{n} heures",
+    "ects": "{n} ECTS",
+    "issued": "Date de délivrance",
+    "valid_until": "Valide jusqu'au",
+    "details": "Détails du titre",
+    "verification": "Vérification",
+    "checked_at": "Vérifiée en direct le {when} auprès des clés et des listes de statut de "
+                  "l'émetteur.",
+    "reasons": "Motifs",
+    "issuer_reason": "Motif indiqué par l'émetteur :",
+    "framework": "Référentiel",
+    "check.proof": "Signature (preuve)",
+    "check.issuer_key": "Clé de l'émetteur",
+    "check.validity_window": "Dates de validité",
+    "check.status": "Révocation et suspension",
+    "check.schema": "Format Open Badges 3.0",
+    "check": "Contrôle",
+    "result": "Résultat",
+    "passed": "réussi",
+    "failed": "échoué",
+    "unknown": "impossible à établir",
+    "download": "Télécharger le titre signé (JSON)",
+    "switch": "English",
+    "switch_lang": "en",
+    "status.valid": "Valide",
+    "status.revoked": "Révoquée",
+    "status.suspended": "Suspendue",
+    "status.expired": "Expirée",
+    "status.unknown": "Statut inconnu",
+    "status.not-yet-valid": "Pas encore valide",
+    "status.invalid": "Invalide",
+    "explain.valid": "Ce titre est authentique, intact et en règle.",
+    "explain.revoked": "L'émetteur a révoqué ce titre. Il n'est plus valide.",
+    "explain.suspended": "L'émetteur a suspendu ce titre pour le moment.",
+    "explain.expired": "La date de validité de ce titre est dépassée.",
+    "explain.unknown": "Le statut de ce titre ne peut pas être établi pour le moment.",
+    "explain.not-yet-valid": "Ce titre n'est pas encore valide.",
+    "explain.invalid": "Ce titre a échoué à la vérification : ne vous y fiez pas.",
+    "preview": "{title}, décernée à {name} par {issuer} ({province})",
+    "not_found.title": "Titre non disponible",
+    "not_found.body": "Il n'y a pas de titre ici, ou son titulaire ne l'a pas partagé.",
+    "not_found.owner": "Si ce titre est le vôtre, connectez-vous pour le voir et choisir qui "
+                       "peut le voir.",
+    "link_gone.title": "Ce lien de partage ne fonctionne plus",
+    "link_gone.body": "Le lien a expiré ou son titulaire l'a retiré.",
+    "signin.title": "Connexion à vos titres",
+    "signin.intro": "Entrez l'adresse courriel à laquelle vos titres ont été envoyés. Nous "
+                    "vous enverrons un lien de connexion à usage unique.",
+    "signin.email": "Adresse courriel",
+    "signin.send": "M'envoyer un lien de connexion",
+    "signin.sent.title": "Consultez vos courriels",
+    "signin.sent.body": "Si nous détenons des titres pour cette adresse, un lien de connexion "
+                        "est en route. Il fonctionne une fois, pendant {minutes} minutes.",
+    "signin.confirm.title": "Connexion",
+    "signin.confirm.body": "Continuez pour vous connecter à vos titres.",
+    "signin.confirm.button": "Me connecter",
+    "signin.bad.title": "Ce lien de connexion ne fonctionne pas",
+    "signin.bad.body": "Il a expiré, il a déjà servi, ou ce n'est pas un lien que nous avons "
+                       "envoyé. Demandez-en un nouveau.",
+    "signin.again": "Demander un nouveau lien de connexion",
+    "mine.title": "Mes titres",
+    "mine.none": "Vous n'avez pas encore de titre.",
+    "mine.export": "Exporter tous mes titres (JSON)",
+    "mine.visibility": "Qui peut le voir",
+    "mine.open": "Ouvrir la page",
+    "profile": "Profil public",
+    "profile.title": "Titres de {name}",
+    "profile.none": "Aucun titre public pour le moment.",
+    "provider": "Émetteur",
+    "status": "Statut",
+    "vis.private": "Moi seulement",
+    "vis.link": "Toute personne ayant un lien de partage",
+    "vis.employers": "Employeurs abonnés et liens de partage",
+    "vis.public": "Public",
+    "save": "Enregistrer",
+    "sign_out": "Se déconnecter",
+    "share.create": "Créer un lien de partage",
+    "share.created": "Nouveau lien de partage (copiez-le maintenant; il n'est affiché "
+                     "qu'une fois) :",
+}
+
+CATALOGS = {"en": _EN, "fr": _FR}
+
+
+def choose_language(query_lang: str | None, accept_language: str | None) -> str:
+    """`?lang=` wins; otherwise the best of Accept-Language (q-values honoured)."""
+    if query_lang and query_lang[:2].lower() in LANGUAGES:
+        return query_lang[:2].lower()
+    best, best_q = "en", 0.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip()[:2].lower()
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def translator(lang: str):  # noqa: ANN201 - a plain callable for templates
+    catalog = CATALOGS.get(lang, _EN)
+
+    def t(key: str, **values: object) -> str:
+        text = catalog.get(key) or _EN.get(key) or key
+        return text.format(**values) if values else text
+
+    return t
+
+
+def province_name(code: str | None, lang: str) -> str:
+    if not code:
+        return ""
+    names = PROVINCES.get(code)
+    return names[1 if lang == "fr" else 0] if names else code
+
+
+def long_date(moment: datetime | None, lang: str) -> str:
+    return format_date(moment, format="long", locale=LOCALES.get(lang, "en_CA")) \
+        if moment else ""

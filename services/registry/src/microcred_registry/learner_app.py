@@ -1,0 +1,34 @@
+"""Composition of the learner-facing part of the registry: sign-in, the learner API, the
+credential pages. Kept apart from main.py so the wiring there stays one line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from microcred_registry import learners, pages, signin_routes
+from microcred_registry.signin import SignIn, SignInPolicy
+from microcred_shared.runtime import ServiceRuntime
+
+
+def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+    s = rt.settings
+    policy = SignInPolicy(
+        link_ttl=timedelta(seconds=s.signin_ttl_seconds),  # type: ignore[attr-defined]
+        session_ttl=timedelta(seconds=s.session_ttl_seconds),  # type: ignore[attr-defined]
+        rate_limit=s.signin_rate_limit,  # type: ignore[attr-defined]
+        rate_window=timedelta(seconds=s.signin_rate_window_seconds),  # type: ignore[attr-defined]
+    )
+
+    def wake() -> None:
+        if rt.relay:
+            rt.relay.wake()
+
+    signin = SignIn(lambda: rt.engine, s.public_base_url.rstrip("/"), policy, wake)
+    credential_pages = pages.CredentialPages(rt, signin)
+    # The existing credential route negotiates: people get this page (api.py).
+    app.state.credential_pages = credential_pages
+    signin_routes.routes(app, rt, signin)
+    learners.routes(app, rt, signin)
+    pages.routes(app, rt, credential_pages)

@@ -1,0 +1,98 @@
+"""What a person reads on a credential page, taken from the signed document and the live
+verification result. Pure: no I/O, so the page's content is unit-tested."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from microcred_registry.i18n import long_date, province_name
+
+STATUSES = ("valid", "revoked", "suspended", "expired", "unknown", "not-yet-valid", "invalid")
+
+
+@dataclass
+class CredentialView:
+    holder: str
+    title: str
+    description: str
+    outcomes: list[str]
+    skills: list[dict[str, str]]
+    issuer_name: str
+    issuer_url: str
+    province: str
+    province_code: str
+    credits: str
+    level: str
+    workload: list[str]
+    issued: str
+    valid_until: str
+    status: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    issuer_reason: str = ""
+
+
+def _dt(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _localised(obj: dict[str, Any], term: str, lang: str) -> str:
+    value = obj.get(term + "Fr") if lang == "fr" else None
+    value = value or obj.get(term) or ""
+    return value if isinstance(value, str) else ""
+
+
+def outcomes_of(narrative: str) -> list[str]:
+    """Issuance writes the outcomes as a heading and one `- ` line each; any other narrative
+    is shown as one paragraph."""
+    lines = [line.strip() for line in narrative.splitlines() if line.strip()]
+    items = [line[2:].strip() for line in lines if line.startswith("- ")]
+    return items or lines
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value or "")
+
+
+def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any,
+            issuer_reason: str = "") -> CredentialView:
+    subject = doc.get("credentialSubject") or {}
+    subject = subject[0] if isinstance(subject, list) and subject else subject
+    ach = subject.get("achievement") or {}
+    issuer = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
+    address = issuer.get("address") or {}
+    region = address.get("addressRegion") or doc.get("jurisdiction") or ""
+    criteria = ach.get("criteria") or {}
+    level = ach.get("level") or {}
+    workload = ach.get("notionalWorkload") or {}
+    status = verification.get("status", "unknown")
+    return CredentialView(
+        holder=str(subject.get("name") or ""),
+        title=_localised(ach, "name", lang) or _localised(doc, "name", lang),
+        description=_localised(ach, "description", lang),
+        outcomes=outcomes_of(_localised(criteria, "narrative", lang)),
+        skills=[{"name": str(a.get("targetName", "")), "framework": str(
+            a.get("targetFramework", "")), "url": str(a.get("targetUrl", ""))}
+            for a in ach.get("alignment") or [] if isinstance(a, dict)],
+        issuer_name=_localised(issuer, "name", lang),
+        issuer_url=str(issuer.get("url") or ""),
+        province=province_name(region, lang), province_code=str(region),
+        credits=_number(subject.get("creditsEarned", ach.get("creditsAvailable"))),
+        level=" ".join(str(level.get(k)) for k in ("framework", "value") if level.get(k)),
+        workload=[t(unit, n=_number(workload[unit])) for unit in ("hours", "ects")
+                  if workload.get(unit) is not None],
+        issued=long_date(_dt(doc.get("awardedDate") or doc.get("validFrom")), lang),
+        valid_until=long_date(_dt(doc.get("validUntil")), lang),
+        status=status if status in STATUSES else "unknown",
+        checks=[{"name": c["check"], "ok": c["ok"], "detail": c.get("detail", "")}
+                for c in verification.get("checks", [])],
+        reasons=list(verification.get("problems", [])),
+        issuer_reason=issuer_reason,
+    )

@@ -1,0 +1,51 @@
+"""Jinja2 rendering of the learner-facing pages, with the language chosen per request.
+Pure (no database): the pages' markup is unit-tested through it."""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from microcred_registry.i18n import choose_language, translator
+from microcred_registry.negotiation import wants_json
+
+KNOWN_CHECKS = {"check.proof", "check.issuer_key", "check.validity_window", "check.status",
+                "check.schema"}
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                        autoescape=select_autoescape(["html"]), trim_blocks=True,
+                        lstrip_blocks=True)
+# A page changes with the live status and with the language asked for.
+PAGE_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept, Accept-Language",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                           "img-src 'self' data:; form-action 'self'; "
+                                           "frame-ancestors 'none'"}
+
+
+def language(request: Request) -> str:
+    return choose_language(request.query_params.get("lang"),
+                           request.headers.get("accept-language"))
+
+
+def render(request: Request, template: str, *, status: int = 200, indexable: bool = False,
+           headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    html = TEMPLATES.get_template(template).render(
+        lang=lang, t=translator(lang), indexable=indexable, **context)
+    return HTMLResponse(html, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def message(request: Request, status: int, heading: str, *paragraphs: str,
+            link: dict[str, str] | None = None, **extra: Any) -> HTMLResponse:
+    t = translator(language(request))
+    return render(request, "message.html", status=status, heading=t(heading),
+                  paragraphs=[t(p) for p in paragraphs], link=link, **extra)
+
+
+def wants_json_page(request: Request, *, default: bool) -> bool:
+    fmt = request.query_params.get("format")
+    if fmt in ("json", "html"):
+        return fmt == "json"
+    return wants_json(request.headers.get("accept"), default=default)

@@ -1,0 +1,113 @@
+"""Who may see a credential: its visibility, direct shares with employers, share links and
+the learner's public profile. Each change of visibility or direct shares is announced as
+`CredentialVisibilityChanged` through the outbox, in the transaction that makes it.
+
+Visibility widens step by step (docs/decisions/0009-learner-access-and-sharing.md):
+private (the learner, plus employers it was shared with directly) < link (+ anyone holding
+a live share link) < employers (+ every subscribed employer) < public (+ anyone: the page
+at the credential's own URL and the public profile).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_registry.learner_models import CredentialVisibility, LearnerProfile, ShareLink
+from microcred_registry.models import CredentialRecord
+from microcred_registry.visibility import EMPLOYER_ID, VISIBILITIES, link_json, links_work, wider
+from microcred_shared import outbox, topics
+from microcred_shared.auth import digest
+from microcred_shared.events_learners import CredentialVisibilityChanged
+from microcred_shared.telemetry import traceparent_of
+
+SOURCE = "/microcred/registry"
+__all__ = ["EMPLOYER_ID", "VISIBILITIES", "link_json", "links_work", "wider"]
+async def visibility_of(conn: AsyncConnection, credential_id: uuid.UUID) -> tuple[str, list[str]]:
+    row = (await conn.execute(sa.select(
+        CredentialVisibility.visibility, CredentialVisibility.shared_with).where(
+        CredentialVisibility.credential_id == credential_id))).first()
+    return (row.visibility, list(row.shared_with)) if row else ("private", [])
+
+
+async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = None,
+                 share_with: str | None = None, unshare: str | None = None,
+                 ) -> CredentialVisibilityChanged | None:
+    """Apply one change; publish the new state if it differs from the old one."""
+    old_vis, old_shared = await visibility_of(conn, cred.credential_id)
+    new_vis = visibility or old_vis
+    shared = [e for e in old_shared if e != unshare]
+    if share_with and share_with not in shared:
+        shared.append(share_with)
+    if (new_vis, shared) == (old_vis, old_shared):
+        return None
+    now = datetime.now(UTC)
+    table = CredentialVisibility.__table__
+    values = {"credential_id": cred.credential_id, "learner_key": cred.learner_key,
+              "visibility": new_vis, "shared_with": shared, "updated_at": now}
+    await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+        index_elements=[table.c.credential_id],
+        set_={"visibility": new_vis, "shared_with": shared, "updated_at": now}))
+    event = CredentialVisibilityChanged(
+        credential_id=cred.credential_id, learner_key=cred.learner_key,
+        provider_id=cred.provider_id, visibility=new_vis,  # type: ignore[arg-type]
+        shared_with=shared, changed_at=now)
+    await outbox.write(conn, [outbox.event_record(
+        topics.CREDENTIAL_VISIBILITY, event, SOURCE, traceparent=traceparent_of(),
+        subject=str(cred.credential_id))])
+    return event
+
+
+async def create_link(conn: AsyncConnection, cred: Any, expires_at: datetime | None,
+                      ) -> tuple[SimpleNamespace, str]:
+    """A new share link; the token is returned once and kept only as its digest."""
+    token = secrets.token_urlsafe(32)
+    row = {"id": uuid.uuid4(), "credential_id": cred.credential_id,
+           "learner_key": cred.learner_key, "token_sha256": digest(token),
+           "created_at": datetime.now(UTC), "expires_at": expires_at}
+    await conn.execute(sa.insert(ShareLink).values(**row))
+    return SimpleNamespace(**row, revoked_at=None), token
+
+
+async def links_of(conn: AsyncConnection, credential_id: uuid.UUID) -> list[sa.Row]:
+    return list((await conn.execute(sa.select(ShareLink).where(
+        ShareLink.credential_id == credential_id).order_by(ShareLink.created_at))).all())
+
+
+async def revoke_link(conn: AsyncConnection, credential_id: uuid.UUID,
+                      share_id: uuid.UUID) -> bool:
+    done = (await conn.execute(sa.update(ShareLink).where(
+        ShareLink.id == share_id, ShareLink.credential_id == credential_id,
+        ShareLink.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC)).returning(
+        ShareLink.id))).first()
+    return done is not None
+
+
+async def credential_for_link(conn: AsyncConnection, token: str) -> sa.Row | None:
+    """The credential a live link opens: not revoked, not expired, and its credential not
+    made private since (private withdraws every link without deleting it)."""
+    now = datetime.now(UTC)
+    row = (await conn.execute(sa.select(CredentialRecord).join(
+        ShareLink, ShareLink.credential_id == CredentialRecord.credential_id).where(
+        ShareLink.token_sha256 == digest(token), ShareLink.revoked_at.is_(None),
+        sa.or_(ShareLink.expires_at.is_(None), ShareLink.expires_at > now)))).first()
+    if row is None:
+        return None
+    visibility, _ = await visibility_of(conn, row.credential_id)
+    return row if links_work(visibility) else None
+
+
+async def profile_slug(conn: AsyncConnection, learner_key: str) -> str:
+    table = LearnerProfile.__table__
+    await conn.execute(pg_insert(table).values(
+        learner_key=learner_key, slug=secrets.token_urlsafe(12),
+        created_at=datetime.now(UTC)).on_conflict_do_nothing())
+    return (await conn.execute(sa.select(LearnerProfile.slug).where(
+        LearnerProfile.learner_key == learner_key))).scalar_one()

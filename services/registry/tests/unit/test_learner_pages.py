@@ -1,0 +1,112 @@
+"""What a person reads on a credential page, in which language, and who gets JSON instead."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from starlette.requests import Request
+
+# Pure modules only: the registry's table models share SQLModel's global metadata with the
+# other services' models, which other unit tests import in the same process.
+from microcred_registry import visibility as sharing
+from microcred_registry.i18n import choose_language, translator
+from microcred_registry.negotiation import wants_json
+from microcred_registry.presenter import outcomes_of, present
+from microcred_registry.rendering import TEMPLATES, render
+
+DOC = {
+    "name": "Workplace Health and Safety Awareness",
+    "nameFr": "Sensibilisation à la santé et sécurité au travail",
+    "validFrom": "2026-11-30T10:00:00Z", "awardedDate": "2026-11-30T10:00:00Z",
+    "jurisdiction": "CA-QC",
+    "issuer": {"id": "https://r.example/issuers/cegep", "name": "Cégep de la Rivière-du-Nord",
+               "url": "https://cegep.example", "address": {"addressRegion": "CA-QC"}},
+    "credentialSubject": {
+        "name": "Ana Silva", "creditsEarned": 1.5,
+        "achievement": {
+            "name": "Workplace Health and Safety Awareness",
+            "nameFr": "Sensibilisation à la santé et sécurité au travail",
+            "criteria": {"narrative": "Achieved learning outcomes:\n- Spot hazards\n- Report",
+                         "narrativeFr": "Résultats :\n- Repérer les dangers\n- Signaler"},
+            "level": {"framework": "EQF", "value": "4"},
+            "notionalWorkload": {"hours": 30},
+            "alignment": [{"targetName": "hazard awareness", "targetFramework": "ESCO",
+                           "targetUrl": "http://data.europa.eu/esco/skill/x"}]}},
+}
+REVOKED = {"verified": False, "status": "revoked",
+           "checks": [{"check": "proof", "ok": True, "detail": ""},
+                      {"check": "status", "ok": False, "detail": "revocation bit is set"}],
+           "problems": ["status: revocation bit is set"]}
+
+
+def request(query: str = "", accept_language: str = "") -> Request:
+    headers = [(b"accept-language", accept_language.encode())] if accept_language else []
+    return Request({"type": "http", "method": "GET", "path": "/c/x", "headers": headers,
+                    "query_string": query.encode()})
+
+
+def test_the_french_view_names_the_province_outcomes_and_status_in_french():
+    view = present(DOC, REVOKED, "fr", translator("fr"), "délivrée par erreur")
+    assert view.title == "Sensibilisation à la santé et sécurité au travail"
+    assert view.province == "Québec" and view.holder == "Ana Silva"
+    assert view.outcomes == ["Repérer les dangers", "Signaler"]
+    assert view.issued == "30 novembre 2026" and view.credits == "1.5"
+    assert view.level == "EQF 4" and view.workload == ["30 heures"]
+    assert view.status == "revoked" and view.reasons == ["status: revocation bit is set"]
+
+
+def test_a_narrative_without_list_items_is_shown_as_it_is():
+    assert outcomes_of("Capstone project, pass mark 70%.") == ["Capstone project, pass mark 70%."]
+
+
+def test_lang_query_wins_over_accept_language_and_q_values_are_honoured():
+    assert choose_language("fr", "en-CA") == "fr"
+    assert choose_language(None, "en;q=0.4, fr-CA;q=0.9") == "fr"
+    assert choose_language(None, "de-DE") == "en"
+
+
+def test_programs_get_json_and_browsers_get_html_from_the_same_url():
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert wants_json(browser, default=True) is False
+    assert wants_json("application/ld+json", default=False) is True
+    assert wants_json("application/vc+ld+json, text/html;q=0.5", default=False) is True
+    assert wants_json("*/*", default=True) is True and wants_json(None, default=False) is False
+
+
+def test_the_rendered_page_is_accessible_bilingual_markup_with_link_previews():
+    view = present(DOC, REVOKED, "fr", translator("fr"), "délivrée par erreur")
+    html = render(request("lang=fr"), "credential.html", c=view, preview="aperçu",
+                  canonical="https://r.example/c/x", json_url="https://r.example/c/x?f=json",
+                  checked_at="now").body.decode()
+    assert '<html lang="fr">' in html and '<main id="main">' in html
+    assert "Révoquée" in html and "délivrée par erreur" in html and "Québec" in html
+    assert 'property="og:title"' in html and 'name="twitter:card"' in html
+    assert 'noindex' in html  # a share-link page stays out of search engines
+    assert '<th scope="col">' in html and 'role="img" aria-label=' in html
+
+
+def test_escaping_keeps_a_hostile_name_as_text():
+    doc = {**DOC, "credentialSubject": {**DOC["credentialSubject"],
+                                        "name": "<script>alert(1)</script>"}}
+    view = present(doc, REVOKED, "en", translator("en"))
+    html = TEMPLATES.get_template("credential.html").render(
+        lang="en", t=translator("en"), indexable=True, c=view, preview="", canonical="",
+        json_url="", checked_at="")
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_visibility_widens_in_order_and_only_private_stops_share_links():
+    assert sharing.wider("private", "link") == "link"
+    assert sharing.wider("public", "link") == "public"
+    assert [sharing.links_work(v) for v in sharing.VISIBILITIES] == [False, True, True, True]
+    assert sharing.EMPLOYER_ID.match("acme-corp") and not sharing.EMPLOYER_ID.match("Acme!")
+
+
+def test_a_share_link_shows_its_url_only_when_created():
+    from datetime import UTC, datetime, timedelta
+
+    link = SimpleNamespace(id="1", created_at=datetime.now(UTC), revoked_at=None,
+                           expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert sharing.link_json(link, "https://r")["state"] == "expired"
+    assert "url" not in sharing.link_json(link, "https://r")
+    assert sharing.link_json(link, "https://r", "tok")["url"] == "https://r/c/tok"
