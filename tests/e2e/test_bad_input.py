@@ -89,8 +89,10 @@ async def test_poison_records_on_kafka_are_dead_lettered_with_a_reason_and_the_s
             lambda body: body["count"] >= 1)
     assert [c["title"] for c in creds["credentials"]] == ["Workplace Health and Safety Awareness"]
 
-    letters = await eventually(lambda: _dead_letters(backbone, eve), lambda ls: len(ls) >= 5,
-                               timeout=30)
+    found = await eventually(lambda: _dead_letters(backbone, eve),
+                             lambda ls: len({h["dlq_id"] for h in ls}) >= 5, timeout=60)
+    # Dead letters are published at least once; each carries a stable id for its record.
+    letters = list({h["dlq_id"]: h for h in found}.values())
     reasons = [h["dlq_reason"] for h in letters]
     assert len(letters) == 5, "\n".join(reasons)
     assert any("invalid AssessmentResultSubmitted payload" in r and "score" in r for r in reasons)

@@ -89,7 +89,7 @@ async def test_the_same_provider_result_submitted_twice_gives_one_credential(bac
     async with backbone.http("assessment", backbone.api_keys[res.provider_id]) as client:
         status = await eventually(
             lambda: _json(client.get(f"/v1/assessment-results/{res.result_id}")),
-            lambda s: s.get("submissions", 0) >= 3)
+            lambda s: s.get("submissions", 0) >= 3, timeout=120)
     assert status["submissions"] == 3  # the exact redelivery is dropped before counting
     creds = await eventually(lambda: learner_credentials(backbone, dee.email),
                              lambda c: len(c) >= 1)

@@ -68,6 +68,9 @@ _INBOX = sa.text(
 def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
     headers = [(k, bytes(v)) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
     headers += [
+        # The relay publishes at least once (a broker timeout after a send that did land
+        # republishes the batch): a stable id lets a DLQ reader drop the repeat.
+        ("dlq_id", f"{record.topic}:{record.partition}:{record.offset}".encode()),
         ("dlq_reason", reason[:2000].encode()),
         ("dlq_service", service.encode()),
         ("dlq_topic", record.topic.encode()),

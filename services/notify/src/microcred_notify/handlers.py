@@ -79,6 +79,11 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dic
     return {}
 
 
+_DELIVERED = sa.text(
+    "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, "
+    "delivered_at = :now, last_error = NULL WHERE id = ANY(CAST(:ids AS uuid[]))")
+
+
 def backoff(attempts: int, base: float) -> timedelta:
     return timedelta(seconds=base * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
 
@@ -126,8 +131,18 @@ class Deliverer:
             outcomes = await asyncio.gather(*(self._send(n) for n in due))
             records: list[Outgoing] = []
             now = datetime.now(UTC)
+            delivered = []
             for n, (error, traceparent) in zip(due, outcomes, strict=True):
-                records.extend(await self._record(conn, n, error, traceparent, now))
+                if error is None:
+                    delivered.append(n)
+                    records.append(self._delivered(n, traceparent, now))
+                else:
+                    records.extend(await self._record_failure(conn, n, error, traceparent, now))
+            if delivered:
+                # One statement for the whole round: per-row updates were a third of
+                # notify's database time in the e2e profile.
+                await conn.execute(_DELIVERED, {"ids": [n.id for n in delivered], "now": now})
+                self.delivered += len(delivered)
             await outbox.write(conn, records)
         self._on_published()
         return len(due)
@@ -145,17 +160,15 @@ class Deliverer:
                 span.record_exception(exc)
                 return f"{type(exc).__name__}: {exc}"[:500], traceparent
 
-    async def _record(self, conn: AsyncConnection, n: sa.Row, error: str | None,
-                      traceparent: str | None, now: datetime) -> list[Outgoing]:
+    def _delivered(self, n: sa.Row, traceparent: str | None, now: datetime) -> Outgoing:
+        return outbox.event_record(topics.NOTIFICATIONS, NotificationDelivered(
+            notification_id=n.id, credential_id=n.credential_id, recipient=n.recipient,
+            attempts=n.attempts + 1, delivered_at=now), SOURCE, traceparent=traceparent)
+
+    async def _record_failure(self, conn: AsyncConnection, n: sa.Row, error: str,
+                              traceparent: str | None, now: datetime) -> list[Outgoing]:
         attempts = n.attempts + 1
         where = Notification.id == n.id
-        if error is None:
-            await conn.execute(sa.update(Notification).where(where).values(
-                status="delivered", attempts=attempts, delivered_at=now, last_error=None))
-            self.delivered += 1
-            return [outbox.event_record(topics.NOTIFICATIONS, NotificationDelivered(
-                notification_id=n.id, credential_id=n.credential_id, recipient=n.recipient,
-                attempts=attempts, delivered_at=now), SOURCE, traceparent=traceparent)]
         if attempts < self._max:
             await conn.execute(sa.update(Notification).where(where).values(
                 attempts=attempts, last_error=error,
@@ -166,7 +179,8 @@ class Deliverer:
         self.failed += 1
         reason = f"undeliverable after {attempts} attempts: {error}"
         letter = Outgoing(topic=topics.dlq(topics.NOTIFICATIONS), key=str(n.credential_id).encode(),
-                          headers=[("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
+                          headers=[("dlq_id", f"notification:{n.id}".encode()),
+                                   ("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
                                    ("dlq_topic", n.source_topic.encode())],
                           payload=n.source_payload)
         return [letter, outbox.event_record(topics.NOTIFICATIONS, NotificationFailed(

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_notify.models import Notification
+
+if TYPE_CHECKING:
+    from microcred_notify.messages import Mail
 from microcred_shared.cloudevents import encode
 from microcred_shared.consumer import Incoming
 from microcred_shared.events_learners import LearnerSignInRequested
@@ -66,7 +68,9 @@ async def _blank_spent_links(conn: AsyncConnection, now: datetime) -> None:
                Notification.created_at < now - timedelta(hours=1))).values(url=""))
 
 
-def signin_message(n: Any, sender: str) -> EmailMessage:
+def signin_message(n: Any, sender: str) -> Mail:
+    from microcred_notify.messages import compose  # messages imports this module
+
     lang = n.language if n.language in SUBJECT else "en"
     minutes = 15
     try:
@@ -74,11 +78,6 @@ def signin_message(n: Any, sender: str) -> EmailMessage:
         minutes = max(1, round((expires - n.created_at).total_seconds() / 60))
     except (TypeError, ValueError):
         pass
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = n.recipient
-    msg["Subject"] = SUBJECT[lang]
-    msg["Message-ID"] = n.message_id
-    msg["Content-Language"] = lang
-    msg.set_content(BODY[lang].format(link=n.url, minutes=minutes))
-    return msg
+    return compose(sender=sender, recipient=n.recipient, subject=SUBJECT[lang],
+                   body=BODY[lang].format(link=n.url, minutes=minutes),
+                   message_id=n.message_id, language=lang)

@@ -1,8 +1,18 @@
-"""Learner e-mail, in English or French. Pure: builds the message, sends nothing."""
+"""Learner e-mail, in English or French. Pure: builds the message, sends nothing.
+
+Messages are composed straight to RFC 5322 bytes: `email.message.EmailMessage` with the
+default policy re-parses every header and cost ~2 ms per mail, the largest item in the e2e
+benchmark's profile of notify. The layout is fixed and simple (one text/plain part,
+UTF-8, base64 body, RFC 2047 subject), so writing it directly is safe and ~100x cheaper.
+"""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import base64
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
 from microcred_notify import learner_mail
@@ -23,6 +33,34 @@ BODY = {
 }
 
 
+@dataclass(frozen=True)
+class Mail:
+    sender: str
+    recipient: str
+    raw: bytes
+
+
+@lru_cache(maxsize=4096)
+def _subject(text: str) -> str:
+    if text.isascii():
+        return text
+    return Header(text, "utf-8", maxlinelen=76).encode()
+
+
+def compose(*, sender: str, recipient: str, subject: str, body: str, message_id: str,
+            language: str) -> Mail:
+    for value in (sender, recipient, message_id):
+        if "\r" in value or "\n" in value:  # no header injection through an address
+            raise ValueError("line break in a mail header")
+    encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii")
+    head = (f"From: {sender}\r\nTo: {recipient}\r\nSubject: {_subject(subject)}\r\n"
+            f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id}\r\n"
+            f"Content-Language: {language}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n")
+    return Mail(sender, recipient, (head + encoded.replace("\n", "\r\n")).encode("ascii"))
+
+
 def learner_url(credential_url: str) -> str:
     """The learner's sign-in page on the registry that serves `credential_url`."""
     base, found, _ = credential_url.partition("/v1/credentials/")
@@ -30,19 +68,14 @@ def learner_url(credential_url: str) -> str:
 
 
 def credential_issued(*, sender: str, recipient: str, name: str, title: str, url: str,
-                      language: str, message_id: str) -> EmailMessage:
+                      language: str, message_id: str) -> Mail:
     lang = language if language in SUBJECT else "en"
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Subject"] = SUBJECT[lang].format(title=title)
-    # Stable per notification: a resend after a crash carries the same Message-ID, so
-    # mail systems (and our tests) can recognise the duplicate.
-    msg["Message-ID"] = message_id
-    msg["Content-Language"] = lang
-    msg.set_content(BODY[lang].format(name=name, title=title, url=url,
-                                      learner_url=learner_url(url)))
-    return msg
+    # The Message-ID is stable per notification: a resend after a crash carries the same
+    # one, so mail systems (and our tests) can recognise the duplicate.
+    return compose(sender=sender, recipient=recipient, message_id=message_id, language=lang,
+                   subject=SUBJECT[lang].format(title=title),
+                   body=BODY[lang].format(name=name, title=title, url=url,
+                                          learner_url=learner_url(url)))
 
 
 STATUS_SUBJECT = {
@@ -65,20 +98,15 @@ STATUS_BODY = {
 
 
 def status_changed(*, sender: str, recipient: str, name: str, title: str, url: str,
-                   language: str, message_id: str, action: str, reason: str) -> EmailMessage:
+                   language: str, message_id: str, action: str, reason: str) -> Mail:
     lang = language if language in SUBJECT else "en"
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Subject"] = STATUS_SUBJECT[action][lang].format(title=title)
-    msg["Message-ID"] = message_id
-    msg["Content-Language"] = lang
-    msg.set_content(STATUS_BODY[lang].format(name=name, title=title, url=url, reason=reason,
-                                             learner_url=learner_url(url)))
-    return msg
+    return compose(sender=sender, recipient=recipient, message_id=message_id, language=lang,
+                   subject=STATUS_SUBJECT[action][lang].format(title=title),
+                   body=STATUS_BODY[lang].format(name=name, title=title, url=url,
+                                                 reason=reason, learner_url=learner_url(url)))
 
 
-def for_notification(n: Any, sender: str) -> EmailMessage:
+def for_notification(n: Any, sender: str) -> Mail:
     """The message a notification row stands for."""
     common = {"sender": sender, "recipient": n.recipient, "name": n.learner_name,
               "title": n.title, "url": n.url, "language": n.language,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from email.message import EmailMessage
 
 import aiosmtplib
+
+from microcred_notify.messages import Mail
 
 
 class SmtpPool:
@@ -15,14 +16,14 @@ class SmtpPool:
         for _ in range(size):
             self._idle.put_nowait(None)  # connected lazily
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, mail: Mail) -> None:
         client = await self._idle.get()
         try:
             if client is None or not client.is_connected:
                 client = aiosmtplib.SMTP(hostname=self._host, port=self._port, timeout=10,
                                          start_tls=False)
                 await client.connect()
-            await client.send_message(message)
+            await client.sendmail(mail.sender, [mail.recipient], mail.raw)
         except Exception:
             if client is not None:
                 client.close()

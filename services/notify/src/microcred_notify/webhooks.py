@@ -182,7 +182,8 @@ class WebhookWorker:
         reason = f"webhook undeliverable after {attempts} attempts: {error}"
         return [Outgoing(topic=topics.dlq(topics.NOTIFICATIONS),
                          key=str(d.credential_id).encode(),
-                         headers=[("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
+                         headers=[("dlq_id", f"delivery:{d.id}".encode()),
+                                  ("dlq_reason", reason.encode()), ("dlq_service", b"notify"),
                                   ("dlq_topic", topics.NOTIFICATIONS.encode()),
                                   ("webhook-id", d.webhook_id.encode()),
                                   ("microcred_employer", d.employer_id.encode()),
