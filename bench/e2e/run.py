@@ -290,8 +290,10 @@ def build_workload(n: int, run_id: str) -> Workload:
 
     seed = json.loads(SEED.read_text())
     providers = {p["id"] for p in seed["providers"]}
+    # Only directly assessed definitions (a stack has no pass rule); components of a stack
+    # are fine: each learner passes one definition only, so no stack completes.
     defs = [d for d in seed["definitions"] if d["provider_id"] in providers
-            and not d.get("components")]  # stackable ones would issue a second credential
+            and d.get("pass_rule")]
     rng = random.Random(run_id)
     events, emails, keys = [], [], []
     for i in range(n):
