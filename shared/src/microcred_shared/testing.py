@@ -84,7 +84,8 @@ class SmtpRecorder:
         self.refused = 0
         self._fail_first = fail_first
         self._lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self.controller = Controller(self, hostname="127.0.0.1", port=port,
+                                     enable_SMTPUTF8=True)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         with self._lock:

@@ -152,8 +152,10 @@ class Deliverer:
                 n.traceparent), kind=trace.SpanKind.CLIENT,
                 attributes={"messaging.message.id": n.message_id}) as span:
             traceparent = traceparent_of() or n.traceparent
-            msg = messages.for_notification(n, self._sender)
             try:
+                # Inside the try: a message that cannot be built fails its own row only,
+                # never the round (which would resend the round's other mails).
+                msg = messages.for_notification(n, self._sender)
                 await self._pool.send(msg)
                 return None, traceparent
             except Exception as exc:

@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--dir", default=".state/mail")
     args = parser.parse_args()
-    controller = Controller(MailDirHandler(Path(args.dir)), hostname=args.host, port=args.port)
+    controller = Controller(MailDirHandler(Path(args.dir)), hostname=args.host, port=args.port,
+                            enable_SMTPUTF8=True)
     controller.start()
     print(f"mail sink on {args.host}:{args.port}, writing to {args.dir}", flush=True)
     try:

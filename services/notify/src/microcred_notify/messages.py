@@ -38,6 +38,8 @@ class Mail:
     sender: str
     recipient: str
     raw: bytes
+    # A non-ASCII address (RFC 6531/6532) needs UTF-8 headers and the SMTPUTF8 extension.
+    utf8: bool = False
 
 
 @lru_cache(maxsize=4096)
@@ -58,7 +60,9 @@ def compose(*, sender: str, recipient: str, subject: str, body: str, message_id:
             f"Content-Language: {language}\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=\"utf-8\"\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\n")
-    return Mail(sender, recipient, (head + encoded.replace("\n", "\r\n")).encode("ascii"))
+    text = head + encoded.replace("\n", "\r\n")
+    utf8 = not text.isascii()
+    return Mail(sender, recipient, text.encode("utf-8"), utf8=utf8)
 
 
 def learner_url(credential_url: str) -> str:

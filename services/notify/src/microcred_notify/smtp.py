@@ -23,7 +23,9 @@ class SmtpPool:
                 client = aiosmtplib.SMTP(hostname=self._host, port=self._port, timeout=10,
                                          start_tls=False)
                 await client.connect()
-            await client.sendmail(mail.sender, [mail.recipient], mail.raw)
+            # A relay without SMTPUTF8 refuses such a mail: that row fails and is retried.
+            await client.sendmail(mail.sender, [mail.recipient], mail.raw,
+                                  mail_options=["SMTPUTF8"] if mail.utf8 else None)
         except Exception:
             if client is not None:
                 client.close()

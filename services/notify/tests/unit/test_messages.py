@@ -1,0 +1,54 @@
+"""Learner mail is composed as raw bytes; what a mail client reads must be right."""
+
+from __future__ import annotations
+
+import asyncio
+from email import message_from_bytes
+from email.policy import default
+
+from microcred_devstack import free_port
+from microcred_notify import messages
+from microcred_notify.smtp import SmtpPool
+from microcred_shared.testing import SmtpRecorder
+
+
+def issued(recipient: str, **over: str) -> messages.Mail:
+    args = {"sender": "credentials@microcred.local", "recipient": recipient,
+            "name": "Chloé Gagnon", "title": "Premiers soins « en milieu de soins »",
+            "url": "http://r.example/v1/credentials/1", "language": "fr",
+            "message_id": "<n-1@microcred.local>"} | over
+    return messages.credential_issued(**args)
+
+
+def test_a_french_mail_reads_back_with_its_accents_link_and_stable_message_id():
+    msg = message_from_bytes(issued("chloe@learners.example").raw, policy=default)
+    assert msg["Subject"] == "Votre microcertification : Premiers soins « en milieu de soins »"
+    assert msg["Message-ID"] == "<n-1@microcred.local>"
+    assert msg["Content-Language"] == "fr"
+    body = msg.get_content()
+    assert "Bonjour Chloé Gagnon" in body and "http://r.example/v1/credentials/1" in body
+    assert "http://r.example/learner" in body
+
+
+def test_an_address_with_accents_is_sent_with_smtputf8_and_arrives():
+    mail = issued("chloé.gagnon@learners.example")
+    assert mail.utf8
+    server = SmtpRecorder(free_port()).start()
+    try:
+        pool = SmtpPool("127.0.0.1", server.controller.port, 1)
+        asyncio.run(_send_and_close(pool, mail))
+        assert [str(m["To"]) for m in server.messages] == ["chloé.gagnon@learners.example"]
+    finally:
+        server.stop()
+
+
+async def _send_and_close(pool: SmtpPool, mail: messages.Mail) -> None:
+    await pool.send(mail)
+    await pool.close()
+
+
+def test_a_line_break_in_an_address_is_refused_rather_than_injected():
+    import pytest
+
+    with pytest.raises(ValueError, match="line break"):
+        issued("a@b.example\r\nBcc: everyone@x.example")
