@@ -30,6 +30,14 @@ def stream(run: str) -> tuple[list, set[str]]:
     return events, passed
 
 
+def delivered_counter(bb, run: str):
+    async def delivered() -> int:
+        return await bb.scalar(
+            "notify", "SELECT count(*) FROM notifications WHERE status = 'delivered' "
+            "AND recipient LIKE $1", f"learner{run}-%")
+    return delivered
+
+
 async def publish_slowly(bb, events) -> None:
     async with ProviderPublisher(bb.bootstrap) as kafka:
         for start in range(0, len(events), 20):
@@ -44,10 +52,7 @@ async def test_a_service_killed_mid_stream_loses_nothing_and_doubles_nothing(bac
     keys = [learner_key(e) for e in passed]
     sending = asyncio.create_task(publish_slowly(backbone, events))
 
-    async def delivered() -> int:
-        return await backbone.scalar(
-            "notify", "SELECT count(*) FROM notifications WHERE status = 'delivered' "
-            "AND recipient LIKE $1", f"learner{run}-%")
+    delivered = delivered_counter(backbone, run)
 
     # Kill while work is flowing: some notifications out, the stream still being sent.
     await eventually(delivered, lambda n: n >= 10, timeout=60, interval=0.1)
@@ -92,10 +97,7 @@ async def test_a_graceful_stop_of_notify_mid_stream_finishes_its_work_and_sends_
     events, passed = stream(run)
     sending = asyncio.create_task(publish_slowly(backbone, events))
 
-    async def delivered() -> int:
-        return await backbone.scalar(
-            "notify", "SELECT count(*) FROM notifications WHERE status = 'delivered' "
-            "AND recipient LIKE $1", f"learner{run}-%")
+    delivered = delivered_counter(backbone, run)
 
     await eventually(delivered, lambda n: n >= 10, timeout=60, interval=0.1)
     backbone.stack.kill_service("notify", signal.SIGTERM)

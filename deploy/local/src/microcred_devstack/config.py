@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 SERVICES: tuple[str, ...] = ("assessment", "issuance", "registry", "notify")
@@ -43,31 +43,34 @@ def topic_lists() -> tuple[list[str], list[str]]:
     return names, compacted
 
 
-def key_encryption_key(state_dir: Path) -> str:
-    """A random dev MICROCRED_KEY_ENCRYPTION_KEY, kept per state dir.
-
-    Kept (not regenerated each `up`) so that issuer keys encrypted in one run still decrypt
-    in the next; base64url of 32 bytes as the settings contract says.
-    """
-    path = state_dir / "key-encryption-key"
+def _kept_secret(state_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A random local secret, made once per state dir (mode 0600) and reused after: keys
+    must survive `down`/`up`, or what one run encrypted would not decrypt in the next."""
+    path = state_dir / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-        path.write_text(raw + "\n")
+        path.write_text(make() + "\n")
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _key32() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def key_encryption_key(state_dir: Path) -> str:
+    """MICROCRED_KEY_ENCRYPTION_KEY (issuer private keys at rest): base64url of 32 bytes."""
+    return _kept_secret(state_dir, "key-encryption-key", _key32)
 
 
 def notify_secret_key(state_dir: Path) -> str:
-    """A random dev MICROCRED_NOTIFY_SECRET_KEY (encrypts webhook signing secrets at rest),
-    kept per state dir so that endpoints created in one run can still be signed for."""
-    path = state_dir / "notify-secret-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-        path.write_text(raw + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """MICROCRED_NOTIFY_SECRET_KEY (webhook signing secrets at rest): base64url of 32 bytes."""
+    return _kept_secret(state_dir, "notify-secret-key", _key32)
+
+
+def operator_token(state_dir: Path) -> str:
+    """MICROCRED_OPERATOR_TOKEN for the admin endpoints."""
+    return _kept_secret(state_dir, "operator-token", lambda: secrets.token_urlsafe(24))
 
 
 def stack_settings(
@@ -95,16 +98,6 @@ def stack_settings(
         if key in base_env:
             env[key] = base_env[key]
     return env
-
-
-def operator_token(state_dir: Path) -> str:
-    """A random local operator token (admin endpoints), kept per state dir, mode 0600."""
-    path = state_dir / "operator-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24) + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def int_env(env: Mapping[str, str], key: str) -> int | None:
