@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,6 +54,7 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
     catalog = live.current
     refused: dict[int, str] = {}
     accepted: dict[tuple[str, str], tuple[Incoming, AssessmentDecided]] = {}
+    copies: dict[tuple[str, str], int] = {}
     for index, item in enumerate(items):
         result = item.event
         assert isinstance(result, AssessmentResultSubmitted)
@@ -74,7 +76,10 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
             continue
         natural = (result.provider_id, result.result_id)
         if natural in accepted:
-            continue  # the same result twice in one batch: the first one counts
+            # The same result twice in one batch: the first decides, both are counted.
+            copies[natural] += 1
+            continue
+        copies[natural] = 1
         assert definition.pass_rule is not None  # check() refuses stacks
         decision = decide(result, definition.pass_rule)
         accepted[natural] = (item, AssessmentDecided(
@@ -91,7 +96,7 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
         "provider_id": d.provider_id, "result_id": d.result_id, "assessment_id": d.assessment_id,
         "definition_id": d.definition_id, "definition_version": d.definition_version,
         "learner_key": d.learner_key, "achieved": d.achieved, "reason": d.reason,
-        "submissions": 1, "ce_id": item.envelope.id,
+        "submissions": copies[(d.provider_id, d.result_id)], "ce_id": item.envelope.id,
         "trace_id": trace_id_of(item.envelope.traceparent), "decided_at": now,
     } for item, d in accepted.values()]
     table = ResultRecord.__table__
@@ -99,8 +104,10 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
     # A resubmission of a known result (new ce_id, same provider result id) only counts.
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.provider_id, table.c.result_id],
-        set_={"submissions": table.c.submissions + 1},
-    ).returning(table.c.provider_id, table.c.result_id, (table.c.submissions == 1))
+        set_={"submissions": table.c.submissions + stmt.excluded.submissions},
+    ).returning(table.c.provider_id, table.c.result_id,
+                # PostgreSQL: xmax is 0 on a freshly inserted row, set on an updated one.
+                sa.literal_column("xmax = 0"))
     inserted = {(p, r) for p, r, first in (await conn.execute(stmt)).all() if first}
     for natural, (item, decision) in accepted.items():
         if natural in inserted:
