@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from microcred_notify import messages
 from microcred_notify.models import Notification
 from microcred_notify.smtp import SmtpPool
+from microcred_notify.worker import RoundWorker
 from microcred_shared import outbox, topics
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import (
@@ -88,35 +89,17 @@ def backoff(attempts: int, base: float) -> timedelta:
     return timedelta(seconds=base * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
 
 
-class Deliverer:
+class Deliverer(RoundWorker):
+    name = "mail delivery"
+
     def __init__(self, engine: AsyncEngine, pool: SmtpPool, *, sender: str, max_attempts: int,
                  retry_base: float, wake: asyncio.Event, on_published: Callable[[], None]) -> None:
         self._engine, self._pool, self._sender = engine, pool, sender
-        self._max, self._base, self._wake = max_attempts, retry_base, wake
+        super().__init__(wake)
+        self._max, self._base = max_attempts, retry_base
         self._on_published = on_published
         self.delivered = 0
         self.failed = 0
-        self._stopping = False
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        # A stop lets the round in flight finish: its rows are sent and recorded, not resent.
-        while not self._stopping:
-            try:
-                if await self.deliver_due() > 0:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery round failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
-            self._wake.clear()
 
     async def deliver_due(self, limit: int = 200) -> int:
         async with self._engine.begin() as conn:

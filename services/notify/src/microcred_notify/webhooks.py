@@ -27,6 +27,7 @@ from microcred_notify.employer_models import (
     WebhookDelivery,
 )
 from microcred_notify.ratelimit import RateLimiter
+from microcred_notify.worker import RoundWorker
 from microcred_shared import outbox, topics
 from microcred_shared.outbox import Outgoing
 
@@ -52,38 +53,21 @@ class Policy:
     disable_after: int
 
 
-class WebhookWorker:
+class WebhookWorker(RoundWorker):
+    name = "webhook delivery"
+
     def __init__(self, engine: AsyncEngine, *, box: webhook_crypto.SecretBox,
                  limiter: RateLimiter, policy: Policy, wake: asyncio.Event,
                  on_published: Callable[[], None]) -> None:
+        super().__init__(wake)
         self._engine, self._box, self._limiter, self._policy = engine, box, limiter, policy
-        self._wake, self._on_published = wake, on_published
+        self._on_published = on_published
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
                                          follow_redirects=False, trust_env=False)
-        self._stopping = False
         self.delivered = 0
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
 
     async def close(self) -> None:
         await self._client.aclose()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                if await self.deliver_due() > 0:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook delivery round failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
-            self._wake.clear()
 
     async def deliver_due(self, limit: int = 200) -> int:
         async with self._engine.begin() as conn:

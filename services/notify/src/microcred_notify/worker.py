@@ -1,0 +1,42 @@
+"""The loop shared by notify's delivery workers (learner mail, employer webhooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class RoundWorker:
+    """Runs `deliver_due()` rounds back to back while there is work, otherwise waits for a
+    wake-up or half a second. A stop lets the round in flight finish: its rows are sent
+    and recorded, not resent after a restart."""
+
+    name = "delivery"
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self._stopping = False
+
+    async def deliver_due(self) -> int:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                if await self.deliver_due() > 0:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s round failed", self.name)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+            self._wake.clear()
