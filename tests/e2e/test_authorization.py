@@ -177,6 +177,17 @@ async def test_over_kafka_sasl_each_principal_writes_only_its_own_results(backbo
         assert forged["actor"] == f"provider:{a}" and forged["channel"] == "kafka"
         assert forged["details"]["topic"] == pa["topic"]
         assert "contract ended" in held["reason"]
-    security_log = (backbone.stack.log_dir / "kafka-security.log").read_text()
-    assert f"User:{pa['username']}" in security_log and "Denied" in security_log
-    assert "Failed authentication" in security_log
+        # The broker's own refusals reach the same audit log, attributed to the provider.
+        denied = await audited(admin, a, "kafka.acl-denied", count=2)
+        assert {e["details"]["resource"] for e in denied} >= {
+            f"topic {pb['topic']}", f"topic {topics.RESULTS}"}
+        assert all(e["actor"] == f"provider:{a}" and e["service"] == "kafka-broker"
+                   for e in denied)
+        logins = await audited(admin, a, "kafka.authentication", count=2)
+        assert {e["details"]["principal_state"] for e in logins} == {"active", "rotated"}
+        assert all(e["details"]["username"] == pa["username"] for e in logins)
+        (revoked,) = await audited(admin, b, "kafka.authentication")
+        assert revoked["details"]["principal_state"] == "revoked"
+        assert "revoked" in revoked["reason"]
+        for entry in [*denied, *logins, revoked]:  # no secret ever reaches the log
+            assert pa["password"] not in str(entry) and "wrong-password" not in str(entry)

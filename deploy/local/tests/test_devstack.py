@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from microcred_devstack import (
     KafkaNode,
@@ -25,6 +25,7 @@ from microcred_devstack import (
 )
 from microcred_devstack.pg_embedded import remove_server
 from microcred_devstack.postgres import database_url, ensure_databases_async, start_embedded
+from microcred_shared.testing import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -142,8 +143,27 @@ async def test_kafka_sasl_scram_and_acls(tmp_path: Path) -> None:
             await admin.send_and_wait("forbidden", b"admin may")
         finally:
             await admin.stop()
+        intruder = AIOKafkaProducer(
+            bootstrap_servers=node.sasl_bootstrap, **sasl_client_options("alice", "guess")
+        )
+        with pytest.raises(KafkaError):
+            await intruder.start()
+        await intruder.stop()
+        # The audit plugin wrote both refusals, with the user name Kafka's own log omits.
+        records = await eventually(lambda: _audit_records(node), lambda r: len(r) >= 2)
+        denied = [r for r in records if r["kind"] == "acl-denied"]
+        failed = [r for r in records if r["kind"] == "authentication-failed"]
+        assert {(r["principal"], r["resource_name"]) for r in denied} == {
+            ("User:alice", "forbidden")}
+        assert [(r["username"], r["mechanism"]) for r in failed] == [("alice", "SCRAM-SHA-512")]
+        assert "guess" not in (node.log_dir / "kafka-audit.jsonl").read_text()
     finally:
         node.stop()
+
+
+async def _audit_records(node: KafkaNode) -> list[dict]:
+    path = node.log_dir / "kafka-audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 @pytest.mark.skipif("DATABASE_URL" in os.environ, reason="tests the embedded server")

@@ -12,6 +12,8 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from microcred_shared.catalog import Definition, Provider
 from microcred_shared.events import Event
 
@@ -57,3 +59,35 @@ class AuditRecorded(Event):
 
     def key(self) -> bytes:
         return (self.provider_id or "-").encode()
+
+
+class BrokerRefusalObserved(Event):
+    """The Kafka broker refused a client: a failed SASL login or an ACL denial, as its audit
+    plugin (deploy/kafka-audit) recorded it, shipped from the broker's log. `refusal_id` is
+    the plugin's own id, so a record shipped twice is one refusal (ADR 13)."""
+
+    ce_type: ClassVar[str] = "ca.microcred.kafka.refusal.observed.v1"
+    refusal_id: uuid.UUID
+    observed_at: datetime
+    kind: Literal["authentication-failed", "acl-denied"]
+    username: str | None = Field(default=None, max_length=300)  # the SCRAM user tried
+    mechanism: str | None = Field(default=None, max_length=50)
+    principal: str | None = Field(default=None, max_length=300)  # the authenticated one
+    host: str | None = Field(default=None, max_length=100)
+    listener: str | None = Field(default=None, max_length=100)
+    request: str | None = Field(default=None, max_length=100)
+    operation: str | None = Field(default=None, max_length=50)
+    resource_type: str | None = Field(default=None, max_length=50)
+    resource_name: str | None = Field(default=None, max_length=300)
+    pattern_type: str | None = Field(default=None, max_length=50)
+    reason: str | None = Field(default=None, max_length=1000)
+
+    @property
+    def user(self) -> str | None:
+        """The SCRAM user name concerned, whichever kind of refusal this is."""
+        if self.username is not None:
+            return self.username
+        return self.principal.removeprefix("User:") if self.principal else None
+
+    def key(self) -> bytes:
+        return (self.user or "-").encode()

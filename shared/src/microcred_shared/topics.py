@@ -19,6 +19,8 @@ LEARNER_SIGNIN = "microcred.learners.signin.v1"
 PROVIDERS = "microcred.providers.v1"
 DEFINITIONS = "microcred.definitions.v1"
 AUDIT = "microcred.audit.v1"
+# Refusals inside the broker (failed SASL logins, ACL denials), shipped from its audit log.
+KAFKA_REFUSALS = "microcred.kafka.refusals.v1"
 
 # One results topic per provider with a Kafka principal: only that principal may write it,
 # so the topic name tells assessment who sent a record (ADR 11).
@@ -36,6 +38,7 @@ _EVENT_TOPICS = (
     CREDENTIAL_VISIBILITY,
     LEARNER_SIGNIN,
     AUDIT,
+    KAFKA_REFUSALS,
 )
 _COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIONS)
 

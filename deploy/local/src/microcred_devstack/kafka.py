@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ._sync import run_sync
 from .kafka_jars import KAFKA_VERSION, KafkaError, ensure_kafka_jars, java_cmd
+from .kafka_plugin import ensure_audit_plugin
 from .processes import (
     HOST,
     free_port,
@@ -203,7 +204,9 @@ class KafkaNode:
         for port in filter(None, (self.port, self.controller_port, self.sasl_port)):
             if port_open(port):
                 raise KafkaError(f"port {port} is already in use; pick another Kafka port")
-        cmd = java_cmd(lib, "kafka.Kafka", str(self.config_file), log_dir=self.log_dir)
+        plugins = (ensure_audit_plugin(lib),) if self.sasl else ()  # the authorizer's jar
+        cmd = java_cmd(lib, "kafka.Kafka", str(self.config_file), log_dir=self.log_dir,
+                       extra_jars=plugins)
         proc = spawn(cmd, self.log_file, cwd=self.state_dir)
         write_pid_file(self.pid_file, proc.pid)
         return self

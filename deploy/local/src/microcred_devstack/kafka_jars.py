@@ -77,7 +77,8 @@ def ensure_kafka_jars() -> Path:
     return lib
 
 
-def java_cmd(lib: Path, main: str, *args: str, log_dir: Path | None = None) -> list[str]:
+def java_cmd(lib: Path, main: str, *args: str, log_dir: Path | None = None,
+             extra_jars: tuple[Path, ...] = ()) -> list[str]:
     """The `java` command line for a Kafka main class on the cached classpath."""
     props = [f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}"]
     if log_dir is not None:
@@ -89,7 +90,7 @@ def java_cmd(lib: Path, main: str, *args: str, log_dir: Path | None = None) -> l
         "-Djava.awt.headless=true",
         *props,
         "-cp",
-        f"{lib}/*",
+        os.pathsep.join([f"{lib}/*", *map(str, extra_jars)]),
         main,
         *args,
     ]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .kafka import KafkaNode
 
 MECHANISM = "SCRAM-SHA-512"
-AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+AUTHORIZER = "ca.microcred.kafka.AuditingAuthorizer"  # StandardAuthorizer + audit (kafka_plugin)
 
 
 def sasl_properties(admin_user: str, admin_password: str) -> dict[str, str]:

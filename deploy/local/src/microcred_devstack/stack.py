@@ -34,6 +34,7 @@ from .config import (
     topic_lists,
 )
 from .kafka import KafkaNode, create_topics_sync
+from .kafka_plugin import AUDIT_LOG
 from .pg_embedded import remove_server
 from .postgres import PgHandle, ensure_databases, find_embedded, start_embedded
 from .processes import HOST, ServiceProcess, free_port, port_is_free, port_open, read_pid_file
@@ -159,6 +160,9 @@ class Stack:
 
     def service_env(self, name: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {**self.base_env, **self.stack_env(), "PYTHONUNBUFFERED": "1"}
+        if name == "assessment" and self.kafka is not None and self.kafka.sasl:
+            # The broker is local: assessment ships its audit plugin's log itself (ADR 13).
+            env["MICROCRED_BROKER_AUDIT_LOG"] = str(self.kafka.log_dir / AUDIT_LOG)
         env.update(extra or {})
         return env
 

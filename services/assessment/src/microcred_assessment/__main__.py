@@ -1,6 +1,7 @@
 """`python -m microcred_assessment` serves; `... admin --help` is the operator CLI (over the
 admin API); `... keys create PROVIDER` / `keys revoke KEY_ID` mint and revoke an API key
-straight in the database (bootstrap, before the service runs)."""
+straight in the database (bootstrap, before the service runs); `... ship-broker-audit LOG`
+ships the broker's audit log into the audit log (a sidecar beside the broker, ADR 13)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,17 @@ def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "keys" and argv[1] in ("create", "revoke"):
         print(asyncio.run(_keys(argv[1], argv[2])))
         return
+    if len(argv) == 2 and argv[0] == "ship-broker-audit":
+        from pathlib import Path
+
+        from microcred_assessment.broker_shipper import ship_forever
+
+        asyncio.run(ship_forever(Path(argv[1]), Settings().kafka_bootstrap_servers))
+        return
     if argv:
         sys.exit("usage: python -m microcred_assessment "
-                 "[admin ... | keys create PROVIDER_ID | keys revoke KEY_ID]")
+                 "[admin ... | keys create PROVIDER_ID | keys revoke KEY_ID"
+                 " | ship-broker-audit BROKER_AUDIT_LOG]")
     from microcred_assessment.main import build
     from microcred_shared.runtime import serve
 

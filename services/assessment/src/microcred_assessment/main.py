@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from microcred_assessment import api
 from microcred_assessment.audit import on_audit
+from microcred_assessment.broker_audit import on_broker_refusals
+from microcred_assessment.broker_shipper import ship_forever
 from microcred_assessment.handlers import on_results
 from microcred_assessment.kafka_admin import KafkaAdmin
 from microcred_assessment.models import MIGRATIONS
@@ -17,7 +20,7 @@ from microcred_assessment.settings import Settings
 from microcred_shared import topics
 from microcred_shared.auth import KeyVerifier
 from microcred_shared.events import AssessmentResultSubmitted
-from microcred_shared.events_providers import AuditRecorded
+from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.runtime import ServiceRuntime
 
@@ -46,6 +49,10 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         r.subscribe("provider-results", handler, AssessmentResultSubmitted,
                     pattern=topics.PROVIDER_RESULTS_PATTERN)
         r.subscribe(topics.AUDIT, on_audit, AuditRecorded)
+        r.subscribe(topics.KAFKA_REFUSALS, on_broker_refusals, BrokerRefusalObserved)
+        if settings.broker_audit_log:
+            r.background(ship_forever(Path(settings.broker_audit_log),
+                              settings.kafka_bootstrap_servers))
 
     rt.on_start(start)
     return rt.app("microcred assessment", api.routes), rt

@@ -24,6 +24,10 @@ class Settings(ServiceSettings):
     # The SASL listener providers are told to use (shown when a principal is created).
     kafka_provider_bootstrap: str | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"))
+    # The broker's audit log (deploy/kafka-audit), when it is on this machine: shipped to
+    # the audit log from here. Elsewhere a sidecar ships it (`... ship-broker-audit LOG`).
+    broker_audit_log: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_BROKER_AUDIT_LOG"))
 
 
 class CliSettings(BaseSettings):

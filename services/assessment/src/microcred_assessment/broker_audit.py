@@ -1,0 +1,78 @@
+"""Refusals inside the Kafka broker become operator audit entries (ADR 13).
+
+The broker knows the SCRAM user name that failed or was denied; assessment knows whose it
+is and what became of it (ADR 11: one principal per provider, rotated or revoked by an
+operator), so the entry says which provider was concerned and, as far as anyone can tell,
+why: an unknown name, a revoked principal, or a wrong password (after a rotation: perhaps
+the retired one; the broker cannot tell which wrong password was tried).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_assessment.audit import store
+from microcred_assessment.models import KafkaPrincipal
+from microcred_shared.audit import audit_record
+from microcred_shared.consumer import Incoming
+from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _login_reason(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> tuple[str, str]:
+    """(principal state, reason) for a failed SASL login."""
+    who = f"{e.mechanism or 'SASL'} login as {e.username!r} refused by the broker"
+    if row is None:
+        return "unknown", f"{who}: no such principal"
+    if row.revoked_at is not None and e.observed_at >= row.revoked_at:
+        return "revoked", f"{who}: the principal was revoked at {_when(row.revoked_at)}"
+    if row.rotated_at is not None and e.observed_at >= row.rotated_at:
+        return "rotated", (f"{who}: wrong password (the password was rotated at "
+                           f"{_when(row.rotated_at)}; a retired password fails this way)")
+    return "active", f"{who}: wrong password"
+
+
+def _entry(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> AuditRecorded:
+    details = {k: v for k, v in {
+        "kind": e.kind, "username": e.user, "mechanism": e.mechanism, "host": e.host,
+        "listener": e.listener, "request": e.request, "broker_reason": e.reason,
+    }.items() if v}
+    provider = row.provider_id if row is not None else None
+    if e.kind == "authentication-failed":
+        state, reason = _login_reason(e, row)
+        details["principal_state"] = state
+        actor, action = "anonymous", "kafka.authentication"
+    else:
+        resource = f"{(e.resource_type or '').lower()} {e.resource_name}"
+        details.update(operation=e.operation or "", resource=resource.strip())
+        reason = (f"{e.principal} may not {e.operation} {resource} ({e.request} request): "
+                  "denied by the broker's ACLs")
+        actor = f"provider:{provider}" if provider else f"kafka:{e.principal}"
+        action = "kafka.acl-denied"
+    # The refusal's own id: the same broker line shipped twice is one audit entry.
+    return AuditRecorded(audit_id=e.refusal_id, recorded_at=e.observed_at, service="kafka-broker",
+                         channel="kafka", actor=actor, provider_id=provider, action=action,
+                         outcome="refused", reason=reason[:2000], details=details)
+
+
+async def on_broker_refusals(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    refusals = [i for i in items if isinstance(i.event, BrokerRefusalObserved)]
+    users = {i.event.user for i in refusals if i.event.user}  # type: ignore[union-attr]
+    rows = {}
+    if users:
+        found = await conn.execute(sa.select(KafkaPrincipal).where(
+            KafkaPrincipal.username.in_(users)))  # type: ignore[attr-defined]
+        rows = {r.username: r for r in found}
+    events = []
+    for item in refusals:
+        event = _entry(item.event, rows.get(item.event.user or ""))  # type: ignore[arg-type, union-attr]
+        item.outgoing.append(audit_record(event, traceparent=item.traceparent))
+        events.append(event)
+    await store(conn, events)
+    return {}
