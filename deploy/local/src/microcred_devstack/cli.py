@@ -32,7 +32,8 @@ StateDir = Annotated[
 
 
 def _stack(state_dir: Path | None) -> Stack:
-    return Stack(state_dir or default_state_dir())
+    # With the SCRAM/ACL listener on, as providers that publish straight to Kafka use it.
+    return Stack(state_dir or default_state_dir(), kafka_sasl=True)
 
 
 def _fail(message: str) -> None:

@@ -1,28 +1,33 @@
 """`python -m microcred_devstack demo`: publish a realistic batch of assessment results to the
 running backbone (`up` first) and show what happened.
 
-Four providers of different kinds in three provinces publish over HTTP and Kafka: passing
-and failing results, one resubmission, three kinds of bad input, and the two components of
-a stack that spans two providers (issuance then awards the stacked credential). The demo
-waits for the credentials, then prints them with their live verification, the learner mail,
-what was refused and why, and one whole trace.
+Four providers of different kinds in three provinces publish over HTTP and Kafka (one as its
+own SCRAM principal, which also tries a wrong password and a write outside its ACLs: both
+refused by the broker and shown from the audit log): passing and failing results, one
+resubmission, three kinds of bad input, and the two components of a stack that spans two
+providers (issuance then awards the stacked credential). The demo waits for the
+credentials, then prints them with their live verification, the learner mail, what was
+refused and why, and one whole trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +35,7 @@ from microcred_shared import topics
 from microcred_shared.catalog import load_catalog
 from microcred_shared.events import AssessmentResultSubmitted, Learner, learner_key
 from microcred_shared.testing import ProviderPublisher, provider_headers, result
+from microcred_shared.testing_providers import SaslPublisher
 
 from .traces import read_trace, tree_lines
 
@@ -64,8 +70,8 @@ def batch(tag: str) -> list[tuple[str, AssessmentResultSubmitted, str]]:
                         score=88), "credential"),
         ("http", result("cegep-riviere-du-nord", "cegep-soins-premiers-secours", who=chloe,
                         score=97), "credential"),
-        ("kafka", result("ontario-construction-sector-council", "ocsc-site-supervisor-readiness",
-                         who=noah, passed=True), "credential"),
+        ("sasl", result("ontario-construction-sector-council", "ocsc-site-supervisor-readiness",
+                        who=noah, passed=True), "credential"),
         # Noah's second component, from another provider: the stack below is awarded.
         ("http", result("lakeshore-college", da, who=noah, score=85), "credential"),
     ]
@@ -73,6 +79,52 @@ def batch(tag: str) -> list[tuple[str, AssessmentResultSubmitted, str]]:
 
 # A stack across two providers (deploy/seed): awarded by issuance, never submitted.
 STACK = "ocsc-digital-skills-construction-supervisors"
+
+
+SASL_PROVIDER = "ontario-construction-sector-council"  # publishes as its own SCRAM user
+
+
+async def _principal(assessment: str, env: dict[str, str], provider: str,
+                     manifest: dict[str, Any]) -> dict[str, Any]:
+    """The operator gives the provider a Kafka principal (a new password each run)."""
+    async with httpx.AsyncClient(base_url=assessment, timeout=60, headers={
+            "authorization": f"Bearer {env['MICROCRED_OPERATOR_TOKEN']}"}) as http:
+        r = await http.post(f"/v1/admin/providers/{provider}/kafka-principal")
+        r.raise_for_status()
+    return {**r.json(), "bootstrap": manifest["kafka"]["sasl_bootstrap"]}
+
+
+async def _publish_sasl(p: dict[str, Any], res: AssessmentResultSubmitted) -> None:
+    """The provider's own publish, then what the broker refuses: a wrong password, and a
+    write to the shared results topic, which its ACLs do not allow."""
+    async with SaslPublisher(p["bootstrap"], p["username"], p["password"], p["topic"]) as k:
+        await k.publish(res)
+        with contextlib.suppress(KafkaError):
+            await k.publish(res, topic=topics.RESULTS)
+    with contextlib.suppress(KafkaError):
+        async with SaslPublisher(p["bootstrap"], p["username"], "an-old-password", p["topic"]):
+            pass
+
+
+async def _broker_refusals(assessment: str, env: dict[str, str], p: dict[str, Any],
+                           since: datetime) -> list[tuple[str, str, str]]:
+    """The broker's refusals, as the operator audit log has them (ADR 13)."""
+    params = {"provider": SASL_PROVIDER, "since": since.isoformat(), "outcome": "refused"}
+    entries: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=assessment, timeout=10, headers={
+            "authorization": f"Bearer {env['MICROCRED_OPERATOR_TOKEN']}"}) as http:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            entries = [e for e in (await http.get("/v1/admin/audit", params=params)).json()
+                       ["entries"] if e["action"].startswith("kafka.")]
+            if {e["action"] for e in entries} >= {"kafka.authentication", "kafka.acl-denied"}:
+                break
+            await asyncio.sleep(0.5)
+    firsts: dict[str, dict[str, Any]] = {}
+    for e in sorted(entries, key=lambda e: e["recorded_at"]):
+        firsts.setdefault(e["action"], e)
+    return [(f"kafka sasl ({p['username']})", f"broker: {e['action']}", e["reason"])
+            for e in firsts.values()]
 
 
 def mint_key(env: dict[str, str], provider: str) -> str:
@@ -99,9 +151,13 @@ async def run(state_dir: Path) -> int:
     trace_id = None
 
     console.rule(f"[bold]microcred demo[/] — batch {tag}")
+    started = datetime.now(UTC)
+    sasl = await _principal(urls["assessment"], env, SASL_PROVIDER, manifest)
     async with httpx.AsyncClient(timeout=30) as http, ProviderPublisher(bootstrap) as kafka:
         for channel, res, _ in items:
-            if channel == "http":
+            if channel == "sasl":
+                await _publish_sasl(sasl, res)
+            elif channel == "http":
                 r = await http.post(f"{urls['assessment']}/v1/assessment-results",
                                     content=res.model_dump_json(), headers={
                                         "authorization": f"Bearer {keys[res.provider_id]}",
@@ -155,6 +211,7 @@ async def run(state_dir: Path) -> int:
     await asyncio.sleep(1.5)
     _show_mail(_lines(mail_index)[len(mail_before):], mail_index.parent)
     refused += await _dead_letters(bootstrap, tag)
+    refused += await _broker_refusals(urls["assessment"], env, sasl, started)
     _show_refused(refused)
     _show_trace(state_dir, trace_id)
     ok = len(creds) == len(expected)

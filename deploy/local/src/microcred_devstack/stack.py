@@ -163,6 +163,7 @@ class Stack:
         if name == "assessment" and self.kafka is not None and self.kafka.sasl:
             # The broker is local: assessment ships its audit plugin's log itself (ADR 13).
             env["MICROCRED_BROKER_AUDIT_LOG"] = str(self.kafka.log_dir / AUDIT_LOG)
+            env["MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"] = self.kafka.sasl_bootstrap or ""
         env.update(extra or {})
         return env
 
