@@ -1,7 +1,7 @@
 """The deployment files agree with the code they deploy.
 
 There is no Docker engine (nor a cluster) on the development machines, so docker-compose.yml,
-services/*/Dockerfile, .dockerignore, deploy/k8s and deploy/otel are never run here. These
+the Dockerfile, .dockerignore, deploy/k8s and deploy/otel are never run here. These
 tests read them and hold them against the services' settings classes, the topic module and
 the local stack instead: a renamed setting, a new topic or a moved port fails here rather than
 in a deployment. Pure and fast: nothing is started, nothing is fetched.
@@ -175,8 +175,14 @@ def consumer_services() -> list[str]:
 # --- Dockerfiles -----------------------------------------------------------------------------
 
 
+DOCKERFILE = ROOT / "Dockerfile"
+Stage = list[tuple[str, str]]
+_VAR = re.compile(r"\$\{?(\w+)\}?")
+
+
 def dockerfile(service: str) -> Path:
-    return ROOT / "services" / service / "Dockerfile"
+    """One Dockerfile for every service; `--build-arg SERVICE=<service>` picks which."""
+    return DOCKERFILE
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -196,20 +202,61 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def stages(path: Path) -> tuple[dict[str, str], list[list[tuple[str, str]]]]:
-    """(global ARG defaults, instructions of each stage starting at its FROM)."""
+def _substitute(text: str, values: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _parse(path: Path, build_args: dict[str, str]) -> tuple[dict[str, str], list[Stage],
+                                                             dict[str, int]]:
+    """(global ARG values, every stage's instructions with ARGs substituted, stage index by
+    name). ARGs are substituted everywhere but in CMD, HEALTHCHECK and ENTRYPOINT, whose
+    exec form Docker leaves alone (in RUN the shell sees the same values as build args)."""
     args: dict[str, str] = {}
-    result: list[list[tuple[str, str]]] = []
+    result: list[Stage] = []
+    names: dict[str, int] = {}
+    scope: dict[str, str] = {}
     for instr, rest in instructions(path):
+        if instr == "ARG":
+            key, _, value = rest.partition("=")
+            value = build_args.get(key, value or (args.get(key, "") if result else value))
+            (scope if result else args)[key] = value
+            if not result:
+                continue
         if instr == "FROM":
+            scope = {}
+            rest = _substitute(rest, args)
+            parts = rest.split()
+            if len(parts) == 3 and parts[1].upper() == "AS":
+                names[parts[2]] = len(result)
             result.append([])
-        if not result:
-            if instr == "ARG" and "=" in rest:
-                key, _, value = rest.partition("=")
-                args[key] = value
-            continue
-        result[-1].append((instr, rest))
-    return args, result
+        elif instr not in ("CMD", "HEALTHCHECK", "ENTRYPOINT"):
+            rest = _substitute(rest, scope)
+        if result:
+            result[-1].append((instr, rest))
+    return args, result, names
+
+
+def stages(path: Path, service: str) -> tuple[dict[str, str], list[Stage]]:
+    """(global ARG values, the stages that make `service`'s image), as with
+    `--build-arg SERVICE=<service>`: the build stages the image copies from, then the image.
+    A stage FROM an earlier stage starts with that stage's instructions, as Docker's image
+    inherits its ENV, USER, EXPOSE, HEALTHCHECK and CMD; its FROM is the base image."""
+    args, parsed, names = _parse(path, {"SERVICE": service})
+
+    def effective(index: int) -> Stage:
+        stage = parsed[index]
+        base = stage[0][1].split()[0]
+        if base in names:
+            return effective(names[base]) + stage[1:]
+        return stage
+
+    image = effective(len(parsed) - 1)
+    used: list[Stage] = []
+    for instr, rest in image:
+        source = re.search(r"--from=(\S+)", rest) if instr in ("COPY", "ADD") else None
+        if source and source.group(1) in names:
+            used.append(effective(names[source.group(1)]))
+    return args, [*used, image]
 
 
 def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
@@ -383,7 +430,7 @@ def test_every_required_setting_of_a_service_is_set_in_compose(service: str) -> 
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_compose_builds_each_service_from_the_repo_root_with_its_own_dockerfile(
+def test_compose_builds_each_service_from_the_repo_root_with_the_one_dockerfile(
     service: str,
 ) -> None:
     build = compose_service(service).get("build")
@@ -392,8 +439,34 @@ def test_compose_builds_each_service_from_the_repo_root_with_its_own_dockerfile(
         f"compose builds {service} from {build.get('context')!r}, not the repository root "
         "(the images need shared/ and deploy/seed)"
     )
-    assert build.get("dockerfile") == f"services/{service}/Dockerfile", (
-        f"compose builds {service} with {build.get('dockerfile')!r}"
+    assert (ROOT / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE, (
+        f"compose builds {service} with {build.get('dockerfile')!r}, not the Dockerfile"
+    )
+    args = build.get("args") or {}
+    if isinstance(args, list):
+        args = dict(a.split("=", 1) for a in args)
+    assert args.get("SERVICE") == service, (
+        f"compose builds {service} with build arg SERVICE={args.get('SERVICE')!r}"
+    )
+    assert compose_service(service).get("image", "").split(":")[0] == f"microcred-{service}"
+
+
+def test_the_dockerfile_builds_only_the_services_there_are() -> None:
+    _, parsed, names = _parse(DOCKERFILE, {})
+    final_from = [rest for instr, rest in instructions(DOCKERFILE) if instr == "FROM"][-1]
+    assert final_from == "${SERVICE}", (
+        f"the Dockerfile's image stage is FROM {final_from}, not the stage SERVICE names"
+    )
+    assert set(SERVICES) <= names.keys(), (
+        f"the Dockerfile has no stage for {sorted(set(SERVICES) - names.keys())}"
+    )
+    (check,) = [rest for instr, rest in parsed[names["build"]] if "SERVICE" in rest
+                and instr == "RUN" and "exit 1" in rest]
+    assert all(f"{s}|" in check or f"|{s})" in check for s in SERVICES), (
+        f"the build stage's check of SERVICE does not list every service: {check}"
+    )
+    assert not list((ROOT / "services").glob("*/Dockerfile")), (
+        "a service has its own Dockerfile again: the one at the repository root builds all"
     )
 
 
@@ -480,7 +553,7 @@ def test_each_service_listens_on_one_port_in_compose_the_dockerfile_and_k8s(serv
     assert health, f"compose healthcheck of {service} does not GET 127.0.0.1:PORT/healthz"
     seen["compose healthcheck"] = int(health[0])
 
-    _, image_stages = stages(dockerfile(service))
+    _, image_stages = stages(dockerfile(service), service)
     final = image_stages[-1]
     for port in exposed_ports(final):
         seen["Dockerfile EXPOSE"] = port
@@ -496,7 +569,7 @@ def test_each_service_listens_on_one_port_in_compose_the_dockerfile_and_k8s(serv
         seen[f"k8s env {var}"] = int(k8s_env[var])
 
     assert len(set(seen.values())) == 1, f"{service}'s HTTP port disagrees: {seen}"
-    assert "Dockerfile EXPOSE" in seen, f"services/{service}/Dockerfile exposes no port"
+    assert "Dockerfile EXPOSE" in seen, f"the Dockerfile exposes no port for {service}"
     assert f"k8s env {var}" in seen, f"the k8s Deployment of {service} does not set {var}"
 
 
@@ -640,7 +713,7 @@ def test_each_dockerfile_builds_its_service_from_the_lock_and_runs_it_unprivileg
 ) -> None:
     path = dockerfile(service)
     rel = path.relative_to(ROOT)
-    args, image_stages = stages(path)
+    args, image_stages = stages(path, service)
     assert len(image_stages) >= 2, f"{rel} should be a multi-stage build"
     for stage in image_stages:
         image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)),
@@ -684,7 +757,7 @@ def test_each_dockerfile_builds_its_service_from_the_lock_and_runs_it_unprivileg
 @pytest.mark.parametrize("service", SERVICES)
 def test_everything_a_dockerfile_copies_exists_and_is_in_the_build_context(service: str) -> None:
     path = dockerfile(service)
-    _, image_stages = stages(path)
+    _, image_stages = stages(path, service)
     copied: dict[str, str] = {}  # image path -> repo path
     for stage in image_stages:
         for instr, rest in stage:
@@ -708,7 +781,7 @@ def test_everything_a_dockerfile_copies_exists_and_is_in_the_build_context(servi
     if seed:
         sources = [src for dest, src in copied.items() if seed.startswith(dest + "/")]
         assert sources and (ROOT / sources[0] / seed.split("/")[-1]).is_file(), (
-            f"services/{service}/Dockerfile sets MICROCRED_SEED_FILE={seed}, which no COPY puts "
+            f"the Dockerfile sets MICROCRED_SEED_FILE={seed} for {service}, which no COPY puts "
             "into the image"
         )
 
@@ -874,7 +947,7 @@ def test_each_deployment_probes_healthz_and_runs_the_images_user(service: str) -
     assert pod.get("enableServiceLinks") is False, (
         f"{service}'s pods should set enableServiceLinks: false (no injected *_PORT variables)"
     )
-    uid = [rest for i, rest in stages(dockerfile(service))[1][-1] if i == "USER"][-1]
+    uid = [rest for i, rest in stages(dockerfile(service), service)[1][-1] if i == "USER"][-1]
     run_as = pod.get("securityContext", {}).get("runAsUser")
     assert str(run_as) == uid.split(":")[0], (
         f"{service}'s pods run as uid {run_as}, its image's USER is {uid}"

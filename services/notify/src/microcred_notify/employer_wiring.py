@@ -14,7 +14,7 @@ from microcred_notify import audit, employers, feed, projection, subscriptions
 from microcred_notify.ratelimit import RateLimiter
 from microcred_notify.webhook_crypto import SecretBox
 from microcred_notify.webhooks import Policy, WebhookWorker
-from microcred_shared import topics
+from microcred_shared import netguard, topics
 from microcred_shared.auth import operator_dependency
 from microcred_shared.consumer import BatchHandler
 from microcred_shared.events import CredentialIssued
@@ -61,7 +61,8 @@ class EmployerFeed:
             self.engine(), box=self.box, limiter=self.limiter(), wake=self.wake,
             policy=Policy(s.webhook_max_attempts, s.webhook_retry_base_seconds,
                           s.webhook_disable_after_failures),
-            on_published=lambda: rt.relay.wake() if rt.relay else None)
+            on_published=lambda: rt.relay.wake() if rt.relay else None,
+            destinations=netguard.Policy(allow_loopback=s.webhooks_allow_loopback_http))
         self._task = rt.background(self.worker.run())
 
     async def stop(self, rt: ServiceRuntime) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from microcred_notify.employer_domain import Filters, webhook_url_problem
 from microcred_notify.employer_models import Subscription, WebhookDelivery
 from microcred_notify.webhook_crypto import SecretBox, new_secret
+from microcred_shared import netguard
 from microcred_shared.problems import Problem
 
 MAX_SUBSCRIPTIONS = 20
@@ -37,11 +38,13 @@ def public(row: Any) -> dict[str, Any]:
 def routes(app: FastAPI, engine: Callable[[], AsyncEngine], employer: Any, box: SecretBox,
            allow_loopback_http: bool) -> None:
     Employer = employer
+    destinations = netguard.Policy(allow_loopback=allow_loopback_http)
 
     @app.post("/v1/employer/subscriptions", status_code=201)
     async def create(body: SubscriptionCreate, employer_id: Employer) -> dict[str, Any]:
         if body.webhook_url and (why := webhook_url_problem(body.webhook_url,
-                                                            allow_loopback_http)):
+                                                            allow_loopback_http)
+                                 or await netguard.url_problem(body.webhook_url, destinations)):
             raise Problem(422, "Webhook endpoint refused", why, kind="invalid-webhook-url")
         sub_id, secret = uuid.uuid4(), new_secret() if body.webhook_url else None
         sealed, nonce = box.seal(sub_id, secret) if secret else (None, None)

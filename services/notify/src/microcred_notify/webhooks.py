@@ -28,10 +28,13 @@ from microcred_notify.employer_models import (
 )
 from microcred_notify.ratelimit import RateLimiter
 from microcred_notify.worker import RoundWorker
-from microcred_shared import outbox, topics
+from microcred_shared import netguard, outbox, topics
 from microcred_shared.outbox import Outgoing
 
 log = logging.getLogger(__name__)
+# What an endpoint answers is kept only as its status: a few KiB of body is plenty to read.
+MAX_ANSWER_BYTES = 64 * 1024
+SEND_SECONDS = 15.0  # the whole exchange with one endpoint
 tracer = trace.get_tracer("microcred.notify.webhooks")
 WD = WebhookDelivery.__table__  # type: ignore[attr-defined]
 
@@ -58,12 +61,16 @@ class WebhookWorker(RoundWorker):
 
     def __init__(self, engine: AsyncEngine, *, box: webhook_crypto.SecretBox,
                  limiter: RateLimiter, policy: Policy, wake: asyncio.Event,
-                 on_published: Callable[[], None]) -> None:
+                 on_published: Callable[[], None],
+                 destinations: netguard.Policy = netguard.STRICT) -> None:
         super().__init__(wake)
         self._engine, self._box, self._limiter, self._policy = engine, box, limiter, policy
         self._on_published = on_published
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
-                                         follow_redirects=False, trust_env=False)
+        # Endpoint URLs are the employers' choice: never an address inside our networks,
+        # checked when each connection opens (the registration check cannot see later DNS
+        # answers). Redirects are not followed, as Standard Webhooks senders do: a 3xx fails.
+        self._client = netguard.guarded_client(destinations,
+                                               timeout=httpx.Timeout(10.0, connect=3.0))
         self.delivered = 0
 
     async def close(self) -> None:
@@ -129,9 +136,10 @@ class WebhookWorker(RoundWorker):
             try:
                 secret = self._box.open(d.subscription_id, d.secret_encrypted, d.secret_nonce)
                 headers = webhook_crypto.headers(secret, d.webhook_id, int(time.time()), d.body)
-                response = await self._client.post(d.webhook_url, content=d.body,
-                                                   headers=headers)
-            except Exception as exc:  # network, timeout, undecryptable secret
+                response = await netguard.fetch(
+                    self._client, "POST", d.webhook_url, content=d.body, headers=headers,
+                    max_bytes=MAX_ANSWER_BYTES, total_seconds=SEND_SECONDS, truncate=True)
+            except Exception as exc:  # network, timeout, refused address, undecryptable secret
                 span.record_exception(exc)
                 return None, f"{type(exc).__name__}: {exc}"[:500]
             span.set_attribute("http.response.status_code", response.status_code)

@@ -1,23 +1,20 @@
 """Verification as the registry offers it: our own documents come from our database, any
-other URL is fetched with strict limits (https only, small, quick)."""
+other URL is fetched with strict limits (microcred_registry.fetch)."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry import fetch
 from microcred_registry.models import IssuerRecord, StatusListRecord
 from microcred_shared.vc import controller as controllers
 from microcred_shared.vc.keys import multikey_decode
 from microcred_shared.vc.verify import VerificationResult
-
-MAX_BYTES = 1_000_000
 
 
 class NotFound(LookupError):
@@ -77,26 +74,7 @@ class Resolver:
         raise NotFound(path)
 
     async def remote(self, url: str) -> dict[str, Any]:
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"refusing to fetch {url}: only https URLs are dereferenced")
-        try:
-            if ipaddress.ip_address(parts.hostname).is_private:
-                raise ValueError(f"refusing to fetch {url}: private address")
-        except ValueError as exc:
-            if "refusing" in str(exc):
-                raise
-        client = self._client or httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        try:
-            response = await client.get(url, headers={"accept": "application/ld+json, "
-                                                      "application/json"})
-            response.raise_for_status()
-            if len(response.content) > MAX_BYTES:
-                raise ValueError(f"{url} is larger than {MAX_BYTES} bytes")
-            return dict(response.json())
-        finally:
-            if self._client is None:
-                await client.aclose()
+        return await fetch.remote_document(url, self._client)
 
 
 def as_json(result: VerificationResult) -> dict[str, Any]:
