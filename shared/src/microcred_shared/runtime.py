@@ -17,7 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from microcred_shared import problems
+from microcred_shared import metrics, problems
 from microcred_shared.consumer import BatchConsumer, BatchHandler, records_of
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate
 from microcred_shared.events import Event
@@ -45,6 +45,7 @@ class ServiceRuntime:
         self.engine: AsyncEngine | None = None
         self.relay: OutboxRelay | None = None
         self.consumers: dict[str, BatchConsumer] = {}
+        self.subscribers: dict[str, Any] = {}  # FastStream's, by subscription (metrics: lag)
         self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None,
                                str | None]] = []
         self._on_start: list[Hook] = []
@@ -86,13 +87,16 @@ class ServiceRuntime:
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
 
-        @self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             *(() if pattern else (topic,)), **where,
             group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=600_000, decoder=_leave_undecoded,
         )
+        self.subscribers[topic] = subscriber
+
+        @subscriber
         async def on_batch(msg: KafkaMessage) -> None:
             records = records_of(msg.raw_message)
             try:
@@ -129,6 +133,7 @@ class ServiceRuntime:
                     "dead_lettered": {t: c.dead_lettered for t, c in self.consumers.items()},
                     "published": self.relay.published if self.relay else 0}
 
+        metrics.install(api, self)
         if routes:
             routes(api, self)
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
