@@ -1,12 +1,15 @@
 """The public credential page in a real browser (Playwright driving Debian's chromium): what a
 person sees for a valid and for a revoked credential, in English and French, with the live
-verification result. Screenshots are kept under test-artifacts/."""
+verification result; what its holder sees: QR codes to share it, and the employers it is
+shared with directly, with a way to stop. Screenshots are kept under test-artifacts/."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -155,3 +158,161 @@ async def test_a_learner_signs_in_from_the_mail_in_a_browser_and_sees_their_cred
     assert "Workplace Health and Safety Awareness" in await page.locator("main").inner_text()
     os.makedirs(ARTIFACTS, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "learner-home.png"), full_page=True)
+
+
+async def signed_in(bb, context, who: Learner) -> str:
+    """Sign in by the mailed link (as a program) and hand the session to the browser: the
+    cookie and the bearer token are the same value (ADR 9)."""
+    async with bb.http("registry") as client:
+        seen = len(await _mails(bb, who.email))
+        assert (await client.post("/v1/learner/sign-in", json={"email": who.email})
+                ).status_code == 202
+        mails = await eventually(lambda: _mails(bb, who.email), lambda m: len(m) > seen)
+        link = LINK.search(mails[-1].get_content()).group(0)
+        token = (await client.post(link.removeprefix(bb.url("registry")), headers=JSON)
+                 ).json()["access_token"]
+    await context.add_cookies([{"name": "microcred_session", "value": token,
+                                "url": bb.url("registry")}])
+    return token
+
+
+async def read_qr(element) -> list[str]:
+    """What a phone camera would read: the QR code as the browser drew it, decoded by
+    zxing-cpp (independent of the library that drew it)."""
+    import zxingcpp
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(await element.screenshot()))
+    return [code.text for code in zxingcpp.read_barcodes(shot)]
+
+
+async def test_a_learner_gets_qr_codes_of_a_new_share_link_and_of_the_public_page(
+        backbone, browser):
+    zoe = person("zoe-qr", "Zoé Bouchard")
+    cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", zoe,
+                       passed=True)
+    token = await signed_in(backbone, browser, zoe)
+    registry, own_url = backbone.url("registry"), f"/v1/credentials/{cred['id']}"
+    page = await browser.new_page()
+    await page.goto(registry + own_url)
+    assert "Make this credential public to get a QR code" in await page.locator(
+        "main").inner_text()
+
+    await page.get_by_role("button", name="Create a share link with a QR code").click()
+    fresh = page.locator("#new-link")
+    await fresh.wait_for()
+    link = await fresh.get_by_role("link").first.get_attribute("href")
+    assert link.startswith(registry + "/c/")
+    assert await read_qr(fresh.locator("svg")) == [link]
+    async with page.expect_download() as download_info:
+        await fresh.get_by_role("link", name="Download the QR code (SVG)").click()
+    download = await download_info.value
+    assert download.suggested_filename == "share-link-qr.svg"
+    svg = Path(await download.path()).read_text()  # noqa: ASYNC240 - a small local file
+    drawn = await browser.new_page()
+    await drawn.set_content(f"<body style='margin:0;background:#fff'>{svg}</body>")
+    assert await read_qr(drawn.locator("svg")) == [link]  # the file, as printed
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "learner-share-link-qr.png"), full_page=True)
+
+    # The list of all my credentials draws the code of a link made there too.
+    await page.goto(registry + "/learner")
+    await page.get_by_role("button", name="Create a share link").click()
+    listed = page.get_by_role("status").filter(has_text="New share link")
+    other = await listed.get_by_role("link").first.get_attribute("href")
+    assert other != link and await read_qr(listed.locator("svg")) == [other]
+
+    async with backbone.http("registry", token) as me, backbone.http("registry") as anyone:
+        opened = await anyone.get(link.removeprefix(registry), headers=JSON)
+        assert opened.json() == cred["credential"]  # the link the code holds works
+        qr_path = own_url + "/qr.svg"
+        assert (await anyone.get(qr_path)).status_code == 404  # not public: not to strangers
+        mine = await me.get(qr_path)
+        assert mine.status_code == 200 and mine.headers["content-type"] == "image/svg+xml"
+        assert mine.headers["cache-control"] == "private, no-store"
+        await me.put(f"/v1/learner/credentials/{cred['id']}/visibility",
+                     json={"visibility": "public"})
+        public = await anyone.get(qr_path)
+        assert public.status_code == 200 and public.headers["cache-control"].startswith(
+            "public")
+        assert "attachment" in public.headers["content-disposition"]
+
+    await page.goto(registry + own_url)
+    figure = page.locator("figure.qr")
+    assert await read_qr(figure.locator("svg")) == [registry + own_url]
+    await page.screenshot(path=str(ARTIFACTS / "learner-credential-qr-en.png"), full_page=True)
+    await page.goto(registry + own_url + "?lang=fr")
+    assert "Code QR de la page publique" in await page.locator("main").inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "learner-credential-qr-fr.png"), full_page=True)
+
+    async with backbone.http("registry", token) as me, backbone.http("registry") as anyone:
+        await me.put(f"/v1/learner/credentials/{cred['id']}/visibility",
+                     json={"visibility": "private"})
+        assert (await anyone.get(qr_path)).status_code == 404
+        # Private withdraws every link: its QR code is not drawn for anyone either.
+        assert (await anyone.get(link.removeprefix(registry) + "/qr.svg")).status_code == 410
+
+
+async def test_a_learner_sees_a_direct_employer_share_on_the_page_and_removing_it_ends_access(
+        backbone, browser):
+    yan = person("yan-employer", "Yan Côté")
+    cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", yan,
+                       passed=True)
+    employer_id, key = await approved_employer(backbone, "page-unshare")
+    async with backbone.http("notify", key) as client:
+        # Ontario credential, Quebec filter: only the direct share lets it through.
+        r = await client.post("/v1/employer/subscriptions",
+                              json={"filters": {"jurisdictions": ["CA-QC"]}})
+        assert r.status_code == 201, r.text
+    token = await signed_in(backbone, browser, yan)
+    async with backbone.http("registry", token) as me:
+        r = await me.put(f"/v1/learner/credentials/{cred['id']}/employers/{employer_id}")
+        assert r.status_code == 200 and r.json()["shared_with"] == [employer_id]
+        detail = (await me.get(f"/v1/learner/credentials/{cred['id']}")).json()
+        assert [s["employer_id"] for s in detail["employer_shares"]] == [employer_id]
+        assert detail["employer_shares"][0]["since"]
+    shared = await eventually(lambda: feed_of(backbone, key, cred["id"]), lambda f: f)
+    assert shared[0]["type"] == "credential.shared"
+    assert shared[0]["data"]["credential"] == cred["credential"]
+
+    page = await browser.new_page()
+    await page.goto(backbone.url("registry") + f"/v1/credentials/{cred['id']}")
+    row = page.get_by_role("row").filter(has_text=employer_id)
+    assert "Shared since" in await page.locator("main").inner_text()
+    assert str(datetime.now(UTC).year) in await row.inner_text()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "learner-employer-shares.png"), full_page=True)
+    await page.get_by_role("button", name=f"Stop sharing with {employer_id}").click()
+    notice = page.get_by_text(f"{employer_id} can no longer see this credential.")
+    await notice.wait_for()
+    assert await page.get_by_role("row").filter(has_text=employer_id).count() == 0
+    assert "You have not shared this credential directly with any employer." in \
+        await page.locator("main").inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "learner-employer-removed.png"), full_page=True)
+
+    feed = await eventually(lambda: feed_of(backbone, key, cred["id"]), lambda f: len(f) >= 2)
+    assert [e["type"] for e in feed] == ["credential.shared", "credential.unshared"]
+    assert feed[0].get("redacted") and "credential" not in feed[0]["data"]
+    async with backbone.http("registry", token) as me:
+        mine = (await me.get(f"/v1/learner/credentials/{cred['id']}")).json()
+    assert mine["shared_with"] == [] and mine["visibility"] == "private"
+
+
+async def approved_employer(bb, name: str) -> tuple[str, str]:
+    async with bb.http("notify") as client:
+        r = await client.post("/v1/employers", json={
+            "organisation": f"{name} Inc.", "contact_name": "Hiring Lead",
+            "contact_email": f"hiring@{name}.example", "website": f"https://{name}.example"})
+        assert r.status_code == 201, r.text
+        employer_id = r.json()["id"]
+    async with bb.http("notify", bb.operator_token) as client:
+        r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
+        assert r.status_code == 200, r.text
+    return employer_id, r.json()["api_key"]
+
+
+async def feed_of(bb, key: str, credential_id: str) -> list[dict]:
+    async with bb.http("notify", key) as client:
+        r = await client.get("/v1/employer/feed", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["entries"] if e["data"]["credential_id"] == credential_id]

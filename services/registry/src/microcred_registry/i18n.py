@@ -118,6 +118,30 @@ _EN = {
     "sign_out": "Sign out",
     "share.create": "Create a share link",
     "share.created": "New share link (copy it now; it is shown only once):",
+    "qr.label": "QR code of {url}",
+    "qr.download": "Download the QR code (SVG)",
+    "owner.title": "Sharing (only you see this)",
+    "owner.change": "Change who can see it",
+    "owner.public": "QR code of the public page",
+    "owner.not_public": "Make this credential public to get a QR code of its page.",
+    "owner.links": "Active share links",
+    "owner.no_links": "No active share link.",
+    "owner.links_withdrawn": "While only you can see this credential, its share links do "
+                             "not work.",
+    "owner.links_once": "A share link and its QR code are shown once, when the link is made: "
+                        "we keep only a fingerprint of it. Make a new link to get a QR code.",
+    "owner.new_link": "Create a share link with a QR code",
+    "owner.created": "Created",
+    "owner.expires": "Expires",
+    "owner.never": "never",
+    "employers.title": "Shared directly with employers",
+    "employers.none": "You have not shared this credential directly with any employer.",
+    "employers.employer": "Employer",
+    "employers.since": "Shared since",
+    "employers.since_unknown": "not recorded",
+    "employers.remove": "Stop sharing",
+    "employers.remove_one": "Stop sharing with {employer}",
+    "employers.removed": "{employer} can no longer see this credential.",
 }
 
 _FR = {
@@ -213,6 +237,31 @@ _FR = {
     "share.create": "Créer un lien de partage",
     "share.created": "Nouveau lien de partage (copiez-le maintenant; il n'est affiché "
                      "qu'une fois) :",
+    "qr.label": "Code QR de {url}",
+    "qr.download": "Télécharger le code QR (SVG)",
+    "owner.title": "Partage (vous seul voyez ceci)",
+    "owner.change": "Changer qui peut le voir",
+    "owner.public": "Code QR de la page publique",
+    "owner.not_public": "Rendez ce titre public pour obtenir un code QR de sa page.",
+    "owner.links": "Liens de partage actifs",
+    "owner.no_links": "Aucun lien de partage actif.",
+    "owner.links_withdrawn": "Tant que vous seul pouvez voir ce titre, ses liens de partage "
+                             "ne fonctionnent pas.",
+    "owner.links_once": "Un lien de partage et son code QR sont affichés une seule fois, à "
+                        "la création du lien : nous n'en gardons qu'une empreinte. Créez un "
+                        "nouveau lien pour obtenir un code QR.",
+    "owner.new_link": "Créer un lien de partage avec un code QR",
+    "owner.created": "Créé le",
+    "owner.expires": "Expire le",
+    "owner.never": "jamais",
+    "employers.title": "Partagé directement avec des employeurs",
+    "employers.none": "Vous n'avez partagé ce titre directement avec aucun employeur.",
+    "employers.employer": "Employeur",
+    "employers.since": "Partagé depuis le",
+    "employers.since_unknown": "non consigné",
+    "employers.remove": "Ne plus partager",
+    "employers.remove_one": "Ne plus partager avec {employer}",
+    "employers.removed": "{employer} ne peut plus voir ce titre.",
 }
 
 CATALOGS = {"en": _EN, "fr": _FR}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from microcred_registry import learners, pages, signin_routes
+from microcred_registry import learners, owner_pages, pages, signin_routes
 from microcred_registry.signin import SignIn, SignInPolicy
 from microcred_shared.runtime import ServiceRuntime
 
@@ -32,3 +32,4 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     signin_routes.routes(app, rt, signin)
     learners.routes(app, rt, signin)
     pages.routes(app, rt, credential_pages)
+    owner_pages.routes(app, rt, signin, credential_pages)

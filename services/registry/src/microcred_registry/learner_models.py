@@ -9,6 +9,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from microcred_shared.db import utcnow
@@ -56,6 +57,8 @@ class CredentialVisibility(SQLModel, table=True):
     learner_key: str = Field(index=True)
     visibility: str = "private"  # private | link | employers | public
     shared_with: list[str] = Field(default_factory=list, sa_type=JSONB)
+    # employer id -> ISO time the direct share began (migration 3); shown to the learner.
+    shared_since: dict[str, str] = Field(default_factory=dict, sa_type=JSONB)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 
@@ -84,3 +87,9 @@ LEARNER_TABLES: list[sa.Table] = [
     SignInToken.__table__, SignInAttempt.__table__, LearnerSession.__table__,  # type: ignore[list-item]
     CredentialVisibility.__table__, ShareLink.__table__, LearnerProfile.__table__,  # type: ignore[list-item]
 ]
+
+
+async def add_shared_since(conn: AsyncConnection) -> None:
+    """Migration 3: when each direct share began (older shares show no date)."""
+    await conn.execute(sa.text("ALTER TABLE credential_visibility ADD COLUMN IF NOT EXISTS "
+                               "shared_since JSONB NOT NULL DEFAULT '{}'::jsonb"))

@@ -133,8 +133,11 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C
         async with engine().connect() as conn:
             row = await owned(conn, session, credential_id)
             links = await sharing.links_of(conn, credential_id)
+            employers = await sharing.employer_shares(conn, credential_id)
             out = await state(conn, row)
         return {**out, "shares": [sharing.link_json(link, base) for link in links],
+                "employer_shares": [{"employer_id": e, "since": since.isoformat() if since
+                                     else None} for e, since in employers],
                 "credential": row.document}
 
     @app.get("/v1/learner/credentials/{credential_id}/download")
@@ -192,10 +195,8 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C
                           "time zone", kind="invalid-request")
         async with engine().begin() as conn:
             row = await owned(conn, session, credential_id)
-            link, token = await sharing.create_link(conn, row, expires)
-            visibility, _ = await sharing.visibility_of(conn, credential_id)
             # Making a link is asking for it to work: a private credential opens to links.
-            await sharing.change(conn, row, visibility=sharing.wider(visibility, "link"))
+            link, token = await sharing.open_link(conn, row, expires)
             out = await state(conn, row)
         published()
         return {**sharing.link_json(link, base, token), "visibility": out["visibility"]}

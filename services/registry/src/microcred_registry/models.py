@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from microcred_registry.learner_models import LEARNER_TABLES
+from microcred_registry.learner_models import LEARNER_TABLES, add_shared_since
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
 
@@ -64,4 +64,6 @@ MIGRATIONS = [create_tables([*SHARED_TABLES, CredentialRecord.__table__,
                              IssuerRecord.__table__, StatusListRecord.__table__,
                              StatusEvent.__table__]),
               # 2: learner sign-in, sessions, visibility, share links, profiles.
-              create_tables(LEARNER_TABLES)]
+              create_tables(LEARNER_TABLES),
+              # 3: when each direct share with an employer began.
+              add_shared_since]

@@ -9,12 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_registry import sharing
 from microcred_registry.i18n import translator
 from microcred_registry.learner_models import CredentialVisibility, LearnerProfile
 from microcred_registry.models import CredentialRecord, StatusEvent
+from microcred_registry.owner_view import owner_view
 from microcred_registry.presenter import present
 from microcred_registry.rendering import KNOWN_CHECKS, language, message, render, wants_json_page
 from microcred_registry.signin import SESSION_COOKIE, SignIn
@@ -24,6 +25,8 @@ from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc.verify import verify_credential
 
 VC_JSON = "application/vc+ld+json"
+
+
 class CredentialPages:
     def __init__(self, rt: ServiceRuntime, signin: SignIn) -> None:
         self._rt, self._signin = rt, signin
@@ -35,7 +38,7 @@ class CredentialPages:
         return self._rt.engine
 
     async def page(self, request: Request, row: Any, *, canonical: str, json_url: str,
-                   indexable: bool) -> HTMLResponse:
+                   indexable: bool, owner: dict[str, Any] | None = None) -> HTMLResponse:
         doc = dict(row.document)
         verification = as_json(await verify_credential(
             doc, resolve_document=Resolver(self.engine, self.base)))
@@ -48,7 +51,23 @@ class CredentialPages:
         return render(request, "credential.html", indexable=indexable, c=view,
                       known_checks=KNOWN_CHECKS,
                       preview=preview, canonical=canonical,
-                      json_url=json_url, checked_at=checked)
+                      json_url=json_url, checked_at=checked, owner=owner)
+
+    async def owner_page(self, request: Request, row: Any, *, new_link: str | None = None,
+                         notice: str | None = None) -> HTMLResponse:
+        """The page as its signed-in holder sees it: with who can see it and how to share."""
+        async with self.engine.connect() as conn:
+            mine = await owner_view(conn, row, self.base, language(request),
+                                    new_link=new_link, notice=notice)
+        url = f"{self.base}/v1/credentials/{row.credential_id}"
+        # The holder's view is personal (it may show a new share link): never indexed.
+        return await self.page(request, row, canonical=url, json_url=url + "?format=json",
+                               indexable=False, owner=mine)
+
+    @staticmethod
+    async def credential(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
+        return (await conn.execute(sa.select(CredentialRecord).where(
+            CredentialRecord.credential_id == credential_id))).first()
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
@@ -63,14 +82,14 @@ class CredentialPages:
         """The page at the credential's own URL: public credentials for anyone, any
         credential for its signed-in holder; otherwise the same 404 as for no credential."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(CredentialRecord).where(
-                CredentialRecord.credential_id == credential_id))).first()
+            row = await self.credential(conn, credential_id)
             visibility = (await sharing.visibility_of(conn, credential_id))[0] if row else None
         url = f"{self.base}/v1/credentials/{credential_id}"
-        if row is not None and (visibility == "public" or await self._owner(request)
-                                == row.learner_key):
+        if row is not None and await self._owner(request) == row.learner_key:
+            return await self.owner_page(request, row)
+        if row is not None and visibility == "public":
             return await self.page(request, row, canonical=url, json_url=url + "?format=json",
-                                   indexable=visibility == "public")
+                                   indexable=True)
         return message(request, 404, "not_found.title", "not_found.body", "not_found.owner",
                        link={"href": f"{self.base}/learner", "text": translator(
                            language(request))("signin.title")})

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from microcred_registry import qr
 from microcred_registry.i18n import choose_language, translator
 from microcred_registry.negotiation import wants_json
 
@@ -16,9 +17,14 @@ KNOWN_CHECKS = {"check.proof", "check.issuer_key", "check.validity_window", "che
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True,
                         lstrip_blocks=True)
-# A page changes with the live status and with the language asked for.
+# `{{ qr(url, label) }}`: an inline SVG QR code, drawn on the server (qr.py).
+TEMPLATES.globals["qr"] = qr.inline
+# A page changes with the live status and with the language asked for. `same-origin`, not
+# `no-referrer`: other sites never learn a page's URL (a share link holds its token), and
+# our own forms keep their Origin header (under `no-referrer` Chromium sends `Origin: null`,
+# which the learner forms' cross-site check must refuse).
 PAGE_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept, Accept-Language",
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                            "img-src 'self' data:; form-action 'self'; "
                                            "frame-ancestors 'none'"}

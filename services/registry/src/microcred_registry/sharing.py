@@ -30,18 +30,37 @@ from microcred_shared.telemetry import traceparent_of
 
 SOURCE = "/microcred/registry"
 __all__ = ["EMPLOYER_ID", "VISIBILITIES", "link_json", "links_work", "wider"]
+
+
 async def visibility_of(conn: AsyncConnection, credential_id: uuid.UUID) -> tuple[str, list[str]]:
+    visibility, shared, _ = await _state(conn, credential_id)
+    return visibility, shared
+
+
+async def _state(conn: AsyncConnection, credential_id: uuid.UUID,
+                 ) -> tuple[str, list[str], dict[str, str]]:
     row = (await conn.execute(sa.select(
-        CredentialVisibility.visibility, CredentialVisibility.shared_with).where(
+        CredentialVisibility.visibility, CredentialVisibility.shared_with,
+        CredentialVisibility.shared_since).where(
         CredentialVisibility.credential_id == credential_id))).first()
-    return (row.visibility, list(row.shared_with)) if row else ("private", [])
+    if row is None:
+        return "private", [], {}
+    return row.visibility, list(row.shared_with), dict(row.shared_since or {})
+
+
+async def employer_shares(conn: AsyncConnection, credential_id: uuid.UUID,
+                          ) -> list[tuple[str, datetime | None]]:
+    """The direct shares, oldest first, each with when it was made (None for a share made
+    before that was recorded)."""
+    _, shared, since = await _state(conn, credential_id)
+    return [(e, datetime.fromisoformat(since[e]) if e in since else None) for e in shared]
 
 
 async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = None,
                  share_with: str | None = None, unshare: str | None = None,
                  ) -> CredentialVisibilityChanged | None:
     """Apply one change; publish the new state if it differs from the old one."""
-    old_vis, old_shared = await visibility_of(conn, cred.credential_id)
+    old_vis, old_shared, old_since = await _state(conn, cred.credential_id)
     new_vis = visibility or old_vis
     shared = [e for e in old_shared if e != unshare]
     if share_with and share_with not in shared:
@@ -49,12 +68,17 @@ async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = N
     if (new_vis, shared) == (old_vis, old_shared):
         return None
     now = datetime.now(UTC)
+    # When each direct share began, for the learner's page; not part of the event.
+    since = {e: old_since.get(e, now.isoformat()) for e in shared
+             if e in old_since or e == share_with}
     table = CredentialVisibility.__table__
     values = {"credential_id": cred.credential_id, "learner_key": cred.learner_key,
-              "visibility": new_vis, "shared_with": shared, "updated_at": now}
+              "visibility": new_vis, "shared_with": shared, "shared_since": since,
+              "updated_at": now}
     await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
         index_elements=[table.c.credential_id],
-        set_={"visibility": new_vis, "shared_with": shared, "updated_at": now}))
+        set_={"visibility": new_vis, "shared_with": shared, "shared_since": since,
+              "updated_at": now}))
     event = CredentialVisibilityChanged(
         credential_id=cred.credential_id, learner_key=cred.learner_key,
         provider_id=cred.provider_id, visibility=new_vis,  # type: ignore[arg-type]
@@ -74,6 +98,16 @@ async def create_link(conn: AsyncConnection, cred: Any, expires_at: datetime | N
            "created_at": datetime.now(UTC), "expires_at": expires_at}
     await conn.execute(sa.insert(ShareLink).values(**row))
     return SimpleNamespace(**row, revoked_at=None), token
+
+
+async def open_link(conn: AsyncConnection, cred: Any, expires_at: datetime | None,
+                    ) -> tuple[SimpleNamespace, str]:
+    """A new share link that works at once: asking for a link means wanting it to work, so
+    a private credential opens to links (and that change is published)."""
+    link, token = await create_link(conn, cred, expires_at)
+    visibility, _ = await visibility_of(conn, cred.credential_id)
+    await change(conn, cred, visibility=wider(visibility, "link"))
+    return link, token
 
 
 async def links_of(conn: AsyncConnection, credential_id: uuid.UUID) -> list[sa.Row]:
