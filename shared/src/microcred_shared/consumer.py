@@ -45,11 +45,13 @@ class Incoming:
     record: ConsumerRecord
     envelope: Envelope
     event: Event
-    span: trace.Span
+    span: trace.Span | None  # None when nothing records spans: the caller's context goes on
     outgoing: list[Outgoing] = field(default_factory=list)
 
     @property
     def traceparent(self) -> str | None:
+        if self.span is None:
+            return outbox.passed_on(self.envelope.traceparent)
         return traceparent_of(trace.set_span_in_context(self.span))
 
 
@@ -111,6 +113,7 @@ class BatchConsumer:
     async def _apply_once(self, records: Sequence[ConsumerRecord]) -> None:
         items: list[Incoming] = []
         letters: list[Outgoing] = []
+        spans = outbox.recording()
         for record in records:
             try:
                 env = parse_envelope(record.headers)
@@ -124,7 +127,7 @@ class BatchConsumer:
                 attributes={"messaging.system": "kafka", "messaging.message.id": env.id,
                             "messaging.destination.name": record.topic,
                             "cloudevents.event_type": env.type},
-            )
+            ) if spans else None
             items.append(Incoming(record, env, event, span))
         try:
             async with self._engine.begin() as conn:
@@ -132,7 +135,8 @@ class BatchConsumer:
                 refused = await self._run_handler(conn, fresh)
                 for index, item in enumerate(fresh):
                     if index in refused:
-                        item.span.set_attribute("microcred.rejected", refused[index])
+                        if item.span is not None:
+                            item.span.set_attribute("microcred.rejected", refused[index])
                         letters.append(dead_letter(item.record, refused[index], self.service))
                     else:
                         letters.extend(item.outgoing)
@@ -141,7 +145,8 @@ class BatchConsumer:
             self.dead_lettered += len(refused) + (len(records) - len(items))
         finally:
             for item in items:
-                item.span.end()
+                if item.span is not None:
+                    item.span.end()
 
     async def _dedupe(self, conn: AsyncConnection, items: list[Incoming]) -> list[Incoming]:
         if not items:

@@ -131,7 +131,8 @@ class ServiceRuntime:
             return {"status": "ok", "service": self.settings.service,
                     "applied": {t: c.applied for t, c in self.consumers.items()},
                     "dead_lettered": {t: c.dead_lettered for t, c in self.consumers.items()},
-                    "published": self.relay.published if self.relay else 0}
+                    "published": self.relay.published if self.relay else 0,
+                    "relay_active": bool(self.relay and self.relay.active)}
 
         metrics.install(api, self)
         if routes:
@@ -150,7 +151,8 @@ class ServiceRuntime:
         await migrate(self.engine, self.migrations)
         self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
         await self.producer.start()
-        self.relay = OutboxRelay(self.engine, self.producer)
+        # Named per service: only one instance of the service publishes at a time (ADR 2).
+        self.relay = OutboxRelay(self.engine, self.producer, name=s.service)
         self._relay_task = asyncio.create_task(self.relay.run())
         for hook in self._on_start:
             await hook(self)

@@ -7,12 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_assessment import audit
 from microcred_assessment.domain import InvalidResult, Refused, check, decide, sender_provider
-from microcred_assessment.models import ResultRecord
 from microcred_shared import topics
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import (
@@ -46,6 +44,23 @@ def authenticated_source(item: Incoming) -> tuple[str, str]:
 
 def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
+
+
+# One cached statement per batch whatever its size (arrays in). A resubmission of a known
+# result (new ce_id, same provider result id) only counts; PostgreSQL's xmax is 0 on a
+# freshly inserted row and set on an updated one.
+_DECIDE = sa.text(
+    "INSERT INTO results (provider_id, result_id, assessment_id, definition_id, "
+    "definition_version, learner_key, achieved, reason, submissions, ce_id, trace_id, "
+    "decided_at) SELECT p, r, a, d, v, l, ok, why, n, ce, tr, CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:pids AS text[]), CAST(:rids AS text[]), CAST(:aids AS uuid[]), "
+    "CAST(:dids AS text[]), CAST(:vers AS int[]), CAST(:lkeys AS text[]), "
+    "CAST(:achieved AS boolean[]), CAST(:reasons AS text[]), CAST(:copies AS int[]), "
+    "CAST(:ce_ids AS text[]), CAST(:trace_ids AS text[])) "
+    "AS u(p, r, a, d, v, l, ok, why, n, ce, tr) "
+    "ON CONFLICT (provider_id, result_id) DO UPDATE "
+    "SET submissions = results.submissions + excluded.submissions "
+    "RETURNING provider_id, result_id, xmax = 0")
 
 
 async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: LiveCatalog,
@@ -92,23 +107,19 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
         ))
     if not accepted:
         return refused
-    rows = [{
-        "provider_id": d.provider_id, "result_id": d.result_id, "assessment_id": d.assessment_id,
-        "definition_id": d.definition_id, "definition_version": d.definition_version,
-        "learner_key": d.learner_key, "achieved": d.achieved, "reason": d.reason,
-        "submissions": copies[(d.provider_id, d.result_id)], "ce_id": item.envelope.id,
-        "trace_id": trace_id_of(item.envelope.traceparent), "decided_at": now,
-    } for item, d in accepted.values()]
-    table = ResultRecord.__table__
-    stmt = pg_insert(table).values(rows)
-    # A resubmission of a known result (new ce_id, same provider result id) only counts.
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.provider_id, table.c.result_id],
-        set_={"submissions": table.c.submissions + stmt.excluded.submissions},
-    ).returning(table.c.provider_id, table.c.result_id,
-                # PostgreSQL: xmax is 0 on a freshly inserted row, set on an updated one.
-                sa.literal_column("xmax = 0"))
-    inserted = {(p, r) for p, r, first in (await conn.execute(stmt)).all() if first}
+    pairs = list(accepted.values())
+    rows = (await conn.execute(_DECIDE, {
+        "pids": [d.provider_id for _, d in pairs], "rids": [d.result_id for _, d in pairs],
+        "aids": [d.assessment_id for _, d in pairs],
+        "dids": [d.definition_id for _, d in pairs],
+        "vers": [d.definition_version for _, d in pairs],
+        "lkeys": [d.learner_key for _, d in pairs], "achieved": [d.achieved for _, d in pairs],
+        "reasons": [d.reason for _, d in pairs],
+        "copies": [copies[(d.provider_id, d.result_id)] for _, d in pairs],
+        "ce_ids": [i.envelope.id for i, _ in pairs],
+        "trace_ids": [trace_id_of(i.envelope.traceparent) for i, _ in pairs],
+        "now": now})).all()
+    inserted = {(p, r) for p, r, first in rows if first}
     for natural, (item, decision) in accepted.items():
         if natural in inserted:
             item.outgoing.append(event_record(topics.DECISIONS, decision, SOURCE,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from microcred_shared.catalog import Definition, Partner, Provider, Text
-from microcred_shared.events import AssessmentDecided, Learner
+from microcred_shared.events import AssessmentDecided, KnownLearner
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -176,7 +176,7 @@ def build(*, decision: AssessmentDecided, definition: Definition, provider: Prov
 
 def build_stack(*, definition: Definition, provider: Provider, profile: dict[str, Any],
                 credential_id: uuid.UUID, issued_at: datetime, base_url: str,
-                status_index: int, salt: str, learner: Learner, components: list[str],
+                status_index: int, salt: str, learner: KnownLearner, components: list[str],
                 completed_at: datetime) -> dict[str, Any]:
     """A stacked credential: issued by the stack's owner, listing the component credentials
     (their registry URLs) that completed it, in `components` (our context, @id)."""
@@ -189,7 +189,7 @@ def build_stack(*, definition: Definition, provider: Provider, profile: dict[str
     return doc
 
 
-def _subject(definition: Definition, base_url: str, rd_id: str, learner: Learner, salt: str,
+def _subject(definition: Definition, base_url: str, rd_id: str, learner: KnownLearner, salt: str,
              result: dict[str, Any], ended: datetime) -> dict[str, Any]:
     ach = achievement(definition, base_url)
     ach["resultDescription"] = [_result_description(definition, rd_id)]

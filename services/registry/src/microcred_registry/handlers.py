@@ -24,21 +24,38 @@ from microcred_shared.outbox import event_record
 SOURCE = "/microcred/registry"
 
 
+# One cached statement per batch whatever its size (arrays in, ids out). The document is
+# taken by PostgreSQL from the record's own payload: the ~3 KB of signed JSON is never
+# re-encoded here, and is stored exactly as issuance signed and sent it.
+_REGISTER = sa.text(
+    "INSERT INTO credentials (credential_id, assessment_id, provider_id, definition_id, "
+    "definition_version, learner_key, title, document, status, issued_at, registered_at) "
+    "SELECT c, a, p, d, v, l, t, CAST(convert_from(b, 'UTF8') AS jsonb) -> 'credential', "
+    "'active', i, now() FROM unnest(CAST(:cids AS uuid[]), CAST(:aids AS uuid[]), "
+    "CAST(:pids AS text[]), CAST(:dids AS text[]), CAST(:vers AS int[]), "
+    "CAST(:lkeys AS text[]), CAST(:titles AS text[]), CAST(:payloads AS bytea[]), "
+    "CAST(:issued AS timestamptz[])) AS u(c, a, p, d, v, l, t, b, i) "
+    "ON CONFLICT DO NOTHING RETURNING credential_id")
+
+
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
                     base_url: str) -> dict[int, str]:
     events: dict[str, tuple[Incoming, CredentialIssued]] = {}
     for item in items:
         assert isinstance(item.event, CredentialIssued)
         events.setdefault(str(item.event.credential_id), (item, item.event))
-    rows = [{"credential_id": e.credential_id, "assessment_id": e.assessment_id,
-             "provider_id": e.provider_id, "definition_id": e.definition_id,
-             "definition_version": e.definition_version, "learner_key": e.learner_key,
-             "title": e.title, "document": e.credential, "issued_at": e.issued_at}
-            for _, e in events.values()]
-    table = CredentialRecord.__table__
-    stmt = pg_insert(table).values(rows).on_conflict_do_nothing().returning(
-        table.c.credential_id)
-    inserted = {str(cid) for cid in (await conn.execute(stmt)).scalars()}
+    pairs = list(events.values())
+    inserted = {str(cid) for cid in (await conn.execute(_REGISTER, {
+        "cids": [e.credential_id for _, e in pairs],
+        "aids": [e.assessment_id for _, e in pairs],
+        "pids": [e.provider_id for _, e in pairs],
+        "dids": [e.definition_id for _, e in pairs],
+        "vers": [e.definition_version for _, e in pairs],
+        "lkeys": [e.learner_key for _, e in pairs],
+        "titles": [e.title for _, e in pairs],
+        "payloads": [i.record.value for i, _ in pairs],
+        "issued": [e.issued_at for _, e in pairs],
+    })).scalars()}
     now = datetime.now(UTC)
     for cid, (item, e) in events.items():
         if cid not in inserted:
