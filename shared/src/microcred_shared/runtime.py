@@ -17,7 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from microcred_shared import metrics, problems
+from microcred_shared import logs, metrics, problems
 from microcred_shared.consumer import BatchConsumer, BatchHandler, records_of
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate
 from microcred_shared.events import Event
@@ -191,7 +191,6 @@ async def _leave_undecoded(msg: Any) -> None:
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.service, settings.log_format)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                 timeout_graceful_shutdown=20)

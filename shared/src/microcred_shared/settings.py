@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field
@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     batch_size: int = Field(500, validation_alias=AliasChoices("MICROCRED_BATCH_SIZE"))
+    # "text" for people, "json" (one object per line, with trace ids) for a log pipeline.
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=AliasChoices("MICROCRED_LOG_FORMAT"))
 
     @property
     def database_url(self) -> str:
