@@ -187,25 +187,55 @@ async def visibility_events(bb, credential_id: str) -> list[CredentialVisibility
     return found
 
 
+async def approved_employer(bb, organisation: str) -> str:
+    async with bb.http("notify") as client:
+        r = await client.post("/v1/employers", json={
+            "organisation": organisation, "contact_name": "Hiring Lead",
+            "contact_email": "hiring@employer.example"})
+        assert r.status_code == 201, r.text
+    async with bb.http("notify", bb.operator_token) as client:
+        approved = await client.post(f"/v1/admin/employers/{r.json()['id']}/approve")
+        assert approved.status_code == 200, approved.text
+    return r.json()["id"]
+
+
 async def test_each_visibility_and_direct_share_change_is_published_for_employers(backbone):
     eve = learner(f"eve-visible-{uuid.uuid4().hex[:6]}")
     cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", eve,
                        passed=True)
+    organisation = f"Acme Hiring {uuid.uuid4().hex[:6]} Inc."
+    acme = await approved_employer(backbone, organisation)
     async with backbone.http("registry", await session_token(backbone, eve)) as client:
         base = f"/v1/learner/credentials/{cred['id']}"
         r = await client.put(base + "/visibility", json={"visibility": "employers"})
         assert r.status_code == 200 and r.json()["visibility"] == "employers"
-        assert (await client.put(base + "/employers/acme-hiring")).json()["shared_with"] == [
-            "acme-hiring"]
+        # Only an employer an operator approved can be shared with; the registry learns of
+        # it from notify's employer directory.
+        refused = await client.put(base + "/employers/acme-never-registered")
+        assert refused.status_code == 404
+        assert refused.json()["type"].endswith("employer-not-found")
+        listed = await eventually(lambda: client.get("/v1/learner/employers"),
+                                  lambda r: acme in {e["id"] for e in r.json()["employers"]})
+        assert {"id": acme, "name": organisation, "website": None} in listed.json()["employers"]
+        assert (await client.put(base + f"/employers/{acme}")).json()["shared_with"] == [acme]
+        detail = (await client.get(base)).json()
+        assert [(s["employer_id"], s["name"], s["status"]) for s in
+                detail["employer_shares"]] == [(acme, organisation, "approved")]
+        async with backbone.http("notify", backbone.operator_token) as notify:
+            renamed = await notify.patch(f"/v1/admin/employers/{acme}",
+                                         json={"organisation": organisation + " (Canada)"})
+            assert renamed.status_code == 200, renamed.text
+        detail = await eventually(lambda: client.get(base), lambda r: r.json()[
+            "employer_shares"][0]["name"] == organisation + " (Canada)")
+        assert detail.json()["employer_shares"][0]["name"] == organisation + " (Canada)"
         assert (await client.put(base + "/employers/Not_An_Id!")).status_code == 400
-        assert (await client.delete(base + "/employers/acme-hiring")).json()[
-            "shared_with"] == []
+        assert (await client.delete(base + f"/employers/{acme}")).json()["shared_with"] == []
         assert (await client.put(base + "/visibility", json={"visibility": "secret"})
                 ).status_code == 400
     events = await eventually(lambda: visibility_events(backbone, cred["id"]),
                               lambda e: len(e) >= 3)
     assert [(e.visibility, e.shared_with) for e in events] == [
-        ("employers", []), ("employers", ["acme-hiring"]), ("employers", [])]
+        ("employers", []), ("employers", [acme]), ("employers", [])]
     assert {e.learner_key for e in events} == {learner_key(eve.email)}
     assert {e.provider_id for e in events} == {"lakeshore-college"}
 

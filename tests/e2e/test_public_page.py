@@ -1,7 +1,8 @@
 """The public credential page in a real browser (Playwright driving Debian's chromium): what a
 person sees for a valid and for a revoked credential, in English and French, with the live
 verification result; what its holder sees: QR codes to share it, and the employers it is
-shared with directly, with a way to stop. Screenshots are kept under test-artifacts/."""
+shared with directly (by the organisation's name), with a way to stop, and its share links,
+with a way to revoke them. Screenshots are kept under test-artifacts/."""
 
 from __future__ import annotations
 
@@ -264,12 +265,17 @@ async def test_a_learner_sees_a_direct_employer_share_on_the_page_and_removing_i
         r = await client.post("/v1/employer/subscriptions",
                               json={"filters": {"jurisdictions": ["CA-QC"]}})
         assert r.status_code == 201, r.text
+    organisation = "page-unshare Inc."
     token = await signed_in(backbone, browser, yan)
     async with backbone.http("registry", token) as me:
-        r = await me.put(f"/v1/learner/credentials/{cred['id']}/employers/{employer_id}")
+        # The registry learns of the approval from notify's employer directory.
+        r = await eventually(lambda: me.put(
+            f"/v1/learner/credentials/{cred['id']}/employers/{employer_id}"),
+            lambda r: r.status_code == 200)
         assert r.status_code == 200 and r.json()["shared_with"] == [employer_id]
         detail = (await me.get(f"/v1/learner/credentials/{cred['id']}")).json()
-        assert [s["employer_id"] for s in detail["employer_shares"]] == [employer_id]
+        assert [(s["employer_id"], s["name"]) for s in detail["employer_shares"]] == [
+            (employer_id, organisation)]
         assert detail["employer_shares"][0]["since"]
     shared = await eventually(lambda: feed_of(backbone, key, cred["id"]), lambda f: f)
     assert shared[0]["type"] == "credential.shared"
@@ -277,13 +283,14 @@ async def test_a_learner_sees_a_direct_employer_share_on_the_page_and_removing_i
 
     page = await browser.new_page()
     await page.goto(backbone.url("registry") + f"/v1/credentials/{cred['id']}")
-    row = page.get_by_role("row").filter(has_text=employer_id)
+    row = page.get_by_role("row").filter(has_text=organisation)
     assert "Shared since" in await page.locator("main").inner_text()
     assert str(datetime.now(UTC).year) in await row.inner_text()
+    assert f"Employer id: {employer_id}" in await row.inner_text()  # the name, then the id
     os.makedirs(ARTIFACTS, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "learner-employer-shares.png"), full_page=True)
-    await page.get_by_role("button", name=f"Stop sharing with {employer_id}").click()
-    notice = page.get_by_text(f"{employer_id} can no longer see this credential.")
+    await page.get_by_role("button", name=f"Stop sharing with {organisation}").click()
+    notice = page.get_by_text(f"{organisation} can no longer see this credential.")
     await notice.wait_for()
     assert await page.get_by_role("row").filter(has_text=employer_id).count() == 0
     assert "You have not shared this credential directly with any employer." in \
@@ -296,6 +303,56 @@ async def test_a_learner_sees_a_direct_employer_share_on_the_page_and_removing_i
     async with backbone.http("registry", token) as me:
         mine = (await me.get(f"/v1/learner/credentials/{cred['id']}")).json()
     assert mine["shared_with"] == [] and mine["visibility"] == "private"
+
+
+async def test_a_learner_shares_with_an_employer_chosen_by_name_and_revokes_a_link_on_the_page(
+        backbone, browser):
+    noa = person("noa-revoke", "Noa Lévesque")
+    cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", noa,
+                       passed=True)
+    employer_id, _ = await approved_employer(backbone, "page-choose")
+    organisation = "page-choose Inc."
+    token = await signed_in(backbone, browser, noa)
+    registry = backbone.url("registry")
+    async with backbone.http("registry", token) as me:
+        await eventually(lambda: _json(me.get("/v1/learner/employers")),
+                         lambda b: employer_id in {e["id"] for e in b["employers"]})
+        link = (await me.post(f"/v1/learner/credentials/{cred['id']}/shares", json={})
+                ).json()["url"]
+
+    page = await browser.new_page()
+    await page.goto(registry + f"/v1/credentials/{cred['id']}")
+    await page.get_by_label("Employer", exact=True).select_option(label=organisation)
+    await page.get_by_role("button", name="Share", exact=True).click()
+    await page.get_by_text(f"{organisation} can now see this credential.").wait_for()
+    row = page.get_by_role("row").filter(has_text=organisation)
+    assert f"Employer id: {employer_id}" in await row.inner_text()
+
+    async with backbone.http("registry") as anyone:
+        assert (await anyone.get(link.removeprefix(registry), headers=JSON)).status_code == 200
+        await page.get_by_role("button", name=re.compile(
+            r"^Revoke the share link created ")).click()
+        await page.get_by_text("The share link was revoked").wait_for()
+        assert "No active share link." in await page.locator("main").inner_text()
+        await page.screenshot(path=str(ARTIFACTS / "learner-link-revoked.png"), full_page=True)
+        gone = await anyone.get(link.removeprefix(registry), headers=JSON)
+        assert gone.status_code == 410
+        assert (await anyone.get(link.removeprefix(registry) + "/qr.svg")).status_code == 410
+
+    # A suspension reaches the learner's page too; the share stays listed, and can be stopped.
+    async with backbone.http("notify", backbone.operator_token) as client:
+        assert (await client.post(f"/v1/admin/employers/{employer_id}/suspend")
+                ).status_code == 200
+    async with backbone.http("registry", token) as me:
+        detail = await eventually(
+            lambda: _json(me.get(f"/v1/learner/credentials/{cred['id']}")),
+            lambda d: d["employer_shares"][0]["status"] == "suspended")
+        assert detail["employer_shares"][0]["name"] == organisation
+    await page.goto(registry + f"/v1/credentials/{cred['id']}?lang=fr")
+    assert "suspendu" in await page.get_by_role("row").filter(
+        has_text=organisation).inner_text()
+    assert await page.get_by_role("button", name=f"Ne plus partager avec {organisation}"
+                                  ).count() == 1
 
 
 async def approved_employer(bb, name: str) -> tuple[str, str]:

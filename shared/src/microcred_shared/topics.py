@@ -15,6 +15,7 @@ PROVIDER_API_KEYS = "microcred.providers.api-keys.v1"
 # Learners and employers.
 CREDENTIAL_VISIBILITY = "microcred.credentials.visibility.v1"
 LEARNER_SIGNIN = "microcred.learners.signin.v1"
+EMPLOYERS = "microcred.employers.v1"  # compacted: the employer directory, by id
 # Providers and their credential definitions (compacted: the latest of each, by id).
 PROVIDERS = "microcred.providers.v1"
 DEFINITIONS = "microcred.definitions.v1"
@@ -40,7 +41,8 @@ _EVENT_TOPICS = (
     AUDIT,
     KAFKA_REFUSALS,
 )
-_COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIONS)
+_COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIONS,
+              EMPLOYERS)
 
 
 def dlq(topic: str) -> str:

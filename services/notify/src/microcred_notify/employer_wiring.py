@@ -96,7 +96,8 @@ def routes(app: FastAPI, feed_: EmployerFeed) -> None:
     token = feed_.settings.operator_token
     operator = operator_dependency(token.get_secret_value() if token else None)
     employer = employers.employer_dependency(feed_.verifier)
-    employers.routes(app, feed_.engine, operator)
+    employers.routes(app, feed_.engine, operator,
+                     lambda: feed_.rt.relay.wake() if feed_.rt.relay else None)
     subscriptions.routes(app, feed_.engine, employer, feed_.box,
                          feed_.settings.webhooks_allow_loopback_http)
     feed.routes(app, feed_.engine, employer, feed_.limiter)

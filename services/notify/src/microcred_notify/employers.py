@@ -2,7 +2,12 @@
 
 A key is `mce_<key id>.<secret>` (256-bit secret, sha256 at rest, as provider keys in
 ADR 5); it is shown once, when the operator approves the employer. Suspension revokes the
-employer's keys; a later approval mints a new one."""
+employer's keys; a later approval mints a new one.
+
+Every change of what others may know of an employer (registered, approved, suspended,
+renamed) is published as `EmployerPublished` on the compacted employer directory, through
+the outbox in the transaction that makes the change: the registry names employers to
+learners from it (ADR 9)."""
 
 import hashlib
 import hmac
@@ -16,12 +21,16 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_notify.employer_models import Employer, EmployerApiKey
+from microcred_shared import outbox, topics
+from microcred_shared.events_employers import EmployerPublished
 from microcred_shared.problems import Problem
+from microcred_shared.telemetry import traceparent_of
 
 PREFIX = "mce_"
+SOURCE = "/microcred/notify"
 
 
 class EmployerCreate(BaseModel):
@@ -30,6 +39,28 @@ class EmployerCreate(BaseModel):
     contact_name: str = Field(min_length=1, max_length=200)
     contact_email: EmailStr
     website: HttpUrl | None = None
+
+
+class EmployerRename(BaseModel):
+    """An operator's correction of an employer's public name or website."""
+
+    model_config = ConfigDict(extra="forbid")
+    organisation: str | None = Field(None, min_length=1, max_length=200)
+    website: HttpUrl | None = None
+
+
+def directory_event(row: Any) -> EmployerPublished:
+    """What the directory tells of an employer: its name, status and website only (no
+    contact person or address, no keys, no webhook endpoints)."""
+    return EmployerPublished(employer_id=row.id, organisation=row.organisation,
+                             status=row.status, website=row.website,
+                             published_at=datetime.now(UTC))
+
+
+async def publish(conn: AsyncConnection, row: Any) -> None:
+    await outbox.write(conn, [outbox.event_record(
+        topics.EMPLOYERS, directory_event(row), SOURCE, traceparent=traceparent_of(),
+        subject=row.id)])
 
 
 def _digest(secret: str) -> str:
@@ -91,7 +122,9 @@ def _public(row: Any) -> dict[str, Any]:
             "approved_at": row.approved_at.isoformat() if row.approved_at else None}
 
 
-def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any) -> None:
+def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
+           published: Callable[[], None] = lambda: None) -> None:
+    """`published` wakes the outbox relay after a change was committed."""
     Operator = operator
 
     @app.post("/v1/employers", status_code=201)
@@ -104,6 +137,8 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any) -> No
         async with engine().begin() as conn:
             row = (await conn.execute(sa.insert(Employer).values(values)
                                       .returning(*Employer.__table__.c))).one()  # type: ignore[attr-defined]
+            await publish(conn, row)
+        published()
         return _public(row)
 
     @app.get("/v1/admin/employers")
@@ -129,6 +164,8 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any) -> No
                 raise Problem(409, "Already approved", f"employer {employer_id} is approved; "
                               "suspend it first to replace its key", kind="conflict")
             await conn.execute(sa.insert(EmployerApiKey).values(key_row))
+            await publish(conn, row)
+        published()
         return {**_public(row), "api_key": token}
 
     @app.post("/v1/admin/employers/{employer_id}/suspend")
@@ -143,6 +180,28 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any) -> No
             await conn.execute(sa.update(EmployerApiKey).where(
                 EmployerApiKey.employer_id == employer_id,
                 EmployerApiKey.revoked_at.is_(None)).values(revoked_at=now))
+            await publish(conn, row)
+        published()
+        return _public(row)
+
+    @app.patch("/v1/admin/employers/{employer_id}")
+    async def rename(employer_id: str, body: EmployerRename, _: Operator) -> dict[str, Any]:
+        """Correct an employer's name or website (learners see the new name)."""
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        if "website" in changes:
+            changes["website"] = str(changes["website"])
+        async with engine().begin() as conn:
+            if not changes:
+                await _exists(conn, employer_id)
+                raise Problem(400, "Nothing to change", "give organisation or website",
+                              kind="invalid-request")
+            row = (await conn.execute(sa.update(Employer).where(Employer.id == employer_id)
+                                      .values(**changes)
+                                      .returning(*Employer.__table__.c))).first()  # type: ignore[attr-defined]
+            if row is None:
+                await _exists(conn, employer_id)
+            await publish(conn, row)
+        published()
         return _public(row)
 
 

@@ -142,6 +142,22 @@ _EN = {
     "employers.remove": "Stop sharing",
     "employers.remove_one": "Stop sharing with {employer}",
     "employers.removed": "{employer} can no longer see this credential.",
+    "employers.added": "{employer} can now see this credential.",
+    "employers.unavailable": "{employer} cannot be shared with now: it is not an approved "
+                             "employer.",
+    "employers.id": "Employer id",
+    "employers.status.suspended": "suspended: receives nothing while suspended",
+    "employers.status.pending": "not yet approved",
+    "employers.status.unknown": "name not known yet",
+    "employers.share": "Share directly with an employer",
+    "employers.choose": "Employer",
+    "employers.share_button": "Share",
+    "employers.share_note": "The employer you choose can see this credential even while only "
+                            "you can see it otherwise, until you stop sharing.",
+    "owner.revoke": "Revoke",
+    "owner.revoke_one": "Revoke the share link created {created}",
+    "owner.link_revoked": "The share link was revoked: it no longer opens this credential.",
+    "owner.link_already_revoked": "That share link was already revoked.",
 }
 
 _FR = {
@@ -262,6 +278,22 @@ _FR = {
     "employers.remove": "Ne plus partager",
     "employers.remove_one": "Ne plus partager avec {employer}",
     "employers.removed": "{employer} ne peut plus voir ce titre.",
+    "employers.added": "{employer} peut maintenant voir ce titre.",
+    "employers.unavailable": "Impossible de partager avec {employer} pour l'instant : ce "
+                             "n'est pas un employeur approuvé.",
+    "employers.id": "Identifiant de l'employeur",
+    "employers.status.suspended": "suspendu : ne reçoit rien tant qu'il est suspendu",
+    "employers.status.pending": "pas encore approuvé",
+    "employers.status.unknown": "nom pas encore connu",
+    "employers.share": "Partager directement avec un employeur",
+    "employers.choose": "Employeur",
+    "employers.share_button": "Partager",
+    "employers.share_note": "L'employeur choisi peut voir ce titre, même si vous seul pouvez "
+                            "le voir par ailleurs, jusqu'à ce que vous cessiez le partage.",
+    "owner.revoke": "Révoquer",
+    "owner.revoke_one": "Révoquer le lien de partage créé le {created}",
+    "owner.link_revoked": "Le lien de partage a été révoqué : il n'ouvre plus ce titre.",
+    "owner.link_already_revoked": "Ce lien de partage était déjà révoqué.",
 }
 
 CATALOGS = {"en": _EN, "fr": _FR}

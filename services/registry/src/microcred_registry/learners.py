@@ -1,6 +1,6 @@
 """The learner API: my credentials from every provider, download and export, visibility,
-direct shares with employers, share links, my public profile. Signed-in learners only
-(session cookie or `Authorization: Bearer mcl_...`)."""
+direct shares with employers (by name, from the employer directory), share links, my public
+profile. Signed-in learners only (session cookie or `Authorization: Bearer mcl_...`)."""
 
 import json
 import uuid
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_registry import sharing
+from microcred_registry import employer_directory, employer_names, sharing
 from microcred_registry.learner_models import CredentialVisibility
 from microcred_registry.models import CredentialRecord
 from microcred_registry.signin import SESSION_COOKIE, Session, SignIn
@@ -83,6 +83,18 @@ def summary(row: Any, visibility: str, shared_with: list[str], base: str) -> dic
             "download_url": f"{base}/v1/learner/credentials/{cid}/download"}
 
 
+async def check_shareable(conn: AsyncConnection, row: Any, employer_id: str) -> None:
+    """A new direct share needs an employer an operator approved (in the directory notify
+    publishes); sharing again with one already shared with changes nothing."""
+    _, shared = await sharing.visibility_of(conn, row.credential_id)
+    if employer_id in shared:
+        return
+    if not employer_names.shareable(await employer_directory.entry(conn, employer_id)):
+        raise Problem(404, "Unknown employer", f"no approved employer {employer_id} "
+                      "(GET /v1/learner/employers lists those you can share with)",
+                      kind="employer-not-found")
+
+
 async def my_credentials(conn: AsyncConnection, learner_key: str) -> list[Any]:
     return list((await conn.execute(sa.select(
         CredentialRecord, CredentialVisibility.visibility, CredentialVisibility.shared_with,
@@ -134,10 +146,11 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C
             row = await owned(conn, session, credential_id)
             links = await sharing.links_of(conn, credential_id)
             employers = await sharing.employer_shares(conn, credential_id)
+            named = await employer_directory.entries(conn, [e for e, _ in employers])
             out = await state(conn, row)
         return {**out, "shares": [sharing.link_json(link, base) for link in links],
-                "employer_shares": [{"employer_id": e, "since": since.isoformat() if since
-                                     else None} for e, since in employers],
+                "employer_shares": [employer_names.share_json(e, since, named.get(e))
+                                    for e, since in employers],
                 "credential": row.document}
 
     @app.get("/v1/learner/credentials/{credential_id}/download")
@@ -174,6 +187,8 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C
                           "a-z, 0-9 and -", kind="invalid-request")
         async with engine().begin() as conn:
             row = await owned(conn, session, credential_id)
+            if share:  # stopping a share always works, whatever became of the employer
+                await check_shareable(conn, row, employer_id)
             await sharing.change(conn, row, share_with=employer_id if share else None,
                                  unshare=None if share else employer_id)
             out = await state(conn, row)
@@ -217,6 +232,14 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C
                 raise Problem(404, "Not found", f"no active share link {share_id}",
                               kind="not-found")
         return Response(status_code=204)
+
+    @app.get("/v1/learner/employers")
+    async def employers(_: Learner) -> dict[str, Any]:
+        """The employers a learner can share a credential with directly, by name."""
+        async with engine().connect() as conn:
+            rows = await employer_directory.shareable_employers(conn)
+        return {"employers": [{"id": r.employer_id, "name": r.organisation,
+                               "website": r.website} for r in rows]}
 
     @app.get("/v1/learner/profile")
     async def profile(session: Learner) -> dict[str, Any]:

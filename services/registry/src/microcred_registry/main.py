@@ -7,6 +7,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from microcred_registry import api, learner_app
+from microcred_registry.employer_directory import on_employer_published
 from microcred_registry.handlers import (
     on_issued,
     on_issuer_keys,
@@ -22,6 +23,7 @@ from microcred_shared.events import (
     IssuerKeysPublished,
     StatusListPublished,
 )
+from microcred_shared.events_employers import EmployerPublished
 from microcred_shared.runtime import ServiceRuntime
 
 
@@ -33,6 +35,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     rt.subscribe(topics.ISSUER_KEYS, on_issuer_keys, IssuerKeysPublished)
     rt.subscribe(topics.STATUS_LISTS, on_status_list, StatusListPublished)
     rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
+    rt.subscribe(topics.EMPLOYERS, on_employer_published, EmployerPublished)
     return rt.app("microcred registry", routes), rt
 
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from microcred_registry.employer_directory import EmployerEntry
 from microcred_registry.learner_models import LEARNER_TABLES, add_shared_since
 from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
 
@@ -66,4 +67,6 @@ MIGRATIONS = [create_tables([*SHARED_TABLES, CredentialRecord.__table__,
               # 2: learner sign-in, sessions, visibility, share links, profiles.
               create_tables(LEARNER_TABLES),
               # 3: when each direct share with an employer began.
-              add_shared_since]
+              add_shared_since,
+              # 4: the employer directory (names and status, from notify).
+              create_tables([EmployerEntry.__table__])]  # type: ignore[attr-defined]

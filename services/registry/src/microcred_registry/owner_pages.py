@@ -1,6 +1,8 @@
 """The holder's own view of a credential page (who can see it, QR codes to share it, the
 employers it is shared with directly) and the routes behind it: QR code downloads, a new
-share link made from the page, and stopping a direct share with an employer.
+share link made from the page, revoking a share link, and starting or stopping a direct
+share with an employer. Each form calls the learner API's own function, so it publishes
+what the API would.
 
 A QR code is only ever drawn for a URL its requester may already open: the owner's own
 credential, a public page, or a live share link presented by whoever holds it. Share link
@@ -8,13 +10,15 @@ tokens are kept only as digests, so a link's QR code can be drawn when it is mad
 link's holder at `/c/{token}/qr.svg`), never later from the database."""
 
 import uuid
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from microcred_registry import qr, sharing
 from microcred_registry.i18n import translator
-from microcred_registry.learners import origin_allowed, owned
+from microcred_registry.learners import check_shareable, origin_allowed, owned
+from microcred_registry.owner_view import employer_name
 from microcred_registry.pages import CredentialPages
 from microcred_registry.rendering import language
 from microcred_registry.signin import SESSION_COOKIE, Session, SignIn
@@ -100,8 +104,53 @@ def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn, pages: CredentialPa
             # The API's path (DELETE .../employers/{id}): the event it publishes is what
             # withdraws the credential from the employer's feed and webhooks (ADR 10).
             await sharing.change(conn, row, unshare=employer_id)
+            name = await employer_name(conn, employer_id)
         if rt.relay:
             rt.relay.wake()
         t = translator(language(request))
         return await pages.owner_page(request, row,
-                                      notice=t("employers.removed", employer=employer_id))
+                                      notice=t("employers.removed", employer=name))
+
+    @app.post("/learner/credentials/{credential_id}/employers/add", include_in_schema=False)
+    async def start_sharing(credential_id: uuid.UUID, request: Request) -> Response:
+        session = await browser_session(request)
+        if session is None:
+            return RedirectResponse(f"{base}/learner", status_code=303)
+        # A plain urlencoded form with one field: no multipart parser needed.
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        employer_id = (form.get("employer_id") or [""])[0]
+        if not sharing.EMPLOYER_ID.match(employer_id):
+            raise Problem(400, "Invalid employer id", "choose an employer from the list",
+                          kind="invalid-request")
+        async with pages.engine.begin() as conn:
+            row = await owned(conn, session, credential_id)
+            # The API's path (PUT .../employers/{id}): approved employers only. One
+            # suspended since the page was drawn is refused in words, not a problem body.
+            try:
+                await check_shareable(conn, row, employer_id)
+            except Problem:
+                said = "employers.unavailable"
+            else:
+                await sharing.change(conn, row, share_with=employer_id)
+                said = "employers.added"
+            name = await employer_name(conn, employer_id)
+        if rt.relay:
+            rt.relay.wake()
+        t = translator(language(request))
+        return await pages.owner_page(request, row, notice=t(said, employer=name))
+
+    @app.post("/learner/credentials/{credential_id}/links/{share_id}/revoke",
+              include_in_schema=False)
+    async def revoke_link(credential_id: uuid.UUID, share_id: uuid.UUID,
+                          request: Request) -> Response:
+        session = await browser_session(request)
+        if session is None:
+            return RedirectResponse(f"{base}/learner", status_code=303)
+        async with pages.engine.begin() as conn:
+            row = await owned(conn, session, credential_id)
+            # The API's own revocation (DELETE .../shares/{id}); a link already revoked
+            # (a second click, another tab) is simply no longer listed.
+            done = await sharing.revoke_link(conn, credential_id, share_id)
+        t = translator(language(request))
+        return await pages.owner_page(request, row, notice=t(
+            "owner.link_revoked" if done else "owner.link_already_revoked"))

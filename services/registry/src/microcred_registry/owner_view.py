@@ -1,13 +1,15 @@
 """What the holder of a credential sees on its page beside what everyone sees: who can see
 it, QR codes of the URLs they may share (the public page; a share link when it is made: the
-token is kept only as its digest, so it cannot be drawn later), and the employers it is
-shared with directly, since when."""
+token is kept only as its digest, so it cannot be drawn later), its active share links (each
+with a way to revoke it), and the employers it is shared with directly, by name, since when,
+with the approved employers it could still be shared with."""
 
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_registry import qr, sharing
+from microcred_registry import employer_directory, qr, sharing
+from microcred_registry.employer_names import share_row
 from microcred_registry.i18n import long_date, translator
 
 
@@ -23,13 +25,24 @@ async def owner_view(conn: AsyncConnection, row: Any, base: str, lang: str, *,
     visibility, _ = await sharing.visibility_of(conn, cid)
     active = [link for link in await sharing.links_of(conn, cid)
               if sharing.link_json(link, base)["state"] == "active"]
+    shares = await sharing.employer_shares(conn, cid)
+    named = await employer_directory.entries(conn, [e for e, _ in shares])
     return {
         "id": str(cid), "visibility": visibility, "links_work": sharing.links_work(visibility),
         "public": target(f"{base}/v1/credentials/{cid}", t) if visibility == "public" else None,
         "new_link": target(new_link, t) if new_link else None,
-        "links": [{"created": long_date(link.created_at, lang),
+        "links": [{"id": str(link.id), "created": long_date(link.created_at, lang),
                    "expires": long_date(link.expires_at, lang)} for link in active],
-        "employers": [{"id": employer, "since": long_date(since, lang)}
-                      for employer, since in await sharing.employer_shares(conn, cid)],
+        "employers": [share_row(e, long_date(since, lang), named.get(e))
+                      for e, since in shares],
+        "can_share_with": [{"id": r.employer_id, "name": r.organisation}
+                           for r in await employer_directory.shareable_employers(conn)
+                           if r.employer_id not in {e for e, _ in shares}],
         "notice": notice,
     }
+
+
+async def employer_name(conn: AsyncConnection, employer_id: str) -> str:
+    """The name to tell the learner (the id while the directory does not know it)."""
+    found = await employer_directory.entry(conn, employer_id)
+    return found.organisation if found else employer_id

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 # Pure modules only (see test_learner_pages.py): qr and rendering touch no table model.
 from microcred_registry import qr
+from microcred_registry.employer_names import share_row
 from microcred_registry.i18n import translator
 from microcred_registry.presenter import present
 from microcred_registry.rendering import render
@@ -84,7 +85,8 @@ def owner_page(lang: str, **owner: object) -> str:
     t = translator(lang)
     view = present(DOC, VALID, lang, t)
     mine = {"id": "5b0f7a4e", "visibility": "public", "links_work": True, "public": None,
-            "new_link": None, "links": [], "employers": [], "notice": None, **owner}
+            "new_link": None, "links": [], "employers": [], "can_share_with": [], "notice": None,
+            **owner}
     req = Request({"type": "http", "method": "GET", "path": "/", "headers": [],
                    "query_string": f"lang={lang}".encode()})
     return render(req, "credential.html", c=view, preview="", canonical=PUBLIC,
@@ -99,7 +101,7 @@ def shown(url: str, lang: str) -> dict[str, object]:
 
 def test_the_holders_section_shows_the_qr_codes_and_the_employers_with_a_remove_form():
     html = owner_page("en", public=shown(PUBLIC, "en"), new_link=shown(SHARE, "en"),
-                      employers=[{"id": "acme-hiring", "since": "December 1, 2026"}])
+                      employers=[share_row("acme-hiring", "December 1, 2026", None)])
     assert f'aria-label="QR code of {PUBLIC}"' in html
     assert f'aria-label="QR code of {SHARE}"' in html
     assert f'href="{SHARE}/qr.svg" download' in html

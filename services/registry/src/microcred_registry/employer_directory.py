@@ -1,0 +1,66 @@
+"""The registry's projection of the employer directory (`microcred.employers.v1`, published
+by notify, which registers and approves employers): enough to name an employer to a learner
+and to know whether it may be shared with. Nothing else of an employer reaches the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
+
+from microcred_registry.employer_names import SHAREABLE, newest
+from microcred_shared.consumer import Incoming
+from microcred_shared.events_employers import EmployerPublished
+
+TZ = sa.DateTime(timezone=True)
+
+
+class EmployerEntry(SQLModel, table=True):
+    __tablename__ = "employer_directory"
+    employer_id: str = Field(primary_key=True)
+    organisation: str
+    status: str  # pending | approved | suspended
+    website: str | None = None
+    updated_at: datetime = Field(sa_type=TZ)  # the record's published_at
+
+
+async def on_employer_published(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    events = []
+    for item in items:
+        assert isinstance(item.event, EmployerPublished)
+        events.append(item.event)
+    table = EmployerEntry.__table__  # type: ignore[attr-defined]
+    for e in newest(events):
+        values = {"employer_id": e.employer_id, "organisation": e.organisation,
+                  "status": e.status, "website": e.website, "updated_at": e.published_at}
+        # A compacted topic is re-read from its start by a new consumer group: an older
+        # record never overrides a newer one.
+        await conn.execute(pg_insert(table).values(values).on_conflict_do_update(
+            index_elements=[table.c.employer_id],
+            set_={k: v for k, v in values.items() if k != "employer_id"},
+            where=table.c.updated_at <= e.published_at))
+    return {}
+
+
+async def entries(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, sa.Row]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = (await conn.execute(sa.select(EmployerEntry).where(
+        EmployerEntry.employer_id.in_(wanted)))).all()  # type: ignore[attr-defined]
+    return {r.employer_id: r for r in rows}
+
+
+async def entry(conn: AsyncConnection, employer_id: str) -> sa.Row | None:
+    return (await entries(conn, [employer_id])).get(employer_id)
+
+
+async def shareable_employers(conn: AsyncConnection) -> list[sa.Row]:
+    """Every employer a learner may share with now, by name."""
+    return list((await conn.execute(sa.select(EmployerEntry).where(
+        EmployerEntry.status == SHAREABLE).order_by(
+        sa.func.lower(EmployerEntry.organisation), EmployerEntry.employer_id))).all())

@@ -1,0 +1,31 @@
+"""The employer directory: who the employers are, as notify (which registers and approves
+them) announces them to services that only need to name them, e.g. the registry showing a
+learner whom a credential is shared with. Only what a learner may see travels here: never
+keys, webhook endpoints or secrets, nor the contact person or address."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from microcred_shared.events import Event
+
+EmployerStatus = Literal["pending", "approved", "suspended"]
+
+
+class EmployerPublished(Event):
+    """The current public facts of one employer, published on every change (registration,
+    approval, suspension, a new name). The topic is compacted by employer id: the newest
+    record is the employer's state; `published_at` orders records of one employer."""
+
+    ce_type: ClassVar[str] = "ca.microcred.employer.published.v1"
+    employer_id: str = Field(min_length=2, max_length=64)
+    organisation: str = Field(min_length=1, max_length=200)
+    status: EmployerStatus
+    website: str | None = Field(default=None, max_length=2000)
+    published_at: datetime
+
+    def key(self) -> bytes:
+        return self.employer_id.encode()
