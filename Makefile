@@ -28,7 +28,8 @@ status:
 logs:
 	$(PY) -m microcred_devstack logs
 
-test: install ## every test: unit, contract, interop, integration and end-to-end (real Kafka + PostgreSQL)
+test: install ## lint and type-check, then every test: unit, contract, interop, integration and end-to-end (real Kafka + PostgreSQL)
+	$(MAKE) --no-print-directory lint
 	$(UV) run --frozen pytest
 
 unit-tests: install
@@ -40,8 +41,9 @@ integration-tests e2e-tests: install
 interop-tests: install
 	$(UV) run --frozen pytest -m interop
 
-lint:
+lint: ## ruff, then mypy over the trees listed in pyproject.toml [tool.mypy] files
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
 
 bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test)
 	$(PY) bench/e2e/run.py

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from microcred_shared.consumer import Incoming
-from microcred_shared.db import utcnow
+from microcred_shared.db import table_of, utcnow
 from microcred_shared.events import ProviderApiKeyChanged
 from microcred_shared.problems import Problem
 
@@ -51,7 +51,7 @@ def new_key(provider_id: str) -> tuple[str, ProviderApiKeyChanged]:
 
 
 async def upsert(conn: AsyncConnection, events: list[ProviderApiKeyChanged]) -> None:
-    table = ApiKey.__table__
+    table = table_of(ApiKey)
     for e in events:
         values = {"key_id": e.key_id, "provider_id": e.provider_id,
                   "secret_sha256": e.secret_sha256, "created_at": e.created_at,
@@ -87,8 +87,9 @@ class KeyVerifier:
         if cached and cached[0] > time.monotonic():
             return cached[1]
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(ApiKey.provider_id, ApiKey.secret_sha256).where(
-                ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None)))).first()
+            row = (await conn.execute(
+                sa.select(col(ApiKey.provider_id), col(ApiKey.secret_sha256)).where(
+                    col(ApiKey.key_id) == key_id, col(ApiKey.revoked_at).is_(None)))).first()
         provider = row.provider_id if row and hmac.compare_digest(
             row.secret_sha256, secret_digest) else None
         self._cache[secret_digest] = (time.monotonic() + self._ttl, provider)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 Migration = Callable[[AsyncConnection], Awaitable[None]]
 
@@ -44,9 +44,15 @@ class SchemaVersion(SQLModel, table=True):
     applied_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
-SHARED_TABLES: list[sa.Table] = [
-    InboxEntry.__table__, OutboxEntry.__table__, SchemaVersion.__table__,  # type: ignore[list-item]
-]
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A table model's Table: SQLModel sets `__table__` but does not declare it to type
+    checkers."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+SHARED_TABLES: list[sa.Table] = [table_of(InboxEntry), table_of(OutboxEntry),
+                                 table_of(SchemaVersion)]
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -65,8 +71,8 @@ async def migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> int:
     async with engine.begin() as conn:
         # One instance migrates at a time; the others wait and then find nothing to do.
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700101)"))
-        await create_tables([SchemaVersion.__table__])(conn)  # type: ignore[list-item]
-        done = set((await conn.execute(sa.select(SchemaVersion.version))).scalars())
+        await create_tables([table_of(SchemaVersion)])(conn)
+        done = set((await conn.execute(sa.select(col(SchemaVersion.version)))).scalars())
         for number, step in enumerate(migrations, start=1):
             if number in done:
                 continue

@@ -21,11 +21,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from microcred_shared.catalog import Catalog, Definition, Provider
 from microcred_shared.consumer import Incoming
-from microcred_shared.db import utcnow
+from microcred_shared.db import table_of, utcnow
 from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
 
 log = logging.getLogger(__name__)
@@ -48,24 +48,24 @@ class CatalogDefinition(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
-TABLES: list[sa.Table] = [CatalogProvider.__table__, CatalogDefinition.__table__]  # type: ignore[list-item]
+TABLES: list[sa.Table] = [table_of(CatalogProvider), table_of(CatalogDefinition)]
 
 
 async def put_provider(conn: AsyncConnection, provider: Provider) -> bool:
     """Store a provider unless a newer version is already here (a replay of the topic, or
     two records out of order). True when stored."""
-    table = CatalogProvider.__table__
+    table = table_of(CatalogProvider)
     values = {"id": provider.id, "version": provider.version,
               "doc": provider.model_dump(mode="json"), "updated_at": utcnow()}
     stmt = pg_insert(table).values(values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.id], set_={k: stmt.excluded[k] for k in values if k != "id"},
         where=table.c.version <= stmt.excluded.version).returning(table.c.id)
-    return (await conn.execute(stmt)).first() is not None
+    return (await conn.execute(upsert)).first() is not None
 
 
 async def put_definition(conn: AsyncConnection, definition: Definition) -> None:
-    table = CatalogDefinition.__table__
+    table = table_of(CatalogDefinition)
     values = {"id": definition.id, "version": definition.version,
               "provider_id": definition.provider_id,
               "doc": definition.model_dump(mode="json"), "updated_at": utcnow()}
@@ -112,9 +112,9 @@ class LiveCatalog:
                 " (SELECT max(updated_at) FROM catalog_definitions)"))).one())
             if fingerprint == self._fingerprint and not force:
                 return False
-            providers = (await conn.execute(sa.select(CatalogProvider.doc))).scalars().all()
-            rows = (await conn.execute(sa.select(CatalogDefinition.doc).order_by(
-                CatalogDefinition.id, CatalogDefinition.version))).scalars().all()
+            providers = (await conn.execute(sa.select(col(CatalogProvider.doc)))).scalars().all()
+            rows = (await conn.execute(sa.select(col(CatalogDefinition.doc)).order_by(
+                col(CatalogDefinition.id), col(CatalogDefinition.version)))).scalars().all()
         versions = {}
         for doc in rows:
             d = Definition.model_validate(doc)

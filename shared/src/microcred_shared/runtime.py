@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 from aiokafka.errors import CommitFailedError, KafkaError
 from fastapi import FastAPI
@@ -26,7 +26,8 @@ from microcred_shared.settings import ServiceSettings
 from microcred_shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
-Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+# Stored loosely; on_start/on_stop check each hook against the runtime's own (sub)class.
+Hook = Callable[[Any], Awaitable[None]]
 
 
 class ServiceRuntime:
@@ -60,10 +61,12 @@ class ServiceRuntime:
         the consumer's metadata refreshes (broker option metadata_max_age_ms)."""
         self._subs.append((topic, handler, expected, max_records, pattern))
 
-    def on_start(self, hook: Hook) -> None:
+    # Typed by Self: a service's subclass of ServiceRuntime (declaring the attributes its
+    # start hook sets) gets hooks and routes that take that subclass.
+    def on_start(self, hook: Callable[[Self], Awaitable[None]]) -> None:
         self._on_start.append(hook)
 
-    def on_stop(self, hook: Hook) -> None:
+    def on_stop(self, hook: Callable[[Self], Awaitable[None]]) -> None:
         self._on_stop.append(hook)
 
     def background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -113,7 +116,7 @@ class ServiceRuntime:
                 # and the inbox turns them into no-ops.
                 log.warning("offset commit on %s failed after a rebalance: %s", topic, exc)
 
-    def app(self, title: str, routes: Callable[[FastAPI, ServiceRuntime], None] | None = None,
+    def app(self, title: str, routes: Callable[[FastAPI, Self], None] | None = None,
             ) -> FastAPI:
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:

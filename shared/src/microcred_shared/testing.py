@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 def learner(n: int | str, *, language: str = "en", domain: str = "learners.example") -> Learner:
     return Learner(id=f"s-{n}", email=f"learner{n}@{domain}", given_name="Learner",
-                   family_name=f"N{n}", language=language)  # type: ignore[arg-type]
+                   family_name=f"N{n}", language=language)
 
 
 def result(provider_id: str, definition_id: str, *, result_id: str | None = None,

@@ -31,9 +31,9 @@ async def _keys(action: str, arg: str) -> str:
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "admin":
-        from microcred_assessment.cli import app
+        from microcred_assessment.cli import app as cli
 
-        app(args=argv[1:], prog_name="python -m microcred_assessment admin")
+        cli(args=argv[1:], prog_name="python -m microcred_assessment admin")
         return
     if len(argv) == 3 and argv[0] == "keys" and argv[1] in ("create", "revoke"):
         print(asyncio.run(_keys(argv[1], argv[2])))

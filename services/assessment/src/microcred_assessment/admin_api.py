@@ -2,7 +2,7 @@
 read the audit log. Every route needs MICROCRED_OPERATOR_TOKEN; every change is audited."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,9 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from microcred_assessment import audit, keys, onboarding, principals
 from microcred_assessment.authn import operator_auth
 from microcred_assessment.kafka_admin import KafkaAdminError
+from microcred_assessment.runtime import AssessmentRuntime
 from microcred_shared.catalog import Definition, Provider
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
+
+# The auth dependencies are built per app (they need the runtime), so FastAPI gets them
+# from annotations evaluated inside routes(); mypy sees what they resolve to.
+if TYPE_CHECKING:
+    Operator = str
 
 
 class Reason(BaseModel):
@@ -20,17 +25,19 @@ class Reason(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
-    token = rt.settings.operator_token  # type: ignore[attr-defined]
-    Operator = operator_auth(rt, lambda: token.get_secret_value() if token else None)
+def routes(app: FastAPI, rt: AssessmentRuntime) -> None:
+    token = rt.settings.operator_token
+    if not TYPE_CHECKING:
+        Operator = operator_auth(rt, lambda: token.get_secret_value() if token else None)
 
     def changed() -> None:
-        rt.relay.wake()  # type: ignore[union-attr]
-        rt.catalog.poke()  # type: ignore[attr-defined]
+        assert rt.relay is not None
+        rt.relay.wake()
+        rt.catalog.poke()
 
     async def refreshed() -> None:
         # This instance must judge the next result by the state it just wrote.
-        await rt.catalog.refresh()  # type: ignore[attr-defined]
+        await rt.catalog.refresh()
         changed()
 
     def begin() -> Any:
@@ -39,7 +46,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
 
     @app.get("/v1/admin/providers")
     async def list_providers(_: Operator) -> list[dict[str, Any]]:
-        return [p.model_dump(mode="json") for p in rt.catalog.current.providers]  # type: ignore[attr-defined]
+        return [p.model_dump(mode="json") for p in rt.catalog.current.providers]
 
     @app.post("/v1/admin/providers", status_code=201)
     async def create_provider(body: Provider, actor: Operator) -> dict[str, Any]:
@@ -106,7 +113,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
             key, new_id = await keys.mint(conn, provider_id)
             await _audit_change(conn, actor, provider_id, "api-key.rotate",
                                 f"{key_id} -> {new_id}")
-        rt.key_verifier.forget()  # type: ignore[attr-defined]
+        rt.key_verifier.forget()
         changed()
         return {"provider_id": provider_id, "key_id": new_id, "api_key": key,
                 "revoked_key_id": key_id}
@@ -119,7 +126,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                 raise Problem(404, "Not found", f"no active key {key_id} of {provider_id}",
                               kind="not-found")
             await _audit_change(conn, actor, provider_id, "api-key.revoke", key_id)
-        rt.key_verifier.forget()  # type: ignore[attr-defined]
+        rt.key_verifier.forget()
         changed()
         return {"provider_id": provider_id, "key_id": key_id, "revoked": True}
 
@@ -136,7 +143,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         return await _principal_change(provider_id, actor, "revoke")
 
     async def _principal_change(provider_id: str, actor: str, action: str) -> dict[str, Any]:
-        admin = rt.kafka_admin  # type: ignore[attr-defined]
+        admin = rt.kafka_admin
         async with begin() as conn:
             await _provider(conn, provider_id)
             existing = await principals.current(conn, provider_id)
@@ -150,7 +157,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                 else:
                     op = principals.create if action == "create" else principals.rotate
                     principal = await op(conn, admin, provider_id)
-                    out = principals.describe(principal, rt.settings.kafka_provider_bootstrap)  # type: ignore[attr-defined]
+                    out = principals.describe(principal, rt.settings.kafka_provider_bootstrap)
             except KafkaAdminError as exc:
                 raise Problem(502, "Broker refused", str(exc), kind="broker-error") from exc
             await _audit_change(conn, actor, provider_id, f"kafka-principal.{action}",
@@ -160,12 +167,12 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     @app.get("/v1/admin/definitions")
     async def list_definitions(_: Operator, provider: str | None = None,
                                ) -> list[dict[str, Any]]:
-        return [d.model_dump(mode="json") for d in rt.catalog.current.definitions  # type: ignore[attr-defined]
+        return [d.model_dump(mode="json") for d in rt.catalog.current.definitions
                 if provider is None or d.provider_id == provider]
 
     @app.get("/v1/admin/definitions/{definition_id}")
     async def get_definition(definition_id: str, _: Operator) -> dict[str, Any]:
-        d = rt.catalog.current.definition(definition_id)  # type: ignore[attr-defined]
+        d = rt.catalog.current.definition(definition_id)
         if d is None:
             raise Problem(404, "Not found", f"no definition {definition_id!r}",
                           kind="not-found")

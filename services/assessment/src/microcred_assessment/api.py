@@ -2,28 +2,35 @@
 
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlmodel import col
 
 from microcred_assessment import admin_api, audit, provider_api
 from microcred_assessment.authn import provider_auth
 from microcred_assessment.domain import InvalidResult, Refused, check
 from microcred_assessment.handlers import assessment_id_for
 from microcred_assessment.models import ResultRecord
+from microcred_assessment.runtime import AssessmentRuntime
 from microcred_shared import outbox, topics
 from microcred_shared.events import AssessmentResultSubmitted
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.telemetry import trace_id_of, traceparent_of
 
+# The auth dependencies are built per app (they need the runtime), so FastAPI gets them
+# from annotations evaluated inside routes(); mypy sees what they resolve to.
+if TYPE_CHECKING:
+    Provider = str
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
-    skew = timedelta(seconds=rt.settings.clock_skew_seconds)  # type: ignore[attr-defined]
 
-    Provider = provider_auth(rt)
+def routes(app: FastAPI, rt: AssessmentRuntime) -> None:
+    skew = timedelta(seconds=rt.settings.clock_skew_seconds)
+
+    if not TYPE_CHECKING:
+        Provider = provider_auth(rt)
     admin_api.routes(app, rt)
     provider_api.routes(app, rt, Provider)
 
@@ -32,7 +39,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                      request: Request) -> JSONResponse:
         source = f"/providers/{provider_id}"
         try:
-            check(result, source, rt.catalog.current, datetime.now(UTC), skew)  # type: ignore[attr-defined]
+            check(result, source, rt.catalog.current, datetime.now(UTC), skew)
         except Refused as exc:
             assert rt.engine is not None
             await audit.record_now(
@@ -40,7 +47,8 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                 provider_id=result.provider_id, action=exc.action, reason=str(exc),
                 traceparent=traceparent_of(),
                 details={"result_id": result.result_id, "definition_id": result.definition_id})
-            rt.relay.wake()  # type: ignore[union-attr]
+            assert rt.relay is not None
+            rt.relay.wake()
             raise Problem(exc.status, "Forbidden" if exc.status == 403 else "Result refused",
                           str(exc), kind="forbidden") from exc
         except InvalidResult as exc:
@@ -64,8 +72,8 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
             row = (await conn.execute(sa.select(ResultRecord).where(
-                ResultRecord.provider_id == provider_id,
-                ResultRecord.result_id == result_id))).mappings().first()
+                col(ResultRecord.provider_id) == provider_id,
+                col(ResultRecord.result_id) == result_id))).mappings().first()
         if row is None:
             return {"result_id": result_id, "status": "pending"}
         return {"result_id": result_id, "status": "decided", "achieved": row["achieved"],

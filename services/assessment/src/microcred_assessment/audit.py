@@ -13,11 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_assessment.models import AuditEntry
 from microcred_shared import outbox
 from microcred_shared.audit import Channel, audit_event, audit_record
 from microcred_shared.consumer import Incoming
+from microcred_shared.db import table_of
 from microcred_shared.events_providers import AuditRecorded
 
 SERVICE = "assessment"
@@ -25,7 +27,7 @@ SERVICE = "assessment"
 
 async def store(conn: AsyncConnection, events: list[AuditRecorded]) -> None:
     if events:
-        await conn.execute(pg_insert(AuditEntry.__table__).values(
+        await conn.execute(pg_insert(table_of(AuditEntry)).values(
             [e.model_dump(mode="python") for e in events]).on_conflict_do_nothing())
 
 
@@ -54,13 +56,13 @@ async def on_audit(conn: AsyncConnection, items: list[Incoming]) -> dict[int, st
 
 async def query(conn: AsyncConnection, *, provider: str | None, since: datetime | None,
                 outcome: str | None, limit: int) -> list[dict[str, Any]]:
-    stmt = sa.select(AuditEntry).order_by(AuditEntry.recorded_at.desc()).limit(limit)
+    stmt = sa.select(AuditEntry).order_by(col(AuditEntry.recorded_at).desc()).limit(limit)
     if provider:
-        stmt = stmt.where(AuditEntry.provider_id == provider)
+        stmt = stmt.where(col(AuditEntry.provider_id) == provider)
     if since:
-        stmt = stmt.where(AuditEntry.recorded_at >= since)
+        stmt = stmt.where(col(AuditEntry.recorded_at) >= since)
     if outcome:
-        stmt = stmt.where(AuditEntry.outcome == outcome)
+        stmt = stmt.where(col(AuditEntry.outcome) == outcome)
     rows = (await conn.execute(stmt)).mappings().all()
     return [{**{k: v for k, v in r.items()}, "audit_id": str(r["audit_id"]),
              "recorded_at": r["recorded_at"].isoformat()} for r in rows]

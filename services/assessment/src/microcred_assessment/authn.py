@@ -11,11 +11,12 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from sqlmodel import col
 
 from microcred_assessment import audit
+from microcred_assessment.runtime import AssessmentRuntime
 from microcred_shared.auth import PREFIX, ApiKey, digest
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 
 
 def bearer(request: Request) -> str | None:
@@ -23,7 +24,7 @@ def bearer(request: Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def explain(rt: ServiceRuntime, token: str | None) -> tuple[str, str | None, str]:
+async def explain(rt: AssessmentRuntime, token: str | None) -> tuple[str, str | None, str]:
     """(reason, provider the key belongs to, key id) for a key that did not verify."""
     if not token:
         return "no bearer token presented", None, ""
@@ -32,7 +33,7 @@ async def explain(rt: ServiceRuntime, token: str | None) -> tuple[str, str | Non
     key_id, _, secret = token[len(PREFIX):].partition(".")
     assert rt.engine is not None
     async with rt.engine.connect() as conn:
-        row = (await conn.execute(sa.select(ApiKey).where(ApiKey.key_id == key_id))).first()
+        row = (await conn.execute(sa.select(ApiKey).where(col(ApiKey.key_id) == key_id))).first()
     if row is None:
         return "unknown API key id", None, key_id[:40]
     if not hmac.compare_digest(row.secret_sha256, digest(secret)):
@@ -43,10 +44,10 @@ async def explain(rt: ServiceRuntime, token: str | None) -> tuple[str, str | Non
         key_id
 
 
-def provider_auth(rt: ServiceRuntime) -> object:
+def provider_auth(rt: AssessmentRuntime) -> object:
     async def provider(request: Request) -> str:
         token = bearer(request)
-        found = await rt.key_verifier.provider_for(token) if token else None  # type: ignore[attr-defined]
+        found = await rt.key_verifier.provider_for(token) if token else None
         if found:
             return str(found)
         reason, owner, key_id = await explain(rt, token)
@@ -61,12 +62,12 @@ def provider_auth(rt: ServiceRuntime) -> object:
     return Annotated[str, Depends(provider)]
 
 
-def operator_auth(rt: ServiceRuntime, token: Callable[[], str | None]) -> object:
+def operator_auth(rt: AssessmentRuntime, token: Callable[[], str | None]) -> object:
     async def operator(request: Request) -> str:
         given, expected = bearer(request), token()
         if expected and given and hmac.compare_digest(given.encode(), expected.encode()):
             return "operator"
-        who = await rt.key_verifier.provider_for(given) if given else None  # type: ignore[attr-defined]
+        who = await rt.key_verifier.provider_for(given) if given else None
         assert rt.engine is not None
         await audit.record_now(
             rt.engine, channel="admin", actor=f"provider:{who}" if who else "unknown",

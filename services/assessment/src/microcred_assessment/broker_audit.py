@@ -10,9 +10,11 @@ the retired one; the broker cannot tell which wrong password was tried).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_assessment.audit import store
 from microcred_assessment.models import KafkaPrincipal
@@ -62,16 +64,16 @@ def _entry(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> AuditRecorde
 
 
 async def on_broker_refusals(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-    refusals = [i for i in items if isinstance(i.event, BrokerRefusalObserved)]
-    users = {i.event.user for i in refusals if i.event.user}  # type: ignore[union-attr]
-    rows = {}
+    refusals = [(i, i.event) for i in items if isinstance(i.event, BrokerRefusalObserved)]
+    users = {e.user for _, e in refusals if e.user}
+    rows: dict[str, Any] = {}  # Rows with KafkaPrincipal's columns, by user name
     if users:
         found = await conn.execute(sa.select(KafkaPrincipal).where(
-            KafkaPrincipal.username.in_(users)))  # type: ignore[attr-defined]
+            col(KafkaPrincipal.username).in_(users)))
         rows = {r.username: r for r in found}
     events = []
-    for item in refusals:
-        event = _entry(item.event, rows.get(item.event.user or ""))  # type: ignore[arg-type, union-attr]
+    for item, refusal in refusals:
+        event = _entry(refusal, rows.get(refusal.user or ""))
         item.outgoing.append(audit_record(event, traceparent=item.traceparent))
         events.append(event)
     await store(conn, events)

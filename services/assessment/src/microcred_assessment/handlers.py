@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from microcred_assessment import audit
 from microcred_assessment.domain import InvalidResult, Refused, check, decide, sender_provider
 from microcred_shared import topics
+from microcred_shared.audit import Channel
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import (
     NAMESPACE,
@@ -31,7 +32,7 @@ def actor_of(provider_id: str | None) -> str:
     return f"provider:{provider_id}" if provider_id else "unknown"
 
 
-def authenticated_source(item: Incoming) -> tuple[str, str]:
+def authenticated_source(item: Incoming) -> tuple[str, Channel]:
     """(ce_source to judge by, channel). On a provider's own topic only its principal can
     write (broker ACL), so the topic, not the record's self-declared ce_source, says who
     sent it. The shared results topic is internal: HTTP ingest (which sets ce_source from
@@ -120,8 +121,8 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
         "trace_ids": [trace_id_of(i.envelope.traceparent) for i, _ in pairs],
         "now": now})).all()
     inserted = {(p, r) for p, r, first in rows if first}
-    for natural, (item, decision) in accepted.items():
+    for natural, (item, decided) in accepted.items():
         if natural in inserted:
-            item.outgoing.append(event_record(topics.DECISIONS, decision, SOURCE,
+            item.outgoing.append(event_record(topics.DECISIONS, decided, SOURCE,
                                               traceparent=item.traceparent))
     return refused

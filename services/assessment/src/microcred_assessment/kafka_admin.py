@@ -175,7 +175,7 @@ class KafkaAdmin:
         admin = await self._client()
         try:
             response = await admin._send_request(DeleteAclsRequest(
-                ANY, None, MATCH_ANY, f"User:{username_for(provider_id)}", None, ANY,  # type: ignore[arg-type]
+                ANY, None, MATCH_ANY, f"User:{username_for(provider_id)}", None, ANY,
                 PERMISSION_ANY))
         finally:
             await admin.close()

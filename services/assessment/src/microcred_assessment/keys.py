@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_shared import outbox, topics
 from microcred_shared.auth import ApiKey, new_key, upsert
@@ -32,9 +33,10 @@ async def mint(conn: AsyncConnection, provider_id: str) -> tuple[str, str]:
 
 async def revoke(conn: AsyncConnection, key_id: str, provider_id: str | None = None,
                  ) -> bool:
-    query = sa.select(ApiKey).where(ApiKey.key_id == key_id, ApiKey.revoked_at.is_(None))
+    query = sa.select(ApiKey).where(col(ApiKey.key_id) == key_id,
+                                    col(ApiKey.revoked_at).is_(None))
     if provider_id is not None:
-        query = query.where(ApiKey.provider_id == provider_id)
+        query = query.where(col(ApiKey.provider_id) == provider_id)
     row = (await conn.execute(query.with_for_update())).first()
     if row is None:
         return False
@@ -48,9 +50,10 @@ async def revoke(conn: AsyncConnection, key_id: str, provider_id: str | None = N
 
 
 async def listing(conn: AsyncConnection, provider_id: str) -> list[dict[str, Any]]:
-    rows = (await conn.execute(sa.select(ApiKey.key_id, ApiKey.created_at, ApiKey.revoked_at)
-                               .where(ApiKey.provider_id == provider_id)
-                               .order_by(ApiKey.created_at))).all()
+    rows = (await conn.execute(sa.select(col(ApiKey.key_id), col(ApiKey.created_at),
+                                         col(ApiKey.revoked_at))
+                               .where(col(ApiKey.provider_id) == provider_id)
+                               .order_by(col(ApiKey.created_at)))).all()
     return [{"key_id": r.key_id, "created_at": r.created_at.isoformat(),
              "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
 

@@ -15,6 +15,7 @@ from microcred_assessment.broker_shipper import ship_forever
 from microcred_assessment.handlers import on_results
 from microcred_assessment.kafka_admin import KafkaAdmin
 from microcred_assessment.models import MIGRATIONS
+from microcred_assessment.runtime import AssessmentRuntime
 from microcred_assessment.seed import import_seed, load_seed
 from microcred_assessment.settings import Settings
 from microcred_shared import topics
@@ -22,25 +23,24 @@ from microcred_shared.auth import KeyVerifier
 from microcred_shared.events import AssessmentResultSubmitted
 from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.projection import LiveCatalog
-from microcred_shared.runtime import ServiceRuntime
 
 # A provider's results topic is created when it gets a Kafka principal; the pattern
 # subscription sees a new topic at the next metadata refresh (default: 5 minutes).
 TOPIC_DISCOVERY_MS = 5000
 
 
-def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]:
     settings = settings or Settings()
-    rt = ServiceRuntime(settings, MIGRATIONS, metadata_max_age_ms=TOPIC_DISCOVERY_MS)
+    rt = AssessmentRuntime(settings, MIGRATIONS, metadata_max_age_ms=TOPIC_DISCOVERY_MS)
     skew = timedelta(seconds=settings.clock_skew_seconds)
     seed = load_seed(settings.seed_file)
 
-    async def start(r: ServiceRuntime) -> None:
+    async def start(r: AssessmentRuntime) -> None:
         assert r.engine is not None
-        r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
-        r.kafka_admin = KafkaAdmin(settings.kafka_bootstrap_servers)  # type: ignore[attr-defined]
+        r.key_verifier = KeyVerifier(r.engine)
+        r.kafka_admin = KafkaAdmin(settings.kafka_bootstrap_servers)
         live = LiveCatalog(r.engine)
-        r.catalog = live  # type: ignore[attr-defined]
+        r.catalog = live
         await import_seed(r.engine, seed)
         await live.refresh(force=True)
         r.background(live.follow())

@@ -8,7 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
+from microcred_shared.db import SHARED_TABLES, create_tables, table_of, utcnow
 
 
 class ResultRecord(SQLModel, table=True):
@@ -60,7 +60,6 @@ class KafkaPrincipal(SQLModel, table=True):
 
 
 MIGRATIONS = [
-    create_tables([*SHARED_TABLES, ResultRecord.__table__, ApiKey.__table__]),
-    create_tables([*projection.TABLES, AuditEntry.__table__,  # type: ignore[list-item]
-                   KafkaPrincipal.__table__]),
+    create_tables([*SHARED_TABLES, table_of(ResultRecord), table_of(ApiKey)]),
+    create_tables([*projection.TABLES, table_of(AuditEntry), table_of(KafkaPrincipal)]),
 ]

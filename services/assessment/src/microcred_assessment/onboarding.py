@@ -13,6 +13,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_assessment import audit
 from microcred_shared import outbox, topics
@@ -35,15 +36,15 @@ async def _lock(conn: AsyncConnection, kind: str, ident: str) -> None:
 
 
 async def get_provider(conn: AsyncConnection, provider_id: str) -> Provider | None:
-    doc = (await conn.execute(sa.select(CatalogProvider.doc).where(
-        CatalogProvider.id == provider_id))).scalar_one_or_none()
+    doc = (await conn.execute(sa.select(col(CatalogProvider.doc)).where(
+        col(CatalogProvider.id) == provider_id))).scalar_one_or_none()
     return Provider.model_validate(doc) if doc else None
 
 
 async def latest_definition(conn: AsyncConnection, definition_id: str) -> Definition | None:
-    doc = (await conn.execute(sa.select(CatalogDefinition.doc).where(
-        CatalogDefinition.id == definition_id).order_by(
-        CatalogDefinition.version.desc()).limit(1))).scalar_one_or_none()
+    doc = (await conn.execute(sa.select(col(CatalogDefinition.doc)).where(
+        col(CatalogDefinition.id) == definition_id).order_by(
+        col(CatalogDefinition.version).desc()).limit(1))).scalar_one_or_none()
     return Definition.model_validate(doc) if doc else None
 
 

@@ -13,10 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_assessment.kafka_admin import KafkaAdmin, Principal, username_for
 from microcred_assessment.models import KafkaPrincipal
 from microcred_shared import topics
+from microcred_shared.db import table_of
 
 __all__ = ["create", "current", "describe", "revoke", "rotate", "username_for"]
 
@@ -31,16 +33,16 @@ def describe(principal: Principal, bootstrap: str | None) -> dict[str, Any]:
 
 async def current(conn: AsyncConnection, provider_id: str) -> KafkaPrincipal | None:
     row = (await conn.execute(sa.select(KafkaPrincipal).where(
-        KafkaPrincipal.provider_id == provider_id,
-        KafkaPrincipal.revoked_at.is_(None)))).first()
-    return row  # type: ignore[return-value]
+        col(KafkaPrincipal.provider_id) == provider_id,
+        col(KafkaPrincipal.revoked_at).is_(None)))).first()
+    return row  # type: ignore[return-value]  # a Row with KafkaPrincipal's columns
 
 
 async def create(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> Principal:
     await admin.ensure_topics(provider_id)
     principal = await admin.set_password(provider_id)
     await admin.grant(provider_id)
-    table = KafkaPrincipal.__table__
+    table = table_of(KafkaPrincipal)
     values = {"provider_id": provider_id, "username": principal.username,
               "topic": principal.topic, "created_at": datetime.now(UTC), "rotated_at": None,
               "revoked_at": None}
@@ -54,7 +56,7 @@ async def rotate(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> 
     open sessions must re-authenticate within the broker's connections.max.reauth.ms."""
     principal = await admin.set_password(provider_id)
     await conn.execute(sa.update(KafkaPrincipal).where(
-        KafkaPrincipal.provider_id == provider_id).values(rotated_at=datetime.now(UTC)))
+        col(KafkaPrincipal.provider_id) == provider_id).values(rotated_at=datetime.now(UTC)))
     return principal
 
 
@@ -64,4 +66,4 @@ async def revoke(conn: AsyncConnection, admin: KafkaAdmin, provider_id: str) -> 
     await admin.revoke_grants(provider_id)
     await admin.delete_user(provider_id)
     await conn.execute(sa.update(KafkaPrincipal).where(
-        KafkaPrincipal.provider_id == provider_id).values(revoked_at=datetime.now(UTC)))
+        col(KafkaPrincipal.provider_id) == provider_id).values(revoked_at=datetime.now(UTC)))

@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import FastAPI, Query
 
 from microcred_assessment import audit
+from microcred_assessment.runtime import AssessmentRuntime
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 
 
-def routes(app: FastAPI, rt: ServiceRuntime, Provider: Any) -> None:  # noqa: N803
+def routes(app: FastAPI, rt: AssessmentRuntime, Provider: Any) -> None:  # noqa: N803
     def catalog() -> Any:
-        return rt.catalog.current  # type: ignore[attr-defined]
+        return rt.catalog.current
 
     @app.get("/v1/provider/profile")
     async def profile(provider_id: Provider) -> dict[str, Any]:
@@ -43,7 +43,8 @@ def routes(app: FastAPI, rt: ServiceRuntime, Provider: Any) -> None:  # noqa: N8
                                    provider_id=provider_id, action="read.foreign-definition",
                                    reason=f"{definition_id!r} belongs to {d.provider_id!r}",
                                    details={"definition_id": definition_id})
-            rt.relay.wake()  # type: ignore[union-attr]
+            assert rt.relay is not None
+            rt.relay.wake()
             raise Problem(403, "Forbidden", "this definition belongs to another provider",
                           kind="forbidden")
         return d.model_dump(mode="json")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from microcred_assessment import onboarding
 from microcred_shared.catalog import Catalog, load_catalog
@@ -33,8 +34,8 @@ async def import_seed(engine: AsyncEngine, catalog: Catalog | None) -> int:
     async with engine.begin() as conn:
         # Two instances starting together: one imports, the other then finds the rows.
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700102)"))
-        providers = set((await conn.execute(sa.select(CatalogProvider.id))).scalars())
-        definitions = set((await conn.execute(sa.select(CatalogDefinition.id))).scalars())
+        providers = set((await conn.execute(sa.select(col(CatalogProvider.id)))).scalars())
+        definitions = set((await conn.execute(sa.select(col(CatalogDefinition.id)))).scalars())
         new_providers = [p for p in catalog.providers if p.id not in providers]
         for provider in new_providers:
             await onboarding.create_provider(conn, provider, "seed")

@@ -2,28 +2,35 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col
 
 from microcred_issuance import lifecycle, stacks, status
 from microcred_issuance.credential import STATUS_LIST_SIZE, issuer_id, status_entries
 from microcred_issuance.handlers import allocate
 from microcred_issuance.models import IssuedCredential, StackAward
+from microcred_issuance.runtime import IssuanceRuntime
 from microcred_shared import outbox, topics
 from microcred_shared.audit import audit_event, audit_record
 from microcred_shared.auth import operator_dependency, provider_dependency
 from microcred_shared.events import NAMESPACE, CredentialIssued
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.telemetry import traceparent_of
 from microcred_shared.vc import vcdm
 from microcred_shared.vc.errors import VcError
 
 SOURCE = "/microcred/issuance"
+
+# The auth dependencies are built per app (they need the runtime), so FastAPI gets them
+# from annotations evaluated inside routes(); mypy sees what they resolve to.
+if TYPE_CHECKING:
+    Provider = str
+    Operator: TypeAlias = None
 
 
 class StatusChange(BaseModel):
@@ -49,10 +56,11 @@ class Rotation(BaseModel):
     compromised: bool = False
 
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
-    Provider = provider_dependency(lambda: rt.key_verifier)  # type: ignore[attr-defined]
-    token = rt.settings.operator_token  # type: ignore[attr-defined]
-    Operator = operator_dependency(token.get_secret_value() if token else None)
+def routes(app: FastAPI, rt: IssuanceRuntime) -> None:
+    token = rt.settings.operator_token
+    if not TYPE_CHECKING:
+        Provider = provider_dependency(lambda: rt.key_verifier)
+        Operator = operator_dependency(token.get_secret_value() if token else None)
     base = rt.settings.public_base_url.rstrip("/")
 
     @app.post("/v1/credentials/{credential_id}/status")
@@ -70,13 +78,13 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
             try:
                 changed, records = await lifecycle.apply(
                     conn, row, change.action, change.reason, base_url=base,
-                    sign_list=rt.sign_list, traceparent=traceparent_of())  # type: ignore[attr-defined]
+                    sign_list=rt.sign_list, traceparent=traceparent_of())
             except lifecycle.InvalidTransition as exc:
                 raise Problem(409, "Conflict", str(exc), kind="invalid-transition") from exc
             # Stacks made of this credential follow it (policy: stacks.py, ADR 12).
             records += await stacks.follow_components(
-                conn, rt.catalog.current, changed, base_url=base,  # type: ignore[attr-defined]
-                sign_list=rt.sign_list, traceparent=traceparent_of())  # type: ignore[attr-defined]
+                conn, rt.catalog.current, changed, base_url=base,
+                sign_list=rt.sign_list, traceparent=traceparent_of())
             if row.definition_id and (await _own_stack_award(conn, credential_id)):
                 await _mark_award(conn, credential_id, changed.status)
             await outbox.write(conn, records)
@@ -121,14 +129,14 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         subject_id = subject.get("id") if isinstance(subject, dict) else None
         learner = str(uuid.uuid5(NAMESPACE, f"subject:{subject_id or cid}"))
         assert rt.engine is not None and rt.relay is not None
-        key = rt.keys.active(provider_id)  # type: ignore[attr-defined]
+        key = rt.keys.active(provider_id)
         async with rt.engine.begin() as conn:
             index = await allocate(conn, provider_id, 1)
             created = await status.ensure_lists(conn, provider_id, {index // STATUS_LIST_SIZE})
             if "credentialStatus" not in doc:
                 doc["credentialStatus"] = status_entries(base, provider_id, index)
             try:
-                signed = rt.sign(doc, key, request.options.cryptosuite)  # type: ignore[attr-defined]
+                signed = rt.sign(doc, key, request.options.cryptosuite)
             except VcError as exc:
                 raise Problem(400, "Invalid credential", str(exc),
                               kind="invalid-credential") from exc
@@ -136,7 +144,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
                 credential_id=cid, provider_id=provider_id, learner_key=learner,
                 key_id=key.key_id, status_index=index, issued_at=datetime.now(UTC)))
             records = [await status.publish(conn, provider_id=provider_id, purpose=p,
-                                            list_no=n, base_url=base, sign=rt.sign_list)  # type: ignore[attr-defined]
+                                            list_no=n, base_url=base, sign=rt.sign_list)
                        for p, n in created]
             title = doc.get("name") if isinstance(doc.get("name"), str) else "credential"
             records.append(outbox.event_record(topics.CREDENTIALS_ISSUED, CredentialIssued(
@@ -151,23 +159,24 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     async def rotate(provider_id: str, body: Rotation, _: Operator) -> dict[str, Any]:
         from microcred_issuance.main import profile, publish_keys
 
-        if rt.catalog.current.provider(provider_id) is None:  # type: ignore[attr-defined]
+        if rt.catalog.current.provider(provider_id) is None:
             raise Problem(404, "Not found", f"no provider {provider_id!r}", kind="not-found")
-        key = await rt.keys.rotate(provider_id, compromised=body.compromised)  # type: ignore[attr-defined]
-        await publish_keys(rt, rt.keys, {provider_id: profile(rt, provider_id)})  # type: ignore[attr-defined]
-        rt.relay.wake()  # type: ignore[union-attr]
+        key = await rt.keys.rotate(provider_id, compromised=body.compromised)
+        await publish_keys(rt, rt.keys, {provider_id: profile(rt, provider_id)})
+        assert rt.relay is not None
+        rt.relay.wake()
         return {"provider_id": provider_id, "active_key": key.key_id,
                 "previous_key": "compromised" if body.compromised else "retired"}
 
 
 async def _own_stack_award(conn: Any, credential_id: uuid.UUID) -> bool:
-    return (await conn.execute(sa.select(StackAward.credential_id).where(
-        StackAward.credential_id == credential_id))).first() is not None
+    return (await conn.execute(sa.select(col(StackAward.credential_id)).where(
+        col(StackAward.credential_id) == credential_id))).first() is not None
 
 
 async def _mark_award(conn: Any, credential_id: uuid.UUID, status: str) -> None:
     """The issuer changed a stacked credential itself: a suspension of its own is never
     lifted by a component's reinstatement."""
     await conn.execute(sa.update(StackAward).where(
-        StackAward.credential_id == credential_id).values(status=status,
+        col(StackAward.credential_id) == credential_id).values(status=status,
                                                           held_by_components=False))

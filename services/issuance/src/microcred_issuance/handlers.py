@@ -21,6 +21,7 @@ from microcred_issuance.models import IssuedCredential, StatusAllocation
 from microcred_shared import topics
 from microcred_shared.catalog import Catalog, Definition
 from microcred_shared.consumer import Incoming
+from microcred_shared.db import table_of
 from microcred_shared.events import AssessmentDecided, CredentialIssued, KnownLearner
 from microcred_shared.outbox import Outgoing, event_record
 from microcred_shared.projection import LiveCatalog
@@ -65,12 +66,12 @@ _RECORD = sa.text(
 
 async def allocate(conn: AsyncConnection, provider_id: str, count: int) -> int:
     """Reserve `count` consecutive status list indexes; returns the first."""
-    table = StatusAllocation.__table__
+    table = table_of(StatusAllocation)
     stmt = pg_insert(table).values(provider_id=provider_id, next_index=count)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.provider_id], set_={"next_index": table.c.next_index + count}
     ).returning(table.c.next_index)
-    end = (await conn.execute(stmt)).scalar_one()
+    end = (await conn.execute(upsert)).scalar_one()
     return int(end) - count
 
 

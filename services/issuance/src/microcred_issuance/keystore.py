@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_issuance.models import IssuerKey
 
@@ -69,7 +70,7 @@ class KeyStore:
         """Reload the active keys: another instance may have rotated one."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(IssuerKey).where(
-                IssuerKey.status == "active"))).all()
+                col(IssuerKey.status) == "active"))).all()
         for row in rows:
             current = self._active.get(row.provider_id)
             if current is None or current.key_id != row.key_id:
@@ -81,7 +82,7 @@ class KeyStore:
         async with self._engine.begin() as conn:
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
             rows = (await conn.execute(sa.select(IssuerKey).where(
-                IssuerKey.status == "active"))).all()
+                col(IssuerKey.status) == "active"))).all()
             for row in rows:
                 self._active[row.provider_id] = self._decrypt(row)
             for provider_id in provider_ids:
@@ -95,7 +96,7 @@ class KeyStore:
         keep verifying) or `compromised` (verifiers must stop trusting it)."""
         async with self._engine.begin() as conn:
             await conn.execute(sa.update(IssuerKey).where(
-                IssuerKey.provider_id == provider_id, IssuerKey.status == "active",
+                col(IssuerKey.provider_id) == provider_id, col(IssuerKey.status) == "active",
             ).values(status="compromised" if compromised else "retired",
                      retired_at=datetime.now(UTC)))
             key = await self._insert(conn, provider_id)
@@ -120,8 +121,8 @@ class KeyStore:
         """Give a new provider its first key, in the caller's transaction (the key is
         loaded into memory once committed, see ensure_loaded). True when one was made."""
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
-        found = (await conn.execute(sa.select(IssuerKey.key_id).where(
-            IssuerKey.provider_id == provider_id, IssuerKey.status == "active"))).first()
+        found = (await conn.execute(sa.select(col(IssuerKey.key_id)).where(
+            col(IssuerKey.provider_id) == provider_id, col(IssuerKey.status) == "active"))).first()
         if found:
             return False
         await self._insert(conn, provider_id)
@@ -130,9 +131,10 @@ class KeyStore:
     async def public_keys_in(self, conn: AsyncConnection, provider_id: str,
                              ) -> list[dict[str, str | None]]:
         rows = (await conn.execute(sa.select(
-            IssuerKey.key_id, IssuerKey.public_multikey, IssuerKey.status,
-            IssuerKey.created_at, IssuerKey.retired_at,
-        ).where(IssuerKey.provider_id == provider_id).order_by(IssuerKey.created_at))).all()
+            col(IssuerKey.key_id), col(IssuerKey.public_multikey), col(IssuerKey.status),
+            col(IssuerKey.created_at), col(IssuerKey.retired_at),
+        ).where(col(IssuerKey.provider_id) == provider_id)
+         .order_by(col(IssuerKey.created_at)))).all()
         return [{"key_id": r.key_id, "public_multikey": r.public_multikey, "status": r.status,
                  "created_at": r.created_at.isoformat(),
                  "retired_at": r.retired_at.isoformat() if r.retired_at else None}

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_issuance import status
 from microcred_issuance.credential import STATUS_LIST_SIZE
@@ -44,7 +45,7 @@ class InvalidTransition(ValueError):
 
 async def locked(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
     return (await conn.execute(sa.select(IssuedCredential).where(
-        IssuedCredential.credential_id == credential_id).with_for_update())).first()
+        col(IssuedCredential.credential_id) == credential_id).with_for_update())).first()
 
 
 async def apply(conn: AsyncConnection, row: Any, action: Action, reason: str, *,
@@ -58,7 +59,7 @@ async def apply(conn: AsyncConnection, row: Any, action: Action, reason: str, *,
     await status.set_bit(conn, row.provider_id, purpose, row.status_index,
                          action != "unsuspend")
     await conn.execute(sa.update(IssuedCredential).where(
-        IssuedCredential.credential_id == row.credential_id).values(status=target))
+        col(IssuedCredential.credential_id) == row.credential_id).values(status=target))
     now = datetime.now(UTC)
     records = [
         await status.publish(conn, provider_id=row.provider_id, purpose=purpose,
@@ -66,7 +67,7 @@ async def apply(conn: AsyncConnection, row: Any, action: Action, reason: str, *,
                              sign=sign_list),
         event_record(topics.CREDENTIAL_STATUS, CredentialStatusChanged(
             credential_id=row.credential_id, provider_id=row.provider_id,
-            learner_key=row.learner_key, status=target,  # type: ignore[arg-type]
+            learner_key=row.learner_key, status=target,
             action=action, reason=reason, changed_at=now),
             SOURCE, traceparent=traceparent, subject=str(row.credential_id)),
     ]

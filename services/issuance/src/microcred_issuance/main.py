@@ -10,12 +10,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlmodel import col
 
 from microcred_issuance import api, credential, status
-from microcred_issuance.handlers import Issuing, on_decisions
+from microcred_issuance.handlers import Issuing, ListSigner, on_decisions
 from microcred_issuance.keystore import KeyStore, SigningKey
 from microcred_issuance.models import MIGRATIONS, StatusList
 from microcred_issuance.providers import on_providers
+from microcred_issuance.runtime import IssuanceRuntime
 from microcred_issuance.settings import Settings
 from microcred_shared import outbox, projection, topics
 from microcred_shared.auth import KeyVerifier, on_api_keys
@@ -27,16 +29,15 @@ from microcred_shared.events import (
 )
 from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
 from microcred_shared.projection import LiveCatalog
-from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc import proofs
 
 SOURCE = "/microcred/issuance"
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
-    settings = settings or Settings()  # type: ignore[call-arg]
-    rt = ServiceRuntime(settings, MIGRATIONS)
+def build(settings: Settings | None = None) -> tuple[FastAPI, IssuanceRuntime]:
+    settings = settings or Settings()
+    rt = IssuanceRuntime(settings, MIGRATIONS)
     base = settings.public_base_url.rstrip("/")
 
     def sign(doc: dict[str, Any], key: SigningKey, suite: str | None = None) -> dict[str, Any]:
@@ -44,17 +45,17 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         return proofs.sign(doc, key.private, vm, cryptosuite=suite or settings.cryptosuite)
 
     def sign_list(doc: dict[str, Any], provider_id: str) -> dict[str, Any]:
-        return sign(doc, rt.keys.active(provider_id))  # type: ignore[attr-defined]
+        return sign(doc, rt.keys.active(provider_id))
 
-    rt.sign, rt.sign_list = sign, sign_list  # type: ignore[attr-defined]
+    rt.sign, rt.sign_list = sign, sign_list
 
-    async def start(r: ServiceRuntime) -> None:
+    async def start(r: IssuanceRuntime) -> None:
         assert r.engine is not None
         store = KeyStore(r.engine, settings.kek_bytes)
-        r.keys = store  # type: ignore[attr-defined]
-        r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
+        r.keys = store
+        r.key_verifier = KeyVerifier(r.engine)
         live = LiveCatalog(r.engine)
-        r.catalog = live  # type: ignore[attr-defined]
+        r.catalog = live
         await live.refresh(force=True)
         await store.ensure_active([])  # load the keys; new providers get theirs on arrival
         known = [p.id for p in live.current.providers]
@@ -75,13 +76,13 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     return rt.app("microcred issuance", api.routes), rt
 
 
-def profile(rt: ServiceRuntime, provider_id: str) -> dict[str, Any]:
-    provider = rt.catalog.current.provider(provider_id)  # type: ignore[attr-defined]
+def profile(rt: IssuanceRuntime, provider_id: str) -> dict[str, Any]:
+    provider = rt.catalog.current.provider(provider_id)
     assert provider is not None
     return credential.issuer_profile(provider, rt.settings.public_base_url.rstrip("/"))
 
 
-async def publish_keys(rt: ServiceRuntime, store: KeyStore,
+async def publish_keys(rt: IssuanceRuntime, store: KeyStore,
                        profiles: dict[str, dict[str, Any]]) -> None:
     """Announce providers' public keys; the registry serves them as controller documents.
     Compacted topic: republishing at each start is harmless."""
@@ -96,7 +97,7 @@ async def publish_keys(rt: ServiceRuntime, store: KeyStore,
         await outbox.write(conn, records)
 
 
-async def publish_status_lists(rt: ServiceRuntime, base: str, sign_list: Any, *,
+async def publish_status_lists(rt: IssuanceRuntime, base: str, sign_list: ListSigner, *,
                                initial: bool = False, older_than: timedelta | None = None,
                                ) -> int:
     """(Re)sign status lists: at start every provider that has a key has its first lists
@@ -104,18 +105,19 @@ async def publish_status_lists(rt: ServiceRuntime, base: str, sign_list: Any, *,
     assert rt.engine is not None
     async with rt.engine.begin() as conn:
         if initial:
-            for provider_id in rt.keys.providers():  # type: ignore[attr-defined]
+            for provider_id in rt.keys.providers():
                 await status.ensure_lists(conn, provider_id, {0})
-        query = sa.select(StatusList.provider_id, StatusList.purpose, StatusList.list_no)
+        query = sa.select(col(StatusList.provider_id), col(StatusList.purpose),
+                          col(StatusList.list_no))
         if older_than is not None:
-            query = query.where(StatusList.updated_at < datetime.now(UTC) - older_than)
+            query = query.where(col(StatusList.updated_at) < datetime.now(UTC) - older_than)
         rows = (await conn.execute(query)).all()
         records = [await status.publish(conn, provider_id=r.provider_id, purpose=r.purpose,
                                         list_no=r.list_no, base_url=base, sign=sign_list)
                    for r in rows]
         if older_than is not None and rows:
             await conn.execute(sa.update(StatusList).where(sa.tuple_(
-                StatusList.provider_id, StatusList.purpose, StatusList.list_no).in_(
+                col(StatusList.provider_id), col(StatusList.purpose), col(StatusList.list_no)).in_(
                 [tuple(r) for r in rows])).values(updated_at=datetime.now(UTC)))
         await outbox.write(conn, records)
     return len(records)
@@ -132,7 +134,8 @@ async def follow_rotations(store: KeyStore, every: float = 5.0) -> None:
             log.exception("could not reload issuer keys")
 
 
-async def refresh_status_lists(rt: ServiceRuntime, base: str, sign_list: Any) -> None:
+async def refresh_status_lists(rt: IssuanceRuntime, base: str, sign_list: ListSigner,
+                               ) -> None:
     while True:
         await asyncio.sleep(3600)
         try:

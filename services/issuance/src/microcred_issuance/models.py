@@ -8,7 +8,7 @@ from sqlmodel import Field, SQLModel
 
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
+from microcred_shared.db import SHARED_TABLES, create_tables, table_of, utcnow
 
 
 class IssuerKey(SQLModel, table=True):
@@ -82,8 +82,8 @@ class StackAward(SQLModel, table=True):
 
 
 MIGRATIONS = [
-    create_tables([*SHARED_TABLES, ApiKey.__table__, IssuerKey.__table__,
-                   IssuedCredential.__table__, StatusAllocation.__table__,
-                   StatusList.__table__]),
-    create_tables([*projection.TABLES, StackAward.__table__]),  # type: ignore[list-item]
+    create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
+                   table_of(IssuedCredential), table_of(StatusAllocation),
+                   table_of(StatusList)]),
+    create_tables([*projection.TABLES, table_of(StackAward)]),
 ]

@@ -27,10 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_issuance import lifecycle
 from microcred_issuance.models import IssuedCredential, StackAward
 from microcred_shared.catalog import Catalog, Definition, StackSpec
+from microcred_shared.db import table_of
 from microcred_shared.outbox import Outgoing
 
 
@@ -67,24 +69,24 @@ async def lock_learner(conn: AsyncConnection, learner_key: str) -> None:
 
 async def held_by(conn: AsyncConnection, learner_key: str, definitions: set[str]) -> list[Held]:
     rows = (await conn.execute(sa.select(
-        IssuedCredential.credential_id, IssuedCredential.definition_id,
-        IssuedCredential.issued_at).where(
-        IssuedCredential.learner_key == learner_key, IssuedCredential.status == "active",
-        IssuedCredential.definition_id.in_(sorted(definitions))))).all()
+        col(IssuedCredential.credential_id), col(IssuedCredential.definition_id),
+        col(IssuedCredential.issued_at)).where(
+        col(IssuedCredential.learner_key) == learner_key, col(IssuedCredential.status) == "active",
+        col(IssuedCredential.definition_id).in_(sorted(definitions))))).all()
     return [Held(r.credential_id, r.definition_id, r.issued_at) for r in rows]
 
 
 async def live_award(conn: AsyncConnection, stack_id: str, learner_key: str) -> Any:
     return (await conn.execute(sa.select(StackAward).where(
-        StackAward.stack_definition_id == stack_id, StackAward.learner_key == learner_key,
-        StackAward.status != "revoked").with_for_update())).first()
+        col(StackAward.stack_definition_id) == stack_id, col(StackAward.learner_key) == learner_key,
+        col(StackAward.status) != "revoked").with_for_update())).first()
 
 
 async def claim(conn: AsyncConnection, stack: Definition, learner_key: str,
                 parts: list[Held]) -> uuid.UUID | None:
     """Reserve the award; None when a live one exists (the unique index decides)."""
     cid = uuid.uuid4()
-    table = StackAward.__table__
+    table = table_of(StackAward)
     stmt = pg_insert(table).values(
         credential_id=cid, stack_definition_id=stack.id, learner_key=learner_key,
         components=[str(h.credential_id) for h in parts], status="active",
@@ -144,7 +146,7 @@ async def follow_components(conn: AsyncConnection, catalog: Catalog, change: lif
             base_url=base_url, sign_list=sign_list, traceparent=traceparent)
         records += out
         await conn.execute(sa.update(StackAward).where(
-            StackAward.credential_id == award.credential_id).values(
+            col(StackAward.credential_id) == award.credential_id).values(
             status=lifecycle.TRANSITIONS[action][1],
             held_by_components=action == "suspend"))
     return records

@@ -8,10 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_issuance.credential import STATUS_LIST_SIZE, issuer_id
 from microcred_issuance.models import StatusList
 from microcred_shared import topics
+from microcred_shared.db import table_of
 from microcred_shared.events import StatusListPublished
 from microcred_shared.outbox import Outgoing, event_record
 from microcred_shared.vc import statuslist
@@ -31,7 +33,7 @@ async def ensure_lists(conn: AsyncConnection, provider_id: str, list_nos: set[in
         tuple[str, int]]:
     """Create missing lists (all bits clear); returns the (purpose, list_no) created."""
     created = []
-    table = StatusList.__table__
+    table = table_of(StatusList)
     for list_no in sorted(list_nos):
         for purpose in PURPOSES:
             stmt = pg_insert(table).values(
@@ -48,14 +50,14 @@ async def set_bit(conn: AsyncConnection, provider_id: str, purpose: str, index: 
     """Flip one bit under a row lock; returns the list's new version."""
     list_no, offset = divmod(index, STATUS_LIST_SIZE)
     await ensure_lists(conn, provider_id, {list_no})
-    row = (await conn.execute(sa.select(StatusList.bits, StatusList.version).where(
-        StatusList.provider_id == provider_id, StatusList.purpose == purpose,
-        StatusList.list_no == list_no).with_for_update())).one()
+    row = (await conn.execute(sa.select(col(StatusList.bits), col(StatusList.version)).where(
+        col(StatusList.provider_id) == provider_id, col(StatusList.purpose) == purpose,
+        col(StatusList.list_no) == list_no).with_for_update())).one()
     bits = bytearray(row.bits)
     statuslist.set_bit(bits, offset, value)
     await conn.execute(sa.update(StatusList).where(
-        StatusList.provider_id == provider_id, StatusList.purpose == purpose,
-        StatusList.list_no == list_no,
+        col(StatusList.provider_id) == provider_id, col(StatusList.purpose) == purpose,
+        col(StatusList.list_no) == list_no,
     ).values(bits=bytes(bits), version=row.version + 1, updated_at=datetime.now(UTC)))
     return row.version + 1
 
@@ -63,9 +65,9 @@ async def set_bit(conn: AsyncConnection, provider_id: str, purpose: str, index: 
 async def publish(conn: AsyncConnection, *, provider_id: str, purpose: str, list_no: int,
                   base_url: str, sign: Any) -> Outgoing:
     """Sign the list as it is now and hand it to the registry through the outbox."""
-    row = (await conn.execute(sa.select(StatusList.bits, StatusList.version).where(
-        StatusList.provider_id == provider_id, StatusList.purpose == purpose,
-        StatusList.list_no == list_no))).one()
+    row = (await conn.execute(sa.select(col(StatusList.bits), col(StatusList.version)).where(
+        col(StatusList.provider_id) == provider_id, col(StatusList.purpose) == purpose,
+        col(StatusList.list_no) == list_no))).one()
     url = list_url(base_url, provider_id, purpose, list_no)
     now = datetime.now(UTC)
     doc = statuslist.status_list_credential(
@@ -74,5 +76,5 @@ async def publish(conn: AsyncConnection, *, provider_id: str, purpose: str, list
         valid_until=now + VALIDITY, ttl_ms=int(TTL.total_seconds() * 1000))
     signed = sign(doc, provider_id)
     return event_record(topics.STATUS_LISTS, StatusListPublished(
-        url=url, provider_id=provider_id, purpose=purpose,  # type: ignore[arg-type]
+        url=url, provider_id=provider_id, purpose=purpose,
         version=row.version, credential=signed, published_at=now), SOURCE, traceparent=None)

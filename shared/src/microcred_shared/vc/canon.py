@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import rfc8785
-from pyld import jsonld  # type: ignore[import-untyped]
+from pyld import jsonld
 from pyld.jsonld import _is_absolute_iri  # the exact test pyld's RDF conversion applies
 
 from .contexts import document_loader
@@ -194,7 +194,8 @@ def check_javascript_sort_order(nquads: str) -> None:
     lines = [line + "\n" for line in nquads.split("\n") if line]  # not splitlines(): U+2028
     groups = [lines]
     for label in set(_LABEL.findall(nquads)):
-        groups.append([_LABEL.sub(lambda m, me=label: "_:a" if m.group() == me else "_:z", line)
+        groups.append([_LABEL.sub(lambda m, me=label: "_:a" if m.group() == me else "_:z",  # type: ignore[misc]
+                                  line)
                        for line in lines if label in line])
     if any(_utf16_order_differs(group) for group in groups):
         raise UnsafeValueError("$", "characters beyond U+FFFF (e.g. emoji) next to characters "

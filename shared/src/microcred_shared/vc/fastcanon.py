@@ -186,6 +186,7 @@ def _oxigraph_canonical(quads: set[Quad]) -> str:
     dataset = pyoxigraph.Dataset(pyoxigraph.parse(text, format=pyoxigraph.RdfFormat.N_QUADS))
     dataset.canonicalize(pyoxigraph.CanonicalizationAlgorithm.RDFC_1_0)
     out = pyoxigraph.serialize(dataset, format=pyoxigraph.RdfFormat.N_QUADS)
+    assert out is not None  # without an output file, serialize returns the bytes
     # split on "\n" only: str.splitlines() would also split inside literals at U+2028 etc.
     lines = sorted(line + "\n" for line in out.decode("utf-8").split("\n") if line)
     return "".join(lines)

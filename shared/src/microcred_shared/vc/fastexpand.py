@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pyld import jsonld  # type: ignore[import-untyped]
-from pyld.context_resolver import ContextResolver  # type: ignore[import-untyped]
+from pyld import jsonld
+from pyld.context_resolver import ContextResolver
 
 from .canon import _UNSAFE_CHARS, _UNSAFE_IRI_CHARS, ISSUER_DEPENDENT, double_is_portable
 from .contexts import document_loader, known_urls
@@ -201,7 +201,7 @@ class Contexts:
             self._bound()
             expanded = self._proc._expand_iri(ctx, value, vocab=True, base=None)
             self._vocab[cache_key] = expanded
-            return expanded  # type: ignore[no-any-return]
+            return expanded
 
     def plan(self, ctx: Ctx, key: str) -> Plan:
         cache_key = (id(ctx), key)

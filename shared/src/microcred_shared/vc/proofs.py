@@ -179,7 +179,7 @@ async def _verify_one(document: dict[str, Any], proof: Any, resolve: KeyResolver
     except (VcError, ValueError, KeyError, LookupError) as exc:
         return ProofResult(False, str(exc), vm, suite)
     try:
-        key.verify(signature, data)  # type: ignore[union-attr]
+        key.verify(signature, data)
     except InvalidSignature:
         return ProofResult(False, "signature does not match the document", vm, suite)
     return ProofResult(True, None, vm, suite)

@@ -59,7 +59,7 @@ def encode_list(bits: bytes | bytearray) -> str:
     return "u" + base64.urlsafe_b64encode(packed).rstrip(b"=").decode("ascii")
 
 
-def decode_list(encoded: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytearray:
+def decode_list(encoded: object, *, max_bytes: int = 16 * 1024 * 1024) -> bytearray:
     """The bitstring of an encodedList. Refuses lists that inflate past `max_bytes`
     (a status list is fetched from elsewhere: a gzip bomb must not exhaust memory)."""
     if not isinstance(encoded, str) or not encoded.startswith("u"):

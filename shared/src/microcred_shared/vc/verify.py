@@ -124,7 +124,7 @@ async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check
         if not moments or any(m >= expires for m in moments):
             return Check(False, f"{vm_id} was retired at {vm['expires']}, before this "
                                 "credential was issued")
-    return Check(True, vm_id)
+    return Check(True, vm_id)  # type: ignore[arg-type]  # resolved above: a str
 
 
 def check_window(document: dict[str, Any], now: datetime) -> tuple[Check, str]:
