@@ -155,3 +155,49 @@ async def test_the_standby_relay_takes_over_when_the_active_relays_session_dies(
         assert [who for who, _, _ in sent][50:] == ["b"] * 30
     finally:
         await close(relays, producers, tasks, engine)
+
+
+class Broken:
+    """A producer in the state aiokafka leaves an idempotent one in after it lost track of
+    its sequence numbers: every send fails."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def send(self, topic: str, **kwargs: Any) -> Any:
+        from aiokafka.errors import OutOfOrderSequenceNumber
+        raise OutOfOrderSequenceNumber()
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_relay_whose_producer_broke_carries_on_with_a_new_one(backbone):
+    """Seen on the real broker under load: a NotLeaderForPartition left the idempotent
+    producer failing every later send, and the relay retried it forever."""
+    engine = await scratch(backbone)
+    topic = f"relaytest-renew-{uuid.uuid4().hex[:6]}"
+    await create_topics(backbone.bootstrap, [topic])
+    fresh: list[Any] = []
+
+    async def renew() -> Any:
+        producer = make_producer(backbone.bootstrap, "relaytest-renewed")
+        await producer.start()
+        fresh.append(producer)
+        return producer
+
+    broken = Broken()
+    relay = OutboxRelay(engine, broken, name=f"renew-{topic}", poll_interval=0.05,  # type: ignore[arg-type]
+                        renew=renew)
+    task = asyncio.create_task(relay.run())
+    try:
+        await write(engine, topic, range(5))
+        relay.wake()
+        assert await received(backbone, topic, 5) == [str(n).encode() for n in range(5)]
+        assert broken.stopped and len(fresh) == 1 and relay.producer is fresh[0]
+    finally:
+        relay.stop()
+        await task
+        for p in fresh:
+            await p.stop()
+        await engine.dispose()

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -95,9 +96,15 @@ class OutboxRelay:
 
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
                  poll_interval: float = 0.5, name: str = "outbox",
-                 standby_interval: float = 1.0) -> None:
+                 standby_interval: float = 1.0,
+                 renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._engine = engine
         self._producer = producer
+        # An idempotent producer that lost track of its sequence numbers (e.g. after a
+        # NotLeaderForPartition during a leader move) fails every later send with
+        # OutOfOrderSequenceNumber: after a failure the relay carries on with a new one.
+        self._renew = renew
+        self.failures = 0
         self._batch = batch
         self._poll = poll_interval
         self._standby = standby_interval
@@ -127,10 +134,34 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("outbox relay failed; retrying")
-                await self._pause(1.0)
+                self.failures += 1
+                delay = min(0.5 * 2 ** min(self.failures, 4), 5.0)
+                log.exception("outbox relay failed; retrying in %.1f s with a new producer",
+                              delay)
+                await self._renew_producer()
+                # A plain sleep: commits wake the relay, and must not turn a failure into a
+                # hot loop.
+                await asyncio.sleep(delay)
                 continue
             await self._pause(self._standby)  # standing by: another relay publishes
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        return self._producer
+
+    async def _renew_producer(self) -> None:
+        if self._renew is None:
+            return
+        old = self._producer
+        try:
+            self._producer = await self._renew()
+        except Exception:
+            log.exception("a new outbox producer could not start; keeping the old one")
+            return
+        try:
+            await old.stop()
+        except Exception:
+            log.warning("the failed outbox producer did not stop cleanly", exc_info=True)
 
     async def _acquire(self, conn: AsyncConnection) -> bool:
         got = bool((await conn.execute(_TRY_LOCK, {"name": self._lock_name})).scalar())
@@ -176,6 +207,7 @@ class OutboxRelay:
             futures = [await self._send(row) for row in rows]
             await asyncio.gather(*futures)
         self.published += len(rows)
+        self.failures = 0
         return len(rows)
 
     async def _send(self, row: sa.Row) -> asyncio.Future:

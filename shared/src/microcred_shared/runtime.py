@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -152,10 +153,9 @@ class ServiceRuntime:
             await ensure_database(s.server_database_url, s.database_name)
         self.engine = make_engine(s.database_url)
         await migrate(self.engine, self.migrations)
-        self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
-        await self.producer.start()
         # Named per service: only one instance of the service publishes at a time (ADR 2).
-        self.relay = OutboxRelay(self.engine, self.producer, name=s.service)
+        self.relay = OutboxRelay(self.engine, await self._new_producer(), name=s.service,
+                                 renew=self._new_producer)
         self._relay_task = asyncio.create_task(self.relay.run())
         for hook in self._on_start:
             await hook(self)
@@ -163,6 +163,12 @@ class ServiceRuntime:
             self._register(*sub)
         await self.broker.start()
         log.info("%s started", s.service)
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        s = self.settings
+        producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
+        await producer.start()
+        return producer
 
     async def stop(self) -> None:
         # Order matters: stop taking new records, let in-flight batches commit, publish
@@ -177,7 +183,7 @@ class ServiceRuntime:
         if self.relay:
             self.relay.stop()
             await self._relay_task
-        await self.producer.stop()
+            await self.relay.producer.stop()
         if self.engine:
             await self.engine.dispose()
         shutdown = getattr(self.tracer_provider, "shutdown", None)
