@@ -2,18 +2,25 @@
 and feed entries with when they were first fetched), and replays."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_notify.employer_models import EmployerEvent, Subscription, WebhookAttempt
 from microcred_notify.webhooks import WD
+from microcred_shared.db import table_of
 from microcred_shared.problems import Problem
+
+# The operator dependency is built per app (it needs the settings) and handed in, so
+# FastAPI gets it from annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Operator: TypeAlias = None
 
 
 class ReplayRange(BaseModel):
@@ -40,7 +47,7 @@ def delivery(row: Any, attempts: list[Any]) -> dict[str, Any]:
                              "error": a.error} for a in attempts]}
 
 
-async def replay(conn: AsyncConnection, rows: list[Any]) -> list[uuid.UUID]:
+async def replay(conn: AsyncConnection, rows: Sequence[Any]) -> list[uuid.UUID]:
     """A replay is a new delivery of the same body under the same webhook-id (receivers
     dedupe on it); the privacy rule is applied again when it is sent."""
     now = datetime.now(UTC)
@@ -56,13 +63,14 @@ async def replay(conn: AsyncConnection, rows: list[Any]) -> list[uuid.UUID]:
 
 def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
            wake: Callable[[], None]) -> None:
-    Operator = operator
+    if not TYPE_CHECKING:
+        Operator = operator
 
     @app.get("/v1/admin/deliveries")
     async def deliveries(_: Operator, employer: str | None = None,
                          credential: uuid.UUID | None = None,
                          limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
-        wd, ev = WD.c, EmployerEvent.__table__.c  # type: ignore[attr-defined]
+        wd, ev = WD.c, table_of(EmployerEvent).c
         q_wd, q_ev = sa.select(WD), sa.select(ev.event_id, ev.type, ev.employer_id,
                                               ev.credential_id, ev.created_at,
                                               ev.first_fetched_at)
@@ -76,8 +84,8 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
             rows = (await conn.execute(q_wd.order_by(wd.created_at).limit(limit))).all()
             events = (await conn.execute(q_ev.order_by(ev.created_at).limit(limit))).all()
             attempts = (await conn.execute(sa.select(WebhookAttempt).where(
-                WebhookAttempt.delivery_id.in_([r.id for r in rows]))
-                .order_by(WebhookAttempt.attempt))).all() if rows else []
+                col(WebhookAttempt.delivery_id).in_([r.id for r in rows]))
+                .order_by(col(WebhookAttempt.attempt)))).all() if rows else []
         by_delivery: dict[uuid.UUID, list[Any]] = {}
         for a in attempts:
             by_delivery.setdefault(a.delivery_id, []).append(a)
@@ -90,8 +98,9 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
     @app.post("/v1/admin/deliveries/{delivery_id}/replay", status_code=202)
     async def replay_one(delivery_id: uuid.UUID, _: Operator) -> dict[str, Any]:
         async with engine().begin() as conn:
-            row = (await conn.execute(sa.select(WD, Subscription.status.label("sub_status"))
-                                      .join(Subscription, Subscription.id == WD.c.subscription_id)
+            row = (await conn.execute(sa.select(WD, col(Subscription.status).label("sub_status"))
+                                      .join(Subscription,
+                                            col(Subscription.id) == WD.c.subscription_id)
                                       .where(WD.c.id == delivery_id))).first()
             if row is None:
                 raise Problem(404, "Not found", f"no delivery {delivery_id}", kind="not-found")
@@ -109,10 +118,10 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
         later = sa.alias(WD, "later")
         async with engine().begin() as conn:
             rows = (await conn.execute(sa.select(WD)
-                    .join(Subscription, Subscription.id == WD.c.subscription_id).where(
+                    .join(Subscription, col(Subscription.id) == WD.c.subscription_id).where(
                 WD.c.employer_id == body.employer_id, WD.c.created_at >= body.since,
                 WD.c.created_at < body.until, WD.c.status.in_(body.statuses),
-                Subscription.status != "deleted",
+                col(Subscription.status) != "deleted",
                 ~sa.exists().where(later.c.replay_of == WD.c.id)))).all()
             ids = await replay(conn, rows)
         wake()

@@ -58,7 +58,7 @@ class Facts:
 
 
 def facts_of(document: dict[str, Any], provider_id: str, definition_id: str | None) -> Facts:
-    issuer = document.get("issuer") if isinstance(document.get("issuer"), dict) else {}
+    issuer: Any = document.get("issuer") if isinstance(document.get("issuer"), dict) else {}
     region = (issuer.get("address") or {}).get("addressRegion") or document.get("jurisdiction")
     achievement = (document.get("credentialSubject") or {}).get("achievement") or {}
     skills = set()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from microcred_shared.db import utcnow
+from microcred_shared.db import table_of, utcnow
 
 TZ = sa.DateTime(timezone=True)
 
@@ -151,6 +151,6 @@ class RateBucket(SQLModel, table=True):
 
 
 EMPLOYER_TABLES: list[sa.Table] = [
-    t.__table__ for t in (Employer, EmployerApiKey, Subscription, CredentialView, Exposure,  # type: ignore[attr-defined]
+    table_of(t) for t in (Employer, EmployerApiKey, Subscription, CredentialView, Exposure,
                           EmployerEvent, WebhookDelivery, WebhookAttempt, RateBucket)
 ]

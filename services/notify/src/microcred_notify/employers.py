@@ -16,18 +16,26 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_notify.employer_models import Employer, EmployerApiKey
 from microcred_shared import outbox, topics
+from microcred_shared.db import table_of
 from microcred_shared.events_employers import EmployerPublished
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
+
+# The operator dependency is built per app (it needs the settings) and handed in, so
+# FastAPI gets it from annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Operator: TypeAlias = None
+
 
 PREFIX = "mce_"
 SOURCE = "/microcred/notify"
@@ -92,10 +100,10 @@ class EmployerKeyVerifier:
             return cached[1]
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(
-                EmployerApiKey.employer_id, EmployerApiKey.secret_sha256,
-            ).join(Employer, Employer.id == EmployerApiKey.employer_id).where(
-                EmployerApiKey.key_id == key_id, EmployerApiKey.revoked_at.is_(None),
-                Employer.status == "approved"))).first()
+                col(EmployerApiKey.employer_id), col(EmployerApiKey.secret_sha256),
+            ).join(Employer, col(Employer.id) == col(EmployerApiKey.employer_id)).where(
+                col(EmployerApiKey.key_id) == key_id, col(EmployerApiKey.revoked_at).is_(None),
+                col(Employer.status) == "approved"))).first()
         found = row.employer_id if row and hmac.compare_digest(row.secret_sha256,
                                                                 digest) else None
         self._cache[digest] = (time.monotonic() + self._ttl, found)
@@ -125,7 +133,8 @@ def _public(row: Any) -> dict[str, Any]:
 def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
            published: Callable[[], None] = lambda: None) -> None:
     """`published` wakes the outbox relay after a change was committed."""
-    Operator = operator
+    if not TYPE_CHECKING:
+        Operator = operator
 
     @app.post("/v1/employers", status_code=201)
     async def register(body: EmployerCreate) -> dict[str, Any]:
@@ -136,16 +145,16 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
                   "created_at": datetime.now(UTC)}
         async with engine().begin() as conn:
             row = (await conn.execute(sa.insert(Employer).values(values)
-                                      .returning(*Employer.__table__.c))).one()  # type: ignore[attr-defined]
+                                      .returning(*table_of(Employer).c))).one()
             await publish(conn, row)
         published()
         return _public(row)
 
     @app.get("/v1/admin/employers")
     async def list_employers(_: Operator, status: str | None = None) -> dict[str, Any]:
-        query = sa.select(Employer).order_by(Employer.created_at)
+        query = sa.select(Employer).order_by(col(Employer.created_at))
         if status:
-            query = query.where(Employer.status == status)
+            query = query.where(col(Employer.status) == status)
         async with engine().connect() as conn:
             rows = (await conn.execute(query)).all()
         return {"employers": [_public(r) for r in rows]}
@@ -156,9 +165,9 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
         token, key_row = new_key(employer_id)
         async with engine().begin() as conn:
             row = (await conn.execute(sa.update(Employer).where(
-                Employer.id == employer_id, Employer.status != "approved").values(
+                col(Employer.id) == employer_id, col(Employer.status) != "approved").values(
                 status="approved", approved_at=datetime.now(UTC), suspended_at=None)
-                .returning(*Employer.__table__.c))).first()  # type: ignore[attr-defined]
+                .returning(*table_of(Employer).c))).first()
             if row is None:
                 await _exists(conn, employer_id)
                 raise Problem(409, "Already approved", f"employer {employer_id} is approved; "
@@ -172,14 +181,14 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
     async def suspend(employer_id: str, _: Operator) -> dict[str, Any]:
         now = datetime.now(UTC)
         async with engine().begin() as conn:
-            row = (await conn.execute(sa.update(Employer).where(Employer.id == employer_id)
+            row = (await conn.execute(sa.update(Employer).where(col(Employer.id) == employer_id)
                                       .values(status="suspended", suspended_at=now)
-                                      .returning(*Employer.__table__.c))).first()  # type: ignore[attr-defined]
+                                      .returning(*table_of(Employer).c))).first()
             if row is None:
                 await _exists(conn, employer_id)
             await conn.execute(sa.update(EmployerApiKey).where(
-                EmployerApiKey.employer_id == employer_id,
-                EmployerApiKey.revoked_at.is_(None)).values(revoked_at=now))
+                col(EmployerApiKey.employer_id) == employer_id,
+                col(EmployerApiKey.revoked_at).is_(None)).values(revoked_at=now))
             await publish(conn, row)
         published()
         return _public(row)
@@ -195,9 +204,9 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
                 await _exists(conn, employer_id)
                 raise Problem(400, "Nothing to change", "give organisation or website",
                               kind="invalid-request")
-            row = (await conn.execute(sa.update(Employer).where(Employer.id == employer_id)
+            row = (await conn.execute(sa.update(Employer).where(col(Employer.id) == employer_id)
                                       .values(**changes)
-                                      .returning(*Employer.__table__.c))).first()  # type: ignore[attr-defined]
+                                      .returning(*table_of(Employer).c))).first()
             if row is None:
                 await _exists(conn, employer_id)
             await publish(conn, row)
@@ -206,7 +215,7 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], operator: Any,
 
 
 async def _exists(conn: Any, employer_id: str) -> None:
-    found = (await conn.execute(sa.select(Employer.id).where(
-        Employer.id == employer_id))).first()
+    found = (await conn.execute(sa.select(col(Employer.id)).where(
+        col(Employer.id) == employer_id))).first()
     if not found:
         raise Problem(404, "Not found", f"no employer {employer_id}", kind="not-found")

@@ -10,7 +10,7 @@ The price: a feed lags behind writes by the longest transaction running on the s
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Query
@@ -19,6 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from microcred_notify.employer_domain import SHARED, decode_cursor, encode_cursor
 from microcred_notify.ratelimit import RateLimiter
 from microcred_shared.problems import Problem
+
+# The employer dependency is built per app (it needs the key verifier) and handed in, so
+# FastAPI gets it from annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Employer = str
+
 
 PAGE = sa.text("""
 SELECT e.id, e.txid, e.body, e.type, x.visible
@@ -65,7 +71,8 @@ async def page(engine: AsyncEngine, employer_id: str, cursor: str | None,
 
 def routes(app: FastAPI, engine: Callable[[], AsyncEngine], employer: Any,
            limiter: Callable[[], RateLimiter]) -> None:
-    Employer = employer
+    if not TYPE_CHECKING:
+        Employer = employer
 
     @app.get("/v1/employer/feed")
     async def feed(employer_id: Employer, cursor: str | None = None,

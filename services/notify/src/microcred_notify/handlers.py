@@ -8,11 +8,13 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_notify import messages
 from microcred_notify.models import Notification
@@ -59,16 +61,17 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
         owed.setdefault(e.credential_id, item)
     if not owed:
         return {}
-    events = [i.event for i in owed.values()]
+    # Each one was checked to be a CredentialRegistered in the loop above.
+    events = [cast(CredentialRegistered, i.event) for i in owed.values()]
     # A second registration event for the same credential owes no second message.
     await conn.execute(_OWE, {
         "ids": [uuid.uuid4() for _ in events],
         "cids": list(owed),
-        "recipients": [e.learner_email for e in events],  # type: ignore[attr-defined]
-        "names": [e.learner_name or "" for e in events],  # type: ignore[attr-defined]
-        "languages": [e.learner_language for e in events],  # type: ignore[attr-defined]
-        "titles": [e.title for e in events],  # type: ignore[attr-defined]
-        "urls": [e.url for e in events],  # type: ignore[attr-defined]
+        "recipients": [e.learner_email for e in events],
+        "names": [e.learner_name or "" for e in events],
+        "languages": [e.learner_language for e in events],
+        "titles": [e.title for e in events],
+        "urls": [e.url for e in events],
         "traceparents": [i.traceparent for i in owed.values()],
         "topics": [i.record.topic for i in owed.values()],
         "payloads": [i.record.value or b"" for i in owed.values()],
@@ -82,8 +85,8 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dic
         e = item.event
         assert isinstance(e, CredentialStatusChanged)
         issued = (await conn.execute(sa.select(Notification).where(
-            Notification.credential_id == e.credential_id,
-            Notification.kind == "credential-issued"))).first()
+            col(Notification.credential_id) == e.credential_id,
+            col(Notification.kind) == "credential-issued"))).first()
         if issued is None:
             continue  # never mailed (VC-API credential): nobody to tell
         nid = uuid.uuid4()
@@ -123,9 +126,9 @@ class Deliverer(RoundWorker):
         async with self._engine.begin() as conn:
             # Rows stay locked while we send, so a second instance never sends them too.
             due = (await conn.execute(sa.select(Notification).where(
-                Notification.status == "pending",
-                Notification.next_attempt_at <= datetime.now(UTC),
-            ).order_by(Notification.next_attempt_at).limit(limit)
+                col(Notification.status) == "pending",
+                col(Notification.next_attempt_at) <= datetime.now(UTC),
+            ).order_by(col(Notification.next_attempt_at)).limit(limit)
                 .with_for_update(skip_locked=True))).all()
             if not due:
                 return 0
@@ -177,7 +180,7 @@ class Deliverer(RoundWorker):
     async def _record_failure(self, conn: AsyncConnection, n: sa.Row, error: str,
                               traceparent: str | None, now: datetime) -> list[Outgoing]:
         attempts = n.attempts + 1
-        where = Notification.id == n.id
+        where = col(Notification.id) == n.id
         if attempts < self._max:
             await conn.execute(sa.update(Notification).where(where).values(
                 attempts=attempts, last_error=error,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_notify.models import Notification
 
@@ -63,9 +64,9 @@ async def on_signin_requested(conn: AsyncConnection, items: list[Incoming]) -> d
 
 async def _blank_spent_links(conn: AsyncConnection, now: datetime) -> None:
     await conn.execute(sa.update(Notification).where(
-        Notification.kind == KIND, Notification.url != "",
-        sa.or_(Notification.status != "pending",
-               Notification.created_at < now - timedelta(hours=1))).values(url=""))
+        col(Notification.kind) == KIND, col(Notification.url) != "",
+        sa.or_(col(Notification.status) != "pending",
+               col(Notification.created_at) < now - timedelta(hours=1))).values(url=""))
 
 
 def signin_message(n: Any, sender: str) -> Mail:

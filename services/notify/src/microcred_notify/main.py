@@ -10,33 +10,33 @@ from microcred_notify import employer_wiring, learner_mail
 from microcred_notify.handlers import Deliverer, on_registered, on_status_changed
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.projection import chain
+from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
 from microcred_notify.smtp import SmtpPool
 from microcred_shared import topics
 from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
 from microcred_shared.events_learners import LearnerSignInRequested
-from microcred_shared.runtime import ServiceRuntime
 
 
-def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     settings = settings or Settings()
-    rt = ServiceRuntime(settings, MIGRATIONS)
+    rt = NotifyRuntime(settings, MIGRATIONS)
     wake = asyncio.Event()
     pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
 
-    async def start(r: ServiceRuntime) -> None:
+    async def start(r: NotifyRuntime) -> None:
         assert r.engine is not None and r.relay is not None
         deliverer = Deliverer(r.engine, pool, sender=settings.smtp_from,
                               max_attempts=settings.max_attempts,
                               retry_base=settings.retry_base_seconds, wake=wake,
                               on_published=r.relay.wake)
-        r.deliverer = deliverer  # type: ignore[attr-defined]
-        r.delivery_task = r.background(deliverer.run())  # type: ignore[attr-defined]
+        r.deliverer = deliverer
+        r.delivery_task = r.background(deliverer.run())
 
-    async def stop(r: ServiceRuntime) -> None:
-        r.deliverer.stop()  # type: ignore[attr-defined]
+    async def stop(r: NotifyRuntime) -> None:
+        r.deliverer.stop()
         try:
-            await asyncio.wait_for(asyncio.shield(r.delivery_task), 15)  # type: ignore[attr-defined]
+            await asyncio.wait_for(asyncio.shield(r.delivery_task), 15)
         except TimeoutError:
             pass
         await pool.close()

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from microcred_notify.employer_models import EMPLOYER_TABLES
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
+from microcred_shared.db import SHARED_TABLES, create_tables, table_of, utcnow
 
 
 class Notification(SQLModel, table=True):
@@ -39,6 +39,6 @@ class Notification(SQLModel, table=True):
 
 
 MIGRATIONS = [
-    create_tables([*SHARED_TABLES, Notification.__table__]),
+    create_tables([*SHARED_TABLES, table_of(Notification)]),
     create_tables(EMPLOYER_TABLES),  # 2: the employer feed
 ]

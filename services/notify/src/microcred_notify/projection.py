@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_notify.employer_domain import (
     SHARED,
@@ -37,20 +38,22 @@ from microcred_notify.employer_models import (
 )
 from microcred_notify.webhook_crypto import webhook_id
 from microcred_shared.consumer import BatchHandler, Incoming
+from microcred_shared.db import table_of
 from microcred_shared.events import CredentialIssued, CredentialStatusChanged
 from microcred_shared.events_learners import CredentialVisibilityChanged
 
-VIEW = CredentialView.__table__  # type: ignore[attr-defined]
+VIEW = table_of(CredentialView)
 
 
 async def live_subscriptions(conn: AsyncConnection) -> list[Sub]:
     """Subscriptions of approved employers that still take events (a disabled endpoint
     still feeds the pull feed; its deliveries wait until it is enabled again)."""
     rows = (await conn.execute(sa.select(
-        Subscription.id, Subscription.employer_id, Subscription.filters,
-        Subscription.webhook_url, Subscription.status,
-    ).join(Employer, Employer.id == Subscription.employer_id).where(
-        Employer.status == "approved", Subscription.status.in_(("active", "disabled"))))).all()
+        col(Subscription.id), col(Subscription.employer_id), col(Subscription.filters),
+        col(Subscription.webhook_url), col(Subscription.status),
+    ).join(Employer, col(Employer.id) == col(Subscription.employer_id)).where(
+        col(Employer.status) == "approved",
+        col(Subscription.status).in_(("active", "disabled"))))).all()
     return [Sub(r.id, r.employer_id, Filters.model_validate(r.filters), r.webhook_url is not None,
                 r.status == "active") for r in rows]
 
@@ -115,8 +118,8 @@ class Effects:
     async def load(cls, conn: AsyncConnection, credential_ids: Iterable[uuid.UUID], *,
                    base_url: str) -> Effects:
         rows = (await conn.execute(sa.select(
-            Exposure.employer_id, Exposure.credential_id, Exposure.visible).where(
-            Exposure.credential_id.in_(list(credential_ids))))).all()
+            col(Exposure.employer_id), col(Exposure.credential_id), col(Exposure.visible)).where(
+            col(Exposure.credential_id).in_(list(credential_ids))))).all()
         return cls({(r.employer_id, r.credential_id): r.visible for r in rows},
                    await live_subscriptions(conn), base_url=base_url)
 
@@ -168,8 +171,10 @@ class Effects:
     async def write(self, conn: AsyncConnection) -> None:
         for pair in sorted(self.unshared, key=str):
             await conn.execute(sa.update(WebhookDelivery).where(
-                WebhookDelivery.employer_id == pair[0], WebhookDelivery.credential_id == pair[1],
-                WebhookDelivery.status == "pending", WebhookDelivery.event_type != UNSHARED,
+                col(WebhookDelivery.employer_id) == pair[0],
+                col(WebhookDelivery.credential_id) == pair[1],
+                col(WebhookDelivery.status) == "pending",
+                col(WebhookDelivery.event_type) != UNSHARED,
             ).values(status="cancelled", finished_at=self.now,
                      last_error="no longer visible to this employer"))
         if self.events:  # in emission order: the feed's order within this transaction
@@ -229,7 +234,7 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
 async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
                         base_url: str) -> dict[int, str]:
     """Each change is applied in order, and each one the employer can see is an event."""
-    rows = {}
+    rows: dict[uuid.UUID, dict[str, Any]] = {}
     for item in items:
         e = item.event
         assert isinstance(e, CredentialVisibilityChanged)
@@ -260,7 +265,7 @@ async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
 async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
                             base_url: str) -> dict[int, str]:
     """Revocations and suspensions reach the employers that hold the credential."""
-    rows = {}
+    rows: dict[uuid.UUID, dict[str, Any]] = {}
     for item in items:
         e = item.event
         assert isinstance(e, CredentialStatusChanged)

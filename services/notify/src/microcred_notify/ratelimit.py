@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from microcred_notify.employer_domain import take_tokens
 from microcred_notify.employer_models import RateBucket
@@ -30,14 +31,14 @@ class RateLimiter:
                 employer_id=employer_id, channel=channel, tokens=float(self._burst),
                 updated_at=sa.func.clock_timestamp()).on_conflict_do_nothing())
             row = (await conn.execute(sa.select(
-                RateBucket.tokens,
-                sa.func.extract("epoch", sa.func.clock_timestamp() - RateBucket.updated_at)
+                col(RateBucket.tokens),
+                sa.func.extract("epoch", sa.func.clock_timestamp() - col(RateBucket.updated_at))
                 .label("elapsed"),
-            ).where(RateBucket.employer_id == employer_id, RateBucket.channel == channel)
+            ).where(col(RateBucket.employer_id) == employer_id, col(RateBucket.channel) == channel)
                 .with_for_update())).one()
             granted, left, wait = take_tokens(row.tokens, float(row.elapsed), rate=self._rate,
                                               burst=self._burst, wanted=wanted)
             await conn.execute(sa.update(RateBucket).where(
-                RateBucket.employer_id == employer_id, RateBucket.channel == channel,
+                col(RateBucket.employer_id) == employer_id, col(RateBucket.channel) == channel,
             ).values(tokens=left, updated_at=sa.func.clock_timestamp()))
         return Grant(granted, wait if granted < wanted else 0.0)

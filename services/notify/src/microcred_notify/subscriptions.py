@@ -4,21 +4,29 @@ signing secret (`whsec_...`) is shown once, in the answer that creates it."""
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from microcred_notify.employer_domain import Filters, webhook_url_problem
 from microcred_notify.employer_models import Subscription, WebhookDelivery
 from microcred_notify.webhook_crypto import SecretBox, new_secret
 from microcred_shared import netguard
+from microcred_shared.db import table_of
 from microcred_shared.problems import Problem
 
+# The employer dependency is built per app (it needs the key verifier) and handed in, so
+# FastAPI gets it from annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Employer = str
+
+
 MAX_SUBSCRIPTIONS = 20
-SUBS = Subscription.__table__  # type: ignore[attr-defined]
+SUBS = table_of(Subscription)
 
 
 class SubscriptionCreate(BaseModel):
@@ -37,7 +45,8 @@ def public(row: Any) -> dict[str, Any]:
 
 def routes(app: FastAPI, engine: Callable[[], AsyncEngine], employer: Any, box: SecretBox,
            allow_loopback_http: bool) -> None:
-    Employer = employer
+    if not TYPE_CHECKING:
+        Employer = employer
     destinations = netguard.Policy(allow_loopback=allow_loopback_http)
 
     @app.post("/v1/employer/subscriptions", status_code=201)
@@ -84,8 +93,8 @@ def routes(app: FastAPI, engine: Callable[[], AsyncEngine], employer: Any, box: 
             await conn.execute(sa.update(SUBS).where(SUBS.c.id == subscription_id).values(
                 status="deleted", updated_at=now))
             await conn.execute(sa.update(WebhookDelivery).where(
-                WebhookDelivery.subscription_id == subscription_id,
-                WebhookDelivery.status == "pending").values(
+                col(WebhookDelivery.subscription_id) == subscription_id,
+                col(WebhookDelivery.status) == "pending").values(
                 status="cancelled", finished_at=now, last_error="subscription deleted"))
         return Response(status_code=204)
 

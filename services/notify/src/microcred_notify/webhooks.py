@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_notify import webhook_crypto
 from microcred_notify.employer_domain import UNSHARED, retry_delay, should_disable
@@ -29,6 +31,7 @@ from microcred_notify.employer_models import (
 from microcred_notify.ratelimit import RateLimiter
 from microcred_notify.worker import RoundWorker
 from microcred_shared import netguard, outbox, topics
+from microcred_shared.db import table_of
 from microcred_shared.outbox import Outgoing
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 64 * 1024
 SEND_SECONDS = 15.0  # the whole exchange with one endpoint
 tracer = trace.get_tracer("microcred.notify.webhooks")
-WD = WebhookDelivery.__table__  # type: ignore[attr-defined]
+WD = table_of(WebhookDelivery)
 
 
 @dataclass
@@ -79,14 +82,14 @@ class WebhookWorker(RoundWorker):
     async def deliver_due(self, limit: int = 200) -> int:
         async with self._engine.begin() as conn:
             due = (await conn.execute(sa.select(
-                *WD.c, Subscription.webhook_url, Subscription.secret_encrypted,
-                Subscription.secret_nonce, Exposure.visible,
-            ).join(Subscription, Subscription.id == WD.c.subscription_id)
-                .join(Employer, Employer.id == WD.c.employer_id)
-                .outerjoin(Exposure, sa.and_(Exposure.employer_id == WD.c.employer_id,
-                                             Exposure.credential_id == WD.c.credential_id))
+                *WD.c, col(Subscription.webhook_url), col(Subscription.secret_encrypted),
+                col(Subscription.secret_nonce), col(Exposure.visible),
+            ).join(Subscription, col(Subscription.id) == WD.c.subscription_id)
+                .join(Employer, col(Employer.id) == WD.c.employer_id)
+                .outerjoin(Exposure, sa.and_(col(Exposure.employer_id) == WD.c.employer_id,
+                                             col(Exposure.credential_id) == WD.c.credential_id))
                 .where(WD.c.status == "pending", WD.c.next_attempt_at <= sa.func.now(),
-                       Subscription.status == "active", Employer.status == "approved")
+                       col(Subscription.status) == "active", col(Employer.status) == "approved")
                 .order_by(WD.c.next_attempt_at).limit(limit)
                 .with_for_update(of=WD, skip_locked=True))).all()
             if not due:
@@ -184,7 +187,8 @@ class WebhookWorker(RoundWorker):
 
     async def _apply_tally(self, conn: AsyncConnection, sub_id: object, tally: Tally,
                            now: datetime) -> None:
-        s = Subscription.__table__  # type: ignore[attr-defined]
+        s = table_of(Subscription)
+        values: dict[str, Any]
         if tally.succeeded and not tally.dead_lettered:
             values = {"consecutive_failures": 0, "failing_since": None}
         else:

@@ -2,18 +2,19 @@
 lists, verification, and our JSON-LD context."""
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlmodel import col
 
 from microcred_registry.models import CredentialRecord, IssuerRecord, StatusListRecord
 from microcred_registry.rendering import wants_json_page
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.verification import Resolver, as_json, controller_document
 from microcred_shared.auth import operator_dependency
 from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
-from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc import contexts
 from microcred_shared.vc.verify import verify_credential
 
@@ -21,10 +22,16 @@ LD_JSON = "application/ld+json"
 VC_JSON = "application/vc+ld+json"
 MICROCRED_CONTEXT = "https://w3id.org/microcred/v1"
 
+# The operator dependency is built per app (it needs the settings), so FastAPI gets it from
+# annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Operator: TypeAlias = None
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
-    token = rt.settings.operator_token  # type: ignore[attr-defined]
-    Operator = operator_dependency(token.get_secret_value() if token else None)
+
+def routes(app: FastAPI, rt: RegistryRuntime) -> None:
+    token = rt.settings.operator_token
+    if not TYPE_CHECKING:
+        Operator = operator_dependency(token.get_secret_value() if token else None)
     base = rt.settings.public_base_url.rstrip("/")
 
     def resolver() -> Resolver:
@@ -34,8 +41,8 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
     async def credential_doc(credential_id: uuid.UUID) -> dict[str, Any]:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
-            doc = (await conn.execute(sa.select(CredentialRecord.document).where(
-                CredentialRecord.credential_id == credential_id))).scalar_one_or_none()
+            doc = (await conn.execute(sa.select(col(CredentialRecord.document)).where(
+                col(CredentialRecord.credential_id) == credential_id))).scalar_one_or_none()
         if doc is None:
             raise Problem(404, "Not found", f"no credential {credential_id}", kind="not-found")
         return dict(doc)
@@ -90,11 +97,11 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
             rows = (await conn.execute(sa.select(
-                CredentialRecord.credential_id, CredentialRecord.title,
-                CredentialRecord.provider_id, CredentialRecord.status,
-                CredentialRecord.issued_at, CredentialRecord.document,
-            ).where(CredentialRecord.learner_key == learner_key).order_by(
-                CredentialRecord.issued_at))).all()
+                col(CredentialRecord.credential_id), col(CredentialRecord.title),
+                col(CredentialRecord.provider_id), col(CredentialRecord.status),
+                col(CredentialRecord.issued_at), col(CredentialRecord.document),
+            ).where(col(CredentialRecord.learner_key) == learner_key).order_by(
+                col(CredentialRecord.issued_at)))).all()
         return {"learner": learner_key, "count": len(rows), "credentials": [
             {"id": str(r.credential_id), "title": r.title, "provider": r.provider_id,
              "status": r.status, "issued_at": r.issued_at.isoformat(),
@@ -106,7 +113,7 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         assert rt.engine is not None
         async with rt.engine.connect() as conn:
             row = (await conn.execute(sa.select(IssuerRecord).where(
-                IssuerRecord.provider_id == provider_id))).first()
+                col(IssuerRecord.provider_id) == provider_id))).first()
         if row is None:
             raise Problem(404, "Not found", f"no issuer {provider_id!r}", kind="not-found")
         return JSONResponse(controller_document(row), media_type=LD_JSON,
@@ -119,8 +126,8 @@ def routes(app: FastAPI, rt: ServiceRuntime) -> None:
         url = f"{base}/status/{provider_id}/{purpose}/{list_no}"
         async with rt.engine.connect() as conn:
             row = (await conn.execute(sa.select(
-                StatusListRecord.credential, StatusListRecord.version).where(
-                StatusListRecord.url == url))).first()
+                col(StatusListRecord.credential), col(StatusListRecord.version)).where(
+                col(StatusListRecord.url) == url))).first()
         if row is None:
             raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
         etag = f'"{row.version}"'

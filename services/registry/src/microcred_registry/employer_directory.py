@@ -10,10 +10,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from microcred_registry.employer_names import SHAREABLE, newest
 from microcred_shared.consumer import Incoming
+from microcred_shared.db import table_of
 from microcred_shared.events_employers import EmployerPublished
 
 TZ = sa.DateTime(timezone=True)
@@ -33,7 +34,7 @@ async def on_employer_published(conn: AsyncConnection, items: list[Incoming]) ->
     for item in items:
         assert isinstance(item.event, EmployerPublished)
         events.append(item.event)
-    table = EmployerEntry.__table__  # type: ignore[attr-defined]
+    table = table_of(EmployerEntry)
     for e in newest(events):
         values = {"employer_id": e.employer_id, "organisation": e.organisation,
                   "status": e.status, "website": e.website, "updated_at": e.published_at}
@@ -51,7 +52,7 @@ async def entries(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, sa.Row
     if not wanted:
         return {}
     rows = (await conn.execute(sa.select(EmployerEntry).where(
-        EmployerEntry.employer_id.in_(wanted)))).all()  # type: ignore[attr-defined]
+        col(EmployerEntry.employer_id).in_(wanted)))).all()
     return {r.employer_id: r for r in rows}
 
 
@@ -62,5 +63,5 @@ async def entry(conn: AsyncConnection, employer_id: str) -> sa.Row | None:
 async def shareable_employers(conn: AsyncConnection) -> list[sa.Row]:
     """Every employer a learner may share with now, by name."""
     return list((await conn.execute(sa.select(EmployerEntry).where(
-        EmployerEntry.status == SHAREABLE).order_by(
+        col(EmployerEntry.status) == SHAREABLE).order_by(
         sa.func.lower(EmployerEntry.organisation), EmployerEntry.employer_id))).all())

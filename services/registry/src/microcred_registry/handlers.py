@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_registry.models import CredentialRecord, IssuerRecord, StatusEvent, StatusListRecord
 from microcred_shared import topics
 from microcred_shared.consumer import Incoming
+from microcred_shared.db import table_of
 from microcred_shared.events import (
     CredentialIssued,
     CredentialRegistered,
@@ -75,7 +77,7 @@ async def on_issuer_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[i
     for item in items:
         assert isinstance(item.event, IssuerKeysPublished)
         latest[item.event.provider_id] = item.event
-    table = IssuerRecord.__table__
+    table = table_of(IssuerRecord)
     for e in latest.values():
         values = {"provider_id": e.provider_id, "profile": e.profile,
                   "keys": [k.model_dump(mode="json") for k in e.keys],
@@ -88,7 +90,7 @@ async def on_issuer_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[i
 
 
 async def on_status_list(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-    table = StatusListRecord.__table__
+    table = table_of(StatusListRecord)
     for item in items:
         e = item.event
         assert isinstance(e, StatusListPublished)
@@ -107,7 +109,7 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dic
         e = item.event
         assert isinstance(e, CredentialStatusChanged)
         await conn.execute(sa.update(CredentialRecord).where(
-            CredentialRecord.credential_id == e.credential_id).values(status=e.status))
+            col(CredentialRecord.credential_id) == e.credential_id).values(status=e.status))
         await conn.execute(sa.insert(StatusEvent).values(
             credential_id=e.credential_id, action=e.action, status=e.status, reason=e.reason,
             changed_at=e.changed_at))

@@ -8,17 +8,17 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from microcred_registry import learners, owner_pages, pages, signin_routes
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.signin import SignIn, SignInPolicy
-from microcred_shared.runtime import ServiceRuntime
 
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+def routes(app: FastAPI, rt: RegistryRuntime) -> None:
     s = rt.settings
     policy = SignInPolicy(
-        link_ttl=timedelta(seconds=s.signin_ttl_seconds),  # type: ignore[attr-defined]
-        session_ttl=timedelta(seconds=s.session_ttl_seconds),  # type: ignore[attr-defined]
-        rate_limit=s.signin_rate_limit,  # type: ignore[attr-defined]
-        rate_window=timedelta(seconds=s.signin_rate_window_seconds),  # type: ignore[attr-defined]
+        link_ttl=timedelta(seconds=s.signin_ttl_seconds),
+        session_ttl=timedelta(seconds=s.session_ttl_seconds),
+        rate_limit=s.signin_rate_limit,
+        rate_window=timedelta(seconds=s.signin_rate_window_seconds),
     )
 
     def wake() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
-from microcred_shared.db import utcnow
+from microcred_shared.db import table_of, utcnow
 
 TZ = sa.DateTime(timezone=True)
 
@@ -84,8 +84,8 @@ class LearnerProfile(SQLModel, table=True):
 
 
 LEARNER_TABLES: list[sa.Table] = [
-    SignInToken.__table__, SignInAttempt.__table__, LearnerSession.__table__,  # type: ignore[list-item]
-    CredentialVisibility.__table__, ShareLink.__table__, LearnerProfile.__table__,  # type: ignore[list-item]
+    table_of(SignInToken), table_of(SignInAttempt), table_of(LearnerSession),
+    table_of(CredentialVisibility), table_of(ShareLink), table_of(LearnerProfile),
 ]
 
 

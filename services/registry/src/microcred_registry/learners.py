@@ -5,7 +5,7 @@ profile. Signed-in learners only (session cookie or `Authorization: Bearer mcl_.
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -13,16 +13,22 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_registry import employer_directory, employer_names, sharing
 from microcred_registry.learner_models import CredentialVisibility
 from microcred_registry.models import CredentialRecord
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.signin import SESSION_COOKIE, Session, SignIn
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 
 VC_JSON = "application/vc+ld+json"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+# The session dependency is built per app (it needs the sign-in service), so FastAPI gets it
+# from annotations evaluated inside routes(); mypy sees what it resolves to.
+if TYPE_CHECKING:
+    Learner = Session
 
 
 class VisibilityChange(BaseModel):
@@ -66,8 +72,8 @@ def origin_allowed(request: Request, base: str) -> bool:
 
 async def owned(conn: AsyncConnection, session: Session, credential_id: uuid.UUID) -> Any:
     row = (await conn.execute(sa.select(CredentialRecord).where(
-        CredentialRecord.credential_id == credential_id,
-        CredentialRecord.learner_key == session.learner_key))).first()
+        col(CredentialRecord.credential_id) == credential_id,
+        col(CredentialRecord.learner_key) == session.learner_key))).first()
     if row is None:  # someone else's credential looks exactly like a missing one
         raise Problem(404, "Not found", f"you hold no credential {credential_id}",
                       kind="not-found")
@@ -97,16 +103,18 @@ async def check_shareable(conn: AsyncConnection, row: Any, employer_id: str) -> 
 
 async def my_credentials(conn: AsyncConnection, learner_key: str) -> list[Any]:
     return list((await conn.execute(sa.select(
-        CredentialRecord, CredentialVisibility.visibility, CredentialVisibility.shared_with,
-    ).outerjoin(CredentialVisibility, CredentialVisibility.credential_id ==
-                CredentialRecord.credential_id).where(
-        CredentialRecord.learner_key == learner_key).order_by(
-        CredentialRecord.issued_at))).all())
+        CredentialRecord, col(CredentialVisibility.visibility),
+        col(CredentialVisibility.shared_with),
+    ).outerjoin(CredentialVisibility, col(CredentialVisibility.credential_id) ==
+                col(CredentialRecord.credential_id)).where(
+        col(CredentialRecord.learner_key) == learner_key).order_by(
+        col(CredentialRecord.issued_at)))).all())
 
 
-def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C901
+def routes(app: FastAPI, rt: RegistryRuntime, signin: SignIn) -> None:  # noqa: C901
     base = rt.settings.public_base_url.rstrip("/")
-    Learner = session_dependency(signin, base)
+    if not TYPE_CHECKING:
+        Learner = session_dependency(signin, base)
 
     def engine() -> Any:
         assert rt.engine is not None

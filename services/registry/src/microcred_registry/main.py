@@ -15,6 +15,7 @@ from microcred_registry.handlers import (
     on_status_list,
 )
 from microcred_registry.models import MIGRATIONS
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.settings import Settings
 from microcred_shared import topics
 from microcred_shared.events import (
@@ -24,12 +25,11 @@ from microcred_shared.events import (
     StatusListPublished,
 )
 from microcred_shared.events_employers import EmployerPublished
-from microcred_shared.runtime import ServiceRuntime
 
 
-def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
+def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     settings = settings or Settings()
-    rt = ServiceRuntime(settings, MIGRATIONS)
+    rt = RegistryRuntime(settings, MIGRATIONS)
     base = settings.public_base_url.rstrip("/")
     rt.subscribe(topics.CREDENTIALS_ISSUED, partial(on_issued, base_url=base), CredentialIssued)
     rt.subscribe(topics.ISSUER_KEYS, on_issuer_keys, IssuerKeysPublished)
@@ -39,6 +39,6 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     return rt.app("microcred registry", routes), rt
 
 
-def routes(app: FastAPI, rt: ServiceRuntime) -> None:
+def routes(app: FastAPI, rt: RegistryRuntime) -> None:
     learner_app.routes(app, rt)  # before api: the credential page lives in app.state
     api.routes(app, rt)

@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from microcred_registry.employer_directory import EmployerEntry
 from microcred_registry.learner_models import LEARNER_TABLES, add_shared_since
-from microcred_shared.db import SHARED_TABLES, create_tables, utcnow
+from microcred_shared.db import SHARED_TABLES, create_tables, table_of, utcnow
 
 
 class CredentialRecord(SQLModel, table=True):
@@ -61,12 +61,12 @@ class StatusEvent(SQLModel, table=True):
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
-MIGRATIONS = [create_tables([*SHARED_TABLES, CredentialRecord.__table__,
-                             IssuerRecord.__table__, StatusListRecord.__table__,
-                             StatusEvent.__table__]),
+MIGRATIONS = [create_tables([*SHARED_TABLES, table_of(CredentialRecord),
+                             table_of(IssuerRecord), table_of(StatusListRecord),
+                             table_of(StatusEvent)]),
               # 2: learner sign-in, sessions, visibility, share links, profiles.
               create_tables(LEARNER_TABLES),
               # 3: when each direct share with an employer began.
               add_shared_since,
               # 4: the employer directory (names and status, from notify).
-              create_tables([EmployerEntry.__table__])]  # type: ignore[attr-defined]
+              create_tables([table_of(EmployerEntry)])]

@@ -21,9 +21,9 @@ from microcred_registry.learners import check_shareable, origin_allowed, owned
 from microcred_registry.owner_view import employer_name
 from microcred_registry.pages import CredentialPages
 from microcred_registry.rendering import language
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.signin import SESSION_COOKIE, Session, SignIn
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 
 # What a QR download may be kept for: a public page's code by anyone for a few minutes
 # (the holder may make it private again); anything else by the requester's browser only.
@@ -38,7 +38,7 @@ def svg_file(url: str, name: str, cache: str) -> Response:
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
-def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn, pages: CredentialPages) -> None:
+def routes(app: FastAPI, rt: RegistryRuntime, signin: SignIn, pages: CredentialPages) -> None:
     base = rt.settings.public_base_url.rstrip("/")
 
     async def browser_session(request: Request) -> Session | None:

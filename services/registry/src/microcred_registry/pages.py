@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
 
 from microcred_registry import sharing
 from microcred_registry.i18n import translator
@@ -18,17 +19,17 @@ from microcred_registry.models import CredentialRecord, StatusEvent
 from microcred_registry.owner_view import owner_view
 from microcred_registry.presenter import present
 from microcred_registry.rendering import KNOWN_CHECKS, language, message, render, wants_json_page
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.signin import SESSION_COOKIE, SignIn
 from microcred_registry.verification import Resolver, as_json
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.vc.verify import verify_credential
 
 VC_JSON = "application/vc+ld+json"
 
 
 class CredentialPages:
-    def __init__(self, rt: ServiceRuntime, signin: SignIn) -> None:
+    def __init__(self, rt: RegistryRuntime, signin: SignIn) -> None:
         self._rt, self._signin = rt, signin
         self.base = rt.settings.public_base_url.rstrip("/")
 
@@ -67,15 +68,15 @@ class CredentialPages:
     @staticmethod
     async def credential(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
         return (await conn.execute(sa.select(CredentialRecord).where(
-            CredentialRecord.credential_id == credential_id))).first()
+            col(CredentialRecord.credential_id) == credential_id))).first()
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
             return ""
         async with self.engine.connect() as conn:
-            reason = (await conn.execute(sa.select(StatusEvent.reason).where(
-                StatusEvent.credential_id == row.credential_id).order_by(
-                StatusEvent.id.desc()).limit(1))).scalar_one_or_none()
+            reason = (await conn.execute(sa.select(col(StatusEvent.reason)).where(
+                col(StatusEvent.credential_id) == row.credential_id).order_by(
+                col(StatusEvent.id).desc()).limit(1))).scalar_one_or_none()
         return reason or ""
 
     async def by_id(self, request: Request, credential_id: uuid.UUID) -> Response:
@@ -115,19 +116,19 @@ class CredentialPages:
 
     async def profile(self, request: Request, slug: str) -> Response:
         async with self.engine.connect() as conn:
-            key = (await conn.execute(sa.select(LearnerProfile.learner_key).where(
-                LearnerProfile.slug == slug))).scalar_one_or_none()
+            key = (await conn.execute(sa.select(col(LearnerProfile.learner_key)).where(
+                col(LearnerProfile.slug) == slug))).scalar_one_or_none()
             rows = [] if key is None else (await conn.execute(sa.select(CredentialRecord).join(
-                CredentialVisibility, CredentialVisibility.credential_id ==
-                CredentialRecord.credential_id).where(
-                CredentialRecord.learner_key == key,
-                CredentialVisibility.visibility == "public").order_by(
-                CredentialRecord.issued_at))).all()
+                CredentialVisibility, col(CredentialVisibility.credential_id) ==
+                col(CredentialRecord.credential_id)).where(
+                col(CredentialRecord.learner_key) == key,
+                col(CredentialVisibility.visibility) == "public").order_by(
+                col(CredentialRecord.issued_at)))).all()
         if key is None:
             return message(request, 404, "not_found.title", "not_found.body")
         lang = language(request)
         t = translator(lang)
-        items = []
+        items: list[dict[str, Any]] = []
         for r in rows:
             doc = dict(r.document)
             verification = as_json(await verify_credential(
@@ -138,7 +139,7 @@ class CredentialPages:
         return render(request, "profile.html", indexable=True, items=items, name=name)
 
 
-def routes(app: FastAPI, rt: ServiceRuntime, pages: CredentialPages) -> None:
+def routes(app: FastAPI, rt: RegistryRuntime, pages: CredentialPages) -> None:
     @app.get("/c/{token}", include_in_schema=False)
     async def shared_credential(token: str, request: Request) -> Response:
         return await pages.by_link(request, token)

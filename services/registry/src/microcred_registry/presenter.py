@@ -63,10 +63,11 @@ def _number(value: Any) -> str:
 
 def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any,
             issuer_reason: str = "") -> CredentialView:
-    subject = doc.get("credentialSubject") or {}
+    # JSON of any shape: each step below checks what it reads.
+    subject: Any = doc.get("credentialSubject") or {}
     subject = subject[0] if isinstance(subject, list) and subject else subject
     ach = subject.get("achievement") or {}
-    issuer = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
+    issuer: Any = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
     address = issuer.get("address") or {}
     region = address.get("addressRegion") or doc.get("jurisdiction") or ""
     criteria = ach.get("criteria") or {}

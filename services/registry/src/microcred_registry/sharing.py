@@ -19,12 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from microcred_registry.learner_models import CredentialVisibility, LearnerProfile, ShareLink
 from microcred_registry.models import CredentialRecord
 from microcred_registry.visibility import EMPLOYER_ID, VISIBILITIES, link_json, links_work, wider
 from microcred_shared import outbox, topics
 from microcred_shared.auth import digest
+from microcred_shared.db import table_of
 from microcred_shared.events_learners import CredentialVisibilityChanged
 from microcred_shared.telemetry import traceparent_of
 
@@ -40,9 +42,9 @@ async def visibility_of(conn: AsyncConnection, credential_id: uuid.UUID) -> tupl
 async def _state(conn: AsyncConnection, credential_id: uuid.UUID,
                  ) -> tuple[str, list[str], dict[str, str]]:
     row = (await conn.execute(sa.select(
-        CredentialVisibility.visibility, CredentialVisibility.shared_with,
-        CredentialVisibility.shared_since).where(
-        CredentialVisibility.credential_id == credential_id))).first()
+        col(CredentialVisibility.visibility), col(CredentialVisibility.shared_with),
+        col(CredentialVisibility.shared_since)).where(
+        col(CredentialVisibility.credential_id) == credential_id))).first()
     if row is None:
         return "private", [], {}
     return row.visibility, list(row.shared_with), dict(row.shared_since or {})
@@ -71,7 +73,7 @@ async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = N
     # When each direct share began, for the learner's page; not part of the event.
     since = {e: old_since.get(e, now.isoformat()) for e in shared
              if e in old_since or e == share_with}
-    table = CredentialVisibility.__table__
+    table = table_of(CredentialVisibility)
     values = {"credential_id": cred.credential_id, "learner_key": cred.learner_key,
               "visibility": new_vis, "shared_with": shared, "shared_since": since,
               "updated_at": now}
@@ -81,7 +83,7 @@ async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = N
               "updated_at": now}))
     event = CredentialVisibilityChanged(
         credential_id=cred.credential_id, learner_key=cred.learner_key,
-        provider_id=cred.provider_id, visibility=new_vis,  # type: ignore[arg-type]
+        provider_id=cred.provider_id, visibility=new_vis,
         shared_with=shared, changed_at=now)
     await outbox.write(conn, [outbox.event_record(
         topics.CREDENTIAL_VISIBILITY, event, SOURCE, traceparent=traceparent_of(),
@@ -112,15 +114,16 @@ async def open_link(conn: AsyncConnection, cred: Any, expires_at: datetime | Non
 
 async def links_of(conn: AsyncConnection, credential_id: uuid.UUID) -> list[sa.Row]:
     return list((await conn.execute(sa.select(ShareLink).where(
-        ShareLink.credential_id == credential_id).order_by(ShareLink.created_at))).all())
+        col(ShareLink.credential_id) == credential_id).order_by(col(ShareLink.created_at))
+    )).all())
 
 
 async def revoke_link(conn: AsyncConnection, credential_id: uuid.UUID,
                       share_id: uuid.UUID) -> bool:
     done = (await conn.execute(sa.update(ShareLink).where(
-        ShareLink.id == share_id, ShareLink.credential_id == credential_id,
-        ShareLink.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC)).returning(
-        ShareLink.id))).first()
+        col(ShareLink.id) == share_id, col(ShareLink.credential_id) == credential_id,
+        col(ShareLink.revoked_at).is_(None)).values(revoked_at=datetime.now(UTC)).returning(
+        col(ShareLink.id)))).first()
     return done is not None
 
 
@@ -129,9 +132,9 @@ async def credential_for_link(conn: AsyncConnection, token: str) -> sa.Row | Non
     made private since (private withdraws every link without deleting it)."""
     now = datetime.now(UTC)
     row = (await conn.execute(sa.select(CredentialRecord).join(
-        ShareLink, ShareLink.credential_id == CredentialRecord.credential_id).where(
-        ShareLink.token_sha256 == digest(token), ShareLink.revoked_at.is_(None),
-        sa.or_(ShareLink.expires_at.is_(None), ShareLink.expires_at > now)))).first()
+        ShareLink, col(ShareLink.credential_id) == col(CredentialRecord.credential_id)).where(
+        col(ShareLink.token_sha256) == digest(token), col(ShareLink.revoked_at).is_(None),
+        sa.or_(col(ShareLink.expires_at).is_(None), col(ShareLink.expires_at) > now)))).first()
     if row is None:
         return None
     visibility, _ = await visibility_of(conn, row.credential_id)
@@ -139,9 +142,9 @@ async def credential_for_link(conn: AsyncConnection, token: str) -> sa.Row | Non
 
 
 async def profile_slug(conn: AsyncConnection, learner_key: str) -> str:
-    table = LearnerProfile.__table__
+    table = table_of(LearnerProfile)
     await conn.execute(pg_insert(table).values(
         learner_key=learner_key, slug=secrets.token_urlsafe(12),
         created_at=datetime.now(UTC)).on_conflict_do_nothing())
-    return (await conn.execute(sa.select(LearnerProfile.slug).where(
-        LearnerProfile.learner_key == learner_key))).scalar_one()
+    return (await conn.execute(sa.select(col(LearnerProfile.slug)).where(
+        col(LearnerProfile.learner_key) == learner_key))).scalar_one()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from microcred_registry.learner_models import LearnerSession, SignInAttempt, SignInToken
 from microcred_registry.models import CredentialRecord
@@ -68,17 +69,17 @@ class SignIn:
                                {"k": "signin:" + key})
             since = now - self.policy.rate_window
             await conn.execute(sa.delete(SignInAttempt).where(
-                SignInAttempt.learner_key == key, SignInAttempt.at < since))
+                col(SignInAttempt.learner_key) == key, col(SignInAttempt.at) < since))
             recent = (await conn.execute(sa.select(sa.func.count()).select_from(
-                SignInAttempt).where(SignInAttempt.learner_key == key))).scalar_one()
+                SignInAttempt).where(col(SignInAttempt.learner_key) == key))).scalar_one()
             if recent >= self.policy.rate_limit:
                 raise Problem(429, "Too many sign-in requests",
                               "too many sign-in links were asked for this address; try again "
                               "later", kind="rate-limited", headers={
                                   "Retry-After": str(int(self.policy.rate_window.total_seconds()))})
             await conn.execute(sa.insert(SignInAttempt).values(learner_key=key, at=now))
-            known = (await conn.execute(sa.select(CredentialRecord.credential_id).where(
-                CredentialRecord.learner_key == key).limit(1))).first()
+            known = (await conn.execute(sa.select(col(CredentialRecord.credential_id)).where(
+                col(CredentialRecord.learner_key) == key).limit(1))).first()
             if known is None:
                 return
             token = secrets.token_urlsafe(32)
@@ -88,7 +89,7 @@ class SignIn:
                 expires_at=expires))
             event = LearnerSignInRequested(
                 request_id=uuid.uuid4(), learner_key=key, email=email.strip(),
-                language=language if language in ("en", "fr") else "en",  # type: ignore[arg-type]
+                language=language if language in ("en", "fr") else "en",
                 link=f"{self._base}/learner/sign-in/{token}", expires_at=expires)
             await outbox.write(conn, [outbox.event_record(
                 topics.LEARNER_SIGNIN, event, SOURCE, traceparent=traceparent_of())])
@@ -97,9 +98,9 @@ class SignIn:
     async def usable(self, token: str) -> bool:
         """Whether a link would sign in now, without spending it (the confirmation page)."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(SignInToken.id).where(
-                SignInToken.token_sha256 == digest(token), SignInToken.used_at.is_(None),
-                SignInToken.expires_at > datetime.now(UTC)))).first()
+            row = (await conn.execute(sa.select(col(SignInToken.id)).where(
+                col(SignInToken.token_sha256) == digest(token), col(SignInToken.used_at).is_(None),
+                col(SignInToken.expires_at) > datetime.now(UTC)))).first()
         return row is not None
 
     async def exchange(self, token: str) -> tuple[str, Session]:
@@ -107,9 +108,9 @@ class SignIn:
         now = datetime.now(UTC)
         async with self._engine.begin() as conn:
             key = (await conn.execute(sa.update(SignInToken).where(
-                SignInToken.token_sha256 == digest(token), SignInToken.used_at.is_(None),
-                SignInToken.expires_at > now).values(used_at=now).returning(
-                SignInToken.learner_key))).scalar_one_or_none()
+                col(SignInToken.token_sha256) == digest(token), col(SignInToken.used_at).is_(None),
+                col(SignInToken.expires_at) > now).values(used_at=now).returning(
+                col(SignInToken.learner_key)))).scalar_one_or_none()
             if key is None:
                 raise Problem(410, "Sign-in link not valid",
                               "this sign-in link has expired, was already used, or was never "
@@ -126,10 +127,10 @@ class SignIn:
             return None
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(
-                LearnerSession.learner_key, LearnerSession.expires_at).where(
-                LearnerSession.id_sha256 == digest(credential[len(BEARER_PREFIX):]),
-                LearnerSession.ended_at.is_(None),
-                LearnerSession.expires_at > datetime.now(UTC)))).first()
+                col(LearnerSession.learner_key), col(LearnerSession.expires_at)).where(
+                col(LearnerSession.id_sha256) == digest(credential[len(BEARER_PREFIX):]),
+                col(LearnerSession.ended_at).is_(None),
+                col(LearnerSession.expires_at) > datetime.now(UTC)))).first()
         return Session(row.learner_key, row.expires_at) if row else None
 
     async def end(self, credential: str | None) -> None:
@@ -137,5 +138,5 @@ class SignIn:
             return
         async with self._engine.begin() as conn:
             await conn.execute(sa.update(LearnerSession).where(
-                LearnerSession.id_sha256 == digest(credential[len(BEARER_PREFIX):])).values(
+                col(LearnerSession.id_sha256) == digest(credential[len(BEARER_PREFIX):])).values(
                 ended_at=datetime.now(UTC)))

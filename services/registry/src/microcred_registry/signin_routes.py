@@ -16,9 +16,9 @@ from microcred_registry import sharing
 from microcred_registry.i18n import translator
 from microcred_registry.learners import my_credentials, origin_allowed, owned
 from microcred_registry.rendering import language, message, render, wants_json_page
+from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.signin import SESSION_COOKIE, Session, SignIn
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
 
 
 class SignInRequest(BaseModel):
@@ -31,7 +31,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body).items()}
 
 
-def routes(app: FastAPI, rt: ServiceRuntime, signin: SignIn) -> None:  # noqa: C901
+def routes(app: FastAPI, rt: RegistryRuntime, signin: SignIn) -> None:  # noqa: C901
     base = rt.settings.public_base_url.rstrip("/")
     secure = base.startswith("https://")
     minutes = max(1, int(signin.policy.link_ttl.total_seconds() // 60))

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from microcred_registry import fetch
 from microcred_registry.models import IssuerRecord, StatusListRecord
@@ -61,13 +62,13 @@ class Resolver:
         async with self._engine.connect() as conn:
             if path.startswith("/issuers/"):
                 row = (await conn.execute(sa.select(IssuerRecord).where(
-                    IssuerRecord.provider_id == path.split("/")[2].split("#")[0]))).first()
+                    col(IssuerRecord.provider_id) == path.split("/")[2].split("#")[0]))).first()
                 if row is None:
                     raise NotFound(path)
                 return controller_document(row)
             if path.startswith("/status/"):
-                doc = (await conn.execute(sa.select(StatusListRecord.credential).where(
-                    StatusListRecord.url == self._base + path))).scalar_one_or_none()
+                doc = (await conn.execute(sa.select(col(StatusListRecord.credential)).where(
+                    col(StatusListRecord.url) == self._base + path))).scalar_one_or_none()
                 if doc is None:
                     raise NotFound(path)
                 return dict(doc)
