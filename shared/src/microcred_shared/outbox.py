@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -199,8 +200,9 @@ class OutboxRelay:
             )
 
 
-def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
+    """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 18)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,
+        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024, **client_options,
     )

@@ -39,6 +39,7 @@ class ServiceRuntime:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=f"microcred-{settings.service}",
+            security=settings.kafka_security(),  # its own principal under SASL (ADR 18)
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
             graceful_timeout=15.0, **broker_options,
         )
@@ -149,7 +150,8 @@ class ServiceRuntime:
             await ensure_database(s.server_database_url, s.database_name)
         self.engine = make_engine(s.database_url)
         await migrate(self.engine, self.migrations)
-        self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
+        self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay",
+                                      **s.kafka_client_options())
         await self.producer.start()
         # Named per service: only one instance of the service publishes at a time (ADR 2).
         self.relay = OutboxRelay(self.engine, self.producer, name=s.service)

@@ -38,7 +38,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
     async def start(r: ServiceRuntime) -> None:
         assert r.engine is not None
         r.key_verifier = KeyVerifier(r.engine)  # type: ignore[attr-defined]
-        r.kafka_admin = KafkaAdmin(settings.kafka_bootstrap_servers)  # type: ignore[attr-defined]
+        r.kafka_admin = KafkaAdmin(  # type: ignore[attr-defined]
+            settings.kafka_bootstrap_servers, **settings.kafka_client_options())
         live = LiveCatalog(r.engine)
         r.catalog = live  # type: ignore[attr-defined]
         await import_seed(r.engine, seed)
@@ -52,7 +53,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, ServiceRuntime]:
         r.subscribe(topics.KAFKA_REFUSALS, on_broker_refusals, BrokerRefusalObserved)
         if settings.broker_audit_log:
             r.background(ship_forever(Path(settings.broker_audit_log),
-                              settings.kafka_bootstrap_servers))
+                                      settings.kafka_bootstrap_servers,
+                                      settings.kafka_client_options()))
 
     rt.on_start(start)
     return rt.app("microcred assessment", api.routes), rt
