@@ -11,11 +11,13 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -96,9 +98,13 @@ class OutboxRelay:
 
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
                  poll_interval: float = 0.5, name: str = "outbox",
-                 standby_interval: float = 1.0) -> None:
+                 standby_interval: float = 1.0,
+                 renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._engine = engine
         self._producer = producer
+        # A producer whose idempotent session broke (e.g. OutOfOrderSequenceNumber after the
+        # broker closed the connection) fails every send after: `renew` gives a fresh one.
+        self._renew = renew
         self._batch = batch
         self._poll = poll_interval
         self._standby = standby_interval
@@ -127,8 +133,13 @@ class OutboxRelay:
                         continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("outbox relay failed; retrying")
+                if self._renew is not None and isinstance(exc, KafkaError):
+                    try:
+                        self._producer = await self._renew()
+                    except Exception:
+                        log.exception("outbox relay could not renew its producer")
                 await self._pause(1.0)
                 continue
             await self._pause(self._standby)  # standing by: another relay publishes

@@ -150,11 +150,10 @@ class ServiceRuntime:
             await ensure_database(s.server_database_url, s.database_name)
         self.engine = make_engine(s.database_url)
         await migrate(self.engine, self.migrations)
-        self.producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay",
-                                      **s.kafka_client_options())
-        await self.producer.start()
+        self.producer = await self._new_producer()
         # Named per service: only one instance of the service publishes at a time (ADR 2).
-        self.relay = OutboxRelay(self.engine, self.producer, name=s.service)
+        self.relay = OutboxRelay(self.engine, self.producer, name=s.service,
+                                 renew=self._renew_producer)
         self._relay_task = asyncio.create_task(self.relay.run())
         for hook in self._on_start:
             await hook(self)
@@ -162,6 +161,21 @@ class ServiceRuntime:
             self._register(*sub)
         await self.broker.start()
         log.info("%s started", s.service)
+
+    async def _new_producer(self) -> Any:
+        s = self.settings
+        producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay",
+                                 **s.kafka_client_options())
+        await producer.start()
+        return producer
+
+    async def _renew_producer(self) -> Any:
+        old, self.producer = self.producer, await self._new_producer()
+        try:
+            await old.stop()
+        except Exception:
+            log.warning("the old outbox producer did not stop cleanly", exc_info=True)
+        return self.producer
 
     async def stop(self) -> None:
         # Order matters: stop taking new records, let in-flight batches commit, publish
