@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from microcred_shared import topics
 from microcred_shared.audit import audit_event, audit_record
 from microcred_shared.cloudevents import header_map
+from microcred_shared.settings import KafkaClientSettings
 
 REPLAY_NAMESPACE = uuid.UUID("5b0d1c52-4a53-4a8e-9d4e-0c6f1f3a7d21")
 REPLAY_OF = "microcred_replay_of"  # header: the original ce_id
@@ -73,12 +74,12 @@ def _letter(rec: Any, topic: str) -> DeadLetter | None:
 
 
 async def read(bootstrap: str, topic: str, *, since: datetime | None = None,
-               reason: str | None = None) -> list[DeadLetter]:
+               reason: str | None = None, **client_options: Any) -> list[DeadLetter]:
     """Every dead letter of `topic` (from its `.dlq`) up to now, once each (the outbox
     publishes at least once: repeats share a dlq_id), oldest first. No consumer group:
     reading commits nothing and disturbs no one."""
     name = topics.dlq(topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([name])
@@ -90,7 +91,7 @@ async def read(bootstrap: str, topic: str, *, since: datetime | None = None,
     # From the beginning by the reset policy: an explicit seek_to_beginning() races the
     # default "latest" reset in aiokafka and can leave the position at the end.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", **client_options)
     await consumer.start()
     try:
         consumer.assign(parts)
@@ -123,12 +124,13 @@ def replay_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
             (REPLAY_OF, (letter.ce_id or "").encode()), (REPLAYED_FROM, letter.dlq_id.encode())]
 
 
-async def replay(bootstrap: str, letters: list[DeadLetter], *, operator: str) -> list[str]:
+async def replay(bootstrap: str, letters: list[DeadLetter], *, operator: str,
+                 **client_options: Any) -> list[str]:
     """Publish each dead letter back onto its topic; returns the new event ids."""
     if not letters:
         return []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True)
+                                enable_idempotence=True, **client_options)
     await producer.start()
     try:
         sends = [await producer.send(d.topic, d.value, key=d.key, headers=replay_headers(d))
@@ -168,8 +170,10 @@ def _cli(argv: list[str]) -> int:
             p.add_argument("--all", action="store_true",
                            help="replay every dead letter that matches (else --id is needed)")
     args = ap.parse_args(argv)
+    # The operator's own Kafka login, from the same MICROCRED_KAFKA_* settings (ADR 19).
+    login = KafkaClientSettings().kafka_client_options()
     letters = asyncio.run(read(args.bootstrap, args.topic, since=args.since,
-                               reason=args.reason))
+                               reason=args.reason, **login))
     if args.ids:
         letters = [d for d in letters if d.dlq_id in set(args.ids)]
     if args.command == "list":
@@ -179,7 +183,7 @@ def _cli(argv: list[str]) -> int:
     if not (args.ids or args.all):
         print("replay: name dead letters with --id, or pass --all", file=sys.stderr)
         return 2
-    ids = asyncio.run(replay(args.bootstrap, letters, operator=getpass.getuser()))
+    ids = asyncio.run(replay(args.bootstrap, letters, operator=getpass.getuser(), **login))
     for d, new in zip(letters, ids, strict=True):
         print(json.dumps({"dlq_id": d.dlq_id, "topic": d.topic, "replayed_as": new}))
     return 0

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -231,8 +232,9 @@ class OutboxRelay:
             )
 
 
-def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
+    """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 19)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024,
+        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024, **client_options,
     )

@@ -41,6 +41,7 @@ class ServiceRuntime:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=f"microcred-{settings.service}",
+            security=settings.kafka_security(),  # its own principal under SASL (ADR 19)
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
             graceful_timeout=15.0, **broker_options,
         )
@@ -166,7 +167,8 @@ class ServiceRuntime:
 
     async def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
-        producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay")
+        producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay",
+                                 **s.kafka_client_options())
         await producer.start()
         return producer
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from faststream.security import BaseSecurity
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -19,7 +23,70 @@ def database_url_for(server_url: str, database: str) -> str:
     return urlunsplit((scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
-class ServiceSettings(BaseSettings):
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+class KafkaClientSettings(BaseSettings):
+    """How a process authenticates to Kafka (ADR 19). PLAINTEXT is the local default; with
+    SASL_PLAINTEXT or SASL_SSL the process logs in with SCRAM-SHA-512 as its own principal
+    (a service: `svc-<service>`, limited by ACLs to its topics). Every Kafka client a
+    process builds takes its options from `kafka_client_options()` (FastStream's broker:
+    `kafka_security()`, the same settings in FastStream's form)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("MICROCRED_KAFKA_SECURITY_PROTOCOL"))
+    kafka_sasl_username: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_KAFKA_SASL_PASSWORD"))
+    # SASL_SSL: the CA bundle that signed the brokers' certificates (else the system's).
+    kafka_ssl_cafile: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_KAFKA_SSL_CAFILE"))
+
+    @model_validator(mode="after")
+    def _credentials_with_sasl(self) -> KafkaClientSettings:
+        if self.kafka_sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"MICROCRED_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "MICROCRED_KAFKA_SASL_USERNAME and MICROCRED_KAFKA_SASL_PASSWORD")
+        return self
+
+    @property
+    def kafka_sasl(self) -> bool:
+        return self.kafka_security_protocol != "PLAINTEXT"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka_security_protocol != "SASL_SSL":
+            return None
+        return ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin). The dict
+        holds the password in clear: hand it to the client, never log it."""
+        if not self.kafka_sasl:
+            return {}
+        assert self.kafka_sasl_username and self.kafka_sasl_password  # the validator
+        return {"security_protocol": self.kafka_security_protocol,
+                "ssl_context": self._ssl_context(), "sasl_mechanism": SCRAM_MECHANISM,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value()}
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """The same, as FastStream's KafkaBroker(security=...) wants it."""
+        if not self.kafka_sasl:
+            return None
+        from faststream.security import SASLScram512
+
+        assert self.kafka_sasl_username and self.kafka_sasl_password
+        return SASLScram512(self.kafka_sasl_username,
+                            self.kafka_sasl_password.get_secret_value(),
+                            ssl_context=self._ssl_context(),
+                            use_ssl=self.kafka_security_protocol == "SASL_SSL")
+
+
+class ServiceSettings(KafkaClientSettings):
     """Settings every service has. Subclasses set `service` and declare their own
     `own_database_url` and `http_port` with the service-scoped names
     (MICROCRED_<SERVICE>_DATABASE_URL, MICROCRED_<SERVICE>_HTTP_PORT).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 RESULTS = "microcred.assessment.results.v1"
 DECISIONS = "microcred.assessment.decisions.v1"
 CREDENTIALS_ISSUED = "microcred.credentials.issued.v1"
@@ -26,6 +28,7 @@ KAFKA_REFUSALS = "microcred.kafka.refusals.v1"
 # One results topic per provider with a Kafka principal: only that principal may write it,
 # so the topic name tells assessment who sent a record (ADR 11).
 PROVIDER_RESULTS_PATTERN = r"^microcred\.assessment\.results\.([a-z0-9][a-z0-9-]*)\.v1$"
+PROVIDER_RESULTS_PREFIX = "microcred.assessment.results."
 
 DLQ_SUFFIX = ".dlq"
 
@@ -62,3 +65,45 @@ def all_topics() -> list[str]:
     compacted topic dead-letters too)."""
     names = [*_EVENT_TOPICS, *_COMPACTED]
     return names + [dlq(name) for name in names]
+
+
+@dataclass(frozen=True)
+class TopicAccess:
+    """What one service does on Kafka. Its principal's ACLs are derived from this and
+    nothing else (microcred_shared.kafka_acls, ADR 19); tests/contract checks it against the
+    services' subscriptions and docs/architecture.md."""
+
+    consumes: tuple[str, ...]
+    produces: tuple[str, ...]
+    # Pattern subscriptions: every topic under these name prefixes is consumed.
+    consumes_prefixed: tuple[str, ...] = ()
+    # Onboarding (ADR 11): creates these topics, sets SCRAM credentials, grants ACLs.
+    creates_prefixed: tuple[str, ...] = ()
+    manages_principals: bool = False
+
+
+SERVICE_TOPICS: dict[str, TopicAccess] = {
+    "assessment": TopicAccess(
+        consumes=(RESULTS, AUDIT, KAFKA_REFUSALS),
+        consumes_prefixed=(PROVIDER_RESULTS_PREFIX,),
+        # RESULTS: HTTP ingest; KAFKA_REFUSALS: the broker-audit shipper inside assessment.
+        produces=(RESULTS, DECISIONS, PROVIDERS, DEFINITIONS, PROVIDER_API_KEYS, AUDIT,
+                  KAFKA_REFUSALS),
+        creates_prefixed=(PROVIDER_RESULTS_PREFIX,),
+        manages_principals=True,
+    ),
+    "issuance": TopicAccess(
+        consumes=(PROVIDERS, DEFINITIONS, DECISIONS, PROVIDER_API_KEYS),
+        produces=(CREDENTIALS_ISSUED, CREDENTIAL_STATUS, ISSUER_KEYS, STATUS_LISTS, AUDIT),
+    ),
+    "registry": TopicAccess(
+        consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS),
+        produces=(CREDENTIALS_REGISTERED, CREDENTIAL_VISIBILITY, LEARNER_SIGNIN),
+    ),
+    "notify": TopicAccess(
+        consumes=(CREDENTIALS_REGISTERED, LEARNER_SIGNIN, CREDENTIAL_STATUS, CREDENTIALS_ISSUED,
+                  CREDENTIAL_VISIBILITY),
+        # Its own dead letters of failed deliveries go to NOTIFICATIONS' .dlq.
+        produces=(NOTIFICATIONS, dlq(NOTIFICATIONS)),
+    ),
+}

@@ -38,6 +38,7 @@ from .kafka_plugin import AUDIT_LOG
 from .pg_embedded import remove_server
 from .postgres import PgHandle, ensure_databases, find_embedded, start_embedded
 from .processes import HOST, ServiceProcess, free_port, port_is_free, port_open, read_pid_file
+from .service_principals import ensure_service_principals_sync, service_kafka_env
 
 
 class Stack:
@@ -131,6 +132,8 @@ class Stack:
             if topics:
                 names, compacted = topic_lists()
                 create_topics_sync(kafka.bootstrap, names, compacted=compacted)
+            if kafka.sasl:  # the services log in as their own principals (ADR 19)
+                ensure_service_principals_sync(kafka.bootstrap, self.state_dir)
             self.write_manifest()
         return self
 
@@ -164,6 +167,8 @@ class Stack:
             # The broker is local: assessment ships its audit plugin's log itself (ADR 13).
             env["MICROCRED_BROKER_AUDIT_LOG"] = str(self.kafka.log_dir / AUDIT_LOG)
             env["MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"] = self.kafka.sasl_bootstrap or ""
+        if self.kafka is not None and self.kafka.sasl and self.kafka.sasl_bootstrap:
+            env.update(service_kafka_env(self.state_dir, name, self.kafka.sasl_bootstrap))
         env.update(extra or {})
         return env
 

@@ -43,7 +43,9 @@ def main(argv: list[str]) -> None:
 
         from microcred_assessment.broker_shipper import ship_forever
 
-        asyncio.run(ship_forever(Path(argv[1]), Settings().kafka_bootstrap_servers))
+        settings = Settings()
+        asyncio.run(ship_forever(Path(argv[1]), settings.kafka_bootstrap_servers,
+                                 settings.kafka_client_options()))
         return
     if argv:
         sys.exit("usage: python -m microcred_assessment "

@@ -4,7 +4,8 @@ The broker knows the SCRAM user name that failed or was denied; assessment knows
 is and what became of it (ADR 11: one principal per provider, rotated or revoked by an
 operator), so the entry says which provider was concerned and, as far as anyone can tell,
 why: an unknown name, a revoked principal, or a wrong password (after a rotation: perhaps
-the retired one; the broker cannot tell which wrong password was tried).
+the retired one; the broker cannot tell which wrong password was tried). A service's own
+principal `svc-<service>` (ADR 19) is named as `service:<service>`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from microcred_assessment.models import KafkaPrincipal
 from microcred_shared.audit import audit_record
 from microcred_shared.consumer import Incoming
 from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
+from microcred_shared.kafka_acls import service_of_user
 
 
 def _when(at: datetime) -> str:
@@ -30,6 +32,8 @@ def _when(at: datetime) -> str:
 def _login_reason(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> tuple[str, str]:
     """(principal state, reason) for a failed SASL login."""
     who = f"{e.mechanism or 'SASL'} login as {e.username!r} refused by the broker"
+    if row is None and service_of_user(e.username):
+        return "service", f"{who}: wrong password for a service principal (ADR 19)"
     if row is None:
         return "unknown", f"{who}: no such principal"
     if row.revoked_at is not None and e.observed_at >= row.revoked_at:
@@ -55,7 +59,9 @@ def _entry(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> AuditRecorde
         details.update(operation=e.operation or "", resource=resource.strip())
         reason = (f"{e.principal} may not {e.operation} {resource} ({e.request} request): "
                   "denied by the broker's ACLs")
-        actor = f"provider:{provider}" if provider else f"kafka:{e.principal}"
+        service = service_of_user(e.user)
+        actor = (f"provider:{provider}" if provider else f"service:{service}" if service
+                 else f"kafka:{e.principal}")
         action = "kafka.acl-denied"
     # The refusal's own id: the same broker line shipped twice is one audit entry.
     return AuditRecorded(audit_id=e.refusal_id, recorded_at=e.observed_at, service="kafka-broker",

@@ -17,6 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -103,10 +104,11 @@ class LogReader:
 
 
 async def ship(path: Path, bootstrap: str, *, poll: float = 0.5,
-               stop: asyncio.Event | None = None) -> None:
+               stop: asyncio.Event | None = None, **client_options: Any) -> None:
+    """client_options: the shipper's Kafka login (Settings.kafka_client_options())."""
     reader = LogReader(path, path.with_name(path.name + ".shipped"))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True)
+                                enable_idempotence=True, **client_options)
     await producer.start()
     try:
         pos = reader.load()
@@ -129,11 +131,12 @@ async def ship(path: Path, bootstrap: str, *, poll: float = 0.5,
         await producer.stop()
 
 
-async def ship_forever(path: Path, bootstrap: str) -> None:
+async def ship_forever(path: Path, bootstrap: str,
+                       client_options: dict[str, Any] | None = None) -> None:
     """`ship`, restarted after a failure (the broker down, a full disk): it must not stop."""
     while True:
         try:
-            await ship(path, bootstrap)
+            await ship(path, bootstrap, **(client_options or {}))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -6,37 +6,25 @@ provider `p` gets its own topic `microcred.assessment.results.p.v1` (topics.prov
 and an ACL letting only its principal write there. assessment subscribes by pattern and
 takes the provider from the topic name (ADR 11).
 
-aiokafka has no AlterUserScramCredentials call; the request is small, so it is defined here.
-The salted password is computed on our side (RFC 5802 `Hi`, as Kafka's ScramFormatter
-does): the broker never receives the password, and we never store it.
+SCRAM credentials go through microcred_shared.kafka_scram (AlterUserScramCredentials,
+salted on our side: the broker never receives the password, and we never store it).
+
+Under SASL (ADR 19) the admin connection is assessment's own principal `svc-assessment`,
+whose ACLs allow exactly this: CREATE on the provider topics' prefix, ALTER on the cluster.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest
-from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import (
-    CompactArray,
-    CompactBytes,
-    CompactString,
-    Int8,
-    Int16,
-    Int32,
-    Schema,
-    TaggedFields,
-)
 
-from microcred_shared import topics
+from microcred_shared import kafka_scram, topics
+from microcred_shared.kafka_scram import ScramError
 
-SCRAM_SHA_512 = 2  # Kafka's ScramMechanism code
-ITERATIONS = 8192
 TOPIC, GROUP = 2, 3  # ResourceType
 LITERAL, PREFIXED, MATCH_ANY = 3, 4, 1  # PatternType
 READ, WRITE, DESCRIBE, IDEMPOTENT_WRITE, ANY = 3, 4, 8, 12, 1  # AclOperation
@@ -46,51 +34,6 @@ TOPIC_ALREADY_EXISTS = 36
 
 class KafkaAdminError(RuntimeError):
     pass
-
-
-class AlterUserScramCredentialsResponse_v0(Response):  # noqa: N801 (Kafka's naming)
-    API_KEY = 51
-    API_VERSION = 0
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        ("results", CompactArray(("user", CompactString("utf-8")), ("error_code", Int16),
-                                 ("error_message", CompactString("utf-8")),
-                                 ("tags", TaggedFields))),
-        ("tags", TaggedFields),
-    )
-
-
-class AlterUserScramCredentialsRequest_v0(RequestStruct):  # noqa: N801
-    FLEXIBLE_VERSION = True
-    API_KEY = 51
-    API_VERSION = 0
-    RESPONSE_TYPE = AlterUserScramCredentialsResponse_v0
-    SCHEMA = Schema(
-        ("deletions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8),
-                                   ("tags", TaggedFields))),
-        ("upsertions", CompactArray(("name", CompactString("utf-8")), ("mechanism", Int8),
-                                    ("iterations", Int32), ("salt", CompactBytes),
-                                    ("salted_password", CompactBytes), ("tags", TaggedFields))),
-        ("tags", TaggedFields),
-    )
-
-
-_ScramStruct: TypeAlias = AlterUserScramCredentialsRequest_v0
-
-
-class AlterUserScramCredentials(Request[_ScramStruct]):
-    API_KEY = 51
-
-    def __init__(self, deletions: list[tuple[Any, ...]], upsertions: list[tuple[Any, ...]],
-                 ) -> None:
-        self._deletions, self._upsertions = deletions, upsertions
-
-    def build(self, request_struct_class: type[_ScramStruct]) -> _ScramStruct:
-        return request_struct_class(self._deletions, self._upsertions, {})
-
-
-def salted_password(password: str, salt: bytes, iterations: int = ITERATIONS) -> bytes:
-    return hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
 
 
 @dataclass(frozen=True)
@@ -105,11 +48,14 @@ def username_for(provider_id: str) -> str:
 
 
 class KafkaAdmin:
-    """Broker-side changes for provider principals, over the service's own admin connection
-    (a super user on the internal listener)."""
+    """Broker-side changes for provider principals, over the service's own connection
+    (client_options: Settings.kafka_client_options(); none on the local open listener)."""
 
     def __init__(self, bootstrap: str, **client_options: Any) -> None:
         self._bootstrap, self._options = bootstrap, client_options
+        # Its own principal, when it has one: it writes the dead letters of provider topics.
+        user = client_options.get("sasl_plain_username")
+        self._own_principal = f"User:{user}" if user else None
 
     async def _client(self) -> AIOKafkaAdminClient:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._options)
@@ -118,25 +64,23 @@ class KafkaAdmin:
 
     async def set_password(self, provider_id: str) -> Principal:
         """Create the user or give it a new password (the old one stops authenticating)."""
-        user, password, salt = username_for(provider_id), secrets.token_urlsafe(32), os.urandom(32)
-        await self._scram([], [(user, SCRAM_SHA_512, ITERATIONS, salt,
-                                salted_password(password, salt), {})])
+        user, password = username_for(provider_id), secrets.token_urlsafe(32)
+        await self._scram([], [kafka_scram.upsertion(user, password)])
         return Principal(user, password, topics.provider_results(provider_id))
 
     async def delete_user(self, provider_id: str) -> None:
-        await self._scram([(username_for(provider_id), SCRAM_SHA_512, {})], [], missing_ok=True)
+        await self._scram([kafka_scram.deletion(username_for(provider_id))], [],
+                          missing_ok=True)
 
     async def _scram(self, deletions: list[tuple[Any, ...]], upsertions: list[tuple[Any, ...]],
                      *, missing_ok: bool = False) -> None:
         admin = await self._client()
         try:
-            response = await admin._send_request(  # no public API in aiokafka 0.14
-                AlterUserScramCredentials(deletions, upsertions))
+            await kafka_scram.alter(admin, deletions, upsertions, missing_ok=missing_ok)
+        except ScramError as exc:
+            raise KafkaAdminError(str(exc)) from exc
         finally:
             await admin.close()
-        for user, code, message, _ in response.results:
-            if code and not (missing_ok and code == 91):  # 91: RESOURCE_NOT_FOUND
-                raise KafkaAdminError(f"SCRAM change for {user} failed: {code} {message}")
 
     async def ensure_topics(self, provider_id: str) -> None:
         name = topics.provider_results(provider_id)
@@ -158,11 +102,14 @@ class KafkaAdmin:
         grants = [(TOPIC, name, LITERAL, op) for op in (WRITE, DESCRIBE)]
         grants += [(TOPIC, topics.dlq(name), LITERAL, op) for op in (READ, DESCRIBE)]
         grants.append((GROUP, username_for(provider_id), PREFIXED, READ))
+        mine = [(self._own_principal, TOPIC, topics.dlq(name), LITERAL, WRITE)
+                ] if self._own_principal else []  # assessment dead-letters its records
         admin = await self._client()
         try:
-            for resource, rname, pattern, op in grants:
+            for who, resource, rname, pattern, op in [
+                    *((principal, *g) for g in grants), *mine]:
                 response = await admin._send_request(CreateAclsRequest(
-                    resource, rname, pattern, principal, "*", op, ALLOW))
+                    resource, rname, pattern, who, "*", op, ALLOW))
                 for code, message in response.creation_responses:
                     if code:
                         raise KafkaAdminError(f"ACL {op} on {rname} failed: {code} {message}")

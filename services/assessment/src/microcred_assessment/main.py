@@ -38,7 +38,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
     async def start(r: AssessmentRuntime) -> None:
         assert r.engine is not None
         r.key_verifier = KeyVerifier(r.engine)
-        r.kafka_admin = KafkaAdmin(settings.kafka_bootstrap_servers)
+        r.kafka_admin = KafkaAdmin(
+            settings.kafka_bootstrap_servers, **settings.kafka_client_options())
         live = LiveCatalog(r.engine)
         r.catalog = live
         await import_seed(r.engine, seed)
@@ -52,7 +53,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
         r.subscribe(topics.KAFKA_REFUSALS, on_broker_refusals, BrokerRefusalObserved)
         if settings.broker_audit_log:
             r.background(ship_forever(Path(settings.broker_audit_log),
-                              settings.kafka_bootstrap_servers))
+                                      settings.kafka_bootstrap_servers,
+                                      settings.kafka_client_options()))
 
     rt.on_start(start)
     return rt.app("microcred assessment", api.routes), rt

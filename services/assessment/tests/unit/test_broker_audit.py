@@ -96,3 +96,15 @@ def test_an_acl_denial_is_attributed_to_the_provider_whose_principal_it_was():
     assert "may not WRITE topic microcred.assessment.results.v1" in entry.reason
     assert entry.audit_id == e.refusal_id  # shipped twice, stored once
     assert _entry(e, None).actor == "kafka:User:provider-lakeshore"
+
+
+def test_a_service_principals_refusals_name_the_service():
+    e = refusal("acl-denied", principal="User:svc-issuance", operation="WRITE",
+                resource_type="TOPIC", resource_name="microcred.assessment.decisions.v1",
+                request="Produce")
+    entry = _entry(e, None)
+    assert (entry.actor, entry.provider_id) == ("service:issuance", None)
+    login = _entry(refusal(username="svc-registry"), None)
+    assert login.details["principal_state"] == "service"
+    assert "service principal" in login.reason
+    assert _entry(refusal(username="svc-nobody"), None).details["principal_state"] == "unknown"
