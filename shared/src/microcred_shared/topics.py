@@ -97,13 +97,13 @@ SERVICE_TOPICS: dict[str, TopicAccess] = {
         produces=(CREDENTIALS_ISSUED, CREDENTIAL_STATUS, ISSUER_KEYS, STATUS_LISTS, AUDIT),
     ),
     "registry": TopicAccess(
-        consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS),
+        consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS, EMPLOYERS),
         produces=(CREDENTIALS_REGISTERED, CREDENTIAL_VISIBILITY, LEARNER_SIGNIN),
     ),
     "notify": TopicAccess(
         consumes=(CREDENTIALS_REGISTERED, LEARNER_SIGNIN, CREDENTIAL_STATUS, CREDENTIALS_ISSUED,
                   CREDENTIAL_VISIBILITY),
         # Its own dead letters of failed deliveries go to NOTIFICATIONS' .dlq.
-        produces=(NOTIFICATIONS, dlq(NOTIFICATIONS)),
+        produces=(NOTIFICATIONS, dlq(NOTIFICATIONS), EMPLOYERS),
     ),
 }
