@@ -205,17 +205,23 @@ class Effects:
         return view
 
 
-async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
-                    base_url: str) -> dict[int, str]:
+async def _open(conn: AsyncConnection, items: list[Incoming], base_url: str,
+                ) -> tuple[dict[uuid.UUID, SimpleNamespace], Effects]:
+    """Lock the views of the batch's credentials (created when new) and load what their
+    effects need; every event here carries credential_id, learner_key and provider_id."""
     rows: dict[uuid.UUID, dict[str, Any]] = {}
     for item in items:
-        e = item.event
-        assert isinstance(e, CredentialIssued)
+        e: Any = item.event
         rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
                                           "learner_key": e.learner_key,
                                           "provider_id": e.provider_id})
     views = await lock_views(conn, rows)
-    fx = await Effects.load(conn, views, base_url=base_url)
+    return views, await Effects.load(conn, views, base_url=base_url)
+
+
+async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
+                    base_url: str) -> dict[int, str]:
+    views, fx = await _open(conn, items, base_url)
     for item in items:
         e = item.event
         assert isinstance(e, CredentialIssued)
@@ -234,15 +240,7 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
 async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
                         base_url: str) -> dict[int, str]:
     """Each change is applied in order, and each one the employer can see is an event."""
-    rows: dict[uuid.UUID, dict[str, Any]] = {}
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialVisibilityChanged)
-        rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
-                                          "learner_key": e.learner_key,
-                                          "provider_id": e.provider_id})
-    views = await lock_views(conn, rows)
-    fx = await Effects.load(conn, views, base_url=base_url)
+    views, fx = await _open(conn, items, base_url)
     refused: dict[int, str] = {}
     for index, item in enumerate(items):
         e = item.event
@@ -265,15 +263,7 @@ async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
 async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
                             base_url: str) -> dict[int, str]:
     """Revocations and suspensions reach the employers that hold the credential."""
-    rows: dict[uuid.UUID, dict[str, Any]] = {}
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialStatusChanged)
-        rows.setdefault(e.credential_id, {"credential_id": e.credential_id,
-                                          "learner_key": e.learner_key,
-                                          "provider_id": e.provider_id})
-    views = await lock_views(conn, rows)
-    fx = await Effects.load(conn, views, base_url=base_url)
+    views, fx = await _open(conn, items, base_url)
     for item in items:
         e = item.event
         assert isinstance(e, CredentialStatusChanged)
