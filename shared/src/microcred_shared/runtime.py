@@ -11,7 +11,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -119,7 +119,9 @@ class ServiceRuntime:
                 log.warning("offset commit on %s failed after a rebalance: %s", topic, exc)
 
     def app(self, title: str, routes: Callable[[FastAPI, Self], None] | None = None,
-            ) -> FastAPI:
+            *, routers: Sequence[APIRouter] = ()) -> FastAPI:
+        """The service's FastAPI app. Module-level `routers` reach this runtime through
+        `request.app.state.runtime` (see `runtime_of`); `routes` is the older per-app hook."""
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -129,6 +131,7 @@ class ServiceRuntime:
                 await self.stop()
 
         api = FastAPI(title=title, lifespan=lifespan)
+        api.state.runtime = self
         problems.install(api)
 
         @api.get("/healthz", include_in_schema=False)
@@ -142,6 +145,8 @@ class ServiceRuntime:
         metrics.install(api, self)
         if routes:
             routes(api, self)
+        for router in routers:
+            api.include_router(router)
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(api, tracer_provider=self.tracer_provider,
@@ -191,6 +196,12 @@ class ServiceRuntime:
         shutdown = getattr(self.tracer_provider, "shutdown", None)
         if shutdown:
             shutdown()  # flushes the spans still buffered
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The runtime serving this request (a service's deps module narrows the type)."""
+    rt: ServiceRuntime = request.app.state.runtime
+    return rt
 
 
 async def _leave_undecoded(msg: Any) -> None:
