@@ -19,6 +19,8 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, bytes]]
+# As records arrive: Kafka allows a header without a value.
+RawHeaders = list[tuple[str, bytes | None]]
 
 
 class EnvelopeError(ValueError):
@@ -70,9 +72,21 @@ def encode(event: Event) -> bytes:
     return event.model_dump_json().encode()
 
 
+def _ours(name: str) -> bool:
+    return name.startswith("ce_") or name in ("content-type", "traceparent", "tracestate")
+
+
 def header_map(headers: Any) -> dict[str, str]:
+    """The CloudEvents and trace headers as text; other headers are not ours to read and
+    are left out. A value of ours that is not UTF-8 raises EnvelopeError; a header without
+    a value reads as empty (so a required one counts as missing)."""
     out: dict[str, str] = {}
     for key, value in headers or ():
+        if not _ours(key):
+            continue
+        if value is None:
+            out[key] = ""
+            continue
         try:
             out[key] = value.decode() if isinstance(value, bytes | bytearray) else str(value)
         except UnicodeDecodeError as exc:
@@ -80,8 +94,17 @@ def header_map(headers: Any) -> dict[str, str]:
     return out
 
 
+# The attributes a record may carry once: two differing values make its identity ambiguous.
+_SINGLE = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject",
+           "content-type", "traceparent", "tracestate")
+
+
 def parse_envelope(headers: Any) -> Envelope:
     h = header_map(headers)
+    names = [key for key, _ in headers or ()]
+    repeated = sorted({n for n in names if n in _SINGLE and names.count(n) > 1})
+    if repeated:
+        raise EnvelopeError("header(s) given more than once: " + ", ".join(repeated))
     missing = [n for n in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not h.get(n)]
     if missing:
         raise EnvelopeError("missing CloudEvents header(s): " + ", ".join(missing))

@@ -10,6 +10,7 @@ original bytes and the reason; the batch goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared import outbox
-from microcred_shared.cloudevents import Envelope, EnvelopeError, decode, parse_envelope
+from microcred_shared.cloudevents import (
+    Envelope,
+    EnvelopeError,
+    RawHeaders,
+    decode,
+    parse_envelope,
+)
 from microcred_shared.events import Event
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
@@ -68,7 +75,9 @@ _INBOX = sa.text(
 
 
 def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
-    headers = [(k, bytes(v)) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
+    # The original headers as they came, bytes for bytes (not UTF-8, without a value, twice).
+    headers: RawHeaders = [(k, None if v is None else bytes(v))
+                           for k, v in (record.headers or ()) if not k.startswith("dlq_")]
     headers += [
         # The relay publishes at least once (a broker timeout after a send that did land
         # republishes the batch): a stable id lets a DLQ reader drop the repeat.
@@ -201,3 +210,25 @@ def reject_all(items: list[Incoming], check: Callable[[Incoming], str | None]) -
 
 def records_of(raw: Any) -> tuple[ConsumerRecord, ...]:
     return raw if isinstance(raw, tuple) else (raw,)
+
+
+def _readable(value: Any) -> bytes:
+    if value is None:
+        return b""
+    return bytes(value).decode("utf-8", "replace").encode()
+
+
+async def lenient_batch_parser(records: tuple[ConsumerRecord, ...],
+                               original: Callable[..., Awaitable[Any]]) -> Any:
+    """FastStream's batch parser, made unable to fail on what a record carries.
+
+    FastStream decodes every header of a batch as UTF-8 before any handler runs: one header
+    that is not UTF-8, or has no value, raised there, the batch never reached the consumer
+    and later commits went past it (issue 13). Its parser now sees copies whose header
+    values are always decodable; the message keeps the records exactly as they came, so the
+    consumer judges each one itself and dead-letters the bad ones with their bytes intact."""
+    safe = tuple(dataclasses.replace(r, headers=[(k, _readable(v)) for k, v in r.headers or ()])
+                 for r in records)
+    message = await original(safe)
+    message.raw_message = records
+    return message

@@ -29,7 +29,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from microcred_shared import topics
 from microcred_shared.audit import audit_event, audit_record
-from microcred_shared.cloudevents import header_map
 from microcred_shared.settings import KafkaClientSettings
 
 REPLAY_NAMESPACE = uuid.UUID("5b0d1c52-4a53-4a8e-9d4e-0c6f1f3a7d21")
@@ -46,15 +45,22 @@ class DeadLetter:
     at: datetime
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
+
+    def _header(self, name: str) -> str | None:
+        # Leniently: a dead letter may be one because its headers are not UTF-8.
+        for key, value in self.headers:
+            if key == name:
+                return (value or b"").decode(errors="replace")
+        return None
 
     @property
     def ce_id(self) -> str | None:
-        return header_map(self.headers).get("ce_id")
+        return self._header("ce_id")
 
     @property
     def ce_type(self) -> str | None:
-        return header_map(self.headers).get("ce_type")
+        return self._header("ce_type")
 
     def summary(self) -> dict[str, Any]:
         return {"dlq_id": self.dlq_id, "topic": self.topic, "service": self.service,
@@ -64,13 +70,15 @@ class DeadLetter:
 
 
 def _letter(rec: Any, topic: str) -> DeadLetter | None:
-    h = header_map(rec.headers)
+    # Only the dlq_ headers (ours) are read as text: the original ones may be anything.
+    h = {k: (v or b"").decode(errors="replace") for k, v in rec.headers or ()
+         if k.startswith("dlq_")}
     if "dlq_id" not in h:
         return None
     at = datetime.fromtimestamp(rec.timestamp / 1000, UTC)
     return DeadLetter(h["dlq_id"], h.get("dlq_reason", ""), h.get("dlq_service", ""),
                       h.get("dlq_topic", topic), at, rec.key, rec.value or b"",
-                      tuple((k, bytes(v)) for k, v in rec.headers or ()))
+                      tuple((k, None if v is None else bytes(v)) for k, v in rec.headers or ()))
 
 
 async def read(bootstrap: str, topic: str, *, since: datetime | None = None,
@@ -117,7 +125,7 @@ def replay_id(letter: DeadLetter) -> str:
     return str(uuid.uuid5(REPLAY_NAMESPACE, letter.dlq_id))
 
 
-def replay_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+def replay_headers(letter: DeadLetter) -> list[tuple[str, bytes | None]]:
     kept = [(k, v) for k, v in letter.headers
             if not k.startswith("dlq_") and k not in ("ce_id", REPLAY_OF, REPLAYED_FROM)]
     return [("ce_id", replay_id(letter).encode()), *kept,

@@ -8,10 +8,11 @@ rows on restart; consumers dedupe on `ce_id`, so the effect stays exactly once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from microcred_shared.cloudevents import Envelope, Headers, encode, new_envelope
+from microcred_shared.cloudevents import Envelope, RawHeaders, encode, new_envelope
 from microcred_shared.events import Event
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -50,7 +51,7 @@ class Outgoing:
 
     topic: str
     key: bytes | None
-    headers: Headers
+    headers: Sequence[tuple[str, bytes | None]]
     payload: bytes
 
 
@@ -72,13 +73,41 @@ _CLAIM = sa.text(
     "FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, headers, payload")
 
 
+def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
+    """Headers as the outbox stores them: JSON `[name, text]` pairs; a value that is not
+    UTF-8 (a dead letter keeps what it was sent) as `[name, base64, "b64"]`, none as null."""
+    out: list[list[str | None]] = []
+    for name, value in headers:
+        if value is None:
+            out.append([name, None])
+            continue
+        try:
+            out.append([name, value.decode()])
+        except UnicodeDecodeError:
+            out.append([name, base64.b64encode(value).decode(), "b64"])
+    return json.dumps(out)
+
+
+def unpack_headers(stored: str) -> RawHeaders:
+    out: RawHeaders = []
+    for entry in json.loads(stored):
+        name, value = entry[0], entry[1]
+        if value is None:
+            out.append((name, None))
+        elif len(entry) > 2 and entry[2] == "b64":
+            out.append((name, base64.b64decode(value)))
+        else:
+            out.append((name, value.encode()))
+    return out
+
+
 async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
     if not records:
         return
     await conn.execute(_INSERT, {
         "topics": [r.topic for r in records],
         "keys": [r.key for r in records],
-        "headers": [json.dumps([[k, v.decode()] for k, v in r.headers]) for r in records],
+        "headers": [pack_headers(r.headers) for r in records],
         "payloads": [r.payload for r in records],
     })
 
@@ -212,24 +241,23 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(self, row: sa.Row) -> asyncio.Future:
+        headers = unpack_headers(row.headers)
         if not recording():
-            return await self._producer.send(
-                row.topic, value=row.payload, key=row.key,
-                headers=[(k, v.encode()) for k, v in json.loads(row.headers)])
-        headers = {k: v for k, v in json.loads(row.headers)}
-        ctx = parent_context(headers.get("traceparent"), headers.get("tracestate"))
+            return await self._producer.send(row.topic, value=row.payload, key=row.key,
+                                             headers=headers)
+        text = {k: v.decode(errors="replace") for k, v in headers if v is not None}
+        ctx = parent_context(text.get("traceparent"), text.get("tracestate"))
         with tracer.start_as_current_span(
             f"{row.topic} publish", context=ctx, kind=trace.SpanKind.PRODUCER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic,
-                        "messaging.message.id": headers.get("ce_id", "")},
+                        "messaging.message.id": text.get("ce_id", "")},
         ):
             tp = traceparent_of()
-            if tp:
-                headers["traceparent"] = tp
-            return await self._producer.send(
-                row.topic, value=row.payload, key=row.key,
-                headers=[(k, v.encode()) for k, v in headers.items()],
-            )
+            if tp:  # this publish span becomes the consumer's parent
+                headers = [(k, v) for k, v in headers if k != "traceparent"]
+                headers.append(("traceparent", tp.encode()))
+            return await self._producer.send(row.topic, value=row.payload, key=row.key,
+                                             headers=headers)
 
 
 def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:

@@ -19,7 +19,12 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_shared import logs, metrics, problems
-from microcred_shared.consumer import BatchConsumer, BatchHandler, records_of
+from microcred_shared.consumer import (
+    BatchConsumer,
+    BatchHandler,
+    lenient_batch_parser,
+    records_of,
+)
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate
 from microcred_shared.events import Event
 from microcred_shared.outbox import OutboxRelay, make_producer
@@ -98,6 +103,7 @@ class ServiceRuntime:
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=600_000, decoder=_leave_undecoded,
+            parser=lenient_batch_parser,
         )
         self.subscribers[topic] = subscriber
 

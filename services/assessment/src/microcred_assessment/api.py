@@ -55,7 +55,7 @@ def routes(app: FastAPI, rt: AssessmentRuntime) -> None:
             raise Problem(422, "Result refused", str(exc), kind="invalid-result") from exc
         record = outbox.event_record(topics.RESULTS, result, source,
                                      traceparent=traceparent_of())
-        event_id = dict(record.headers)["ce_id"].decode()
+        event_id = (dict(record.headers)["ce_id"] or b"").decode()
         assert rt.engine is not None and rt.relay is not None
         async with rt.engine.begin() as conn:
             await outbox.write(conn, [record])
