@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared import outbox
@@ -30,6 +29,7 @@ from microcred_shared.cloudevents import (
     decode,
     parse_envelope,
 )
+from microcred_shared.db import unavailable
 from microcred_shared.events import Event
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
@@ -66,7 +66,6 @@ class Incoming:
 # appends what it publishes to `item.outgoing` and raises `Rejected` for a single item
 # through `reject`, or returns the items it refused with their reasons.
 BatchHandler = Callable[[AsyncConnection, list[Incoming]], Awaitable[dict[int, str]]]
-TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError)
 # Array parameters keep this one cached statement for every batch size.
 _INBOX = sa.text(
     "INSERT INTO inbox (topic, ce_id, received_at) "
@@ -113,7 +112,9 @@ class BatchConsumer:
                 if self._on_committed:
                     self._on_committed()
                 return
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
                 log.warning("batch not durable yet (%s); retry in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -179,9 +180,9 @@ class BatchConsumer:
             refused = await self._handler(conn, fresh)
             await savepoint.commit()
             return refused
-        except TRANSIENT:
-            raise
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc):
+                raise
             await savepoint.rollback()
             for item in fresh:
                 item.outgoing.clear()
@@ -195,9 +196,9 @@ class BatchConsumer:
                 if verdict:
                     refused[index] = next(iter(verdict.values()))
                 await savepoint.commit()
-            except TRANSIENT:
-                raise
             except Exception as exc:
+                if unavailable(exc):
+                    raise
                 await savepoint.rollback()
                 item.outgoing.clear()
                 refused[index] = f"{type(exc).__name__}: {exc}"

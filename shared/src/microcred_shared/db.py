@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col
 
@@ -55,8 +57,42 @@ SHARED_TABLES: list[sa.Table] = [table_of(InboxEntry), table_of(OutboxEntry),
                                  table_of(SchemaVersion)]
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+# Every database call is bounded (issue 13): a refused server fails at once, a hung one
+# within these, so an HTTP caller gets a 503 to retry instead of waiting, and a consumer
+# retries its batch. Seconds; the statement timeout is also set on the server.
+CONNECT_TIMEOUT = 5.0
+POOL_TIMEOUT = 5.0
+STATEMENT_TIMEOUT = 10.0
+
+
+# SQLSTATE classes that say "not now", not "never": connection exceptions, operator
+# intervention (statement timeout, shutdown, starting up), insufficient resources.
+_RETRYABLE_STATES = ("08", "57", "53")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot answer now (refused, hung, restarting,
+    timed out) rather than that the statement is wrong: callers retry or answer 503."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError):
+        return True  # OSError covers refused connections and TimeoutError
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            state = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+            if isinstance(state, str) and state[:2] in _RETRYABLE_STATES:
+                return True
+    return False
+
+
+def make_engine(url: str, *, pool_size: int = 10,
+                statement_timeout: float = STATEMENT_TIMEOUT) -> AsyncEngine:
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT,
+        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout,
+                      "server_settings": {
+                          "statement_timeout": str(int(statement_timeout * 1000))}})
 
 
 def create_tables(tables: Sequence[sa.Table]) -> Migration:

@@ -7,9 +7,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from microcred_shared.db import unavailable
+from microcred_shared.logs import outages
+
 PROBLEM = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
 TYPE_BASE = "https://w3id.org/microcred/problems/"
 
 
@@ -46,6 +52,19 @@ def install(app: FastAPI) -> None:
         return problem_response(request, 400, "Invalid request body",
                                 f"{len(errors)} problem(s) in the request", "invalid-request",
                                 errors)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not unavailable(exc):
+            raise exc  # a bug, not an outage: the server error it is
+        outages.down("database", exc)
+        return problem_response(
+            request, 503, "Service unavailable",
+            "the service cannot reach its database just now and did not complete this "
+            "request: retry after the number of seconds in Retry-After", "unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    for kind in (DBAPIError, PoolTimeout, OSError):
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
