@@ -69,6 +69,9 @@ BREAKING = {
         "extra: new required field"),
     "an enum narrowed": (changed("properties/level/enum", ["low", "high"]),
                          "level: no longer accepts 'mid'"),
+    "an enum's values no longer fit a new format": (
+        changed("properties/level", {"type": "string", "format": "date"}),
+        "level: no longer accepts 'low', 'mid', 'high'"),
     "a pattern added": (changed("properties/name/pattern", "^[a-z]+$"), "name: pattern"),
     "maxLength lowered": (changed("properties/name/maxLength", 100),
                           "name: maxLength lowered from 200 to 100"),
@@ -147,9 +150,9 @@ def test_refs_are_followed_into_defs_and_nested_paths_are_named() -> None:
 
 
 def test_a_recursive_schema_is_checked_without_looping() -> None:
-    tree = {"$defs": {"Node": obj((), name=STR, children={"type": "array",
-                                                          "items": {"$ref": "#/$defs/Node"}})},
-            "$ref": "#/$defs/Node"}
+    children = {"type": "array", "items": {"$ref": "#/$defs/Node"}}
+    tree: dict[str, Any] = {"$defs": {"Node": obj((), name=STR, children=children)},
+                            "$ref": "#/$defs/Node"}
     assert reasons(tree, copy.deepcopy(tree)) == []
     tighter = copy.deepcopy(tree)
     tighter["$defs"]["Node"]["properties"]["name"]["maxLength"] = 3

@@ -169,8 +169,11 @@ class _Checker:
 
     def _values(self, values: list[Any], old: dict[str, Any], new: dict[str, Any],
                 path: str) -> None:
-        validator = Draft202012Validator({**new, "$defs": self.new_root.get("$defs", {})})
-        old_validator = Draft202012Validator({**old, "$defs": self.old_root.get("$defs", {})})
+        formats = Draft202012Validator.FORMAT_CHECKER
+        validator = Draft202012Validator({**new, "$defs": self.new_root.get("$defs", {})},
+                                         format_checker=formats)
+        old_validator = Draft202012Validator({**old, "$defs": self.old_root.get("$defs", {})},
+                                             format_checker=formats)
         refused = [v for v in values if old_validator.is_valid(v) and not validator.is_valid(v)]
         if refused:
             self.fail(path, "no longer accepts " + ", ".join(_show(v) for v in refused))
