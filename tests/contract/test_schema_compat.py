@@ -98,6 +98,9 @@ BREAKING = {
                              "details: additional properties no longer allowed"),
     "an unknown keyword added": (changed("properties/name/not", {"const": "x"}),
                                  "name: keyword 'not' changed"),
+    "an allOf of several schemas added": (
+        changed("properties/name/allOf", [{"maxLength": 10}, {"minLength": 2}]),
+        "name: keyword 'allOf' changed (not understood: assumed breaking)"),
     "a boolean made a const": (changed("properties/flag", {"const": True}),
                                "flag: no longer accepts False"),
 }

@@ -17,8 +17,9 @@ constraint, a longer enum, a new description. A breaking change needs a new even
 pydantic writes them): it resolves local `$ref`s into `$defs`, reads `anyOf`/`oneOf` (and
 `type` lists) as unions, `allOf` of one schema, `const`/`enum`, `required`, `type`,
 `format`, string, number, array and object keywords. Where it cannot decide (a changed regex,
-a keyword it does not know), it says the change breaks: a false alarm costs a version bump,
-a missed one costs a consumer. It knows nothing about microcred.
+an `allOf` of several schemas, a keyword it does not know), it says the change breaks: a
+false alarm costs a version bump, a missed one costs a consumer. It knows nothing about
+microcred.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ ANNOTATIONS = frozenset({
 })
 # Keywords this module reasons about; any other one that differs counts as breaking.
 UNDERSTOOD = frozenset({
-    "$ref", "anyOf", "oneOf", "allOf", "type", "enum", "const", "format",
+    "$ref", "anyOf", "oneOf", "type", "enum", "const", "format",
     "minLength", "maxLength", "pattern",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
     "properties", "required", "additionalProperties", "patternProperties",
@@ -324,8 +325,6 @@ def _branches(schema: dict[str, Any], root: dict[str, Any]) -> Iterator[dict[str
             merged = {**rest, **(option if isinstance(option, dict) else {})}
             yield from _branches(merged, root)
         return
-    if "allOf" in schema:
-        raise ValueError("allOf with several schemas is not supported")
     types = schema.get("type")
     if isinstance(types, list) and len(types) != 1:
         for t in types:
