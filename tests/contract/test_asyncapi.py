@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from microcred_shared import asyncapi, event_schemas, topics
+from microcred_shared import asyncapi, contract_tools, event_schemas, topics
 from microcred_shared.cloudevents import Envelope, header_map, new_envelope, parse_envelope
 from microcred_shared.events import AssessmentResultSubmitted, learner_key
 
@@ -237,3 +237,12 @@ def test_the_partner_guide_names_operations_that_exist() -> None:
                      "partner.receives.assessmentResultsProviderDlq"}
     assert DOC["servers"]["production"]["protocol"] == "kafka-secure"
     assert DOC["components"]["securitySchemes"]["scramSha512"]["type"] == "scramSha512"
+
+
+def test_the_cli_finds_both_kept_files_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert contract_tools.main(["schemas"]) == 0
+    assert contract_tools.main(["asyncapi"]) == 0
+    assert contract_tools.main(["asyncapi", "--stdout", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "event schemas match" in out and "matches the code" in out
+    assert json.loads(out[out.index("{"):])["asyncapi"] == "3.0.0"
