@@ -5,12 +5,13 @@ PY := $(UV) run --frozen python
 
 .PHONY: install demo up down status logs test unit-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
 
-install: ## install Python deps (uv.lock) and the JS interop verifier (package-lock.json)
+install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 	@# The browser tests drive Debian's chromium (Playwright cannot fetch its own browser here).
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@if [ -f tests/interop/package-lock.json ]; then npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error; fi
+	@if [ -f tests/contract/package-lock.json ]; then npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error; fi
 
 demo: install ## start the backbone, publish a realistic batch, show what happened
 	$(PY) -m microcred_devstack up
