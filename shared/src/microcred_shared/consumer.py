@@ -31,6 +31,7 @@ from microcred_shared.cloudevents import (
 )
 from microcred_shared.db import unavailable
 from microcred_shared.events import Event
+from microcred_shared.logs import outages
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
 from microcred_shared.topics import dlq
@@ -109,13 +110,14 @@ class BatchConsumer:
         for _ in range(8):
             try:
                 await self._apply_once(records)
+                outages.up("database")
                 if self._on_committed:
                     self._on_committed()
                 return
             except Exception as exc:
                 if not unavailable(exc):
                     raise
-                log.warning("batch not durable yet (%s); retry in %.1fs", exc, delay)
+                outages.down("database", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("database unavailable; batch left uncommitted for redelivery")

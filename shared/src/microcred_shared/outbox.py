@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared.cloudevents import Envelope, RawHeaders, encode, new_envelope
 from microcred_shared.events import Event
+from microcred_shared.logs import outages
 from microcred_shared.telemetry import parent_context, traceparent_of
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,15 @@ class OutboxRelay:
                         continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.failures += 1
                 delay = min(0.5 * 2 ** min(self.failures, 4), 5.0)
-                log.exception("outbox relay failed; retrying in %.1f s with a new producer",
-                              delay)
+                # One line when publishing stops, a count while it stays stopped, one when
+                # it is back (the relay retries every few seconds for as long as it lasts).
+                outages.down("outbox relay", exc)
+                if self.failures == 1:
+                    log.warning("outbox relay failed; retrying every <= 5 s with a new "
+                                "producer", exc_info=True)
                 await self._renew_producer()
                 # A plain sleep: commits wake the relay, and must not turn a failure into a
                 # hot loop.
@@ -238,6 +243,7 @@ class OutboxRelay:
             await asyncio.gather(*futures)
         self.published += len(rows)
         self.failures = 0
+        outages.up("outbox relay")
         return len(rows)
 
     async def _send(self, row: sa.Row) -> asyncio.Future:

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
+import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -25,8 +27,9 @@ from microcred_shared.consumer import (
     lenient_batch_parser,
     records_of,
 )
-from microcred_shared.db import Migration, ensure_database, make_engine, migrate
+from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
 from microcred_shared.events import Event
+from microcred_shared.logs import outages
 from microcred_shared.outbox import OutboxRelay, make_producer
 from microcred_shared.settings import ServiceSettings
 from microcred_shared.telemetry import setup_tracing
@@ -148,6 +151,16 @@ class ServiceRuntime:
                     "published": self.relay.published if self.relay else 0,
                     "relay_active": bool(self.relay and self.relay.active)}
 
+        @api.get("/readyz", include_in_schema=False)
+        async def readyz() -> JSONResponse:
+            """Ready to take requests: the database answers within a second. The broker is
+            reported, not required: what is accepted waits in the outbox until it is back."""
+            database = await self._database_answers()
+            kafka = bool(self.relay and self.relay.failures == 0)
+            return JSONResponse(status_code=200 if database else 503, content={
+                "ready": database, "database": "ok" if database else "unavailable",
+                "kafka": "ok" if kafka else "unavailable"})
+
         metrics.install(api, self)
         if routes:
             routes(api, self)
@@ -158,6 +171,20 @@ class ServiceRuntime:
         FastAPIInstrumentor.instrument_app(api, tracer_provider=self.tracer_provider,
                                            excluded_urls="healthz")
         return api
+
+    async def _database_answers(self) -> bool:
+        if self.engine is None:
+            return False
+        try:
+            async with asyncio.timeout(1.0), self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            if not (unavailable(exc) or isinstance(exc, TimeoutError)):
+                raise
+            outages.down("database", exc)
+            return False
+        outages.up("database")
+        return True
 
     async def start(self) -> None:
         s = self.settings
