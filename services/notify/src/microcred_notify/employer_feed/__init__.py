@@ -15,5 +15,8 @@ feed.py           the pull feed (cursor order, rate limit)
 webhooks.py       the delivery worker: privacy re-check, rate limit, signed send, retries
 crypto.py         Standard Webhooks signatures; endpoint secrets encrypted at rest
 audit.py          the operator's delivery audit and replays
+ratelimit.py      per-employer token buckets shared by every instance
 routes.py         the HTTP routes, thin
+lifecycle.py      the long-lived parts (secret box, limiter, key verifier, webhook worker)
+settings.py       its settings, mixed into notify's
 """

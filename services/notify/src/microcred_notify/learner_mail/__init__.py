@@ -6,4 +6,6 @@ handlers.py  the Kafka batch handlers that owe a message (rows in `notifications
 delivery.py  the worker that sends due messages and records each outcome
 smtp.py      a pool of SMTP connections
 models.py    the `notifications` table
+lifecycle.py the SMTP pool and the delivery worker, started and stopped with the process
+settings.py  its settings, mixed into notify's
 """
