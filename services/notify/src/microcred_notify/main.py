@@ -1,55 +1,58 @@
-"""Composition root of the notify service."""
+"""Composition root of the notify service: its two contexts, learner mail and employer feed,
+their Kafka subscriptions, background workers and HTTP routes."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_notify import employer_wiring, learner_mail
-from microcred_notify.handlers import Deliverer, on_registered, on_status_changed
+from microcred_notify.employer_feed import handlers as feed
+from microcred_notify.employer_feed.routes import router as employer_routes
+from microcred_notify.learner_mail import handlers as mail
 from microcred_notify.models import MIGRATIONS
-from microcred_notify.projection import chain
 from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
-from microcred_notify.smtp import SmtpPool
 from microcred_shared import topics
-from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
-from microcred_shared.events_learners import LearnerSignInRequested
+from microcred_shared.consumer import BatchHandler, Incoming
+from microcred_shared.events import (
+    CredentialIssued,
+    CredentialRegistered,
+    CredentialStatusChanged,
+)
+from microcred_shared.events_learners import CredentialVisibilityChanged, LearnerSignInRequested
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     settings = settings or Settings()
     rt = NotifyRuntime(settings, MIGRATIONS)
-    wake = asyncio.Event()
-    pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
-
-    async def start(r: NotifyRuntime) -> None:
-        assert r.engine is not None and r.relay is not None
-        deliverer = Deliverer(r.engine, pool, sender=settings.smtp_from,
-                              max_attempts=settings.max_attempts,
-                              retry_base=settings.retry_base_seconds, wake=wake,
-                              on_published=r.relay.wake)
-        r.deliverer = deliverer
-        r.delivery_task = r.background(deliverer.run())
-
-    async def stop(r: NotifyRuntime) -> None:
-        r.deliverer.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(r.delivery_task), 15)
-        except TimeoutError:
-            pass
-        await pool.close()
-
-    rt.subscribe(topics.CREDENTIALS_REGISTERED, on_registered, CredentialRegistered)
-    rt.subscribe(topics.LEARNER_SIGNIN, learner_mail.on_signin_requested, LearnerSignInRequested)
-    employers = employer_wiring.install(rt, settings)
+    base_url = rt.employers.base_url
+    rt.subscribe(topics.CREDENTIALS_REGISTERED, mail.on_registered, CredentialRegistered)
+    rt.subscribe(topics.LEARNER_SIGNIN, mail.on_signin_requested, LearnerSignInRequested)
+    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(feed.on_issued, base_url=base_url),
+                 CredentialIssued)
+    rt.subscribe(topics.CREDENTIAL_VISIBILITY, partial(feed.on_visibility, base_url=base_url),
+                 CredentialVisibilityChanged)
     # One consumer group per topic: the learner mail and the employer feed share it.
-    rt.subscribe(topics.CREDENTIAL_STATUS, chain(on_status_changed, employers.status_handler()),
+    rt.subscribe(topics.CREDENTIAL_STATUS,
+                 chain(mail.on_status_changed, partial(feed.on_status_changed, base_url=base_url)),
                  CredentialStatusChanged)
-    rt.on_start(start)
-    rt.on_stop(stop)
-    rt.commit_listeners.append(wake.set)
-    app = rt.app("microcred notify")
-    employer_wiring.routes(app, employers)
-    return app, rt
+    for part in (rt.employers, rt.mail):  # stopped in this order too: webhooks, then mail
+        rt.on_start(part.start)
+        rt.on_stop(part.stop)
+        rt.commit_listeners.append(part.wake.set)
+    return rt.app("microcred notify", routers=[employer_routes]), rt
+
+
+def chain(*handlers: BatchHandler) -> BatchHandler:
+    """Several use cases on one topic (one consumer group per topic): run each in turn on
+    the same transaction; an item refused by any is refused."""
+
+    async def handle(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+        refused: dict[int, str] = {}
+        for handler in handlers:
+            refused |= await handler(conn, items)
+        return refused
+
+    return handle

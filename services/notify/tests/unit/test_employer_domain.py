@@ -12,8 +12,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from standardwebhooks.webhooks import Webhook
 
-from microcred_notify import webhook_crypto
-from microcred_notify.employer_domain import (
+from microcred_notify.employer_feed import crypto as webhook_crypto
+from microcred_notify.employer_feed.domain import (
     SHARED,
     UNSHARED,
     Facts,
@@ -30,7 +30,7 @@ from microcred_notify.employer_domain import (
     visible_to,
     webhook_url_problem,
 )
-from microcred_notify.projection import Effects
+from microcred_notify.employer_feed.projection import Effects
 
 ONTARIO_DATA = Facts("lakeshore-college", "lakeshore-data", "CA-ON",
                      frozenset({"analyse data", "esco", "numeracy"}))

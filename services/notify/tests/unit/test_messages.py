@@ -7,8 +7,8 @@ from email import message_from_bytes
 from email.policy import default
 
 from microcred_devstack import free_port
-from microcred_notify import messages
-from microcred_notify.smtp import SmtpPool
+from microcred_notify.learner_mail import domain as messages
+from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_shared.testing import SmtpRecorder
 
 

@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from microcred_notify.employer_domain import take_tokens
-from microcred_notify.employer_models import RateBucket
+from microcred_notify.employer_feed.domain import take_tokens
+from microcred_notify.employer_feed.models import RateBucket
 
 
 @dataclass(frozen=True)

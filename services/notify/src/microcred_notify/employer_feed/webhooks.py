@@ -1,7 +1,7 @@
 """The webhook delivery loop: the same database state machine as the learner mail
-(handlers.Deliverer). Due deliveries are taken FOR UPDATE SKIP LOCKED, checked against the
-privacy rule once more, rate-limited per employer, sent signed (Standard Webhooks), and
-their outcome recorded in the same transaction."""
+(learner_mail.delivery.Deliverer). Due deliveries are taken FOR UPDATE SKIP LOCKED, checked
+against the privacy rule once more, rate-limited per employer, sent signed (Standard
+Webhooks), and their outcome recorded in the same transaction."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_notify import webhook_crypto
-from microcred_notify.employer_domain import UNSHARED, retry_delay, should_disable
-from microcred_notify.employer_models import (
+from microcred_notify.employer_feed import crypto
+from microcred_notify.employer_feed.domain import UNSHARED, retry_delay, should_disable
+from microcred_notify.employer_feed.models import (
     Employer,
     Exposure,
     Subscription,
     WebhookAttempt,
     WebhookDelivery,
 )
-from microcred_notify.ratelimit import RateLimiter
+from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_notify.worker import RoundWorker
 from microcred_shared import netguard, outbox, topics
 from microcred_shared.db import table_of
@@ -62,7 +62,7 @@ class Policy:
 class WebhookWorker(RoundWorker):
     name = "webhook delivery"
 
-    def __init__(self, engine: AsyncEngine, *, box: webhook_crypto.SecretBox,
+    def __init__(self, engine: AsyncEngine, *, box: crypto.SecretBox,
                  limiter: RateLimiter, policy: Policy, wake: asyncio.Event,
                  on_published: Callable[[], None],
                  destinations: netguard.Policy = netguard.STRICT) -> None:
@@ -138,7 +138,7 @@ class WebhookWorker(RoundWorker):
                                           attributes={"webhook.id": d.webhook_id}) as span:
             try:
                 secret = self._box.open(d.subscription_id, d.secret_encrypted, d.secret_nonce)
-                headers = webhook_crypto.headers(secret, d.webhook_id, int(time.time()), d.body)
+                headers = crypto.headers(secret, d.webhook_id, int(time.time()), d.body)
                 response = await netguard.fetch(
                     self._client, "POST", d.webhook_url, content=d.body, headers=headers,
                     max_bytes=MAX_ANSWER_BYTES, total_seconds=SEND_SECONDS, truncate=True)

@@ -6,7 +6,7 @@ import asyncio
 
 import aiosmtplib
 
-from microcred_notify.messages import Mail
+from microcred_notify.learner_mail.domain import Mail
 
 
 class SmtpPool:

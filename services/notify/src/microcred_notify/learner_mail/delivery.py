@@ -1,33 +1,24 @@
-"""Use cases of notify: owe the learner a message, then deliver it with retries."""
+"""Mail delivery: a database state machine per notification (pending → delivered, or
+pending → retries → failed and dead-lettered), run in rounds by a background worker."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import cast
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from opentelemetry import trace
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_notify import messages
-from microcred_notify.models import Notification
-from microcred_notify.smtp import SmtpPool
+from microcred_notify.learner_mail.domain import backoff, for_notification
+from microcred_notify.learner_mail.models import Notification
+from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import RoundWorker
 from microcred_shared import outbox, topics
-from microcred_shared.consumer import Incoming
-from microcred_shared.events import (
-    CredentialRegistered,
-    CredentialStatusChanged,
-    NotificationDelivered,
-    NotificationFailed,
-)
+from microcred_shared.events import NotificationDelivered, NotificationFailed
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -35,79 +26,9 @@ SOURCE = "/microcred/notify"
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("microcred.notify")
 
-
-# One cached statement per batch whatever its size: arrays in (a multi-row VALUES insert
-# is recompiled for every batch size, which dominated the e2e profile).
-_OWE = sa.text(
-    "INSERT INTO notifications (id, credential_id, kind, recipient, learner_name, language, "
-    "title, url, status, attempts, next_attempt_at, message_id, traceparent, source_topic, "
-    "source_payload, created_at) "
-    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, 'pending', 0, now(), "
-    "'<' || n || '@microcred.local>', tp, st, sp, now() "
-    "FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:recipients AS text[]), "
-    "CAST(:names AS text[]), CAST(:languages AS text[]), CAST(:titles AS text[]), "
-    "CAST(:urls AS text[]), CAST(:traceparents AS text[]), CAST(:topics AS text[]), "
-    "CAST(:payloads AS bytea[])) AS x(n, c, r, ln, lg, t, u, tp, st, sp) "
-    "ON CONFLICT DO NOTHING")
-
-
-async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-    owed: dict[uuid.UUID, Incoming] = {}
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialRegistered)
-        if not e.learner_email:
-            continue  # issued through the VC-API: nobody to mail
-        owed.setdefault(e.credential_id, item)
-    if not owed:
-        return {}
-    # Each one was checked to be a CredentialRegistered in the loop above.
-    events = [cast(CredentialRegistered, i.event) for i in owed.values()]
-    # A second registration event for the same credential owes no second message.
-    await conn.execute(_OWE, {
-        "ids": [uuid.uuid4() for _ in events],
-        "cids": list(owed),
-        "recipients": [e.learner_email for e in events],
-        "names": [e.learner_name or "" for e in events],
-        "languages": [e.learner_language for e in events],
-        "titles": [e.title for e in events],
-        "urls": [e.url for e in events],
-        "traceparents": [i.traceparent for i in owed.values()],
-        "topics": [i.record.topic for i in owed.values()],
-        "payloads": [i.record.value or b"" for i in owed.values()],
-    })
-    return {}
-
-
-async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-    """Tell the learner when the issuer revokes, suspends or reinstates their credential."""
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialStatusChanged)
-        issued = (await conn.execute(sa.select(Notification).where(
-            col(Notification.credential_id) == e.credential_id,
-            col(Notification.kind) == "credential-issued"))).first()
-        if issued is None:
-            continue  # never mailed (VC-API credential): nobody to tell
-        nid = uuid.uuid4()
-        await conn.execute(pg_insert(Notification).values(
-            id=nid, credential_id=e.credential_id, kind=f"status-{e.action}:{item.envelope.id}",
-            recipient=issued.recipient, learner_name=issued.learner_name,
-            language=issued.language, title=issued.title, url=issued.url, status="pending",
-            attempts=0, next_attempt_at=datetime.now(UTC), detail=e.reason,
-            message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
-            source_topic=item.record.topic, source_payload=item.record.value or b"",
-        ).on_conflict_do_nothing())
-    return {}
-
-
 _DELIVERED = sa.text(
     "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, "
     "delivered_at = :now, last_error = NULL WHERE id = ANY(CAST(:ids AS uuid[]))")
-
-
-def backoff(attempts: int, base: float) -> timedelta:
-    return timedelta(seconds=base * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
 
 
 class Deliverer(RoundWorker):
@@ -154,7 +75,7 @@ class Deliverer(RoundWorker):
     async def _send(self, n: sa.Row) -> tuple[str | None, str | None]:
         if not outbox.recording():  # no span to record: the row's trace context goes on
             try:
-                await self._pool.send(messages.for_notification(n, self._sender))
+                await self._pool.send(for_notification(n, self._sender))
                 return None, n.traceparent
             except Exception as exc:
                 return f"{type(exc).__name__}: {exc}"[:500], n.traceparent
@@ -165,7 +86,7 @@ class Deliverer(RoundWorker):
             try:
                 # Inside the try: a message that cannot be built fails its own row only,
                 # never the round (which would resend the round's other mails).
-                msg = messages.for_notification(n, self._sender)
+                msg = for_notification(n, self._sender)
                 await self._pool.send(msg)
                 return None, traceparent
             except Exception as exc:

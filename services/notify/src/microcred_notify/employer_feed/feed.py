@@ -7,24 +7,18 @@ its rows sort after everything already returned: a cursor never skips a row that
 late with a smaller id (the gap a plain bigserial cursor has), and never returns one twice.
 The price: a feed lags behind writes by the longest transaction running on the server."""
 
+from __future__ import annotations
+
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from microcred_notify.employer_domain import SHARED, decode_cursor, encode_cursor
-from microcred_notify.ratelimit import RateLimiter
+from microcred_notify.employer_feed.domain import SHARED, decode_cursor, encode_cursor
+from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_shared.problems import Problem
-
-# The employer dependency is built per app (it needs the key verifier) and handed in, so
-# FastAPI gets it from annotations evaluated inside routes(); mypy sees what it resolves to.
-if TYPE_CHECKING:
-    Employer = str
-
 
 PAGE = sa.text("""
 SELECT e.id, e.txid, e.body, e.type, x.visible
@@ -69,19 +63,12 @@ async def page(engine: AsyncEngine, employer_id: str, cursor: str | None,
             "has_more": len(rows) > limit}
 
 
-def routes(app: FastAPI, engine: Callable[[], AsyncEngine], employer: Any,
-           limiter: Callable[[], RateLimiter]) -> None:
-    if not TYPE_CHECKING:
-        Employer = employer
-
-    @app.get("/v1/employer/feed")
-    async def feed(employer_id: Employer, cursor: str | None = None,
-                   limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
-        """Entries after `cursor` (from the start without one). Keep `next_cursor` and come
-        back with it: nothing is skipped and nothing repeats."""
-        grant = await limiter().take(employer_id, "feed")
-        if not grant.granted:
-            raise Problem(429, "Too many requests", "this employer's feed rate limit is "
-                          "exhausted; retry after the given delay", kind="rate-limited",
-                          headers={"Retry-After": str(max(1, math.ceil(grant.retry_after)))})
-        return await page(engine(), employer_id, cursor, limit)
+async def read(engine: AsyncEngine, limiter: RateLimiter, employer_id: str, cursor: str | None,
+               limit: int) -> dict[str, Any]:
+    """One page of the employer's feed, within its feed rate limit."""
+    grant = await limiter.take(employer_id, "feed")
+    if not grant.granted:
+        raise Problem(429, "Too many requests", "this employer's feed rate limit is "
+                      "exhausted; retry after the given delay", kind="rate-limited",
+                      headers={"Retry-After": str(max(1, math.ceil(grant.retry_after)))})
+    return await page(engine, employer_id, cursor, limit)

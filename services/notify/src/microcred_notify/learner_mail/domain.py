@@ -1,4 +1,5 @@
-"""Learner e-mail, in English or French. Pure: builds the message, sends nothing.
+"""Learner e-mail, in English or French: what is owed and what each message says. Pure:
+builds the message, sends nothing (no database, broker or SMTP import).
 
 Messages are composed straight to RFC 5322 bytes: `email.message.EmailMessage` with the
 default policy re-parses every header and cost ~2 ms per mail, the largest item in the e2e
@@ -9,13 +10,18 @@ UTF-8, base64 body, RFC 2047 subject), so writing it directly is safe and ~100x 
 from __future__ import annotations
 
 import base64
+import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.header import Header
 from email.utils import formatdate
 from functools import lru_cache
 from typing import Any
 
-from microcred_notify import learner_mail
+ISSUED = "credential-issued"  # a notification's kind; status-<action>:<event id> for status mail
+# A sign-in link, keyed by the request id in `credential_id` (the link rides in `url` only
+# until it is sent).
+SIGNIN = "learner-signin"
 
 SUBJECT = {"en": "Your micro-credential: {title}", "fr": "Votre microcertification : {title}"}
 BODY = {
@@ -110,14 +116,52 @@ def status_changed(*, sender: str, recipient: str, name: str, title: str, url: s
                                                  reason=reason, learner_url=learner_url(url)))
 
 
+SIGNIN_SUBJECT = {"en": "Your sign-in link for microcred",
+                  "fr": "Votre lien de connexion microcred"}
+SIGNIN_BODY = {
+    "en": ("Hello,\n\nSomeone (we hope you) asked to sign in to the micro-credentials held "
+           "for this address. Open this link to sign in:\n{link}\n\nIt works once, within "
+           "{minutes} minutes. If you did not ask for it, ignore this message: nothing "
+           "happens without the link.\n\n— microcred\n"),
+    "fr": ("Bonjour,\n\nQuelqu'un (vous, nous l'espérons) a demandé à se connecter aux "
+           "microcertifications détenues pour cette adresse. Ouvrez ce lien pour vous "
+           "connecter :\n{link}\n\nIl fonctionne une fois, pendant {minutes} minutes. Si "
+           "vous n'avez rien demandé, ignorez ce message : rien ne se passe sans le lien."
+           "\n\n— microcred\n"),
+}
+
+
+def signin_message(n: Any, sender: str) -> Mail:
+    lang = n.language if n.language in SIGNIN_SUBJECT else "en"
+    minutes = 15
+    try:
+        expires = datetime.fromisoformat(n.detail or "")
+        minutes = max(1, round((expires - n.created_at).total_seconds() / 60))
+    except (TypeError, ValueError):
+        pass
+    return compose(sender=sender, recipient=n.recipient, subject=SIGNIN_SUBJECT[lang],
+                   body=SIGNIN_BODY[lang].format(link=n.url, minutes=minutes),
+                   message_id=n.message_id, language=lang)
+
+
+def status_kind(action: str, event_id: str) -> str:
+    """One status mail per status event: the kind carries the action and the event id."""
+    return f"status-{action}:{event_id}"
+
+
 def for_notification(n: Any, sender: str) -> Mail:
     """The message a notification row stands for."""
     common = {"sender": sender, "recipient": n.recipient, "name": n.learner_name,
               "title": n.title, "url": n.url, "language": n.language,
               "message_id": n.message_id}
-    if n.kind == learner_mail.KIND:
-        return learner_mail.signin_message(n, sender)
+    if n.kind == SIGNIN:
+        return signin_message(n, sender)
     if n.kind.startswith("status-"):
         action = n.kind.removeprefix("status-").split(":", 1)[0]
         return status_changed(**common, action=action, reason=n.detail or "")
     return credential_issued(**common)
+
+
+def backoff(attempts: int, base: float) -> timedelta:
+    """The delay before the next try of a mail: `base` doubling per attempt, with jitter."""
+    return timedelta(seconds=base * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))

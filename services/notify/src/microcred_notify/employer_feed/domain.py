@@ -1,21 +1,26 @@
 """Pure rules of the employer feed: who may see a credential, which subscriptions match it,
-what changes when visibility changes, retry delays, token buckets and feed cursors. No
-database, broker or HTTP import."""
+what changes when visibility changes, retry delays and when an endpoint is disabled, token
+buckets, feed cursors, acceptable endpoint URLs, the employer API key format and what the
+employer directory tells of an employer. No database, broker or HTTP import."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import math
 import random
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from microcred_shared.events_employers import EmployerPublished
 
 SHARED, STATUS_CHANGED, UNSHARED = ("credential.shared", "credential.status.changed",
                                     "credential.unshared")
@@ -24,6 +29,7 @@ ISO_3166_2 = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 # The Standard Webhooks-style schedule, in units of the base delay (5 s by default).
 RETRY_STEPS = (1, 60, 360, 1440, 3600, 7200, 7200)
 DISABLE_AFTER_FAILING_FOR = timedelta(days=5)
+KEY_PREFIX = "mce_"
 
 
 class Filters(BaseModel):
@@ -175,3 +181,32 @@ def webhook_url_problem(url: str, allow_loopback_http: bool) -> str | None:
     if host == "localhost" or host.endswith(".localhost"):
         return "webhook endpoints must not point at localhost"
     return None
+
+
+def key_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(employer_id: str) -> tuple[str, dict[str, Any]]:
+    """An employer API key `mce_<key id>.<secret>` (256-bit secret; only its sha256 is
+    kept, as for provider keys in ADR 5) and the row that stores it."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    row = {"key_id": key_id, "employer_id": employer_id, "secret_sha256": key_digest(secret),
+           "created_at": datetime.now(UTC)}
+    return f"{KEY_PREFIX}{key_id}.{secret}", row
+
+
+def split_key(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed employer key, None otherwise."""
+    if not token.startswith(KEY_PREFIX) or "." not in token:
+        return None
+    key_id, _, secret = token[len(KEY_PREFIX):].partition(".")
+    return key_id, secret
+
+
+def directory_event(row: Any) -> EmployerPublished:
+    """What the directory tells of an employer: its name, status and website only (no
+    contact person or address, no keys, no webhook endpoints)."""
+    return EmployerPublished(employer_id=row.id, organisation=row.organisation,
+                             status=row.status, website=row.website,
+                             published_at=datetime.now(UTC))

@@ -1,6 +1,8 @@
-"""notify's consumers for the employer feed: keep a projection of credentials (document,
-status, the holder's visibility choice) and turn each change into employer events — the
-feed entry and one webhook delivery per matching endpoint — in the same transaction."""
+"""The employer feed's projection of credentials (document, status, the holder's visibility
+choice) and the effects of a batch of changes on it: employer events (the feed entry and
+one webhook delivery per matching endpoint), exposures and cancelled deliveries, written in
+the consumer's transaction. The rules themselves (privacy, filters, transitions) are in
+domain.py; the Kafka handlers that drive this are in handlers.py."""
 
 from __future__ import annotations
 
@@ -17,18 +19,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_notify.employer_domain import (
+from microcred_notify.employer_feed.crypto import webhook_id
+from microcred_notify.employer_feed.domain import (
     SHARED,
-    STATUS_CHANGED,
     UNSHARED,
     Facts,
     Filters,
     Sub,
-    facts_of,
     targets,
     transitions,
 )
-from microcred_notify.employer_models import (
+from microcred_notify.employer_feed.models import (
     CredentialView,
     Employer,
     EmployerEvent,
@@ -36,11 +37,8 @@ from microcred_notify.employer_models import (
     Subscription,
     WebhookDelivery,
 )
-from microcred_notify.webhook_crypto import webhook_id
-from microcred_shared.consumer import BatchHandler, Incoming
+from microcred_shared.consumer import Incoming
 from microcred_shared.db import table_of
-from microcred_shared.events import CredentialIssued, CredentialStatusChanged
-from microcred_shared.events_learners import CredentialVisibilityChanged
 
 VIEW = table_of(CredentialView)
 
@@ -82,7 +80,7 @@ async def lock_views(conn: AsyncConnection, rows: dict[uuid.UUID, dict[str, Any]
     return {r.credential_id: SimpleNamespace(**r._asdict()) for r in locked}
 
 
-def _facts(view: Any) -> Facts:
+def view_facts(view: Any) -> Facts:
     return Facts(view.provider_id, view.definition_id, view.jurisdiction,
                  frozenset(view.skills or ()))
 
@@ -158,7 +156,7 @@ class Effects:
         """Tell each employer whose view of the credential changed: shared or unshared."""
         if view.document is None:
             return  # visibility known before the document: shared once the document arrives
-        facts = _facts(view)
+        facts = view_facts(view)
         direct = set(view.shared_with) | set(previously_shared_with)
         for employer_id, kind in transitions(
                 facts=facts, visibility=view.visibility, shared_with=list(view.shared_with),
@@ -205,7 +203,7 @@ class Effects:
         return view
 
 
-async def _open(conn: AsyncConnection, items: list[Incoming], base_url: str,
+async def open_batch(conn: AsyncConnection, items: list[Incoming], base_url: str,
                 ) -> tuple[dict[uuid.UUID, SimpleNamespace], Effects]:
     """Lock the views of the batch's credentials (created when new) and load what their
     effects need; every event here carries credential_id, learner_key and provider_id."""
@@ -217,77 +215,3 @@ async def _open(conn: AsyncConnection, items: list[Incoming], base_url: str,
                                           "provider_id": e.provider_id})
     views = await lock_views(conn, rows)
     return views, await Effects.load(conn, views, base_url=base_url)
-
-
-async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
-                    base_url: str) -> dict[int, str]:
-    views, fx = await _open(conn, items, base_url)
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialIssued)
-        if views[e.credential_id].document is not None:
-            continue  # a redelivery under another ce_id: already known
-        facts = facts_of(e.credential, e.provider_id, e.definition_id)
-        views[e.credential_id] = fx.update_view(
-            views[e.credential_id], document=e.credential, learner_key=e.learner_key,
-            provider_id=e.provider_id, definition_id=e.definition_id,
-            jurisdiction=facts.jurisdiction, skills=sorted(facts.skills))
-        fx.reconcile(views[e.credential_id])
-    await fx.write(conn)
-    return {}
-
-
-async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
-                        base_url: str) -> dict[int, str]:
-    """Each change is applied in order, and each one the employer can see is an event."""
-    views, fx = await _open(conn, items, base_url)
-    refused: dict[int, str] = {}
-    for index, item in enumerate(items):
-        e = item.event
-        assert isinstance(e, CredentialVisibilityChanged)
-        old = views[e.credential_id]
-        if old.learner_key != e.learner_key:
-            refused[index] = "the credential belongs to another learner"
-            continue
-        if old.visibility_changed_at and e.changed_at < old.visibility_changed_at:
-            continue  # an older choice arriving late never overrides a newer one
-        before = list(old.shared_with)  # update_view changes the locked view in place
-        fx.reconcile(fx.update_view(old, visibility=e.visibility,
-                                    shared_with=sorted(set(e.shared_with)),
-                                    visibility_changed_at=e.changed_at),
-                     previously_shared_with=before)
-    await fx.write(conn)
-    return refused
-
-
-async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
-                            base_url: str) -> dict[int, str]:
-    """Revocations and suspensions reach the employers that hold the credential."""
-    views, fx = await _open(conn, items, base_url)
-    for item in items:
-        e = item.event
-        assert isinstance(e, CredentialStatusChanged)
-        view = views[e.credential_id] = fx.update_view(views[e.credential_id], status=e.status)
-        if view.document is None:
-            continue
-        facts = _facts(view)
-        for employer_id in sorted(fx.exposed(e.credential_id)):
-            fx.emit(employer_id, view, STATUS_CHANGED,
-                    targets(fx.subs, employer_id, facts, employer_id in view.shared_with),
-                    {"action": e.action, "reason": e.reason,
-                     "changed_at": e.changed_at.isoformat()})
-    await fx.write(conn)
-    return {}
-
-
-def chain(*handlers: BatchHandler) -> BatchHandler:
-    """Several use cases on one topic (one consumer group per topic): run each in turn on
-    the same transaction; an item refused by any is refused."""
-
-    async def handle(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-        refused: dict[int, str] = {}
-        for handler in handlers:
-            refused |= await handler(conn, items)
-        return refused
-
-    return handle

@@ -1,0 +1,81 @@
+"""The employer feed's Kafka batch handlers: keep the projection of credentials up to date
+and turn each change an employer may see into employer events, in the same transaction.
+
+- credentials.issued: the signed document arrives; employers it is visible to and that
+  subscribe to it are told `credential.shared`;
+- credential visibility: the holder's choice; employers gain or lose the credential
+  (`credential.shared` / `credential.unshared`), and what was on its way is cancelled;
+- credential status: employers that hold the credential are told of a revocation or a
+  suspension (`credential.status.changed`)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from microcred_notify.employer_feed.domain import STATUS_CHANGED, facts_of, targets
+from microcred_notify.employer_feed.projection import open_batch, view_facts
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import CredentialIssued, CredentialStatusChanged
+from microcred_shared.events_learners import CredentialVisibilityChanged
+
+
+async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
+                    base_url: str) -> dict[int, str]:
+    views, fx = await open_batch(conn, items, base_url)
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialIssued)
+        if views[e.credential_id].document is not None:
+            continue  # a redelivery under another ce_id: already known
+        facts = facts_of(e.credential, e.provider_id, e.definition_id)
+        views[e.credential_id] = fx.update_view(
+            views[e.credential_id], document=e.credential, learner_key=e.learner_key,
+            provider_id=e.provider_id, definition_id=e.definition_id,
+            jurisdiction=facts.jurisdiction, skills=sorted(facts.skills))
+        fx.reconcile(views[e.credential_id])
+    await fx.write(conn)
+    return {}
+
+
+async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
+                        base_url: str) -> dict[int, str]:
+    """Each change is applied in order, and each one the employer can see is an event."""
+    views, fx = await open_batch(conn, items, base_url)
+    refused: dict[int, str] = {}
+    for index, item in enumerate(items):
+        e = item.event
+        assert isinstance(e, CredentialVisibilityChanged)
+        old = views[e.credential_id]
+        if old.learner_key != e.learner_key:
+            refused[index] = "the credential belongs to another learner"
+            continue
+        if old.visibility_changed_at and e.changed_at < old.visibility_changed_at:
+            continue  # an older choice arriving late never overrides a newer one
+        before = list(old.shared_with)  # update_view changes the locked view in place
+        fx.reconcile(fx.update_view(old, visibility=e.visibility,
+                                    shared_with=sorted(set(e.shared_with)),
+                                    visibility_changed_at=e.changed_at),
+                     previously_shared_with=before)
+    await fx.write(conn)
+    return refused
+
+
+async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
+                            base_url: str) -> dict[int, str]:
+    """Revocations and suspensions reach the employers that hold the credential."""
+    views, fx = await open_batch(conn, items, base_url)
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialStatusChanged)
+        view = views[e.credential_id] = fx.update_view(views[e.credential_id], status=e.status)
+        if view.document is None:
+            continue
+        facts = view_facts(view)
+        for employer_id in sorted(fx.exposed(e.credential_id)):
+            fx.emit(employer_id, view, STATUS_CHANGED,
+                    targets(fx.subs, employer_id, facts,
+                            employer_id in view.shared_with),
+                    {"action": e.action, "reason": e.reason,
+                     "changed_at": e.changed_at.isoformat()})
+    await fx.write(conn)
+    return {}

@@ -1,0 +1,39 @@
+"""The learner mail's long-lived parts: the SMTP pool and the delivery worker, started and
+stopped with the process (main.build registers `start` and `stop`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from microcred_notify.learner_mail.delivery import Deliverer
+from microcred_notify.learner_mail.settings import MailSettings
+from microcred_notify.learner_mail.smtp import SmtpPool
+from microcred_shared.runtime import ServiceRuntime
+
+
+class LearnerMail:
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
+        # Set after each committed batch: new mail is owed, the worker need not wait.
+        self.wake = asyncio.Event()
+        self.deliverer: Deliverer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, rt: ServiceRuntime) -> None:
+        assert rt.engine is not None and rt.relay is not None
+        s = self.settings
+        self.deliverer = Deliverer(rt.engine, self.pool, sender=s.smtp_from,
+                                   max_attempts=s.max_attempts, retry_base=s.retry_base_seconds,
+                                   wake=self.wake, on_published=rt.relay.wake)
+        self._task = rt.background(self.deliverer.run())
+
+    async def stop(self, rt: ServiceRuntime) -> None:
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 15)
+            except TimeoutError:
+                pass
+        await self.pool.close()

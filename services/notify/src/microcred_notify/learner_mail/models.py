@@ -1,0 +1,39 @@
+"""The learner mail's one table: each message owed to a learner and its delivery state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from microcred_shared.db import utcnow
+
+
+class Notification(SQLModel, table=True):
+    """A message owed to a learner. Delivery is a small state machine kept in the database:
+    pending → delivered, or pending → (retries) → failed and dead-lettered."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (sa.UniqueConstraint("credential_id", "kind"),
+                      sa.Index("ix_notifications_due", "status", "next_attempt_at"))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    credential_id: uuid.UUID
+    kind: str = "credential-issued"  # or status-<action>:<event id>, or learner-signin
+    recipient: str
+    learner_name: str
+    language: str = "en"
+    title: str
+    url: str
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    last_error: str | None = None
+    detail: str | None = None  # the provider's reason, for status changes
+    message_id: str
+    traceparent: str | None = None
+    source_topic: str
+    source_payload: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -1,0 +1,331 @@
+"""The employer feed against a real database: the projection's Kafka handlers decide what
+each employer is told (feed entries, webhook deliveries), and the use cases behind the
+employer and operator routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from microcred_notify.employer_feed import audit, employers, subscriptions
+from microcred_notify.employer_feed import feed as pull_feed
+from microcred_notify.employer_feed import handlers as feed
+from microcred_notify.employer_feed.crypto import SecretBox
+from microcred_notify.employer_feed.domain import Filters
+from microcred_notify.employer_feed.employers import EmployerCreate, EmployerKeyVerifier
+from microcred_notify.employer_feed.ratelimit import RateLimiter
+from microcred_notify.employer_feed.subscriptions import SubscriptionCreate
+from microcred_notify.employer_feed.webhooks import Policy, WebhookWorker
+from microcred_shared import netguard, topics
+from microcred_shared.events import CredentialIssued, CredentialStatusChanged
+from microcred_shared.events_learners import CredentialVisibilityChanged
+from microcred_shared.problems import Problem
+
+BASE = "https://notify.example"
+BOX = SecretBox(os.urandom(32))
+HOOK = "http://127.0.0.1:9/hook"
+on_issued = partial(feed.on_issued, base_url=BASE)
+on_visibility = partial(feed.on_visibility, base_url=BASE)
+on_status = partial(feed.on_status_changed, base_url=BASE)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def issued(cid: uuid.UUID, *, region: str = "CA-ON", provider: str = "lakeshore-college",
+           learner: str = "learner-1") -> CredentialIssued:
+    document = {"id": f"urn:uuid:{cid}", "issuer": {"id": "did:web:lakeshore.example",
+                                                    "address": {"addressRegion": region}},
+                "credentialSubject": {"achievement": {"name": "Data Analysis", "alignment": [
+                    {"targetName": "Numeracy", "targetFramework": "ESCO"}]}}}
+    return CredentialIssued(credential_id=cid, provider_id=provider, definition_id="data",
+                            learner_key=learner, title="Data Analysis", issued_at=now(),
+                            credential=document)
+
+
+def visibility(cid: uuid.UUID, visibility: str = "employers", shared_with: list[str] = (),
+               *, learner: str = "learner-1", at: datetime | None = None,
+               ) -> CredentialVisibilityChanged:
+    return CredentialVisibilityChanged(credential_id=cid, learner_key=learner,
+                                       provider_id="lakeshore-college", visibility=visibility,
+                                       shared_with=list(shared_with), changed_at=at or now())
+
+
+def revoked(cid: uuid.UUID) -> CredentialStatusChanged:
+    return CredentialStatusChanged(credential_id=cid, provider_id="lakeshore-college",
+                                   learner_key="learner-1", status="revoked", action="revoke",
+                                   reason="issued in error", changed_at=now())
+
+
+async def employer(db: Any, name: str = "Acme") -> tuple[str, str]:
+    """An approved employer: (its id, its API key)."""
+    row = await employers.register(db.engine, EmployerCreate(
+        organisation=name, contact_name="Bo", contact_email="bo@acme.example"))
+    row, key = await employers.approve(db.engine, row.id)
+    return row.id, key
+
+
+async def subscribe(db: Any, employer_id: str, *, webhook: bool = False,
+                    **filters: list[str]) -> dict[str, Any]:
+    return await subscriptions.create(
+        db.engine, BOX, employer_id,
+        SubscriptionCreate(filters=Filters(**filters), webhook_url=HOOK if webhook else None),
+        allow_loopback_http=True)
+
+
+async def read(db: Any, employer_id: str, cursor: str | None = None) -> dict[str, Any]:
+    return await pull_feed.page(db.engine, employer_id, cursor, 100)
+
+
+def kinds(page: dict[str, Any]) -> list[str]:
+    return [e["type"] for e in page["entries"]]
+
+
+async def deliveries(db: Any) -> list[Any]:
+    return await db.rows("SELECT * FROM webhook_deliveries ORDER BY created_at, event_type")
+
+
+async def test_a_credential_shown_to_employers_reaches_a_subscriber_by_feed_and_webhook(
+        db: Any) -> None:
+    emp, _ = await employer(db)
+    sub = await subscribe(db, emp, webhook=True)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    assert kinds(await read(db, emp)) == []  # private until the holder chooses otherwise
+
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid))
+    (entry,) = (await read(db, emp))["entries"]
+    assert entry["type"] == "credential.shared"
+    assert entry["data"]["credential"]["id"] == f"urn:uuid:{cid}"
+    assert entry["data"]["credential_url"] == f"{BASE}/v1/credentials/{cid}"
+    (d,) = await deliveries(db)
+    assert (d.subscription_id, d.status, d.event_type) == (
+        uuid.UUID(sub["id"]), "pending", "credential.shared")
+    assert json.loads(d.body)["id"] == entry["id"]
+
+
+async def test_a_choice_known_before_the_document_shares_once_the_document_arrives(
+        db: Any) -> None:
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "public"))
+    assert kinds(await read(db, emp)) == []
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    assert kinds(await read(db, emp)) == ["credential.shared"]
+
+
+async def test_filters_choose_what_a_subscriber_is_told_but_a_direct_share_overrides_them(
+        db: Any) -> None:
+    quebec, _ = await employer(db, "Quebec only")
+    await subscribe(db, quebec, jurisdictions=["CA-QC"])
+    numeracy, _ = await employer(db, "Numeracy")
+    await subscribe(db, numeracy, skills=["numeracy"])
+    ontario = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(ontario))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(ontario))
+    assert kinds(await read(db, quebec)) == []
+    assert kinds(await read(db, numeracy)) == ["credential.shared"]
+
+    direct = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(direct))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(direct, "private", [quebec]))
+    assert kinds(await read(db, quebec)) == ["credential.shared"]
+    assert kinds(await read(db, numeracy)) == ["credential.shared"]  # only the first one
+
+
+async def test_unsharing_tells_the_employer_cancels_what_is_on_its_way_and_redacts_the_feed(
+        db: Any) -> None:
+    emp, _ = await employer(db)
+    await subscribe(db, emp, webhook=True)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "private"))
+
+    shared, unshared = (await read(db, emp))["entries"]
+    assert (shared["type"], unshared["type"]) == ("credential.shared", "credential.unshared")
+    assert shared["redacted"] is True and "credential" not in shared["data"]
+    assert set(unshared["data"]) == {"credential_id", "credential_url", "unshared_at"}
+    assert [(d.event_type, d.status) for d in await deliveries(db)] == [
+        ("credential.shared", "cancelled"), ("credential.unshared", "pending")]
+
+
+async def test_a_revocation_reaches_the_employers_holding_the_credential(db: Any) -> None:
+    holder, _ = await employer(db, "Holder")
+    await subscribe(db, holder)
+    late, _ = await employer(db, "Late")  # subscribes after: never held it
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid))
+    await subscribe(db, late)
+    await db.consume(topics.CREDENTIAL_STATUS, on_status, CredentialStatusChanged, revoked(cid))
+
+    page = await read(db, holder)
+    assert kinds(page) == ["credential.shared", "credential.status.changed"]
+    data = page["entries"][1]["data"]
+    assert (data["action"], data["reason"], data["status"]) == (
+        "revoke", "issued in error", "revoked")
+    assert kinds(await read(db, late)) == []
+
+
+async def test_a_visibility_change_by_another_learner_is_dead_lettered(db: Any) -> None:
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "public", learner="someone-else"))
+
+    assert kinds(await read(db, emp)) == []
+    (letter,) = await db.outbox(topics.dlq(topics.CREDENTIAL_VISIBILITY))
+    assert letter.headers["dlq_reason"] == "the credential belongs to another learner"
+
+
+async def test_an_older_choice_arriving_late_never_overrides_a_newer_one(db: Any) -> None:
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    t = now()
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "private", at=t))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "public", at=t - timedelta(minutes=1)))
+    assert kinds(await read(db, emp)) == []
+
+
+async def test_the_feed_cursor_continues_where_the_last_page_stopped(db: Any) -> None:
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    for _ in range(3):
+        cid = uuid.uuid4()
+        await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+        await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility,
+                         CredentialVisibilityChanged, visibility(cid))
+    first = await pull_feed.page(db.engine, emp, None, 2)
+    rest = await pull_feed.page(db.engine, emp, first["next_cursor"], 2)
+    assert (len(first["entries"]), first["has_more"]) == (2, True)
+    assert (len(rest["entries"]), rest["has_more"]) == (1, False)
+    ids = [e["id"] for e in first["entries"] + rest["entries"]]
+    assert len(set(ids)) == 3
+    with pytest.raises(Problem) as bad:
+        await pull_feed.page(db.engine, emp, "not-a-cursor!", 2)
+    assert bad.value.status == 400
+
+
+async def test_an_employer_over_its_feed_rate_is_told_when_to_come_back(db: Any) -> None:
+    emp, _ = await employer(db)
+    limiter = RateLimiter(db.engine, rate=0.5, burst=1)
+    await pull_feed.read(db.engine, limiter, emp, None, 10)
+    with pytest.raises(Problem) as limited:
+        await pull_feed.read(db.engine, limiter, emp, None, 10)
+    assert limited.value.status == 429
+    assert int(limited.value.headers["Retry-After"]) >= 1
+
+
+async def test_registration_approval_and_suspension_are_published_and_gate_the_key(
+        db: Any) -> None:
+    row = await employers.register(db.engine, EmployerCreate(
+        organisation="Acme", contact_name="Bo", contact_email="bo@acme.example"))
+    _, key = await employers.approve(db.engine, row.id)
+    assert await EmployerKeyVerifier(db.engine).employer_for(key) == row.id
+    assert await EmployerKeyVerifier(db.engine).employer_for(key + "x") is None
+    with pytest.raises(Problem) as twice:
+        await employers.approve(db.engine, row.id)
+    assert twice.value.status == 409
+
+    await employers.suspend(db.engine, row.id)
+    assert await EmployerKeyVerifier(db.engine).employer_for(key) is None
+    published = [o.body for o in await db.outbox(topics.EMPLOYERS)]
+    assert [p["status"] for p in published] == ["pending", "approved", "suspended"]
+    assert all("contact_email" not in p and "contact_name" not in p for p in published)
+    with pytest.raises(Problem) as missing:
+        await employers.suspend(db.engine, "emp-nobody")
+    assert missing.value.status == 404
+
+
+class Endpoint:
+    """The employer's webhook endpoint, behind httpx's mock transport."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(request)
+        return httpx.Response(self.status)
+
+
+def worker(db: Any, endpoint: Endpoint, *, max_attempts: int = 3) -> WebhookWorker:
+    w = WebhookWorker(db.engine, box=BOX, limiter=RateLimiter(db.engine, rate=100, burst=100),
+                      policy=Policy(max_attempts, 0.0, 5), wake=asyncio.Event(),
+                      on_published=lambda: None,
+                      destinations=netguard.Policy(allow_loopback=True))
+    w._client = httpx.AsyncClient(transport=httpx.MockTransport(endpoint))  # the network seam
+    return w
+
+
+async def shared_credential(db: Any) -> tuple[str, dict[str, Any]]:
+    emp, _ = await employer(db)
+    sub = await subscribe(db, emp, webhook=True)
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid))
+    return emp, sub
+
+
+async def test_a_webhook_is_sent_signed_and_an_operator_replay_keeps_its_webhook_id(
+        db: Any) -> None:
+    _, sub = await shared_credential(db)
+    endpoint = Endpoint()
+    assert await worker(db, endpoint).deliver_due() == 1
+
+    (request,) = endpoint.received
+    payload = Webhook(sub["secret"]).verify(request.content, dict(request.headers))
+    assert payload["type"] == "credential.shared"
+    (d,) = await deliveries(db)
+    assert (d.status, d.attempts, d.last_status_code) == ("delivered", 1, 200)
+
+    new_id = await audit.replay_one(db.engine, d.id)
+    await worker(db, endpoint).deliver_due()
+    assert [r.headers["webhook-id"] for r in endpoint.received] == [d.webhook_id] * 2
+    log = await audit.deliveries(db.engine, None, None, 10)
+    assert [x["replay_of"] for x in log["deliveries"]] == [None, str(d.id)]
+    assert log["deliveries"][1]["id"] == str(new_id)
+
+
+async def test_a_webhook_endpoint_that_keeps_failing_is_dead_lettered_then_gone_disables_it(
+        db: Any) -> None:
+    _, sub = await shared_credential(db)
+    failing = worker(db, Endpoint(503), max_attempts=2)
+    await failing.deliver_due()
+    await asyncio.sleep(0.01)
+    await failing.deliver_due()
+    (d,) = await deliveries(db)
+    assert (d.status, d.attempts, d.last_status_code) == ("failed", 2, 503)
+    (letter,) = await db.outbox(topics.dlq(topics.NOTIFICATIONS))
+    assert letter.headers["webhook-id"] == d.webhook_id
+
+    await audit.replay_one(db.engine, d.id)
+    await worker(db, Endpoint(410)).deliver_due()
+    (s,) = await db.rows("SELECT status, disabled_reason FROM employer_subscriptions")
+    assert (s.status, s.disabled_reason) == ("disabled", "the endpoint answered 410 Gone")
