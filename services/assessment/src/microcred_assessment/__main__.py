@@ -12,7 +12,7 @@ from microcred_assessment.settings import Settings
 
 
 async def _keys(action: str, arg: str) -> str:
-    from microcred_assessment.keys import create_key, revoke_key
+    from microcred_assessment.access.keys import create_key, revoke_key
     from microcred_assessment.models import MIGRATIONS
     from microcred_shared.db import ensure_database, make_engine, migrate
 
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
     if len(argv) == 2 and argv[0] == "ship-broker-audit":
         from pathlib import Path
 
-        from microcred_assessment.broker_shipper import ship_forever
+        from microcred_assessment.audit.shipper import ship_forever
 
         settings = Settings()
         asyncio.run(ship_forever(Path(argv[1]), settings.kafka_bootstrap_servers,

@@ -1,4 +1,5 @@
-"""Composition root of the assessment service."""
+"""Composition root of the assessment service: it builds the runtime, subscribes the
+contexts' batch handlers and passes their routers to the app. No business code here."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from microcred_assessment import api
-from microcred_assessment.audit import on_audit
-from microcred_assessment.broker_audit import on_broker_refusals
-from microcred_assessment.broker_shipper import ship_forever
-from microcred_assessment.handlers import on_results
-from microcred_assessment.kafka_admin import KafkaAdmin
+from microcred_assessment.access import routes as access_routes
+from microcred_assessment.access.handlers import principals_by_username
+from microcred_assessment.access.kafka_admin import KafkaAdmin
+from microcred_assessment.audit import routes as audit_routes
+from microcred_assessment.audit.handlers import on_audit, on_broker_refusals
+from microcred_assessment.audit.shipper import ship_forever
+from microcred_assessment.catalogue import routes as catalogue_routes
+from microcred_assessment.catalogue.seed import import_seed, load_seed
 from microcred_assessment.models import MIGRATIONS
+from microcred_assessment.results import routes as results_routes
+from microcred_assessment.results.handlers import on_results
 from microcred_assessment.runtime import AssessmentRuntime
-from microcred_assessment.seed import import_seed, load_seed
 from microcred_assessment.settings import Settings
 from microcred_shared import topics
 from microcred_shared.auth import KeyVerifier
@@ -50,11 +54,17 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
         r.subscribe("provider-results", handler, AssessmentResultSubmitted,
                     pattern=topics.PROVIDER_RESULTS_PATTERN)
         r.subscribe(topics.AUDIT, on_audit, AuditRecorded)
-        r.subscribe(topics.KAFKA_REFUSALS, on_broker_refusals, BrokerRefusalObserved)
+        r.subscribe(topics.KAFKA_REFUSALS,
+                    partial(on_broker_refusals, principals=principals_by_username),
+                    BrokerRefusalObserved)
         if settings.broker_audit_log:
             r.background(ship_forever(Path(settings.broker_audit_log),
                                       settings.kafka_bootstrap_servers,
                                       settings.kafka_client_options()))
 
     rt.on_start(start)
-    return rt.app("microcred assessment", api.routes), rt
+    # The routers' paths do not overlap, so their order is only the order of the OpenAPI
+    # document: the operator's routes, then the providers'.
+    return rt.app("microcred assessment", routers=[
+        catalogue_routes.router, access_routes.router, audit_routes.router,
+        results_routes.router]), rt

@@ -3,7 +3,7 @@ builds, declared so routes and hooks are type-checked against it."""
 
 from __future__ import annotations
 
-from microcred_assessment.kafka_admin import KafkaAdmin
+from microcred_assessment.access.kafka_admin import KafkaAdmin
 from microcred_assessment.settings import Settings
 from microcred_shared.auth import KeyVerifier
 from microcred_shared.projection import LiveCatalog

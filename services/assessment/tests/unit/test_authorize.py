@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microcred_assessment.domain import InvalidResult, Refused, authorize
+from microcred_assessment.results.domain import InvalidResult, Refused, authorize
 from microcred_shared.catalog import Catalog, Definition, Provider
 from microcred_shared.testing import result
 from microcred_shared.testing_providers import definition_doc, provider_doc

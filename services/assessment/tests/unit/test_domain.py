@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from microcred_assessment.domain import InvalidResult, check, decide
+from microcred_assessment.results.domain import InvalidResult, check, decide
 from microcred_shared.catalog import load_catalog
 from microcred_shared.settings import REPO_ROOT
 from microcred_shared.testing import result

@@ -8,27 +8,16 @@ if the database then fails, the operator retries and the broker change is repeat
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_assessment.kafka_admin import KafkaAdmin, Principal, username_for
-from microcred_assessment.models import KafkaPrincipal
-from microcred_shared import topics
+from microcred_assessment.access.domain import Principal
+from microcred_assessment.access.kafka_admin import KafkaAdmin
+from microcred_assessment.access.models import KafkaPrincipal
 from microcred_shared.db import table_of
-
-__all__ = ["create", "current", "describe", "revoke", "rotate", "username_for"]
-
-
-def describe(principal: Principal, bootstrap: str | None) -> dict[str, Any]:
-    """What the operator hands to the provider, once: the password is not kept."""
-    return {"username": principal.username, "password": principal.password,
-            "mechanism": "SCRAM-SHA-512", "topic": principal.topic,
-            "dead_letter_topic": topics.dlq(principal.topic),
-            "consumer_group_prefix": principal.username, "bootstrap": bootstrap}
 
 
 async def current(conn: AsyncConnection, provider_id: str) -> KafkaPrincipal | None:

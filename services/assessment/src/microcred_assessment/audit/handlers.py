@@ -2,11 +2,14 @@
 
 assessment's own records are written to the table and to the outbox in the transaction of
 the refusal or change; records from other services arrive on topics.AUDIT and are stored
-once (the audit id is the key). Secrets never reach it: API keys are named by key id only.
+once (the audit id is the key); refusals inside the Kafka broker arrive on
+topics.KAFKA_REFUSALS and are attributed (domain.refusal_entry). Secrets never reach it:
+API keys are named by key id only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +18,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_assessment.models import AuditEntry
+from microcred_assessment.audit.domain import PrincipalState, refusal_entry
+from microcred_assessment.audit.models import AuditEntry
 from microcred_shared import outbox
 from microcred_shared.audit import Channel, audit_event, audit_record
 from microcred_shared.consumer import Incoming
 from microcred_shared.db import table_of
-from microcred_shared.events_providers import AuditRecorded
+from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
 
 SERVICE = "assessment"
 
@@ -51,6 +55,24 @@ async def record_now(engine: AsyncEngine, **fields: Any) -> AuditRecorded:
 
 async def on_audit(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
     await store(conn, [i.event for i in items if isinstance(i.event, AuditRecorded)])
+    return {}
+
+
+# Whose principals these broker user names are: access.handlers.principals_by_username,
+# passed in by main (the audit log depends on no other context).
+PrincipalLookup = Callable[[AsyncConnection, set[str]], Awaitable[dict[str, PrincipalState]]]
+
+
+async def on_broker_refusals(conn: AsyncConnection, items: list[Incoming], *,
+                             principals: PrincipalLookup) -> dict[int, str]:
+    refusals = [(i, i.event) for i in items if isinstance(i.event, BrokerRefusalObserved)]
+    rows = await principals(conn, {e.user for _, e in refusals if e.user})
+    events = []
+    for item, refusal in refusals:
+        event = refusal_entry(refusal, rows.get(refusal.user or ""))
+        item.outgoing.append(audit_record(event, traceparent=item.traceparent))
+        events.append(event)
+    await store(conn, events)
     return {}
 
 

@@ -6,30 +6,35 @@ operator), so the entry says which provider was concerned and, as far as anyone 
 why: an unknown name, a revoked principal, or a wrong password (after a rotation: perhaps
 the retired one; the broker cannot tell which wrong password was tried). A service's own
 principal `svc-<service>` (ADR 19) is named as `service:<service>`.
+
+Pure: the principal's state is looked up by the caller (access knows the principals).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col
-
-from microcred_assessment.audit import store
-from microcred_assessment.models import KafkaPrincipal
-from microcred_shared.audit import audit_record
-from microcred_shared.consumer import Incoming
 from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.kafka_acls import service_of_user
+
+
+class PrincipalState(Protocol):
+    """What the attribution needs of a provider's Kafka principal (access.models)."""
+
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def rotated_at(self) -> datetime | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
 
 
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _login_reason(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> tuple[str, str]:
+def _login_reason(e: BrokerRefusalObserved, row: PrincipalState | None) -> tuple[str, str]:
     """(principal state, reason) for a failed SASL login."""
     who = f"{e.mechanism or 'SASL'} login as {e.username!r} refused by the broker"
     if row is None and service_of_user(e.username):
@@ -44,7 +49,8 @@ def _login_reason(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> tuple
     return "active", f"{who}: wrong password"
 
 
-def _entry(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> AuditRecorded:
+def refusal_entry(e: BrokerRefusalObserved, row: PrincipalState | None) -> AuditRecorded:
+    """The audit entry of one broker refusal; `row` is the principal of its user name."""
     details = {k: v for k, v in {
         "kind": e.kind, "username": e.user, "mechanism": e.mechanism, "host": e.host,
         "listener": e.listener, "request": e.request, "broker_reason": e.reason,
@@ -67,20 +73,3 @@ def _entry(e: BrokerRefusalObserved, row: KafkaPrincipal | None) -> AuditRecorde
     return AuditRecorded(audit_id=e.refusal_id, recorded_at=e.observed_at, service="kafka-broker",
                          channel="kafka", actor=actor, provider_id=provider, action=action,
                          outcome="refused", reason=reason[:2000], details=details)
-
-
-async def on_broker_refusals(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
-    refusals = [(i, i.event) for i in items if isinstance(i.event, BrokerRefusalObserved)]
-    users = {e.user for _, e in refusals if e.user}
-    rows: dict[str, Any] = {}  # Rows with KafkaPrincipal's columns, by user name
-    if users:
-        found = await conn.execute(sa.select(KafkaPrincipal).where(
-            col(KafkaPrincipal.username).in_(users)))
-        rows = {r.username: r for r in found}
-    events = []
-    for item, refusal in refusals:
-        event = _entry(refusal, rows.get(refusal.user or ""))
-        item.outgoing.append(audit_record(event, traceparent=item.traceparent))
-        events.append(event)
-    await store(conn, events)
-    return {}

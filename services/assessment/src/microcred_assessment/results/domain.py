@@ -1,15 +1,22 @@
-"""Assessment rules: is a result acceptable, and was the micro-credential achieved?
+"""Assessment rules: who may submit a result and can it be judged (`authorize`, `check`),
+and was the micro-credential achieved under the definition's pass rule (`decide`)?
 
 Pure functions: no broker, database or HTTP here.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from microcred_shared.catalog import Catalog, Definition, PassRule
-from microcred_shared.events import AssessmentResultSubmitted
+from microcred_shared.events import (
+    NAMESPACE,
+    AssessmentDecided,
+    AssessmentResultSubmitted,
+    learner_key,
+)
 
 
 class InvalidResult(ValueError):
@@ -34,6 +41,15 @@ def sender_provider(source: str) -> str | None:
     """Providers publish with ce_source `/providers/{id}` (HTTP ingest sets it for them)."""
     prefix = "/providers/"
     return source[len(prefix):] if source.startswith(prefix) else None
+
+
+def actor_of(provider_id: str | None) -> str:
+    return f"provider:{provider_id}" if provider_id else "unknown"
+
+
+def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
+    """The same provider result always gets the same assessment id, whichever way it came."""
+    return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
 
 
 def authorize(result: AssessmentResultSubmitted, sender: str | None,
@@ -105,3 +121,18 @@ def decide(result: AssessmentResultSubmitted, rule: PassRule) -> Decision:
         return Decision(ok, f"rubric level {result.rubric_level!r} "
                             f"{'meets' if ok else 'is below'} the required {rule.min_level!r}")
     return Decision(bool(result.passed), "passed" if result.passed else "not passed")
+
+
+def decided(result: AssessmentResultSubmitted, definition: Definition,
+            now: datetime) -> AssessmentDecided:
+    """The decision on a result that passed `check`, as the event issuance acts on."""
+    assert definition.pass_rule is not None  # check() refuses stacks
+    decision = decide(result, definition.pass_rule)
+    return AssessmentDecided(
+        assessment_id=assessment_id_for(result.provider_id, result.result_id),
+        provider_id=result.provider_id, result_id=result.result_id,
+        definition_id=definition.id, definition_version=definition.version,
+        learner=result.learner, learner_key=learner_key(result.learner.email),
+        achieved=decision.achieved, reason=decision.reason, score=result.score,
+        rubric_level=result.rubric_level, assessed_at=result.assessed_at, decided_at=now,
+    )

@@ -9,15 +9,18 @@ versions never collide.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_assessment import audit
+from microcred_assessment.access.handlers import credentials_of
+from microcred_assessment.audit import handlers as audit
+from microcred_assessment.catalogue import domain
+from microcred_assessment.catalogue.domain import Status
 from microcred_shared import outbox, topics
-from microcred_shared.catalog import Definition, Provider
+from microcred_shared.catalog import Catalog, Definition, Provider
 from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
 from microcred_shared.problems import Problem
 from microcred_shared.projection import (
@@ -64,7 +67,7 @@ async def create_provider(conn: AsyncConnection, given: Provider, actor: str) ->
     await _lock(conn, "provider", given.id)
     if await get_provider(conn, given.id):
         raise Problem(409, "Conflict", f"provider {given.id!r} exists", kind="conflict")
-    provider = given.model_copy(update={"version": 1})
+    provider = domain.onboarded(given)
     return await _publish_provider(conn, provider, actor, "provider.create", "onboarded")
 
 
@@ -72,25 +75,21 @@ async def update_provider(conn: AsyncConnection, given: Provider, actor: str) ->
     """Replace what the operator may edit; status changes go through set_status."""
     await _lock(conn, "provider", given.id)
     current = await _existing_provider(conn, given.id)
-    provider = given.model_copy(update={"version": current.version + 1,
-                                        "status": current.status,
-                                        "status_reason": current.status_reason})
+    provider = domain.edited(current, given)
     return await _publish_provider(conn, provider, actor, "provider.update", "updated")
 
 
 async def set_status(conn: AsyncConnection, provider_id: str,
-                     status: Literal["active", "suspended"], reason: str,
+                     status: Status, reason: str,
                      actor: str) -> Provider:
     await _lock(conn, "provider", provider_id)
     current = await _existing_provider(conn, provider_id)
     if current.status == status:
         raise Problem(409, "Conflict", f"provider {provider_id!r} is already {status}",
                       kind="invalid-transition")
-    provider = current.model_copy(update={
-        "version": current.version + 1, "status": status,
-        "status_reason": reason if status == "suspended" else None})
-    action = "provider.suspend" if status == "suspended" else "provider.reactivate"
-    return await _publish_provider(conn, provider, actor, action, reason)
+    provider = domain.with_status(current, status, reason)
+    return await _publish_provider(conn, provider, actor, domain.status_action(status),
+                                   reason)
 
 
 async def _existing_provider(conn: AsyncConnection, provider_id: str) -> Provider:
@@ -109,8 +108,7 @@ async def _check_references(conn: AsyncConnection, d: Definition) -> None:
             raise Problem(422, "Unknown partner", f"co-issuer {partner!r} is not a provider",
                           kind="invalid-definition")
     for component in d.stack.components if d.stack else []:
-        found = await latest_definition(conn, component)
-        if found is None or found.stack is not None:
+        if not domain.assessable(await latest_definition(conn, component)):
             raise Problem(422, "Unknown component", f"stack component {component!r} is not "
                           "a definition one can be assessed on", kind="invalid-definition")
 
@@ -134,7 +132,7 @@ async def create_definition(conn: AsyncConnection, given: Definition, actor: str
         raise Problem(409, "Conflict", f"definition {given.id!r} exists: publish a new "
                       "version instead", kind="conflict")
     await _check_references(conn, given)
-    d = given if keep_version else given.model_copy(update={"version": 1, "status": "active"})
+    d = domain.first_version(given, keep_version=keep_version)
     return await _publish_definition(conn, d, actor, "definition.create", "published")
 
 
@@ -147,7 +145,7 @@ async def new_version(conn: AsyncConnection, given: Definition, actor: str) -> D
         raise Problem(422, "Owner cannot change", f"{given.id!r} belongs to "
                       f"{current.provider_id!r}", kind="invalid-definition")
     await _check_references(conn, given)
-    d = given.model_copy(update={"version": current.version + 1, "status": "active"})
+    d = domain.next_version(current, given)
     return await _publish_definition(conn, d, actor, "definition.version", "new version")
 
 
@@ -158,7 +156,7 @@ async def retire(conn: AsyncConnection, definition_id: str, reason: str,
     if current.status == "retired":
         raise Problem(409, "Conflict", f"{definition_id!r} is already retired",
                       kind="invalid-transition")
-    d = current.model_copy(update={"status": "retired"})
+    d = domain.retired(current)
     return await _publish_definition(conn, d, actor, "definition.retire", reason)
 
 
@@ -167,3 +165,34 @@ async def _existing_definition(conn: AsyncConnection, definition_id: str) -> Def
     if current is None:
         raise Problem(404, "Not found", f"no definition {definition_id!r}", kind="not-found")
     return current
+
+
+async def provider_detail(conn: AsyncConnection, provider_id: str) -> dict[str, Any]:
+    """What the operator sees of a provider: its current state and its credentials."""
+    provider = await _existing_provider(conn, provider_id)
+    return {**provider.model_dump(mode="json"), **await credentials_of(conn, provider_id)}
+
+
+async def definition_for(engine: AsyncEngine, catalog: Catalog, provider_id: str,
+                         definition_id: str) -> Definition:
+    """A definition as its provider may read it: its own or one it co-issues. Another
+    provider's is refused (403) and audited: its existence is no secret (it is in every
+    credential issued under it), its admin data is."""
+    d = catalog.definition(definition_id)
+    if d is None:
+        raise Problem(404, "Not found", f"no definition {definition_id!r}", kind="not-found")
+    if not d.may_submit(provider_id):
+        await audit.record_now(engine, channel="http", actor=f"provider:{provider_id}",
+                               provider_id=provider_id, action="read.foreign-definition",
+                               reason=f"{definition_id!r} belongs to {d.provider_id!r}",
+                               details={"definition_id": definition_id})
+        raise ForeignDefinition()
+    return d
+
+
+class ForeignDefinition(Problem):
+    """Another provider's definition: refused once its audit record committed."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "Forbidden", "this definition belongs to another provider",
+                         kind="forbidden")

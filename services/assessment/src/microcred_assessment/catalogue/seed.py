@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from microcred_assessment import onboarding
+from microcred_assessment.catalogue import handlers as onboarding
 from microcred_shared.catalog import Catalog, load_catalog
 from microcred_shared.projection import CatalogDefinition, CatalogProvider
 

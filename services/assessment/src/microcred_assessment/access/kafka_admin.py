@@ -16,12 +16,12 @@ whose ACLs allow exactly this: CREATE on the provider topics' prefix, ALTER on t
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest
 
+from microcred_assessment.access.domain import Principal, username_for
 from microcred_shared import kafka_scram, topics
 from microcred_shared.kafka_scram import ScramError
 
@@ -34,17 +34,6 @@ TOPIC_ALREADY_EXISTS = 36
 
 class KafkaAdminError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class Principal:
-    username: str
-    password: str
-    topic: str
-
-
-def username_for(provider_id: str) -> str:
-    return f"provider-{provider_id}"
 
 
 class KafkaAdmin:

@@ -1,0 +1,168 @@
+"""The catalogue over HTTP: the operator onboards providers and publishes definitions
+(/v1/admin: every route needs MICROCRED_OPERATOR_TOKEN, every change is audited); a
+provider reads about itself with its API key, and nothing about the others (/v1/provider).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from microcred_assessment.catalogue import handlers as catalogue
+from microcred_assessment.catalogue.domain import Status
+from microcred_assessment.deps import Operator, ProviderId, Runtime
+from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared.catalog import Definition, Provider
+from microcred_shared.problems import Problem
+
+router = APIRouter()
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+async def _refreshed(rt: AssessmentRuntime) -> None:
+    # This instance must judge the next result by the state it just wrote.
+    await rt.catalog.refresh()
+    assert rt.relay is not None
+    rt.relay.wake()
+    rt.catalog.poke()
+
+
+def _same_id(path_id: str, body_id: str, kind: str) -> None:
+    if body_id != path_id:
+        raise Problem(422, "Id mismatch", f"the body names another {kind}",
+                      kind="invalid-request")
+
+
+@router.get("/v1/admin/providers")
+async def list_providers(_: Operator, rt: Runtime) -> list[dict[str, Any]]:
+    return [p.model_dump(mode="json") for p in rt.catalog.current.providers]
+
+
+@router.post("/v1/admin/providers", status_code=201)
+async def create_provider(body: Provider, actor: Operator, rt: Runtime) -> dict[str, Any]:
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        provider = await catalogue.create_provider(conn, body, actor)
+    await _refreshed(rt)
+    return provider.model_dump(mode="json")
+
+
+@router.get("/v1/admin/providers/{provider_id}")
+async def get_provider(provider_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        return await catalogue.provider_detail(conn, provider_id)
+
+
+@router.put("/v1/admin/providers/{provider_id}")
+async def update_provider(provider_id: str, body: Provider, actor: Operator,
+                          rt: Runtime) -> dict[str, Any]:
+    _same_id(provider_id, body.id, "provider")
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        provider = await catalogue.update_provider(conn, body, actor)
+    await _refreshed(rt)
+    return provider.model_dump(mode="json")
+
+
+async def _set_status(rt: AssessmentRuntime, provider_id: str, status: Status, reason: str,
+                      actor: str) -> dict[str, Any]:
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        provider = await catalogue.set_status(conn, provider_id, status, reason, actor)
+    await _refreshed(rt)
+    return provider.model_dump(mode="json")
+
+
+@router.post("/v1/admin/providers/{provider_id}/suspend")
+async def suspend(provider_id: str, body: Reason, actor: Operator,
+                  rt: Runtime) -> dict[str, Any]:
+    """New results are refused with the reason; past credentials stay verifiable."""
+    return await _set_status(rt, provider_id, "suspended", body.reason, actor)
+
+
+@router.post("/v1/admin/providers/{provider_id}/reactivate")
+async def reactivate(provider_id: str, body: Reason, actor: Operator,
+                     rt: Runtime) -> dict[str, Any]:
+    return await _set_status(rt, provider_id, "active", body.reason, actor)
+
+
+@router.get("/v1/admin/definitions")
+async def list_definitions(_: Operator, rt: Runtime, provider: str | None = None,
+                           ) -> list[dict[str, Any]]:
+    return [d.model_dump(mode="json") for d in rt.catalog.current.definitions
+            if provider is None or d.provider_id == provider]
+
+
+@router.get("/v1/admin/definitions/{definition_id}")
+async def get_definition(definition_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
+    d = rt.catalog.current.definition(definition_id)
+    if d is None:
+        raise Problem(404, "Not found", f"no definition {definition_id!r}", kind="not-found")
+    return d.model_dump(mode="json")
+
+
+@router.post("/v1/admin/definitions", status_code=201)
+async def create_definition(body: Definition, actor: Operator,
+                            rt: Runtime) -> dict[str, Any]:
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        d = await catalogue.create_definition(conn, body, actor)
+    await _refreshed(rt)
+    return d.model_dump(mode="json")
+
+
+@router.put("/v1/admin/definitions/{definition_id}")
+async def new_version(definition_id: str, body: Definition, actor: Operator,
+                      rt: Runtime) -> dict[str, Any]:
+    _same_id(definition_id, body.id, "definition")
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        d = await catalogue.new_version(conn, body, actor)
+    await _refreshed(rt)
+    return d.model_dump(mode="json")
+
+
+@router.post("/v1/admin/definitions/{definition_id}/retire")
+async def retire(definition_id: str, body: Reason, actor: Operator,
+                 rt: Runtime) -> dict[str, Any]:
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        d = await catalogue.retire(conn, definition_id, body.reason, actor)
+    await _refreshed(rt)
+    return d.model_dump(mode="json")
+
+
+@router.get("/v1/provider/profile")
+async def profile(provider_id: ProviderId, rt: Runtime) -> dict[str, Any]:
+    provider = rt.catalog.current.provider(provider_id)
+    if provider is None:
+        raise Problem(404, "Not found", "your provider is not in the catalogue yet",
+                      kind="not-found")
+    return provider.model_dump(mode="json")
+
+
+@router.get("/v1/provider/definitions")
+async def definitions(provider_id: ProviderId, rt: Runtime) -> dict[str, Any]:
+    """Definitions this provider owns or co-issues: the ones it may submit for."""
+    mine = [d for d in rt.catalog.current.definitions if d.may_submit(provider_id)]
+    return {"count": len(mine), "definitions": [d.model_dump(mode="json") for d in mine]}
+
+
+@router.get("/v1/provider/definitions/{definition_id}")
+async def definition(definition_id: str, provider_id: ProviderId,
+                     rt: Runtime) -> dict[str, Any]:
+    assert rt.engine is not None and rt.relay is not None
+    try:
+        d = await catalogue.definition_for(rt.engine, rt.catalog.current, provider_id,
+                                           definition_id)
+    except catalogue.ForeignDefinition:
+        rt.relay.wake()  # the audit record
+        raise
+    return d.model_dump(mode="json")

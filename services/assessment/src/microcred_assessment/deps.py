@@ -1,0 +1,42 @@
+"""FastAPI dependencies of the assessment service: its runtime (from the app state) and
+who is calling (an authenticated provider, or the operator). Every refused caller is
+audited (access.authn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from microcred_assessment.access import authn
+from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared.runtime import runtime_of
+
+
+def get_runtime(request: Request) -> AssessmentRuntime:
+    rt = runtime_of(request)
+    assert isinstance(rt, AssessmentRuntime)
+    return rt
+
+
+Runtime = Annotated[AssessmentRuntime, Depends(get_runtime)]
+
+
+async def authenticated_provider(request: Request, rt: Runtime) -> str:
+    """The provider whose API key the request bears (401 otherwise)."""
+    assert rt.engine is not None
+    return await authn.provider(rt.engine, rt.key_verifier, authn.bearer(request),
+                                path=request.url.path)
+
+
+async def authenticated_operator(request: Request, rt: Runtime) -> str:
+    """"operator" for a request bearing MICROCRED_OPERATOR_TOKEN (401 otherwise)."""
+    assert rt.engine is not None
+    token = rt.settings.operator_token
+    return await authn.operator(rt.engine, rt.key_verifier, authn.bearer(request),
+                                token.get_secret_value() if token else None,
+                                path=request.url.path, method=request.method)
+
+
+ProviderId = Annotated[str, Depends(authenticated_provider)]
+Operator = Annotated[str, Depends(authenticated_operator)]

@@ -1,0 +1,191 @@
+"""Use cases of assessing: the ingest check (one, for HTTP and Kafka alike), submitting a
+result over HTTP, deciding the results that arrive on Kafka, and a result's status.
+They take their I/O as arguments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
+
+from microcred_assessment.audit import handlers as audit
+from microcred_assessment.results.domain import (
+    InvalidResult,
+    Refused,
+    actor_of,
+    assessment_id_for,
+    check,
+    decided,
+    sender_provider,
+)
+from microcred_assessment.results.models import ResultRecord
+from microcred_shared import outbox, topics
+from microcred_shared.audit import Channel
+from microcred_shared.catalog import Catalog, Definition
+from microcred_shared.consumer import Incoming
+from microcred_shared.events import AssessmentDecided, AssessmentResultSubmitted
+from microcred_shared.projection import LiveCatalog
+from microcred_shared.telemetry import trace_id_of
+
+SOURCE = "/microcred/assessment"
+_PROVIDER_TOPIC = re.compile(topics.PROVIDER_RESULTS_PATTERN)
+
+
+async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, source: str,
+                 channel: Channel, catalog: Catalog, now: datetime, skew: timedelta,
+                 traceparent: str | None, context: dict[str, str] | None = None,
+                 ) -> Definition:
+    """The ingest check, the one place HTTP ingest and the Kafka consumers ask whether a
+    result may enter: the sender (`source`, authenticated by the caller) may submit it and
+    it can be judged. Raises Refused (audited in `conn`'s transaction, with `context`) or
+    InvalidResult (the sender is told, nothing is audited)."""
+    try:
+        return check(result, source, catalog, now, skew)
+    except Refused as exc:
+        await audit.record(
+            conn, channel=channel, actor=actor_of(sender_provider(source)), action=exc.action,
+            provider_id=result.provider_id, reason=str(exc), traceparent=traceparent,
+            details={**(context or {}), "result_id": result.result_id,
+                     "definition_id": result.definition_id})
+        raise
+
+
+@dataclass(frozen=True)
+class Submitted:
+    event_id: str
+    assessment_id: uuid.UUID
+
+
+async def submit(engine: AsyncEngine, result: AssessmentResultSubmitted, provider_id: str, *,
+                 catalog: Catalog, skew: timedelta, traceparent: str | None) -> Submitted:
+    """HTTP ingest: a result that passes `screen` enters the same Kafka pipeline as one
+    published by the provider (the outbox sends it to topics.RESULTS, ce_source set from
+    the API key). Raises Refused or InvalidResult after the audit record committed."""
+    source = f"/providers/{provider_id}"
+    refusal: InvalidResult | None = None
+    async with engine.begin() as conn:
+        try:
+            await screen(conn, result, source=source, channel="http", catalog=catalog,
+                         now=datetime.now(UTC), skew=skew, traceparent=traceparent)
+        except InvalidResult as exc:  # Refused too: its audit record commits with this
+            refusal = exc
+        else:
+            record = outbox.event_record(topics.RESULTS, result, source,
+                                         traceparent=traceparent)
+            await outbox.write(conn, [record])
+            event_id = (dict(record.headers)["ce_id"] or b"").decode()
+    if refusal is not None:
+        raise refusal
+    return Submitted(event_id, assessment_id_for(provider_id, result.result_id))
+
+
+def authenticated_source(item: Incoming) -> tuple[str, Channel]:
+    """(ce_source to judge by, channel). On a provider's own topic only its principal can
+    write (broker ACL), so the topic, not the record's self-declared ce_source, says who
+    sent it. The shared results topic is internal: HTTP ingest (which sets ce_source from
+    the API key) and trusted in-cluster producers write there (ADR 11)."""
+    match = _PROVIDER_TOPIC.match(item.record.topic)
+    if match:
+        return f"/providers/{match.group(1)}", "kafka"
+    return item.envelope.source, "kafka"
+
+
+# Accepted results of a batch by natural key (provider id, result id): the item, its
+# decision, its traceparent and how many copies of it the batch held.
+_Accepted = dict[tuple[str, str], tuple[Incoming, AssessmentDecided, str | None]]
+
+
+async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: LiveCatalog,
+                     skew: timedelta) -> dict[int, str]:
+    """Decides each acceptable result once; refused and invalid ones are dead-lettered
+    with their reason. Kafka batch handler of topics.RESULTS and the provider topics."""
+    now = datetime.now(UTC)
+    catalog = live.current
+    refused: dict[int, str] = {}
+    accepted: _Accepted = {}
+    copies: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        result = item.event
+        assert isinstance(result, AssessmentResultSubmitted)
+        source, channel = authenticated_source(item)
+        traceparent = item.traceparent
+        try:
+            # The dead letter drops item.outgoing: a refusal's audit record is written
+            # directly (by screen, in this batch's transaction).
+            definition = await screen(
+                conn, result, source=source, channel=channel, catalog=catalog, now=now,
+                skew=skew, traceparent=traceparent,
+                context={"topic": item.record.topic, "ce_id": item.envelope.id})
+        except InvalidResult as exc:
+            refused[index] = str(exc)
+            continue
+        natural = (result.provider_id, result.result_id)
+        if natural in accepted:
+            # The same result twice in one batch: the first decides, both are counted.
+            copies[natural] += 1
+            continue
+        copies[natural] = 1
+        accepted[natural] = (item, decided(result, definition, now), traceparent)
+    if accepted:
+        await _record_decisions(conn, accepted, copies, now)
+    return refused
+
+
+# One cached statement per batch whatever its size (arrays in). A resubmission of a known
+# result (new ce_id, same provider result id) only counts; PostgreSQL's xmax is 0 on a
+# freshly inserted row and set on an updated one.
+_DECIDE = sa.text(
+    "INSERT INTO results (provider_id, result_id, assessment_id, definition_id, "
+    "definition_version, learner_key, achieved, reason, submissions, ce_id, trace_id, "
+    "decided_at) SELECT p, r, a, d, v, l, ok, why, n, ce, tr, CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:pids AS text[]), CAST(:rids AS text[]), CAST(:aids AS uuid[]), "
+    "CAST(:dids AS text[]), CAST(:vers AS int[]), CAST(:lkeys AS text[]), "
+    "CAST(:achieved AS boolean[]), CAST(:reasons AS text[]), CAST(:copies AS int[]), "
+    "CAST(:ce_ids AS text[]), CAST(:trace_ids AS text[])) "
+    "AS u(p, r, a, d, v, l, ok, why, n, ce, tr) "
+    "ON CONFLICT (provider_id, result_id) DO UPDATE "
+    "SET submissions = results.submissions + excluded.submissions "
+    "RETURNING provider_id, result_id, xmax = 0")
+
+
+async def _record_decisions(conn: AsyncConnection, accepted: _Accepted,
+                            copies: dict[tuple[str, str], int], now: datetime) -> None:
+    """Stores the decisions; only a result decided for the first time is published."""
+    rows = list(accepted.values())
+    decisions = [d for _, d, _ in rows]
+    found = (await conn.execute(_DECIDE, {
+        "pids": [d.provider_id for d in decisions], "rids": [d.result_id for d in decisions],
+        "aids": [d.assessment_id for d in decisions],
+        "dids": [d.definition_id for d in decisions],
+        "vers": [d.definition_version for d in decisions],
+        "lkeys": [d.learner_key for d in decisions],
+        "achieved": [d.achieved for d in decisions], "reasons": [d.reason for d in decisions],
+        "copies": [copies[(d.provider_id, d.result_id)] for d in decisions],
+        "ce_ids": [i.envelope.id for i, _, _ in rows],
+        "trace_ids": [trace_id_of(i.envelope.traceparent) for i, _, _ in rows],
+        "now": now})).all()
+    inserted = {(p, r) for p, r, first in found if first}
+    for natural, (item, decision, traceparent) in accepted.items():
+        if natural in inserted:
+            item.outgoing.append(outbox.event_record(topics.DECISIONS, decision, SOURCE,
+                                                     traceparent=traceparent))
+
+
+async def status_of(engine: AsyncEngine, provider_id: str, result_id: str) -> dict[str, Any]:
+    """What became of a provider's result: pending until decided (another provider's
+    result ids are invisible: they read as pending)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(ResultRecord).where(
+            col(ResultRecord.provider_id) == provider_id,
+            col(ResultRecord.result_id) == result_id))).mappings().first()
+    if row is None:
+        return {"result_id": result_id, "status": "pending"}
+    return {"result_id": result_id, "status": "decided", "achieved": row["achieved"],
+            "reason": row["reason"], "assessment_id": str(row["assessment_id"]),
+            "submissions": row["submissions"], "trace_id": row["trace_id"]}
