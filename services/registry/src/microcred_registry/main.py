@@ -1,4 +1,5 @@
-"""Composition root of the registry service."""
+"""Composition root of the registry service: the runtime, its Kafka subscriptions, and the
+routers of its contexts."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from microcred_registry import api, learner_app
-from microcred_registry.employer_directory import on_employer_published
-from microcred_registry.handlers import (
-    on_issued,
-    on_issuer_keys,
-    on_status_changed,
-    on_status_list,
-)
-from microcred_registry.models import MIGRATIONS
+from microcred_registry.credentials import handlers as credentials
+from microcred_registry.credentials.routes import router as credentials_router
+from microcred_registry.employers.handlers import on_employer_published
+from microcred_registry.migrations import MIGRATIONS
+from microcred_registry.pages.learner_routes import router as learner_pages_router
+from microcred_registry.pages.routes import router as pages_router
 from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.settings import Settings
+from microcred_registry.verification.routes import router as verification_router
+from microcred_registry.wallet.routes import router as wallet_router
 from microcred_shared import topics
 from microcred_shared.events import (
     CredentialIssued,
@@ -31,14 +31,14 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     settings = settings or Settings()
     rt = RegistryRuntime(settings, MIGRATIONS)
     base = settings.public_base_url.rstrip("/")
-    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(on_issued, base_url=base), CredentialIssued)
-    rt.subscribe(topics.ISSUER_KEYS, on_issuer_keys, IssuerKeysPublished)
-    rt.subscribe(topics.STATUS_LISTS, on_status_list, StatusListPublished)
-    rt.subscribe(topics.CREDENTIAL_STATUS, on_status_changed, CredentialStatusChanged)
+    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(credentials.on_issued, base_url=base),
+                 CredentialIssued)
+    rt.subscribe(topics.ISSUER_KEYS, credentials.on_issuer_keys, IssuerKeysPublished)
+    rt.subscribe(topics.STATUS_LISTS, credentials.on_status_list, StatusListPublished)
+    rt.subscribe(topics.CREDENTIAL_STATUS, credentials.on_status_changed,
+                 CredentialStatusChanged)
     rt.subscribe(topics.EMPLOYERS, on_employer_published, EmployerPublished)
-    return rt.app("microcred registry", routes), rt
-
-
-def routes(app: FastAPI, rt: RegistryRuntime) -> None:
-    learner_app.routes(app, rt)  # before api: the credential page lives in app.state
-    api.routes(app, rt)
+    # No two routes of these routers match the same request, so their order is free.
+    return rt.app("microcred registry", routers=[
+        credentials_router, verification_router, pages_router, wallet_router,
+        learner_pages_router]), rt

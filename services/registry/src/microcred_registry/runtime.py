@@ -10,3 +10,8 @@ from microcred_shared.runtime import ServiceRuntime
 
 class RegistryRuntime(ServiceRuntime):
     settings: Settings
+
+    def wake_relay(self) -> None:
+        """After a transaction that wrote to the outbox: publish now, not at the next poll."""
+        if self.relay:
+            self.relay.wake()

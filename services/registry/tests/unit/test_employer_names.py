@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 # Pure modules only (see test_learner_pages.py): no table model is imported here.
-from microcred_registry.employer_names import newest, share_json, share_row, shareable
-from microcred_registry.i18n import translator
-from microcred_registry.presenter import present
-from microcred_registry.rendering import render
+from microcred_registry.employers.domain import newest, share_json, share_row, shareable
+from microcred_registry.pages.domain import present
+from microcred_registry.pages.i18n import translator
+from microcred_registry.pages.rendering import render
 from microcred_shared.events_employers import EmployerPublished
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -8,11 +8,11 @@ from starlette.requests import Request
 
 # Pure modules only: the registry's table models share SQLModel's global metadata with the
 # other services' models, which other unit tests import in the same process.
-from microcred_registry import visibility as sharing
-from microcred_registry.i18n import choose_language, translator
-from microcred_registry.negotiation import wants_json
-from microcred_registry.presenter import outcomes_of, present
-from microcred_registry.rendering import TEMPLATES, render
+from microcred_registry.pages.domain import outcomes_of, present
+from microcred_registry.pages.i18n import choose_language, translator
+from microcred_registry.pages.negotiation import wants_json
+from microcred_registry.pages.rendering import TEMPLATES, render
+from microcred_registry.wallet import domain as sharing
 
 DOC = {
     "name": "Workplace Health and Safety Awareness",

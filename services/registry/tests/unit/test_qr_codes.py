@@ -12,11 +12,11 @@ from PIL import Image
 from starlette.requests import Request
 
 # Pure modules only (see test_learner_pages.py): qr and rendering touch no table model.
-from microcred_registry import qr
-from microcred_registry.employer_names import share_row
-from microcred_registry.i18n import translator
-from microcred_registry.presenter import present
-from microcred_registry.rendering import render
+from microcred_registry.employers.domain import share_row
+from microcred_registry.pages import qr
+from microcred_registry.pages.domain import present
+from microcred_registry.pages.i18n import translator
+from microcred_registry.pages.rendering import render
 
 PX = 6  # pixels per module when the drawing is turned into an image for the decoder
 SHARE = "https://registry.example/c/Zq3-_0aB9xY8wVu7tS6rQ5pO4nM3lK2jI1hG0fE9dC8"

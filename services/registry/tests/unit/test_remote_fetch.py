@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # Pure modules only: the table models share SQLModel's metadata with other services' models.
-from microcred_registry.fetch import remote_document
+from microcred_registry.verification.fetch import remote_document
 from microcred_shared import netguard
 
 

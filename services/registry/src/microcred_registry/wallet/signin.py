@@ -11,15 +11,16 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from microcred_registry.learner_models import LearnerSession, SignInAttempt, SignInToken
-from microcred_registry.models import CredentialRecord
+from microcred_registry.credentials.models import CredentialRecord
+from microcred_registry.settings import Settings
+from microcred_registry.wallet.domain import BEARER_PREFIX, Session, SignInPolicy, signin_language
+from microcred_registry.wallet.models import LearnerSession, SignInAttempt, SignInToken
 from microcred_shared import outbox, topics
 from microcred_shared.auth import digest
 from microcred_shared.events import learner_key
@@ -28,37 +29,29 @@ from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 
 SOURCE = "/microcred/registry"
-BEARER_PREFIX = "mcl_"
-SESSION_COOKIE = "microcred_session"
 
 
-@dataclass(frozen=True)
-class Session:
-    learner_key: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class SignInPolicy:
-    link_ttl: timedelta
-    session_ttl: timedelta
-    rate_limit: int
-    rate_window: timedelta
+def policy_of(settings: Settings) -> SignInPolicy:
+    return SignInPolicy(
+        link_ttl=timedelta(seconds=settings.signin_ttl_seconds),
+        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
+        rate_limit=settings.signin_rate_limit,
+        rate_window=timedelta(seconds=settings.signin_rate_window_seconds),
+    )
 
 
 class SignIn:
-    """The engine and relay exist only once the service started: both come as callables."""
+    """`wake_relay` is called after a transaction that wrote to the outbox."""
 
-    def __init__(self, engine: Callable[[], AsyncEngine | None], base_url: str,
-                 policy: SignInPolicy, wake_relay: Callable[[], None]) -> None:
-        self._engine_of, self._base, self.policy = engine, base_url, policy
+    def __init__(self, engine: AsyncEngine, base_url: str, policy: SignInPolicy,
+                 wake_relay: Callable[[], None]) -> None:
+        self._engine, self._base, self.policy = engine, base_url, policy
         self._wake = wake_relay
 
     @property
-    def _engine(self) -> AsyncEngine:
-        engine = self._engine_of()
-        assert engine is not None, "the service has not started"
-        return engine
+    def link_minutes(self) -> int:
+        """How long a sign-in link works, as the learner is told."""
+        return max(1, int(self.policy.link_ttl.total_seconds() // 60))
 
     async def request(self, email: str, language: str) -> None:
         """Record the attempt; mail a link if the address holds credentials. Raises 429 past
@@ -89,7 +82,7 @@ class SignIn:
                 expires_at=expires))
             event = LearnerSignInRequested(
                 request_id=uuid.uuid4(), learner_key=key, email=email.strip(),
-                language=language if language in ("en", "fr") else "en",
+                language=signin_language(language),
                 link=f"{self._base}/learner/sign-in/{token}", expires_at=expires)
             await outbox.write(conn, [outbox.event_record(
                 topics.LEARNER_SIGNIN, event, SOURCE, traceparent=traceparent_of())])

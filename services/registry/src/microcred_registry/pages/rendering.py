@@ -8,9 +8,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from microcred_registry import qr
-from microcred_registry.i18n import choose_language, translator
-from microcred_registry.negotiation import wants_json
+from microcred_registry.pages import qr
+from microcred_registry.pages.i18n import choose_language, translator
+from microcred_registry.pages.negotiation import wants_json
 
 KNOWN_CHECKS = {"check.proof", "check.issuer_key", "check.validity_window", "check.status",
                 "check.schema"}

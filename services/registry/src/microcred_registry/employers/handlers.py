@@ -1,32 +1,21 @@
-"""The registry's projection of the employer directory (`microcred.employers.v1`, published
-by notify, which registers and approves employers): enough to name an employer to a learner
-and to know whether it may be shared with. Nothing else of an employer reaches the registry."""
+"""Use cases of the employer directory: keep the registry's copy of it from
+`microcred.employers.v1` (newest record wins), and read it to name employers and to list
+those a learner may share with."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel, col
+from sqlmodel import col
 
-from microcred_registry.employer_names import SHAREABLE, newest
+from microcred_registry.employers.domain import SHAREABLE, newest
+from microcred_registry.employers.models import EmployerEntry
 from microcred_shared.consumer import Incoming
 from microcred_shared.db import table_of
 from microcred_shared.events_employers import EmployerPublished
-
-TZ = sa.DateTime(timezone=True)
-
-
-class EmployerEntry(SQLModel, table=True):
-    __tablename__ = "employer_directory"
-    employer_id: str = Field(primary_key=True)
-    organisation: str
-    status: str  # pending | approved | suspended
-    website: str | None = None
-    updated_at: datetime = Field(sa_type=TZ)  # the record's published_at
 
 
 async def on_employer_published(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
@@ -65,3 +54,9 @@ async def shareable_employers(conn: AsyncConnection) -> list[sa.Row]:
     return list((await conn.execute(sa.select(EmployerEntry).where(
         col(EmployerEntry.status) == SHAREABLE).order_by(
         sa.func.lower(EmployerEntry.organisation), EmployerEntry.employer_id))).all())
+
+
+async def employer_name(conn: AsyncConnection, employer_id: str) -> str:
+    """The name to tell the learner (the id while the directory does not know it)."""
+    found = await entry(conn, employer_id)
+    return found.organisation if found else employer_id

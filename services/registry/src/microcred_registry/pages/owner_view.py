@@ -8,9 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_registry import employer_directory, qr, sharing
-from microcred_registry.employer_names import share_row
-from microcred_registry.i18n import long_date, translator
+from microcred_registry.employers import handlers as employer_directory
+from microcred_registry.employers.domain import share_row
+from microcred_registry.pages import qr
+from microcred_registry.pages.i18n import long_date, translator
+from microcred_registry.wallet import sharing
+from microcred_registry.wallet.domain import link_json, links_work
 
 
 def target(url: str, t: Any) -> dict[str, Any]:
@@ -24,11 +27,11 @@ async def owner_view(conn: AsyncConnection, row: Any, base: str, lang: str, *,
     cid = row.credential_id
     visibility, _ = await sharing.visibility_of(conn, cid)
     active = [link for link in await sharing.links_of(conn, cid)
-              if sharing.link_json(link, base)["state"] == "active"]
+              if link_json(link, base)["state"] == "active"]
     shares = await sharing.employer_shares(conn, cid)
     named = await employer_directory.entries(conn, [e for e, _ in shares])
     return {
-        "id": str(cid), "visibility": visibility, "links_work": sharing.links_work(visibility),
+        "id": str(cid), "visibility": visibility, "links_work": links_work(visibility),
         "public": target(f"{base}/v1/credentials/{cid}", t) if visibility == "public" else None,
         "new_link": target(new_link, t) if new_link else None,
         "links": [{"id": str(link.id), "created": long_date(link.created_at, lang),
@@ -41,8 +44,3 @@ async def owner_view(conn: AsyncConnection, row: Any, base: str, lang: str, *,
         "notice": notice,
     }
 
-
-async def employer_name(conn: AsyncConnection, employer_id: str) -> str:
-    """The name to tell the learner (the id while the directory does not know it)."""
-    found = await employer_directory.entry(conn, employer_id)
-    return found.organisation if found else employer_id

@@ -1,48 +1,46 @@
 """Server-rendered pages for people: the credential page (English and French, with the live
-verification result), share-link pages `/c/{token}` and the public profile `/p/{slug}`.
-The same URLs give the signed JSON to a client that asks for JSON."""
+verification result) at the credential's own URL, share-link pages `/c/{token}`, the public
+profile `/p/{slug}`, and the learner's own pages (the list at `/learner`, and each
+credential as its holder sees it). The same URLs give the signed JSON to a client that asks
+for JSON (microcred_registry.pages.routes)."""
+
+from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from microcred_registry import sharing
-from microcred_registry.i18n import translator
-from microcred_registry.learner_models import CredentialVisibility, LearnerProfile
-from microcred_registry.models import CredentialRecord, StatusEvent
-from microcred_registry.owner_view import owner_view
-from microcred_registry.presenter import present
-from microcred_registry.rendering import KNOWN_CHECKS, language, message, render, wants_json_page
-from microcred_registry.runtime import RegistryRuntime
-from microcred_registry.signin import SESSION_COOKIE, SignIn
-from microcred_registry.verification import Resolver, as_json
+from microcred_registry.credentials import handlers as credentials
+from microcred_registry.credentials.domain import VC_JSON, credential_url
+from microcred_registry.pages.domain import present
+from microcred_registry.pages.i18n import translator
+from microcred_registry.pages.owner_view import owner_view
+from microcred_registry.pages.rendering import (
+    KNOWN_CHECKS,
+    language,
+    message,
+    render,
+    wants_json_page,
+)
+from microcred_registry.verification.handlers import verify_document
+from microcred_registry.wallet import sharing
+from microcred_registry.wallet.domain import SESSION_COOKIE, VISIBILITIES, Session
+from microcred_registry.wallet.signin import SignIn
 from microcred_shared.problems import Problem
-from microcred_shared.vc.verify import verify_credential
-
-VC_JSON = "application/vc+ld+json"
 
 
-class CredentialPages:
-    def __init__(self, rt: RegistryRuntime, signin: SignIn) -> None:
-        self._rt, self._signin = rt, signin
-        self.base = rt.settings.public_base_url.rstrip("/")
-
-    @property
-    def engine(self) -> AsyncEngine:
-        assert self._rt.engine is not None
-        return self._rt.engine
+class Pages:
+    def __init__(self, engine: AsyncEngine, base: str, signin: SignIn) -> None:
+        self.engine, self.base, self._signin = engine, base, signin
 
     async def page(self, request: Request, row: Any, *, canonical: str, json_url: str,
                    indexable: bool, owner: dict[str, Any] | None = None) -> HTMLResponse:
         doc = dict(row.document)
-        verification = as_json(await verify_credential(
-            doc, resolve_document=Resolver(self.engine, self.base)))
+        verification = await verify_document(self.engine, self.base, doc)
         lang = language(request)
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row))
@@ -60,32 +58,24 @@ class CredentialPages:
         async with self.engine.connect() as conn:
             mine = await owner_view(conn, row, self.base, language(request),
                                     new_link=new_link, notice=notice)
-        url = f"{self.base}/v1/credentials/{row.credential_id}"
+        url = credential_url(self.base, row.credential_id)
         # The holder's view is personal (it may show a new share link): never indexed.
         return await self.page(request, row, canonical=url, json_url=url + "?format=json",
                                indexable=False, owner=mine)
-
-    @staticmethod
-    async def credential(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
-        return (await conn.execute(sa.select(CredentialRecord).where(
-            col(CredentialRecord.credential_id) == credential_id))).first()
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
             return ""
         async with self.engine.connect() as conn:
-            reason = (await conn.execute(sa.select(col(StatusEvent.reason)).where(
-                col(StatusEvent.credential_id) == row.credential_id).order_by(
-                col(StatusEvent.id).desc()).limit(1))).scalar_one_or_none()
-        return reason or ""
+            return await credentials.issuer_reason(conn, row.credential_id)
 
     async def by_id(self, request: Request, credential_id: uuid.UUID) -> Response:
         """The page at the credential's own URL: public credentials for anyone, any
         credential for its signed-in holder; otherwise the same 404 as for no credential."""
         async with self.engine.connect() as conn:
-            row = await self.credential(conn, credential_id)
+            row = await credentials.credential(conn, credential_id)
             visibility = (await sharing.visibility_of(conn, credential_id))[0] if row else None
-        url = f"{self.base}/v1/credentials/{credential_id}"
+        url = credential_url(self.base, credential_id)
         if row is not None and await self._owner(request) == row.learner_key:
             return await self.owner_page(request, row)
         if row is not None and visibility == "public":
@@ -116,34 +106,28 @@ class CredentialPages:
 
     async def profile(self, request: Request, slug: str) -> Response:
         async with self.engine.connect() as conn:
-            key = (await conn.execute(sa.select(col(LearnerProfile.learner_key)).where(
-                col(LearnerProfile.slug) == slug))).scalar_one_or_none()
-            rows = [] if key is None else (await conn.execute(sa.select(CredentialRecord).join(
-                CredentialVisibility, col(CredentialVisibility.credential_id) ==
-                col(CredentialRecord.credential_id)).where(
-                col(CredentialRecord.learner_key) == key,
-                col(CredentialVisibility.visibility) == "public").order_by(
-                col(CredentialRecord.issued_at)))).all()
-        if key is None:
+            rows = await sharing.public_profile(conn, slug)
+        if rows is None:
             return message(request, 404, "not_found.title", "not_found.body")
         lang = language(request)
         t = translator(lang)
         items: list[dict[str, Any]] = []
         for r in rows:
             doc = dict(r.document)
-            verification = as_json(await verify_credential(
-                doc, resolve_document=Resolver(self.engine, self.base)))
+            verification = await verify_document(self.engine, self.base, doc)
             items.append({"view": present(doc, verification, lang, t),
-                          "url": f"{self.base}/v1/credentials/{r.credential_id}"})
+                          "url": credential_url(self.base, r.credential_id)})
         name = items[0]["view"].holder if items else ""
         return render(request, "profile.html", indexable=True, items=items, name=name)
 
-
-def routes(app: FastAPI, rt: RegistryRuntime, pages: CredentialPages) -> None:
-    @app.get("/c/{token}", include_in_schema=False)
-    async def shared_credential(token: str, request: Request) -> Response:
-        return await pages.by_link(request, token)
-
-    @app.get("/p/{slug}", include_in_schema=False)
-    async def public_profile(slug: str, request: Request) -> Response:
-        return await pages.profile(request, slug)
+    async def home(self, request: Request, session: Session,
+                   new_link: str | None = None) -> Response:
+        """The learner's own list at `/learner`, with the public profile's address."""
+        async with self.engine.begin() as conn:
+            rows = await sharing.my_credentials(conn, session.learner_key)
+            slug = await sharing.profile_slug(conn, session.learner_key)
+        items = [{"id": str(r.credential_id), "title": r.title, "provider": r.provider_id,
+                  "status": r.status, "visibility": r.visibility or "private",
+                  "url": credential_url(self.base, r.credential_id)} for r in rows]
+        return render(request, "learner.html", items=items, new_link=new_link,
+                      profile_url=f"{self.base}/p/{slug}", visibilities=VISIBILITIES)

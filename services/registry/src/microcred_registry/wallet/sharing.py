@@ -1,12 +1,7 @@
-"""Who may see a credential: its visibility, direct shares with employers, share links and
-the learner's public profile. Each change of visibility or direct shares is announced as
-`CredentialVisibilityChanged` through the outbox, in the transaction that makes it.
-
-Visibility widens step by step (docs/decisions/0009-learner-access-and-sharing.md):
-private (the learner, plus employers it was shared with directly) < link (+ anyone holding
-a live share link) < employers (+ every subscribed employer) < public (+ anyone: the page
-at the credential's own URL and the public profile).
-"""
+"""Who may see a credential, in the database: its visibility, direct shares with employers,
+share links and the learner's public profile. Each change of visibility or direct shares is
+announced as `CredentialVisibilityChanged` through the outbox, in the transaction that makes
+it. The levels themselves are pure rules (microcred_registry.wallet.domain)."""
 
 from __future__ import annotations
 
@@ -21,17 +16,40 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_registry.learner_models import CredentialVisibility, LearnerProfile, ShareLink
-from microcred_registry.models import CredentialRecord
-from microcred_registry.visibility import EMPLOYER_ID, VISIBILITIES, link_json, links_work, wider
+from microcred_registry.credentials.models import CredentialRecord
+from microcred_registry.wallet.domain import links_work, wider
+from microcred_registry.wallet.models import CredentialVisibility, LearnerProfile, ShareLink
 from microcred_shared import outbox, topics
 from microcred_shared.auth import digest
 from microcred_shared.db import table_of
 from microcred_shared.events_learners import CredentialVisibilityChanged
+from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 
 SOURCE = "/microcred/registry"
-__all__ = ["EMPLOYER_ID", "VISIBILITIES", "link_json", "links_work", "wider"]
+
+
+async def owned(conn: AsyncConnection, learner_key: str, credential_id: uuid.UUID) -> Any:
+    """The learner's own credential; someone else's looks exactly like a missing one."""
+    row = (await conn.execute(sa.select(CredentialRecord).where(
+        col(CredentialRecord.credential_id) == credential_id,
+        col(CredentialRecord.learner_key) == learner_key))).first()
+    if row is None:
+        raise Problem(404, "Not found", f"you hold no credential {credential_id}",
+                      kind="not-found")
+    return row
+
+
+async def my_credentials(conn: AsyncConnection, learner_key: str) -> list[Any]:
+    """The learner's credentials, oldest first, each with its visibility and direct shares
+    (None for a credential never changed: private, shared with nobody)."""
+    return list((await conn.execute(sa.select(
+        CredentialRecord, col(CredentialVisibility.visibility),
+        col(CredentialVisibility.shared_with),
+    ).outerjoin(CredentialVisibility, col(CredentialVisibility.credential_id) ==
+                col(CredentialRecord.credential_id)).where(
+        col(CredentialRecord.learner_key) == learner_key).order_by(
+        col(CredentialRecord.issued_at)))).all())
 
 
 async def visibility_of(conn: AsyncConnection, credential_id: uuid.UUID) -> tuple[str, list[str]]:
@@ -148,3 +166,18 @@ async def profile_slug(conn: AsyncConnection, learner_key: str) -> str:
         created_at=datetime.now(UTC)).on_conflict_do_nothing())
     return (await conn.execute(sa.select(col(LearnerProfile.slug)).where(
         col(LearnerProfile.learner_key) == learner_key))).scalar_one()
+
+
+async def public_profile(conn: AsyncConnection, slug: str) -> list[Any] | None:
+    """The public credentials of the learner whose profile is `/p/{slug}`, oldest first;
+    None when no learner has that profile."""
+    key = (await conn.execute(sa.select(col(LearnerProfile.learner_key)).where(
+        col(LearnerProfile.slug) == slug))).scalar_one_or_none()
+    if key is None:
+        return None
+    return list((await conn.execute(sa.select(CredentialRecord).join(
+        CredentialVisibility, col(CredentialVisibility.credential_id) ==
+        col(CredentialRecord.credential_id)).where(
+        col(CredentialRecord.learner_key) == key,
+        col(CredentialVisibility.visibility) == "public").order_by(
+        col(CredentialRecord.issued_at)))).all())

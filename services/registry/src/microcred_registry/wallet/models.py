@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
+from pydantic import BaseModel, EmailStr
+from pydantic import Field as PydanticField
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
@@ -93,3 +96,20 @@ async def add_shared_since(conn: AsyncConnection) -> None:
     """Migration 3: when each direct share began (older shares show no date)."""
     await conn.execute(sa.text("ALTER TABLE credential_visibility ADD COLUMN IF NOT EXISTS "
                                "shared_since JSONB NOT NULL DEFAULT '{}'::jsonb"))
+
+
+# --- what the learner API takes ------------------------------------------------------
+
+
+class SignInRequest(BaseModel):
+    email: EmailStr
+    language: Literal["en", "fr"] | None = None
+
+
+class VisibilityChange(BaseModel):
+    visibility: Literal["private", "link", "employers", "public"]
+
+
+class ShareCreate(BaseModel):
+    expires_at: datetime | None = PydanticField(None, description="when the link stops working")
+    expires_in_days: int | None = PydanticField(None, ge=1, le=3650)

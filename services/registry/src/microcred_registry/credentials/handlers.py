@@ -1,27 +1,37 @@
-"""Use cases of the registry: record credentials, issuer keys, status lists and status
-changes; announce registrations."""
+"""Use cases of the credentials context: record credentials, issuer keys, status lists and
+status changes from Kafka (announcing each new registration), and read back what the
+registry serves: a credential's signed document, a learner's list, an issuer's controller
+document, a signed status list."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_registry.models import CredentialRecord, IssuerRecord, StatusEvent, StatusListRecord
+from microcred_registry.credentials.domain import controller_document, listing, registration
+from microcred_registry.credentials.models import (
+    CredentialRecord,
+    IssuerRecord,
+    StatusEvent,
+    StatusListRecord,
+)
 from microcred_shared import topics
 from microcred_shared.consumer import Incoming
 from microcred_shared.db import table_of
 from microcred_shared.events import (
     CredentialIssued,
-    CredentialRegistered,
     CredentialStatusChanged,
     IssuerKeysPublished,
     StatusListPublished,
 )
 from microcred_shared.outbox import event_record
+from microcred_shared.problems import Problem
 
 SOURCE = "/microcred/registry"
 
@@ -62,13 +72,9 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
     for cid, (item, e) in events.items():
         if cid not in inserted:
             continue  # already registered: a redelivery
-        item.outgoing.append(event_record(topics.CREDENTIALS_REGISTERED, CredentialRegistered(
-            credential_id=e.credential_id, provider_id=e.provider_id,
-            definition_id=e.definition_id, learner_key=e.learner_key,
-            learner_email=e.learner_email, learner_name=e.learner_name,
-            learner_language=e.learner_language, title=e.title,
-            url=f"{base_url}/v1/credentials/{e.credential_id}", registered_at=now,
-        ), SOURCE, traceparent=item.traceparent, subject=cid))
+        item.outgoing.append(event_record(
+            topics.CREDENTIALS_REGISTERED, registration(e, base_url, now), SOURCE,
+            traceparent=item.traceparent, subject=cid))
     return {}
 
 
@@ -114,3 +120,59 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dic
             credential_id=e.credential_id, action=e.action, status=e.status, reason=e.reason,
             changed_at=e.changed_at))
     return {}
+
+
+# --- what the registry serves ----------------------------------------------------------
+
+
+async def credential(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
+    """The stored credential's row, or None."""
+    return (await conn.execute(sa.select(CredentialRecord).where(
+        col(CredentialRecord.credential_id) == credential_id))).first()
+
+
+async def document(engine: AsyncEngine, credential_id: uuid.UUID) -> dict[str, Any]:
+    """The signed credential as issuance sent it (anyone holding the unguessable id may
+    read it: it is the credential's own URL); 404 problem when there is none."""
+    async with engine.connect() as conn:
+        doc = (await conn.execute(sa.select(col(CredentialRecord.document)).where(
+            col(CredentialRecord.credential_id) == credential_id))).scalar_one_or_none()
+    if doc is None:
+        raise Problem(404, "Not found", f"no credential {credential_id}", kind="not-found")
+    return dict(doc)
+
+
+async def learner_credentials(engine: AsyncEngine, learner_key: str,
+                              base: str) -> dict[str, Any]:
+    """Every credential of one learner, oldest first (for operators)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(
+            col(CredentialRecord.credential_id), col(CredentialRecord.title),
+            col(CredentialRecord.provider_id), col(CredentialRecord.status),
+            col(CredentialRecord.issued_at), col(CredentialRecord.document),
+        ).where(col(CredentialRecord.learner_key) == learner_key).order_by(
+            col(CredentialRecord.issued_at)))).all()
+    return {"learner": learner_key, "count": len(rows),
+            "credentials": [listing(r, base) for r in rows]}
+
+
+async def issuer_document(conn: AsyncConnection, provider_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(IssuerRecord).where(
+        col(IssuerRecord.provider_id) == provider_id))).first()
+    return None if row is None else controller_document(row)
+
+
+async def status_list(conn: AsyncConnection, url: str) -> tuple[dict[str, Any], int] | None:
+    """The signed status list published at `url` and its version (for ETags)."""
+    row = (await conn.execute(sa.select(
+        col(StatusListRecord.credential), col(StatusListRecord.version)).where(
+        col(StatusListRecord.url) == url))).first()
+    return None if row is None else (dict(row.credential), row.version)
+
+
+async def issuer_reason(conn: AsyncConnection, credential_id: uuid.UUID) -> str:
+    """The reason the issuer gave for the credential's latest status change."""
+    reason = (await conn.execute(sa.select(col(StatusEvent.reason)).where(
+        col(StatusEvent.credential_id) == credential_id).order_by(
+        col(StatusEvent.id).desc()).limit(1))).scalar_one_or_none()
+    return reason or ""

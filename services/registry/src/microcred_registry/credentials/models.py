@@ -1,3 +1,6 @@
+"""Tables of the credentials context: stored credentials exactly as issuance signed them,
+and the projections of the issuer-keys and status-lists topics."""
+
 from __future__ import annotations
 
 import uuid
@@ -8,9 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from microcred_registry.employer_directory import EmployerEntry
-from microcred_registry.learner_models import LEARNER_TABLES, add_shared_since
-from microcred_shared.db import SHARED_TABLES, create_tables, table_of, utcnow
+from microcred_shared.db import utcnow
 
 
 class CredentialRecord(SQLModel, table=True):
@@ -60,13 +61,3 @@ class StatusEvent(SQLModel, table=True):
     reason: str
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
-
-MIGRATIONS = [create_tables([*SHARED_TABLES, table_of(CredentialRecord),
-                             table_of(IssuerRecord), table_of(StatusListRecord),
-                             table_of(StatusEvent)]),
-              # 2: learner sign-in, sessions, visibility, share links, profiles.
-              create_tables(LEARNER_TABLES),
-              # 3: when each direct share with an employer began.
-              add_shared_since,
-              # 4: the employer directory (names and status, from notify).
-              create_tables([table_of(EmployerEntry)])]

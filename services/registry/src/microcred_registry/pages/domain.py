@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from microcred_registry.i18n import long_date, province_name
+from microcred_registry.pages.i18n import long_date, province_name
 
 STATUSES = ("valid", "revoked", "suspended", "expired", "unknown", "not-yet-valid", "invalid")
 

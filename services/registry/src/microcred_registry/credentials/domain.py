@@ -1,0 +1,68 @@
+"""What the registry serves about a credential, as pure rules (no database, no HTTP): the
+credential's own URL, the issuer's controller document (which keys verify what), the entry
+a learner list shows, and the registration announced once a credential is stored."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from microcred_shared.events import CredentialIssued, CredentialRegistered
+from microcred_shared.vc import controller as controllers
+from microcred_shared.vc.keys import multikey_decode
+
+LD_JSON = "application/ld+json"
+VC_JSON = "application/vc+ld+json"
+MICROCRED_CONTEXT = "https://w3id.org/microcred/v1"
+
+
+def credential_url(base: str, credential_id: uuid.UUID | str) -> str:
+    """The credential's own URL: its JSON for programs, its page for people."""
+    return f"{base}/v1/credentials/{credential_id}"
+
+
+def status_list_url(base: str, provider_id: str, purpose: str, list_no: int) -> str:
+    return f"{base}/status/{provider_id}/{purpose}/{list_no}"
+
+
+def registration(e: CredentialIssued, base: str, now: datetime) -> CredentialRegistered:
+    """What notify needs to tell the learner: the credential is stored, and where."""
+    return CredentialRegistered(
+        credential_id=e.credential_id, provider_id=e.provider_id,
+        definition_id=e.definition_id, learner_key=e.learner_key,
+        learner_email=e.learner_email, learner_name=e.learner_name,
+        learner_language=e.learner_language, title=e.title,
+        url=credential_url(base, e.credential_id), registered_at=now)
+
+
+def listing(row: Any, base: str) -> dict[str, Any]:
+    """One credential in an operator's list of a learner's credentials."""
+    return {"id": str(row.credential_id), "title": row.title, "provider": row.provider_id,
+            "status": row.status, "issued_at": row.issued_at.isoformat(),
+            "url": credential_url(base, row.credential_id), "credential": row.document}
+
+
+def controller_document(issuer: Any) -> dict[str, Any]:
+    """Profile + controller document. Retired keys stay listed with `expires`, so what they
+    signed before keeps verifying; a compromised key is listed as `revoked`."""
+    keys = []
+    for key in issuer.keys:
+        retired = key.get("retired_at")
+        keys.append(controllers.IssuerKey(
+            key_id=key["key_id"], public_key=multikey_decode(key["public_multikey"]),
+            expires=retirement(retired) if key["status"] == "retired" else None,
+            revoked=retirement(retired) if key["status"] == "compromised" else None))
+    profile = {k: v for k, v in issuer.profile.items() if k != "id"}
+    return controllers.controller_document(issuer.profile["id"], keys, **profile)
+
+
+def retirement(value: str | None) -> datetime | None:
+    """The retirement moment, rounded up to the second: credentials carry second-precision
+    times, and one signed in the same second just before the rotation must still verify."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment

@@ -1,0 +1,142 @@
+"""The registry's FastAPI dependencies, read from the app state the runtime sets up: the
+runtime, the operator, the signed-in learner (API and browser), and the context services
+built for a request (sign-in, wallet, pages)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from microcred_registry.pages.handlers import Pages
+from microcred_registry.pages.rendering import language
+from microcred_registry.runtime import RegistryRuntime
+from microcred_registry.wallet.domain import SESSION_COOKIE, Session, same_origin
+from microcred_registry.wallet.handlers import Wallet
+from microcred_registry.wallet.signin import SignIn, policy_of
+from microcred_shared.problems import Problem
+from microcred_shared.runtime import runtime_of
+
+
+def _runtime(request: Request) -> RegistryRuntime:
+    rt = runtime_of(request)
+    assert isinstance(rt, RegistryRuntime)
+    return rt
+
+
+Runtime = Annotated[RegistryRuntime, Depends(_runtime)]
+
+
+def _engine(rt: Runtime) -> AsyncEngine:
+    assert rt.engine is not None, "the service has not started"
+    return rt.engine
+
+
+Engine = Annotated[AsyncEngine, Depends(_engine)]
+
+
+def base_url(rt: RegistryRuntime) -> str:
+    return rt.settings.public_base_url.rstrip("/")
+
+
+def _base_url(rt: Runtime) -> str:
+    return base_url(rt)
+
+
+# The public base URL the registry's links start with (no trailing slash).
+BaseUrl = Annotated[str, Depends(_base_url)]
+
+
+async def _operator(request: Request, rt: Runtime) -> None:
+    """Only the operator token (MICROCRED_OPERATOR_TOKEN) passes; none set, nobody does."""
+    secret = rt.settings.operator_token
+    token = secret.get_secret_value() if secret else None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not (token and scheme.lower() == "bearer"
+            and hmac.compare_digest(given.encode(), token.encode())):
+        raise Problem(401, "Unauthorized", "an operator token is required",
+                      kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+Operator = Annotated[None, Depends(_operator)]
+
+
+def _language(request: Request) -> str:
+    return language(request)
+
+
+# The language a person reads: `?lang=` first, then Accept-Language, then English.
+Language = Annotated[str, Depends(_language)]
+
+
+def _signin(rt: Runtime, engine: Engine) -> SignIn:
+    return SignIn(engine, base_url(rt), policy_of(rt.settings), rt.wake_relay)
+
+
+SignInService = Annotated[SignIn, Depends(_signin)]
+
+
+def _wallet(rt: Runtime, engine: Engine) -> Wallet:
+    return Wallet(engine, base_url(rt), rt.wake_relay)
+
+
+WalletService = Annotated[Wallet, Depends(_wallet)]
+
+
+def _pages(rt: Runtime, engine: Engine, signin: SignInService) -> Pages:
+    return Pages(engine, base_url(rt), signin)
+
+
+PagesService = Annotated[Pages, Depends(_pages)]
+
+
+def _origin_allowed(request: Request, rt: RegistryRuntime) -> bool:
+    return same_origin(request.method, request.headers.get("origin"), base_url(rt),
+                       f"{request.url.scheme}://{request.url.netloc}")
+
+
+async def _learner(request: Request, rt: Runtime, signin: SignInService) -> Session:
+    """Bearer token first, then the session cookie. A cookie-authenticated change must come
+    from our own pages: SameSite=Lax already keeps cross-site forms out, the Origin check
+    covers the browsers that send one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    from_cookie = not (scheme.lower() == "bearer" and token)
+    if from_cookie:
+        token = request.cookies.get(SESSION_COOKIE, "")
+    session = await signin.session(token)
+    if session is None:
+        raise Problem(401, "Sign-in required", "sign in with the link we e-mail you "
+                      "(POST /v1/learner/sign-in)", kind="unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"})
+    if from_cookie and not _origin_allowed(request, rt):
+        raise Problem(403, "Cross-site request refused", "another site may not act for a "
+                      "signed-in learner", kind="cross-site")
+    return session
+
+
+# The learner API: a signed-in learner or a 401 (403 for a cross-site cookie request).
+Learner = Annotated[Session, Depends(_learner)]
+
+
+async def _browser_learner(request: Request, rt: Runtime,
+                           signin: SignInService) -> Session | None:
+    """The learner's pages: the SameSite=Lax session cookie, and a change must not come
+    from another Origin; None sends the browser to the sign-in page."""
+    session = await signin.session(request.cookies.get(SESSION_COOKIE))
+    return session if session and _origin_allowed(request, rt) else None
+
+
+BrowserLearner = Annotated[Session | None, Depends(_browser_learner)]
+
+
+async def _reader(request: Request, signin: SignInService) -> Session | None:
+    """Who is reading (no Origin check: reading changes nothing): a bearer token
+    (programs) or the session cookie (browsers); None for anyone else."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    return await signin.session(bearer if scheme.lower() == "bearer" else
+                                request.cookies.get(SESSION_COOKIE))
+
+
+Reader = Annotated[Session | None, Depends(_reader)]

@@ -1,0 +1,25 @@
+"""The registry's schema, in the order it was built: a deployed database has applied these
+steps by number, so they never change and new ones are only appended."""
+
+from __future__ import annotations
+
+from microcred_registry.credentials.models import (
+    CredentialRecord,
+    IssuerRecord,
+    StatusEvent,
+    StatusListRecord,
+)
+from microcred_registry.employers.models import EmployerEntry
+from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
+from microcred_shared.db import SHARED_TABLES, Migration, create_tables, table_of
+
+MIGRATIONS: list[Migration] = [
+    create_tables([*SHARED_TABLES, table_of(CredentialRecord), table_of(IssuerRecord),
+                   table_of(StatusListRecord), table_of(StatusEvent)]),
+    # 2: learner sign-in, sessions, visibility, share links, profiles.
+    create_tables(LEARNER_TABLES),
+    # 3: when each direct share with an employer began.
+    add_shared_since,
+    # 4: the employer directory (names and status, from notify).
+    create_tables([table_of(EmployerEntry)]),
+]

@@ -1,0 +1,72 @@
+"""Verification as the registry offers it: our own documents come from our database, any
+other URL is fetched with strict limits (microcred_registry.verification.fetch)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from microcred_registry.credentials import handlers as credentials
+from microcred_registry.credentials.domain import credential_url
+from microcred_registry.verification import fetch
+from microcred_registry.verification.domain import as_json, is_local
+from microcred_shared.problems import Problem
+from microcred_shared.vc.verify import verify_credential
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Resolver:
+    """Resolves the documents a verification needs (issuer keys, status lists)."""
+
+    def __init__(self, engine: AsyncEngine, base_url: str,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self._engine, self._base = engine, base_url.rstrip("/")
+        self._client = client
+
+    async def __call__(self, url: str) -> dict[str, Any]:
+        if is_local(url, self._base):
+            return await self.local(url[len(self._base):])
+        return await self.remote(url)
+
+    async def local(self, path: str) -> dict[str, Any]:
+        doc: dict[str, Any] | None = None
+        async with self._engine.connect() as conn:
+            if path.startswith("/issuers/"):
+                doc = await credentials.issuer_document(conn, path.split("/")[2].split("#")[0])
+            elif path.startswith("/status/"):
+                found = await credentials.status_list(conn, self._base + path)
+                doc = found[0] if found else None
+        if doc is None:
+            raise NotFound(path)
+        return doc
+
+    async def remote(self, url: str) -> dict[str, Any]:
+        return await fetch.remote_document(url, self._client)
+
+
+async def verify_document(engine: AsyncEngine, base: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The live verification result of a credential document."""
+    return as_json(await verify_credential(doc, resolve_document=Resolver(engine, base)))
+
+
+async def verify_stored(engine: AsyncEngine, base: str,
+                        credential_id: uuid.UUID) -> dict[str, Any]:
+    return await verify_document(engine, base, await credentials.document(engine, credential_id))
+
+
+async def verify_url(engine: AsyncEngine, base: str, url: str) -> dict[str, Any]:
+    """The verification result for any credential URL: ours read from the database, any
+    other fetched (https, public addresses only); 422 problem when it cannot be had."""
+    try:
+        doc = await Resolver(engine, base)(url) if not url.startswith(
+            credential_url(base, "")) else await credentials.document(
+            engine, uuid.UUID(url.rsplit("/", 1)[1]))
+    except (ValueError, LookupError, OSError) as exc:
+        raise Problem(422, "Cannot fetch credential", str(exc), kind="unfetchable") from exc
+    return await verify_document(engine, base, doc)

@@ -1,0 +1,47 @@
+"""HTTP side of verification: a stored credential's result, any credential URL's result,
+and the VC-API verify endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from microcred_registry.deps import BaseUrl, Engine
+from microcred_registry.verification import handlers
+from microcred_registry.verification.domain import vcapi_failure
+from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
+
+router = APIRouter()
+
+
+@router.get("/v1/credentials/{credential_id}/verification")
+async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Engine) -> dict[str, Any]:
+    return await handlers.verify_stored(engine, base, credential_id)
+
+
+@router.get("/v1/verify")
+async def verify_url(base: BaseUrl, engine: Engine,
+                     url: str = Query(description="a credential URL (https)")
+                     ) -> dict[str, Any]:
+    """The verification result for any credential URL."""
+    return await handlers.verify_url(engine, base, url)
+
+
+@router.post("/credentials/verify")
+async def verify(request: Request, base: BaseUrl, engine: Engine) -> JSONResponse:
+    """VC-API: 200 when the credential verifies, 400 with the failed checks when not."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise Problem(400, "Invalid request body", "the body is not JSON") from exc
+    doc = body.get("verifiableCredential") if isinstance(body, dict) else None
+    if not isinstance(doc, dict):
+        raise Problem(400, "Invalid request body",
+                      "expected {\"verifiableCredential\": {...}, \"options\": {...}}")
+    result = await handlers.verify_document(engine, base, doc)
+    if result["verified"]:
+        return JSONResponse(result)
+    return JSONResponse(vcapi_failure(result, TYPE_BASE), status_code=400, media_type=PROBLEM)

@@ -1,0 +1,165 @@
+"""The credentials context's Kafka handlers against a real database: what issuance, the key
+rotation and the status lists publish becomes what the registry serves, once, in order,
+and each new registration is announced for notify."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+
+from microcred_registry.credentials import handlers
+from microcred_shared import topics
+from microcred_shared.events import (
+    CredentialIssued,
+    CredentialStatusChanged,
+    IssuerKeysPublished,
+    IssuerPublicKey,
+    StatusListPublished,
+)
+from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.problems import Problem
+from microcred_shared.vc import multikey_encode, private_key_from_seed
+
+BASE = "https://registry.test"
+T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+
+
+def issued(n: int = 1, *, learner: str = "learner-a", **fields: Any) -> CredentialIssued:
+    cid = uuid.UUID(int=n)
+    return CredentialIssued(
+        credential_id=cid, assessment_id=uuid.UUID(int=1000 + n), provider_id="lakeshore",
+        definition_id="data-analysis", definition_version=1, learner_key=learner,
+        learner_email="ada@learners.example", learner_name="Ada", learner_language="fr",
+        title=f"Credential {n}", issued_at=T0,
+        credential=fields.pop("credential", {"id": f"urn:uuid:{cid}", "name": f"doc {n}",
+                                              "proof": [{"proofValue": "z" * 8}]}),
+        **fields)
+
+
+async def register(db: Any, *records: Any) -> Any:
+    """Through the subscription main.py makes (the handler bound to the public base URL)."""
+    handler = partial(handlers.on_issued, base_url=BASE)
+    return await db.deliver(topics.CREDENTIALS_ISSUED, handler, CredentialIssued, records)
+
+
+async def test_an_issued_credential_is_stored_exactly_as_signed_and_its_registration_announced(
+        db: Any) -> None:
+    event = issued(1)
+    await register(db, event)
+
+    doc = await handlers.document(db.engine, event.credential_id)
+    assert doc == event.credential
+    [out] = await db.published()
+    assert out["topic"] == topics.CREDENTIALS_REGISTERED
+    assert out["type"] == "ca.microcred.credential.registered.v1"
+    assert out["payload"]["url"] == f"{BASE}/v1/credentials/{event.credential_id}"
+    assert out["payload"]["learner_email"] == "ada@learners.example"
+    assert out["payload"]["learner_language"] == "fr"
+
+
+async def test_a_credential_issued_twice_is_registered_and_announced_once(db: Any) -> None:
+    # Issuance may republish (at least once): a new ce_id, the same credential.
+    await register(db, issued(1), issued(1))
+    await register(db, issued(1))
+
+    assert len(await db.rows("SELECT 1 FROM credentials")) == 1
+    assert [o["topic"] for o in await db.published()] == [topics.CREDENTIALS_REGISTERED]
+
+
+async def test_a_redelivered_record_is_a_no_op(db: Any) -> None:
+    record = db.record(topics.CREDENTIALS_ISSUED, issued(1), ce_id="same-id")
+    await register(db, record)
+    await register(db, db.record(topics.CREDENTIALS_ISSUED, issued(2), ce_id="same-id"))
+
+    assert [r.title for r in await db.rows("SELECT title FROM credentials")] == ["Credential 1"]
+
+
+async def test_an_event_that_does_not_belong_on_the_topic_is_dead_lettered(db: Any) -> None:
+    stray = EmployerPublished(employer_id="acme", organisation="Acme", status="approved",
+                              published_at=T0)
+    consumer = await register(db, issued(1), stray)
+
+    assert consumer.dead_lettered == 1
+    letters = [o for o in await db.published() if o["topic"] == topics.dlq(
+        topics.CREDENTIALS_ISSUED)]
+    assert len(letters) == 1 and "does not belong on this topic" in letters[0]["reason"]
+    assert len(await db.rows("SELECT 1 FROM credentials")) == 1
+
+
+async def test_a_missing_credential_is_a_404_problem(db: Any) -> None:
+    with pytest.raises(Problem) as raised:
+        await handlers.document(db.engine, uuid.UUID(int=42))
+    assert raised.value.status == 404
+
+
+async def test_an_operator_lists_a_learners_credentials_oldest_first(db: Any) -> None:
+    await register(db, issued(2, learner="k"), issued(1, learner="k"), issued(3, learner="other"))
+
+    listed = await handlers.learner_credentials(db.engine, "k", BASE)
+    assert listed["count"] == 2
+    assert {c["title"] for c in listed["credentials"]} == {"Credential 1", "Credential 2"}
+    assert listed["credentials"][0]["url"].startswith(f"{BASE}/v1/credentials/")
+
+
+def keys_event(published_at: datetime, *statuses: str) -> IssuerKeysPublished:
+    return IssuerKeysPublished(
+        provider_id="lakeshore", profile={"id": f"{BASE}/issuers/lakeshore", "name": "Lakeshore"},
+        keys=[IssuerPublicKey(
+            key_id=f"key-{i}", status=status,
+            public_multikey=multikey_encode(private_key_from_seed(bytes([i] * 32)).public_key()),
+            created_at=T0, retired_at=published_at if status != "active" else None)
+            for i, status in enumerate(statuses, start=1)],
+        published_at=published_at)
+
+
+async def test_issuer_keys_older_than_those_stored_never_replace_them(db: Any) -> None:
+    newer = keys_event(T0 + timedelta(hours=1), "retired", "active")
+    older = keys_event(T0, "active")
+    await db.deliver(topics.ISSUER_KEYS, handlers.on_issuer_keys, IssuerKeysPublished, [newer])
+    await db.deliver(topics.ISSUER_KEYS, handlers.on_issuer_keys, IssuerKeysPublished, [older])
+
+    async with db.engine.connect() as conn:
+        doc = await handlers.issuer_document(conn, "lakeshore")
+    assert doc is not None
+    methods = {m["id"].rsplit("#", 1)[1]: m for m in doc["verificationMethod"]}
+    assert set(methods) == {"key-1", "key-2"}
+    assert "expires" in methods["key-1"] and "expires" not in methods["key-2"]
+
+
+def status_list(version: int) -> StatusListPublished:
+    return StatusListPublished(
+        url=f"{BASE}/status/lakeshore/revocation/1", provider_id="lakeshore",
+        purpose="revocation", version=version, credential={"version": version},
+        published_at=T0 + timedelta(minutes=version))
+
+
+async def test_a_replayed_older_status_list_does_not_override_the_newer(db: Any) -> None:
+    await db.deliver(topics.STATUS_LISTS, handlers.on_status_list, StatusListPublished,
+                     [status_list(1), status_list(3)])
+    await db.deliver(topics.STATUS_LISTS, handlers.on_status_list, StatusListPublished,
+                     [status_list(2)])
+
+    async with db.engine.connect() as conn:
+        found = await handlers.status_list(conn, f"{BASE}/status/lakeshore/revocation/1")
+        missing = await handlers.status_list(conn, f"{BASE}/status/lakeshore/suspension/1")
+    assert found == ({"version": 3}, 3)
+    assert missing is None
+
+
+async def test_a_revocation_changes_the_status_and_keeps_the_issuers_reason(db: Any) -> None:
+    event = issued(1)
+    await register(db, event)
+    change = CredentialStatusChanged(
+        credential_id=event.credential_id, provider_id="lakeshore", learner_key="learner-a",
+        status="revoked", action="revoke", reason="issued in error", changed_at=T0)
+    await db.deliver(topics.CREDENTIAL_STATUS, handlers.on_status_changed,
+                     CredentialStatusChanged, [change])
+
+    [row] = await db.rows("SELECT status FROM credentials")
+    assert row.status == "revoked"
+    async with db.engine.connect() as conn:
+        assert await handlers.issuer_reason(conn, event.credential_id) == "issued in error"
