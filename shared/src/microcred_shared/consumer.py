@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("microcred.consumer")
 
 
+class DatabaseUnavailable(RuntimeError):
+    """A batch could not be made durable after retries: it is redelivered, not lost."""
+
+
 class Rejected(Exception):
     """A handler's verdict that one record is unacceptable: it is dead-lettered with `reason`."""
 
@@ -120,7 +124,7 @@ class BatchConsumer:
                 outages.down("database", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        raise RuntimeError("database unavailable; batch left uncommitted for redelivery")
+        raise DatabaseUnavailable("database unavailable; batch left uncommitted for redelivery")
 
     async def _apply_once(self, records: Sequence[ConsumerRecord]) -> None:
         items: list[Incoming] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -68,6 +69,8 @@ STATEMENT_TIMEOUT = 10.0
 # SQLSTATE classes that say "not now", not "never": connection exceptions, operator
 # intervention (statement timeout, shutdown, starting up), insufficient resources.
 _RETRYABLE_STATES = ("08", "57", "53")
+_LOST = (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.InternalClientError,
+         asyncpg.exceptions.PostgresConnectionError, ConnectionError)
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -79,6 +82,8 @@ def unavailable(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            if isinstance(err, _LOST):  # the connection broke mid-statement
+                return True
             state = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
             if isinstance(state, str) and state[:2] in _RETRYABLE_STATES:
                 return True

@@ -109,6 +109,17 @@ def _brief(error: BaseException | str | None) -> str:
 outages = Outages()
 
 
+def failure(logger: logging.Logger, message: str, exc: BaseException, *args: object) -> None:
+    """A background loop's failure: a database outage is said by `outages` (a line per
+    state change), anything else with its traceback."""
+    from microcred_shared.db import unavailable
+
+    if unavailable(exc):
+        outages.down("database", exc)
+    else:
+        logger.exception(message, *args)
+
+
 def configure(service: str, fmt: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else logging.Formatter(TEXT))

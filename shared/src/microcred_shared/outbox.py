@@ -22,6 +22,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared.cloudevents import Envelope, RawHeaders, encode, new_envelope
+from microcred_shared.db import unavailable
 from microcred_shared.events import Event
 from microcred_shared.logs import outages
 from microcred_shared.telemetry import parent_context, traceparent_of
@@ -170,7 +171,8 @@ class OutboxRelay:
                 # One line when publishing stops, a count while it stays stopped, one when
                 # it is back (the relay retries every few seconds for as long as it lasts).
                 outages.down("outbox relay", exc)
-                if self.failures == 1:
+                if self.failures == 1 and not unavailable(exc):  # a database outage is
+                    # the database's line; anything else gets its traceback, once
                     log.warning("outbox relay failed; retrying every <= 5 s with a new "
                                 "producer", exc_info=True)
                 await self._renew_producer()

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col
 
+from microcred_shared import logs
 from microcred_shared.catalog import Catalog, Definition, Provider
 from microcred_shared.consumer import Incoming
 from microcred_shared.db import table_of, utcnow
@@ -152,5 +153,5 @@ class LiveCatalog:
             self._poke.clear()
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("catalogue reload failed; retrying")
+            except Exception as exc:
+                logs.failure(log, "catalogue reload failed; retrying", exc)

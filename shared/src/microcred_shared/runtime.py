@@ -24,6 +24,7 @@ from microcred_shared import logs, metrics, problems
 from microcred_shared.consumer import (
     BatchConsumer,
     BatchHandler,
+    DatabaseUnavailable,
     lenient_batch_parser,
     records_of,
 )
@@ -115,6 +116,11 @@ class ServiceRuntime:
             records = records_of(msg.raw_message)
             try:
                 await consumer.apply(records)
+            except DatabaseUnavailable as exc:
+                outages.down("database", exc)  # said once per outage, not per batch
+                await msg.nack()
+                await asyncio.sleep(2.0)
+                return
             except Exception:
                 log.exception("batch on %s not applied; rewinding for redelivery", topic)
                 await msg.nack()

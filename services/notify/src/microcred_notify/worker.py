@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from microcred_shared import logs
+
 log = logging.getLogger(__name__)
 
 
@@ -33,8 +35,8 @@ class RoundWorker:
                     continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s round failed", self.name)
+            except Exception as exc:
+                logs.failure(log, "%s round failed", exc, self.name)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
             except TimeoutError:
