@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -118,12 +117,10 @@ def _constructed_names() -> Iterator[str]:
                 yield from (base + suffix for suffix in SUFFIXES[kind])
 
 
-@cache
-def exported() -> dict[str, set[str] | None]:
+@pytest.fixture(scope="module")
+async def exported() -> dict[str, set[str] | None]:
     """Sample name -> its label names (None: constructed somewhere, labels not known here)."""
-    import asyncio
-
-    text = asyncio.run(_scrape_shared_metrics())
+    text = await _scrape_shared_metrics()
     found: dict[str, set[str] | None] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -136,9 +133,9 @@ def exported() -> dict[str, set[str] | None]:
     return found
 
 
-def test_the_shared_metrics_are_found() -> None:
+def test_the_shared_metrics_are_found(exported: dict[str, set[str] | None]) -> None:
     # Guards the two discovery paths above: if either finds nothing, the checks below are empty.
-    names = exported()
+    names = exported
     assert names["microcred_consumer_lag"] == {"subscription", "topic", "partition"}
     assert names["microcred_http_request_seconds_count"] == {"method", "route", "status"}
     assert "microcred_outbox_oldest_seconds" in set(_constructed_names())
@@ -210,8 +207,9 @@ def alert_selectors() -> Iterator[tuple[str, str, dict[str, tuple[str, str]], se
             yield rule["alert"], name, matchers, grouping
 
 
-def test_every_metric_an_alert_reads_is_exported_with_those_labels() -> None:
-    names, targets = exported(), _target_labels()
+def test_every_metric_an_alert_reads_is_exported_with_those_labels(
+        exported: dict[str, set[str] | None]) -> None:
+    names, targets = exported, _target_labels()
     for alert, name, matchers, _grouping in alert_selectors():
         if name == "up":
             continue  # Prometheus's own, per target
