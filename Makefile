@@ -10,6 +10,9 @@ install: ## install Python deps (uv.lock), the JS interop verifier and the Async
 	$(UV) sync --frozen
 	@# The browser tests drive Debian's chromium (Playwright cannot fetch its own browser here).
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@# promtool checks the alerting rules in deploy/prometheus (Debian's prometheus package; its server
+	@# is enabled and started on a systemd host, not started in a container without an init system).
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	@if [ -f tests/interop/package-lock.json ]; then npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error; fi
 	@if [ -f tests/contract/package-lock.json ]; then npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error; fi
 
