@@ -158,11 +158,14 @@ def _achieved(ctx: Issuing, issuer: str, definition: Definition, decision: Asses
                  learner=decision.learner)
 
 
-async def on_decisions(conn: AsyncConnection, items: list[Incoming], *,
-                       ctx: Issuing) -> dict[int, str]:
-    """Achieved assessments become signed credentials; the stacks they complete too."""
+Accepted = tuple[Incoming, AssessmentDecided, Definition]
+
+
+async def _achievements(ctx: Issuing, items: list[Incoming],
+                        ) -> tuple[dict[int, str], list[Accepted]]:
+    """The achieved decisions to issue, and the refused ones with their reasons."""
     refused: dict[int, str] = {}
-    todo: list[tuple[Incoming, AssessmentDecided, Definition]] = []
+    todo: list[Accepted] = []
     for index, item in enumerate(items):
         decision = item.event
         assert isinstance(decision, AssessmentDecided)
@@ -173,14 +176,20 @@ async def on_decisions(conn: AsyncConnection, items: list[Incoming], *,
             refused[index] = found
             continue
         todo.append((item, decision, found))
+    return refused, todo
+
+
+async def on_decisions(conn: AsyncConnection, items: list[Incoming], *,
+                       ctx: Issuing) -> dict[int, str]:
+    """Achieved assessments become signed credentials; the stacks they complete too."""
+    refused, todo = await _achievements(ctx, items)
     if not todo:
         return refused
     # Redelivered decisions (after a crash or a replay) must not issue twice.
     known = set((await conn.execute(_KNOWN, {
         "ids": [d.assessment_id for _, d, _ in todo]})).scalars())
     # The issuer is the definition's owner, also when a co-issuer reported the result.
-    by_issuer: dict[str, list[tuple[Incoming, AssessmentDecided, Definition]]] = \
-        defaultdict(list)
+    by_issuer: dict[str, list[Accepted]] = defaultdict(list)
     for entry in todo:
         if entry[1].assessment_id not in known:
             by_issuer[entry[2].provider_id].append(entry)
