@@ -34,12 +34,12 @@ def _issuing(rt: Runtime) -> handlers.Issuing:
     return handlers.Issuing(live=rt.catalog, keys=rt.keys, signer=rt.signer)
 
 
-Issuing = Annotated[handlers.Issuing, Depends(_issuing)]
+IssuingContext = Annotated[handlers.Issuing, Depends(_issuing)]
 
 
 @router.post("/credentials/issue", status_code=201)
 async def issue(request: IssueRequest, provider_id: Provider, rt: Runtime,
-                ctx: Issuing) -> JSONResponse:
+                ctx: IssuingContext) -> JSONResponse:
     assert rt.engine is not None and rt.relay is not None
     try:
         async with rt.engine.begin() as conn:
