@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from microcred_issuance import stacks
-from microcred_issuance.models import MIGRATIONS, IssuedCredential, StackAward
+from microcred_issuance.migrations import MIGRATIONS
+from microcred_issuance.stacks import handlers as stacks
+from microcred_issuance.stacks.models import StackAward
+from microcred_issuance.status.models import IssuedCredential
 from microcred_shared.catalog import load_catalog
 from microcred_shared.db import ensure_database, make_engine, migrate
 from microcred_shared.events import learner_key

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from microcred_issuance import credential
+from microcred_issuance.issuing import credential
 from microcred_shared.catalog import load_catalog
 from microcred_shared.events import AssessmentDecided, learner_key
 from microcred_shared.settings import REPO_ROOT

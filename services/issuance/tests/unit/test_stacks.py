@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from microcred_issuance import credential
-from microcred_issuance.stacks import Held, completion
+from microcred_issuance.issuing import credential
+from microcred_issuance.stacks.domain import Held, completion
 from microcred_shared.catalog import StackSpec, load_catalog
 from microcred_shared.settings import REPO_ROOT
 from microcred_shared.testing import learner

@@ -13,6 +13,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from microcred_issuance.keys.domain import issuer_id, issuer_profile
+from microcred_issuance.status.domain import status_entries
 from microcred_shared.catalog import Definition, Partner, Provider, Text
 from microcred_shared.events import AssessmentDecided, KnownLearner
 
@@ -23,30 +25,8 @@ MICROCRED_V1 = "https://w3id.org/microcred/v1"
 CONTEXTS = [VC_V2, OB_V3, OB_EXTENSIONS, MICROCRED_V1]
 OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
              "ob_v3p0_achievementcredential_schema.json")
-STATUS_LIST_SIZE = 131_072
-COUNTRY = {"CA": "Canada"}
 
-
-def issuer_id(base_url: str, provider_id: str) -> str:
-    return f"{base_url}/issuers/{provider_id}"
-
-
-def issuer_profile(provider: Provider, base_url: str) -> dict[str, Any]:
-    profile: dict[str, Any] = {
-        "id": issuer_id(base_url, provider.id),
-        "type": ["Profile"],
-        "name": provider.name.en,
-        "url": provider.url,
-        "email": provider.email,
-        "address": {
-            "type": ["Address"],
-            "addressCountry": COUNTRY["CA"],
-            "addressCountryCode": "CA",
-            "addressRegion": provider.jurisdiction,
-        },
-    }
-    _fr(profile, "name", provider.name)
-    return profile
+__all__ = ["achievement", "build", "build_stack", "identity", "issuer_id", "issuer_profile"]
 
 
 def _fr(target: dict[str, Any], term: str, text: Text | None) -> None:
@@ -151,17 +131,6 @@ def _partner(p: Partner, base_url: str) -> dict[str, Any]:
         node = {"id": ident, **node}
     _fr(node, "name", p.name)
     return node
-
-
-def status_entries(base_url: str, provider_id: str, index: int) -> list[dict[str, Any]]:
-    list_no, offset = divmod(index, STATUS_LIST_SIZE)
-    entries = []
-    for purpose in ("revocation", "suspension"):
-        url = f"{base_url}/status/{provider_id}/{purpose}/{list_no}"
-        entries.append({"id": f"{url}#{offset}", "type": "BitstringStatusListEntry",
-                        "statusPurpose": purpose, "statusListIndex": str(offset),
-                        "statusListCredential": url})
-    return entries
 
 
 def build(*, decision: AssessmentDecided, definition: Definition, provider: Provider,

@@ -1,17 +1,19 @@
-"""Status lists: each provider's revocation and suspension bitstrings, signed by its key."""
+"""Status lists: each provider's revocation and suspension bitstrings, the index each
+credential gets in them, and the signed list the registry serves."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_issuance.credential import STATUS_LIST_SIZE, issuer_id
-from microcred_issuance.models import StatusList
+from microcred_issuance.keys.domain import issuer_id
+from microcred_issuance.keys.signing import Signer
+from microcred_issuance.status.domain import PURPOSES, STATUS_LIST_SIZE, TTL, VALIDITY, list_url
+from microcred_issuance.status.models import StatusAllocation, StatusList
 from microcred_shared import topics
 from microcred_shared.db import table_of
 from microcred_shared.events import StatusListPublished
@@ -19,14 +21,17 @@ from microcred_shared.outbox import Outgoing, event_record
 from microcred_shared.vc import statuslist
 
 SOURCE = "/microcred/issuance"
-PURPOSES = ("revocation", "suspension")
-TTL = timedelta(minutes=5)
-# Lists are re-signed on every change; this bounds how stale a cached copy may be trusted.
-VALIDITY = timedelta(days=30)
 
 
-def list_url(base_url: str, provider_id: str, purpose: str, list_no: int) -> str:
-    return f"{base_url}/status/{provider_id}/{purpose}/{list_no}"
+async def allocate(conn: AsyncConnection, provider_id: str, count: int) -> int:
+    """Reserve `count` consecutive status list indexes; returns the first."""
+    table = table_of(StatusAllocation)
+    stmt = pg_insert(table).values(provider_id=provider_id, next_index=count)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[table.c.provider_id], set_={"next_index": table.c.next_index + count}
+    ).returning(table.c.next_index)
+    end = (await conn.execute(upsert)).scalar_one()
+    return int(end) - count
 
 
 async def ensure_lists(conn: AsyncConnection, provider_id: str, list_nos: set[int]) -> list[
@@ -62,19 +67,32 @@ async def set_bit(conn: AsyncConnection, provider_id: str, purpose: str, index: 
     return row.version + 1
 
 
-async def publish(conn: AsyncConnection, *, provider_id: str, purpose: str, list_no: int,
-                  base_url: str, sign: Any) -> Outgoing:
+async def publish(conn: AsyncConnection, signer: Signer, *, provider_id: str, purpose: str,
+                  list_no: int) -> Outgoing:
     """Sign the list as it is now and hand it to the registry through the outbox."""
     row = (await conn.execute(sa.select(col(StatusList.bits), col(StatusList.version)).where(
         col(StatusList.provider_id) == provider_id, col(StatusList.purpose) == purpose,
         col(StatusList.list_no) == list_no))).one()
-    url = list_url(base_url, provider_id, purpose, list_no)
+    url = list_url(signer.base_url, provider_id, purpose, list_no)
     now = datetime.now(UTC)
     doc = statuslist.status_list_credential(
-        url=url, issuer=issuer_id(base_url, provider_id), purpose=purpose,  # type: ignore[arg-type]
+        url=url, issuer=issuer_id(signer.base_url, provider_id),
+        purpose=purpose,  # type: ignore[arg-type]
         encoded_list=statuslist.encode_list(row.bits), valid_from=now,
         valid_until=now + VALIDITY, ttl_ms=int(TTL.total_seconds() * 1000))
-    signed = sign(doc, provider_id)
     return event_record(topics.STATUS_LISTS, StatusListPublished(
-        url=url, provider_id=provider_id, purpose=purpose,
-        version=row.version, credential=signed, published_at=now), SOURCE, traceparent=None)
+        url=url, provider_id=provider_id, purpose=purpose, version=row.version,
+        credential=signer.status_list(doc, provider_id), published_at=now),
+        SOURCE, traceparent=None)
+
+
+async def reserve(conn: AsyncConnection, signer: Signer, provider_id: str,
+                  count: int) -> tuple[int, list[Outgoing]]:
+    """Status list indexes for `count` new credentials of a provider (the first is
+    returned) and the publication of any list made for them: publish it before, or with,
+    the first credential pointing into it, or that credential would not verify."""
+    first = await allocate(conn, provider_id, count)
+    created = await ensure_lists(conn, provider_id,
+                                 {i // STATUS_LIST_SIZE for i in (first, first + count - 1)})
+    return first, [await publish(conn, signer, provider_id=provider_id, purpose=p, list_no=n)
+                   for p, n in created]

@@ -19,9 +19,7 @@ suspended itself is never lifted automatically.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,37 +27,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_issuance import lifecycle
-from microcred_issuance.models import IssuedCredential, StackAward
-from microcred_shared.catalog import Catalog, Definition, StackSpec
+from microcred_issuance.keys.signing import Signer
+from microcred_issuance.stacks.domain import VERB, Held, completion, reaction
+from microcred_issuance.stacks.models import StackAward
+from microcred_issuance.status import handlers as status
+from microcred_issuance.status.domain import TRANSITIONS, Changed
+from microcred_issuance.status.models import IssuedCredential
+from microcred_shared.catalog import Catalog, Definition
 from microcred_shared.db import table_of
 from microcred_shared.outbox import Outgoing
-
-
-@dataclass(frozen=True)
-class Held:
-    credential_id: uuid.UUID
-    definition_id: str
-    issued_at: datetime
-
-
-def completion(spec: StackSpec, held: list[Held]) -> list[Held] | None:
-    """The components that complete the stack (the latest credential of each component
-    definition, in the most recent window that works), or None. Pure."""
-    mine = sorted((h for h in held if h.definition_id in spec.components),
-                  key=lambda h: h.issued_at)
-    window = timedelta(days=spec.window_days) if spec.window_days else None
-    for end in reversed(range(len(mine))):
-        latest: dict[str, Held] = {}
-        for h in mine[: end + 1]:
-            if window is None or mine[end].issued_at - h.issued_at <= window:
-                latest[h.definition_id] = h
-        if len(latest) >= spec.needed:
-            return sorted(latest.values(),
-                          key=lambda h: spec.components.index(h.definition_id))
-        if window is None:
-            return None  # without a window the longest prefix is the best chance
-    return None
+from microcred_shared.projection import LiveCatalog
 
 
 async def lock_learner(conn: AsyncConnection, learner_key: str) -> None:
@@ -117,9 +94,8 @@ async def completed(conn: AsyncConnection, catalog: Catalog, learner_key: str,
     return out
 
 
-async def follow_components(conn: AsyncConnection, catalog: Catalog, change: lifecycle.Changed,
-                            *, base_url: str, sign_list: Callable[..., dict[str, Any]],
-                            traceparent: str | None) -> list[Outgoing]:
+async def follow_components(conn: AsyncConnection, catalog: Catalog, change: Changed, *,
+                            signer: Signer, traceparent: str | None) -> list[Outgoing]:
     """Apply the policy above after `change` to a component credential."""
     if change.definition_id is None:
         return []
@@ -134,30 +110,42 @@ async def follow_components(conn: AsyncConnection, catalog: Catalog, change: lif
         if award is None:
             continue
         held = await held_by(conn, change.learner_key, set(stack.stack.components))
-        holds = completion(stack.stack, held) is not None
-        action = _reaction(change.status, award, holds)
+        action = reaction(change.status, award.status, award.held_by_components,
+                          holds=completion(stack.stack, held) is not None)
         if action is None:
             continue
-        row = await lifecycle.locked(conn, award.credential_id)
-        verb = {"revoked": "was revoked", "suspended": "was suspended",
-                "active": "was reinstated"}[change.status]
-        _, out = await lifecycle.apply(
-            conn, row, action, f"component credential {change.credential_id} {verb}",
-            base_url=base_url, sign_list=sign_list, traceparent=traceparent)
+        row = await status.locked(conn, award.credential_id)
+        _, out = await status.apply(
+            conn, signer, row, action,
+            f"component credential {change.credential_id} {VERB[change.status]}",
+            traceparent=traceparent)
         records += out
         await conn.execute(sa.update(StackAward).where(
             col(StackAward.credential_id) == award.credential_id).values(
-            status=lifecycle.TRANSITIONS[action][1],
-            held_by_components=action == "suspend"))
+            status=TRANSITIONS[action][1], held_by_components=action == "suspend"))
     return records
 
 
-def _reaction(component_status: str, award: Any, holds: bool) -> lifecycle.Action | None:
-    if component_status == "active":
-        return "unsuspend" if (award.status == "suspended" and award.held_by_components
-                               and holds) else None
-    if holds:
-        return None
-    if component_status == "revoked":
-        return "revoke"
-    return "suspend" if award.status == "active" else None
+async def mark_award(conn: AsyncConnection, change: Changed) -> None:
+    """The issuer changed a stacked credential itself: a suspension of its own is never
+    lifted by a component's reinstatement."""
+    await conn.execute(sa.update(StackAward).where(
+        col(StackAward.credential_id) == change.credential_id).values(
+        status=change.status, held_by_components=False))
+
+
+@dataclass(frozen=True)
+class FollowStatus:
+    """The status context's follower (see status.handlers.Follower): stacks made of the
+    changed credential follow it, and a changed stack remembers it was the issuer's doing."""
+
+    live: LiveCatalog
+    signer: Signer
+
+    async def __call__(self, conn: AsyncConnection, change: Changed,
+                       traceparent: str | None) -> list[Outgoing]:
+        records = await follow_components(conn, self.live.current, change,
+                                          signer=self.signer, traceparent=traceparent)
+        if change.definition_id is not None:
+            await mark_award(conn, change)
+        return records

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import base58
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,26 +12,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_issuance.models import IssuerKey
+from microcred_issuance.keys.domain import SigningKey, key_binding, multikey, new_key_id
+from microcred_issuance.keys.models import IssuerKey
 
-MULTICODEC_ED25519_PUB = b"\xed\x01"
-
-
-def multikey(private: Ed25519PrivateKey) -> str:
-    raw = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
-    return "z" + base58.b58encode(MULTICODEC_ED25519_PUB + raw).decode()
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    provider_id: str
-    key_id: str
-    private: Ed25519PrivateKey
-    public_multikey: str
-
-    def __repr__(self) -> str:  # never print key material
-        return f"SigningKey({self.provider_id}#{self.key_id})"
+# Held while a provider's first key is made, so two instances never both make one.
+_KEY_LOCK = "SELECT pg_advisory_xact_lock(7700201)"
 
 
 class KeyStore:
@@ -43,13 +25,9 @@ class KeyStore:
         self._aead = AESGCM(kek)
         self._active: dict[str, SigningKey] = {}
 
-    def _aad(self, provider_id: str, key_id: str) -> bytes:
-        # Binds each ciphertext to its row: a swapped row fails to decrypt.
-        return f"microcred-issuer-key:{provider_id}:{key_id}".encode()
-
     def _decrypt(self, row: IssuerKey | sa.Row) -> SigningKey:
         seed = self._aead.decrypt(row.nonce, row.private_encrypted,
-                                  self._aad(row.provider_id, row.key_id))
+                                  key_binding(row.provider_id, row.key_id))
         private = Ed25519PrivateKey.from_private_bytes(seed)
         return SigningKey(row.provider_id, row.key_id, private, row.public_multikey)
 
@@ -58,11 +36,11 @@ class KeyStore:
         seed = private.private_bytes(serialization.Encoding.Raw,
                                      serialization.PrivateFormat.Raw,
                                      serialization.NoEncryption())
-        key_id = "key-" + datetime.now(UTC).strftime("%Y%m%d") + "-" + secrets.token_hex(3)
+        key_id = new_key_id(datetime.now(UTC))
         nonce = os.urandom(12)
         await conn.execute(sa.insert(IssuerKey).values(
             provider_id=provider_id, key_id=key_id, public_multikey=multikey(private),
-            private_encrypted=self._aead.encrypt(nonce, seed, self._aad(provider_id, key_id)),
+            private_encrypted=self._aead.encrypt(nonce, seed, key_binding(provider_id, key_id)),
             nonce=nonce, status="active"))
         return SigningKey(provider_id, key_id, private, multikey(private))
 
@@ -80,7 +58,7 @@ class KeyStore:
         """Make sure each provider has an active key; returns providers that got a new one."""
         created = []
         async with self._engine.begin() as conn:
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
+            await conn.execute(sa.text(_KEY_LOCK))
             rows = (await conn.execute(sa.select(IssuerKey).where(
                 col(IssuerKey.status) == "active"))).all()
             for row in rows:
@@ -120,7 +98,7 @@ class KeyStore:
     async def ensure_in(self, conn: AsyncConnection, provider_id: str) -> bool:
         """Give a new provider its first key, in the caller's transaction (the key is
         loaded into memory once committed, see ensure_loaded). True when one was made."""
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7700201)"))
+        await conn.execute(sa.text(_KEY_LOCK))
         found = (await conn.execute(sa.select(col(IssuerKey.key_id)).where(
             col(IssuerKey.provider_id) == provider_id, col(IssuerKey.status) == "active"))).first()
         if found:

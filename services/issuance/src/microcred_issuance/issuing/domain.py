@@ -1,0 +1,59 @@
+"""What the VC-API issue endpoint accepts from a provider, and what it fills in. Pure: no
+I/O. (The Open Badges document issuance composes itself is in credential.py.)"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from microcred_issuance.keys.domain import issuer_id
+from microcred_shared.events import NAMESPACE
+from microcred_shared.vc import vcdm
+
+
+class Refused(ValueError):
+    """The credential cannot be issued as submitted (`problems`, in plain words)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class WrongIssuer(PermissionError):
+    pass
+
+
+def check_submitted(doc: dict[str, Any], *, base_url: str, provider_id: str) -> None:
+    """A well-formed, unsigned credential naming the caller as its issuer: the provider's
+    key only ever issues as that provider."""
+    problems = vcdm.credential_problems(doc)
+    if "proof" in doc:
+        problems.append("the credential to issue must not carry a proof")
+    if problems:
+        raise Refused(problems)
+    mine = issuer_id(base_url, provider_id)
+    given = doc["issuer"]["id"] if isinstance(doc["issuer"], dict) else doc["issuer"]
+    if given != mine:
+        raise WrongIssuer(f"this key issues as {mine}, not {given}")
+
+
+def completed(doc: dict[str, Any], credential_id: uuid.UUID, *, requested_id: str | None,
+              now: datetime) -> dict[str, Any]:
+    """The submitted credential with an id and a validFrom when it has none."""
+    out = dict(doc)
+    out.setdefault("id", requested_id or f"urn:uuid:{credential_id}")
+    out.setdefault("validFrom", now.replace(microsecond=0).isoformat().replace("+00:00", "Z"))
+    return out
+
+
+def subject_learner_key(doc: dict[str, Any], credential_id: uuid.UUID) -> str:
+    """The learner key of a VC-API credential: derived from its subject's id, or from the
+    credential itself when the subject has none (no email is known here)."""
+    subject = doc["credentialSubject"]
+    subject_id = subject.get("id") if isinstance(subject, dict) else None
+    return str(uuid.uuid5(NAMESPACE, f"subject:{subject_id or credential_id}"))
+
+
+def title_of(doc: dict[str, Any]) -> str:
+    return doc["name"] if isinstance(doc.get("name"), str) else "credential"

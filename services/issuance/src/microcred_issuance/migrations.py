@@ -1,0 +1,18 @@
+"""The issuance database, in the order a deployed database saw it: the contexts' tables
+moved into their subpackages, the migrations did not change."""
+
+from __future__ import annotations
+
+from microcred_issuance.keys.models import IssuerKey
+from microcred_issuance.stacks.models import StackAward
+from microcred_issuance.status.models import IssuedCredential, StatusAllocation, StatusList
+from microcred_shared import projection
+from microcred_shared.auth import ApiKey
+from microcred_shared.db import SHARED_TABLES, create_tables, table_of
+
+MIGRATIONS = [
+    create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
+                   table_of(IssuedCredential), table_of(StatusAllocation),
+                   table_of(StatusList)]),
+    create_tables([*projection.TABLES, table_of(StackAward)]),
+]

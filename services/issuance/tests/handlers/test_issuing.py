@@ -1,0 +1,202 @@
+"""Achieved assessments become signed Open Badges credentials, exactly once, and a provider's
+own credential goes through the same issuing path (VC-API)."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+import pytest
+import sqlalchemy as sa
+
+from microcred_issuance.issuing.domain import Refused, WrongIssuer
+from microcred_issuance.issuing.handlers import CatalogBehind, issue_submitted, on_decisions
+from microcred_shared import projection, topics
+from microcred_shared.consumer import TRANSIENT
+from microcred_shared.events import AssessmentDecided, CredentialIssued, StatusListPublished
+from microcred_shared.vc import proofs
+
+DATA = "lakeshore-data-analytics-fundamentals"
+SAFETY = "lakeshore-workplace-safety"
+FORESTRY = "cmu-sustainable-forestry"
+LAKESHORE = "lakeshore-college"
+
+
+def verifies(world, signed: dict, provider_id: str) -> bool:
+    key = world.keys.active(provider_id)
+    vm = proof_of(signed)["verificationMethod"]
+    assert vm == f"{world.base_url}/issuers/{provider_id}#{key.key_id}"
+    return proofs.verify_proof_sync(signed, lambda _vm: key.private.public_key()).ok
+
+
+def proof_of(signed: dict) -> dict:
+    proof = signed["proof"]
+    return proof[0] if isinstance(proof, list) else proof
+
+
+async def decide(world, *decisions: AssessmentDecided, ids: list[str] | None = None) -> None:
+    await world.deliver(topics.DECISIONS, list(decisions),
+                        partial(on_decisions, ctx=world.issuing), AssessmentDecided, ids=ids)
+
+
+async def test_an_achieved_assessment_is_issued_as_a_signed_credential_naming_its_learner(
+        world):
+    decision = world.decided(DATA, score=91)
+    await decide(world, decision)
+    [issued] = [p.event for p in await world.published(topics.CREDENTIALS_ISSUED)]
+    assert isinstance(issued, CredentialIssued)
+    assert (issued.assessment_id, issued.provider_id, issued.definition_id) == (
+        decision.assessment_id, LAKESHORE, DATA)
+    assert issued.learner_email == decision.learner.email
+    doc = issued.credential
+    assert doc["id"] == f"urn:uuid:{issued.credential_id}"
+    assert doc["issuer"]["id"] == f"{world.base_url}/issuers/{LAKESHORE}"
+    assert doc["credentialSubject"]["result"][0]["value"] == "91"
+    assert verifies(world, doc, LAKESHORE)
+    row = (await world.rows("SELECT assessment_id, status, learner_key FROM issued_credentials"))
+    assert [(r.assessment_id, r.status, r.learner_key) for r in row] == [
+        (decision.assessment_id, "active", decision.learner_key)]
+
+
+async def test_the_first_credential_of_a_provider_publishes_its_status_lists_before_itself(
+        world):
+    await decide(world, world.decided(SAFETY))
+    out = await world.published()
+    assert [p.topic for p in out] == [topics.STATUS_LISTS, topics.STATUS_LISTS,
+                                     topics.CREDENTIALS_ISSUED]
+    lists = [p.event for p in out[:2]]
+    assert all(isinstance(e, StatusListPublished) for e in lists)
+    urls = {e.url for e in lists}
+    status = out[2].event.credential["credentialStatus"]
+    assert {s["statusListCredential"] for s in status} == urls
+    assert all(verifies(world, e.credential, LAKESHORE) for e in lists)
+
+
+async def test_a_failed_assessment_issues_nothing(world):
+    await decide(world, world.decided(DATA, achieved=False, score=12))
+    assert await world.published() == []
+    assert await world.scalar("SELECT count(*) FROM issued_credentials") == 0
+
+
+async def test_a_decision_delivered_again_under_a_new_event_id_is_not_issued_twice(world):
+    decision = world.decided(DATA, score=80)
+    await decide(world, decision)
+    await decide(world, decision)  # a replay: the inbox does not know this ce_id
+    assert await world.scalar("SELECT count(*) FROM issued_credentials") == 1
+    assert len(await world.published(topics.CREDENTIALS_ISSUED)) == 1
+    assert await world.published(topics.dlq(topics.DECISIONS)) == []  # a no-op, not an error
+
+
+async def test_a_batch_gives_consecutive_status_indexes_per_issuer(world):
+    batch = [world.decided(DATA, score=70), world.decided(FORESTRY, rubric_level="exemplary"),
+             world.decided(SAFETY)]
+    await decide(world, *batch)
+    rows = await world.rows("SELECT provider_id, status_index FROM issued_credentials "
+                            "ORDER BY provider_id, status_index")
+    assert [(r.provider_id, r.status_index) for r in rows] == [
+        ("coast-mountain-university", 0), (LAKESHORE, 0), (LAKESHORE, 1)]
+    issued = [p.event for p in await world.published(topics.CREDENTIALS_ISSUED)]
+    assert {e.assessment_id for e in issued} == {d.assessment_id for d in batch}
+
+
+async def test_a_decision_for_another_providers_definition_is_dead_lettered(world):
+    wrong = world.decided(DATA, provider_id="coast-mountain-university", score=90)
+    fine = world.decided(SAFETY)
+    await decide(world, wrong, fine)
+    [letter] = await world.published(topics.dlq(topics.DECISIONS))
+    assert "no definition 'lakeshore-data-analytics-fundamentals' for this provider" in \
+        letter.headers["dlq_reason"]
+    [issued] = [p.event for p in await world.published(topics.CREDENTIALS_ISSUED)]
+    assert issued.assessment_id == fine.assessment_id
+
+
+async def test_a_decision_that_overtook_its_definition_version_waits_for_it(world):
+    newer = world.seed.definition(SAFETY).model_copy(update={"version": 2})
+    decision = world.decided(SAFETY, version=2)
+
+    async def projected_a_moment_later() -> None:
+        await asyncio.sleep(0.3)
+        async with world.engine.begin() as conn:
+            await projection.put_definition(conn, newer)
+
+    await asyncio.gather(decide(world, decision), projected_a_moment_later())
+    [issued] = [p.event for p in await world.published(topics.CREDENTIALS_ISSUED)]
+    assert issued.definition_version == 2
+
+
+async def test_a_decision_whose_issuer_is_not_projected_yet_is_retried_not_dead_lettered(
+        world):
+    async with world.engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM catalog_providers WHERE id = :p"),
+                           {"p": "ontario-construction-sector-council"})
+    await world.live.refresh(force=True)
+    decision = world.decided("ocsc-site-supervisor-readiness")
+    async with world.engine.begin() as conn:
+        with pytest.raises(CatalogBehind, match="not projected yet") as caught:
+            await on_decisions(conn, [_incoming(decision)], ctx=world.issuing)
+    # The consumer loop retries transient failures (then leaves the batch to redelivery).
+    assert isinstance(caught.value, TRANSIENT)
+    assert await world.published() == []
+
+
+def _incoming(event):
+    from aiokafka.structs import ConsumerRecord
+
+    from microcred_shared.cloudevents import new_envelope
+    from microcred_shared.consumer import Incoming
+
+    env = new_envelope(event, "/test")
+    return Incoming(ConsumerRecord(topics.DECISIONS, 0, 0, 0, 0, None, b"", None, 0, 0, []),
+                    env, event, None)
+
+
+def submitted(world, provider_id: str = LAKESHORE, **extra) -> dict:
+    return {"@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiableCredential"], "name": "Workshop attendance",
+            "issuer": f"{world.base_url}/issuers/{provider_id}",
+            "credentialSubject": {"id": "did:example:learner-1"}, **extra}
+
+
+async def test_a_provider_issues_its_own_credential_through_the_same_issuing_path(world):
+    async with world.engine.begin() as conn:
+        signed = await issue_submitted(conn, world.issuing, LAKESHORE, submitted(world),
+                                       requested_id=None, cryptosuite="eddsa-jcs-2022",
+                                       traceparent=None)
+    assert proof_of(signed)["cryptosuite"] == "eddsa-jcs-2022"
+    assert verifies(world, signed, LAKESHORE)
+    assert signed["credentialStatus"][0]["statusListIndex"] == "0"
+    out = await world.published()
+    assert [p.topic for p in out] == [topics.STATUS_LISTS, topics.STATUS_LISTS,
+                                     topics.CREDENTIALS_ISSUED]
+    issued = out[2].event
+    assert isinstance(issued, CredentialIssued)
+    assert issued.title == "Workshop attendance" and issued.credential == signed
+    assert issued.assessment_id is None and issued.definition_id is None
+    row = (await world.rows("SELECT credential_id, learner_key FROM issued_credentials"))[0]
+    assert (row.credential_id, row.learner_key) == (issued.credential_id, issued.learner_key)
+
+
+async def test_the_vc_api_keeps_a_requested_id_and_status_and_shares_the_index_sequence(world):
+    await decide(world, world.decided(SAFETY))
+    async with world.engine.begin() as conn:
+        signed = await issue_submitted(conn, world.issuing, LAKESHORE, submitted(world),
+                                       requested_id="urn:uuid:my-own", cryptosuite=None,
+                                       traceparent=None)
+    assert signed["id"] == "urn:uuid:my-own"
+    assert proof_of(signed)["cryptosuite"] == "eddsa-rdfc-2022"
+    assert signed["credentialStatus"][0]["statusListIndex"] == "1"
+
+
+async def test_the_vc_api_refuses_a_signed_credential_or_another_issuer_and_keeps_nothing(
+        world):
+    async with world.engine.begin() as conn:
+        with pytest.raises(Refused, match="must not carry a proof"):
+            await issue_submitted(conn, world.issuing, LAKESHORE,
+                                  submitted(world, proof={"type": "DataIntegrityProof"}),
+                                  requested_id=None, cryptosuite=None, traceparent=None)
+        with pytest.raises(WrongIssuer, match="issues as .*/issuers/lakeshore-college"):
+            await issue_submitted(conn, world.issuing, LAKESHORE,
+                                  submitted(world, "coast-mountain-university"),
+                                  requested_id=None, cryptosuite=None, traceparent=None)
+    assert await world.published() == []
+    assert await world.scalar("SELECT count(*) FROM issued_credentials") == 0
