@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_issuance.keys.domain import SigningKey, issuer_profile
 from microcred_issuance.keys.keystore import KeyStore
-from microcred_shared import outbox, projection, topics
+from microcred_shared import logs, outbox, projection, topics
 from microcred_shared.catalog import Catalog, Provider
 from microcred_shared.consumer import Incoming
 from microcred_shared.events import IssuerKeysPublished, IssuerPublicKey
@@ -87,5 +87,5 @@ async def follow_rotations(keys: KeyStore, every: float = 5.0) -> None:
         await asyncio.sleep(every)
         try:
             await keys.refresh()
-        except Exception:
-            log.exception("could not reload issuer keys")
+        except Exception as exc:
+            logs.failure(log, "could not reload issuer keys", exc)

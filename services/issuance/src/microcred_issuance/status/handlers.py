@@ -26,7 +26,7 @@ from microcred_issuance.status.domain import (
     transition,
 )
 from microcred_issuance.status.models import IssuedCredential, StatusList
-from microcred_shared import outbox, topics
+from microcred_shared import logs, outbox, topics
 from microcred_shared.audit import audit_event, audit_record
 from microcred_shared.events import CredentialStatusChanged
 from microcred_shared.outbox import Outgoing, event_record
@@ -133,5 +133,5 @@ async def refresh_status_lists(engine: AsyncEngine, signer: Signer) -> None:
         await asyncio.sleep(3600)
         try:
             await publish_status_lists(engine, signer, older_than=VALIDITY / 2)
-        except Exception:
-            log.exception("status list refresh failed; next try in an hour")
+        except Exception as exc:
+            logs.failure(log, "status list refresh failed; next try in an hour", exc)
