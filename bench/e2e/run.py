@@ -224,7 +224,7 @@ def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
     target.smtp = CountingSmtp(free_port()).start()
     otlp = None
     if args.otlp:
-        from microcred_shared.testing import OtlpCollector
+        from microcred_testkit.backbone import OtlpCollector
 
         collector = OtlpCollector(free_port()).start()
         target.otlp = collector  # type: ignore[attr-defined]
@@ -285,8 +285,8 @@ class Workload:
 
 
 def build_workload(n: int, run_id: str) -> Workload:
-    from microcred_shared.events import learner_key
-    from microcred_shared.testing import learner, result
+    from microcred_shared.contract.events import learner_key
+    from microcred_testkit.backbone import learner, result
 
     seed = json.loads(SEED.read_text())
     providers = {p["id"] for p in seed["providers"]}
@@ -563,7 +563,7 @@ async def publish(bootstrap: str, events: list[Any], chunk: int, rate: float,
                   inflight: int = 1) -> tuple[list[float], list[float], float]:
     """ProviderPublisher.publish_many in chunks (at most `inflight` chunks awaiting their
     acks); returns per-event submit time (its chunk's start), ack time, and the duration."""
-    from microcred_shared.testing import ProviderPublisher
+    from microcred_testkit.backbone import ProviderPublisher
 
     sub = [0.0] * len(events)
     ack = [0.0] * len(events)
@@ -843,8 +843,8 @@ async def _relay(bootstrap: str, src: str, dst: str, group: str, seq_header: str
 def encode_raw(events: list[Any], warm: bool) -> list[tuple[bytes, bytes, list[Any]]]:
     """The exact bytes a provider publishes (payload, key, CloudEvents headers) plus a seq
     header, encoded before the clock starts: the baseline measures the broker path only."""
-    from microcred_shared.cloudevents import encode
-    from microcred_shared.testing import provider_headers
+    from microcred_shared.contract.cloudevents import encode
+    from microcred_testkit.backbone import provider_headers
 
     out = []
     for i, e in enumerate(events):
@@ -857,7 +857,7 @@ def encode_raw(events: list[Any], warm: bool) -> list[tuple[bytes, bytes, list[A
 async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[Any]]],
                       chunk: int, inflight: int = 1) -> tuple[list[float], float]:
     """Same producer (ProviderPublisher's settings) and chunking as the backbone run."""
-    from microcred_shared.testing import ProviderPublisher
+    from microcred_testkit.backbone import ProviderPublisher
 
     sub = [0.0] * len(records)
     t_begin = time.time()

@@ -21,14 +21,14 @@ from faststream.kafka import TestKafkaBroker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microcred_shared.cloudevents import Envelope
 from microcred_shared.consumer import Incoming
+from microcred_shared.contract.cloudevents import Envelope
+from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.db import SHARED_TABLES, create_tables
-from microcred_shared.events import AssessmentResultSubmitted
 from microcred_shared.outbox import Outgoing, pack_headers, unpack_headers
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.settings import ServiceSettings
-from microcred_shared.testing import learner, result
+from microcred_testkit.backbone import learner, result
 
 TOPIC = "microcred.assessment.results.v1"
 ECHO = "applied"
@@ -98,7 +98,7 @@ def hostile(draw, offset: int) -> ConsumerRecord:
 
 def _ok(record: ConsumerRecord) -> bool:
     """Would the envelope and payload parse? (Some 'set' draws leave a record valid.)"""
-    from microcred_shared.cloudevents import EnvelopeError, decode, parse_envelope
+    from microcred_shared.contract.cloudevents import EnvelopeError, decode, parse_envelope
     try:
         decode(parse_envelope(record.headers), record.value, AssessmentResultSubmitted)
     except EnvelopeError:

@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microcred_shared.events import NAMESPACE, learner_key, normalize_email
+from microcred_shared.contract.events import NAMESPACE, learner_key, normalize_email
 
 
 def test_case_and_surrounding_spaces_do_not_split_a_learner():

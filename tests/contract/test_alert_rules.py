@@ -26,7 +26,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from microcred_devstack.config import DEFAULT_HTTP_PORTS
-from microcred_shared import metrics, topics
+from microcred_shared import metrics
+from microcred_shared.contract import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"

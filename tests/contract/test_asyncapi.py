@@ -3,7 +3,7 @@
 matches the topic map: every topic is a channel, every producer and consumer of
 `topics.SERVICE_TOPICS` an operation, every payload the event's kept JSON Schema.
 
-Fix a stale file: `uv run python -m microcred_shared.contract_tools asyncapi --write`."""
+Fix a stale file: `uv run python -m microcred_shared.contract.tools asyncapi --write`."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ import jsonschema
 import pytest
 import yaml
 
-from microcred_shared import asyncapi, contract_tools, event_schemas, topics
-from microcred_shared.cloudevents import Envelope, header_map, new_envelope, parse_envelope
-from microcred_shared.events import AssessmentResultSubmitted, learner_key
+from microcred_shared.contract import asyncapi, topics
+from microcred_shared.contract import schemas as event_schemas
+from microcred_shared.contract import tools as contract_tools
+from microcred_shared.contract.cloudevents import Envelope, header_map, new_envelope, parse_envelope
+from microcred_shared.contract.events import AssessmentResultSubmitted, learner_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -62,7 +64,7 @@ def problems(parsed: dict[str, Any], *severities: str) -> list[str]:
 def test_the_kept_document_is_the_one_the_code_generates() -> None:
     assert KEPT.read_text("utf-8") == asyncapi.to_yaml(DOC), (
         "docs/asyncapi.yaml differs from the code: run "
-        "`uv run python -m microcred_shared.contract_tools asyncapi --write`")
+        "`uv run python -m microcred_shared.contract.tools asyncapi --write`")
     assert yaml.safe_load(KEPT.read_text("utf-8")) == json.loads(asyncapi.to_json(DOC))
 
 

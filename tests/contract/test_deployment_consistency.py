@@ -24,7 +24,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from microcred_shared import topics
+from microcred_shared.contract import topics
 from microcred_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -623,7 +623,8 @@ def test_kafka_init_creates_exactly_the_topics_of_the_topic_module(
     assert sorted(names) == sorted(topics.all_topics()), (
         "kafka-init creates "
         f"{sorted(set(names) - set(topics.all_topics()))} beyond and misses "
-        f"{sorted(set(topics.all_topics()) - set(names))} of microcred_shared.topics.all_topics()"
+        f"{sorted(set(topics.all_topics()) - set(names))} of "
+        "microcred_shared.contract.topics.all_topics()"
     )
     assert len(names) == len(set(names)), f"kafka-init creates some topics twice: {names}"
     for t in created:
@@ -653,7 +654,7 @@ def test_kafka_init_runs_in_a_service_image_that_has_the_topic_module() -> None:
     service_images = {compose_service(s).get("image") for s in SERVICES}
     assert image in service_images, (
         f"kafka-init runs {image!r}, not one of the service images {sorted(service_images)}, "
-        "which are the ones with aiokafka and microcred_shared.topics"
+        "which are the ones with aiokafka and microcred_shared.contract.topics"
     )
     assert compose_service("kafka-init").get("restart", "no") == "no", "kafka-init is one-shot"
 

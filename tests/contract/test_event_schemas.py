@@ -4,7 +4,7 @@ publisher (docs/events.md) fails here unless the type's version is raised, i.e. 
 new type `....vN+1` with its own snapshot. A compatible change fails too, until the snapshot
 is refreshed, so that the kept schemas are always the code's.
 
-Fix: `uv run python -m microcred_shared.contract_tools schemas --write` (it refuses to
+Fix: `uv run python -m microcred_shared.contract.tools schemas --write` (it refuses to
 overwrite a snapshot with a breaking change)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from microcred_shared import event_schemas
+from microcred_shared.contract import schemas as event_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = ROOT / event_schemas.SNAPSHOT_DIR
-REFRESH = "run `uv run python -m microcred_shared.contract_tools schemas --write`"
+REFRESH = "run `uv run python -m microcred_shared.contract.tools schemas --write`"
 CURRENT = event_schemas.current_schemas()
 
 

@@ -11,9 +11,9 @@ from typing import Any, Literal
 import pytest
 from pydantic import Field
 
-from microcred_shared import event_schemas
-from microcred_shared.events import AssessmentResultSubmitted, Learner
-from microcred_shared.schema_compat import breaking_changes, is_compatible
+from microcred_shared.contract import schemas as event_schemas
+from microcred_shared.contract.events import AssessmentResultSubmitted, Learner
+from microcred_shared.contract.schema_compat import breaking_changes, is_compatible
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT_TYPE = AssessmentResultSubmitted.ce_type

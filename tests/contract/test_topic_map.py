@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from microcred_shared import topics
+from microcred_shared.contract import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("assessment", "issuance", "registry", "notify")

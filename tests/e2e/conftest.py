@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from microcred_devstack import Stack, free_port
-from microcred_shared.testing import OtlpCollector, SmtpRecorder
+from microcred_testkit.backbone import OtlpCollector, SmtpRecorder
 
 PROVIDERS = ("lakeshore-college", "coast-mountain-university", "cegep-riviere-du-nord",
              "ontario-construction-sector-council")

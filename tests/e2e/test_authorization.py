@@ -11,10 +11,10 @@ import uuid
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
-from microcred_shared import topics
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
-from microcred_shared.testing_providers import Admin, SaslPublisher, definition_doc
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.providers import Admin, SaslPublisher, definition_doc
 
 pytestmark = pytest.mark.integration
 

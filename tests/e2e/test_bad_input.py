@@ -8,10 +8,10 @@ import json
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from microcred_shared import topics
-from microcred_shared.cloudevents import encode
-from microcred_shared.events import learner_key
-from microcred_shared.testing import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import (
     ProviderPublisher,
     eventually,
     learner,

@@ -13,10 +13,11 @@ import uuid
 
 import pytest
 
-from microcred_shared import dlq, topics
-from microcred_shared.events import learner_key
-from microcred_shared.testing import ProviderPublisher, eventually, learner, result
-from microcred_shared.testing_providers import Admin, definition_doc
+from microcred_shared import dlq
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
+from microcred_testkit.providers import Admin, definition_doc
 
 pytestmark = pytest.mark.integration
 

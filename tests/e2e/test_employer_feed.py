@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from microcred_devstack import free_port
-from microcred_shared import topics
-from microcred_shared.cloudevents import encode, new_envelope
-from microcred_shared.events import learner_key
-from microcred_shared.events_learners import CredentialVisibilityChanged
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode, new_envelope
+from microcred_shared.contract.events import learner_key
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 SAFETY = ("lakeshore-college", "lakeshore-workplace-safety")

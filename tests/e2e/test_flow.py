@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from microcred_shared.events import learner_key
-from microcred_shared.testing import ProviderPublisher, eventually, learner, result
+from microcred_shared.contract.events import learner_key
 from microcred_shared.vc import contexts  # noqa: F401  (offline loader is importable)
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
 
 pytestmark = pytest.mark.integration
 

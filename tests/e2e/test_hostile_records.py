@@ -16,11 +16,12 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from microcred_shared import dlq, topics
-from microcred_shared.cloudevents import encode
-from microcred_shared.events import AssessmentDecided, learner_key
-from microcred_shared.testing import eventually, learner, provider_headers, result
-from microcred_shared.testing_providers import Admin, SaslPublisher, definition_doc
+from microcred_shared import dlq
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode
+from microcred_shared.contract.events import AssessmentDecided, learner_key
+from microcred_testkit.backbone import eventually, learner, provider_headers, result
+from microcred_testkit.providers import Admin, SaslPublisher, definition_doc
 
 pytestmark = pytest.mark.integration
 VALID_PER_TOPIC = 12

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract.events import learner_key
 from microcred_shared.vc import contexts
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from microcred_shared import topics
-from microcred_shared.cloudevents import decode, parse_envelope
-from microcred_shared.events import learner_key
-from microcred_shared.events_learners import CredentialVisibilityChanged
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import decode, parse_envelope
+from microcred_shared.contract.events import learner_key
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 JSON = {"accept": "application/json"}

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from microcred_shared import topics
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 

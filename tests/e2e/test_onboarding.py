@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
-from microcred_shared.testing_providers import Admin, definition_doc, provider_doc
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.providers import Admin, definition_doc, provider_doc
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from collections import Counter
 import pytest
 
 from microcred_devstack.processes import wait_port_closed
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 N = 160

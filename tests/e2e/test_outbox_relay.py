@@ -17,7 +17,7 @@ from microcred_shared import outbox
 from microcred_shared.db import SHARED_TABLES, create_tables, ensure_database, make_engine, migrate
 from microcred_shared.outbox import OutboxRelay, Outgoing, make_producer
 from microcred_shared.settings import database_url_for
-from microcred_shared.testing import eventually
+from microcred_testkit.backbone import eventually
 
 pytestmark = pytest.mark.integration
 

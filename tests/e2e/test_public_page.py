@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from microcred_shared.events import Learner, learner_key
-from microcred_shared.testing import eventually, result
+from microcred_shared.contract.events import Learner, learner_key
+from microcred_testkit.backbone import eventually, result
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"

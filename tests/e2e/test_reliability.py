@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from microcred_shared.events import learner_key
-from microcred_shared.testing import ProviderPublisher, eventually, learner, result
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
 
 pytestmark = pytest.mark.integration
 N = 240

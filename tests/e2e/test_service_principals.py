@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from microcred_devstack.service_principals import service_password
-from microcred_shared import topics
-from microcred_shared.events import learner_key
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import learner_key
 from microcred_shared.kafka_acls import service_user
-from microcred_shared.testing import eventually, learner, result
-from microcred_shared.testing_providers import Admin
+from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.providers import Admin
 
 pytestmark = pytest.mark.integration
 SERVICES = ("assessment", "issuance", "registry", "notify")

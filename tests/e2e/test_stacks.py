@@ -16,10 +16,10 @@ from microcred_issuance.stacks import handlers as stacks
 from microcred_issuance.stacks.models import StackAward
 from microcred_issuance.status.models import IssuedCredential
 from microcred_shared.catalog import load_catalog
+from microcred_shared.contract.events import learner_key
 from microcred_shared.db import ensure_database, make_engine, migrate
-from microcred_shared.events import learner_key
 from microcred_shared.settings import REPO_ROOT, database_url_for
-from microcred_shared.testing import eventually, learner, result
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from microcred_shared.events import learner_key
-from microcred_shared.testing import eventually, learner, result
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microcred_shared.testing import eventually, learner, result
+from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = pytest.mark.integration
 SERVICES = {"microcred-assessment", "microcred-issuance", "microcred-registry",

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from microcred_shared.vc import contexts, examples
+from microcred_shared.vc import contexts
+from microcred_testkit import vc_examples as examples
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from microcred_shared.vc import UnsafeValueError, examples, statuslist, verify_credential
+from microcred_shared.vc import UnsafeValueError, statuslist, verify_credential
 from microcred_shared.vc.verify import Check
+from microcred_testkit import vc_examples as examples
 
 from .conftest import HERE, node_available, run_node, served
 

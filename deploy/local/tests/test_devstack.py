@@ -25,7 +25,7 @@ from microcred_devstack import (
 )
 from microcred_devstack.pg_embedded import remove_server
 from microcred_devstack.postgres import database_url, ensure_databases_async, start_embedded
-from microcred_shared.testing import eventually
+from microcred_testkit.backbone import eventually
 
 pytestmark = pytest.mark.integration
 

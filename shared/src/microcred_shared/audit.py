@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
-from microcred_shared import topics
-from microcred_shared.events_providers import AuditRecorded
+from microcred_shared.contract import topics
+from microcred_shared.contract.events_providers import AuditRecorded
 from microcred_shared.outbox import Outgoing, event_record
 
 Channel = Literal["http", "kafka", "admin"]

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col
 
 from microcred_shared.consumer import Incoming
+from microcred_shared.contract.events import ProviderApiKeyChanged
 from microcred_shared.db import table_of, utcnow
-from microcred_shared.events import ProviderApiKeyChanged
 from microcred_shared.problems import Problem
 
 PREFIX = "mcp_"

@@ -22,19 +22,19 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared import outbox
-from microcred_shared.cloudevents import (
+from microcred_shared.contract.cloudevents import (
     Envelope,
     EnvelopeError,
     RawHeaders,
     decode,
     parse_envelope,
 )
+from microcred_shared.contract.events import Event
+from microcred_shared.contract.topics import dlq
 from microcred_shared.db import unavailable
-from microcred_shared.events import Event
 from microcred_shared.logs import outages
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
-from microcred_shared.topics import dlq
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("microcred.consumer")

@@ -27,8 +27,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from microcred_shared import topics
 from microcred_shared.audit import audit_event, audit_record
+from microcred_shared.contract import topics
 from microcred_shared.settings import KafkaClientSettings
 
 REPLAY_NAMESPACE = uuid.UUID("5b0d1c52-4a53-4a8e-9d4e-0c6f1f3a7d21")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from microcred_shared import topics
+from microcred_shared.contract import topics
 
 CLUSTER_NAME = "kafka-cluster"
 ALLOW = 3  # AclPermissionType

@@ -21,9 +21,9 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from microcred_shared.cloudevents import Envelope, RawHeaders, encode, new_envelope
+from microcred_shared.contract.cloudevents import Envelope, RawHeaders, encode, new_envelope
+from microcred_shared.contract.events import Event
 from microcred_shared.db import unavailable
-from microcred_shared.events import Event
 from microcred_shared.logs import outages
 from microcred_shared.telemetry import parent_context, traceparent_of
 

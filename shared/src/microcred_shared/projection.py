@@ -26,8 +26,8 @@ from sqlmodel import Field, SQLModel, col
 from microcred_shared import logs
 from microcred_shared.catalog import Catalog, Definition, Provider
 from microcred_shared.consumer import Incoming
+from microcred_shared.contract.events_providers import DefinitionPublished, ProviderPublished
 from microcred_shared.db import table_of, utcnow
-from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from microcred_shared.consumer import (
     lenient_batch_parser,
     records_of,
 )
+from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
-from microcred_shared.events import Event
 from microcred_shared.logs import outages
 from microcred_shared.outbox import OutboxRelay, make_producer
 from microcred_shared.settings import ServiceSettings

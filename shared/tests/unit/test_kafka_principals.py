@@ -9,7 +9,7 @@ import pytest
 from faststream.kafka.security import parse_security
 from pydantic import ValidationError
 
-from microcred_shared import topics
+from microcred_shared.contract import topics
 from microcred_shared.kafka_acls import Acl, Operation, Pattern, Resource, service_acls
 from microcred_shared.settings import ServiceSettings
 

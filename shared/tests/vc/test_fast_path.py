@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from microcred_shared.vc import canon, examples, fastcanon
+from microcred_shared.vc import canon, fastcanon
 from microcred_shared.vc.errors import VcError
+from microcred_testkit import vc_examples as examples
 
 UNSAFE = "\x00\x01\x08\x0b\x0c\x0e\x1f\x7f"
 # Text that canonicalizers must escape alike: quotes, backslashes, newlines, tabs, CR,

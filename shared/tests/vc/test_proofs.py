@@ -14,7 +14,6 @@ from microcred_shared.vc import (
     JCS,
     UndefinedTermError,
     UnsafeValueError,
-    examples,
     keys,
     proofs,
     sign,
@@ -22,6 +21,7 @@ from microcred_shared.vc import (
 )
 from microcred_shared.vc.canon import rdfc_reference
 from microcred_shared.vc.fastcanon import rdfc_fast
+from microcred_testkit import vc_examples as examples
 
 REPO = Path(__file__).resolve().parents[3]
 VECTORS = REPO / ".." / "shared" / "standards" / "openbadges-3.0" / "test-vectors"

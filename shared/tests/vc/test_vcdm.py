@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from microcred_shared.vc import credential_problems, examples
+from microcred_shared.vc import credential_problems
+from microcred_testkit import vc_examples as examples
 
 V2 = "https://www.w3.org/ns/credentials/v2"
 

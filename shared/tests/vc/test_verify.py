@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from microcred_shared.vc import examples, keys, sign, statuslist, verify_credential
+from microcred_shared.vc import keys, sign, statuslist, verify_credential
 from microcred_shared.vc.controller import IssuerKey, controller_document
+from microcred_testkit import vc_examples as examples
 
 
 @pytest.fixture

@@ -29,13 +29,13 @@ def default_state_dir() -> Path:
 
 
 def topic_lists() -> tuple[list[str], list[str]]:
-    """(all topics, compacted topics) from microcred_shared.topics; empty before it exists.
+    """(all topics, compacted topics) from microcred_shared.contract.topics; empty before it exists.
 
     The import is guarded so that the devstack works (infra only) in a tree where the shared
     package lacks the module, e.g. while it is being written.
     """
     try:
-        from microcred_shared import topics
+        from microcred_shared.contract import topics
     except ImportError:
         return [], []
     names = list(getattr(topics, "all_topics", list)())

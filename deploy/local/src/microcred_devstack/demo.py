@@ -31,11 +31,11 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from microcred_shared import topics
 from microcred_shared.catalog import load_catalog
-from microcred_shared.events import AssessmentResultSubmitted, Learner, learner_key
-from microcred_shared.testing import ProviderPublisher, provider_headers, result
-from microcred_shared.testing_providers import SaslPublisher
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentResultSubmitted, Learner, learner_key
+from microcred_testkit.backbone import ProviderPublisher, provider_headers, result
+from microcred_testkit.providers import SaslPublisher
 
 from .traces import read_trace, tree_lines
 

@@ -29,7 +29,7 @@ def ports(state_dir: Path) -> dict[str, int]:
 
 def process(state_dir: Path, name: str, port: int) -> ServiceProcess:
     argv = {
-        "mailsink": [sys.executable, "-m", "microcred_notify.mailsink", "--port", str(port),
+        "mailsink": [sys.executable, "-m", "microcred_testkit.mailsink", "--port", str(port),
                      "--dir", str(state_dir / "mail")],
         "traces": [sys.executable, "-m", "microcred_devstack.traces", "--port", str(port),
                    "--file", str(state_dir / "traces.jsonl")],

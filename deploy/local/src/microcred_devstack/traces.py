@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from microcred_shared.testing import OtlpCollector
+from microcred_testkit.backbone import OtlpCollector
 
 
 class FileCollector(OtlpCollector):

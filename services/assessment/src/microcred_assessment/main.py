@@ -22,10 +22,10 @@ from microcred_assessment.results import routes as results_routes
 from microcred_assessment.results.handlers import on_results
 from microcred_assessment.runtime import AssessmentRuntime
 from microcred_assessment.settings import Settings
-from microcred_shared import topics
 from microcred_shared.auth import KeyVerifier
-from microcred_shared.events import AssessmentResultSubmitted
-from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.projection import LiveCatalog
 
 # A provider's results topic is created when it gets a Kafka principal; the pattern

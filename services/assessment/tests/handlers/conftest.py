@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from microcred_assessment.catalogue.seed import import_seed, load_seed
 from microcred_assessment.models import MIGRATIONS
 from microcred_shared.consumer import BatchConsumer, BatchHandler
-from microcred_shared.events import Event
+from microcred_shared.contract.events import Event
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.settings import REPO_ROOT
 

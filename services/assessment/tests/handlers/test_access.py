@@ -10,8 +10,8 @@ from microcred_assessment.access import authn
 from microcred_assessment.access import handlers as access
 from microcred_assessment.access.domain import Principal, username_for
 from microcred_assessment.access.kafka_admin import KafkaAdminError
-from microcred_shared import topics
 from microcred_shared.auth import KeyVerifier
+from microcred_shared.contract import topics
 from microcred_shared.problems import Problem
 
 

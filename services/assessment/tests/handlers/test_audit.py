@@ -9,10 +9,10 @@ from functools import partial
 
 from microcred_assessment.access import handlers as access
 from microcred_assessment.audit import handlers as audit
-from microcred_shared import topics
 from microcred_shared.audit import audit_event
-from microcred_shared.cloudevents import new_envelope
-from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import new_envelope
+from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefusalObserved
 
 
 def headers(event, source):

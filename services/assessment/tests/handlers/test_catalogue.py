@@ -7,12 +7,12 @@ import pytest
 
 from microcred_assessment.catalogue import handlers as catalogue
 from microcred_assessment.catalogue.seed import import_seed, load_seed
-from microcred_shared import topics
 from microcred_shared.catalog import Definition, Provider
+from microcred_shared.contract import topics
 from microcred_shared.problems import Problem
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.testing_providers import definition_doc, provider_doc
+from microcred_testkit.providers import definition_doc, provider_doc
 
 SEED = REPO_ROOT / "deploy" / "seed" / "providers.json"
 

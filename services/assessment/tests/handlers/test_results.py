@@ -10,9 +10,9 @@ import pytest
 
 from microcred_assessment.results import handlers
 from microcred_assessment.results.domain import InvalidResult, Refused
-from microcred_shared import topics
-from microcred_shared.events import AssessmentResultSubmitted
-from microcred_shared.testing import provider_headers, result
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_testkit.backbone import provider_headers, result
 
 SKEW = timedelta(minutes=5)
 SCORED = ("lakeshore-college", "lakeshore-data-analytics-fundamentals")

@@ -6,8 +6,8 @@ import pytest
 
 from microcred_assessment.results.domain import InvalidResult, Refused, authorize
 from microcred_shared.catalog import Catalog, Definition, Provider
-from microcred_shared.testing import result
-from microcred_shared.testing_providers import definition_doc, provider_doc
+from microcred_testkit.backbone import result
+from microcred_testkit.providers import definition_doc, provider_doc
 
 
 def catalog(*, suspended: str | None = None) -> Catalog:

@@ -11,7 +11,7 @@ from pathlib import Path
 from microcred_assessment.access.models import KafkaPrincipal
 from microcred_assessment.audit.domain import refusal_entry as _entry
 from microcred_assessment.audit.shipper import LogReader, parse
-from microcred_shared.events_providers import BrokerRefusalObserved
+from microcred_shared.contract.events_providers import BrokerRefusalObserved
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

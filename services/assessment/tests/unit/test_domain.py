@@ -7,7 +7,7 @@ import pytest
 from microcred_assessment.results.domain import InvalidResult, check, decide
 from microcred_shared.catalog import load_catalog
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.testing import result
+from microcred_testkit.backbone import result
 
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 NOW = datetime.now(UTC)

@@ -19,10 +19,11 @@ from microcred_issuance.settings import Settings
 from microcred_issuance.stacks.handlers import FollowStatus
 from microcred_issuance.status import routes as status_routes
 from microcred_issuance.status.handlers import publish_status_lists, refresh_status_lists
-from microcred_shared import projection, topics
+from microcred_shared import projection
 from microcred_shared.auth import KeyVerifier, on_api_keys
-from microcred_shared.events import AssessmentDecided, ProviderApiKeyChanged
-from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentDecided, ProviderApiKeyChanged
+from microcred_shared.contract.events_providers import DefinitionPublished, ProviderPublished
 from microcred_shared.projection import LiveCatalog
 
 

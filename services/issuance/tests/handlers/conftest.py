@@ -21,11 +21,11 @@ from microcred_issuance.keys.signing import Signer
 from microcred_issuance.migrations import MIGRATIONS
 from microcred_shared import projection
 from microcred_shared.catalog import Catalog, load_catalog
-from microcred_shared.cloudevents import decode, encode, new_envelope, parse_envelope
 from microcred_shared.consumer import BatchConsumer, BatchHandler
-from microcred_shared.events import AssessmentDecided, Event, learner_key
+from microcred_shared.contract.cloudevents import decode, encode, new_envelope, parse_envelope
+from microcred_shared.contract.events import AssessmentDecided, Event, learner_key
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.testing import learner
+from microcred_testkit.backbone import learner
 
 BASE = "https://registry.microcred.example"
 SEED: Catalog = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")

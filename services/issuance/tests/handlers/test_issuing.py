@@ -11,9 +11,14 @@ import sqlalchemy as sa
 
 from microcred_issuance.issuing.domain import Refused, WrongIssuer
 from microcred_issuance.issuing.handlers import CatalogBehind, issue_submitted, on_decisions
-from microcred_shared import projection, topics
-from microcred_shared.consumer import TRANSIENT
-from microcred_shared.events import AssessmentDecided, CredentialIssued, StatusListPublished
+from microcred_shared import projection
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
+    AssessmentDecided,
+    CredentialIssued,
+    StatusListPublished,
+)
+from microcred_shared.db import unavailable
 from microcred_shared.vc import proofs
 
 DATA = "lakeshore-data-analytics-fundamentals"
@@ -135,15 +140,15 @@ async def test_a_decision_whose_issuer_is_not_projected_yet_is_retried_not_dead_
         with pytest.raises(CatalogBehind, match="not projected yet") as caught:
             await on_decisions(conn, [_incoming(decision)], ctx=world.issuing)
     # The consumer loop retries transient failures (then leaves the batch to redelivery).
-    assert isinstance(caught.value, TRANSIENT)
+    assert unavailable(caught.value)
     assert await world.published() == []
 
 
 def _incoming(event):
     from aiokafka.structs import ConsumerRecord
 
-    from microcred_shared.cloudevents import new_envelope
     from microcred_shared.consumer import Incoming
+    from microcred_shared.contract.cloudevents import new_envelope
 
     env = new_envelope(event, "/test")
     return Incoming(ConsumerRecord(topics.DECISIONS, 0, 0, 0, 0, None, b"", None, 0, 0, []),

@@ -12,9 +12,9 @@ from cryptography.exceptions import InvalidTag
 
 from microcred_issuance.keys.handlers import UnknownProvider, on_providers, rotate
 from microcred_issuance.keys.keystore import KeyStore
-from microcred_shared import topics
-from microcred_shared.events import IssuerKeysPublished
-from microcred_shared.events_providers import ProviderPublished
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import IssuerKeysPublished
+from microcred_shared.contract.events_providers import ProviderPublished
 
 LAKESHORE = "lakeshore-college"
 

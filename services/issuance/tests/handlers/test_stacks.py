@@ -9,8 +9,12 @@ from functools import partial
 from microcred_issuance.issuing.handlers import on_decisions
 from microcred_issuance.stacks.handlers import FollowStatus
 from microcred_issuance.status.handlers import change_status
-from microcred_shared import topics
-from microcred_shared.events import AssessmentDecided, CredentialIssued, CredentialStatusChanged
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
+    AssessmentDecided,
+    CredentialIssued,
+    CredentialStatusChanged,
+)
 
 STACK = "ocsc-digital-skills-construction-supervisors"
 DATA, SITE = "lakeshore-data-analytics-fundamentals", "ocsc-site-supervisor-readiness"

@@ -19,14 +19,14 @@ from microcred_issuance.status.handlers import (
     publish_status_lists,
     record_refusal,
 )
-from microcred_shared import topics
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
     AssessmentDecided,
     CredentialIssued,
     CredentialStatusChanged,
     StatusListPublished,
 )
-from microcred_shared.events_providers import AuditRecorded
+from microcred_shared.contract.events_providers import AuditRecorded
 from microcred_shared.vc import statuslist
 
 SAFETY = "lakeshore-workplace-safety"

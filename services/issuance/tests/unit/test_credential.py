@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from microcred_issuance.issuing import credential
 from microcred_shared.catalog import load_catalog
-from microcred_shared.events import AssessmentDecided, learner_key
+from microcred_shared.contract.events import AssessmentDecided, learner_key
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.testing import learner
 from microcred_shared.vc import proofs, schema
+from microcred_testkit.backbone import learner
 
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 BASE = "https://registry.microcred.example"

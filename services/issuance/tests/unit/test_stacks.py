@@ -11,8 +11,8 @@ from microcred_issuance.issuing import credential
 from microcred_issuance.stacks.domain import Held, completion
 from microcred_shared.catalog import StackSpec, load_catalog
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.testing import learner
 from microcred_shared.vc import proofs, schema
+from microcred_testkit.backbone import learner
 
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 BASE = "https://registry.microcred.example"

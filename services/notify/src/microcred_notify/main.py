@@ -14,14 +14,17 @@ from microcred_notify.learner_mail import handlers as mail
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
-from microcred_shared import topics
 from microcred_shared.consumer import BatchHandler, Incoming
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialRegistered,
     CredentialStatusChanged,
 )
-from microcred_shared.events_learners import CredentialVisibilityChanged, LearnerSignInRequested
+from microcred_shared.contract.events_learners import (
+    CredentialVisibilityChanged,
+    LearnerSignInRequested,
+)
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:

@@ -14,9 +14,9 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_notify.models import MIGRATIONS
-from microcred_shared.cloudevents import encode, new_envelope
 from microcred_shared.consumer import BatchConsumer, BatchHandler
-from microcred_shared.events import Event
+from microcred_shared.contract.cloudevents import encode, new_envelope
+from microcred_shared.contract.events import Event
 
 
 def record(topic: str, event: Event, *, offset: int = 0, ce_id: str | None = None,

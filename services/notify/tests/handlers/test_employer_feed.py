@@ -25,9 +25,10 @@ from microcred_notify.employer_feed.employers import EmployerCreate, EmployerKey
 from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_notify.employer_feed.subscriptions import SubscriptionCreate
 from microcred_notify.employer_feed.webhooks import Policy, WebhookWorker
-from microcred_shared import netguard, topics
-from microcred_shared.events import CredentialIssued, CredentialStatusChanged
-from microcred_shared.events_learners import CredentialVisibilityChanged
+from microcred_shared import netguard
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import CredentialIssued, CredentialStatusChanged
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 from microcred_shared.problems import Problem
 
 BASE = "https://notify.example"

@@ -13,9 +13,9 @@ from typing import Any
 from microcred_notify.learner_mail import handlers as mail
 from microcred_notify.learner_mail.delivery import Deliverer
 from microcred_notify.learner_mail.domain import Mail
-from microcred_shared import topics
-from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
-from microcred_shared.events_learners import LearnerSignInRequested
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
+from microcred_shared.contract.events_learners import LearnerSignInRequested
 
 
 def now() -> datetime:

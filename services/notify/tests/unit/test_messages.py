@@ -9,7 +9,7 @@ from email.policy import default
 from microcred_devstack import free_port
 from microcred_notify.learner_mail import domain as messages
 from microcred_notify.learner_mail.smtp import SmtpPool
-from microcred_shared.testing import SmtpRecorder
+from microcred_testkit.backbone import SmtpRecorder
 
 
 def issued(recipient: str, **over: str) -> messages.Mail:

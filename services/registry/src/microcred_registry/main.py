@@ -17,14 +17,14 @@ from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.settings import Settings
 from microcred_registry.verification.routes import router as verification_router
 from microcred_registry.wallet.routes import router as wallet_router
-from microcred_shared import topics
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialStatusChanged,
     IssuerKeysPublished,
     StatusListPublished,
 )
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerPublished
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:

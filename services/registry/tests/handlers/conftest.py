@@ -18,9 +18,9 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_registry.migrations import MIGRATIONS
-from microcred_shared.cloudevents import encode, new_envelope
 from microcred_shared.consumer import BatchConsumer, BatchHandler
-from microcred_shared.events import Event
+from microcred_shared.contract.cloudevents import encode, new_envelope
+from microcred_shared.contract.events import Event
 
 BASE = "https://registry.test"
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 
 from microcred_registry.credentials import handlers
-from microcred_shared import topics
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialStatusChanged,
     IssuerKeysPublished,
     IssuerPublicKey,
     StatusListPublished,
 )
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerPublished
 from microcred_shared.problems import Problem
 from microcred_shared.vc import multikey_encode, private_key_from_seed
 

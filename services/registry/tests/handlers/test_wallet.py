@@ -17,9 +17,9 @@ from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import Session, SignInPolicy
 from microcred_registry.wallet.handlers import UnknownEmployer, Wallet
 from microcred_registry.wallet.signin import SignIn
-from microcred_shared import topics
-from microcred_shared.events import CredentialIssued, learner_key
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import CredentialIssued, learner_key
+from microcred_shared.contract.events_employers import EmployerPublished
 from microcred_shared.problems import Problem
 
 BASE = "https://registry.test"

@@ -17,7 +17,7 @@ from microcred_registry.employers.domain import newest, share_json, share_row, s
 from microcred_registry.pages.domain import present
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.rendering import render
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerPublished
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PUBLIC = "https://registry.example/v1/credentials/5b0f7a4e"

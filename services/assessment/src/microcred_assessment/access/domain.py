@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from microcred_shared import topics
+from microcred_shared.contract import topics
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest
 
 from microcred_assessment.access.domain import Principal, username_for
-from microcred_shared import kafka_scram, topics
+from microcred_shared import kafka_scram
+from microcred_shared.contract import topics
 from microcred_shared.kafka_scram import ScramError
 
 TOPIC, GROUP = 2, 3  # ResourceType

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.auth import ApiKey, new_key, upsert
-from microcred_shared.events import ProviderApiKeyChanged
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import ProviderApiKeyChanged
 
 SOURCE = "/microcred/assessment"
 

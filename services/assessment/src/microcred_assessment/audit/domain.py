@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
+from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.kafka_acls import service_of_user
 
 

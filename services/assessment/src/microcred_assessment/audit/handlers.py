@@ -23,8 +23,8 @@ from microcred_assessment.audit.models import AuditEntry
 from microcred_shared import outbox
 from microcred_shared.audit import Channel, audit_event, audit_record
 from microcred_shared.consumer import Incoming
+from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefusalObserved
 from microcred_shared.db import table_of
-from microcred_shared.events_providers import AuditRecorded, BrokerRefusalObserved
 
 SERVICE = "assessment"
 

@@ -22,8 +22,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from microcred_shared import topics
-from microcred_shared.events_providers import BrokerRefusalObserved
+from microcred_shared.contract import topics
+from microcred_shared.contract.events_providers import BrokerRefusalObserved
 from microcred_shared.outbox import event_record
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,10 @@ from microcred_assessment.access.handlers import credentials_of
 from microcred_assessment.audit import handlers as audit
 from microcred_assessment.catalogue import domain
 from microcred_assessment.catalogue.domain import Status
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.catalog import Catalog, Definition, Provider
-from microcred_shared.events_providers import DefinitionPublished, ProviderPublished
+from microcred_shared.contract import topics
+from microcred_shared.contract.events_providers import DefinitionPublished, ProviderPublished
 from microcred_shared.problems import Problem
 from microcred_shared.projection import (
     CatalogDefinition,

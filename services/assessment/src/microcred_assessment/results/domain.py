@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from microcred_shared.catalog import Catalog, Definition, PassRule
-from microcred_shared.events import (
+from microcred_shared.contract.events import (
     NAMESPACE,
     AssessmentDecided,
     AssessmentResultSubmitted,

@@ -25,11 +25,12 @@ from microcred_assessment.results.domain import (
     sender_provider,
 )
 from microcred_assessment.results.models import ResultRecord
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.audit import Channel
 from microcred_shared.catalog import Catalog, Definition
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import AssessmentDecided, AssessmentResultSubmitted
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentDecided, AssessmentResultSubmitted
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.telemetry import trace_id_of
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from microcred_assessment.deps import ProviderId, Runtime
 from microcred_assessment.results import handlers
 from microcred_assessment.results.domain import InvalidResult, Refused
-from microcred_shared.events import AssessmentResultSubmitted
+from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import trace_id_of, traceparent_of
 

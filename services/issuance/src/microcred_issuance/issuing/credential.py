@@ -16,7 +16,7 @@ from typing import Any
 from microcred_issuance.keys.domain import issuer_id, issuer_profile
 from microcred_issuance.status.domain import status_entries
 from microcred_shared.catalog import Definition, Partner, Provider, Text
-from microcred_shared.events import AssessmentDecided, KnownLearner
+from microcred_shared.contract.events import AssessmentDecided, KnownLearner
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from microcred_issuance.keys.domain import issuer_id
-from microcred_shared.events import NAMESPACE
+from microcred_shared.contract.events import NAMESPACE
 from microcred_shared.vc import vcdm
 
 

@@ -22,10 +22,11 @@ from microcred_issuance.stacks import handlers as stacks
 from microcred_issuance.stacks.domain import Held
 from microcred_issuance.status import lists
 from microcred_issuance.status.domain import status_entries
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.catalog import Definition, Provider
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import AssessmentDecided, CredentialIssued, KnownLearner
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import AssessmentDecided, CredentialIssued, KnownLearner
 from microcred_shared.outbox import Outgoing, event_record
 from microcred_shared.projection import LiveCatalog
 

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_issuance.keys.domain import SigningKey, issuer_profile
 from microcred_issuance.keys.keystore import KeyStore
-from microcred_shared import logs, outbox, projection, topics
+from microcred_shared import logs, outbox, projection
 from microcred_shared.catalog import Catalog, Provider
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import IssuerKeysPublished, IssuerPublicKey
-from microcred_shared.events_providers import ProviderPublished
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import IssuerKeysPublished, IssuerPublicKey
+from microcred_shared.contract.events_providers import ProviderPublished
 from microcred_shared.outbox import Outgoing, event_record
 
 SOURCE = "/microcred/issuance"

@@ -26,9 +26,10 @@ from microcred_issuance.status.domain import (
     transition,
 )
 from microcred_issuance.status.models import IssuedCredential, StatusList
-from microcred_shared import logs, outbox, topics
+from microcred_shared import logs, outbox
 from microcred_shared.audit import audit_event, audit_record
-from microcred_shared.events import CredentialStatusChanged
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import CredentialStatusChanged
 from microcred_shared.outbox import Outgoing, event_record
 
 SOURCE = "/microcred/issuance"

@@ -14,9 +14,9 @@ from microcred_issuance.keys.domain import issuer_id
 from microcred_issuance.keys.signing import Signer
 from microcred_issuance.status.domain import PURPOSES, STATUS_LIST_SIZE, TTL, VALIDITY, list_url
 from microcred_issuance.status.models import StatusAllocation, StatusList
-from microcred_shared import topics
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import StatusListPublished
 from microcred_shared.db import table_of
-from microcred_shared.events import StatusListPublished
 from microcred_shared.outbox import Outgoing, event_record
 from microcred_shared.vc import statuslist
 

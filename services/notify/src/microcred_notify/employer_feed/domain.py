@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerPublished
 
 SHARED, STATUS_CHANGED, UNSHARED = ("credential.shared", "credential.status.changed",
                                     "credential.unshared")

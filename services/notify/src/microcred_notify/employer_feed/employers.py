@@ -23,7 +23,8 @@ from sqlmodel import col
 
 from microcred_notify.employer_feed.domain import directory_event, key_digest, new_key, split_key
 from microcred_notify.employer_feed.models import Employer, EmployerApiKey
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
+from microcred_shared.contract import topics
 from microcred_shared.db import table_of
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of

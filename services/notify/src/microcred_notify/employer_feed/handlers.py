@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from microcred_notify.employer_feed.domain import STATUS_CHANGED, facts_of, targets
 from microcred_notify.employer_feed.projection import open_batch, view_facts
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import CredentialIssued, CredentialStatusChanged
-from microcred_shared.events_learners import CredentialVisibilityChanged
+from microcred_shared.contract.events import CredentialIssued, CredentialStatusChanged
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
 
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *,

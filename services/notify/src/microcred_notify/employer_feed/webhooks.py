@@ -30,7 +30,8 @@ from microcred_notify.employer_feed.models import (
 )
 from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_notify.worker import RoundWorker
-from microcred_shared import netguard, outbox, topics
+from microcred_shared import netguard, outbox
+from microcred_shared.contract import topics
 from microcred_shared.db import table_of
 from microcred_shared.outbox import Outgoing
 

@@ -17,8 +17,9 @@ from microcred_notify.learner_mail.domain import backoff, for_notification
 from microcred_notify.learner_mail.models import Notification
 from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import RoundWorker
-from microcred_shared import outbox, topics
-from microcred_shared.events import NotificationDelivered, NotificationFailed
+from microcred_shared import outbox
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import NotificationDelivered, NotificationFailed
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
 

@@ -22,10 +22,10 @@ from sqlmodel import col
 
 from microcred_notify.learner_mail.domain import ISSUED, SIGNIN, status_kind
 from microcred_notify.learner_mail.models import Notification
-from microcred_shared.cloudevents import encode
 from microcred_shared.consumer import Incoming
-from microcred_shared.events import CredentialRegistered, CredentialStatusChanged
-from microcred_shared.events_learners import LearnerSignInRequested
+from microcred_shared.contract.cloudevents import encode
+from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
+from microcred_shared.contract.events_learners import LearnerSignInRequested
 
 # One cached statement per batch whatever its size: arrays in (a multi-row VALUES insert
 # is recompiled for every batch size, which dominated the e2e profile).

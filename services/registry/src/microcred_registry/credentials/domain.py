@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from microcred_shared.events import CredentialIssued, CredentialRegistered
+from microcred_shared.contract.events import CredentialIssued, CredentialRegistered
 from microcred_shared.vc import controller as controllers
 from microcred_shared.vc.keys import multikey_decode
 

@@ -21,15 +21,15 @@ from microcred_registry.credentials.models import (
     StatusEvent,
     StatusListRecord,
 )
-from microcred_shared import topics
 from microcred_shared.consumer import Incoming
-from microcred_shared.db import table_of
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialStatusChanged,
     IssuerKeysPublished,
     StatusListPublished,
 )
+from microcred_shared.db import table_of
 from microcred_shared.outbox import event_record
 from microcred_shared.problems import Problem
 

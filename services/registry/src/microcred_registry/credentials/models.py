@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from microcred_shared.db import utcnow
@@ -39,7 +40,12 @@ class IssuerRecord(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
-class StatusListRecord(SQLModel, table=True):
+class _OwnMetadata(SQLModel, registry=registry()):
+    """Issuance has a `status_lists` table of its own; in one Python process (the test
+    suite) two table models of one name need two MetaData collections."""
+
+
+class StatusListRecord(_OwnMetadata, table=True):
     """Projection of the compacted status-lists topic: signed lists served as they are."""
 
     __tablename__ = "status_lists"

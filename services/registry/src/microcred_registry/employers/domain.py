@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from microcred_shared.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerPublished
 
 # Only these may be newly shared with; a share made before a suspension stays listed (and
 # can always be stopped), marked with the employer's status.

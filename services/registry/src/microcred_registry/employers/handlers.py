@@ -14,8 +14,8 @@ from sqlmodel import col
 from microcred_registry.employers.domain import SHAREABLE, newest
 from microcred_registry.employers.models import EmployerEntry
 from microcred_shared.consumer import Incoming
+from microcred_shared.contract.events_employers import EmployerPublished
 from microcred_shared.db import table_of
-from microcred_shared.events_employers import EmployerPublished
 
 
 async def on_employer_published(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:

@@ -19,10 +19,11 @@ from sqlmodel import col
 from microcred_registry.credentials.models import CredentialRecord
 from microcred_registry.wallet.domain import links_work, wider
 from microcred_registry.wallet.models import CredentialVisibility, LearnerProfile, ShareLink
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.auth import digest
+from microcred_shared.contract import topics
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 from microcred_shared.db import table_of
-from microcred_shared.events_learners import CredentialVisibilityChanged
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 

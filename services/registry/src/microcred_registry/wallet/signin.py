@@ -21,10 +21,11 @@ from microcred_registry.credentials.models import CredentialRecord
 from microcred_registry.settings import Settings
 from microcred_registry.wallet.domain import BEARER_PREFIX, Session, SignInPolicy, signin_language
 from microcred_registry.wallet.models import LearnerSession, SignInAttempt, SignInToken
-from microcred_shared import outbox, topics
+from microcred_shared import outbox
 from microcred_shared.auth import digest
-from microcred_shared.events import learner_key
-from microcred_shared.events_learners import LearnerSignInRequested
+from microcred_shared.contract import topics
+from microcred_shared.contract.events import learner_key
+from microcred_shared.contract.events_learners import LearnerSignInRequested
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 

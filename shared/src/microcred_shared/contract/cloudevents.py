@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from microcred_shared.events import EVENT_TYPES, Event
+from microcred_shared.contract.events import EVENT_TYPES, Event
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"

@@ -1,10 +1,10 @@
 """Keep the event contract in the repo up to date with the code.
 
-    python -m microcred_shared.contract_tools schemas            # check the snapshots
-    python -m microcred_shared.contract_tools schemas --write    # refresh them (not if breaking)
-    python -m microcred_shared.contract_tools asyncapi           # check docs/asyncapi.yaml
-    python -m microcred_shared.contract_tools asyncapi --write   # regenerate it
-    python -m microcred_shared.contract_tools asyncapi --stdout [--json]
+    python -m microcred_shared.contract.tools schemas            # check the snapshots
+    python -m microcred_shared.contract.tools schemas --write    # refresh them (not if breaking)
+    python -m microcred_shared.contract.tools asyncapi           # check docs/asyncapi.yaml
+    python -m microcred_shared.contract.tools asyncapi --write   # regenerate it
+    python -m microcred_shared.contract.tools asyncapi --stdout [--json]
 
 Exit status 1 when something is out of date (or a schema change is breaking). See
 docs/events.md.
@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from microcred_shared import asyncapi, event_schemas
+from microcred_shared.contract import asyncapi
+from microcred_shared.contract import schemas as event_schemas
 
 ASYNCAPI_FILE = Path("docs") / "asyncapi.yaml"  # relative to the repository root
 
@@ -42,7 +43,7 @@ def run_schemas(directory: Path, write: bool) -> int:
     for line in found.lines():
         print(line)
     if not found.up_to_date:
-        print("run: python -m microcred_shared.contract_tools schemas --write")
+        print("run: python -m microcred_shared.contract.tools schemas --write")
         return 1
     print(f"{len(event_schemas.event_types())} event schemas match {directory}")
     return 0
@@ -59,14 +60,14 @@ def run_asyncapi(path: Path, write: bool, stdout: bool, as_json: bool) -> int:
         return 0
     if not path.is_file() or path.read_text("utf-8") != text:
         print(f"{path} differs from the code: "
-              "run python -m microcred_shared.contract_tools asyncapi --write")
+              "run python -m microcred_shared.contract.tools asyncapi --write")
         return 1
     print(f"{path} matches the code")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m microcred_shared.contract_tools",
+    parser = argparse.ArgumentParser(prog="python -m microcred_shared.contract.tools",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     schemas = sub.add_parser("schemas", help="JSON Schema snapshots of the event types")

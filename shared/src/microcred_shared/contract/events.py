@@ -2,7 +2,7 @@
 
 Events are facts, named in the past tense. Each payload class carries its CloudEvents
 `ce_type`; the envelope (id, source, time, trace context) travels in Kafka headers, see
-`microcred_shared.cloudevents`.
+`microcred_shared.contract.cloudevents`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each event type (`ce_type`, ending in its version `.vN`) has a snapshot
 `docs/events/schemas/<ce_type>.json`: the schema a partner institution or a consumer built
 against. The code's schema may only evolve compatibly (`schema_compat`); a breaking change is
 a new type `....vN+1` with its own snapshot, beside the old one for as long as the old type
-exists. `python -m microcred_shared.contract_tools schemas` checks, `--write` refreshes
+exists. `python -m microcred_shared.contract.tools schemas` checks, `--write` refreshes
 (and refuses a breaking refresh). docs/events.md says it for people.
 """
 
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from microcred_shared.events import EVENT_TYPES, Event
-from microcred_shared.schema_compat import Change, breaking_changes
+from microcred_shared.contract.events import EVENT_TYPES, Event
+from microcred_shared.contract.schema_compat import Change, breaking_changes
 
 # Every module that defines event types: importing them fills EVENT_TYPES.
 EVENT_MODULES = (
-    "microcred_shared.events",
-    "microcred_shared.events_providers",
-    "microcred_shared.events_learners",
-    "microcred_shared.events_employers",
+    "microcred_shared.contract.events",
+    "microcred_shared.contract.events_providers",
+    "microcred_shared.contract.events_learners",
+    "microcred_shared.contract.events_employers",
 )
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CE_TYPE = re.compile(r"^ca\.microcred\.[a-z0-9-]+(\.[a-z0-9-]+)*\.v[1-9][0-9]*$")

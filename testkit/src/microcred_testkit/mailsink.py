@@ -1,6 +1,6 @@
 """A local SMTP server for development and the demo: keeps every message as a file.
 
-`python -m microcred_notify.mailsink --port 8025 --dir .state/mail`
+`python -m microcred_testkit.mailsink --port 8025 --dir .state/mail`
 """
 
 from __future__ import annotations

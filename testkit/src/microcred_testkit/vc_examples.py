@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .contexts import MICROCRED_V1_URL, OB_V3_URL, VC_V2_URL
+from microcred_shared.vc.contexts import MICROCRED_V1_URL, OB_V3_URL, VC_V2_URL
 
 CONTEXT = [VC_V2_URL, OB_V3_URL, MICROCRED_V1_URL]
 
@@ -103,7 +103,7 @@ class ExampleIssuer:
                  seed: bytes = bytes(range(32)), key_id: str = "key-1") -> None:
         from datetime import UTC, datetime
 
-        from . import controller, keys, proofs, statuslist
+        from microcred_shared.vc import controller, keys, proofs, statuslist
 
         self._proofs, self._statuslist = proofs, statuslist
         self.issuer_id = issuer_id

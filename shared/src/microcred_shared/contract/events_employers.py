@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from microcred_shared.events import Event
+from microcred_shared.contract.events import Event
 
 EmployerStatus = Literal["pending", "approved", "suspended"]
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from microcred_shared.cloudevents import encode
-from microcred_shared.events import AssessmentResultSubmitted
-from microcred_shared.testing import provider_headers
+from microcred_shared.contract.cloudevents import encode
+from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_testkit.backbone import provider_headers
 
 
 def provider_doc(provider_id: str, *, kind: str = "employer", jurisdiction: str = "CA-ON",

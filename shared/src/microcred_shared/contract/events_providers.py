@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from microcred_shared.catalog import Definition, Provider
-from microcred_shared.events import Event
+from microcred_shared.contract.events import Event
 
 
 class ProviderPublished(Event):

@@ -1,15 +1,15 @@
 """The AsyncAPI 3.0 document of the backbone, generated from the code.
 
-Channels come from the topic map (`microcred_shared.topics`: every topic, its `.dlq`
+Channels come from the topic map (`microcred_shared.contract.topics`: every topic, its `.dlq`
 sibling, the per-provider results topics as one parameterised channel, compaction as a Kafka
 binding), operations from `SERVICE_TOPICS` (what each service receives and sends, and the
 dead letters it writes), messages from the event types (payload = the JSON Schema that
 `event_schemas` snapshots; headers = the CloudEvents binary-mode Kafka headers of
-`microcred_shared.cloudevents`; the Kafka key). A partner institution can build a publisher
+`microcred_shared.contract.cloudevents`; the Kafka key). A partner institution can build a publisher
 from the document alone: `info.description` says how.
 
 `document()` builds it; `to_yaml()` / `to_json()` serialise it the one way that
-docs/asyncapi.yaml is kept in (`python -m microcred_shared.contract_tools asyncapi --write`).
+docs/asyncapi.yaml is kept in (`python -m microcred_shared.contract.tools asyncapi --write`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from typing import Any
 
 import yaml
 
-from microcred_shared import topics
-from microcred_shared.cloudevents import CONTENT_TYPE, SPECVERSION
-from microcred_shared.event_schemas import event_types, schema_of
-from microcred_shared.events import (
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import CONTENT_TYPE, SPECVERSION
+from microcred_shared.contract.events import (
     NAMESPACE,
     AssessmentDecided,
     AssessmentResultSubmitted,
@@ -38,14 +37,18 @@ from microcred_shared.events import (
     ProviderApiKeyChanged,
     StatusListPublished,
 )
-from microcred_shared.events_employers import EmployerPublished
-from microcred_shared.events_learners import CredentialVisibilityChanged, LearnerSignInRequested
-from microcred_shared.events_providers import (
+from microcred_shared.contract.events_employers import EmployerPublished
+from microcred_shared.contract.events_learners import (
+    CredentialVisibilityChanged,
+    LearnerSignInRequested,
+)
+from microcred_shared.contract.events_providers import (
     AuditRecorded,
     BrokerRefusalObserved,
     DefinitionPublished,
     ProviderPublished,
 )
+from microcred_shared.contract.schemas import event_types, schema_of
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
@@ -436,7 +439,7 @@ _Dumper.add_representer(str, _str)
 PARTNER_GUIDE = """\
 The Kafka side of microcred, the micro-credentials backbone: every topic, who publishes and
 who consumes it, and the exact payload of every event. Generated from the code
-(`python -m microcred_shared.contract_tools asyncapi --write`); docs/events.md explains how
+(`python -m microcred_shared.contract.tools asyncapi --write`); docs/events.md explains how
 the contract evolves.
 
 ## Publishing results as a partner institution

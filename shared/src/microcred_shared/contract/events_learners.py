@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from microcred_shared.events import Event
+from microcred_shared.contract.events import Event
 
 Visibility = Literal["private", "link", "public", "employers"]
 

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
-from microcred_shared import topics
-from microcred_shared.cloudevents import Envelope, encode, new_envelope
-from microcred_shared.events import AssessmentResultSubmitted, Learner
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import Envelope, encode, new_envelope
+from microcred_shared.contract.events import AssessmentResultSubmitted, Learner
 
 T = TypeVar("T")
 
