@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 
 class RoundWorker:
     """Runs `deliver_due()` rounds back to back while there is work, otherwise waits for a
-    wake-up or half a second. A stop lets the round in flight finish: its rows are sent
-    and recorded, not resent after a restart."""
+    wake-up or half a second. A stop lets the round in flight finish: what it sends is
+    recorded, not resent after a restart (the learner mail ends its round early: the mails
+    in flight are recorded and the round's unsent rows handed back, due at once)."""
 
     name = "delivery"
 

@@ -7,8 +7,15 @@ import email
 import email.policy
 import json
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_notify.learner_mail import handlers as mail
 from microcred_notify.learner_mail.delivery import Deliverer
@@ -16,6 +23,7 @@ from microcred_notify.learner_mail.domain import Mail
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
 from microcred_shared.contract.events_learners import LearnerSignInRequested
+from microcred_shared.db import make_engine
 
 
 def now() -> datetime:
@@ -205,3 +213,156 @@ async def test_a_record_of_the_wrong_type_is_dead_lettered_not_mailed(db: Any) -
     assert await notifications(db) == []
     (letter,) = await db.outbox()
     assert letter.topic == topics.dlq(REGISTERED)
+
+
+# Delivery against failures and a second instance. Each mail is recorded as soon as the
+# relay accepts it, so what a database failure can double is bounded by the pool size.
+
+CONNECTIONS = 4
+
+
+def learners(n: int) -> list[CredentialRegistered]:
+    return [registered(email_=f"learner{i}@example.org") for i in range(n)]
+
+
+class SlowPool(FakePool):
+    """A relay that takes a moment per mail (so sends overlap, as on the real pool), and
+    can run `on_send` once, after accepting the `at`-th mail and before answering."""
+
+    def __init__(self, delay: float = 0.005, *, at: int = 0,
+                 on_send: Callable[[], Awaitable[None]] | None = None) -> None:
+        super().__init__()
+        self.delay, self.at, self.on_send = delay, at, on_send
+
+    async def send(self, m: Mail) -> None:
+        await asyncio.sleep(self.delay)
+        self.sent.append(m)
+        if self.on_send is not None and len(self.sent) == self.at:
+            await self.on_send()
+
+
+def mail_deliverer(engine: AsyncEngine, pool: FakePool, *,
+                   lease: timedelta = timedelta(seconds=60)) -> Deliverer:
+    return Deliverer(engine, pool, sender="credentials@microcred.local", max_attempts=3,
+                     retry_base=0.0, wake=asyncio.Event(), on_published=lambda: None,
+                     connections=CONNECTIONS, lease=lease)
+
+
+async def deliver_until_done(d: Deliverer, db: Any) -> None:
+    async def pending() -> int:
+        (row,) = await db.rows("SELECT count(*) AS n FROM notifications "
+                               "WHERE status <> 'delivered'")
+        return int(row.n)
+
+    async with asyncio.timeout(20):
+        while await pending():
+            if not await d.deliver_due():
+                await asyncio.sleep(0.05)
+
+
+def message_ids(*pools: FakePool) -> Counter[str]:
+    return Counter(email.message_from_bytes(m.raw)["Message-ID"] for p in pools for m in p.sent)
+
+
+async def test_a_database_failure_mid_round_stops_the_round_and_doubles_only_mails_in_flight(
+        db: Any, pg_server: str) -> None:
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(40))
+    name = db.engine.url.database
+    admin = await asyncpg.connect(pg_server)
+
+    at_failure = 0
+
+    async def database_dies() -> None:
+        # A real outage for this database: its sessions are killed and new ones refused.
+        nonlocal at_failure
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = $1", name)
+        at_failure = len(pool.sent)
+
+    pool = SlowPool(at=10, on_send=database_dies)
+    d = mail_deliverer(db.engine, pool, lease=timedelta(seconds=1))
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            await d.deliver_due()
+        # The round stopped: after the failure, only the other senders' mails then in
+        # flight went out (the 10th sender's was already counted).
+        assert at_failure <= len(pool.sent) <= at_failure + CONNECTIONS - 1 < 40
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+    # The database is back: the rest of the round is retried once its lease has passed.
+    await deliver_until_done(d, db)
+    sent = message_ids(pool)
+    assert {str(m.recipient) for m in pool.sent} == {f"learner{i}@example.org"
+                                                     for i in range(40)}
+    twice = [mid for mid, n in sent.items() if n > 1]
+    assert 1 <= len(twice) <= CONNECTIONS  # the 10th at least: its record was lost
+    assert max(sent.values()) == 2
+    rows = await notifications(db)
+    assert {r.status for r in rows} == {"delivered"} and len(rows) == 40
+    delivered = [o.body["notification_id"] for o in await db.outbox(topics.NOTIFICATIONS)]
+    assert sorted(delivered) == sorted(str(r.id) for r in rows)  # one event per mail
+
+
+async def test_two_instances_never_send_the_same_mail(db: Any) -> None:
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(60))
+    other_engine = make_engine(db.engine.url.render_as_string(hide_password=False),
+                               pool_size=2)
+    first, second = SlowPool(delay=0.01), SlowPool(delay=0.01)
+    try:
+        a, b = mail_deliverer(db.engine, first), mail_deliverer(other_engine, second)
+
+        async def drain(d: Deliverer) -> None:
+            while n := await d.deliver_due(limit=10):
+                assert n <= 10  # a claim takes what it asked for, no more
+
+        await asyncio.gather(drain(a), drain(b))
+    finally:
+        await other_engine.dispose()
+
+    sent = message_ids(first, second)
+    assert len(sent) == 60 and set(sent.values()) == {1}
+    assert first.sent and second.sent  # both took part
+    assert {r.status for r in await notifications(db)} == {"delivered"}
+
+
+async def test_a_round_sends_nothing_once_half_its_lease_is_gone_and_hands_the_rest_back(
+        db: Any) -> None:
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(20))
+    slow = SlowPool(delay=0.1)
+    d = mail_deliverer(db.engine, slow, lease=timedelta(seconds=0.6))
+
+    assert await d.deliver_due() == 20
+    # 0.3 s of sending, four at a time: the rest would have run past the lease.
+    assert 0 < len(slow.sent) <= 3 * CONNECTIONS
+    rows = await notifications(db)
+    waiting = [r for r in rows if r.status == "pending"]
+    assert len(waiting) == 20 - len(slow.sent)
+    assert all(r.next_attempt_at <= now() and r.attempts == 0 for r in waiting)  # due at once
+
+    other = SlowPool(delay=0)
+    await deliver_until_done(mail_deliverer(db.engine, other), db)
+    sent = message_ids(slow, other)
+    assert len(sent) == 20 and set(sent.values()) == {1}
+
+
+async def test_a_stop_mid_round_records_what_was_sent_and_hands_the_rest_back(db: Any) -> None:
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(30))
+    d: Deliverer
+
+    async def stop() -> None:
+        d.stop()
+
+    pool = SlowPool(at=5, on_send=stop)
+    d = mail_deliverer(db.engine, pool)
+    assert await d.deliver_due() == 30
+    assert 5 <= len(pool.sent) < 5 + CONNECTIONS
+    delivered = await db.rows("SELECT id FROM notifications WHERE status = 'delivered'")
+    assert len(delivered) == len(pool.sent)
+
+    after_restart = FakePool()
+    await deliver_until_done(mail_deliverer(db.engine, after_restart), db)
+    sent = message_ids(pool, after_restart)
+    assert len(sent) == 30 and set(sent.values()) == {1}

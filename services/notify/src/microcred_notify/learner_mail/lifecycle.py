@@ -25,7 +25,8 @@ class LearnerMail:
         s = self.settings
         self.deliverer = Deliverer(rt.engine, self.pool, sender=s.smtp_from,
                                    max_attempts=s.max_attempts, retry_base=s.retry_base_seconds,
-                                   wake=self.wake, on_published=rt.relay.wake)
+                                   wake=self.wake, on_published=rt.relay.wake,
+                                   connections=s.smtp_connections)
         self._task = rt.background(self.deliverer.run())
 
     async def stop(self, rt: ServiceRuntime) -> None:
