@@ -45,9 +45,10 @@ integration-tests e2e-tests: install
 interop-tests: install
 	$(UV) run --frozen pytest -m interop
 
-lint: ## ruff, then mypy over the trees listed in pyproject.toml [tool.mypy] files
+lint: ## ruff, mypy over the trees in [tool.mypy] files, the architecture's import contracts ([tool.importlinter])
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
 
 bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test)
 	$(PY) bench/e2e/run.py

@@ -16,7 +16,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from microcred_devstack.service_principals import service_password
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import learner_key
-from microcred_shared.kafka_acls import service_user
+from microcred_shared.contract.topics import service_user
 from microcred_testkit.backbone import eventually, learner, result
 from microcred_testkit.providers import Admin
 

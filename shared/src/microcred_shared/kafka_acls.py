@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
 from microcred_shared.contract import topics
+from microcred_shared.contract.topics import service_principal
 
 CLUSTER_NAME = "kafka-cluster"
 ALLOW = 3  # AclPermissionType
@@ -60,21 +61,6 @@ class Acl:
                  Resource.CLUSTER: "--cluster"}[self.resource]
         return (f"--add --allow-principal {principal} --operation {self.operation.name.title()}"
                 f" {where} --resource-pattern-type {self.pattern.name.lower()}")
-
-
-def service_user(service: str) -> str:
-    return f"svc-{service}"
-
-
-def service_principal(service: str) -> str:
-    return f"User:{service_user(service)}"
-
-
-def service_of_user(user: str | None) -> str | None:
-    """`svc-issuance` -> `issuance`; None for any other user name."""
-    if user and user.startswith("svc-") and user[4:] in topics.SERVICE_TOPICS:
-        return user[4:]
-    return None
 
 
 def service_acls(service: str) -> list[Acl]:

@@ -3,11 +3,15 @@ builds, declared so routes and hooks are type-checked against it."""
 
 from __future__ import annotations
 
-from microcred_assessment.access.kafka_admin import KafkaAdmin
+from typing import TYPE_CHECKING
+
 from microcred_assessment.settings import Settings
 from microcred_shared.auth import KeyVerifier
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.runtime import ServiceRuntime
+
+if TYPE_CHECKING:  # the access context builds it; the runtime only carries it
+    from microcred_assessment.access.kafka_admin import KafkaAdmin
 
 
 class AssessmentRuntime(ServiceRuntime):

@@ -107,3 +107,19 @@ SERVICE_TOPICS: dict[str, TopicAccess] = {
         produces=(NOTIFICATIONS, dlq(NOTIFICATIONS), EMPLOYERS),
     ),
 }
+
+
+# Each service logs in to Kafka as its own principal, named after it (ADR 19).
+def service_user(service: str) -> str:
+    return f"svc-{service}"
+
+
+def service_principal(service: str) -> str:
+    return f"User:{service_user(service)}"
+
+
+def service_of_user(user: str | None) -> str | None:
+    """`svc-issuance` -> `issuance`; None for any other user name."""
+    if user and user.startswith("svc-") and user[4:] in SERVICE_TOPICS:
+        return user[4:]
+    return None

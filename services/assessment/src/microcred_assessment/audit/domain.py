@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefusalObserved
-from microcred_shared.kafka_acls import service_of_user
+from microcred_shared.contract.topics import service_of_user
 
 
 class PrincipalState(Protocol):
