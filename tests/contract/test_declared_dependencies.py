@@ -5,10 +5,10 @@ package that is only used by tests stays out of the product's dependencies."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import sys
 import tomllib
-import importlib.util
 from functools import cache
 from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
