@@ -248,3 +248,21 @@ def test_the_cli_finds_both_kept_files_up_to_date(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "event schemas match" in out and "matches the code" in out
     assert json.loads(out[out.index("{"):])["asyncapi"] == "3.0.0"
+
+
+async def test_assessment_serves_the_document_partners_build_from() -> None:
+    """What `GET /asyncapi.yaml` and `.json` on assessment answer is the kept document."""
+    import httpx
+    import yaml
+
+    from microcred_assessment.main import build
+
+    app, _ = build()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://assessment") as client:
+        as_yaml = await client.get("/asyncapi.yaml")
+        as_json = await client.get("/asyncapi.json")
+    kept = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    assert as_yaml.status_code == 200 and as_yaml.headers["content-type"] == "application/yaml"
+    assert yaml.safe_load(as_yaml.text) == kept
+    assert as_json.json() == kept

@@ -18,6 +18,7 @@ from microcred_assessment.audit.shipper import ship_forever
 from microcred_assessment.catalogue import routes as catalogue_routes
 from microcred_assessment.catalogue.seed import import_seed, load_seed
 from microcred_assessment.models import MIGRATIONS
+from microcred_assessment.results import contract_routes
 from microcred_assessment.results import routes as results_routes
 from microcred_assessment.results.handlers import on_results
 from microcred_assessment.runtime import AssessmentRuntime
@@ -67,4 +68,4 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
     # document: the operator's routes, then the providers'.
     return rt.app("microcred assessment", routers=[
         catalogue_routes.router, access_routes.router, audit_routes.router,
-        results_routes.router]), rt
+        results_routes.router, contract_routes.router]), rt
