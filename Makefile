@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen python
 
-.PHONY: install demo up down status logs test unit-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
+.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
 
 install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -38,6 +38,9 @@ test: install ## lint and type-check, then every test: unit, contract, interop, 
 
 unit-tests: install
 	$(UV) run --frozen pytest -m "not integration and not interop"
+
+handler-tests: install ## the middle layer: every service's use cases and batch handlers against a real PostgreSQL, no broker (about a minute)
+	$(UV) run --frozen pytest services/assessment/tests/handlers services/issuance/tests/handlers services/registry/tests/handlers services/notify/tests/handlers
 
 integration-tests e2e-tests: install
 	$(UV) run --frozen pytest -m integration
