@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -25,6 +26,7 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> trace.TracerP
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(SqlSpanNames())
     endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
@@ -37,6 +39,41 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> trace.TracerP
     except Exception:  # an instrumentation failing must not stop the service
         log.exception("instrumentation failed")
     return provider
+
+
+_SQL = re.compile(
+    r"^\s*(?:(?P<verb>INSERT)\s+INTO|(?P<verb2>UPDATE)|(?P<verb3>DELETE)\s+FROM)\s+"
+    r"(?P<table>[\w.\"]+)|^\s*(?P<select>SELECT)\b.*?\bFROM\s+(?P<from>[\w.\"]+)",
+    re.IGNORECASE | re.DOTALL)
+_WORD = re.compile(r"^\s*(\w+)")
+
+
+def sql_span_name(statement: str) -> str:
+    """`INSERT outbox`, `SELECT notifications`, `BEGIN`, `ping` — what an operator reads in a
+    trace — instead of the driver's first token (`BEGIN;`, `;`)."""
+    m = _SQL.match(statement)
+    if m:
+        verb = (m.group("verb") or m.group("verb2") or m.group("verb3") or "SELECT").upper()
+        table = (m.group("table") or m.group("from") or "").strip('"')
+        return f"{verb} {table}"
+    word = _WORD.match(statement)
+    return word.group(1).upper() if word else "ping"
+
+
+class SqlSpanNames(SpanProcessor):
+    """Names the asyncpg instrumentation's spans by their statement (issue 13)."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        scope = span.instrumentation_scope
+        if scope is None or "asyncpg" not in scope.name:
+            return
+        attrs = span.attributes or {}
+        statement = attrs.get("db.statement") or attrs.get("db.query.text")
+        if isinstance(statement, str):
+            span.update_name(sql_span_name(statement))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
 
 
 def parent_context(traceparent: str | None, tracestate: str | None = None) -> Context:
