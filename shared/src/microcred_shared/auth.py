@@ -12,12 +12,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Request
+from pydantic import SecretStr
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import Field, SQLModel, col
@@ -96,29 +95,29 @@ class KeyVerifier:
         return provider
 
 
-def provider_dependency(get_verifier: Callable[[], KeyVerifier]) -> object:
-    """A FastAPI dependency yielding the authenticated provider id, or 401 problem."""
-
-    async def provider(request: Request) -> str:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        found = await get_verifier().provider_for(token) if scheme.lower() == "bearer" else None
-        if not found:
-            raise Problem(401, "Unauthorized", "a valid provider API key is required "
-                          "(Authorization: Bearer mcp_...)", kind="unauthorized",
-                          headers={"WWW-Authenticate": "Bearer"})
-        return found
-
-    return Annotated[str, Depends(provider)]
+def bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
 
 
-def operator_dependency(token: str | None) -> object:
-    """A FastAPI dependency that admits only the operator token (401 problem otherwise)."""
+async def require_provider(request: Request, verifier: KeyVerifier) -> str:
+    """The provider id a valid API key authenticates; a 401 problem otherwise."""
+    token = bearer(request)
+    found = await verifier.provider_for(token) if token else None
+    if not found:
+        raise Problem(401, "Unauthorized", "a valid provider API key is required "
+                      "(Authorization: Bearer mcp_...)", kind="unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return found
 
-    async def operator(request: Request) -> None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if not (token and scheme.lower() == "bearer"
-                and hmac.compare_digest(given.encode(), token.encode())):
-            raise Problem(401, "Unauthorized", "an operator token is required",
-                          kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
-    return Annotated[None, Depends(operator)]
+def require_operator(request: Request, expected: SecretStr | str | None) -> None:
+    """Admits only the operator token (read from the running service's settings, so a
+    module-level router can use it); none configured, nobody passes. 401 problem otherwise."""
+    if isinstance(expected, SecretStr):
+        expected = expected.get_secret_value()
+    given = bearer(request)
+    if not (expected and given and hmac.compare_digest(given.encode(), expected.encode())):
+        raise Problem(401, "Unauthorized", "an operator token is required",
+                      kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})

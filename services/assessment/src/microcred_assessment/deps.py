@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from microcred_assessment.access import authn
 from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared.auth import bearer
 from microcred_shared.runtime import runtime_of
 
 
@@ -25,7 +26,7 @@ Runtime = Annotated[AssessmentRuntime, Depends(get_runtime)]
 async def authenticated_provider(request: Request, rt: Runtime) -> str:
     """The provider whose API key the request bears (401 otherwise)."""
     assert rt.engine is not None
-    return await authn.provider(rt.engine, rt.key_verifier, authn.bearer(request),
+    return await authn.provider(rt.engine, rt.key_verifier, bearer(request),
                                 path=request.url.path)
 
 
@@ -33,7 +34,7 @@ async def authenticated_operator(request: Request, rt: Runtime) -> str:
     """"operator" for a request bearing MICROCRED_OPERATOR_TOKEN (401 otherwise)."""
     assert rt.engine is not None
     token = rt.settings.operator_token
-    return await authn.operator(rt.engine, rt.key_verifier, authn.bearer(request),
+    return await authn.operator(rt.engine, rt.key_verifier, bearer(request),
                                 token.get_secret_value() if token else None,
                                 path=request.url.path, method=request.method)
 

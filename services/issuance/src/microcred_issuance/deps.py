@@ -3,13 +3,12 @@ the provider its API key authenticates, the operator."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from microcred_issuance.runtime import IssuanceRuntime
-from microcred_shared.problems import Problem
+from microcred_shared.auth import require_operator, require_provider
 from microcred_shared.runtime import runtime_of
 
 
@@ -22,29 +21,12 @@ def _runtime(request: Request) -> IssuanceRuntime:
 Runtime = Annotated[IssuanceRuntime, Depends(_runtime)]
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" else None
-
-
 async def _provider(request: Request, rt: Runtime) -> str:
-    token = _bearer(request)
-    found = await rt.key_verifier.provider_for(token) if token is not None else None
-    if not found:
-        raise Problem(401, "Unauthorized", "a valid provider API key is required "
-                      "(Authorization: Bearer mcp_...)", kind="unauthorized",
-                      headers={"WWW-Authenticate": "Bearer"})
-    return found
+    return await require_provider(request, rt.key_verifier)
 
 
-async def _operator(request: Request, rt: Runtime) -> None:
-    secret = rt.settings.operator_token
-    expected = secret.get_secret_value() if secret else None
-    given = _bearer(request)
-    if not (expected and given is not None
-            and hmac.compare_digest(given.encode(), expected.encode())):
-        raise Problem(401, "Unauthorized", "an operator token is required",
-                      kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+def _operator(request: Request, rt: Runtime) -> None:
+    require_operator(request, rt.settings.operator_token)
 
 
 # The provider id its API key authenticates (401 problem otherwise).

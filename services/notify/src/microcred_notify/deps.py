@@ -3,12 +3,12 @@ runtime there): the runtime, the operator, and the authenticated employer."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from microcred_notify.runtime import NotifyRuntime
+from microcred_shared.auth import bearer, require_operator
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
 
@@ -22,24 +22,12 @@ def _runtime(request: Request) -> NotifyRuntime:
 Runtime = Annotated[NotifyRuntime, Depends(_runtime)]
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" else None
-
-
-async def _operator(request: Request, rt: Runtime) -> None:
-    # The check of microcred_shared.auth.operator_dependency, with the token read from the
-    # running service's settings rather than bound when the app is built.
-    secret = rt.settings.operator_token
-    token = secret.get_secret_value() if secret else None
-    given = _bearer(request)
-    if not (token and given is not None and hmac.compare_digest(given.encode(), token.encode())):
-        raise Problem(401, "Unauthorized", "an operator token is required",
-                      kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+def _operator(request: Request, rt: Runtime) -> None:
+    require_operator(request, rt.settings.operator_token)
 
 
 async def _employer(request: Request, rt: Runtime) -> str:
-    token = _bearer(request)
+    token = bearer(request)
     found = await rt.employers.verifier(rt).employer_for(token) if token is not None else None
     if not found:
         raise Problem(401, "Unauthorized", "a valid key of an approved employer is "

@@ -4,7 +4,6 @@ built for a request (sign-in, wallet, pages)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,6 +15,7 @@ from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.wallet.domain import SESSION_COOKIE, Session, same_origin
 from microcred_registry.wallet.handlers import Wallet
 from microcred_registry.wallet.signin import SignIn, policy_of
+from microcred_shared.auth import require_operator
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
 
@@ -49,15 +49,9 @@ def _base_url(rt: Runtime) -> str:
 BaseUrl = Annotated[str, Depends(_base_url)]
 
 
-async def _operator(request: Request, rt: Runtime) -> None:
+def _operator(request: Request, rt: Runtime) -> None:
     """Only the operator token (MICROCRED_OPERATOR_TOKEN) passes; none set, nobody does."""
-    secret = rt.settings.operator_token
-    token = secret.get_secret_value() if secret else None
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if not (token and scheme.lower() == "bearer"
-            and hmac.compare_digest(given.encode(), token.encode())):
-        raise Problem(401, "Unauthorized", "an operator token is required",
-                      kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    require_operator(request, rt.settings.operator_token)
 
 
 Operator = Annotated[None, Depends(_operator)]

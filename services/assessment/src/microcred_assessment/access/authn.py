@@ -10,18 +10,12 @@ from __future__ import annotations
 import hmac
 
 import sqlalchemy as sa
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from microcred_assessment.audit import handlers as audit
 from microcred_shared.auth import PREFIX, ApiKey, KeyVerifier, digest
 from microcred_shared.problems import Problem
-
-
-def bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
 
 
 async def explain(engine: AsyncEngine, token: str | None) -> tuple[str, str | None, str]:
