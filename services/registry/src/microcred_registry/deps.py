@@ -1,5 +1,6 @@
 """The registry's FastAPI dependencies, read from the app state the runtime sets up: the
-runtime, the operator, the signed-in learner (API and browser), and the context services
+runtime, the operator, the signed-in learner (API and browser), who reads a credential by
+its id (operator, holder, provider or employer key, or anyone), and the context services
 built for a request (sign-in, wallet, pages)."""
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ may act for a learner, and the shapes the learner API returns.
 
 Visibility widens step by step (docs/decisions/0009-learner-access-and-sharing.md):
 private (the learner, plus employers it was shared with directly) < link (+ anyone holding
-a live share link) < employers (+ every subscribed employer) < public (+ anyone: the page
-at the credential's own URL and the public profile).
+a live share link, at the link's URL) < employers (+ every approved employer) < public
+(+ anyone: the credential's own URL and the public profile). The holder, the issuer and the
+operator read it at every level; by its id, one rule (`may_read`) governs everything.
 """
 
 from __future__ import annotations
