@@ -52,7 +52,8 @@ async def test_two_providers_in_two_provinces_issue_registered_credentials_and_m
         assert subject["achievement"]["achievementType"] == "MicroCredential"
         assert subject["name"] == who.full_name
         assert doc["proof"][0]["type"] == "DataIntegrityProof"  # OB 3.0: proof is an array
-        async with backbone.http("registry") as client:
+        # New credentials are private (ADR 9): its issuer reads it by id.
+        async with backbone.http("registry", backbone.api_keys[provider]) as client:
             served = (await client.get(f"/v1/credentials/{creds[0]['id']}")).json()
         assert served == doc
 

@@ -87,7 +87,8 @@ async def test_the_reference_verifier_accepts_backbone_credentials_and_sees_revo
         r = await client.post(f"/v1/credentials/{cid}/status",
                               json={"action": "revoke", "reason": "assessment was voided"})
     assert r.status_code == 200
-    async with backbone.http("registry") as client:
+    # New credentials are private (ADR 9): the issuer reads its verification.
+    async with backbone.http("registry", backbone.api_keys["lakeshore-college"]) as client:
         await eventually(lambda: _json(client.get(f"/v1/credentials/{cid}/verification")),
                          lambda v: v["status"] == "revoked")
     after = js_verify([rdfc], await served_documents(backbone, rdfc), tmp_path)[0]

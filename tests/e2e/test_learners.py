@@ -251,8 +251,8 @@ async def test_share_links_open_the_credential_until_revoked_expired_or_made_pri
         page_by_id = await anyone.get(f"/v1/credentials/{cred['id']}",
                                       headers={"accept": "text/html"})
         assert page_by_id.status_code == 404  # private: no page for strangers
-        # ...while a program holding the credential's own URL still gets the signed JSON.
-        assert (await anyone.get(f"/v1/credentials/{cred['id']}")).json() == cred["credential"]
+        # ...nor the signed JSON (ADR 9, revised: the JSON follows the holder's choice too).
+        assert (await anyone.get(f"/v1/credentials/{cred['id']}")).status_code == 404
 
         lasting = (await me.post(base + "/shares", json={})).json()
         assert lasting["visibility"] == "link"  # a link on a private credential opens it

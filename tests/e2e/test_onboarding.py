@@ -55,7 +55,8 @@ async def test_an_operator_onboards_a_provider_whose_first_result_becomes_a_veri
     assert r.status_code == 202, r.text
     (cred,) = await credentials_of(backbone, who.email)
     assert cred["provider"] == pid
-    async with backbone.http("registry") as client:
+    # New credentials are private (ADR 9): the operator reads its verification.
+    async with backbone.http("registry", backbone.operator_token) as client:
         v = (await client.get(f"/v1/credentials/{cred['id']}/verification")).json()
         issuer = (await client.get(f"/issuers/{pid}")).json()
     assert v["verified"] is True, v["problems"]

@@ -69,7 +69,8 @@ async def test_a_stack_spanning_two_providers_is_issued_exactly_once_when_compon
     component_urls = {c["url"] for c in creds if c["id"] != stacked[0]["id"]}
     assert set(doc["components"]) == component_urls
     assert doc["issuer"]["id"].endswith(f"/issuers/{OCSC}")
-    async with backbone.http("registry") as client:
+    # New credentials are private (ADR 9): the stack's issuer reads its verification.
+    async with backbone.http("registry", backbone.api_keys[OCSC]) as client:
         v = (await client.get(f"/v1/credentials/{stacked[0]['id']}/verification")).json()
     assert v["verified"] is True, v["problems"]
 
@@ -124,7 +125,7 @@ async def status(bb, provider: str, credential_id: str, action: str) -> None:
 
 
 async def verdict(bb, credential_id: str) -> str:
-    async with bb.http("registry") as client:
+    async with bb.http("registry", bb.operator_token) as client:  # private (ADR 9)
         return (await client.get(f"/v1/credentials/{credential_id}/verification")).json()[
             "status"]
 

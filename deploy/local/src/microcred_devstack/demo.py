@@ -192,7 +192,7 @@ async def run(state_dir: Path) -> int:
                   "waiting for the backbone...")
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
                                         expected)
-    await _show_credentials(urls["registry"], creds, catalog)
+    await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog)
     for c in creds:
         if c["credential"].get("components"):
             console.print(f"Stacked credential [bold]{c['title']}[/] for "
@@ -238,11 +238,14 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
     return list(found.values())
 
 
-async def _show_credentials(registry: str, creds: list[dict[str, Any]], catalog: Any) -> None:
+async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any]],
+                            catalog: Any) -> None:
     table = Table(title="Credentials issued, signed and registered")
     for col in ("learner", "credential", "awarding body", "province", "verification", "URL"):
         table.add_column(col, overflow="fold")
-    async with httpx.AsyncClient(base_url=registry, timeout=10) as client:
+    # New credentials are private (ADR 9): the operator reads them.
+    async with httpx.AsyncClient(base_url=registry, timeout=10,
+                                 headers={"authorization": f"Bearer {token}"}) as client:
         for c in creds:
             doc = c["credential"]
             v = (await client.get(f"/v1/credentials/{c['id']}/verification")).json()

@@ -5,6 +5,7 @@ employer and operator routes."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import uuid
@@ -258,6 +259,13 @@ async def test_registration_approval_and_suspension_are_published_and_gate_the_k
     published = [o.body for o in await db.outbox(topics.EMPLOYERS)]
     assert [p["status"] for p in published] == ["pending", "approved", "suspended"]
     assert all("contact_email" not in p and "contact_name" not in p for p in published)
+    # The key travels to the registry as its digest only: minted, then revoked.
+    keys = [o.body for o in await db.outbox(topics.EMPLOYER_API_KEYS)]
+    key_id, secret = key.removeprefix("mce_").split(".", 1)
+    assert [(k["key_id"], k["employer_id"], k["revoked_at"] is None) for k in keys] == [
+        (key_id, row.id, True), (key_id, row.id, False)]
+    assert {k["secret_sha256"] for k in keys} == {hashlib.sha256(secret.encode()).hexdigest()}
+    assert all(secret not in json.dumps(k) for k in keys)
     with pytest.raises(Problem) as missing:
         await employers.suspend(db.engine, "emp-nobody")
     assert missing.value.status == 404

@@ -1,20 +1,30 @@
 """The registry's FastAPI dependencies, read from the app state the runtime sets up: the
-runtime, the operator, the signed-in learner (API and browser), and the context services
+runtime, the operator, the signed-in learner (API and browser), who reads a credential by
+its id (operator, holder, provider or employer key, or anyone), and the context services
 built for a request (sign-in, wallet, pages)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.employers.keys import PREFIX as EMPLOYER_KEY_PREFIX
 from microcred_registry.pages.handlers import Pages
 from microcred_registry.pages.rendering import language
 from microcred_registry.runtime import RegistryRuntime
-from microcred_registry.wallet.domain import SESSION_COOKIE, Session, same_origin
+from microcred_registry.wallet.domain import (
+    ANYONE,
+    SESSION_COOKIE,
+    Session,
+    Viewer,
+    same_origin,
+)
 from microcred_registry.wallet.handlers import Wallet
 from microcred_registry.wallet.signin import SignIn, policy_of
+from microcred_shared import auth
 from microcred_shared.auth import require_operator
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
@@ -47,6 +57,13 @@ def _base_url(rt: Runtime) -> str:
 
 # The public base URL the registry's links start with (no trailing slash).
 BaseUrl = Annotated[str, Depends(_base_url)]
+
+
+def _is_operator(rt: RegistryRuntime, given: str) -> bool:
+    secret = rt.settings.operator_token
+    token = secret.get_secret_value() if secret else None
+    return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
+
 
 
 def _operator(request: Request, rt: Runtime) -> None:
@@ -125,12 +142,30 @@ async def _browser_learner(request: Request, rt: Runtime,
 BrowserLearner = Annotated[Session | None, Depends(_browser_learner)]
 
 
-async def _reader(request: Request, signin: SignInService) -> Session | None:
-    """Who is reading (no Origin check: reading changes nothing): a bearer token
-    (programs) or the session cookie (browsers); None for anyone else."""
-    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    return await signin.session(bearer if scheme.lower() == "bearer" else
-                                request.cookies.get(SESSION_COOKIE))
+async def _viewer(request: Request, rt: Runtime, signin: SignInService) -> Viewer:
+    """Who reads a credential by its id (no Origin check: reading changes nothing). A
+    bearer token is the operator's, a provider's API key (`mcp_...`), an employer's
+    (`mce_...`) or a learner's session (`mcl_...`); one that is none of these valid is a
+    401, so a client learns that its key is wrong rather than reading less. Without one,
+    the session cookie (browsers), else anyone. (ADR 9: who may read what.)"""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        if _is_operator(rt, token):
+            return Viewer(operator=True)
+        if token.startswith(auth.PREFIX):
+            if provider := await rt.provider_keys.provider_for(token):
+                return Viewer(provider_id=provider)
+        elif token.startswith(EMPLOYER_KEY_PREFIX):
+            if employer := await rt.employer_keys.employer_for(token):
+                return Viewer(employer_id=employer)
+        elif session := await signin.session(token):
+            return Viewer(learner_key=session.learner_key)
+        raise Problem(401, "Unauthorized", "the bearer token is not a valid operator token, "
+                      "provider or employer API key, or learner session", kind="unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"})
+    session = await signin.session(request.cookies.get(SESSION_COOKIE))
+    return Viewer(learner_key=session.learner_key) if session else ANYONE
 
 
-Reader = Annotated[Session | None, Depends(_reader)]
+# Who asks for a credential by its id: what they may read is wallet.domain.may_read.
+CredentialViewer = Annotated[Viewer, Depends(_viewer)]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.routes import router as credentials_router
 from microcred_registry.employers.handlers import on_employer_published
+from microcred_registry.employers.keys import on_employer_keys
 from microcred_registry.migrations import MIGRATIONS
 from microcred_registry.pages.learner_routes import router as learner_pages_router
 from microcred_registry.pages.routes import router as pages_router
@@ -17,14 +18,16 @@ from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.settings import Settings
 from microcred_registry.verification.routes import router as verification_router
 from microcred_registry.wallet.routes import router as wallet_router
+from microcred_shared.auth import on_api_keys
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialStatusChanged,
     IssuerKeysPublished,
+    ProviderApiKeyChanged,
     StatusListPublished,
 )
-from microcred_shared.contract.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerApiKeyChanged, EmployerPublished
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
@@ -38,6 +41,10 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     rt.subscribe(topics.CREDENTIAL_STATUS, credentials.on_status_changed,
                  CredentialStatusChanged)
     rt.subscribe(topics.EMPLOYERS, on_employer_published, EmployerPublished)
+    # Providers' API keys: an issuer reads its own credentials whatever their visibility.
+    rt.subscribe(topics.PROVIDER_API_KEYS, on_api_keys, ProviderApiKeyChanged)
+    # Employers' API keys: an approved employer reads what learners share with it.
+    rt.subscribe(topics.EMPLOYER_API_KEYS, on_employer_keys, EmployerApiKeyChanged)
     # No two routes of these routers match the same request, so their order is free.
     return rt.app("microcred registry", routers=[
         credentials_router, verification_router, pages_router, wallet_router,

@@ -9,8 +9,9 @@ from microcred_registry.credentials.models import (
     StatusEvent,
     StatusListRecord,
 )
-from microcred_registry.employers.models import EmployerEntry
+from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
+from microcred_shared.auth import ApiKey
 from microcred_shared.db import SHARED_TABLES, Migration, create_tables, table_of
 
 MIGRATIONS: list[Migration] = [
@@ -22,4 +23,7 @@ MIGRATIONS: list[Migration] = [
     add_shared_since,
     # 4: the employer directory (names and status, from notify).
     create_tables([table_of(EmployerEntry)]),
+    # 5: providers' and employers' API keys (digests), projected from assessment and
+    # notify: issuers read their credentials, employers what learners share with them.
+    create_tables([table_of(ApiKey), table_of(EmployerKey)]),
 ]

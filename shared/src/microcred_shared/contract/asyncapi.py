@@ -37,7 +37,7 @@ from microcred_shared.contract.events import (
     ProviderApiKeyChanged,
     StatusListPublished,
 )
-from microcred_shared.contract.events_employers import EmployerPublished
+from microcred_shared.contract.events_employers import EmployerApiKeyChanged, EmployerPublished
 from microcred_shared.contract.events_learners import (
     CredentialVisibilityChanged,
     LearnerSignInRequested,
@@ -70,6 +70,7 @@ TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     topics.CREDENTIAL_VISIBILITY: (CredentialVisibilityChanged,),
     topics.LEARNER_SIGNIN: (LearnerSignInRequested,),
     topics.EMPLOYERS: (EmployerPublished,),
+    topics.EMPLOYER_API_KEYS: (EmployerApiKeyChanged,),
     topics.PROVIDERS: (ProviderPublished,),
     topics.DEFINITIONS: (DefinitionPublished,),
     topics.AUDIT: (AuditRecorded,),
@@ -96,6 +97,7 @@ KEYS: dict[type[Event], str] = {
     StatusListPublished: "`url` (compacted: the latest list per URL)",
     ProviderApiKeyChanged: "`key_id` (compacted: the latest state per key)",
     EmployerPublished: "`employer_id` (compacted: the latest state per employer)",
+    EmployerApiKeyChanged: "`key_id` (compacted: the latest state per key)",
     ProviderPublished: "`provider.id` (compacted: the latest state per provider)",
     DefinitionPublished: "`definition.id` (compacted: the latest version per definition)",
     AuditRecorded: "`provider_id`, or `-` when no provider is concerned",

@@ -29,3 +29,20 @@ class EmployerPublished(Event):
 
     def key(self) -> bytes:
         return self.employer_id.encode()
+
+
+class EmployerApiKeyChanged(Event):
+    """An employer API key was minted (operator approval) or revoked (suspension), on the
+    compacted `microcred.employers.api-keys.v1` keyed by key id. Carries only the SHA-256
+    digest of the secret (as ProviderApiKeyChanged): the registry checks `mce_...` keys
+    with it so that an employer reads the credentials learners share with it (ADR 9)."""
+
+    ce_type: ClassVar[str] = "ca.microcred.employer.api-key.changed.v1"
+    key_id: str = Field(min_length=1, max_length=64)
+    employer_id: str = Field(min_length=2, max_length=64)
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def key(self) -> bytes:
+        return self.key_id.encode()

@@ -18,6 +18,7 @@ PROVIDER_API_KEYS = "microcred.providers.api-keys.v1"
 CREDENTIAL_VISIBILITY = "microcred.credentials.visibility.v1"
 LEARNER_SIGNIN = "microcred.learners.signin.v1"
 EMPLOYERS = "microcred.employers.v1"  # compacted: the employer directory, by id
+EMPLOYER_API_KEYS = "microcred.employers.api-keys.v1"  # compacted: key digests, by key id
 # Providers and their credential definitions (compacted: the latest of each, by id).
 PROVIDERS = "microcred.providers.v1"
 DEFINITIONS = "microcred.definitions.v1"
@@ -45,7 +46,7 @@ _EVENT_TOPICS = (
     KAFKA_REFUSALS,
 )
 _COMPACTED = (ISSUER_KEYS, STATUS_LISTS, PROVIDER_API_KEYS, PROVIDERS, DEFINITIONS,
-              EMPLOYERS)
+              EMPLOYERS, EMPLOYER_API_KEYS)
 
 
 def dlq(topic: str) -> str:
@@ -97,14 +98,15 @@ SERVICE_TOPICS: dict[str, TopicAccess] = {
         produces=(CREDENTIALS_ISSUED, CREDENTIAL_STATUS, ISSUER_KEYS, STATUS_LISTS, AUDIT),
     ),
     "registry": TopicAccess(
-        consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS, EMPLOYERS),
+        consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS, EMPLOYERS,
+                  PROVIDER_API_KEYS, EMPLOYER_API_KEYS),
         produces=(CREDENTIALS_REGISTERED, CREDENTIAL_VISIBILITY, LEARNER_SIGNIN),
     ),
     "notify": TopicAccess(
         consumes=(CREDENTIALS_REGISTERED, LEARNER_SIGNIN, CREDENTIAL_STATUS, CREDENTIALS_ISSUED,
                   CREDENTIAL_VISIBILITY),
         # Its own dead letters of failed deliveries go to NOTIFICATIONS' .dlq.
-        produces=(NOTIFICATIONS, dlq(NOTIFICATIONS), EMPLOYERS),
+        produces=(NOTIFICATIONS, dlq(NOTIFICATIONS), EMPLOYERS, EMPLOYER_API_KEYS),
     ),
 }
 

@@ -14,6 +14,7 @@ import hmac
 import time
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from microcred_notify.employer_feed.domain import directory_event, key_digest, n
 from microcred_notify.employer_feed.models import Employer, EmployerApiKey
 from microcred_shared import outbox
 from microcred_shared.contract import topics
+from microcred_shared.contract.events_employers import EmployerApiKeyChanged
 from microcred_shared.db import table_of
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
@@ -62,6 +64,16 @@ async def publish(conn: AsyncConnection, row: Any) -> None:
         subject=row.id)])
 
 
+async def publish_keys(conn: AsyncConnection, keys: list[Any]) -> None:
+    """Each key's digest and state, for the services that authenticate employers (the
+    registry: an employer reads the credentials learners share with it, ADR 9)."""
+    await outbox.write(conn, [outbox.event_record(
+        topics.EMPLOYER_API_KEYS, EmployerApiKeyChanged(
+            key_id=k.key_id, employer_id=k.employer_id, secret_sha256=k.secret_sha256,
+            created_at=k.created_at, revoked_at=k.revoked_at),
+        SOURCE, traceparent=traceparent_of(), subject=k.employer_id) for k in keys])
+
+
 async def register(engine: AsyncEngine, body: EmployerCreate) -> Any:
     values = {"id": "emp-" + uuid.uuid4().hex[:16], "organisation": body.organisation,
               "contact_name": body.contact_name, "contact_email": str(body.contact_email),
@@ -96,6 +108,7 @@ async def approve(engine: AsyncEngine, employer_id: str) -> tuple[Any, str]:
                           "suspend it first to replace its key", kind="conflict")
         await conn.execute(sa.insert(EmployerApiKey).values(key_row))
         await publish(conn, row)
+        await publish_keys(conn, [SimpleNamespace(**key_row, revoked_at=None)])
     return row, token
 
 
@@ -107,10 +120,12 @@ async def suspend(engine: AsyncEngine, employer_id: str) -> Any:
                                   .returning(*EMPLOYERS.c))).first()
         if row is None:
             await _exists(conn, employer_id)
-        await conn.execute(sa.update(EmployerApiKey).where(
+        revoked = (await conn.execute(sa.update(EmployerApiKey).where(
             col(EmployerApiKey.employer_id) == employer_id,
-            col(EmployerApiKey.revoked_at).is_(None)).values(revoked_at=now))
+            col(EmployerApiKey.revoked_at).is_(None)).values(revoked_at=now).returning(
+            *table_of(EmployerApiKey).c))).all()
         await publish(conn, row)
+        await publish_keys(conn, list(revoked))
     return row
 
 

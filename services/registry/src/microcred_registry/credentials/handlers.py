@@ -132,8 +132,9 @@ async def credential(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
 
 
 async def document(engine: AsyncEngine, credential_id: uuid.UUID) -> dict[str, Any]:
-    """The signed credential as issuance sent it (anyone holding the unguessable id may
-    read it: it is the credential's own URL); 404 problem when there is none."""
+    """The signed credential as issuance sent it, whoever asks: for the registry's own use.
+    What a caller may read over HTTP is wallet.sharing.readable (ADR 9). 404 problem when
+    there is none."""
     async with engine.connect() as conn:
         doc = (await conn.execute(sa.select(col(CredentialRecord.document)).where(
             col(CredentialRecord.credential_id) == credential_id))).scalar_one_or_none()

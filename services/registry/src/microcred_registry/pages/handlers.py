@@ -28,7 +28,7 @@ from microcred_registry.pages.rendering import (
 )
 from microcred_registry.verification.handlers import verify_document
 from microcred_registry.wallet import sharing
-from microcred_registry.wallet.domain import SESSION_COOKIE, VISIBILITIES, Session
+from microcred_registry.wallet.domain import VISIBILITIES, Session, Viewer
 from microcred_registry.wallet.signin import SignIn
 from microcred_shared.problems import Problem
 
@@ -69,25 +69,24 @@ class Pages:
         async with self.engine.connect() as conn:
             return await credentials.issuer_reason(conn, row.credential_id)
 
-    async def by_id(self, request: Request, credential_id: uuid.UUID) -> Response:
-        """The page at the credential's own URL: public credentials for anyone, any
-        credential for its signed-in holder; otherwise the same 404 as for no credential."""
+    async def by_id(self, request: Request, credential_id: uuid.UUID,
+                    viewer: Viewer) -> Response:
+        """The page at the credential's own URL, for whoever may read the credential (the
+        same rule as its JSON, wallet.domain.may_read): its signed-in holder sees the
+        holder's view; anyone else without access the same 404 as for no credential."""
         async with self.engine.connect() as conn:
-            row = await credentials.credential(conn, credential_id)
-            visibility = (await sharing.visibility_of(conn, credential_id))[0] if row else None
+            found = await sharing.readable(conn, credential_id, viewer)
         url = credential_url(self.base, credential_id)
-        if row is not None and await self._owner(request) == row.learner_key:
-            return await self.owner_page(request, row)
-        if row is not None and visibility == "public":
+        if found is not None:
+            row, visibility = found
+            if viewer.learner_key == row.learner_key:
+                return await self.owner_page(request, row)
+            # Only a public page is indexed; the issuer's or an employer's view is not.
             return await self.page(request, row, canonical=url, json_url=url + "?format=json",
-                                   indexable=True)
+                                   indexable=visibility == "public")
         return message(request, 404, "not_found.title", "not_found.body", "not_found.owner",
                        link={"href": f"{self.base}/learner", "text": translator(
                            language(request))("signin.title")})
-
-    async def _owner(self, request: Request) -> str | None:
-        session = await self._signin.session(request.cookies.get(SESSION_COOKIE))
-        return session.learner_key if session else None
 
     async def by_link(self, request: Request, token: str) -> Response:
         async with self.engine.connect() as conn:

@@ -1,6 +1,7 @@
-"""What anyone may open: the credential's own URL (the signed JSON for programs, the page
-for people), share links `/c/{token}`, public profiles `/p/{slug}`, and the QR codes of
-those URLs.
+"""The credential's own URL (the signed JSON for programs, the page for people), share
+links `/c/{token}`, public profiles `/p/{slug}`, and the QR codes of those URLs. Who may
+read a credential by its id is one rule for the JSON, the page, the verification and the
+QR code (wallet.domain.may_read, ADR 9); anyone else gets the same 404 as for no credential.
 
 A QR code is drawn for a URL its requester may already open: the owner's own credential, a
 public page, or a live share link presented by whoever holds it. Share link tokens are kept
@@ -14,9 +15,8 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.domain import VC_JSON, credential_url
-from microcred_registry.deps import BaseUrl, Engine, PagesService, Reader
+from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesService
 from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
 from microcred_registry.wallet import sharing
@@ -37,31 +37,50 @@ def svg_file(url: str, name: str, cache: str) -> Response:
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
-@router.get("/v1/credentials/{credential_id}")
+def not_found(credential_id: uuid.UUID) -> Problem:
+    """No credential, or none this caller may read: the same answer, so a private
+    credential's existence is not told."""
+    return Problem(404, "Not found", f"no credential {credential_id} you may read",
+                   kind="not-found")
+
+
+# Who may read depends on who asks: a cache must not hand one caller's answer to another.
+VARY = "Accept, Authorization, Cookie"
+
+
+@router.get("/v1/credentials/{credential_id}", responses={404: {
+    "description": "no such credential, or one its holder has not opened to the caller"}})
 async def get_credential(credential_id: uuid.UUID, request: Request, engine: Engine,
-                         pages: PagesService) -> Response:
-    """Programs get the signed JSON (anyone holding the unguessable id: it is the
-    credential's own URL); people asking for HTML get the page, which follows the
-    holder's visibility choice (ADR 9)."""
+                         pages: PagesService, viewer: CredentialViewer) -> Response:
+    """The credential's own URL. Programs get the signed JSON, people asking for HTML the
+    page; both only for who may read it (ADR 9): anyone when the holder made it public;
+    always the holder (session), its issuer (provider API key) and the operator; an
+    approved employer (employer API key) while it is shared with it or open to employers.
+    Share links are read at their own URL, `/c/{token}`."""
     if not wants_json_page(request, default=True):
-        return await pages.by_id(request, credential_id)
-    return JSONResponse(await credentials.document(engine, credential_id), media_type=VC_JSON,
-                        headers={"Vary": "Accept"})
+        return await pages.by_id(request, credential_id, viewer)
+    async with engine.connect() as conn:
+        found = await sharing.readable(conn, credential_id, viewer)
+    if found is None:
+        raise not_found(credential_id)
+    row, visibility = found
+    return JSONResponse(dict(row.document), media_type=VC_JSON, headers={
+        "Vary": VARY,
+        "Cache-Control": "no-cache" if visibility == "public" else PRIVATE_CACHE})
 
 
 @router.get("/v1/credentials/{credential_id}/qr.svg", include_in_schema=False)
 async def credential_qr(credential_id: uuid.UUID, engine: Engine, base: BaseUrl,
-                        reader: Reader) -> Response:
-    """The QR code of the credential's own URL: for anyone when it is public, for its
-    signed-in holder always; otherwise the same 404 as for no credential."""
+                        viewer: CredentialViewer) -> Response:
+    """The QR code of the credential's own URL, for whoever may read it (the holder above
+    all); otherwise the same 404 as for no credential."""
     async with engine.connect() as conn:
-        row = await credentials.credential(conn, credential_id)
-        visibility = (await sharing.visibility_of(conn, credential_id))[0] if row else None
-    mine = row is not None and reader is not None and reader.learner_key == row.learner_key
-    if row is None or not (visibility == "public" or mine):
-        raise Problem(404, "Not found", f"no credential {credential_id}", kind="not-found")
+        found = await sharing.readable(conn, credential_id, viewer)
+    if found is None:
+        raise not_found(credential_id)
+    public = found[1] == "public"
     return svg_file(credential_url(base, credential_id), f"credential-{credential_id}-qr.svg",
-                    PUBLIC_CACHE if visibility == "public" else PRIVATE_CACHE)
+                    PUBLIC_CACHE if public else PRIVATE_CACHE)
 
 
 @router.get("/c/{token}", include_in_schema=False)

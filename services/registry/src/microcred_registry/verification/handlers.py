@@ -1,5 +1,7 @@
-"""Verification as the registry offers it: our own documents come from our database, any
-other URL is fetched with strict limits (microcred_registry.verification.fetch)."""
+"""Verification as the registry offers it: our own documents come from our database (a
+credential by its id only for who may read it, a share link's while the link is live), any
+other URL is fetched with strict limits (microcred_registry.verification.fetch). A document
+someone holds is verified as given: that needs no access to ours."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.domain import credential_url
 from microcred_registry.verification import fetch
 from microcred_registry.verification.domain import as_json, is_local
+from microcred_registry.wallet import sharing
+from microcred_registry.wallet.domain import ANYONE, Viewer
 from microcred_shared.problems import Problem
 from microcred_shared.vc.verify import verify_credential
 
@@ -55,18 +59,48 @@ async def verify_document(engine: AsyncEngine, base: str, doc: dict[str, Any]) -
     return as_json(await verify_credential(doc, resolve_document=Resolver(engine, base)))
 
 
-async def verify_stored(engine: AsyncEngine, base: str,
-                        credential_id: uuid.UUID) -> dict[str, Any]:
-    return await verify_document(engine, base, await credentials.document(engine, credential_id))
+async def readable_document(engine: AsyncEngine, credential_id: uuid.UUID,
+                            viewer: Viewer) -> dict[str, Any]:
+    """The stored document when `viewer` may read it (wallet.domain.may_read); otherwise
+    the same 404 problem as for no credential."""
+    async with engine.connect() as conn:
+        found = await sharing.readable(conn, credential_id, viewer)
+    if found is None:
+        raise Problem(404, "Not found", f"no credential {credential_id} you may read",
+                      kind="not-found")
+    return dict(found[0].document)
 
 
-async def verify_url(engine: AsyncEngine, base: str, url: str) -> dict[str, Any]:
-    """The verification result for any credential URL: ours read from the database, any
-    other fetched (https, public addresses only); 422 problem when it cannot be had."""
+async def verify_stored(engine: AsyncEngine, base: str, credential_id: uuid.UUID,
+                        viewer: Viewer = ANYONE) -> dict[str, Any]:
+    return await verify_document(engine, base,
+                                 await readable_document(engine, credential_id, viewer))
+
+
+async def linked_document(engine: AsyncEngine, token: str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        row = await sharing.credential_for_link(conn, token)
+    if row is None:
+        raise Problem(410, "Share link not valid", "this share link has expired or was "
+                      "withdrawn by its holder", kind="share-link-gone")
+    return dict(row.document)
+
+
+async def verify_url(engine: AsyncEngine, base: str, url: str,
+                     viewer: Viewer = ANYONE) -> dict[str, Any]:
+    """The verification result for any credential URL: ours read from the database under
+    the same rules as fetching them (a credential's own URL for who may read it, a share
+    link while it is live: 404 and 410 problems as there), any other fetched (https, public
+    addresses only); 422 problem when it cannot be had."""
+    own, link = credential_url(base, ""), f"{base}/c/"
+    path = url.split("?", 1)[0].split("#", 1)[0]
     try:
-        doc = await Resolver(engine, base)(url) if not url.startswith(
-            credential_url(base, "")) else await credentials.document(
-            engine, uuid.UUID(url.rsplit("/", 1)[1]))
+        if path.startswith(own):
+            doc = await readable_document(engine, uuid.UUID(path[len(own):]), viewer)
+        elif path.startswith(link):
+            doc = await linked_document(engine, path[len(link):])
+        else:
+            doc = await Resolver(engine, base)(url)
     except (ValueError, LookupError, OSError) as exc:
         raise Problem(422, "Cannot fetch credential", str(exc), kind="unfetchable") from exc
     return await verify_document(engine, base, doc)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from microcred_registry.deps import BaseUrl, Engine
+from microcred_registry.deps import BaseUrl, CredentialViewer, Engine
 from microcred_registry.verification import handlers
 from microcred_registry.verification.domain import vcapi_failure
 from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
@@ -18,16 +18,19 @@ router = APIRouter()
 
 
 @router.get("/v1/credentials/{credential_id}/verification")
-async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Engine) -> dict[str, Any]:
-    return await handlers.verify_stored(engine, base, credential_id)
+async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Engine,
+                       viewer: CredentialViewer) -> dict[str, Any]:
+    """A stored credential's live verification, for who may read the credential (ADR 9);
+    404 otherwise. To verify a document you hold, POST it to /credentials/verify."""
+    return await handlers.verify_stored(engine, base, credential_id, viewer)
 
 
 @router.get("/v1/verify")
-async def verify_url(base: BaseUrl, engine: Engine,
+async def verify_url(base: BaseUrl, engine: Engine, viewer: CredentialViewer,
                      url: str = Query(description="a credential URL (https)")
                      ) -> dict[str, Any]:
-    """The verification result for any credential URL."""
-    return await handlers.verify_url(engine, base, url)
+    """The verification result for any credential URL; ours only as they may be read."""
+    return await handlers.verify_url(engine, base, url, viewer)
 
 
 @router.post("/credentials/verify")

@@ -4,8 +4,9 @@ may act for a learner, and the shapes the learner API returns.
 
 Visibility widens step by step (docs/decisions/0009-learner-access-and-sharing.md):
 private (the learner, plus employers it was shared with directly) < link (+ anyone holding
-a live share link) < employers (+ every subscribed employer) < public (+ anyone: the page
-at the credential's own URL and the public profile).
+a live share link, at the link's URL) < employers (+ every approved employer) < public
+(+ anyone: the credential's own URL and the public profile). The holder, the issuer and the
+operator read it at every level; by its id, one rule (`may_read`) governs everything.
 """
 
 from __future__ import annotations
@@ -37,6 +38,39 @@ class SignInPolicy:
     session_ttl: timedelta
     rate_limit: int
     rate_window: timedelta
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks for a credential by its id: at most one of a signed-in learner, a provider
+    (its API key), an approved employer (its API key) or the operator; none is anyone."""
+
+    learner_key: str | None = None
+    provider_id: str | None = None
+    employer_id: str | None = None
+    operator: bool = False
+
+
+ANYONE = Viewer()
+# Visibilities at which every approved employer may read a credential (as notify's feed).
+OPEN_TO_EMPLOYERS = ("employers", "public")
+
+
+def may_read(viewer: Viewer, *, holder: str, issuer: str, visibility: str,
+             shared_with: list[str]) -> bool:
+    """Whether `viewer` may read a credential by its id (its JSON, its page, its verification,
+    its QR code): the operator, the holder and the provider that issued it always; anyone
+    when it is public; an approved employer while it is shared with it directly or open to
+    employers. A share link is read through the link's own URL, never by the id, so revoking
+    the link (or making the credential private) ends what it gave."""
+    if viewer.operator or visibility == "public":
+        return True
+    if viewer.learner_key is not None and viewer.learner_key == holder:
+        return True
+    if viewer.provider_id is not None and viewer.provider_id == issuer:
+        return True
+    return viewer.employer_id is not None and (
+        visibility in OPEN_TO_EMPLOYERS or viewer.employer_id in shared_with)
 
 
 def wider(a: str, b: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from microcred_registry.credentials.models import CredentialRecord
-from microcred_registry.wallet.domain import links_work, wider
+from microcred_registry.wallet.domain import Viewer, links_work, may_read, wider
 from microcred_registry.wallet.models import CredentialVisibility, LearnerProfile, ShareLink
 from microcred_shared import outbox
 from microcred_shared.auth import digest
@@ -39,6 +39,22 @@ async def owned(conn: AsyncConnection, learner_key: str, credential_id: uuid.UUI
         raise Problem(404, "Not found", f"you hold no credential {credential_id}",
                       kind="not-found")
     return row
+
+
+async def readable(conn: AsyncConnection, credential_id: uuid.UUID,
+                   viewer: Viewer) -> tuple[Any, str] | None:
+    """The credential and its visibility when `viewer` may read it by its id; None when
+    there is no such credential or the viewer may not read it (the two look alike, so that
+    a private credential's existence is not told)."""
+    row = (await conn.execute(sa.select(CredentialRecord).where(
+        col(CredentialRecord.credential_id) == credential_id))).first()
+    if row is None:
+        return None
+    visibility, shared = await visibility_of(conn, credential_id)
+    if not may_read(viewer, holder=row.learner_key, issuer=row.provider_id,
+                    visibility=visibility, shared_with=shared):
+        return None
+    return row, visibility
 
 
 async def my_credentials(conn: AsyncConnection, learner_key: str) -> list[Any]:
