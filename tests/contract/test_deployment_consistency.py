@@ -341,24 +341,65 @@ def healthcheck_text(service: str) -> str:
     return " ".join(test) if isinstance(test, list) else str(test)
 
 
-def kafka_init_script() -> str:
-    command = compose_service("kafka-init").get("command")
-    assert isinstance(command, list) and "-c" in command, (
-        "kafka-init's command should be a list [python, -c, SCRIPT]; it is " + repr(command)
-    )
-    return command[command.index("-c") + 1]
+COMPOSE_DIR = ROOT / "deploy" / "compose"
+KAFKA_AUDIT = ROOT / "deploy" / "kafka-audit"
 
 
-def kafka_properties_from_env(env: dict[str, str]) -> dict[str, str]:
-    """How the apache/kafka image turns KAFKA_* variables into server.properties entries:
-    '_' -> '.', '__' -> '_', '___' -> '-', lower case; *_OPTS and the version are not config."""
-    props = {}
-    for key, value in env.items():
-        if not key.startswith("KAFKA_") or key.endswith("_OPTS") or key == "KAFKA_VERSION":
-            continue
-        name = re.sub(r"[^_]_[^_]", lambda m: m.group(0).replace("_", "."), key[len("KAFKA_") :])
-        props[name.replace("___", "-").replace("__", "_").lower()] = value
-    return props
+def load_script(path: Path) -> Any:
+    """A deployment script (deploy/compose, deploy/k8s) imported as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compose_kafka_properties() -> dict[str, str]:
+    """The broker's server.properties, as Compose hands it to the broker (configs content,
+    `$$` being Compose's escape for `$`)."""
+    refs = [r for r in compose_service("kafka").get("configs", [])
+            if r["target"] == START_BROKER_CONFIG]
+    assert refs, f"the compose broker gets no config at {START_BROKER_CONFIG}"
+    text = compose()["configs"][refs[0]["source"]]["content"].replace("$$", "$")
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if "=" in line and not line.lstrip().startswith("#"))
+
+
+def listeners(props: dict[str, str], key: str = "listeners") -> dict[str, tuple[str, int]]:
+    """{listener name: (host, port)} of a listeners/advertised.listeners value."""
+    out = {}
+    for item in filter(None, props.get(key, "").split(",")):
+        name, _, address = item.partition("://")
+        host, _, port = address.rpartition(":")
+        out[name.upper()] = (host, int(port))
+    return out
+
+
+def protocols(props: dict[str, str]) -> dict[str, str]:
+    pairs = (item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    return {name.upper(): protocol for name, protocol in pairs}
+
+
+def compose_mounts(service: str) -> dict[str, str]:
+    """{container path: volume or host path} of a compose service's volumes."""
+    out = {}
+    for entry in compose_service(service).get("volumes", []):
+        source, target = str(entry).split(":")[:2]
+        out[target] = source
+    return out
+
+
+def start_broker_script() -> str:
+    return (KAFKA_AUDIT / "docker" / "start-broker.sh").read_text()
+
+
+def _script_default(variable: str) -> str:
+    found = re.search(r"\$\{" + variable + r":-([^}]+)\}", start_broker_script())
+    assert found, f"start-broker.sh has no default for {variable}"
+    return found.group(1)
+
+
+START_BROKER_CONFIG = _script_default("MICROCRED_KAFKA_CONFIG")
 
 
 def split_url_password(url: str) -> tuple[str, str | None]:
@@ -484,10 +525,10 @@ def test_the_services_reach_kafka_postgres_traces_and_mail_at_compose_services()
         env = compose_env(service)
         kafka_host = env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0].rsplit(":", 1)
         assert kafka_host[0] in services, f"{service}'s Kafka host {kafka_host[0]} is no service"
-        listeners = compose_env(kafka_host[0])["KAFKA_ADVERTISED_LISTENERS"]
-        assert env["KAFKA_BOOTSTRAP_SERVERS"] in listeners, (
+        advertised = compose_kafka_properties()["advertised.listeners"]
+        assert "://" + env["KAFKA_BOOTSTRAP_SERVERS"] in advertised, (
             f"{service} uses {env['KAFKA_BOOTSTRAP_SERVERS']}, which the broker does not "
-            f"advertise ({listeners})"
+            f"advertise ({advertised})"
         )
         db = split_url_password(env["DATABASE_URL"])[0]
         assert "@postgres:5432/postgres" in db, (
@@ -573,25 +614,17 @@ def test_each_service_listens_on_one_port_in_compose_the_dockerfile_and_k8s(serv
     assert f"k8s env {var}" in seen, f"the k8s Deployment of {service} does not set {var}"
 
 
-# --- (c) topics created by kafka-init -------------------------------------------------------
+# --- (c) kafka-init: topics, the services' SCRAM users and ACLs ------------------------------
 
 
 class _FakeAdmin:
-    """Stands in for AIOKafkaAdminClient while kafka-init's script runs."""
+    """Stands in for a started AIOKafkaAdminClient while kafka_init.init runs."""
 
-    existing: set[str] = set()
-    instances: list[_FakeAdmin] = []
-
-    def __init__(self, bootstrap_servers: str, **_: Any) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = existing
         self.created: list[Any] = []
-        _FakeAdmin.instances.append(self)
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
+        self.scram: list[tuple[Any, ...]] = []
+        self.acls: list[tuple[int, str, int, str, int]] = []
 
     async def list_topics(self) -> list[str]:
         return sorted(self.existing)
@@ -600,25 +633,49 @@ class _FakeAdmin:
         self.created.extend(new_topics)
         return SimpleNamespace(topic_errors=[(t.name, 0, None) for t in new_topics])
 
-
-def run_kafka_init(monkeypatch: pytest.MonkeyPatch, existing: set[str]) -> list[_FakeAdmin]:
-    import aiokafka.admin
-
-    monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _FakeAdmin)
-    monkeypatch.setattr(_FakeAdmin, "existing", existing)
-    monkeypatch.setattr(_FakeAdmin, "instances", [])
-    for key, value in compose_env("kafka-init").items():
-        monkeypatch.setenv(key, value)
-    code = compile(kafka_init_script(), "<docker-compose.yml kafka-init>", "exec")
-    exec(code, {"__name__": "__main__"})
-    return _FakeAdmin.instances
+    async def _send_request(self, request: Any) -> Any:
+        if hasattr(request, "_upsertions"):  # AlterUserScramCredentials
+            self.scram.extend(request._upsertions)
+            return SimpleNamespace(results=[(u[0], 0, None, {}) for u in request._upsertions])
+        self.acls.append((request._resource_type, request._resource_name,
+                          request._resource_pattern_type_filter, request._principal,
+                          request._operation))
+        return SimpleNamespace(creation_responses=[(0, None)])
 
 
-def test_kafka_init_creates_exactly_the_topics_of_the_topic_module(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    admins = run_kafka_init(monkeypatch, existing=set())
-    created = [t for admin in admins for t in admin.created]
+def kafka_init() -> Any:
+    return load_script(COMPOSE_DIR / "kafka_init.py")
+
+
+def run_kafka_init(existing: set[str]) -> _FakeAdmin:
+    import asyncio
+
+    module = kafka_init()
+    env = compose_env("kafka-init")
+    admin = _FakeAdmin(existing)
+    asyncio.run(module.init(admin, module.service_passwords(env)))
+    return admin
+
+
+def test_kafka_init_runs_the_script_compose_mounts_as_the_brokers_super_user() -> None:
+    init = compose_service("kafka-init")
+    command = init["command"]
+    mounts = compose_mounts("kafka-init")
+    script = command[-1]
+    folder = str(Path(script).parent)
+    assert command[0] == "python" and mounts.get(folder) == "./deploy/compose", (
+        f"kafka-init runs {command}, not a script of deploy/compose mounted at {folder}"
+    )
+    assert (ROOT / "deploy" / "compose" / Path(script).name).is_file()
+    env = compose_env("kafka-init")
+    assert env["MICROCRED_KAFKA_SASL_USERNAME"] == "admin"
+    assert "User:admin" in compose_kafka_properties()["super.users"].split(";")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == compose_env("assessment")["KAFKA_BOOTSTRAP_SERVERS"]
+    assert env["MICROCRED_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+
+
+def test_kafka_init_creates_exactly_the_topics_of_the_topic_module() -> None:
+    created = run_kafka_init(existing=set()).created
     names = [t.name for t in created]
     assert sorted(names) == sorted(topics.all_topics()), (
         "kafka-init creates "
@@ -636,52 +693,218 @@ def test_kafka_init_creates_exactly_the_topics_of_the_topic_module(
             f"kafka-init's cleanup.policy for {t.name} is {t.topic_configs}, but "
             f"compacted_topics() is {topics.compacted_topics()}"
         )
-    bootstrap = {a.bootstrap_servers for a in admins}
-    assert bootstrap == {compose_env("assessment")["KAFKA_BOOTSTRAP_SERVERS"]}, (
-        f"kafka-init talks to {bootstrap}, the services to "
-        f"{compose_env('assessment')['KAFKA_BOOTSTRAP_SERVERS']}"
-    )
 
 
-def test_kafka_init_leaves_existing_topics_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    admins = run_kafka_init(monkeypatch, existing=set(topics.all_topics()))
-    created = [t.name for admin in admins for t in admin.created]
+def test_kafka_init_leaves_existing_topics_alone() -> None:
+    created = [t.name for t in run_kafka_init(existing=set(topics.all_topics())).created]
     assert not created, f"kafka-init recreates existing topics {created}: it must be idempotent"
 
 
-def test_kafka_init_runs_in_a_service_image_that_has_the_topic_module() -> None:
-    image = compose_service("kafka-init").get("image")
-    service_images = {compose_service(s).get("image") for s in SERVICES}
-    assert image in service_images, (
-        f"kafka-init runs {image!r}, not one of the service images {sorted(service_images)}, "
-        "which are the ones with aiokafka and microcred_shared.contract.topics"
+def test_kafka_init_gives_each_service_its_user_the_password_it_logs_in_with_and_its_acls(
+) -> None:
+    from microcred_shared import kafka_acls, kafka_scram
+
+    admin = run_kafka_init(existing=set())
+    init_env = compose_env("kafka-init")
+    users = {u[0]: u for u in admin.scram}
+    assert sorted(users) == sorted(f"svc-{s}" for s in SERVICES), (
+        f"kafka-init makes SCRAM users {sorted(users)}"
     )
-    assert compose_service("kafka-init").get("restart", "no") == "no", "kafka-init is one-shot"
+    for service in SERVICES:
+        env = compose_env(service)
+        assert env["MICROCRED_KAFKA_SASL_USERNAME"] == f"svc-{service}"
+        # The same ${VAR} reaches the service and kafka-init (which turns it into the user's
+        # salted SCRAM credential): prove that the credential is for that very value.
+        ref = env["MICROCRED_KAFKA_SASL_PASSWORD"]
+        variable = kafka_init().password_variable(service)
+        assert COMPOSE_REF.match(ref) and ref.startswith("${" + variable), (
+            f"{service}'s MICROCRED_KAFKA_SASL_PASSWORD is {ref}, not ${{{variable}...}}"
+        )
+        assert init_env[variable] == ref, f"kafka-init gets {variable} otherwise than {service}"
+        _, mechanism, iterations, salt, salted, _ = users[f"svc-{service}"]
+        assert salted == kafka_scram.salted_password(init_env[variable], salt, iterations)
+        granted = {(r, n, pt, op) for r, n, pt, who, op in admin.acls
+                   if who == f"User:svc-{service}"}
+        wanted = {(int(a.resource), a.name, int(a.pattern), int(a.operation))
+                  for a in kafka_acls.service_acls(service)}
+        assert granted == wanted, (
+            f"kafka-init grants svc-{service} {sorted(granted - wanted)} beyond and misses "
+            f"{sorted(wanted - granted)} of microcred_shared.kafka_acls"
+        )
+    others = {who for *_, who, _ in admin.acls} - {f"User:svc-{s}" for s in SERVICES}
+    assert not others, f"kafka-init grants ACLs to {others}"
 
 
-def test_the_compose_broker_has_the_local_stacks_topic_settings(tmp_path: Path) -> None:
-    from microcred_devstack.kafka import KafkaNode
-
-    local = KafkaNode(tmp_path, port=19092, controller_port=19093).server_properties()
-    addresses = {"listeners", "advertised.listeners", "listener.security.protocol.map",
-                 "controller.quorum.voters", "log.dirs"}  # fmt: skip
-    ours = kafka_properties_from_env(compose_env("kafka"))
-    differ = {
-        key: {"deploy/local": value, "docker-compose.yml": ours.get(key)}
-        for key, value in local.items()
-        if key not in addresses and ours.get(key) != value
-    }
-    assert not differ, f"the compose broker's settings differ from deploy/local's: {differ}"
+def test_kafka_init_runs_in_a_service_image_that_has_the_topic_module() -> None:
+    service_images = {compose_service(s).get("image") for s in SERVICES}
+    for one_shot in ("kafka-init", "kafka-certs", "broker-audit-shipper"):
+        image = compose_service(one_shot).get("image")
+        assert image in service_images, (
+            f"{one_shot} runs {image!r}, not one of the service images "
+            f"{sorted(service_images)}, which have aiokafka, cryptography and microcred_shared"
+        )
+    for one_shot in ("kafka-init", "kafka-certs"):
+        assert compose_service(one_shot).get("restart", "no") == "no", f"{one_shot} is one-shot"
 
 
-def test_the_compose_broker_runs_the_kafka_version_of_the_local_stack() -> None:
+# --- (c2) the compose broker: SCRAM over TLS, ACLs, the audit plugin (ADR 19, 21) -------------
+
+
+def test_every_compose_service_logs_in_as_its_own_principal_over_tls() -> None:
+    props = compose_kafka_properties()
+    advertised = listeners(props, "advertised.listeners")
+    by_address = {f"{h}:{p}": name for name, (h, p) in advertised.items()}
+    certs = compose_service("kafka-certs")["command"]
+    ca_dir = certs[certs.index("/opt/microcred/compose/kafka_certs.py") + 1]
+    ca_volume = compose_mounts("kafka-certs")[ca_dir]
+    for service in [*SERVICES, "broker-audit-shipper", "kafka-init"]:
+        env = compose_env(service)
+        assert env["MICROCRED_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", (
+            f"{service} connects to Kafka with {env['MICROCRED_KAFKA_SECURITY_PROTOCOL']}"
+        )
+        listener = by_address.get(env["KAFKA_BOOTSTRAP_SERVERS"])
+        assert listener == props["microcred.services.listener"], (
+            f"{service} connects to {env['KAFKA_BOOTSTRAP_SERVERS']} ({listener}), not the "
+            "services' listener"
+        )
+        cafile = Path(env["MICROCRED_KAFKA_SSL_CAFILE"])
+        assert cafile.name == "ca.crt" and compose_mounts(service).get(
+            f"{cafile.parent}") in (ca_volume, f"{ca_volume}"), (
+            f"{service} trusts {cafile}, which is not in the {ca_volume} volume kafka-certs "
+            "writes ca.crt to"
+        )
+    shipper = compose_env("broker-audit-shipper")
+    assert shipper["MICROCRED_KAFKA_SASL_USERNAME"] == "svc-assessment"
+    assert shipper["MICROCRED_KAFKA_SASL_PASSWORD"] == compose_env("assessment")[
+        "MICROCRED_KAFKA_SASL_PASSWORD"]
+
+
+def test_the_compose_broker_enforces_scram_over_tls_and_the_acls_everywhere_but_loopback(
+) -> None:
+    props = compose_kafka_properties()
+    bound, proto = listeners(props), protocols(props)
+    assert set(bound) == set(proto), f"listeners {bound} vs protocol map {proto}"
+    for name, (host, _) in bound.items():
+        if proto[name] != "SASL_SSL":
+            assert host == "127.0.0.1", (
+                f"listener {name} ({proto[name]}) is bound to {host or 'every address'}: only "
+                "SASL_SSL listeners may be reachable from outside the broker's container"
+            )
+    sasl = [n for n, p in proto.items() if p == "SASL_SSL"]
+    assert len(sasl) == 2, f"the compose broker has SASL_SSL listeners {sasl}"
+    for name in sasl:
+        prefix = f"listener.name.{name.lower()}."
+        assert props.get(prefix + "sasl.enabled.mechanisms") == "SCRAM-SHA-512"
+        assert "ScramLoginModule" in props.get(prefix + "scram-sha-512.sasl.jaas.config", "")
+    assert props["authorizer.class.name"] == "ca.microcred.kafka.AuditingAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert "connections.max.reauth.ms" not in props, "one limit for every listener (ADR 21)"
+    services = props["microcred.services.listener"]
+    assert services in sasl and props["microcred.services.principal.prefix"] == "svc-"
+    limits = {n: int(props.get(f"listener.name.{n.lower()}.connections.max.reauth.ms", "0"))
+              for n in sasl}
+    assert limits[services] == 0, f"the services' listener cuts sessions after {limits}"
+    (providers,) = [n for n in sasl if n != services]
+    assert 0 < limits[providers] <= 60_000, (
+        f"the providers' listener's re-authentication limit is {limits[providers]} ms"
+    )
+    told = compose_env("assessment")["MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"]
+    host, port = listeners(props, "advertised.listeners")[providers]
+    assert told == f"{host}:{port}" and (int(told.rsplit(":")[-1]) in
+                                          [h for h, _ in published_ports("kafka")]), (
+        f"providers are told {told}, the providers' listener is advertised at {host}:{port}"
+    )
+
+
+def test_the_compose_broker_gets_its_tls_key_and_admin_from_kafka_certs_and_a_secret() -> None:
+    props = compose_kafka_properties()
+    assert props["ssl.keystore.type"] == "PKCS12"
+    keystore = Path(props["ssl.keystore.location"])
+    password = re.fullmatch(r"\$\{file:([^:]+):password\}", props["ssl.key.password"])
+    assert password, "the key's password comes from kafka-certs' file (FileConfigProvider)"
+    assert props["ssl.keystore.password"] == props["ssl.key.password"]
+    assert props["config.providers"] == "file"
+    certs = compose_service("kafka-certs")["command"]
+    tls_dir = certs[certs.index("/opt/microcred/compose/kafka_certs.py") + 2]
+    tls_volume = compose_mounts("kafka-certs")[tls_dir]
+    kafka_mounts = compose_mounts("kafka")
+    assert kafka_mounts.get(str(keystore.parent)) == tls_volume
+    assert keystore.name == "broker.p12"
+    assert Path(password.group(1)).parent == keystore.parent
+    assert Path(password.group(1)).name == "broker-key.properties"
+    owner = next(a for a in certs if a.startswith("--owner="))
+    assert owner == "--owner=1000:1000", "broker.p12 must belong to apache/kafka's appuser"
+    assert compose_service("kafka")["depends_on"]["kafka-certs"]["condition"] == (
+        "service_completed_successfully")
+    secret = _script_default("MICROCRED_KAFKA_ADMIN_PASSWORD_FILE")
+    assert secret == "/run/secrets/" + compose_service("kafka")["secrets"][0]
+    assert compose()["secrets"]["kafka_admin_password"]["environment"] == (
+        "MICROCRED_KAFKA_ADMIN_PASSWORD")
+    assert "--add-scram" in start_broker_script() and "name=admin" in start_broker_script()
+    assert compose_env("kafka-init")["MICROCRED_KAFKA_SASL_PASSWORD"].startswith(
+        "${MICROCRED_KAFKA_ADMIN_PASSWORD")
+
+
+def test_the_audit_plugins_log_reaches_the_shipper() -> None:
+    log4j = (KAFKA_AUDIT / "docker" / "log4j2.xml").read_text()
+    audit_file = re.search(r'name="audit"\s+fileName="([^"]+)"', log4j)
+    assert audit_file and 'name="microcred.kafka.audit"' in log4j
+    path = Path(audit_file.group(1))
+    command = compose_service("broker-audit-shipper")["command"]
+    assert command[-2:] == ["ship-broker-audit", str(path)], command
+    volume = compose_mounts("kafka")[str(path.parent)]
+    assert compose_mounts("broker-audit-shipper")[str(path.parent)] == volume
+    dockerfile_text = (KAFKA_AUDIT / "Dockerfile").read_text()
+    assert "/opt/microcred/log4j2.xml" in start_broker_script()
+    assert "COPY deploy/kafka-audit/docker/log4j2.xml /opt/microcred/log4j2.xml" in (
+        dockerfile_text)
+
+
+def test_the_broker_image_builds_the_plugin_from_what_the_build_context_holds() -> None:
     from microcred_devstack.kafka_jars import KAFKA_VERSION
 
-    image = compose_service("kafka")["image"]
-    assert image.startswith("apache/kafka:"), f"the compose broker runs {image}, not apache/kafka"
-    assert image.split(":", 1)[1] == KAFKA_VERSION, (
-        f"compose runs {image}, deploy/local runs Kafka {KAFKA_VERSION}"
+    kafka = compose_service("kafka")
+    assert (ROOT / kafka["build"]["dockerfile"]).resolve() == KAFKA_AUDIT / "Dockerfile"
+    assert (COMPOSE_FILE.parent / kafka["build"].get("context", ".")).resolve() == ROOT
+    args, parsed, names = _parse(KAFKA_AUDIT / "Dockerfile", {})
+    assert args["KAFKA_IMAGE"] == f"apache/kafka:{KAFKA_VERSION}", (
+        f"the broker image is built on {args['KAFKA_IMAGE']}, deploy/local runs {KAFKA_VERSION}"
     )
+    assert kafka["image"].endswith(":" + KAFKA_VERSION)
+    assert {"plugin", "compose"} <= names.keys()
+    for stage in parsed:
+        for instr, rest in stage:
+            parts = shlex.split(rest)
+            if instr != "COPY" or any(p.startswith("--from") for p in parts):
+                continue
+            for src in parts[:-1]:
+                assert (ROOT / src).exists(), f"the broker Dockerfile copies missing {src}"
+                left_out = [str(f.relative_to(ROOT)) for f in files_under(ROOT / src)
+                            if not in_build_context(str(f.relative_to(ROOT)))]
+                assert not left_out, f".dockerignore keeps {left_out[:3]} from the broker build"
+
+
+def test_the_compose_broker_has_the_local_stacks_settings(tmp_path: Path) -> None:
+    from microcred_devstack.kafka import KafkaNode
+    from microcred_devstack.kafka_sasl import PROVIDER_LISTENER, SERVICES_LISTENER
+
+    local = KafkaNode(tmp_path, port=19092, controller_port=19093, sasl=True,
+                      sasl_port=19094, services_port=19095).server_properties()
+    ours = compose_kafka_properties()
+    rename = {f"listener.name.{PROVIDER_LISTENER.lower()}.": "listener.name.providers.",
+              f"listener.name.{SERVICES_LISTENER.lower()}.": "listener.name.services."}
+    addresses = {"listeners", "advertised.listeners", "listener.security.protocol.map",
+                 "controller.quorum.voters", "log.dirs", "inter.broker.listener.name",
+                 "microcred.services.listener"}  # fmt: skip
+    differ = {}
+    for key, value in local.items():
+        if key in addresses:
+            continue
+        for old, new in rename.items():
+            key = key.replace(old, new)
+        if ours.get(key) != value:
+            differ[key] = {"deploy/local": value, "docker-compose.yml": ours.get(key)}
+    assert not differ, f"the compose broker's settings differ from deploy/local's: {differ}"
 
 
 def test_postgres_18_creates_one_database_per_service_on_first_start() -> None:
@@ -859,11 +1082,102 @@ def test_the_strimzi_cluster_has_three_kraft_nodes_that_hold_every_topic() -> No
             f"{brokers} brokers (need replicas <= brokers and min ISR < replicas)"
         )
     bootstrap = k8s_objects("ConfigMap")["microcred-common"]["data"]["KAFKA_BOOTSTRAP_SERVERS"]
-    plain = [lst for lst in kafka["spec"]["kafka"]["listeners"] if not lst.get("tls")]
-    assert plain and bootstrap == f"{cluster}-kafka-bootstrap:{plain[0]['port']}", (
+    services = services_listener(kafka)
+    assert bootstrap == f"{cluster}-kafka-bootstrap:{services['port']}", (
         f"the services' KAFKA_BOOTSTRAP_SERVERS {bootstrap} is not Strimzi's bootstrap Service "
-        f"of {cluster} on its plain listener"
+        f"of {cluster} on the services' listener"
     )
+
+
+def services_listener(kafka: dict[str, Any]) -> dict[str, Any]:
+    (listener,) = [lst for lst in kafka["spec"]["kafka"]["listeners"]
+                   if lst.get("authentication", {}).get("type") == "scram-sha-512"]
+    return listener
+
+
+def test_the_strimzi_cluster_runs_scram_over_tls_the_acls_and_the_audit_plugin() -> None:
+    (kafka,) = k8s_objects("Kafka").values()
+    spec = kafka["spec"]["kafka"]
+    for listener in spec["listeners"]:
+        assert listener.get("tls") is True, f"listener {listener['name']} has no TLS"
+        auth = listener.get("authentication", {})
+        scram = auth.get("type") == "scram-sha-512" or (
+            auth.get("type") == "custom" and auth.get("sasl") is True
+            and auth["listenerConfig"].get("sasl.enabled.mechanisms") == "SCRAM-SHA-512")
+        assert scram, f"listener {listener['name']} does not require SCRAM-SHA-512: {auth}"
+    assert spec["authorization"] == {"type": "custom", "supportsAdminApi": True,
+                                     "authorizerClass": "ca.microcred.kafka.AuditingAuthorizer"}
+    assert str(spec["config"]["allow.everyone.if.no.acl.found"]).lower() == "false"
+    services = services_listener(kafka)
+    assert spec["config"]["microcred.services.listener"] == (
+        f"{services['name'].upper()}-{services['port']}"), "Strimzi names listeners NAME-PORT"
+    assert spec["config"]["microcred.services.principal.prefix"] == "svc-"
+    assert "connections.max.reauth.ms" not in spec["config"]
+    (providers,) = [lst for lst in spec["listeners"] if lst is not services]
+    limit = int(providers["authentication"]["listenerConfig"]["connections.max.reauth.ms"])
+    assert 0 < limit <= 60_000, f"the providers' listener re-authenticates every {limit} ms"
+    assessment = {e["name"]: e.get("value") for e in deployment_env("assessment")[0].values()}
+    assert assessment["MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"].endswith(f":{providers['port']}")
+    assert spec.get("image"), "the brokers need an image with the audit plugin (README.md)"
+
+
+def test_the_k8s_kafka_users_are_the_service_principals_with_the_derived_acls() -> None:
+    from microcred_shared import kafka_acls
+
+    users = k8s_objects("KafkaUser")
+    assert sorted(users) == sorted(f"svc-{s}" for s in SERVICES), sorted(users)
+    (kafka,) = k8s_objects("Kafka").values()
+    kinds = {"topic": kafka_acls.Resource.TOPIC, "group": kafka_acls.Resource.GROUP,
+             "cluster": kafka_acls.Resource.CLUSTER}
+    patterns = {"literal": kafka_acls.Pattern.LITERAL, "prefix": kafka_acls.Pattern.PREFIXED}
+    for service in SERVICES:
+        user = users[f"svc-{service}"]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        declared = set()
+        for rule in user["spec"]["authorization"]["acls"]:
+            res = rule["resource"]
+            kind = kinds[res["type"]]
+            name = res.get("name", kafka_acls.CLUSTER_NAME)
+            pattern = patterns[res.get("patternType", "literal")]
+            for op in rule["operations"]:
+                declared.add(kafka_acls.Acl(kind, name, pattern, kafka_acls.Operation[op.upper()]))
+        wanted = set(kafka_acls.service_acls(service))
+        assert declared == wanted, (
+            f"KafkaUser svc-{service} has {sorted(declared - wanted)} beyond and misses "
+            f"{sorted(wanted - declared)} of kafka_acls (run deploy/k8s/generate_users.py)"
+        )
+
+
+def test_users_yaml_is_what_generate_users_writes() -> None:
+    module = load_script(K8S / "generate_users.py")
+    assert (K8S / "users.yaml").read_text() == module.render(), (
+        "deploy/k8s/users.yaml is stale: run uv run python deploy/k8s/generate_users.py"
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_deployment_logs_in_to_kafka_as_its_own_user_with_strimzis_secret_and_ca(
+    service: str,
+) -> None:
+    entries, _ = deployment_env(service)
+    value = {k: e.get("value") for k, e in entries.items()}
+    assert value["MICROCRED_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert value["MICROCRED_KAFKA_SASL_USERNAME"] == f"svc-{service}"
+    ref = entries["MICROCRED_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"svc-{service}", "key": "password"}, (
+        f"{service} reads its Kafka password from {ref}, not the Secret Strimzi makes for "
+        f"KafkaUser svc-{service}"
+    )
+    assert f"svc-{service}" in k8s_objects("KafkaUser")
+    cafile = Path(value["MICROCRED_KAFKA_SSL_CAFILE"])
+    pod = k8s_objects("Deployment")[service]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = {v["name"]: v for v in pod["volumes"]}[mounts[str(cafile.parent)]]
+    (kafka,) = k8s_objects("Kafka").values()
+    assert volume["secret"]["secretName"] == f"{kafka['metadata']['name']}-cluster-ca-cert"
+    assert {"key": "ca.crt", "path": cafile.name} in volume["secret"]["items"]
 
 
 # --- k8s services --------------------------------------------------------------------------
@@ -877,8 +1191,8 @@ def test_the_kustomization_lists_every_manifest_and_only_existing_ones() -> None
         f"{sorted(present - listed)}"
     )
     kinds = {d.get("kind") for d in k8s_docs()}
-    for kind in ("Namespace", "Kafka", "KafkaNodePool", "KafkaTopic", "Deployment", "Service",
-                 "HorizontalPodAutoscaler", "ConfigMap"):  # fmt: skip
+    for kind in ("Namespace", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Deployment",
+                 "Service", "HorizontalPodAutoscaler", "ConfigMap"):  # fmt: skip
         assert kind in kinds, f"deploy/k8s has no {kind}"
     for doc in k8s_docs():
         assert doc.get("apiVersion") and doc.get("metadata", {}).get("name"), (

@@ -45,6 +45,12 @@ class Backbone:
         assert self.stack.kafka is not None and self.stack.kafka.sasl_bootstrap
         return self.stack.kafka.sasl_bootstrap
 
+    @property
+    def services_bootstrap(self) -> str:
+        """The services' own SCRAM listener (no re-authentication limit, ADR 21)."""
+        assert self.stack.kafka is not None and self.stack.kafka.services_bootstrap
+        return self.stack.kafka.services_bootstrap
+
     def http(self, service: str, token: str | None = None) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=30)

@@ -64,6 +64,7 @@ class KafkaNode:
         *,
         sasl: bool = False,
         sasl_port: int | None = None,
+        services_port: int | None = None,
         admin_user: str = "admin",
         admin_password: str = "admin-secret",
         log_dir: Path | None = None,
@@ -72,7 +73,8 @@ class KafkaNode:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self.sasl = sasl
-        self.sasl_port = (sasl_port or free_port()) if sasl else None
+        self.sasl_port = (sasl_port or free_port()) if sasl else None  # providers' listener
+        self.services_port = (services_port or free_port()) if sasl else None  # ADR 21
         self.admin_user, self.admin_password = admin_user, admin_password
         self.data_dir = self.state_dir / "data"
         self.config_file = self.state_dir / "server.properties"
@@ -110,6 +112,7 @@ class KafkaNode:
             ports["CONTROLLER"],
             sasl="SASL_PLAINTEXT" in ports,
             sasl_port=ports.get("SASL_PLAINTEXT"),
+            services_port=ports.get("SERVICES"),
             admin_user=admins[0] if admins else "admin",
             log_dir=log_dir,
         )
@@ -121,6 +124,11 @@ class KafkaNode:
     @property
     def sasl_bootstrap(self) -> str | None:
         return f"{HOST}:{self.sasl_port}" if self.sasl_port else None
+
+    @property
+    def services_bootstrap(self) -> str | None:
+        """The services' own SCRAM listener (no re-authentication limit, ADR 21)."""
+        return f"{HOST}:{self.services_port}" if self.services_port else None
 
     @property
     def pid(self) -> int | None:
@@ -165,11 +173,14 @@ class KafkaNode:
             "log.retention.hours": "168",
         }
         if self.sasl:
-            from .kafka_sasl import sasl_properties
+            from .kafka_sasl import SERVICES_LISTENER, sasl_properties
 
             listeners.append(f"SASL_PLAINTEXT://{HOST}:{self.sasl_port}")
             advertised.append(f"SASL_PLAINTEXT://{HOST}:{self.sasl_port}")
             protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+            listeners.append(f"{SERVICES_LISTENER}://{HOST}:{self.services_port}")
+            advertised.append(f"{SERVICES_LISTENER}://{HOST}:{self.services_port}")
+            protocols.append(f"{SERVICES_LISTENER}:SASL_PLAINTEXT")
             props.update(sasl_properties(self.admin_user, self.admin_password))
         props["listeners"] = ",".join(listeners)
         props["advertised.listeners"] = ",".join(advertised)
@@ -201,7 +212,8 @@ class KafkaNode:
         text = "".join(f"{k}={v}\n" for k, v in sorted(self.server_properties().items()))
         self.config_file.write_text("# written by microcred_devstack.kafka\n" + text)
         self._format_storage(lib)
-        for port in filter(None, (self.port, self.controller_port, self.sasl_port)):
+        for port in filter(None, (self.port, self.controller_port, self.sasl_port,
+                                 self.services_port)):
             if port_open(port):
                 raise KafkaError(f"port {port} is already in use; pick another Kafka port")
         plugins = (ensure_audit_plugin(lib),) if self.sasl else ()  # the authorizer's jar
@@ -244,7 +256,8 @@ class KafkaNode:
         """SIGTERM (Kafka shuts down cleanly), wait, SIGKILL fallback; then wait for the ports."""
         stop_pid(read_pid_file(self.pid_file), timeout)
         self.pid_file.unlink(missing_ok=True)
-        for port in filter(None, (self.port, self.controller_port, self.sasl_port)):
+        for port in filter(None, (self.port, self.controller_port, self.sasl_port,
+                                 self.services_port)):
             wait_port_closed(port, timeout=10)
 
 

@@ -2,8 +2,13 @@
 
 Layout: the PLAINTEXT listener stays open for the devstack itself (its ANONYMOUS principal is
 a super user, which the broker<->controller traffic on one node needs anyway once an
-authorizer is on), and a second SASL_PLAINTEXT listener with SCRAM-SHA-512 is where
-authentication and StandardAuthorizer ACLs are enforced. `admin` is a super user there.
+authorizer is on); two SCRAM-SHA-512 listeners enforce authentication and the ACLs
+(StandardAuthorizer, through the audit plugin). `admin` is a super user there.
+- SASL_PLAINTEXT, the providers' listener: sessions re-authenticate every
+  `PROVIDER_REAUTH_MS`, so a rotated or deleted password ends an open session within it.
+- SERVICES, the services' own (ADR 21): no re-authentication limit, since aiokafka cannot
+  re-authenticate (KIP-368) and would be cut off every minute; the authorizer lets only
+  `svc-*` principals (and super users) act there, so a provider cannot escape its limit.
 
 aiokafka has no AlterUserScramCredentials API, so users are created with Kafka's own
 `kafka.admin.ConfigCommand` (bootstrap admin via `storage format --add-scram`); ACLs go
@@ -32,23 +37,36 @@ MECHANISM = "SCRAM-SHA-512"
 AUTHORIZER = "ca.microcred.kafka.AuditingAuthorizer"  # StandardAuthorizer + audit (kafka_plugin)
 
 
+PROVIDER_LISTENER = "SASL_PLAINTEXT"
+SERVICES_LISTENER = "SERVICES"
+PROVIDER_REAUTH_MS = 60_000
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
 def sasl_properties(admin_user: str, admin_password: str) -> dict[str, str]:
-    """Broker settings added to server.properties for the SASL_PLAINTEXT listener."""
+    """Broker settings added to server.properties for the two SCRAM listeners."""
     del admin_password  # the admin's credential lives in the metadata log, not in the config
-    return {
+    props = {
         "sasl.enabled.mechanisms": MECHANISM,
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": MECHANISM,
-        # A server-side login module entry is required per listener and mechanism, even
-        # though SCRAM servers check credentials against the metadata log.
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        ),
         "authorizer.class.name": AUTHORIZER,
         "super.users": f"User:{admin_user};User:ANONYMOUS",
         "allow.everyone.if.no.acl.found": "false",
-        # Sessions re-authenticate: a rotated or deleted SCRAM password ends them too.
-        "connections.max.reauth.ms": "60000",
+        # The plugin's own rule: on this listener, only svc-* principals may act (ADR 21).
+        "microcred.services.listener": SERVICES_LISTENER,
+        "microcred.services.principal.prefix": "svc-",
     }
+    # Kafka reads SASL settings, connections.max.reauth.ms included, per listener first
+    # (`listener.name.<name>.` prefix; ChannelBuilders → SaslChannelBuilder): no global
+    # limit, one on the providers' listener, explicitly none on the services'.
+    reauth = {PROVIDER_LISTENER: str(PROVIDER_REAUTH_MS), SERVICES_LISTENER: "0"}
+    for listener, limit in reauth.items():
+        prefix = f"listener.name.{listener.lower()}."
+        props[prefix + "sasl.enabled.mechanisms"] = MECHANISM
+        # A server-side login module entry is required per listener and mechanism, even
+        # though SCRAM servers check credentials against the metadata log.
+        props[prefix + f"{MECHANISM.lower()}.sasl.jaas.config"] = SCRAM_LOGIN
+        props[prefix + "connections.max.reauth.ms"] = limit
+    return props
 
 
 def scram_format_args(admin_user: str, admin_password: str) -> list[str]:

@@ -1,6 +1,7 @@
-"""The services' own Kafka principals on the SASL listener (ADR 19): `svc-<service>` SCRAM
-users with random passwords kept per state dir (0600 files, like the other local secrets),
-granted exactly the ACLs that microcred_shared.kafka_acls derives from the topic map.
+"""The services' own Kafka principals (ADR 19) on their own SCRAM listener (ADR 21):
+`svc-<service>` SCRAM users with random passwords kept per state dir (0600 files, like the
+other local secrets), granted exactly the ACLs that microcred_shared.kafka_acls derives from
+the topic map.
 
 Set up through the open PLAINTEXT listener (its ANONYMOUS principal is a super user there),
 in one admin connection; idempotent, so every `start_infra` repeats it safely.
@@ -26,9 +27,9 @@ def service_password(state_dir: Path, service: str) -> str:
                         lambda: secrets.token_urlsafe(24))
 
 
-def service_kafka_env(state_dir: Path, service: str, sasl_bootstrap: str) -> dict[str, str]:
-    """The settings that put a service on the SASL listener as its own principal."""
-    return {"KAFKA_BOOTSTRAP_SERVERS": sasl_bootstrap,
+def service_kafka_env(state_dir: Path, service: str, services_bootstrap: str) -> dict[str, str]:
+    """The settings that put a service on the services' SCRAM listener as its own principal."""
+    return {"KAFKA_BOOTSTRAP_SERVERS": services_bootstrap,
             "MICROCRED_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
             "MICROCRED_KAFKA_SASL_USERNAME": service_user(service),
             "MICROCRED_KAFKA_SASL_PASSWORD": service_password(state_dir, service)}

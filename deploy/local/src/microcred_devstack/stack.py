@@ -105,12 +105,14 @@ class Stack:
             controller = None
             if node is not None and port_is_free(node.controller_port):
                 controller = node.controller_port
-            sasl_port = None
+            sasl_port = services_port = None
             if node is not None and node.sasl_port and port_is_free(node.sasl_port):
                 sasl_port = node.sasl_port
+            if node is not None and node.services_port and port_is_free(node.services_port):
+                services_port = node.services_port
             node = KafkaNode(
                 kafka_dir, port, controller, sasl=self.kafka_sasl, sasl_port=sasl_port,
-                log_dir=self.log_dir,
+                services_port=services_port, log_dir=self.log_dir,
             ).start()  # fmt: skip
         node.wait_ready(timeout)
         self.kafka = node
@@ -167,8 +169,9 @@ class Stack:
             # The broker is local: assessment ships its audit plugin's log itself (ADR 13).
             env["MICROCRED_BROKER_AUDIT_LOG"] = str(self.kafka.log_dir / AUDIT_LOG)
             env["MICROCRED_KAFKA_PROVIDER_BOOTSTRAP"] = self.kafka.sasl_bootstrap or ""
-        if self.kafka is not None and self.kafka.sasl and self.kafka.sasl_bootstrap:
-            env.update(service_kafka_env(self.state_dir, name, self.kafka.sasl_bootstrap))
+        if self.kafka is not None and self.kafka.sasl and self.kafka.services_bootstrap:
+            # The services' own listener, without the providers' re-authentication cut (ADR 21).
+            env.update(service_kafka_env(self.state_dir, name, self.kafka.services_bootstrap))
         env.update(extra or {})
         return env
 
@@ -302,7 +305,9 @@ class Stack:
             "state_dir": str(self.state_dir),
             "written_at": time.time(),
             "kafka": {**rows["kafka"], "bootstrap": rows["kafka"]["address"],
-                      "sasl_bootstrap": self.kafka.sasl_bootstrap if self.kafka else None},
+                      "sasl_bootstrap": self.kafka.sasl_bootstrap if self.kafka else None,
+                      "services_bootstrap":
+                          self.kafka.services_bootstrap if self.kafka else None},
             "postgres": {**rows["postgres"], "url": rows["postgres"]["address"],
                          "embedded": bool(self.pg is None or self.pg.embedded)},
             "services": {n: {**rows[n], "url": rows[n]["address"], "port": self.http_ports[n]}

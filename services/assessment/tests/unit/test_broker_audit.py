@@ -108,3 +108,15 @@ def test_a_service_principals_refusals_name_the_service():
     assert login.details["principal_state"] == "service"
     assert "service principal" in login.reason
     assert _entry(refusal(username="svc-nobody"), None).details["principal_state"] == "unknown"
+
+
+def test_a_provider_on_the_services_listener_is_told_why_by_the_listener_rule():
+    why = "only service principals may use listener SERVICES"  # the plugin's rule (ADR 21)
+    e = refusal("acl-denied", principal="User:provider-lakeshore", operation="WRITE",
+                resource_type="TOPIC", resource_name="microcred.assessment.results.v1",
+                request="Produce", listener="SERVICES", reason=why)
+    entry = _entry(e, principal())
+    assert entry.actor == "provider:lakeshore" and entry.reason.endswith(why)
+    assert entry.details["listener"] == "SERVICES"
+    assert "broker's ACLs" in _entry(refusal("acl-denied", principal="User:provider-x",
+                                            operation="READ"), None).reason

@@ -63,8 +63,8 @@ def refusal_entry(e: BrokerRefusalObserved, row: PrincipalState | None) -> Audit
     else:
         resource = f"{(e.resource_type or '').lower()} {e.resource_name}"
         details.update(operation=e.operation or "", resource=resource.strip())
-        reason = (f"{e.principal} may not {e.operation} {resource} ({e.request} request): "
-                  "denied by the broker's ACLs")
+        why = e.reason or "denied by the broker's ACLs"  # or the listener rule (ADR 21)
+        reason = f"{e.principal} may not {e.operation} {resource} ({e.request} request): {why}"
         service = service_of_user(e.user)
         actor = (f"provider:{provider}" if provider else f"service:{service}" if service
                  else f"kafka:{e.principal}")
