@@ -1,5 +1,5 @@
 """did:web identifiers (the W3C CCG method's mapping both ways) and our context as each
-deployment publishes it (ADR 20)."""
+deployment publishes it (ADR 21)."""
 
 from __future__ import annotations
 

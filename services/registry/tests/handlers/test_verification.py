@@ -32,7 +32,7 @@ async def test_an_unsigned_document_does_not_verify_and_says_why(db: Any) -> Non
     assert result["verified"] is False and result["problems"]
 
 
-# --- issuers as did:web (ADR 20), and credentials issued before --------------------------
+# --- issuers as did:web (ADR 21), and credentials issued before --------------------------
 
 DID = "did:web:registry.test:issuers:lakeshore"
 OLD_ID = f"{BASE}/issuers/lakeshore"

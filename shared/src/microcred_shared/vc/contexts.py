@@ -5,10 +5,10 @@ The contexts are copied from pinned npm packages (see `contexts/manifest.json` a
 from the network: an unknown URL is an error, not a download, because a context fetched at
 run time could change what a signature means.
 
-Our context (ADR 20) is published by each deployment under its public origin,
+Our context (ADR 21) is published by each deployment under its public origin,
 `{PUBLIC_BASE_URL}/contexts/microcred/v1`, immutable, with its sha256 published; every
 https URL of that shape is this one vendored document (a deployment cannot serve another:
-the bytes are fixed by the digest). Credentials issued before ADR 20 name
+the bytes are fixed by the digest). Credentials issued before ADR 21 name
 `https://w3id.org/microcred/v1`, which stays a key of the same document.
 """
 
@@ -28,7 +28,7 @@ OB_V3_URL = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 STATUS_V1_URL = "https://www.w3.org/ns/credentials/status/v1"
 DATA_INTEGRITY_V2_URL = "https://w3id.org/security/data-integrity/v2"
 MULTIKEY_V1_URL = "https://w3id.org/security/multikey/v1"
-MICROCRED_V1_URL = "https://w3id.org/microcred/v1"  # credentials issued before ADR 20
+MICROCRED_V1_URL = "https://w3id.org/microcred/v1"  # credentials issued before ADR 21
 MICROCRED_VOCAB = "https://w3id.org/microcred/vocab#"
 MICROCRED_V1_PATH = "/contexts/microcred/v1"
 

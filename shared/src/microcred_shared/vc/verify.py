@@ -93,7 +93,8 @@ class KeyResolver:
         for vm in _as_list(document.get("verificationMethod")):
             if isinstance(vm, dict) and vm.get("id") == vm_id:
                 return vm, document
-        raise VcError(f"{vm_id} is not in its controller document")
+        raise VcError(f"{vm_id} is not in its controller document: never a key of its "
+                      "controller, or withdrawn by it as compromised")
 
     async def public_key(self, vm_id: str) -> Ed25519PublicKey:
         vm, _ = await self.method(vm_id)

@@ -25,7 +25,7 @@ OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
 
 
 def contexts(base_url: str) -> list[str]:
-    """Published contexts, then ours as this deployment publishes it (ADR 20)."""
+    """Published contexts, then ours as this deployment publishes it (ADR 21)."""
     return [VC_V2, OB_V3, OB_EXTENSIONS, microcred_context_url(base_url)]
 
 OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"

@@ -48,13 +48,17 @@ class SigningKey:
 
 
 def issuer_id(base_url: str, provider_id: str) -> str:
-    """The provider's did:web under the registry's public origin (ADR 20); the registry
-    serves its DID document at `{base_url}/issuers/{provider_id}/did.json`."""
+    """The provider's did:web under the registry's public origin (ADR 21); the registry
+    serves its DID document at `{base_url}/issuers/{provider_id}/did.json`. did:web is
+    https only: behind a plain-http public URL (a bare docker compose) the issuer is its
+    profile URL, as before ADR 21, which our verifier accepts and wallets do not."""
+    if not base_url.startswith("https://"):
+        return issuer_url(base_url, provider_id)
     return did_web(base_url, "issuers", provider_id)
 
 
 def issuer_url(base_url: str, provider_id: str) -> str:
-    """Where the provider's profile is served (the issuer id before ADR 20)."""
+    """Where the provider's profile is served (the issuer id before ADR 21)."""
     return f"{base_url}/issuers/{provider_id}"
 
 

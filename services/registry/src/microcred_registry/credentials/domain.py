@@ -46,18 +46,18 @@ def listing(row: Any, base: str) -> dict[str, Any]:
 
 
 def issuer_url(base: str, provider_id: str) -> str:
-    """The issuer's profile URL (and, for credentials issued before ADR 20, its id)."""
+    """The issuer's profile URL (and, for credentials issued before ADR 21, its id)."""
     return f"{base}/issuers/{provider_id}"
 
 
 def issuer_did(base: str, provider_id: str) -> str:
-    """The issuer's did:web, whose document is `{issuer_url}/did.json` (ADR 20)."""
+    """The issuer's did:web, whose document is `{issuer_url}/did.json` (ADR 21)."""
     return did_web(base, "issuers", provider_id)
 
 
 def controller_document(issuer: Any, base: str) -> dict[str, Any]:
     """Profile + controller document at the issuer's https URL: what credentials issued
-    before ADR 20 name as their issuer; it lists the same keys as the DID document."""
+    before ADR 21 name as their issuer; it lists the same keys as the DID document."""
     profile = {k: v for k, v in issuer.profile.items() if k != "id"}
     url = issuer_url(base, issuer.provider_id)
     also = [issuer_did(base, issuer.provider_id)] if base.startswith("https://") else []

@@ -41,7 +41,7 @@ PUBLIC = {"Access-Control-Allow-Origin": "*"}
 @router.get("/issuers/{provider_id}")
 async def issuer(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
     """The issuer's profile, and the controller document of credentials issued before
-    issuers were did:web (ADR 20)."""
+    issuers were did:web (ADR 21)."""
     async with engine.connect() as conn:
         doc = await handlers.issuer_document(conn, provider_id, base)
     if doc is None:
@@ -52,7 +52,7 @@ async def issuer(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRespons
 
 @router.get("/issuers/{provider_id}/did.json")
 async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
-    """The DID document of `did:web:<host%3Aport>:issuers:<provider_id>` (ADR 20)."""
+    """The DID document of `did:web:<host%3Aport>:issuers:<provider_id>` (ADR 21)."""
     if not base.startswith("https://"):
         raise Problem(404, "Not found", "did:web needs an https MICROCRED_PUBLIC_BASE_URL",
                       kind="not-found")
@@ -82,7 +82,7 @@ async def status_list(provider_id: str, purpose: str, list_no: int, request: Req
 
 @router.get(contexts.MICROCRED_V1_PATH)
 async def microcred_context() -> Response:
-    """Our JSON-LD context, the very bytes credentials are signed against (ADR 20):
+    """Our JSON-LD context, the very bytes credentials are signed against (ADR 21):
     immutable, its sha256 in `Content-Digest` (RFC 9530) and the `ETag`."""
     body = contexts.context_file_bytes(MICROCRED_CONTEXT)
     digest = hashlib.sha256(body)
