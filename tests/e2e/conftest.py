@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,9 +52,27 @@ class Backbone:
         assert self.stack.kafka is not None and self.stack.kafka.services_bootstrap
         return self.stack.kafka.services_bootstrap
 
+    @property
+    def ca_file(self) -> Path:
+        """The devstack CA behind the registry's https (did:web, ADR 22)."""
+        return self.stack.ca_file
+
+    @property
+    def public_base_url(self) -> str:
+        """MICROCRED_PUBLIC_BASE_URL: the registry's https origin, signed into credentials."""
+        return self.stack.stack_env()["MICROCRED_PUBLIC_BASE_URL"]
+
+    def issuer_did(self, provider_id: str) -> str:
+        from microcred_shared.vc.didweb import did_web
+
+        return did_web(self.public_base_url, "issuers", provider_id)
+
     def http(self, service: str, token: str | None = None) -> httpx.AsyncClient:
+        """A client of one service; the registry's https is trusted through the devstack's
+        CA explicitly (never by turning verification off)."""
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=30)
+        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=30,
+                                 verify=ssl.create_default_context(cafile=str(self.ca_file)))
 
     async def db(self, service: str) -> asyncpg.Connection:
         server = self.stack.database_url

@@ -47,7 +47,9 @@ async def test_two_providers_in_two_provinces_issue_registered_credentials_and_m
         doc = creds[0]["credential"]
         assert doc["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
         assert doc["issuer"]["address"]["addressRegion"] == province
-        assert doc["issuer"]["id"].endswith(f"/issuers/{provider}")
+        assert doc["issuer"]["id"] == backbone.issuer_did(provider)  # did:web (ADR 22)
+        assert doc["proof"][0]["verificationMethod"].startswith(doc["issuer"]["id"] + "#")
+        assert doc["@context"][-1] == f"{backbone.public_base_url}/contexts/microcred/v1"
         subject = doc["credentialSubject"]
         assert subject["achievement"]["achievementType"] == "MicroCredential"
         assert subject["name"] == who.full_name

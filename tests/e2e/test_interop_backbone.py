@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from microcred_shared.contract.events import learner_key
-from microcred_shared.vc import contexts
+from microcred_shared.vc import didweb
 from microcred_testkit.backbone import eventually, learner, result
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -32,17 +32,21 @@ def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[
 
 
 async def served_documents(bb, credential: dict) -> dict:
-    """What a stranger's verifier fetches: the issuer's controller document and the status
-    lists, from the registry's public URLs, plus our context."""
-    urls = {credential["issuer"]["id"] if isinstance(credential["issuer"], dict)
-            else credential["issuer"]}
-    urls |= {e["statusListCredential"] for e in credential.get("credentialStatus", [])}
-    docs = {contexts.MICROCRED_V1_URL: contexts.get_context(contexts.MICROCRED_V1_URL)}
+    """What a stranger's verifier fetches over https from the registry's public URLs: the
+    issuer's DID document (did:web), the status lists and our context (ADR 22)."""
+    issuer = (credential["issuer"]["id"] if isinstance(credential["issuer"], dict)
+              else credential["issuer"])
+    urls = {issuer: didweb.document_url(issuer)}
+    urls |= {e["statusListCredential"]: e["statusListCredential"]
+             for e in credential.get("credentialStatus", [])}
+    urls |= {c: c for c in credential["@context"]
+             if isinstance(c, str) and c.startswith(bb.public_base_url)}
+    docs = {}
     async with bb.http("registry") as client:
-        for url in urls:
+        for key, url in urls.items():
             r = await client.get(url)
             assert r.status_code == 200, url
-            docs[url] = r.json()
+            docs[key] = r.json()
     return docs
 
 
@@ -61,7 +65,7 @@ async def test_the_reference_verifier_accepts_backbone_credentials_and_sees_revo
     rdfc = body["credentials"][0]["credential"]
     assert rdfc["proof"][0]["cryptosuite"] == "eddsa-rdfc-2022"
 
-    issuer = f"{backbone.url('registry')}/issuers/lakeshore-college"
+    issuer = backbone.issuer_did("lakeshore-college")
     async with backbone.http("issuance", backbone.api_keys["lakeshore-college"]) as client:
         r = await client.post("/credentials/issue", json={"options": {
             "cryptosuite": "eddsa-jcs-2022"}, "credential": {

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from microcred_devstack import tls
 from microcred_shared.contract.events import Learner, learner_key
 from microcred_testkit.backbone import eventually, result
 
@@ -67,14 +68,17 @@ async def _mails(bb, email):
 
 
 @pytest.fixture
-async def browser(tmp_path):
+async def browser(tmp_path, backbone):
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, before any I/O
         pytest.fail("Debian chromium is missing: `make install` installs it")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
+        # The registry's https: trust exactly its certificate (by its key), nothing else.
+        pin = tls.files(backbone.stack.state_dir).spki_pin()
         context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False, args=ARGS)
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False,
+            args=[*ARGS, f"--ignore-certificate-errors-spki-list={pin}"])
         try:
             yield context
         finally:

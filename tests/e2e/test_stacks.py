@@ -68,7 +68,7 @@ async def test_a_stack_spanning_two_providers_is_issued_exactly_once_when_compon
     doc = stacked[0]["credential"]
     component_urls = {c["url"] for c in creds if c["id"] != stacked[0]["id"]}
     assert set(doc["components"]) == component_urls
-    assert doc["issuer"]["id"].endswith(f"/issuers/{OCSC}")
+    assert doc["issuer"]["id"] == backbone.issuer_did(OCSC)
     # New credentials are private (ADR 9): the stack's issuer reads its verification.
     async with backbone.http("registry", backbone.api_keys[OCSC]) as client:
         v = (await client.get(f"/v1/credentials/{stacked[0]['id']}/verification")).json()

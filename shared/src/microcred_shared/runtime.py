@@ -249,9 +249,13 @@ async def _leave_undecoded(msg: Any) -> None:
     return None
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None = None,
+          ssl_keyfile: str | None = None) -> None:
     import uvicorn
 
     logs.configure(settings.service, settings.log_format)
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise SystemExit(f"{settings.service}: TLS needs both a certificate and its key file")
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                timeout_graceful_shutdown=20)
+                timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile)

@@ -124,3 +124,27 @@ async def test_a_credential_breaking_the_ob_schema_fails_the_schema_check(issuer
     result = await verify(issuer, credential)
     assert result.checks["proof"].ok and not result.checks["schema"].ok
     assert "criteria" in result.checks["schema"].detail and result.status == "invalid"
+
+
+DID_ISSUER = "did:web:issuers.example.ca%3A8443:issuers:lakeshore-college"
+
+
+async def test_a_did_web_issuer_is_resolved_through_its_did_document():
+    world = examples.ExampleIssuer(DID_ISSUER)
+    world.publish_lists()
+    assert set(world.documents) == {
+        "https://issuers.example.ca:8443/issuers/lakeshore-college/did.json",
+        *(world.list_url(p) for p in statuslist.PURPOSES)}
+    result = await verify(world, world.credential(3))
+    assert result.verified and result.status == "valid", result.problems()
+    assert result.checks["issuer_key"].detail == f"{DID_ISSUER}#key-1"
+
+
+async def test_a_did_document_that_names_another_did_is_not_believed():
+    world = examples.ExampleIssuer(DID_ISSUER)
+    world.publish_lists()
+    url = "https://issuers.example.ca:8443/issuers/lakeshore-college/did.json"
+    world.documents[url] = {**world.documents[url], "id": "did:web:elsewhere.example"}
+    result = await verify(world, world.credential(3))
+    assert not result.verified
+    assert "names 'did:web:elsewhere.example'" in result.checks["issuer_key"].detail

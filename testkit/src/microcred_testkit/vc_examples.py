@@ -103,21 +103,26 @@ class ExampleIssuer:
                  seed: bytes = bytes(range(32)), key_id: str = "key-1") -> None:
         from datetime import UTC, datetime
 
-        from microcred_shared.vc import controller, keys, proofs, statuslist
+        from microcred_shared.vc import controller, didweb, keys, proofs, statuslist
 
         self._proofs, self._statuslist = proofs, statuslist
         self.issuer_id = issuer_id
         self.private_key = keys.private_key_from_seed(seed)
         self.verification_method = controller.verification_method_id(issuer_id, key_id)
-        self.documents: dict[str, dict[str, Any]] = {
-            issuer_id: controller.controller_document(
-                issuer_id, [controller.IssuerKey(key_id, self.private_key.public_key())],
-                name="Lakeshore College")}
+        issuer_keys = [controller.IssuerKey(key_id, self.private_key.public_key())]
+        if issuer_id.startswith(didweb.PREFIX):  # its DID document, where did:web puts it
+            self.home = didweb.document_url(issuer_id).removesuffix("/did.json")
+            self.documents: dict[str, dict[str, Any]] = {
+                f"{self.home}/did.json": controller.did_document(issuer_id, issuer_keys)}
+        else:
+            self.home = issuer_id
+            self.documents = {issuer_id: controller.controller_document(
+                issuer_id, issuer_keys, name="Lakeshore College")}
         self.lists = {p: statuslist.new_list() for p in statuslist.PURPOSES}
         self.valid_from = datetime(2026, 1, 1, tzinfo=UTC)
 
     def list_url(self, purpose: str) -> str:
-        return f"{self.issuer_id}/status/{purpose}/1"
+        return f"{self.home}/status/{purpose}/1"
 
     def credential(self, index: int, *, suite: str = "eddsa-rdfc-2022",
                    **fields: Any) -> dict[str, Any]:

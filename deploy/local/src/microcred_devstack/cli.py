@@ -66,6 +66,12 @@ def up(
         f"up in {time.monotonic() - started:.1f}s; state in {stack.state_dir}; "
         f"details: {stack.manifest_file}"
     )
+    console.print(  # did:web needs https: the registry's certificate is from our own CA
+        f"registry over https, certificate from this stack's CA: {stack.ca_file}\n"
+        f"  trust it per command: curl --cacert {stack.ca_file} …, "
+        f"SSL_CERT_FILE={stack.ca_file} (Python), NODE_EXTRA_CA_CERTS={stack.ca_file} (Node)",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -81,11 +81,19 @@ def stack_settings(
     base_env: Mapping[str, str],
 ) -> dict[str, str]:
     """The settings every service gets from the stack; what the developer set explicitly wins
-    for the ones with a meaningful local override (public URL, key, seed file)."""
+    for the ones with a meaningful local override (public URL, key, seed file).
+
+    The registry serves its public origin over TLS with the state dir's own CA (did:web is
+    https only, ADR 22): see `tls`."""
+    from . import tls
+
+    certs = tls.ensure(state_dir)
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "DATABASE_URL": database_url,
-        "MICROCRED_PUBLIC_BASE_URL": f"http://127.0.0.1:{http_ports['registry']}",
+        "MICROCRED_PUBLIC_BASE_URL": f"https://127.0.0.1:{http_ports['registry']}",
+        "MICROCRED_REGISTRY_TLS_CERTFILE": str(certs.server_cert),
+        "MICROCRED_REGISTRY_TLS_KEYFILE": str(certs.server_key),
         "MICROCRED_KEY_ENCRYPTION_KEY": key_encryption_key(state_dir),
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),

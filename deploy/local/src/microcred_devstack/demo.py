@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -190,9 +191,12 @@ async def run(state_dir: Path) -> int:
     console.print(f"published {len(items) + 3} results from {len(providers)} providers "
                   f"in {len({catalog.provider(p).jurisdiction for p in providers})} provinces; "
                   "waiting for the backbone...")
+    # The registry is https with this stack's own CA (did:web, ADR 22): trusted explicitly.
+    trust = ssl.create_default_context(cafile=manifest["tls"]["ca"])
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
-                                        expected)
-    await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog)
+                                        expected, trust)
+    await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog,
+                            trust)
     for c in creds:
         if c["credential"].get("components"):
             console.print(f"Stacked credential [bold]{c['title']}[/] for "
@@ -220,11 +224,12 @@ async def run(state_dir: Path) -> int:
 
 
 async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
+                                trust: ssl.SSLContext,
                                 timeout: float = 90) -> list[dict[str, Any]]:  # noqa: ASYNC109
     wanted = {(r.learner.email, r.definition_id) for r in expected}
     found: dict[tuple[str, str], dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=registry, timeout=10,
+    async with httpx.AsyncClient(base_url=registry, timeout=10, verify=trust,
                                  headers={"authorization": f"Bearer {token}"}) as client:
         while len(found) < len(wanted) and time.monotonic() < deadline:
             for email in {e for e, _ in wanted}:
@@ -239,12 +244,12 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
 
 
 async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any]],
-                            catalog: Any) -> None:
+                            catalog: Any, trust: ssl.SSLContext) -> None:
     table = Table(title="Credentials issued, signed and registered")
     for col in ("learner", "credential", "awarding body", "province", "verification", "URL"):
         table.add_column(col, overflow="fold")
     # New credentials are private (ADR 9): the operator reads them.
-    async with httpx.AsyncClient(base_url=registry, timeout=10,
+    async with httpx.AsyncClient(base_url=registry, timeout=10, verify=trust,
                                  headers={"authorization": f"Bearer {token}"}) as client:
         for c in creds:
             doc = c["credential"]

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -182,8 +183,10 @@ class ServiceProcess:
         log_file: Path,
         pid_file: Path,
         cwd: Path | None = None,
+        cafile: Path | None = None,
     ) -> None:
         self.name = name
+        self.cafile = cafile  # the CA of its https certificate (the registry's: ADR 22)
         self.argv = list(argv)
         self.env = dict(env)
         self.log_file = log_file
@@ -215,6 +218,7 @@ class ServiceProcess:
         """Poll url until it answers 200; raise ServiceError (with the log tail) otherwise."""
         deadline = time.monotonic() + timeout
         last = "no answer yet"
+        context = ssl.create_default_context(cafile=str(self.cafile)) if self.cafile else None
         while time.monotonic() < deadline:
             if not self.is_alive():
                 raise ServiceError(
@@ -222,7 +226,7 @@ class ServiceProcess:
                     f"{self.log_file}:\n{tail(self.log_file)}"
                 )
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
+                with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                     if resp.status == 200:
                         return
                     last = f"HTTP {resp.status}"

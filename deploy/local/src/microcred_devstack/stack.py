@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import tools
+from . import tls, tools
 from .config import (
     DEFAULT_HTTP_PORTS,
     DEFAULT_KAFKA_PORT,
@@ -175,8 +175,19 @@ class Stack:
         env.update(extra or {})
         return env
 
+    # The registry serves its public origin over https (did:web, ADR 22), with a CA the
+    # stack makes per state dir; the other services stay on loopback http.
+    TLS_SERVICES = frozenset({"registry"})
+
     def service_url(self, name: str) -> str:
-        return f"http://{HOST}:{self.http_ports[name]}"
+        scheme = "https" if name in self.TLS_SERVICES else "http"
+        return f"{scheme}://{HOST}:{self.http_ports[name]}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the registry's certificate: trust it explicitly (httpx
+        `verify=`, `SSL_CERT_FILE`, `curl --cacert`, `NODE_EXTRA_CA_CERTS`)."""
+        return tls.ensure(self.state_dir).ca_cert
 
     def service(self, name: str, extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
         if name not in SERVICES:
@@ -190,6 +201,7 @@ class Stack:
             self.log_dir / f"{name}.log",
             self.pid_dir / f"{name}.pid",
             cwd=REPO_ROOT,
+            cafile=tls.files(self.state_dir).ca_cert if name in self.TLS_SERVICES else None,
         )
 
     def start_service(
@@ -312,6 +324,7 @@ class Stack:
                          "embedded": bool(self.pg is None or self.pg.embedded)},
             "services": {n: {**rows[n], "url": rows[n]["address"], "port": self.http_ports[n]}
                          for n in SERVICES},
+            "tls": {"ca": str(tls.files(self.state_dir).ca_cert)},
         }  # fmt: skip
         if self.kafka and self.pg:
             data["env"] = self.stack_env()

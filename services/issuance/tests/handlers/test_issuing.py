@@ -30,7 +30,7 @@ LAKESHORE = "lakeshore-college"
 def verifies(world, signed: dict, provider_id: str) -> bool:
     key = world.keys.active(provider_id)
     vm = proof_of(signed)["verificationMethod"]
-    assert vm == f"{world.base_url}/issuers/{provider_id}#{key.key_id}"
+    assert vm == f"did:web:registry.microcred.example:issuers:{provider_id}#{key.key_id}"
     return proofs.verify_proof_sync(signed, lambda _vm: key.private.public_key()).ok
 
 
@@ -55,7 +55,7 @@ async def test_an_achieved_assessment_is_issued_as_a_signed_credential_naming_it
     assert issued.learner_email == decision.learner.email
     doc = issued.credential
     assert doc["id"] == f"urn:uuid:{issued.credential_id}"
-    assert doc["issuer"]["id"] == f"{world.base_url}/issuers/{LAKESHORE}"
+    assert doc["issuer"]["id"] == f"did:web:registry.microcred.example:issuers:{LAKESHORE}"
     assert doc["credentialSubject"]["result"][0]["value"] == "91"
     assert verifies(world, doc, LAKESHORE)
     row = (await world.rows("SELECT assessment_id, status, learner_key FROM issued_credentials"))
@@ -158,7 +158,7 @@ def _incoming(event):
 def submitted(world, provider_id: str = LAKESHORE, **extra) -> dict:
     return {"@context": ["https://www.w3.org/ns/credentials/v2"],
             "type": ["VerifiableCredential"], "name": "Workshop attendance",
-            "issuer": f"{world.base_url}/issuers/{provider_id}",
+            "issuer": f"did:web:registry.microcred.example:issuers:{provider_id}",
             "credentialSubject": {"id": "did:example:learner-1"}, **extra}
 
 
@@ -199,7 +199,7 @@ async def test_the_vc_api_refuses_a_signed_credential_or_another_issuer_and_keep
             await issue_submitted(conn, world.issuing, LAKESHORE,
                                   submitted(world, proof={"type": "DataIntegrityProof"}),
                                   requested_id=None, cryptosuite=None, traceparent=None)
-        with pytest.raises(WrongIssuer, match="issues as .*/issuers/lakeshore-college"):
+        with pytest.raises(WrongIssuer, match="issues as did:web:.*:issuers:lakeshore-college"):
             await issue_submitted(conn, world.issuing, LAKESHORE,
                                   submitted(world, "coast-mountain-university"),
                                   requested_id=None, cryptosuite=None, traceparent=None)

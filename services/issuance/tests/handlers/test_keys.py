@@ -42,7 +42,8 @@ async def test_a_new_provider_gets_a_key_and_its_profile_and_key_are_announced(w
     await onboard(world, arrival(world))
     [event] = await announced(world)
     assert event.provider_id == "north-shore-polytechnic"
-    assert event.profile["id"] == f"{world.base_url}/issuers/north-shore-polytechnic"
+    assert event.profile["id"] == (
+        "did:web:registry.microcred.example:issuers:north-shore-polytechnic")
     assert [k.status for k in event.keys] == ["active"]
     await world.keys.ensure_loaded("north-shore-polytechnic")
     key = world.keys.active("north-shore-polytechnic")

@@ -65,7 +65,7 @@ async def test_the_last_component_awards_the_stack_signed_by_its_owner_naming_bo
     assert stack.provider_id == OCSC
     assert stack.learner_key == by_definition[DATA][0].learner_key
     assert set(stack.credential["components"]) == components
-    assert stack.credential["issuer"]["id"] == f"{world.base_url}/issuers/{OCSC}"
+    assert stack.credential["issuer"]["id"] == f"did:web:registry.microcred.example:issuers:{OCSC}"
     assert await world.scalar("SELECT count(*) FROM stack_awards") == 1
 
 

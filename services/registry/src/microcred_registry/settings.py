@@ -12,6 +12,12 @@ class Settings(ServiceSettings):
     own_database_url: str | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_REGISTRY_DATABASE_URL"))
     http_port: int = Field(8103, validation_alias=AliasChoices("MICROCRED_REGISTRY_HTTP_PORT"))
+    # TLS served by the process itself (the local stack: did:web needs https, ADR 22);
+    # unset when a proxy or ingress terminates TLS in front of it.
+    tls_certfile: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_REGISTRY_TLS_CERTFILE"))
+    tls_keyfile: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_REGISTRY_TLS_KEYFILE"))
     # Operators may list any learner's credentials; learners sign in for their own.
     operator_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))

@@ -123,11 +123,42 @@ async def test_issuer_keys_older_than_those_stored_never_replace_them(db: Any) -
     await db.deliver(topics.ISSUER_KEYS, handlers.on_issuer_keys, IssuerKeysPublished, [older])
 
     async with db.engine.connect() as conn:
-        doc = await handlers.issuer_document(conn, "lakeshore")
+        doc = await handlers.issuer_document(conn, "lakeshore", BASE)
     assert doc is not None
     methods = {m["id"].rsplit("#", 1)[1]: m for m in doc["verificationMethod"]}
     assert set(methods) == {"key-1", "key-2"}
     assert "expires" in methods["key-1"] and "expires" not in methods["key-2"]
+
+
+async def test_the_did_document_lists_every_key_with_its_fate_and_the_profile_url_the_same(
+        db: Any) -> None:
+    await db.deliver(topics.ISSUER_KEYS, handlers.on_issuer_keys, IssuerKeysPublished,
+                     [keys_event(T0, "retired", "compromised", "active")])
+    did = "did:web:registry.test:issuers:lakeshore"
+    async with db.engine.connect() as conn:
+        doc = await handlers.issuer_document(conn, "lakeshore", BASE, did=True)
+        profile = await handlers.issuer_document(conn, "lakeshore", BASE)
+    assert doc is not None and profile is not None
+    assert doc["@context"] == ["https://www.w3.org/ns/did/v1",
+                               "https://w3id.org/security/multikey/v1"]
+    assert doc["id"] == doc["controller"] == did
+    assert doc["alsoKnownAs"] == [f"{BASE}/issuers/lakeshore"]
+    assert "name" not in doc  # DID Core and Multikey terms only: the profile is elsewhere
+    methods = {m["id"]: m for m in doc["verificationMethod"]}
+    # The compromised key is gone: wallets' verifiers ignore `revoked` on a method.
+    assert set(methods) == {f"{did}#key-1", f"{did}#key-3"}
+    assert doc["assertionMethod"] == list(methods)
+    assert {m["controller"] for m in methods.values()} == {did}
+    assert "expires" in methods[f"{did}#key-1"]
+    assert not {"expires", "revoked"} & set(methods[f"{did}#key-3"])
+    # The profile URL (id of credentials issued before did:web) lists the same keys, the
+    # compromised one marked `revoked` (the reference verifier and ours honour it).
+    assert profile["id"] == f"{BASE}/issuers/lakeshore" and profile["name"] == "Lakeshore"
+    assert profile["alsoKnownAs"] == [did]
+    old = {m["id"].rsplit("#")[1]: m for m in profile["verificationMethod"]}
+    assert "revoked" in old["key-2"]
+    assert ([old[k]["publicKeyMultibase"] for k in ("key-1", "key-3")]
+            == [m["publicKeyMultibase"] for m in doc["verificationMethod"]])
 
 
 def status_list(version: int) -> StatusListPublished:

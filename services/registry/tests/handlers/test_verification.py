@@ -30,3 +30,94 @@ async def test_one_of_our_own_urls_is_read_from_the_database_not_fetched(db: Any
 async def test_an_unsigned_document_does_not_verify_and_says_why(db: Any) -> None:
     result = await handlers.verify_document(db.engine, BASE, {"id": "urn:uuid:x"})
     assert result["verified"] is False and result["problems"]
+
+
+# --- issuers as did:web (ADR 22), and credentials issued before --------------------------
+
+DID = "did:web:registry.test:issuers:lakeshore"
+OLD_ID = f"{BASE}/issuers/lakeshore"
+SEED = bytes([9] * 32)
+
+
+async def _publish_issuer_and_lists(db: Any, revoked: int | None = None) -> None:
+    """The registry's projections as issuance fills them: the provider's key, and its
+    status lists signed by its did:web."""
+    from datetime import UTC, datetime
+
+    from microcred_registry.credentials import handlers as credentials
+    from microcred_shared.contract import topics
+    from microcred_shared.contract.events import (
+        IssuerKeysPublished,
+        IssuerPublicKey,
+        StatusListPublished,
+    )
+    from microcred_shared.vc import keys, proofs, statuslist
+
+    private = keys.private_key_from_seed(SEED)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    await db.deliver(topics.ISSUER_KEYS, credentials.on_issuer_keys, IssuerKeysPublished, [
+        IssuerKeysPublished(provider_id="lakeshore", profile={"id": DID, "name": "Lakeshore"},
+                            keys=[IssuerPublicKey(key_id="key-1", status="active",
+                                                  public_multikey=keys.multikey_encode(
+                                                      private.public_key()), created_at=t0)],
+                            published_at=t0)])
+    lists = []
+    for purpose in statuslist.PURPOSES:
+        bits = statuslist.new_list()
+        if revoked is not None and purpose == "revocation":
+            statuslist.set_bit(bits, revoked)
+        url = f"{BASE}/status/lakeshore/{purpose}/0"
+        signed = proofs.sign(statuslist.status_list_credential(
+            url=url, issuer=DID, purpose=purpose, encoded_list=statuslist.encode_list(bits),
+            valid_from=t0), private, f"{DID}#key-1", created=t0)
+        lists.append(StatusListPublished(url=url, provider_id="lakeshore", purpose=purpose,
+                                         version=1, credential=signed, published_at=t0))
+    await db.deliver(topics.STATUS_LISTS, credentials.on_status_list, StatusListPublished,
+                     lists)
+
+
+def _credential(issuer: str, index: int, context: str) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from microcred_shared.vc import keys, proofs, statuslist
+    from microcred_testkit.vc_examples import example_credential
+
+    doc = example_credential(issuer_id=issuer, credential_status=[
+        statuslist.status_entry(status_list_credential=f"{BASE}/status/lakeshore/{p}/0",
+                                index=index, purpose=p) for p in statuslist.PURPOSES])
+    doc["@context"][-1] = context
+    return proofs.sign(doc, keys.private_key_from_seed(SEED), f"{issuer}#key-1",
+                       created=datetime(2026, 6, 30, tzinfo=UTC))
+
+
+async def test_a_did_web_credential_naming_our_published_context_verifies_from_our_database(
+        db: Any) -> None:
+    await _publish_issuer_and_lists(db, revoked=4)
+    fresh = await handlers.verify_document(
+        db.engine, BASE, _credential(DID, 3, f"{BASE}/contexts/microcred/v1"))
+    assert fresh["verified"], fresh["problems"]
+    revoked = await handlers.verify_document(
+        db.engine, BASE, _credential(DID, 4, f"{BASE}/contexts/microcred/v1"))
+    assert revoked["status"] == "revoked"
+
+
+async def test_a_credential_issued_before_did_web_still_verifies_and_sees_its_status(
+        db: Any) -> None:
+    """https issuer and key id, the w3id context; its status lists are now signed by the
+    issuer's did:web, whose key its profile URL lists too."""
+    await _publish_issuer_and_lists(db, revoked=6)
+    old = await handlers.verify_document(
+        db.engine, BASE, _credential(OLD_ID, 5, "https://w3id.org/microcred/v1"))
+    assert old["verified"] and old["status"] == "valid", old["problems"]
+    old_revoked = await handlers.verify_document(
+        db.engine, BASE, _credential(OLD_ID, 6, "https://w3id.org/microcred/v1"))
+    assert old_revoked["status"] == "revoked", old_revoked["problems"]
+
+
+async def test_a_did_web_key_of_another_issuer_does_not_vouch_for_ours(db: Any) -> None:
+    await _publish_issuer_and_lists(db)
+    forged = _credential("did:web:registry.test:issuers:someone-else", 3,
+                         f"{BASE}/contexts/microcred/v1")
+    result = await handlers.verify_document(db.engine, BASE, forged)
+    assert not result["verified"]
+    assert any(c["check"] == "issuer_key" and not c["ok"] for c in result["checks"])

@@ -1,6 +1,10 @@
-"""Controller documents: the issuer profile URL that lists the issuer's keys.
+"""Controller documents: the documents that list an issuer's keys.
 
-Served at `{PUBLIC_BASE_URL}/issuers/{provider_id}`; key ids are `{that URL}#{key_id}`.
+Our issuers are did:web DIDs (ADR 22): the DID document at
+`{PUBLIC_BASE_URL}/issuers/{provider_id}/did.json` (`did_document`), key ids
+`{did}#{key_id}`. Credentials issued before name `{PUBLIC_BASE_URL}/issuers/{provider_id}`,
+served as the issuer profile *and* controller document of the same keys, key ids
+`{that URL}#{key_id}`.
 The DID v1 context comes first on purpose: the JavaScript verifier then reads
 `assertionMethod` directly instead of JSON-LD-framing the document (which would need
 contexts we do not vendor). Retired keys stay listed with `expires`, compromised ones get
@@ -55,3 +59,16 @@ def controller_document(controller_id: str, keys: list[IssuerKey],
         "verificationMethod": methods,
         "assertionMethod": [vm["id"] for vm in methods],
     }
+
+
+def did_document(did: str, keys: list[IssuerKey], *,
+                 also_known_as: list[str] | None = None) -> dict[str, Any]:
+    """A DID document: only DID Core and Multikey terms (wallets resolve and JSON-LD
+    process it; the issuer's profile lives in the credential and at `also_known_as`).
+
+    A compromised key is left out, not marked: verifiers of the wallet ecosystem ignore a
+    method's `revoked` and would go on accepting its signatures, while a method that is not
+    in the document verifies nowhere. Retired keys stay, with `expires` (ADR 8)."""
+    kept = [k for k in keys if k.revoked is None]
+    return controller_document(did, kept, controller=did,
+                               **({"alsoKnownAs": also_known_as} if also_known_as else {}))

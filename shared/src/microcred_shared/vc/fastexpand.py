@@ -27,7 +27,7 @@ from pyld import jsonld
 from pyld.context_resolver import ContextResolver
 
 from .canon import _UNSAFE_CHARS, _UNSAFE_IRI_CHARS, ISSUER_DEPENDENT, double_is_portable
-from .contexts import document_loader, known_urls
+from .contexts import canonical_url, document_loader, known_urls
 
 Term = str | int
 Quad = tuple[Term, str, Term]
@@ -166,8 +166,12 @@ class Contexts:
 
     def top(self, spec: Any) -> Ctx:
         urls = (spec,) if isinstance(spec, str) else spec
-        if not isinstance(urls, list | tuple) or not all(
-                isinstance(u, str) and u in self._known for u in urls):
+        if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
+            raise Fallback("top-level @context is not a list of vendored URLs")
+        # A deployment's URL of our context is the vendored document: one cache entry for
+        # all of them, so documents naming many origins cannot grow the cache.
+        urls = [canonical_url(u) for u in urls]
+        if not all(u in self._known for u in urls):
             raise Fallback("top-level @context is not a list of vendored URLs")
         return self.process(self._initial, list(urls), key=("top", *urls))
 

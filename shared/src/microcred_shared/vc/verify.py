@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import statuslist
+from . import didweb, statuslist
 from .errors import VcError
 from .keys import did_key_document, multikey_decode
 from .proofs import verify_proof
@@ -63,12 +63,27 @@ class KeyResolver:
 
     async def controller(self, url: str) -> dict[str, Any]:
         if url not in self._documents:
-            document = did_key_document(url) if url.startswith("did:key:") else (
-                await self._resolve(url))
+            if url.startswith("did:key:"):
+                document = did_key_document(url)
+            elif url.startswith(didweb.PREFIX):
+                document = await self._resolve(didweb.document_url(url))
+                if isinstance(document, dict) and document.get("id") != url:
+                    raise VcError(f"the DID document of {url} names {document.get('id')!r}")
+            else:
+                document = await self._resolve(url)
             if not isinstance(document, dict):
                 raise VcError(f"controller document {url} is not a JSON object")
             self._documents[url] = document
         return self._documents[url]
+
+    async def assertion_keys(self, controller_id: str) -> set[str]:
+        """publicKeyMultibase of every assertion key `controller_id` lists, unrevoked."""
+        document = await self.controller(controller_id)
+        listed = {e.get("id") if isinstance(e, dict) else e
+                  for e in _as_list(document.get("assertionMethod"))}
+        return {vm["publicKeyMultibase"] for vm in _as_list(document.get("verificationMethod"))
+                if isinstance(vm, dict) and vm.get("id") in listed and "revoked" not in vm
+                and isinstance(vm.get("publicKeyMultibase"), str)}
 
     async def method(self, vm_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(verification method, controller document) for `vm_id`."""
@@ -78,7 +93,8 @@ class KeyResolver:
         for vm in _as_list(document.get("verificationMethod")):
             if isinstance(vm, dict) and vm.get("id") == vm_id:
                 return vm, document
-        raise VcError(f"{vm_id} is not in its controller document")
+        raise VcError(f"{vm_id} is not in its controller document: never a key of its "
+                      "controller, or withdrawn by it as compromised")
 
     async def public_key(self, vm_id: str) -> Ed25519PublicKey:
         vm, _ = await self.method(vm_id)
@@ -157,7 +173,7 @@ async def _status_of(document: dict[str, Any], entry: Any, resolve: DocumentReso
     if not proof.ok:
         return "unknown", f"status list {url} has a bad proof: {proof.reason}"
     key = await check_issuer_key(listing, keys)
-    if issuer_id(listing) != issuer_id(document) or not key.ok:
+    if not key.ok or not await _same_issuer(listing, document, keys):
         return "unknown", f"status list {url} is not signed by the credential's issuer"
     subject = listing.get("credentialSubject") or {}
     if ("BitstringStatusListCredential" not in _as_list(listing.get("type"))
@@ -174,6 +190,20 @@ async def _status_of(document: dict[str, Any], entry: Any, resolve: DocumentReso
     if not bit:
         return "valid", f"{purpose} bit {index} is clear"
     return ("revoked" if purpose == "revocation" else "suspended"), f"{purpose} bit {index} set"
+
+
+async def _same_issuer(listing: dict[str, Any], document: dict[str, Any],
+                       keys: KeyResolver) -> bool:
+    """The list's issuer is the credential's: the same id, or (an issuer known by two ids:
+    its https controller URL on credentials issued before did:web, its did:web after, ADR
+    20) the list's signing key is one of the credential issuer's own assertion keys."""
+    if issuer_id(listing) == issuer_id(document):
+        return True
+    try:
+        vm, _ = await keys.method(_first_proof(listing).get("verificationMethod"))  # type: ignore[arg-type]
+        return vm.get("publicKeyMultibase") in await keys.assertion_keys(issuer_id(document))
+    except Exception:  # noqa: BLE001 - cannot establish it: not the same issuer
+        return False
 
 
 async def check_status(document: dict[str, Any], resolve: DocumentResolver, keys: KeyResolver,

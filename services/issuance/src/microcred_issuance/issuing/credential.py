@@ -17,12 +17,17 @@ from microcred_issuance.keys.domain import issuer_id, issuer_profile
 from microcred_issuance.status.domain import status_entries
 from microcred_shared.catalog import Definition, Partner, Provider, Text
 from microcred_shared.contract.events import AssessmentDecided, KnownLearner
+from microcred_shared.vc.contexts import microcred_context_url
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
-MICROCRED_V1 = "https://w3id.org/microcred/v1"
-CONTEXTS = [VC_V2, OB_V3, OB_EXTENSIONS, MICROCRED_V1]
+
+
+def contexts(base_url: str) -> list[str]:
+    """Published contexts, then ours as this deployment publishes it (ADR 22)."""
+    return [VC_V2, OB_V3, OB_EXTENSIONS, microcred_context_url(base_url)]
+
 OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
              "ob_v3p0_achievementcredential_schema.json")
 
@@ -179,7 +184,7 @@ def _document(definition: Definition, provider: Provider, profile: dict[str, Any
               credential_id: uuid.UUID, issued_at: datetime, base_url: str,
               status_index: int, subject: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "@context": list(CONTEXTS),
+        "@context": contexts(base_url),
         "id": f"urn:uuid:{credential_id}",
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": definition.title.en,

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from microcred_shared.catalog import Provider, Text
 from microcred_shared.vc import proofs
+from microcred_shared.vc.didweb import did_web
 
 MULTICODEC_ED25519_PUB = b"\xed\x01"
 COUNTRY = {"CA": "Canada"}
@@ -47,11 +48,22 @@ class SigningKey:
 
 
 def issuer_id(base_url: str, provider_id: str) -> str:
+    """The provider's did:web under the registry's public origin (ADR 22); the registry
+    serves its DID document at `{base_url}/issuers/{provider_id}/did.json`. did:web is
+    https only: behind a plain-http public URL (a bare docker compose) the issuer is its
+    profile URL, as before ADR 22, which our verifier accepts and wallets do not."""
+    if not base_url.startswith("https://"):
+        return issuer_url(base_url, provider_id)
+    return did_web(base_url, "issuers", provider_id)
+
+
+def issuer_url(base_url: str, provider_id: str) -> str:
+    """Where the provider's profile is served (the issuer id before ADR 22)."""
     return f"{base_url}/issuers/{provider_id}"
 
 
 def verification_method(base_url: str, key: SigningKey) -> str:
-    """The key's id in the issuer's controller document (served by the registry)."""
+    """The key's id in the issuer's DID document (served by the registry)."""
     return f"{issuer_id(base_url, key.provider_id)}#{key.key_id}"
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from microcred_shared.contract.events import CredentialIssued, CredentialRegistered
 from microcred_shared.vc import controller as controllers
+from microcred_shared.vc.didweb import did_web
 from microcred_shared.vc.keys import multikey_decode
 
 LD_JSON = "application/ld+json"
 VC_JSON = "application/vc+ld+json"
+DID_JSON = "application/did+ld+json"
 MICROCRED_CONTEXT = "https://w3id.org/microcred/v1"
 
 
@@ -43,9 +45,35 @@ def listing(row: Any, base: str) -> dict[str, Any]:
             "url": credential_url(base, row.credential_id), "credential": row.document}
 
 
-def controller_document(issuer: Any) -> dict[str, Any]:
-    """Profile + controller document. Retired keys stay listed with `expires`, so what they
-    signed before keeps verifying; a compromised key is listed as `revoked`."""
+def issuer_url(base: str, provider_id: str) -> str:
+    """The issuer's profile URL (and, for credentials issued before ADR 22, its id)."""
+    return f"{base}/issuers/{provider_id}"
+
+
+def issuer_did(base: str, provider_id: str) -> str:
+    """The issuer's did:web, whose document is `{issuer_url}/did.json` (ADR 22)."""
+    return did_web(base, "issuers", provider_id)
+
+
+def controller_document(issuer: Any, base: str) -> dict[str, Any]:
+    """Profile + controller document at the issuer's https URL: what credentials issued
+    before ADR 22 name as their issuer; it lists the same keys as the DID document."""
+    profile = {k: v for k, v in issuer.profile.items() if k != "id"}
+    url = issuer_url(base, issuer.provider_id)
+    also = [issuer_did(base, issuer.provider_id)] if base.startswith("https://") else []
+    return controllers.controller_document(url, issuer_keys(issuer), **profile,
+                                           **({"alsoKnownAs": also} if also else {}))
+
+
+def did_document(issuer: Any, base: str) -> dict[str, Any]:
+    """The issuer's DID document: its keys, nothing else (the profile is at its URL)."""
+    return controllers.did_document(issuer_did(base, issuer.provider_id), issuer_keys(issuer),
+                                    also_known_as=[issuer_url(base, issuer.provider_id)])
+
+
+def issuer_keys(issuer: Any) -> list[controllers.IssuerKey]:
+    """Every key the issuer had. Retired keys stay listed with `expires`, so what they
+    signed before keeps verifying; a compromised key is listed as `revoked` (ADR 8)."""
     keys = []
     for key in issuer.keys:
         retired = key.get("retired_at")
@@ -53,8 +81,7 @@ def controller_document(issuer: Any) -> dict[str, Any]:
             key_id=key["key_id"], public_key=multikey_decode(key["public_multikey"]),
             expires=retirement(retired) if key["status"] == "retired" else None,
             revoked=retirement(retired) if key["status"] == "compromised" else None))
-    profile = {k: v for k, v in issuer.profile.items() if k != "id"}
-    return controllers.controller_document(issuer.profile["id"], keys, **profile)
+    return keys
 
 
 def retirement(value: str | None) -> datetime | None:

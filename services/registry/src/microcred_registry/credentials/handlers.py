@@ -14,7 +14,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_registry.credentials.domain import controller_document, listing, registration
+from microcred_registry.credentials.domain import (
+    controller_document,
+    did_document,
+    listing,
+    registration,
+)
 from microcred_registry.credentials.models import (
     CredentialRecord,
     IssuerRecord,
@@ -157,10 +162,14 @@ async def learner_credentials(engine: AsyncEngine, learner_key: str,
             "credentials": [listing(r, base) for r in rows]}
 
 
-async def issuer_document(conn: AsyncConnection, provider_id: str) -> dict[str, Any] | None:
+async def issuer_document(conn: AsyncConnection, provider_id: str, base: str, *,
+                          did: bool = False) -> dict[str, Any] | None:
+    """The issuer's DID document (`did`), or its profile and controller document."""
     row = (await conn.execute(sa.select(IssuerRecord).where(
         col(IssuerRecord.provider_id) == provider_id))).first()
-    return None if row is None else controller_document(row)
+    if row is None:
+        return None
+    return did_document(row, base) if did else controller_document(row, base)
 
 
 async def status_list(conn: AsyncConnection, url: str) -> tuple[dict[str, Any], int] | None:

@@ -5,6 +5,8 @@ people: it lives with the pages, microcred_registry.pages.routes.)"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from microcred_registry.credentials import handlers
 from microcred_registry.credentials.domain import (
+    DID_JSON,
     LD_JSON,
     MICROCRED_CONTEXT,
     VC_JSON,
@@ -30,14 +33,35 @@ async def learner_credentials(learner_key: str, _: Operator, base: BaseUrl,
     return await handlers.learner_credentials(engine, learner_key, base)
 
 
+# Verifiers that run in a browser (VerifierPlus, web wallets) fetch these documents
+# across origins: every public verification document allows it.
+PUBLIC = {"Access-Control-Allow-Origin": "*"}
+
+
 @router.get("/issuers/{provider_id}")
-async def issuer(provider_id: str, engine: Engine) -> JSONResponse:
+async def issuer(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
+    """The issuer's profile, and the controller document of credentials issued before
+    issuers were did:web (ADR 22)."""
     async with engine.connect() as conn:
-        doc = await handlers.issuer_document(conn, provider_id)
+        doc = await handlers.issuer_document(conn, provider_id, base)
     if doc is None:
         raise Problem(404, "Not found", f"no issuer {provider_id!r}", kind="not-found")
     return JSONResponse(doc, media_type=LD_JSON,
-                        headers={"Cache-Control": "public, max-age=300"})
+                        headers={"Cache-Control": "public, max-age=300", **PUBLIC})
+
+
+@router.get("/issuers/{provider_id}/did.json")
+async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
+    """The DID document of `did:web:<host%3Aport>:issuers:<provider_id>` (ADR 22)."""
+    if not base.startswith("https://"):
+        raise Problem(404, "Not found", "did:web needs an https MICROCRED_PUBLIC_BASE_URL",
+                      kind="not-found")
+    async with engine.connect() as conn:
+        doc = await handlers.issuer_document(conn, provider_id, base, did=True)
+    if doc is None:
+        raise Problem(404, "Not found", f"no issuer {provider_id!r}", kind="not-found")
+    return JSONResponse(doc, media_type=DID_JSON,
+                        headers={"Cache-Control": "public, max-age=300", **PUBLIC})
 
 
 @router.get("/status/{provider_id}/{purpose}/{list_no}")
@@ -50,13 +74,20 @@ async def status_list(provider_id: str, purpose: str, list_no: int, request: Req
         raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
     credential, version = found
     etag = f'"{version}"'
-    headers = {"Cache-Control": "public, max-age=300", "ETag": etag}
+    headers = {"Cache-Control": "public, max-age=300", "ETag": etag, **PUBLIC}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return JSONResponse(credential, media_type=VC_JSON, headers=headers)
 
 
-@router.get("/contexts/microcred/v1")
+@router.get(contexts.MICROCRED_V1_PATH)
 async def microcred_context() -> Response:
-    return Response(contexts.context_file_bytes(MICROCRED_CONTEXT), media_type=LD_JSON,
-                    headers={"Cache-Control": "public, max-age=86400"})
+    """Our JSON-LD context, the very bytes credentials are signed against (ADR 22):
+    immutable, its sha256 in `Content-Digest` (RFC 9530) and the `ETag`."""
+    body = contexts.context_file_bytes(MICROCRED_CONTEXT)
+    digest = hashlib.sha256(body)
+    return Response(body, media_type=LD_JSON, headers={
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": f'"sha256-{digest.hexdigest()}"',
+        "Content-Digest": f"sha-256=:{base64.b64encode(digest.digest()).decode()}:",
+        **PUBLIC})

@@ -42,7 +42,10 @@ class Resolver:
         doc: dict[str, Any] | None = None
         async with self._engine.connect() as conn:
             if path.startswith("/issuers/"):
-                doc = await credentials.issuer_document(conn, path.split("/")[2].split("#")[0])
+                parts = path.split("#")[0].split("/")  # "", "issuers", id[, "did.json"]
+                doc = await credentials.issuer_document(
+                    conn, parts[2], self._base, did=parts[3:] == ["did.json"]) if (
+                    len(parts) == 3 or parts[3:] == ["did.json"]) else None
             elif path.startswith("/status/"):
                 found = await credentials.status_list(conn, self._base + path)
                 doc = found[0] if found else None

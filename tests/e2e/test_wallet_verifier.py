@@ -1,0 +1,253 @@
+"""The wallets' own verifier, @digitalcredentials/verifier-core (Learner Credential Wallet,
+VerifierPlus), unmodified from tests/interop/node_modules, on credentials the running
+backbone issued: Kafka and HTTP flows, the VC-API, English and French. It resolves the
+issuers' did:web, fetches our context and the status lists itself, over loopback https
+trusting the devstack's CA (NODE_EXTRA_CA_CERTS); nothing outside loopback is reached."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+SCHEMA = (Path(__file__).resolve().parents[2] / "shared/src/microcred_shared/vc/schema/"
+          "achievementcredential.json")
+ADR = (Path(__file__).resolve().parents[2] / "docs/decisions/"
+       "0022-did-web-issuers-and-published-contexts.md")
+OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
+                 "ob_v3p0_achievementcredential_schema.json")
+
+
+def verifier_core(bb, credentials: list[dict], *, unreachable: str | None = None) -> list[dict]:
+    """verifier-core's own result for each credential (see tests/interop/verifier_core.mjs)."""
+    if shutil.which("node") is None or not (
+            INTEROP / "node_modules/@digitalcredentials/verifier-core").is_dir():
+        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
+    argv = ["node", "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}"]
+    if unreachable:
+        argv += ["--unreachable", unreachable]
+    done = subprocess.run(argv, cwd=INTEROP, capture_output=True, text=True, timeout=120,
+                          input="".join(json.dumps(c) + "\n" for c in credentials),
+                          env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
+                               "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def checks(verdict: dict) -> dict[str, bool]:
+    return {step["id"]: step.get("valid") for step in verdict.get("log", [])}
+
+
+def fatal(verdict: dict) -> list[str]:
+    return [e["name"] for e in verdict.get("errors", [])]
+
+
+def schema_errors(verdict: dict) -> list[list[tuple[str, str]]]:
+    """Per schema verifier-core validated against: its errors (path, message)."""
+    return [[(e["instancePath"], e["message"]) for e in r["result"].get("errors", [])]
+            for entry in verdict.get("additionalInformation", [])
+            if entry["id"] == "schema_check" for r in entry["results"]]
+
+
+# OB 3.0's JSON Schema allows one credentialStatus object; ours carry two entries (the
+# revocation and the suspension list, ADR 8), which VC 2.0 allows. verifier-core reports it
+# in its schema information (not a failed check); nothing else may be wrong.
+TWO_STATUS_ENTRIES = [("/credentialStatus", "must be object")]
+
+
+def assert_verified(verdict: dict) -> None:
+    """Every check verifier-core runs passed (the issuer registry check excepted: no
+    registry lists our providers yet, and verifier-core reports that as its own step)."""
+    assert not fatal(verdict), verdict
+    assert checks(verdict) == {"valid_signature": True, "revocation_status": True,
+                               "suspension_status": True, "expiration": True,
+                               "registered_issuer": False}, verdict
+    assert schema_errors(verdict) == [TWO_STATUS_ENTRIES], verdict
+
+
+async def _json(request):
+    return (await request).json()
+
+
+async def stored(bb, who) -> dict:
+    async with bb.http("registry", bb.operator_token) as client:
+        body = await eventually(lambda: _json(client.get(
+            f"/v1/learners/{learner_key(who.email)}/credentials")), lambda b: b["count"] >= 1)
+    return body["credentials"][-1]
+
+
+async def via_http(bb, provider, definition, who, **outcome) -> dict:
+    res = result(provider, definition, who=who, **outcome)
+    async with bb.http("assessment", bb.api_keys[provider]) as client:
+        r = await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                              headers={"content-type": "application/json"})
+        assert r.status_code == 202, r.text
+    return await stored(bb, who)
+
+
+async def via_kafka(bb, provider, definition, who, **outcome) -> dict:
+    async with ProviderPublisher(bb.bootstrap) as kafka:
+        await kafka.publish(result(provider, definition, who=who, **outcome))
+    return await stored(bb, who)
+
+
+async def via_vc_api(bb, provider, **fields) -> dict:
+    credential = {
+        "@context": ["https://www.w3.org/ns/credentials/v2",
+                     "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"],
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": "Atelier de secourisme",
+        "issuer": {"id": bb.issuer_did(provider), "type": ["Profile"], "name": provider},
+        "credentialSubject": {
+            "id": "did:example:learner-wallet", "type": ["AchievementSubject"],
+            "achievement": {"id": f"https://{provider}.example/achievements/atelier",
+                            "type": ["Achievement"], "name": "Atelier de secourisme",
+                            "description": "Atelier pratique",
+                            "criteria": {"narrative": "Présence et démonstration"}}},
+        **fields,
+    }
+    async with bb.http("issuance", bb.api_keys[provider]) as client:
+        r = await client.post("/credentials/issue", json={"credential": credential})
+    assert r.status_code == 201, r.text
+    return dict(r.json()["verifiableCredential"])
+
+
+async def change(bb, provider, credential_id, action):
+    async with bb.http("issuance", bb.api_keys[provider]) as client:
+        r = await client.post(f"/v1/credentials/{credential_id}/status",
+                              json={"action": action, "reason": "wallet verifier test"})
+    assert r.status_code == 200, r.text
+
+
+async def verdict_of(bb, credential: dict, done) -> dict:
+    """verifier-core's verdict once the registry serves what it needs (lists reach it by
+    Kafka; a verifier in the field would see the same after that delay)."""
+    async def probe() -> dict:
+        return verifier_core(bb, [credential])[0]
+    return await eventually(probe, done, timeout=30)
+
+
+async def test_the_wallets_verifier_accepts_every_kind_of_backbone_credential(backbone):
+    kafka_en = await via_kafka(backbone, "lakeshore-college",
+                               "lakeshore-data-analytics-fundamentals",
+                               learner("wallet-kafka-en"), score=88)
+    http_fr = await via_http(backbone, "cegep-riviere-du-nord", "cegep-soins-premiers-secours",
+                             learner("wallet-http-fr", language="fr"), score=92)
+    vc_api = await via_vc_api(backbone, "cegep-riviere-du-nord")
+    assert http_fr["credential"]["credentialSubject"]["achievement"]["nameFr"]
+    for credential in (kafka_en["credential"], http_fr["credential"], vc_api):
+        assert credential["issuer"]["id"].startswith("did:web:127.0.0.1%3A")
+        verdict = await verdict_of(backbone, credential, lambda v: not fatal(v))
+        assert_verified(verdict)
+        # It resolved the did:web and fetched what it needed from the registry, nothing
+        # from anywhere else (the OB schema is answered from our vendored copy).
+        fetched = set(verdict["fetched"])
+        assert f"{backbone.public_base_url}/issuers/" in " ".join(fetched), fetched
+        assert all(u.startswith(backbone.public_base_url) or u == OB_SCHEMA_URL
+                   for u in fetched), fetched
+    # Our context is not bundled in verifier-core: it fetched it from the registry.
+    assert f"{backbone.public_base_url}/contexts/microcred/v1" in verdict_fetches(
+        backbone, kafka_en["credential"])
+
+
+def verdict_fetches(bb, credential: dict) -> list[str]:
+    return list(verifier_core(bb, [credential])[0]["fetched"])
+
+
+async def test_the_wallets_verifier_sees_revoked_suspended_expired_and_tampered(backbone):
+    provider, definition = "lakeshore-college", "lakeshore-workplace-safety"
+    revoked = await via_http(backbone, provider, definition, learner("wallet-revoked"),
+                             passed=True)
+    suspended = await via_kafka(backbone, provider, definition,
+                                learner("wallet-suspended", language="fr"), passed=True)
+    await change(backbone, provider, revoked["id"], "revoke")
+    await change(backbone, provider, suspended["id"], "suspend")
+    v = await verdict_of(backbone, revoked["credential"],
+                         lambda v: checks(v).get("revocation_status") is False)
+    assert checks(v)["valid_signature"] is True and checks(v)["suspension_status"] is True
+    v = await verdict_of(backbone, suspended["credential"],
+                         lambda v: checks(v).get("suspension_status") is False)
+    assert checks(v)["valid_signature"] is True and checks(v)["revocation_status"] is True
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    expired = await via_vc_api(backbone, provider, validFrom=_iso(now - timedelta(days=400)),
+                               validUntil=_iso(now - timedelta(days=35)))
+    v = verifier_core(backbone, [expired])[0]
+    assert checks(v)["valid_signature"] is True and checks(v)["expiration"] is False, v
+
+    tampered = copy.deepcopy(revoked["credential"])
+    tampered["credentialSubject"]["achievement"]["name"] = "Brain surgery"
+    v = verifier_core(backbone, [tampered])[0]
+    assert fatal(v) == ["invalid_signature"], v
+    assert "log" not in v  # no check is reported as passed on a broken signature
+
+
+async def test_a_status_list_that_cannot_be_fetched_never_gives_valid(backbone):
+    fresh = await via_http(backbone, "lakeshore-college", "lakeshore-workplace-safety",
+                           learner("wallet-no-list"), passed=True)
+    v = verifier_core(backbone, [fresh["credential"]],
+                      unreachable=f"{backbone.public_base_url}/status/")[0]
+    assert checks(v).get("valid_signature") is True, v
+    assert checks(v).get("revocation_status") is not True, v
+    assert any(step.get("error") for step in v["log"]), v
+
+
+async def test_a_retired_key_still_verifies_and_a_compromised_one_does_not(backbone):
+    """Rotation as ADR 8 says, seen by the wallets' verifier: what a retired key signed
+    stays valid; what a compromised key signed fails (its method leaves the DID document)."""
+    provider = "coast-mountain-university"
+    before = await via_vc_api(backbone, provider)
+    retired_vm = before["proof"][0]["verificationMethod"]
+    assert_verified(await verdict_of(backbone, before, lambda v: not fatal(v)))
+    async with backbone.http("issuance", backbone.operator_token) as client:
+        r = await client.post(f"/v1/admin/providers/{provider}/keys/rotate", json={})
+    assert r.status_code == 200, r.text
+    after = await via_vc_api(backbone, provider)
+    assert after["proof"][0]["verificationMethod"] != retired_vm
+    v = await verdict_of(backbone, after, lambda v: not fatal(v))  # the new key is published
+    assert checks(v)["valid_signature"] is True
+    v = verifier_core(backbone, [before])[0]
+    assert checks(v)["valid_signature"] is True, v  # the retired key: still valid
+
+    async with backbone.http("issuance", backbone.operator_token) as client:
+        r = await client.post(f"/v1/admin/providers/{provider}/keys/rotate",
+                              json={"compromised": True})
+    assert r.status_code == 200, r.text
+    v = await verdict_of(backbone, after, lambda v: bool(fatal(v)))
+    assert checks(v) == {} and fatal(v), v  # signature cannot be checked: never valid
+    v = verifier_core(backbone, [before])[0]
+    assert checks(v)["valid_signature"] is True, v  # the earlier, retired key is unaffected
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_our_context_is_served_byte_for_byte_with_its_published_digest(backbone):
+    import base64
+    import hashlib
+
+    from microcred_shared.vc import contexts
+
+    async with backbone.http("registry") as client:
+        r = await client.get("/contexts/microcred/v1")
+        did = await client.get("/issuers/lakeshore-college/did.json")
+    published = contexts.sha256_of(contexts.MICROCRED_V1_URL)
+    assert hashlib.sha256(r.content).hexdigest() == published
+    assert published in ADR.read_text()  # noqa: ASYNC240 - a small local file
+    assert r.headers["content-digest"] == (
+        "sha-256=:" + base64.b64encode(hashlib.sha256(r.content).digest()).decode() + ":")
+    assert "immutable" in r.headers["cache-control"]
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert did.status_code == 200 and did.json()["id"] == backbone.issuer_did("lakeshore-college")
+    assert len(did.content) < 8192  # the did:web driver's size limit
