@@ -4,7 +4,8 @@ promtool (Debian's `prometheus` package, installed by `make install`) checks the
 the scrape config and runs the rule unit tests in alerts_test.yml; a missing promtool fails
 here rather than skipping. Then every metric an alert reads must be one the services export,
 with the labels they give it: the names and labels come from the shared metrics module itself
-(`/metrics` of an app with `microcred_shared.metrics` installed, over a stand-in runtime), plus
+(`/metrics` of an app with `microcred_shared.metrics` installed, over a stand-in runtime), from
+notify's own app as its composition root wires it (the counters it adds: mail, webhooks), plus
 any prometheus_client metric a service or the shared package constructs. Nothing is started
 but promtool and an in-process app; nothing is fetched.
 """
@@ -84,7 +85,8 @@ async def _scrape_shared_metrics() -> str:
     rt: Any = SimpleNamespace(
         engine=None, relay=SimpleNamespace(published=1),
         consumers={topics.RESULTS: SimpleNamespace(applied=1, dead_lettered=1)},
-        subscribers={topics.RESULTS: SimpleNamespace(consumer=_Consumer())})
+        subscribers={topics.RESULTS: SimpleNamespace(consumer=_Consumer())},
+        metric_sources=[])
     api = FastAPI()
     metrics.install(api, rt)
 
@@ -95,6 +97,20 @@ async def _scrape_shared_metrics() -> str:
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
         assert (await client.get("/v1/things/1")).status_code == 200
+        r = await client.get("/metrics")
+    assert r.status_code == 200
+    return r.text
+
+
+async def _scrape_notify_metrics() -> str:
+    """notify's app from its composition root, not started: its metric sources answer with
+    zeros, which is enough to know the names and labels it exports."""
+    from microcred_notify.main import build
+    from microcred_notify.settings import Settings
+
+    app, _ = build(Settings(MICROCRED_NOTIFY_SECRET_KEY="A" * 43))  # 32 zero bytes, base64url
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
         r = await client.get("/metrics")
     assert r.status_code == 200
     return r.text
@@ -121,7 +137,7 @@ def _constructed_names() -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def exported() -> dict[str, set[str] | None]:
     """Sample name -> its label names (None: constructed somewhere, labels not known here)."""
-    text = await _scrape_shared_metrics()
+    text = await _scrape_shared_metrics() + await _scrape_notify_metrics()
     found: dict[str, set[str] | None] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -140,6 +156,8 @@ def test_the_shared_metrics_are_found(exported: dict[str, set[str] | None]) -> N
     assert names["microcred_consumer_lag"] == {"subscription", "topic", "partition"}
     assert names["microcred_http_request_seconds_count"] == {"method", "route", "status"}
     assert "microcred_outbox_oldest_seconds" in set(_constructed_names())
+    assert names["microcred_mail_dead_lettered_total"] == set()  # notify's own
+    assert names["microcred_webhook_endpoints_disabled_total"] == set()
 
 
 # --- what the rules read -------------------------------------------------------------------
@@ -248,7 +266,9 @@ def test_every_rule_says_how_bad_and_what_to_do() -> None:
     assert {r["alert"] for r in rules} >= {
         "MicrocredServiceDown", "MicrocredConsumerLagHigh", "MicrocredConsumerLagGrowing",
         "MicrocredDeadLettered", "MicrocredDeadLetterRateHigh", "MicrocredOutboxBacklogOld",
-        "MicrocredHttp5xxRate", "MicrocredBrokerRefusals"}
+        "MicrocredHttp5xxRate", "MicrocredBrokerRefusals", "MicrocredMailDeliveryFailing",
+        "MicrocredMailDeadLettered", "MicrocredWebhookDeliveryFailing",
+        "MicrocredWebhookDeadLettered", "MicrocredWebhookEndpointDisabled"}
     tested = RULE_TESTS.read_text(encoding="utf-8")
     for r in rules:
         assert r["labels"]["severity"] in ("warning", "critical"), r["alert"]

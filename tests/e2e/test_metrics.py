@@ -54,6 +54,14 @@ async def test_each_service_reports_its_work_and_nothing_personal(backbone):
     issuance = await scrape(backbone, "issuance")
     assert value(issuance, "microcred_consumer_applied_total",
                  subscription=topics.DECISIONS) > done_before
+    # The learner's mail goes through notify's real delivery worker and SMTP relay.
+    notify = await eventually(lambda: scrape(backbone, "notify"),
+                              lambda m: value(m, "microcred_mail_delivered_total") >= 1)
+    assert value(notify, "microcred_mail_delivered_total") >= 1
+    for name in ("microcred_mail_attempts_failed_total", "microcred_mail_dead_lettered_total",
+                 "microcred_webhook_delivered_total", "microcred_webhook_dead_lettered_total",
+                 "microcred_webhook_endpoints_disabled_total"):
+        assert name in notify, name
     for service in ("assessment", "issuance", "registry", "notify"):
         m = await scrape(backbone, service)
         assert value(m, "microcred_outbox_published_total") >= 1, service

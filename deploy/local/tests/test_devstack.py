@@ -10,7 +10,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from microcred_devstack import (
     KafkaNode,
@@ -25,6 +24,7 @@ from microcred_devstack import (
 )
 from microcred_devstack.pg_embedded import remove_server
 from microcred_devstack.postgres import database_url, ensure_databases_async, start_embedded
+from microcred_devstack.refusals import expect_refusal
 from microcred_testkit.backbone import eventually
 
 pytestmark = pytest.mark.integration
@@ -131,8 +131,10 @@ async def test_kafka_sasl_scram_and_acls(tmp_path: Path) -> None:
         await producer.start()
         try:
             await producer.send_and_wait("allowed", b"ok")
-            with pytest.raises(TopicAuthorizationFailedError):
-                await producer.send_and_wait("forbidden", b"no")
+            denied = await expect_refusal("a write to forbidden",
+                                          lambda: producer.send_and_wait("forbidden", b"no"))
+            assert denied.refused, denied.line
+            assert denied.reason == "TopicAuthorizationFailedError: forbidden"
         finally:
             await producer.stop()
         admin = AIOKafkaProducer(
@@ -146,9 +148,20 @@ async def test_kafka_sasl_scram_and_acls(tmp_path: Path) -> None:
         intruder = AIOKafkaProducer(
             bootstrap_servers=node.sasl_bootstrap, **sasl_client_options("alice", "guess")
         )
-        with pytest.raises(KafkaError):
-            await intruder.start()
-        await intruder.stop()
+
+
+        async def guess() -> None:
+            try:
+                await intruder.start()
+            finally:
+                await intruder.stop()
+
+        # What the demo shows for its wrong password: the broker's reason, which aiokafka
+        # only logs (its exception says "Unable to bootstrap").
+        refused = await expect_refusal("alice guessing", guess)
+        assert refused.refused, refused.line
+        assert refused.reason is not None
+        assert refused.reason.startswith("SaslAuthenticationFailed: Authentication failed")
         # The audit plugin wrote both refusals, with the user name Kafka's own log omits.
         records = await eventually(lambda: _audit_records(node), lambda r: len(r) >= 2)
         denied = [r for r in records if r["kind"] == "acl-denied"]

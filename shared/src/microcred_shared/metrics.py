@@ -6,12 +6,16 @@ outbox backlog and the age of its oldest row (one indexed query per scrape), con
 per partition (the broker's high watermark minus the group's committed offset), and HTTP
 requests by route template and status. No label carries a learner, a provider key or any
 other personal or secret value: routes are templates (`/v1/credentials/{credential_id}`).
+
+A service adds counters of its own (notify: mails and webhooks) by appending a
+`MetricSource` to its runtime's `metric_sources`: a function called at each scrape that
+returns metric families built from what the service already counts.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -23,6 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from microcred_shared.runtime import ServiceRuntime
+
+# Called at each scrape; it reads counters the service keeps and must not do I/O.
+MetricSource = Callable[[], Iterable[Metric]]
 
 _BACKLOG = sa.text("SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox")
 
@@ -56,6 +63,8 @@ class _RuntimeCollector(Collector):
         for sub, topic, partition, n in self.lag:
             lag.add_metric([sub, topic, str(partition)], n)
         yield from (applied, dead, published, rows, age, lag)
+        for source in self.rt.metric_sources:
+            yield from source()
 
 
 async def _consumer_lag(rt: ServiceRuntime) -> list[tuple[str, str, int, int]]:
@@ -121,4 +130,4 @@ def install(api: FastAPI, rt: ServiceRuntime) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ["install"]
+__all__ = ["MetricSource", "install"]

@@ -64,6 +64,8 @@ class ServiceRuntime:
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.commit_listeners: list[Callable[[], None]] = []
+        # The service's own counters at GET /metrics, next to the shared ones.
+        self.metric_sources: list[metrics.MetricSource] = []
 
     def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
                   *, max_records: int | None = None, pattern: str | None = None) -> None:

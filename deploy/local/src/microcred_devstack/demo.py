@@ -13,7 +13,6 @@ refused and why, and one whole trace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import ssl
@@ -28,7 +27,6 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +36,7 @@ from microcred_shared.contract.events import AssessmentResultSubmitted, Learner,
 from microcred_testkit.backbone import ProviderPublisher, provider_headers, result
 from microcred_testkit.providers import SaslPublisher
 
+from .refusals import Refusal, expect_refusal
 from .traces import read_trace, tree_lines
 
 # Wide enough for URLs when the output is a pipe or a CI log rather than a terminal.
@@ -95,16 +94,25 @@ async def _principal(assessment: str, env: dict[str, str], provider: str,
     return {**r.json(), "bootstrap": manifest["kafka"]["sasl_bootstrap"]}
 
 
-async def _publish_sasl(p: dict[str, Any], res: AssessmentResultSubmitted) -> None:
-    """The provider's own publish, then what the broker refuses: a wrong password, and a
-    write to the shared results topic, which its ACLs do not allow."""
-    async with SaslPublisher(p["bootstrap"], p["username"], p["password"], p["topic"]) as k:
+async def _publish_sasl(p: dict[str, Any], res: AssessmentResultSubmitted) -> list[Refusal]:
+    """The provider's own publish, then two attempts the broker must refuse: a write to the
+    shared results topic, which its ACLs do not allow, and a login with a wrong password.
+    Each refusal is one explained line, not the Kafka client's error log."""
+    user = p["username"]
+    async with SaslPublisher(p["bootstrap"], user, p["password"], p["topic"]) as k:
         await k.publish(res)
-        with contextlib.suppress(KafkaError):
+
+    async def outside_acls() -> None:
+        async with SaslPublisher(p["bootstrap"], user, p["password"], p["topic"]) as k:
             await k.publish(res, topic=topics.RESULTS)
-    with contextlib.suppress(KafkaError):
-        async with SaslPublisher(p["bootstrap"], p["username"], "an-old-password", p["topic"]):
+
+    async def old_password() -> None:
+        async with SaslPublisher(p["bootstrap"], user, "an-old-password", p["topic"]):
             pass
+
+    return [await expect_refusal(f"{user} writing to {topics.RESULTS}, outside its ACLs",
+                                 outside_acls),
+            await expect_refusal(f"{user} logging in with an old password", old_password)]
 
 
 async def _broker_refusals(assessment: str, env: dict[str, str], p: dict[str, Any],
@@ -149,6 +157,7 @@ async def run(state_dir: Path) -> int:
     mail_index = state_dir / "mail" / "index.jsonl"
     mail_before = _lines(mail_index)
     refused: list[tuple[str, str, str]] = []
+    deliberate: list[Refusal] = []
     trace_id = None
 
     console.rule(f"[bold]microcred demo[/] — batch {tag}")
@@ -157,7 +166,7 @@ async def run(state_dir: Path) -> int:
     async with httpx.AsyncClient(timeout=30) as http, ProviderPublisher(bootstrap) as kafka:
         for channel, res, _ in items:
             if channel == "sasl":
-                await _publish_sasl(sasl, res)
+                deliberate += await _publish_sasl(sasl, res)
             elif channel == "http":
                 r = await http.post(f"{urls['assessment']}/v1/assessment-results",
                                     content=res.model_dump_json(), headers={
@@ -186,6 +195,7 @@ async def run(state_dir: Path) -> int:
         forged = items[5][1].model_copy(update={"result_id": f"forged-{tag}"})
         await kafka.publish(forged, source="/providers/lakeshore-college")
 
+    _show_deliberate(deliberate)
     expected = [r for _, r, outcome in items if outcome == "credential"]
     expected.append(SimpleNamespace(learner=items[-1][1].learner, definition_id=STACK))
     console.print(f"published {len(items) + 3} results from {len(providers)} providers "
@@ -218,7 +228,7 @@ async def run(state_dir: Path) -> int:
     refused += await _broker_refusals(urls["assessment"], env, sasl, started)
     _show_refused(refused)
     _show_trace(state_dir, trace_id)
-    ok = len(creds) == len(expected)
+    ok = len(creds) == len(expected) and all(r.refused for r in deliberate)
     console.rule("[green]done[/]" if ok else "[red]some credentials are missing[/]")
     return 0 if ok else 1
 
@@ -300,6 +310,13 @@ async def _dead_letters(bootstrap: str, tag: str) -> list[tuple[str, str, str]]:
     finally:
         await consumer.stop()
     return out
+
+
+def _show_deliberate(attempts: list[Refusal]) -> None:
+    console.print("The provider on Kafka also tried two things the broker must refuse:")
+    for r in attempts:
+        console.print(f"  [green]{r.line}[/]" if r.refused else f"  [red]{r.line}[/]",
+                      highlight=False)
 
 
 def _show_refused(rows: list[tuple[str, str, str]]) -> None:

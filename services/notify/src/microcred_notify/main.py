@@ -45,6 +45,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
         rt.on_start(part.start)
         rt.on_stop(part.stop)
         rt.commit_listeners.append(part.wake.set)
+        rt.metric_sources.append(part.metrics)
     return rt.app("microcred notify", routers=[employer_routes]), rt
 
 

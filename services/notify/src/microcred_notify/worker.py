@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from microcred_shared import logs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryCounts:
+    """What a delivery worker has done since the process started, exported at /metrics.
+    Counted once the transaction recording it commits. Each attempt counts once: delivered,
+    failed and to be retried, or dead-lettered (a delivery's last, failed attempt)."""
+
+    delivered: int = 0
+    attempts_failed: int = 0
+    dead_lettered: int = 0
 
 
 class RoundWorker:
@@ -21,6 +33,7 @@ class RoundWorker:
     def __init__(self, wake: asyncio.Event) -> None:
         self._wake = wake
         self._stopping = False
+        self.counts = DeliveryCounts()
 
     async def deliver_due(self) -> int:
         raise NotImplementedError

@@ -4,16 +4,25 @@ decoding, inbox dedupe, dead letters) exactly as the Kafka subscriber hands them
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_notify.employer_feed.webhooks import WebhookWorker
+from microcred_notify.learner_mail.delivery import Deliverer
+from microcred_notify.main import build
 from microcred_notify.models import MIGRATIONS
+from microcred_notify.settings import Settings
 from microcred_shared.consumer import BatchConsumer, BatchHandler
 from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import Event
@@ -78,3 +87,27 @@ class Db:
 async def db(handler_db: Any) -> Db:
     return Db(await handler_db(MIGRATIONS))
 
+
+
+Scrape = Callable[..., Awaitable[dict[str, float]]]
+
+
+@pytest.fixture
+def notify_metrics() -> Scrape:
+    """`await notify_metrics(deliverer=..., webhooks=...)`: notify's GET /metrics as its
+    composition root (main.build) wires it, with the delivery workers under test in place of
+    the ones its start would make; the unlabelled samples by name."""
+
+    async def scrape(*, deliverer: Deliverer | None = None,
+                     webhooks: WebhookWorker | None = None) -> dict[str, float]:
+        key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        app, rt = build(Settings(MICROCRED_NOTIFY_SECRET_KEY=key))
+        rt.mail.deliverer, rt.employers.worker = deliverer, webhooks
+        transport = httpx.ASGITransport(app=app)  # not started: no broker, no relay
+        async with httpx.AsyncClient(transport=transport, base_url="http://notify") as http:
+            r = await http.get("/metrics")
+        assert r.status_code == 200
+        return {sample.name: sample.value for family in text_string_to_metric_families(r.text)
+                for sample in family.samples if not sample.labels}
+
+    return scrape

@@ -338,3 +338,36 @@ async def test_a_webhook_endpoint_that_keeps_failing_is_dead_lettered_then_gone_
     await worker(db, Endpoint(410)).deliver_due()
     (s,) = await db.rows("SELECT status, disabled_reason FROM employer_subscriptions")
     assert (s.status, s.disabled_reason) == ("disabled", "the endpoint answered 410 Gone")
+
+
+async def test_notify_metrics_count_webhooks_delivered_retried_dead_lettered_and_disabled(
+        db: Any, notify_metrics: Any) -> None:
+    await shared_credential(db)
+    endpoint = Endpoint(200)
+    w = worker(db, endpoint, max_attempts=2)
+    assert await w.deliver_due() == 1  # delivered
+
+    async def share() -> None:
+        cid = uuid.uuid4()
+        await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, issued(cid))
+        await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility,
+                         CredentialVisibilityChanged, visibility(cid))
+
+    await share()
+    endpoint.status = 503
+    assert await w.deliver_due() == 1  # failed, retried later
+    await asyncio.sleep(0.01)
+    assert await w.deliver_due() == 1  # its last attempt: dead-lettered
+    await share()
+    endpoint.status = 410
+    assert await w.deliver_due() == 1  # gone: dead-lettered, the endpoint disabled
+
+    m = await notify_metrics(webhooks=w)
+    assert {k: v for k, v in m.items() if k.startswith("microcred_webhook_")
+            and k.endswith("_total")} == {"microcred_webhook_delivered_total": 1,
+                                          "microcred_webhook_attempts_failed_total": 1,
+                                          "microcred_webhook_dead_lettered_total": 2,
+                                          "microcred_webhook_endpoints_disabled_total": 1}
+    assert [d.status for d in await deliveries(db)] == ["delivered", "failed", "failed"]
+    (s,) = await db.rows("SELECT status FROM employer_subscriptions")
+    assert s.status == "disabled"

@@ -62,14 +62,15 @@ def signin(*, expires_in: timedelta = timedelta(minutes=15)) -> LearnerSignInReq
 
 
 class FakePool:
-    """The SMTP seam: keeps what it was asked to send, or fails every send."""
+    """The SMTP seam: keeps what it was asked to send, or fails every send (or those to the
+    recipients in `refused`)."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, refused: frozenset[str] = frozenset()) -> None:
         self.sent: list[Mail] = []
-        self.fail = fail
+        self.fail, self.refused = fail, refused
 
     async def send(self, m: Mail) -> None:
-        if self.fail:
+        if self.fail or m.recipient in self.refused:
             raise ConnectionRefusedError("relay down")
         self.sent.append(m)
 
@@ -180,6 +181,26 @@ async def test_an_undeliverable_mail_is_retried_then_failed_and_dead_lettered(db
     assert letter.headers["dlq_topic"] == REGISTERED
     assert json.loads(letter.payload)["credential_id"] == str(cid)  # the original event
     assert failed.headers["ce_type"] == "ca.microcred.notification.failed.v1"
+
+
+async def test_notify_metrics_count_mails_delivered_retried_and_dead_lettered(
+        db: Any, notify_metrics: Any) -> None:
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered,
+                     registered(), registered(email_="bo@example.org"))
+    d = deliverer(db, FakePool(refused=frozenset({"bo@example.org"})), max_attempts=2)
+    before = await notify_metrics(deliverer=d)
+    assert before["microcred_mail_delivered_total"] == 0
+
+    assert await d.deliver_due() == 2  # Ada's delivered, Bo's refused: retried later
+    await asyncio.sleep(0.01)
+    assert await d.deliver_due() == 1  # Bo's last attempt: dead-lettered
+
+    after = await notify_metrics(deliverer=d)
+    assert {k: v for k, v in after.items() if k.startswith("microcred_mail_")
+            and k.endswith("_total")} == {"microcred_mail_delivered_total": 1,
+                                          "microcred_mail_attempts_failed_total": 1,
+                                          "microcred_mail_dead_lettered_total": 1}
+    assert [r.status for r in await notifications(db)] == ["delivered", "failed"]
 
 
 async def test_a_signin_link_is_mailed_but_never_kept_in_the_source_payload(db: Any) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client.core import CounterMetricFamily, Metric
+
 from microcred_notify.employer_feed.crypto import SecretBox
 from microcred_notify.employer_feed.employers import EmployerKeyVerifier
 from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_notify.employer_feed.settings import EmployerSettings
 from microcred_notify.employer_feed.webhooks import Policy, WebhookWorker
+from microcred_notify.worker import DeliveryCounts
 from microcred_shared import netguard
 from microcred_shared.runtime import ServiceRuntime
 
@@ -51,6 +54,24 @@ class EmployerFeed:
             on_published=lambda: rt.relay.wake() if rt.relay else None,
             destinations=netguard.Policy(allow_loopback=s.webhooks_allow_loopback_http))
         self._task = rt.background(self.worker.run())
+
+    def metrics(self) -> list[Metric]:
+        """This instance's webhook outcomes at /metrics (a metric source of the runtime)."""
+        c = self.worker.counts if self.worker else DeliveryCounts()
+        return [
+            CounterMetricFamily("microcred_webhook_delivered",
+                                "Webhook deliveries an employer's endpoint accepted (2xx)",
+                                value=c.delivered),
+            CounterMetricFamily("microcred_webhook_attempts_failed",
+                                "Webhook attempts that failed and will be retried",
+                                value=c.attempts_failed),
+            CounterMetricFamily("microcred_webhook_dead_lettered",
+                                "Webhook deliveries given up and dead-lettered",
+                                value=c.dead_lettered),
+            CounterMetricFamily("microcred_webhook_endpoints_disabled",
+                                "Employer webhook endpoints disabled after failing",
+                                value=self.worker.endpoints_disabled if self.worker else 0),
+        ]
 
     async def stop(self, rt: ServiceRuntime) -> None:
         if self.worker is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,10 +47,11 @@ WD = table_of(WebhookDelivery)
 class Tally:
     """What one round did to one endpoint, applied once per endpoint in id order."""
 
-    succeeded: bool = False
+    delivered: int = 0
     dead_lettered: int = 0
-    failed_attempts: int = 0
+    failed_attempts: int = 0  # failed, to be retried
     gone: bool = False
+    disabled: bool = False  # this round disabled the endpoint
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class WebhookWorker(RoundWorker):
         # answers). Redirects are not followed, as Standard Webhooks senders do: a 3xx fails.
         self._client = netguard.guarded_client(destinations,
                                                timeout=httpx.Timeout(10.0, connect=3.0))
-        self.delivered = 0
+        self.endpoints_disabled = 0
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -115,9 +116,18 @@ class WebhookWorker(RoundWorker):
             for sub_id in sorted(tallies, key=str):
                 await self._apply_tally(conn, sub_id, tallies[sub_id], now)
             await outbox.write(conn, records)
+        self._count(tallies.values())
         if records:
             self._on_published()
         return len(due)
+
+    def _count(self, tallies: Iterable[Tally]) -> None:
+        """After the commit: a round rolled back recorded nothing, so it counts nothing."""
+        for t in tallies:
+            self.counts.delivered += t.delivered
+            self.counts.attempts_failed += t.failed_attempts
+            self.counts.dead_lettered += t.dead_lettered
+            self.endpoints_disabled += t.disabled
 
     async def _within_rate(self, conn: AsyncConnection, due: list, now: datetime) -> list:
         """Sends an employer's bucket allows now; the others wait, no attempt counted."""
@@ -158,15 +168,14 @@ class WebhookWorker(RoundWorker):
             delivery_id=d.id, attempt=attempts, at=now, status_code=code, error=error))
         where = WD.c.id == d.id
         if error is None:
-            tally.succeeded = True
-            self.delivered += 1
+            tally.delivered += 1
             await conn.execute(sa.update(WD).where(where).values(
                 status="delivered", attempts=attempts, finished_at=now, last_status_code=code,
                 last_error=None))
             return []
-        tally.failed_attempts += 1
         tally.gone |= code == 410
         if attempts < self._policy.max_attempts and code != 410:
+            tally.failed_attempts += 1
             await conn.execute(sa.update(WD).where(where).values(
                 attempts=attempts, last_status_code=code, last_error=error,
                 next_attempt_at=now + retry_delay(attempts, self._policy.retry_base)))
@@ -190,7 +199,7 @@ class WebhookWorker(RoundWorker):
                            now: datetime) -> None:
         s = table_of(Subscription)
         values: dict[str, Any]
-        if tally.succeeded and not tally.dead_lettered:
+        if tally.delivered and not tally.dead_lettered:
             values = {"consecutive_failures": 0, "failing_since": None}
         else:
             values = {"consecutive_failures": s.c.consecutive_failures + tally.dead_lettered,
@@ -208,5 +217,6 @@ class WebhookWorker(RoundWorker):
             reason = f"no successful delivery since {row.failing_since.isoformat()}"
         if reason and row.status == "active":
             log.warning("webhook endpoint of subscription %s disabled: %s", sub_id, reason)
+            tally.disabled = True
             await conn.execute(sa.update(s).where(s.c.id == sub_id).values(
                 status="disabled", disabled_reason=reason, updated_at=now))

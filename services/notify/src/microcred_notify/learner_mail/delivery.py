@@ -79,8 +79,6 @@ class Deliverer(RoundWorker):
         self._on_published = on_published
         self._senders = max(1, connections)
         self._lease = lease
-        self.delivered = 0
-        self.failed = 0
 
     async def deliver_due(self, limit: int = 200) -> int:
         loop = asyncio.get_running_loop()
@@ -144,9 +142,11 @@ class Deliverer(RoundWorker):
                 await conn.execute(_DELIVERED, {"ids": [o.row.id for o in delivered],
                                                 "now": now})
             await outbox.write(conn, records)
-        self.delivered += len(delivered)
-        self.failed += sum(o.error is not None and o.row.attempts + 1 >= self._max
-                           for o in outcomes)
+        given_up = sum(o.error is not None and o.row.attempts + 1 >= self._max
+                       for o in outcomes)
+        self.counts.delivered += len(delivered)
+        self.counts.dead_lettered += given_up
+        self.counts.attempts_failed += len(outcomes) - len(delivered) - given_up
         if records:
             self._on_published()
 

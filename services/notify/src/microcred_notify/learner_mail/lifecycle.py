@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client.core import CounterMetricFamily, Metric
+
 from microcred_notify.learner_mail.delivery import Deliverer
 from microcred_notify.learner_mail.settings import MailSettings
 from microcred_notify.learner_mail.smtp import SmtpPool
+from microcred_notify.worker import DeliveryCounts
 from microcred_shared.runtime import ServiceRuntime
 
 
@@ -28,6 +31,20 @@ class LearnerMail:
                                    wake=self.wake, on_published=rt.relay.wake,
                                    connections=s.smtp_connections)
         self._task = rt.background(self.deliverer.run())
+
+    def metrics(self) -> list[Metric]:
+        """This instance's mail outcomes at /metrics (a metric source of the runtime)."""
+        c = self.deliverer.counts if self.deliverer else DeliveryCounts()
+        return [
+            CounterMetricFamily("microcred_mail_delivered",
+                                "Learner mails the SMTP relay accepted", value=c.delivered),
+            CounterMetricFamily("microcred_mail_attempts_failed",
+                                "Mail attempts that failed and will be retried",
+                                value=c.attempts_failed),
+            CounterMetricFamily("microcred_mail_dead_lettered",
+                                "Mails given up after their last attempt and dead-lettered",
+                                value=c.dead_lettered),
+        ]
 
     async def stop(self, rt: ServiceRuntime) -> None:
         if self.deliverer is not None:
