@@ -105,6 +105,11 @@ def parse_envelope(headers: Any) -> Envelope:
     repeated = sorted({n for n in names if n in _SINGLE and names.count(n) > 1})
     if repeated:
         raise EnvelopeError("header(s) given more than once: " + ", ".join(repeated))
+    # A NUL cannot be stored (PostgreSQL text) nor signed: the inbox would refuse the ce_id
+    # and the whole batch with it, forever.
+    unstorable = sorted(k for k, v in h.items() if "\x00" in v)
+    if unstorable:
+        raise EnvelopeError("header(s) contain a NUL character: " + ", ".join(unstorable))
     missing = [n for n in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not h.get(n)]
     if missing:
         raise EnvelopeError("missing CloudEvents header(s): " + ", ".join(missing))
