@@ -64,6 +64,7 @@ class ServiceRuntime:
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.commit_listeners: list[Callable[[], None]] = []
+        self.restarted_consumers = 0  # by watch_consumers
         # The service's own counters at GET /metrics, next to the shared ones.
         self.metric_sources: list[metrics.MetricSource] = []
 
@@ -209,7 +210,31 @@ class ServiceRuntime:
         for sub in self._subs:
             self._register(*sub)
         await self.broker.start()
+        self.background(self.watch_consumers())
         log.info("%s started", s.service)
+
+    async def watch_consumers(self, every: float = 5.0) -> None:
+        """Restart a subscription whose consumer lost its group coordinator for good.
+
+        aiokafka's coordination task can die on an assertion when a pattern subscription
+        sees a new topic during a rebalance (aio-libs/aiokafka#796, open); FastStream then
+        logs "Kafka error occurred" every 5 s and the subscription consumes nothing, ever,
+        while the service looks healthy. Its committed offsets are where the work stopped,
+        so a restarted consumer goes on from there: nothing is lost."""
+        while True:
+            await asyncio.sleep(every)
+            for topic, subscriber in list(self.subscribers.items()):
+                error = coordinator_failure(subscriber)
+                if error is None:
+                    continue
+                log.error("the consumer of %s stopped coordinating (%s); restarting it",
+                          topic, error)
+                try:
+                    await subscriber.stop()
+                    await subscriber.start()
+                    self.restarted_consumers += 1
+                except Exception:
+                    log.exception("the consumer of %s could not be restarted", topic)
 
     async def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
@@ -237,6 +262,15 @@ class ServiceRuntime:
         shutdown = getattr(self.tracer_provider, "shutdown", None)
         if shutdown:
             shutdown()  # flushes the spans still buffered
+
+
+def coordinator_failure(subscriber: Any) -> BaseException | None:
+    """The error that ended the group coordination of a running subscriber's consumer."""
+    consumer = getattr(subscriber, "consumer", None)
+    task = getattr(getattr(consumer, "_coordinator", None), "_coordination_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
 
 
 def runtime_of(request: Request) -> ServiceRuntime:
