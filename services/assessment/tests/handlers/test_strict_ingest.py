@@ -196,3 +196,31 @@ def test_everything_signing_refuses_assessment_refuses() -> None:
     for name in ("Zoë", "Nguyễn", "محمد", "李小龍", "O'Brien-Smith", "\u200fشهد\u200f", "👩🏽‍🎓"):
         assert unfit_character(name) is None
 
+
+
+async def test_a_conflicting_duplicate_is_dead_lettered_and_audited_for_the_sender(
+        kit: Any, live: Any) -> None:
+    """Same ce_id, other payload: refused visibly; the first result's decision stands."""
+    from microcred_shared.consumer import BatchConsumer
+
+    consumer = BatchConsumer(service="assessment", engine=kit.engine,
+                             handler=partial(handlers.on_results, live=live, skew=SKEW),
+                             expected=AssessmentResultSubmitted,
+                             on_conflict=handlers.on_conflicting_duplicates)
+    topic = topics.provider_results(PROVIDER)
+    first = raw_record(payload(), topic)
+    reused = raw_record(payload(passed=False), topic)
+    reused.headers[:] = first.headers  # the same ce_id
+    ce_id = dict(first.headers)["ce_id"].decode()
+    await consumer.apply([first])
+    await consumer.apply([reused])
+    await consumer.apply([first])  # a plain redelivery: nothing more
+    [letter] = await kit.outbox(topics.dlq(topic))
+    assert letter.headers["dlq_reason"].startswith(
+        f"ce_id '{ce_id}' was already used for a different payload")
+    [entry] = await kit.audit("result.conflicting-duplicate")
+    assert entry["provider_id"] == PROVIDER and entry["channel"] == "kafka"
+    assert entry["details"]["ce_id"] == ce_id
+    assert entry["details"]["result_id"] == json.loads(reused.value)["result_id"]
+    [decided] = await kit.outbox(topics.DECISIONS)
+    assert decided.body["result_id"] == json.loads(first.value)["result_id"]

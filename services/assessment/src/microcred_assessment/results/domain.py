@@ -111,6 +111,11 @@ def unfit_character(text: str) -> str | None:
     return None
 
 
+def escaped(text: str) -> str:
+    """`text` with its unfit characters written as \\uXXXX: storable, and visibly so."""
+    return _UNFIT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     if isinstance(value, str):
         return [(path, value)]

@@ -23,6 +23,7 @@ from microcred_assessment.results.domain import (
     assessment_id_for,
     check,
     decided,
+    escaped,
     sender_provider,
 )
 from microcred_assessment.results.models import ResultRecord
@@ -107,6 +108,22 @@ def authenticated_source(item: Incoming) -> tuple[str, Channel]:
     if match:
         return f"/providers/{match.group(1)}", "kafka"
     return item.envelope.source, "kafka"
+
+
+async def on_conflicting_duplicates(conn: AsyncConnection,
+                                    conflicts: list[tuple[Incoming, str]]) -> None:
+    """A result record that reuses a ce_id for another payload is dead-lettered by the
+    consumer; the sender also finds the refusal in its audit log."""
+    for item, reason in conflicts:
+        result = item.event
+        assert isinstance(result, AssessmentResultSubmitted)
+        source, channel = authenticated_source(item)
+        sender = sender_provider(source)
+        await audit.record(
+            conn, channel=channel, actor=actor_of(sender), action="result.conflicting-duplicate",
+            provider_id=sender, reason=reason, traceparent=item.traceparent,
+            details={"topic": item.record.topic, "ce_id": item.envelope.id,
+                     "result_id": escaped(result.result_id)})  # not checked yet
 
 
 # Accepted results of a batch by natural key (provider id, result id): the item, its
