@@ -34,6 +34,7 @@ from microcred_shared.db import Migration, ensure_database, make_engine, migrate
 from microcred_shared.logs import outages
 from microcred_shared.outbox import OutboxRelay, make_producer
 from microcred_shared.settings import ServiceSettings
+from microcred_shared.storable import RefuseUnstorable
 from microcred_shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class ServiceRuntime:
         api = FastAPI(title=title, lifespan=lifespan)
         api.state.runtime = self
         problems.install(api)
+        api.add_middleware(RefuseUnstorable)  # inside metrics: refusals are counted
 
         @api.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, Any]:
