@@ -98,6 +98,14 @@ def test_the_same_strict_rules_parse_json_and_parsed_json(changes: dict[str, Any
         assert field in str(refused.value).replace("\n  ", ".")
 
 
+@pytest.mark.parametrize("text", ["2026-11-03t10:00:00z", "2026-11-03T10:00:00.1234567891Z",
+                                  "2026-11-03T10:00:00-05:30"])
+def test_every_rfc3339_date_time_parses_in_both_modes(text: str) -> None:
+    body = payload(assessed_at=text)
+    assert AssessmentResultSubmitted.model_validate_json(json.dumps(body)).assessed_at == \
+        AssessmentResultSubmitted.model_validate(body).assessed_at
+
+
 def test_rfc3339_strings_and_whole_numbers_still_parse_in_both_modes() -> None:
     body = payload(assessed_at="2026-11-03T10:00:00.5+02:00", score=82)
     for parsed in (AssessmentResultSubmitted.model_validate_json(json.dumps(body)),

@@ -47,7 +47,7 @@ def learner_key(email: str) -> str:
 
 # RFC 3339 `date-time` (what the JSON Schema's "format": "date-time" means): a full date,
 # a full time and an offset. Numbers (Unix times), date-only and offset-less strings are not.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def _rfc3339_only(value: Any) -> Any:
