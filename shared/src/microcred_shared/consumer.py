@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,11 +72,28 @@ class Incoming:
 # appends what it publishes to `item.outgoing` and raises `Rejected` for a single item
 # through `reject`, or returns the items it refused with their reasons.
 BatchHandler = Callable[[AsyncConnection, list[Incoming]], Awaitable[dict[int, str]]]
-# Array parameters keep this one cached statement for every batch size.
+# Hook for the records refused as conflicting duplicates, before they are dead-lettered in
+# the same transaction (assessment audits them for the sender).
+ConflictHook = Callable[[AsyncConnection, list[tuple[Incoming, str]]], Awaitable[None]]
+# Array parameters keep this one cached statement for every batch size. The outer SELECT
+# reads `inbox` as it was before the INSERT: `digest` is the stored one of an id seen in an
+# earlier batch, NULL for a new one (and for entries from before digests were kept).
 _INBOX = sa.text(
-    "INSERT INTO inbox (topic, ce_id, received_at) "
-    "SELECT DISTINCT t, c, now() FROM unnest(CAST(:topics AS text[]), CAST(:ids AS text[])) "
-    "AS u(t, c) ON CONFLICT DO NOTHING RETURNING topic, ce_id")
+    "WITH u AS (SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:ids AS text[]), "
+    "CAST(:digests AS bytea[])) AS u(t, c, d)), "
+    "ins AS (INSERT INTO inbox (topic, ce_id, digest, received_at) "
+    "SELECT t, c, d, now() FROM u ON CONFLICT DO NOTHING RETURNING topic, ce_id) "
+    "SELECT u.t, u.c, ins.ce_id IS NOT NULL, i.digest FROM u "
+    "LEFT JOIN ins ON ins.topic = u.t AND ins.ce_id = u.c "
+    "LEFT JOIN inbox i ON i.topic = u.t AND i.ce_id = u.c")
+
+
+def event_digest(envelope: Envelope, event: Event) -> bytes:
+    """What a record says, for telling a redelivery from a reuse of its ce_id: its type,
+    source and the event as parsed (so whitespace and key order do not count; ce_time and
+    trace context, which a retrying producer may renew, are left out)."""
+    said = f"{envelope.type}\n{envelope.source}\n".encode() + event.model_dump_json().encode()
+    return hashlib.sha256(said).digest()
 
 
 def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
@@ -99,8 +117,9 @@ def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
 class BatchConsumer:
     def __init__(self, *, service: str, engine: AsyncEngine, handler: BatchHandler,
                  expected: type[Event] | None, on_committed: Callable[[], None] | None = None,
-                 ) -> None:
+                 on_conflict: ConflictHook | None = None) -> None:
         self.service = service
+        self._on_conflict = on_conflict
         self._engine = engine
         self._handler = handler
         self._expected = expected
@@ -147,7 +166,11 @@ class BatchConsumer:
             items.append(Incoming(record, env, event, span))
         try:
             async with self._engine.begin() as conn:
-                fresh = await self._dedupe(conn, items)
+                fresh, conflicts = await self._dedupe(conn, items)
+                if conflicts and self._on_conflict is not None:
+                    await self._on_conflict(conn, conflicts)
+                letters.extend(dead_letter(item.record, reason, self.service)
+                               for item, reason in conflicts)
                 refused = await self._run_handler(conn, fresh)
                 for index, item in enumerate(fresh):
                     if index in refused:
@@ -158,25 +181,41 @@ class BatchConsumer:
                         letters.extend(item.outgoing)
                 await outbox.write(conn, letters)
             self.applied += len(fresh) - len(refused)
-            self.dead_lettered += len(refused) + (len(records) - len(items))
+            self.dead_lettered += len(refused) + len(conflicts) + (len(records) - len(items))
         finally:
             for item in items:
                 if item.span is not None:
                     item.span.end()
 
-    async def _dedupe(self, conn: AsyncConnection, items: list[Incoming]) -> list[Incoming]:
+    async def _dedupe(self, conn: AsyncConnection, items: list[Incoming],
+                      ) -> tuple[list[Incoming], list[tuple[Incoming, str]]]:
+        """The items never seen before, and those that reuse a seen ce_id for a different
+        event (with the reason). A redelivery of the same event is dropped silently."""
         if not items:
-            return []
-        new = {(t, c) for t, c in (await conn.execute(_INBOX, {
-            "topics": [i.record.topic for i in items],
-            "ids": [i.envelope.id for i in items]})).all()}
-        fresh, seen = [], set()
-        for item in items:
+            return [], []
+        # The first of a batch's copies of an id is the one recorded and applied.
+        digests = [event_digest(i.envelope, i.event) for i in items]
+        first: dict[tuple[str, str], bytes] = {}
+        for item, digest in zip(items, digests, strict=True):
+            first.setdefault((item.record.topic, item.envelope.id), digest)
+        rows = (await conn.execute(_INBOX, {
+            "topics": [t for t, _ in first], "ids": [c for _, c in first],
+            "digests": list(first.values())})).all()
+        new = {(t, c) for t, c, inserted, _ in rows if inserted}
+        stored = {(t, c): d for t, c, inserted, d in rows if not inserted}
+        fresh: list[Incoming] = []
+        conflicts: list[tuple[Incoming, str]] = []
+        applied: set[tuple[str, str]] = set()
+        for item, digest in zip(items, digests, strict=True):
             k = (item.record.topic, item.envelope.id)
-            if k in new and k not in seen:
-                seen.add(k)
+            known = first[k] if k in new else stored.get(k)
+            if k in new and k not in applied:
+                applied.add(k)
                 fresh.append(item)
-        return fresh
+            elif known is not None and known != digest:
+                conflicts.append((item, f"ce_id {item.envelope.id!r} was already used for a "
+                                        "different payload; a new event needs a new ce_id"))
+        return fresh, conflicts
 
     async def _run_handler(self, conn: AsyncConnection, fresh: list[Incoming]) -> dict[int, str]:
         if not fresh:

@@ -26,6 +26,9 @@ class InboxEntry(SQLModel, table=True):
     topic: str = Field(primary_key=True)
     ce_id: str = Field(primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    # SHA-256 of what the event said (consumer.event_digest): the same ce_id with another
+    # payload is refused, not dropped. NULL on entries from before (issue 13).
+    digest: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -98,6 +101,12 @@ def make_engine(url: str, *, pool_size: int = 10,
         connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout,
                       "server_settings": {
                           "statement_timeout": str(int(statement_timeout * 1000))}})
+
+
+async def add_inbox_digest(conn: AsyncConnection) -> None:
+    """Migration step for every service (appended to each MIGRATIONS): the inbox's digest
+    column. A database created after it exists already has it (create_tables)."""
+    await conn.execute(sa.text("ALTER TABLE inbox ADD COLUMN IF NOT EXISTS digest bytea"))
 
 
 def create_tables(tables: Sequence[sa.Table]) -> Migration:

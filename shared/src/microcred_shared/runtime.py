@@ -24,6 +24,7 @@ from microcred_shared import logs, metrics, problems
 from microcred_shared.consumer import (
     BatchConsumer,
     BatchHandler,
+    ConflictHook,
     DatabaseUnavailable,
     lenient_batch_parser,
     records_of,
@@ -33,6 +34,7 @@ from microcred_shared.db import Migration, ensure_database, make_engine, migrate
 from microcred_shared.logs import outages
 from microcred_shared.outbox import OutboxRelay, make_producer
 from microcred_shared.settings import ServiceSettings
+from microcred_shared.storable import RefuseUnstorable
 from microcred_shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class ServiceRuntime:
         self.consumers: dict[str, BatchConsumer] = {}
         self.subscribers: dict[str, Any] = {}  # FastStream's, by subscription (metrics: lag)
         self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None,
-                               str | None]] = []
+                               str | None, ConflictHook | None]] = []
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -69,11 +71,14 @@ class ServiceRuntime:
         self.metric_sources: list[metrics.MetricSource] = []
 
     def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
-                  *, max_records: int | None = None, pattern: str | None = None) -> None:
+                  *, max_records: int | None = None, pattern: str | None = None,
+                  on_conflict: ConflictHook | None = None) -> None:
         """With `pattern`, `topic` only names the subscription (its consumer group) and
         every topic matching the regular expression is consumed, new ones included once
-        the consumer's metadata refreshes (broker option metadata_max_age_ms)."""
-        self._subs.append((topic, handler, expected, max_records, pattern))
+        the consumer's metadata refreshes (broker option metadata_max_age_ms).
+        `on_conflict` sees the records that reuse a ce_id for another payload before they
+        are dead-lettered (in the batch's transaction)."""
+        self._subs.append((topic, handler, expected, max_records, pattern, on_conflict))
 
     # Typed by Self: a service's subclass of ServiceRuntime (declaring the attributes its
     # start hook sets) gets hooks and routes that take that subclass.
@@ -95,11 +100,12 @@ class ServiceRuntime:
             listener()
 
     def _register(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
-                  max_records: int | None, pattern: str | None = None) -> None:
+                  max_records: int | None, pattern: str | None = None,
+                  on_conflict: ConflictHook | None = None) -> None:
         assert self.engine is not None
         consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
                                  handler=handler, expected=expected,
-                                 on_committed=self._committed)
+                                 on_committed=self._committed, on_conflict=on_conflict)
         self.consumers[topic] = consumer
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
@@ -151,6 +157,7 @@ class ServiceRuntime:
         api = FastAPI(title=title, lifespan=lifespan)
         api.state.runtime = self
         problems.install(api)
+        api.add_middleware(RefuseUnstorable)  # inside metrics: refusals are counted
 
         @api.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, Any]:

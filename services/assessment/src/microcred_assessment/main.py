@@ -20,7 +20,7 @@ from microcred_assessment.catalogue.seed import import_seed, load_seed
 from microcred_assessment.models import MIGRATIONS
 from microcred_assessment.results import contract_routes
 from microcred_assessment.results import routes as results_routes
-from microcred_assessment.results.handlers import on_results
+from microcred_assessment.results.handlers import on_conflicting_duplicates, on_results
 from microcred_assessment.runtime import AssessmentRuntime
 from microcred_assessment.settings import Settings
 from microcred_shared.auth import KeyVerifier
@@ -51,9 +51,11 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
         await live.refresh(force=True)
         r.background(live.follow())
         handler = partial(on_results, live=live, skew=skew)
-        r.subscribe(topics.RESULTS, handler, AssessmentResultSubmitted)
+        r.subscribe(topics.RESULTS, handler, AssessmentResultSubmitted,
+                    on_conflict=on_conflicting_duplicates)
         r.subscribe("provider-results", handler, AssessmentResultSubmitted,
-                    pattern=topics.PROVIDER_RESULTS_PATTERN)
+                    pattern=topics.PROVIDER_RESULTS_PATTERN,
+                    on_conflict=on_conflicting_duplicates)
         r.subscribe(topics.AUDIT, on_audit, AuditRecorded)
         r.subscribe(topics.KAFKA_REFUSALS,
                     partial(on_broker_refusals, principals=principals_by_username),

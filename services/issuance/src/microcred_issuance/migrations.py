@@ -8,11 +8,12 @@ from microcred_issuance.stacks.models import StackAward
 from microcred_issuance.status.models import IssuedCredential, StatusAllocation, StatusList
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, create_tables, table_of
+from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
 
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
                    table_of(IssuedCredential), table_of(StatusAllocation),
                    table_of(StatusList)]),
     create_tables([*projection.TABLES, table_of(StackAward)]),
+    add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
 ]

@@ -12,7 +12,13 @@ from microcred_registry.credentials.models import (
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, Migration, create_tables, table_of
+from microcred_shared.db import (
+    SHARED_TABLES,
+    Migration,
+    add_inbox_digest,
+    create_tables,
+    table_of,
+)
 
 MIGRATIONS: list[Migration] = [
     create_tables([*SHARED_TABLES, table_of(CredentialRecord), table_of(IssuerRecord),
@@ -26,4 +32,6 @@ MIGRATIONS: list[Migration] = [
     # 5: providers' and employers' API keys (digests), projected from assessment and
     # notify: issuers read their credentials, employers what learners share with them.
     create_tables([table_of(ApiKey), table_of(EmployerKey)]),
+    # 6: conflicting duplicates are refused (issue 13).
+    add_inbox_digest,
 ]

@@ -7,13 +7,14 @@ Events are facts, named in the past tense. Each payload class carries its CloudE
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import idna
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
 NAMESPACE = uuid.UUID("6c1f3c52-5f0e-4d8e-9a51-2f1b7b0d6a10")
 
@@ -44,6 +45,37 @@ def learner_key(email: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "learner:" + normalize_email(email)))
 
 
+# RFC 3339 `date-time` (what the JSON Schema's "format": "date-time" means): a full date,
+# a full time and an offset. Numbers (Unix times), date-only and offset-less strings are not.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """Pydantic's lax datetime takes 12345 or "12345" as a Unix time and "2026-11-03" as
+    midnight: a provider's mistake became a credential dated 1970 (issue 13). Checked before
+    pydantic parses, so the rule is the same for JSON (Kafka: `model_validate_json`) and
+    parsed JSON (FastAPI validates the body in python mode)."""
+    if isinstance(value, datetime):
+        return value  # built in code, not parsed: `check` still refuses a naive one
+    if not isinstance(value, str):
+        raise ValueError(f"must be an RFC 3339 date-time string, not a {_json_kind(value)}")
+    if not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with a time zone offset, "
+                         "e.g. 2026-11-03T14:30:00Z")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {dict: "object", list: "array", type(None): "null"}.get(type(value), "value")
+
+
+# A date-time a provider sends: an RFC 3339 string, strictly (see `_rfc3339_only`).
+Rfc3339DateTime = Annotated[datetime, BeforeValidator(_rfc3339_only)]
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
@@ -72,13 +104,15 @@ class KnownLearner(BaseModel):
     Events after the first hop carry this: `email_validator` at every hop was 3-5 % of each
     service's CPU in the e2e benchmark, and the producer of those events is the backbone."""
 
+    # strict=True per field, not per model: the same in JSON and python mode (issue 13).
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(min_length=1, max_length=200, description="the provider's own learner id")
-    email: str = Field(min_length=3, max_length=320)
-    given_name: str = Field(min_length=1, max_length=200)
-    family_name: str = Field(min_length=1, max_length=200)
-    display_name: str | None = Field(default=None, max_length=200)
-    language: Literal["en", "fr"] = "en"
+    id: str = Field(min_length=1, max_length=200, description="the provider's own learner id",
+                    strict=True)
+    email: str = Field(min_length=3, max_length=320, strict=True)
+    given_name: str = Field(min_length=1, max_length=200, strict=True)
+    family_name: str = Field(min_length=1, max_length=200, strict=True)
+    display_name: str | None = Field(default=None, max_length=200, strict=True)
+    language: Literal["en", "fr"] = "en"  # a literal never coerces
 
     @property
     def full_name(self) -> str:
@@ -88,22 +122,26 @@ class KnownLearner(BaseModel):
 class Learner(KnownLearner):
     """A learner as a provider reports them: the address is validated here, once."""
 
-    email: EmailStr
+    email: EmailStr = Field(strict=True)
 
 
 class AssessmentResultSubmitted(Event):
     """A partner institution reported an assessment outcome."""
 
+    # Parsed strictly, field by field, whichever way it came (HTTP or Kafka): no string as
+    # a number or a boolean, no number as a date (issue 13). The JSON Schema is unchanged:
+    # it always said string date-time, boolean, number.
     ce_type: ClassVar[str] = "ca.microcred.assessment.result.submitted.v1"
-    provider_id: str = Field(min_length=1, max_length=100)
-    result_id: str = Field(min_length=1, max_length=200, description="unique per provider")
-    definition_id: str = Field(min_length=1, max_length=200)
+    provider_id: str = Field(min_length=1, max_length=100, strict=True)
+    result_id: str = Field(min_length=1, max_length=200, description="unique per provider",
+                           strict=True)
+    definition_id: str = Field(min_length=1, max_length=200, strict=True)
     learner: Learner
-    score: float | None = None
-    rubric_level: str | None = Field(default=None, max_length=100)
-    passed: bool | None = None
-    assessed_at: datetime
-    evidence_url: str | None = Field(default=None, max_length=2000)
+    score: float | None = Field(default=None, strict=True, allow_inf_nan=False)
+    rubric_level: str | None = Field(default=None, max_length=100, strict=True)
+    passed: bool | None = Field(default=None, strict=True)
+    assessed_at: Rfc3339DateTime
+    evidence_url: str | None = Field(default=None, max_length=2000, strict=True)
 
     def key(self) -> bytes:
         return learner_key(self.learner.email).encode()

@@ -62,13 +62,21 @@ def double_is_portable(value: float) -> bool:
     return not (len(digits) == 17 and digits[-1] == 5)
 
 
+def unsafe_character(text: str) -> str | None:
+    """Why `text` cannot be signed (a character canonicalizers escape differently), or None.
+    The rule `check_values` applies; ingest checks with it too, before accepting a value
+    that will be signed (issue 13)."""
+    if (bad := _UNSAFE_CHARS.search(text)) is not None:
+        return (f"character U+{ord(bad.group()):04X} is not allowed in signed strings "
+                "(canonicalizers escape it differently)")
+    return None
+
+
 def check_values(value: Any, path: str = "$") -> None:
     """Refuse strings and numbers that canonicalizers would render differently."""
     if isinstance(value, str):
-        if (bad := _UNSAFE_CHARS.search(value)) is not None:
-            raise UnsafeValueError(
-                path, f"character U+{ord(bad.group()):04X} is not allowed in signed strings "
-                "(canonicalizers escape it differently)")
+        if (problem := unsafe_character(value)) is not None:
+            raise UnsafeValueError(path, problem)
     elif isinstance(value, dict):
         for key, item in value.items():
             check_values(key, f"{path} (key)")

@@ -6,9 +6,11 @@ Pure functions: no broker, database or HTTP here.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from microcred_shared.catalog import Catalog, Definition, PassRule
 from microcred_shared.contract.events import (
@@ -17,6 +19,7 @@ from microcred_shared.contract.events import (
     AssessmentResultSubmitted,
     learner_key,
 )
+from microcred_shared.vc.canon import unsafe_character
 
 
 class InvalidResult(ValueError):
@@ -29,6 +32,13 @@ class Refused(InvalidResult):
     def __init__(self, reason: str, action: str = "result.submit", status: int = 403) -> None:
         super().__init__(reason)
         self.action, self.status = action, status
+
+
+class UnfitText(InvalidResult):
+    """A string of the result holds a character it may not: refused at the door, so the
+    provider is told (issuance would refuse to sign it later, where nobody hears)."""
+
+    action = "result.unfit-text"
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,51 @@ def authorize(result: AssessmentResultSubmitted, sender: str | None,
     return definition
 
 
+# Beyond what signing refuses (`unsafe_character`): every other control character (no field
+# of a result is multi-line: tab, line breaks and C1 controls only hide or split text) and
+# the bidirectional embedding, override and isolate controls (U+202A..U+202E,
+# U+2066..U+2069), which make a name display as other text ("Trojan Source"). The marks
+# U+200E, U+200F and U+061C stay allowed: mixed-direction names need them.
+_UNFIT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def unfit_character(text: str) -> str | None:
+    """Why `text` may not enter a credential, or None."""
+    if (problem := unsafe_character(text)) is not None:
+        return problem
+    if (bad := _UNFIT.search(text)) is not None:
+        code = ord(bad.group())
+        kind = ("a bidirectional control: the text would display as other text"
+                if 0x202A <= code <= 0x2069 else "a control character")
+        return f"character U+{code:04X} is not allowed ({kind})"
+    return None
+
+
+def escaped(text: str) -> str:
+    """`text` with its unfit characters written as \\uXXXX: storable, and visibly so."""
+    return _UNFIT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, f"{path}.{k}" if path else k)]
+    return []
+
+
+def check_text(result: AssessmentResultSubmitted) -> None:
+    """Every string of a result may be signed and stored: the learner's names are signed
+    into the credential, the others are stored and published (issue 13)."""
+    for path, text in _strings(result.model_dump(mode="python"), ""):
+        if (problem := unfit_character(text)) is not None:
+            raise UnfitText(f"{path}: {problem}")
+
+
 def check(result: AssessmentResultSubmitted, source: str, catalog: Catalog, now: datetime,
           skew: timedelta) -> Definition:
+    # First: the refusals below quote these strings, and their audit records store them.
+    check_text(result)
     definition = authorize(result, sender_provider(source), catalog)
     if result.assessed_at.tzinfo is None:
         raise InvalidResult("assessed_at must carry a time zone offset")

@@ -18,10 +18,12 @@ from microcred_assessment.audit import handlers as audit
 from microcred_assessment.results.domain import (
     InvalidResult,
     Refused,
+    UnfitText,
     actor_of,
     assessment_id_for,
     check,
     decided,
+    escaped,
     sender_provider,
 )
 from microcred_assessment.results.models import ResultRecord
@@ -45,7 +47,8 @@ async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, so
     """The ingest check, the one place HTTP ingest and the Kafka consumers ask whether a
     result may enter: the sender (`source`, authenticated by the caller) may submit it and
     it can be judged. Raises Refused (audited in `conn`'s transaction, with `context`) or
-    InvalidResult (the sender is told, nothing is audited)."""
+    InvalidResult (the sender is told, nothing is audited). UnfitText is audited too when
+    it came over Kafka, for the sender: its only other answer is a dead letter."""
     try:
         return check(result, source, catalog, now, skew)
     except Refused as exc:
@@ -54,6 +57,16 @@ async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, so
             provider_id=result.provider_id, reason=str(exc), traceparent=traceparent,
             details={**(context or {}), "result_id": result.result_id,
                      "definition_id": result.definition_id})
+        raise
+    except UnfitText as exc:
+        if channel == "kafka":
+            # For the authenticated sender, not the provider the record names; the
+            # record's own strings are left out (they hold what cannot be stored).
+            sender = sender_provider(source)
+            await audit.record(
+                conn, channel=channel, actor=actor_of(sender), action=exc.action,
+                provider_id=sender, reason=str(exc), traceparent=traceparent,
+                details=dict(context or {}))
         raise
 
 
@@ -95,6 +108,22 @@ def authenticated_source(item: Incoming) -> tuple[str, Channel]:
     if match:
         return f"/providers/{match.group(1)}", "kafka"
     return item.envelope.source, "kafka"
+
+
+async def on_conflicting_duplicates(conn: AsyncConnection,
+                                    conflicts: list[tuple[Incoming, str]]) -> None:
+    """A result record that reuses a ce_id for another payload is dead-lettered by the
+    consumer; the sender also finds the refusal in its audit log."""
+    for item, reason in conflicts:
+        result = item.event
+        assert isinstance(result, AssessmentResultSubmitted)
+        source, channel = authenticated_source(item)
+        sender = sender_provider(source)
+        await audit.record(
+            conn, channel=channel, actor=actor_of(sender), action="result.conflicting-duplicate",
+            provider_id=sender, reason=reason, traceparent=item.traceparent,
+            details={"topic": item.record.topic, "ce_id": item.envelope.id,
+                     "result_id": escaped(result.result_id)})  # not checked yet
 
 
 # Accepted results of a batch by natural key (provider id, result id): the item, its
