@@ -8,6 +8,7 @@ from microcred_registry.credentials.models import (
     IssuerRecord,
     StatusEvent,
     StatusListRecord,
+    index_definition_versions,
 )
 from microcred_registry.employers.models import EmployerEntry
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
@@ -22,4 +23,6 @@ MIGRATIONS: list[Migration] = [
     add_shared_since,
     # 4: the employer directory (names and status, from notify).
     create_tables([table_of(EmployerEntry)]),
+    # 5: credentials by definition version (the drawn badge of a version).
+    index_definition_versions,
 ]
