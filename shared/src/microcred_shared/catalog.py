@@ -14,6 +14,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -165,6 +166,19 @@ class Definition(BaseModel):
     further_information: str | None = None
     partners: list[Partner] = []
     stack: StackSpec | None = None
+    image: str | None = Field(default=None, max_length=2000, description=(
+        "the provider's badge image (https URL of a PNG or SVG); without one the backbone "
+        "draws a badge with the title, provider and level"))
+
+    @field_validator("image")
+    @classmethod
+    def _https_image(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+            raise ValueError("image must be an https URL without user information")
+        return value
 
     @model_validator(mode="after")
     def _rule_or_stack(self) -> Definition:

@@ -91,3 +91,34 @@ def test_status_entries_point_into_the_right_list_for_revocation_and_suspension(
     assert suspension["statusPurpose"] == "suspension"
     assert revocation["statusListIndex"] == "3"  # 131_075 is index 3 of list 1
     assert revocation["statusListCredential"].endswith("/status/lakeshore-college/revocation/1")
+
+
+def test_the_achievement_carries_the_badge_the_registry_draws_with_a_text_alternative():
+    doc = build("lakeshore-data-analytics-fundamentals", score=88)
+    image = doc["credentialSubject"]["achievement"]["image"]
+    assert image == {
+        "id": f"{BASE}/badges/lakeshore-data-analytics-fundamentals/v1.svg", "type": "Image",
+        "caption": "Badge of the micro-credential Data Analytics Fundamentals from Lakeshore "
+                   "College of Applied Arts and Technology, Ontario Qualifications Framework "
+                   "Certificate II"}
+
+
+def test_a_definition_with_its_own_image_puts_the_providers_image_in_the_credential():
+    d = CATALOG.definition("cmu-sustainable-forestry")
+    own = d.model_copy(update={"image": "https://coast-mountain.example/badges/forestry.png"})
+    p = CATALOG.provider(d.provider_id)
+    ach = credential.achievement(own, BASE, p.name.en)
+    assert ach["image"]["id"] == "https://coast-mountain.example/badges/forestry.png"
+    assert ach["image"]["type"] == "Image"
+    assert ach["image"]["caption"].startswith(
+        "Badge of the micro-credential Sustainable Forest Management Practice from "
+        "Coast Mountain University")
+
+
+@pytest.mark.parametrize("bad", ["http://coast-mountain.example/b.png",
+                                 "https://user:pw@coast-mountain.example/b.png",
+                                 "javascript:alert(1)", "/relative.png"])
+def test_a_definition_image_must_be_a_plain_https_url(bad):
+    d = CATALOG.definition("cmu-sustainable-forestry").model_dump()
+    with pytest.raises(ValueError, match="https URL"):
+        type(CATALOG.definition("cmu-sustainable-forestry")).model_validate({**d, "image": bad})

@@ -39,12 +39,13 @@ REGISTERED, STATUS, SIGNIN = (topics.CREDENTIALS_REGISTERED, topics.CREDENTIAL_S
 
 
 def registered(credential_id: uuid.UUID | None = None, *, email_: str | None = "ada@example.org",
-               language: str = "en") -> CredentialRegistered:
+               language: str = "en", linkedin: str | None = None) -> CredentialRegistered:
     return CredentialRegistered(
         credential_id=credential_id or new_id(), provider_id="lakeshore-college",
         learner_key="learner-1", learner_email=email_, learner_name="Ada",
         learner_language=language, title="Data Analysis",
-        url="https://registry.example/v1/credentials/abc", registered_at=now())
+        url="https://registry.example/v1/credentials/abc", registered_at=now(),
+        linkedin_url=linkedin)
 
 
 def status(credential_id: uuid.UUID, action: str = "revoke") -> CredentialStatusChanged:
@@ -158,6 +159,22 @@ async def test_delivery_sends_in_the_learners_language_and_publishes_delivered(d
     assert published.headers["ce_type"] == "ca.microcred.notification.delivered.v1"
     assert published.body["credential_id"] == str(cid)
     assert await deliverer(db, pool).deliver_due() == 0  # nothing is sent twice
+
+
+async def test_the_issue_mail_carries_the_linkedin_link_the_registry_made(db: Any) -> None:
+    link = ("https://www.linkedin.com/profile/add?startTask=CERTIFICATION_NAME&name=Data+"
+            "Analysis&certId=abc")
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered,
+                     registered(linkedin=link), registered(language="fr", linkedin=link),
+                     registered())
+    pool = FakePool()
+    assert await deliverer(db, pool).deliver_due() == 3
+    bodies = sorted((text_of(sent)[1] for sent in pool.sent), key=len)
+    assert "linkedin" not in bodies[0].lower()  # a registration without a link
+    english = next(b for b in bodies if "Add it to your LinkedIn profile" in b)
+    french = next(b for b in bodies if "Ajoutez-la à votre profil LinkedIn" in b)
+    for body in (english, french):
+        assert link in body.split()
 
 
 async def test_an_undeliverable_mail_is_retried_then_failed_and_dead_lettered(db: Any) -> None:

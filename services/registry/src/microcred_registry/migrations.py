@@ -8,6 +8,7 @@ from microcred_registry.credentials.models import (
     IssuerRecord,
     StatusEvent,
     StatusListRecord,
+    index_definition_versions,
 )
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
@@ -34,4 +35,6 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(ApiKey), table_of(EmployerKey)]),
     # 6: conflicting duplicates are refused (issue 13).
     add_inbox_digest,
+    # 7: credentials by definition version (the drawn badge of a version).
+    index_definition_versions,
 ]

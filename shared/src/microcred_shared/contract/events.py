@@ -207,6 +207,8 @@ class CredentialRegistered(Event):
     title: str
     url: str
     registered_at: datetime
+    # LinkedIn's "Add to profile" form for it, pre-filled in the learner's language.
+    linkedin_url: str | None = None
 
     def key(self) -> bytes:
         return self.learner_key.encode()

@@ -31,7 +31,8 @@ def contexts(base_url: str) -> list[str]:
 OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
              "ob_v3p0_achievementcredential_schema.json")
 
-__all__ = ["achievement", "build", "build_stack", "identity", "issuer_id", "issuer_profile"]
+__all__ = ["achievement", "badge_url", "build", "build_stack", "identity", "image", "issuer_id",
+           "issuer_profile"]
 
 
 def _fr(target: dict[str, Any], term: str, text: Text | None) -> None:
@@ -85,13 +86,38 @@ def identity(email: str, salt: str) -> dict[str, Any]:
             "identityHash": "sha256$" + digest, "salt": salt}
 
 
-def achievement(d: Definition, base_url: str) -> dict[str, Any]:
+def badge_url(base_url: str, d: Definition) -> str:
+    """The badge the registry draws for a definition version (title, provider, level):
+    stable per version, so every credential of that version names the same image."""
+    return f"{base_url}/badges/{d.id}/v{d.version}.svg"
+
+
+def badge_caption(d: Definition, provider_name: str | None) -> str:
+    """The image's text alternative: what the badge shows, in words."""
+    parts = [f"Badge of the micro-credential {d.title.en}"]
+    if provider_name:
+        parts.append(f"from {provider_name}")
+    text = " ".join(parts)
+    if d.level is not None:
+        text += f", {d.level.framework} {d.level.value}"
+    return text
+
+
+def image(d: Definition, base_url: str, provider_name: str | None = None) -> dict[str, Any]:
+    """OB 3.0 `Image`: the provider's own image when the definition names one, else ours."""
+    return {"id": d.image or badge_url(base_url, d), "type": "Image",
+            "caption": badge_caption(d, provider_name)}
+
+
+def achievement(d: Definition, base_url: str,
+                provider_name: str | None = None) -> dict[str, Any]:
     ach: dict[str, Any] = {
         "id": f"{base_url}/achievements/{d.id}/v{d.version}",
         "type": ["Achievement"],
         "achievementType": "MicroCredential",
         "name": d.title.en,
         "description": d.description.en,
+        "image": image(d, base_url, provider_name),
         "criteria": {"narrative": _narrative(d, "en")},
         "inLanguage": d.language,
         "version": str(d.version),
@@ -142,7 +168,7 @@ def build(*, decision: AssessmentDecided, definition: Definition, provider: Prov
           profile: dict[str, Any], credential_id: uuid.UUID, issued_at: datetime,
           base_url: str, status_index: int, salt: str) -> dict[str, Any]:
     rd_id = f"{base_url}/achievements/{definition.id}/v{definition.version}#result"
-    subject = _subject(definition, base_url, rd_id, decision.learner, salt,
+    subject = _subject(definition, provider, base_url, rd_id, decision.learner, salt,
                        _result(decision, rd_id, definition), decision.assessed_at)
     return _document(definition, provider, profile, credential_id, issued_at, base_url,
                      status_index, subject)
@@ -156,16 +182,18 @@ def build_stack(*, definition: Definition, provider: Provider, profile: dict[str
     (their registry URLs) that completed it, in `components` (our context, @id)."""
     rd_id = f"{base_url}/achievements/{definition.id}/v{definition.version}#result"
     result = {"type": ["Result"], "resultDescription": rd_id, "status": "Completed"}
-    subject = _subject(definition, base_url, rd_id, learner, salt, result, completed_at)
+    subject = _subject(definition, provider, base_url, rd_id, learner, salt, result,
+                       completed_at)
     doc = _document(definition, provider, profile, credential_id, issued_at, base_url,
                     status_index, subject)
     doc["components"] = list(components)
     return doc
 
 
-def _subject(definition: Definition, base_url: str, rd_id: str, learner: KnownLearner, salt: str,
-             result: dict[str, Any], ended: datetime) -> dict[str, Any]:
-    ach = achievement(definition, base_url)
+def _subject(definition: Definition, provider: Provider, base_url: str, rd_id: str,
+             learner: KnownLearner, salt: str, result: dict[str, Any],
+             ended: datetime) -> dict[str, Any]:
+    ach = achievement(definition, base_url, provider.name.en)
     ach["resultDescription"] = [_result_description(definition, rd_id)]
     subject: dict[str, Any] = {
         "type": ["AchievementSubject"],

@@ -29,13 +29,21 @@ BODY = {
            "micro-credential. It is yours to keep and share.\n\nView and download it:\n{url}\n\n"
            "Anyone you share it with can verify it without contacting us. Sign in to see all "
            "your credentials, choose who can see each one and create share links:\n"
-           "{learner_url}\n\n— microcred\n"),
+           "{learner_url}\n{linkedin}\n— microcred\n"),
     "fr": ("Bonjour {name},\n\nFélicitations! La microcertification « {title} » vous a été "
            "délivrée sous forme de titre vérifiable. Elle vous appartient : gardez-la et "
            "partagez-la.\n\nConsultez-la et téléchargez-la :\n{url}\n\nToute personne avec qui "
            "vous la partagez peut la vérifier sans nous contacter. Connectez-vous pour voir "
            "tous vos titres, choisir qui peut voir chacun et créer des liens de partage :\n"
-           "{learner_url}\n\n— microcred\n"),
+           "{learner_url}\n{linkedin}\n— microcred\n"),
+}
+LINKEDIN = {
+    "en": ("\nAdd it to your LinkedIn profile (the link opens LinkedIn's form, filled in; "
+           "make the credential public so that people who follow the link can see it):\n"
+           "{link}\n"),
+    "fr": ("\nAjoutez-la à votre profil LinkedIn (le lien ouvre le formulaire de LinkedIn, "
+           "déjà rempli; rendez le titre public pour que les personnes qui suivent le lien "
+           "puissent le voir) :\n{link}\n"),
 }
 
 
@@ -78,14 +86,16 @@ def learner_url(credential_url: str) -> str:
 
 
 def credential_issued(*, sender: str, recipient: str, name: str, title: str, url: str,
-                      language: str, message_id: str) -> Mail:
+                      language: str, message_id: str, linkedin: str | None = None) -> Mail:
     lang = language if language in SUBJECT else "en"
+    linkedin_text = LINKEDIN[lang].format(link=linkedin) if linkedin else ""
     # The Message-ID is stable per notification: a resend after a crash carries the same
     # one, so mail systems (and our tests) can recognise the duplicate.
     return compose(sender=sender, recipient=recipient, message_id=message_id, language=lang,
                    subject=SUBJECT[lang].format(title=title),
                    body=BODY[lang].format(name=name, title=title, url=url,
-                                          learner_url=learner_url(url)))
+                                          learner_url=learner_url(url),
+                                          linkedin=linkedin_text))
 
 
 STATUS_SUBJECT = {
@@ -159,7 +169,7 @@ def for_notification(n: Any, sender: str) -> Mail:
     if n.kind.startswith("status-"):
         action = n.kind.removeprefix("status-").split(":", 1)[0]
         return status_changed(**common, action=action, reason=n.detail or "")
-    return credential_issued(**common)
+    return credential_issued(**common, linkedin=n.detail)
 
 
 def backoff(attempts: int, base: float) -> timedelta:

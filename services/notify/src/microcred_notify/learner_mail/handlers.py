@@ -31,14 +31,15 @@ from microcred_shared.contract.events_learners import LearnerSignInRequested
 # is recompiled for every batch size, which dominated the e2e profile).
 _OWE = sa.text(
     "INSERT INTO notifications (id, credential_id, kind, recipient, learner_name, language, "
-    "title, url, status, attempts, next_attempt_at, message_id, traceparent, source_topic, "
-    "source_payload, created_at) "
-    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, 'pending', 0, now(), "
+    "title, url, detail, status, attempts, next_attempt_at, message_id, traceparent, "
+    "source_topic, source_payload, created_at) "
+    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, 'pending', 0, now(), "
     "'<' || n || '@microcred.local>', tp, st, sp, now() "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:recipients AS text[]), "
     "CAST(:names AS text[]), CAST(:languages AS text[]), CAST(:titles AS text[]), "
-    "CAST(:urls AS text[]), CAST(:traceparents AS text[]), CAST(:topics AS text[]), "
-    "CAST(:payloads AS bytea[])) AS x(n, c, r, ln, lg, t, u, tp, st, sp) "
+    "CAST(:urls AS text[]), CAST(:details AS text[]), CAST(:traceparents AS text[]), "
+    "CAST(:topics AS text[]), CAST(:payloads AS bytea[])) "
+    "AS x(n, c, r, ln, lg, t, u, d, tp, st, sp) "
     "ON CONFLICT DO NOTHING")
 
 
@@ -63,6 +64,8 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
         "languages": [e.learner_language for e in events],
         "titles": [e.title for e in events],
         "urls": [e.url for e in events],
+        # The credential mail's `detail`: its LinkedIn "Add to profile" link.
+        "details": [e.linkedin_url for e in events],
         "traceparents": [i.traceparent for i in owed.values()],
         "topics": [i.record.topic for i in owed.values()],
         "payloads": [i.record.value or b"" for i in owed.values()],

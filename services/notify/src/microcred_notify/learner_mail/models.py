@@ -30,7 +30,9 @@ class Notification(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     last_error: str | None = None
-    detail: str | None = None  # the provider's reason, for status changes
+    # The provider's reason (status mail), the LinkedIn link (credential mail), the expiry
+    # (sign-in mail).
+    detail: str | None = None
     message_id: str
     traceparent: str | None = None
     source_topic: str

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from microcred_registry.credentials.linkedin import add_to_profile
 from microcred_shared.contract.events import CredentialIssued, CredentialRegistered
 from microcred_shared.vc import controller as controllers
 from microcred_shared.vc.didweb import did_web
@@ -29,13 +30,16 @@ def status_list_url(base: str, provider_id: str, purpose: str, list_no: int) -> 
 
 
 def registration(e: CredentialIssued, base: str, now: datetime) -> CredentialRegistered:
-    """What notify needs to tell the learner: the credential is stored, and where."""
+    """What notify needs to tell the learner: the credential is stored, where, and how to
+    add it to a LinkedIn profile."""
+    url = credential_url(base, e.credential_id)
     return CredentialRegistered(
         credential_id=e.credential_id, provider_id=e.provider_id,
         definition_id=e.definition_id, learner_key=e.learner_key,
         learner_email=e.learner_email, learner_name=e.learner_name,
         learner_language=e.learner_language, title=e.title,
-        url=credential_url(base, e.credential_id), registered_at=now)
+        url=url, registered_at=now, linkedin_url=add_to_profile(
+            e.credential, url, str(e.credential_id), e.learner_language) or None)
 
 
 def listing(row: Any, base: str) -> dict[str, Any]:

@@ -186,3 +186,15 @@ async def issuer_reason(conn: AsyncConnection, credential_id: uuid.UUID) -> str:
         col(StatusEvent.credential_id) == credential_id).order_by(
         col(StatusEvent.id).desc()).limit(1))).scalar_one_or_none()
     return reason or ""
+
+
+async def of_definition_version(conn: AsyncConnection, definition_id: str,
+                                version: int) -> dict[str, Any] | None:
+    """The signed document of one credential of a definition version, or None: every
+    credential of a version states the same achievement, issuer and level."""
+    found = (await conn.execute(
+        sa.select(col(CredentialRecord.document))
+        .where(col(CredentialRecord.definition_id) == definition_id,
+               col(CredentialRecord.definition_version) == version)
+        .limit(1))).scalar_one_or_none()
+    return dict(found) if found is not None else None

@@ -67,3 +67,10 @@ class StatusEvent(SQLModel, table=True):
     reason: str
     changed_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
+
+
+async def index_definition_versions(conn: Any) -> None:
+    """Migration 5: find a credential of a definition version (its badge is drawn from it)."""
+    await conn.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_credentials_definition_version "
+        "ON credentials (definition_id, definition_version)"))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from microcred_registry.pages.badges import badge_of, image_of
 from microcred_registry.pages.i18n import long_date, province_name
 
 STATUSES = ("valid", "revoked", "suspended", "expired", "unknown", "not-yet-valid", "invalid")
@@ -32,6 +33,8 @@ class CredentialView:
     checks: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     issuer_reason: str = ""
+    image: str = ""
+    image_alt: str = ""
 
 
 def _dt(value: Any) -> datetime | None:
@@ -61,8 +64,21 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value or "")
 
 
+def image_and_alt(doc: dict[str, Any], lang: str, fallback: str = "") -> tuple[str, str]:
+    """The achievement's image (the one the credential names, else `fallback`: the badge
+    drawn for its definition version) and its text alternative in the reader's language
+    (the credential's own caption for English readers when it has one)."""
+    url, caption = image_of(doc)
+    if not url.startswith(("https://", "http://")):
+        url = ""  # a data: URI or anything else is not shown
+    url = url or fallback
+    if not url:
+        return "", ""
+    return url, (caption if lang == "en" and caption else badge_of(doc, lang).alt)
+
+
 def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any,
-            issuer_reason: str = "") -> CredentialView:
+            issuer_reason: str = "", image_fallback: str = "") -> CredentialView:
     # JSON of any shape: each step below checks what it reads.
     subject: Any = doc.get("credentialSubject") or {}
     subject = subject[0] if isinstance(subject, list) and subject else subject
@@ -74,6 +90,7 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
     level = ach.get("level") or {}
     workload = ach.get("notionalWorkload") or {}
     status = verification.get("status", "unknown")
+    image, image_alt = image_and_alt(doc, lang, image_fallback)
     return CredentialView(
         holder=str(subject.get("name") or ""),
         title=_localised(ach, "name", lang) or _localised(doc, "name", lang),
@@ -96,4 +113,5 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
                 for c in verification.get("checks", [])],
         reasons=list(verification.get("problems", [])),
         issuer_reason=issuer_reason,
+        image=image, image_alt=image_alt,
     )

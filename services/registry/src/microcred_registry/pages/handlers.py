@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_registry.credentials import handlers as credentials
+from microcred_registry.credentials import linkedin
 from microcred_registry.credentials.domain import VC_JSON, credential_url
 from microcred_registry.pages.domain import present
 from microcred_registry.pages.i18n import translator
@@ -25,12 +26,32 @@ from microcred_registry.pages.rendering import (
     message,
     render,
     wants_json_page,
+    with_image_origin,
 )
 from microcred_registry.verification.handlers import verify_document
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import VISIBILITIES, Session, Viewer
 from microcred_registry.wallet.signin import SignIn
 from microcred_shared.problems import Problem
+
+
+def drawn_badge_url(base: str, row: Any) -> str:
+    """The badge drawn for the credential's definition version (credentials issued before
+    achievements carried an image, or issued without one); "" without a definition."""
+    if not row.definition_id or not row.definition_version:
+        return ""
+    return f"{base}/badges/{row.definition_id}/v{row.definition_version}.svg"
+
+
+def actions(base: str, row: Any, lang: str, *, holder: bool) -> dict[str, Any]:
+    """What a reader may do with a credential besides reading it: the baked badge as PNG
+    and SVG, and for its holder LinkedIn's "Add to profile" form, pre-filled."""
+    url = credential_url(base, row.credential_id)
+    out: dict[str, Any] = {"png": url + "/baked.png", "svg": url + "/baked.svg"}
+    if holder:
+        out["linkedin"] = linkedin.add_to_profile(dict(row.document), url,
+                                                  str(row.credential_id), lang)
+    return out
 
 
 class Pages:
@@ -43,14 +64,22 @@ class Pages:
         verification = await verify_document(self.engine, self.base, doc)
         lang = language(request)
         t = translator(lang)
-        view = present(doc, verification, lang, t, await self._issuer_reason(row))
+        view = present(doc, verification, lang, t, await self._issuer_reason(row),
+                       image_fallback=drawn_badge_url(self.base, row))
         preview = t("preview", title=view.title, name=view.holder, issuer=view.issuer_name,
                     province=view.province)
         checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        # Baked downloads where the reader may fetch them (the holder; anyone when public,
+        # which is when the page is indexable); LinkedIn only for the holder.
+        acts = actions(self.base, row, lang, holder=owner is not None) \
+            if owner is not None or indexable else None
+        if acts is not None and owner is not None:
+            acts["private"] = owner.get("visibility") != "public"
         return render(request, "credential.html", indexable=indexable, c=view,
                       known_checks=KNOWN_CHECKS,
-                      preview=preview, canonical=canonical,
-                      json_url=json_url, checked_at=checked, owner=owner)
+                      preview=preview, canonical=canonical, actions=acts,
+                      json_url=json_url, checked_at=checked, owner=owner,
+                      headers=with_image_origin(view.image))
 
     async def owner_page(self, request: Request, row: Any, *, new_link: str | None = None,
                          notice: str | None = None) -> HTMLResponse:
@@ -114,10 +143,12 @@ class Pages:
         for r in rows:
             doc = dict(r.document)
             verification = await verify_document(self.engine, self.base, doc)
-            items.append({"view": present(doc, verification, lang, t),
+            items.append({"view": present(doc, verification, lang, t,
+                                          image_fallback=drawn_badge_url(self.base, r)),
                           "url": credential_url(self.base, r.credential_id)})
         name = items[0]["view"].holder if items else ""
-        return render(request, "profile.html", indexable=True, items=items, name=name)
+        return render(request, "profile.html", indexable=True, items=items, name=name,
+                      headers=with_image_origin(*(i["view"].image for i in items)))
 
     async def home(self, request: Request, session: Session,
                    new_link: str | None = None) -> Response:
@@ -125,8 +156,10 @@ class Pages:
         async with self.engine.begin() as conn:
             rows = await sharing.my_credentials(conn, session.learner_key)
             slug = await sharing.profile_slug(conn, session.learner_key)
+        lang = language(request)
         items = [{"id": str(r.credential_id), "title": r.title, "provider": r.provider_id,
                   "status": r.status, "visibility": r.visibility or "private",
-                  "url": credential_url(self.base, r.credential_id)} for r in rows]
+                  "url": credential_url(self.base, r.credential_id),
+                  "actions": actions(self.base, r, lang, holder=True)} for r in rows]
         return render(request, "learner.html", items=items, new_link=new_link,
                       profile_url=f"{self.base}/p/{slug}", visibilities=VISIBILITIES)

@@ -158,6 +158,15 @@ _EN = {
     "owner.revoke_one": "Revoke the share link created {created}",
     "owner.link_revoked": "The share link was revoked: it no longer opens this credential.",
     "owner.link_already_revoked": "That share link was already revoked.",
+    "actions.title": "Download and share",
+    "actions.png": "Download the badge (PNG)",
+    "actions.svg": "Download the badge (SVG)",
+    "actions.baked": "The badge image carries your signed credential: Open Badges tools "
+                     "read it from the image and verify it.",
+    "actions.linkedin": "Add to LinkedIn profile",
+    "actions.linkedin_private": "LinkedIn shows a link to this credential's page: make it "
+                                "public so that people who follow it can see it.",
+    "actions.for": "{action}: {title}",
 }
 
 _FR = {
@@ -294,6 +303,16 @@ _FR = {
     "owner.revoke_one": "Révoquer le lien de partage créé le {created}",
     "owner.link_revoked": "Le lien de partage a été révoqué : il n'ouvre plus ce titre.",
     "owner.link_already_revoked": "Ce lien de partage était déjà révoqué.",
+    "actions.title": "Télécharger et partager",
+    "actions.png": "Télécharger le badge (PNG)",
+    "actions.svg": "Télécharger le badge (SVG)",
+    "actions.baked": "L'image du badge contient votre titre signé : les outils Open Badges "
+                     "le lisent dans l'image et le vérifient.",
+    "actions.linkedin": "Ajouter au profil LinkedIn",
+    "actions.linkedin_private": "LinkedIn affiche un lien vers la page de ce titre : "
+                                "rendez-le public pour que les personnes qui le suivent "
+                                "puissent le voir.",
+    "actions.for": "{action} : {title}",
 }
 
 CATALOGS = {"en": _EN, "fr": _FR}

@@ -1,8 +1,10 @@
 """Jinja2 rendering of the learner-facing pages, with the language chosen per request.
 Pure (no database): the pages' markup is unit-tested through it."""
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -28,6 +30,22 @@ PAGE_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept, Accept-Language",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                            "img-src 'self' data:; form-action 'self'; "
                                            "frame-ancestors 'none'"}
+
+
+def with_image_origin(*image_urls: str) -> dict[str, str]:
+    """The page headers when it shows images from other origins (a provider's own badge
+    image): those https origins are added to `img-src`, nothing else."""
+    origins = []
+    for url in image_urls:
+        parts = urlsplit(url)
+        if parts.scheme == "https" and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?",
+                                                    parts.netloc):
+            origins.append(f"https://{parts.netloc}")
+    if not origins:
+        return {}
+    csp = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "img-src 'self' data:", "img-src 'self' data: " + " ".join(sorted(set(origins))))
+    return {"Content-Security-Policy": csp}
 
 
 def language(request: Request) -> str:

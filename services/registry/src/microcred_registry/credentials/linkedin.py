@@ -1,0 +1,50 @@
+"""LinkedIn's "Add to profile" link for a credential: LinkedIn's certification form,
+pre-filled with the credential's name, the issuing organisation, the issue and expiry
+month, the credential's URL and its id. Pure: read from the signed document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+ADD_TO_PROFILE = "https://www.linkedin.com/profile/add"
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _text(obj: Any, term: str, lang: str) -> str:
+    if not isinstance(obj, dict):
+        return ""
+    value = (obj.get(term + "Fr") if lang == "fr" else None) or obj.get(term)
+    return value if isinstance(value, str) else ""
+
+
+def add_to_profile(doc: dict[str, Any], cert_url: str, cert_id: str, lang: str = "en") -> str:
+    """The link, or "" when the document lacks a name or an issue date. The name and the
+    organisation follow the learner's language where the credential has it; a credential
+    without `validUntil` has no expiration fields (LinkedIn then shows no expiry)."""
+    subject: Any = doc.get("credentialSubject") or {}
+    subject = subject[0] if isinstance(subject, list) and subject else subject
+    ach = subject.get("achievement") if isinstance(subject, dict) else None
+    name = _text(ach, "name", lang) or _text(doc, "name", lang)
+    issued = _moment(doc.get("awardedDate")) or _moment(doc.get("validFrom"))
+    if not name or issued is None:
+        return ""
+    params: dict[str, str | int] = {"startTask": "CERTIFICATION_NAME", "name": name}
+    organisation = _text(doc.get("issuer"), "name", lang)
+    if organisation:
+        params["organizationName"] = organisation
+    params |= {"issueYear": issued.year, "issueMonth": issued.month}
+    expires = _moment(doc.get("validUntil"))
+    if expires is not None:
+        params |= {"expirationYear": expires.year, "expirationMonth": expires.month}
+    params |= {"certUrl": cert_url, "certId": cert_id}
+    return f"{ADD_TO_PROFILE}?{urlencode(params)}"
