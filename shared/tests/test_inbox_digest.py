@@ -154,7 +154,7 @@ async def test_an_id_recorded_before_digests_were_kept_stays_a_silent_no_op(
 async def test_every_service_keeps_digests_after_its_migrations(handler_db: Any,
                                                                 module: str) -> None:
     migrations = importlib.import_module(module).MIGRATIONS
-    assert migrations[-1] is add_inbox_digest  # appended: deployed databases run it too
+    assert add_inbox_digest in migrations[1:]  # a step of its own: deployed databases run it
     engine = await handler_db(migrations)
     loop = Loop(engine)
     event, ce_id = a_result(), str(uuid.uuid4())
