@@ -93,6 +93,8 @@ def logged_between(bb, before: dict[str, int], after: dict[str, int]) -> dict[st
 def assert_few_lines(bb, before, during, seconds: float) -> None:
     lines = logged_between(bb, before, during)
     rates = {s: len(lines[s]) / seconds for s in SERVICES}
+    print(f"log lines per second during the {seconds:.0f} s outage: "  # figures (-s)
+          + ", ".join(f"{s} {r:.2f}" for s, r in rates.items()))
     noisy = {s: lines[s][:12] for s in SERVICES if rates[s] > MAX_LINES_PER_SECOND}
     assert not noisy, f"lines per second {rates}; first lines: {json.dumps(noisy, indent=1)}"
 
@@ -141,6 +143,8 @@ async def test_the_broker_killed_mid_stream_loses_nothing_doubles_nothing_and_lo
     await sending
 
     await outcome(backbone, run, events, passed)
+    print(f"broker killed for 15 s under HTTP ingest of {N} results: answers "
+          f"{dict(sender.statuses)}; lost 0, doubled 0")  # figures (-s)
     assert set(sender.statuses) <= {202, 503}, sender.statuses  # never a 500
     assert_few_lines(backbone, before, during, outage)
 
@@ -167,6 +171,8 @@ async def test_the_database_killed_mid_stream_gives_503s_loses_nothing_doubles_n
     await sending
 
     await outcome(backbone, run, events, passed)
+    print(f"database killed for 15 s under HTTP ingest of {N} results: answers "
+          f"{dict(sender.statuses)}; lost 0, doubled 0")  # figures (-s)
     assert sender.statuses[503] > 0, "the outage was not seen by the clients"
     assert set(sender.statuses) <= {202, 503}, sender.statuses  # never a 500
     assert_few_lines(backbone, before, during, outage)
