@@ -17,9 +17,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pyld import jsonld
 
 from . import canon
-from .errors import VcError
+from .contexts import DATA_INTEGRITY_V2_URL, VC_V2_URL
+from .errors import CanonicalizationError, VcError
 from .keys import multibase_decode, multibase_encode
 
 RDFC = "eddsa-rdfc-2022"
@@ -51,11 +53,22 @@ def format_datetime(moment: datetime) -> str:
 
 def canonical_rdfc(document: dict[str, Any], *, fast: bool = True,
                    allow_issuer_dependent: bool = False) -> str:
-    if fast:
-        from .fastcanon import rdfc_fast  # imported late: the fast path is optional
+    try:
+        if fast:
+            from .fastcanon import rdfc_fast  # imported late: the fast path is optional
 
-        return rdfc_fast(document, allow_issuer_dependent=allow_issuer_dependent)
-    return canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
+            return rdfc_fast(document, allow_issuer_dependent=allow_issuer_dependent)
+        return canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
+    except VcError:
+        raise
+    except jsonld.JsonLdError as exc:  # the fast path meets pyld's errors directly
+        raise canon.unwrap(exc) from exc
+    except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        # pyld fails on some valid-looking contexts with its own internal errors (e.g. a
+        # KeyError for [v2, {"@vocab": null}]): an input we cannot process, not a crash.
+        raise CanonicalizationError(
+            "the JSON-LD processor cannot process this document's @context "
+            f"({canon.describe(exc)})") from exc
 
 
 def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosuite: str, *,
@@ -77,6 +90,17 @@ def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosui
     return hashlib.sha256(config_bytes).digest() + hashlib.sha256(doc_bytes).digest()
 
 
+def with_suite_context(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` whose @context defines DataIntegrityProof: VC 2.0's does; a VC 1.1
+    document gets the Data Integrity context appended, as the JavaScript stack does
+    (jsonld-signatures' addSuiteContext), so both sign and verify the same bytes."""
+    context = document.get("@context")
+    items = context if isinstance(context, list) else [context]
+    if VC_V2_URL in items or DATA_INTEGRITY_V2_URL in items:
+        return document
+    return {**document, "@context": [*items, DATA_INTEGRITY_V2_URL]}
+
+
 def _without_proof(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != "proof"}
 
@@ -95,7 +119,7 @@ def sign(document: dict[str, Any], private_key: Ed25519PrivateKey, verification_
     """
     if "@context" not in document:
         raise VcError("a document to sign needs an @context")
-    unsecured = _without_proof(document)
+    unsecured = with_suite_context(_without_proof(document))
     options: dict[str, Any] = {
         "type": PROOF_TYPE,
         "cryptosuite": cryptosuite,
@@ -111,8 +135,8 @@ def sign(document: dict[str, Any], private_key: Ed25519PrivateKey, verification_
     if existing is None:
         if proof_as_list is None:
             types = document.get("type")
-            proof_as_list = bool(_OB_TYPES.intersection(types if isinstance(types, list)
-                                                        else [types]))
+            proof_as_list = any(isinstance(t, str) and t in _OB_TYPES
+                                for t in (types if isinstance(types, list) else [types]))
         return {**unsecured, "proof": [proof] if proof_as_list else proof}
     previous = existing if isinstance(existing, list) else [existing]
     return {**unsecured, "proof": [*previous, proof]}
@@ -134,7 +158,7 @@ def _proof_config(document: dict[str, Any], proof: dict[str, Any]) -> tuple[dict
             raise VcError(f"proof has no {name}")
     config = {k: v for k, v in proof.items() if k != "proofValue"}
     if suite == RDFC:
-        config["@context"] = document.get("@context")
+        config = with_suite_context({**config, "@context": document.get("@context")})
     elif "@context" in config:
         # jcs: the document's @context must start with the proof's, in order.
         doc_ctx, proof_ctx = _as_list(document.get("@context")), _as_list(config["@context"])

@@ -23,7 +23,7 @@ from .errors import VcError
 from .keys import did_key_document, multikey_decode
 from .proofs import verify_proof
 from .schema import is_open_badge, schema_problems
-from .vcdm import parse_datetime
+from .vcdm import is_v1, parse_datetime, valid_from, valid_until
 
 DocumentResolver = Callable[[str], Awaitable[dict[str, Any]]]
 KEY_TYPES = ("Multikey", "Ed25519VerificationKey2020")
@@ -117,7 +117,7 @@ async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check
     if "expires" in vm:
         try:
             expires = parse_datetime(vm["expires"])
-            moments = [parse_datetime(v) for v in (document.get("validFrom"),
+            moments = [parse_datetime(v) for v in (valid_from(document),
                                                    proof.get("created")) if isinstance(v, str)]
         except ValueError as exc:
             return Check(False, f"bad date: {exc}")
@@ -129,12 +129,11 @@ async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check
 
 def check_window(document: dict[str, Any], now: datetime) -> tuple[Check, str]:
     try:
-        valid_from = document.get("validFrom")
-        valid_until = document.get("validUntil")
-        if isinstance(valid_from, str) and parse_datetime(valid_from) > now:
-            return Check(False, f"not valid before {valid_from}"), "not-yet-valid"
-        if isinstance(valid_until, str) and parse_datetime(valid_until) < now:
-            return Check(False, f"expired at {valid_until}"), "expired"
+        start, end = valid_from(document), valid_until(document)
+        if isinstance(start, str) and parse_datetime(start) > now:
+            return Check(False, f"not valid before {start}"), "not-yet-valid"
+        if isinstance(end, str) and parse_datetime(end) < now:
+            return Check(False, f"expired at {end}"), "expired"
     except ValueError as exc:
         return Check(False, str(exc)), "invalid"
     return Check(True, "within validFrom/validUntil"), "valid"
@@ -200,7 +199,9 @@ async def verify_credential(document: dict[str, Any], *, resolve_document: Docum
     checks["issuer_key"] = await check_issuer_key(document, keys)
     checks["validity_window"], window_state = check_window(document, now)
     checks["status"], status_state = await check_status(document, resolve_document, keys, now)
-    if check_schema and is_open_badge(document):
+    # The OB 3.0 JSON Schema we hold is the VC 2.0 one; a VC 1.1 Open Badge (as OB 3.0 was
+    # first published) is checked for everything else, not against it.
+    if check_schema and is_open_badge(document) and not is_v1(document):
         problems = schema_problems(document)
         checks["schema"] = Check(not problems, "; ".join(problems) or "OB 3.0 schema")
     failed = [n for n in ("proof", "issuer_key", "schema") if n in checks and not checks[n].ok]
