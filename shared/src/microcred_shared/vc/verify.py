@@ -87,44 +87,71 @@ class KeyResolver:
         return multikey_decode(vm["publicKeyMultibase"])
 
 
-def _first_proof(document: dict[str, Any]) -> dict[str, Any]:
-    proofs = _as_list(document.get("proof"))
-    if not proofs or not isinstance(proofs[0], dict):
-        raise VcError("no proof")
-    return proofs[0]
+def _subject_ids(document: dict[str, Any]) -> set[str]:
+    return {s["id"] for s in _as_list(document.get("credentialSubject"))
+            if isinstance(s, dict) and isinstance(s.get("id"), str)}
 
 
-async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check:
-    """The proof's key belongs to the issuer, is an assertionMethod, and was valid."""
+async def _key_of(proof: Any, document: dict[str, Any], keys: KeyResolver,
+                  ) -> tuple[str | None, str]:
+    """(who controls the key of `proof`, why not) — who is None when the key does not
+    stand: unresolvable, not listed for the proof's purpose, revoked, or retired before
+    the document was issued."""
+    if not isinstance(proof, dict):
+        return None, "proof is not an object"
+    vm_id, purpose = proof.get("verificationMethod"), proof.get("proofPurpose")
+    if not isinstance(purpose, str) or purpose not in ("assertionMethod", "authentication"):
+        return None, f"proofPurpose is {purpose!r}"
     try:
-        proof = _first_proof(document)
-        vm_id = proof.get("verificationMethod")
-        if proof.get("proofPurpose") != "assertionMethod":
-            return Check(False, f"proofPurpose is {proof.get('proofPurpose')!r}")
         vm, controller = await keys.method(vm_id)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any resolver failure is a failed check
-        return Check(False, f"cannot resolve the verification method: {exc}")
-    issuer = issuer_id(document)
-    if vm.get("controller") != issuer or controller.get("id") != issuer:
-        return Check(False, f"{vm_id} is controlled by {vm.get('controller')!r}, "
-                            f"not by the issuer {issuer!r}")
+        return None, f"cannot resolve the verification method: {exc}"
+    owner = controller.get("id")
+    if vm.get("controller") != owner:
+        return None, f"{vm_id} names the controller {vm.get('controller')!r}, not {owner!r}"
     listed = [e.get("id") if isinstance(e, dict) else e
-              for e in _as_list(controller.get("assertionMethod"))]
+              for e in _as_list(controller.get(purpose))]
     if vm_id not in listed:
-        return Check(False, f"{vm_id} is not an assertionMethod of {issuer}")
+        return None, f"{vm_id} is not an {purpose} method of {owner}"
     if "revoked" in vm:
-        return Check(False, f"{vm_id} was revoked at {vm['revoked']}")
+        return None, f"{vm_id} was revoked at {vm['revoked']}"
     if "expires" in vm:
         try:
             expires = parse_datetime(vm["expires"])
             moments = [parse_datetime(v) for v in (valid_from(document),
                                                    proof.get("created")) if isinstance(v, str)]
-        except ValueError as exc:
-            return Check(False, f"bad date: {exc}")
+        except (ValueError, TypeError) as exc:
+            return None, f"bad date: {exc}"
         if not moments or any(m >= expires for m in moments):
-            return Check(False, f"{vm_id} was retired at {vm['expires']}, before this "
-                                "credential was issued")
-    return Check(True, vm_id)  # type: ignore[arg-type]  # resolved above: a str
+            return None, f"{vm_id} was retired at {vm['expires']}, before this was issued"
+    return str(owner), str(vm_id)
+
+
+async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check:
+    """Every proof's key stands for its purpose, and belongs to the issuer or (as an
+    additional proof) to a subject of the credential; at least one is the issuer's, made
+    for assertionMethod. With proof sets and chains each proof is judged on its own."""
+    proofs = _as_list(document.get("proof"))
+    if not proofs:
+        return Check(False, "no proof")
+    issuer = issuer_id(document)
+    subjects = _subject_ids(document)
+    by_issuer, problems = [], []
+    for n, proof in enumerate(proofs):
+        where = f"proof {n + 1}: " if len(proofs) > 1 else ""
+        owner, detail = await _key_of(proof, document, keys)
+        if owner is None:
+            problems.append(where + detail)
+        elif owner == issuer and proof.get("proofPurpose") == "assertionMethod":
+            by_issuer.append(detail)
+        elif owner not in subjects:
+            problems.append(f"{where}{detail} is controlled by {owner!r}, not by the issuer "
+                            f"{issuer!r}")
+    if problems:
+        return Check(False, "; ".join(problems))
+    if not by_issuer:
+        return Check(False, f"no proof is made for assertionMethod by the issuer {issuer!r}")
+    return Check(True, ", ".join(by_issuer))
 
 
 def check_window(document: dict[str, Any], now: datetime) -> tuple[Check, str]:
