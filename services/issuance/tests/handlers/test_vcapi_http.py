@@ -111,3 +111,28 @@ async def test_a_vc_1_1_credential_with_2_0_dates_or_a_bad_issuance_date_is_refu
     v2["@context"] = ["https://www.w3.org/ns/credentials/v2", *v2["@context"][1:]]
     r = await client.post("/credentials/issue", json={"credential": v2})
     assert r.status_code == 400 and "VC 1.1 terms" in r.json()["detail"]
+
+
+async def test_related_resources_of_the_wrong_shape_are_refused_and_good_ones_signed(
+        client: Any, world: Any) -> None:
+    base = {"@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiableCredential"], "issuer": issuer(world),
+            "credentialSubject": {"id": "did:example:learner-12"}}
+    sri = "sha256-" + "A" * 43 + "="
+    for bad, reason in [
+            (["https://example.org/a"], "one or more objects"),
+            ([{"digestSRI": sri}], "id must be a URL"),
+            ([{"id": "https://example.org/a", "digestSRI": sri},
+              {"id": "https://example.org/a", "digestSRI": sri}], "appears twice"),
+            ([{"id": "https://example.org/a"}], "needs a digestSRI or a digestMultibase"),
+            ([{"id": "https://www.w3.org/ns/credentials/v2", "digestSRI": sri}],
+             "does not match the resource")]:
+        r = await client.post("/credentials/issue",
+                              json={"credential": {**base, "relatedResource": bad}})
+        assert r.status_code == 400, (bad, r.text)
+        assert reason in r.json()["detail"], r.json()
+    good = [{"id": "https://example.org/a", "digestSRI": sri}]
+    r = await client.post("/credentials/issue",
+                          json={"credential": {**base, "relatedResource": good}})
+    assert r.status_code == 201, r.text
+    assert r.json()["verifiableCredential"]["relatedResource"] == good

@@ -14,6 +14,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from . import related
 from .contexts import VC_V1_URL, VC_V2_URL
 
 # The dateTimeStamp pattern the VC 2.0 spec gives (an offset or Z is required).
@@ -182,4 +183,9 @@ def credential_problems(document: Any) -> list[str]:
             _check_text(document[key], key, problems)
     for key in TYPED_OBJECTS:
         _check_typed(document, key, problems)
+    if "relatedResource" in document:
+        shape = related.problems(document["relatedResource"])
+        # Digests of the resources we hold (our vendored contexts) are compared now: a
+        # credential must not go out pinning a context to the wrong bytes.
+        problems += shape or related.mismatches(document["relatedResource"])[0]
     return problems

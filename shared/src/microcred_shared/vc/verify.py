@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import statuslist
+from . import related, statuslist
 from .errors import VcError
 from .keys import did_key_document, multikey_decode
 from .proofs import verify_proof
@@ -215,6 +215,20 @@ async def check_status(document: dict[str, Any], resolve: DocumentResolver, keys
     return Check(True, "; ".join(why for _, why in outcomes)), "valid"
 
 
+def check_related(value: Any) -> Check:
+    """relatedResource well formed, and each digest right for the resources we hold (our
+    vendored contexts); others cannot be compared without fetching them, and are not."""
+    shape = related.problems(value)
+    if shape:
+        return Check(False, "; ".join(shape))
+    wrong, compared = related.mismatches(value)
+    if wrong:
+        return Check(False, "; ".join(wrong))
+    total = len(value) if isinstance(value, list) else 1
+    return Check(True, f"{compared} of {total} related resources compared with their "
+                       "digests (the others are not held here)")
+
+
 async def verify_credential(document: dict[str, Any], *, resolve_document: DocumentResolver,
                             now: datetime | None = None,
                             check_schema: bool = True) -> VerificationResult:
@@ -231,7 +245,10 @@ async def verify_credential(document: dict[str, Any], *, resolve_document: Docum
     if check_schema and is_open_badge(document) and not is_v1(document):
         problems = schema_problems(document)
         checks["schema"] = Check(not problems, "; ".join(problems) or "OB 3.0 schema")
-    failed = [n for n in ("proof", "issuer_key", "schema") if n in checks and not checks[n].ok]
+    if "relatedResource" in document:
+        checks["related_resources"] = check_related(document["relatedResource"])
+    failed = [n for n in ("proof", "issuer_key", "schema", "related_resources")
+              if n in checks and not checks[n].ok]
     status = ("invalid" if failed else window_state if window_state != "valid"
               else status_state)
     return VerificationResult(verified=status == "valid", status=status, checks=checks)
