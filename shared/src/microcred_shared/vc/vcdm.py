@@ -128,7 +128,7 @@ def valid_until(document: dict[str, Any]) -> Any:
 
 def _check_validity(document: dict[str, Any], problems: list[str]) -> None:
     moments: dict[str, datetime] = {}
-    keys = ("validFrom", "validUntil")
+    keys: tuple[str, ...] = ("validFrom", "validUntil")
     if is_v1(document):
         keys += ("issuanceDate", "expirationDate")
     elif "issuanceDate" in document or "expirationDate" in document:
