@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.credentials import fresh_lists
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.domain import credential_url
 from microcred_registry.verification import fetch
@@ -36,6 +37,12 @@ class Resolver:
 
     async def local(self, path: str) -> dict[str, Any]:
         doc: dict[str, Any] | None = None
+        if (status := fresh_lists.parse_status_path(path)) is not None:
+            # A credential issued a moment ago may point into a list still on its way.
+            found = await fresh_lists.status_list_soon(self._engine, self._base, *status)
+            if found is None:
+                raise NotFound(path)
+            return found[0]
         async with self._engine.connect() as conn:
             if path.startswith("/issuers/"):
                 doc = await credentials.issuer_document(conn, path.split("/")[2].split("#")[0])
