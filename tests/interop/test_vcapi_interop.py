@@ -63,3 +63,23 @@ async def test_a_vc_1_1_credential_signed_in_javascript_verifies_here(issuer, su
                         "--suite", suite, documents=served(issuer), tmp_path=tmp_path)
     ours = await verify_credential(signed, resolve_document=issuer.resolve)
     assert ours.verified, ours.problems()
+
+
+@pytest.mark.parametrize("suite", SUITES)
+async def test_a_presentation_made_by_a_javascript_wallet_verifies_here(issuer, suite,
+                                                                        tmp_path):
+    from microcred_shared.vc.presentation import verify_presentation
+
+    signed = issuer.credential(10, suite=suite)
+    vp = {"@context": ["https://www.w3.org/ns/credentials/v2"],
+          "type": ["VerifiablePresentation"], "verifiableCredential": [signed]}
+    [presented] = run_node("present.mjs", [vp], "--seed", bytes([4] * 32).hex(),
+                           "--challenge", "c-42", "--domain", "verifier.example",
+                           "--suite", suite, documents=served(issuer), tmp_path=tmp_path)
+    assert presented["holder"].startswith("did:key:z6Mk")
+    ok = await verify_presentation(presented, resolve_document=issuer.resolve,
+                                   challenge="c-42", domain="verifier.example")
+    assert ok.verified, ok.problems()
+    replayed = await verify_presentation(presented, resolve_document=issuer.resolve,
+                                         challenge="c-43", domain="verifier.example")
+    assert not replayed.verified and not replayed.checks["challenge"].ok

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from microcred_registry import deps
 from microcred_registry.verification import fetch, routes
 from microcred_shared import problems
-from microcred_shared.vc import did_key, private_key_from_seed, sign
+from microcred_shared.vc import JCS, RDFC, VcError, did_key, private_key_from_seed, sign
 from microcred_shared.vc.keys import did_key_verification_method
 from microcred_testkit import jsonld_fuzz
 
@@ -89,3 +89,56 @@ async def test_no_json_ld_input_makes_the_verify_endpoint_fail_with_a_5xx(
     r = await client.post("/credentials/verify", json={"verifiableCredential": doc})
     assert r.status_code < 500, (doc, r.text)
     event(f"HTTP {r.status_code} {r.json().get('detail', '')[:40]}")  # --hypothesis-show-statistics
+
+
+HOLDER = private_key_from_seed(bytes([8] * 32))
+
+
+def presented(challenge: str = "c-1", cryptosuite: str = RDFC, **vp: Any) -> dict[str, Any]:
+    doc = {"@context": ["https://www.w3.org/ns/credentials/v2"],
+           "type": ["VerifiablePresentation"], "holder": did_key(HOLDER.public_key()),
+           "verifiableCredential": [signed()], **vp}
+    return sign(doc, HOLDER, did_key_verification_method(HOLDER.public_key()),
+                proof_purpose="authentication", challenge=challenge, domain="v.example",
+                cryptosuite=cryptosuite)
+
+
+async def test_a_presentation_is_verified_with_its_challenge_domain_and_credentials(
+        client: Any) -> None:
+    options = {"challenge": "c-1", "domain": "v.example"}
+    r = await client.post("/presentations/verify",
+                          json={"verifiablePresentation": presented(), "options": options})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["verified"] is True and body["credentialResults"][0]["verified"] is True
+    assert {c["check"] for c in body["checks"]} >= {"proof", "holder_key", "challenge",
+                                                    "domain"}
+
+    r = await client.post("/presentations/verify", json={
+        "verifiablePresentation": presented("c-0"), "options": options})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert "challenge" in r.json()["detail"]
+    for bad in [{}, {"verifiablePresentation": "x"},
+                {"verifiablePresentation": presented(), "options": {"challenge": 5}}]:
+        r = await client.post("/presentations/verify", json=bad)
+        assert r.status_code == 400, bad
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_no_json_ld_input_makes_the_presentation_endpoint_fail_with_a_5xx(
+        client: Any, data: st.DataObject) -> None:
+    if data.draw(st.booleans()):  # a holder-signed presentation of an odd credential
+        inner = data.draw(st.one_of(_mutations(), jsonld_fuzz.credentials(ISSUER)))
+        try:  # jcs: signable whatever the JSON-LD in it, when its values are portable
+            vp = presented(verifiableCredential=[inner], cryptosuite=JCS)
+        except VcError:
+            vp = {**presented(), "verifiableCredential": [inner]}
+    else:  # an odd presentation around a good credential
+        vp = {**presented(), "@context": data.draw(jsonld_fuzz.contexts),
+              **data.draw(st.dictionaries(jsonld_fuzz.keys, jsonld_fuzz.json_values(4),
+                                          max_size=2))}
+    r = await client.post("/presentations/verify",
+                          json={"verifiablePresentation": vp, "options": {"challenge": "c-1"}})
+    assert r.status_code < 500, (vp, r.text)

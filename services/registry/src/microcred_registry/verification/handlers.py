@@ -13,8 +13,9 @@ from microcred_registry.credentials import fresh_lists
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.domain import credential_url
 from microcred_registry.verification import fetch
-from microcred_registry.verification.domain import as_json, is_local
+from microcred_registry.verification.domain import as_json, is_local, presentation_json
 from microcred_shared.problems import Problem
+from microcred_shared.vc.presentation import verify_presentation
 from microcred_shared.vc.verify import verify_credential
 
 
@@ -60,6 +61,13 @@ class Resolver:
 async def verify_document(engine: AsyncEngine, base: str, doc: dict[str, Any]) -> dict[str, Any]:
     """The live verification result of a credential document."""
     return as_json(await verify_credential(doc, resolve_document=Resolver(engine, base)))
+
+
+async def verify_presented(engine: AsyncEngine, base: str, vp: dict[str, Any], *,
+                           challenge: str | None, domain: str | None) -> dict[str, Any]:
+    """The live verification result of a presentation and of every credential in it."""
+    return presentation_json(await verify_presentation(
+        vp, resolve_document=Resolver(engine, base), challenge=challenge, domain=domain))
 
 
 async def verify_stored(engine: AsyncEngine, base: str,
