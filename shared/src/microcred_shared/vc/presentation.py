@@ -20,8 +20,8 @@ from .verify import (
     DocumentResolver,
     KeyResolver,
     VerificationResult,
-    _as_list,
-    _key_of,
+    as_list,
+    key_owner,
     verify_credential,
 )
 
@@ -52,7 +52,7 @@ def _shape(vp: dict[str, Any]) -> Check:
                                                                          VC_V1_URL):
         return Check(False, f"@context must be an array starting with {VC_V2_URL} "
                             f"(or {VC_V1_URL})")
-    types = _as_list(vp.get("type"))
+    types = as_list(vp.get("type"))
     if "VerifiablePresentation" not in types:
         return Check(False, "type must include VerifiablePresentation")
     return Check(True, "a VerifiablePresentation")
@@ -77,7 +77,7 @@ async def _holder_keys(vp: dict[str, Any], proofs: list[Any], keys: KeyResolver)
             problems.append(f"proof {n + 1} is for {proof.get('proofPurpose')!r}, "
                             "not authentication")
             continue
-        owner, detail = await _key_of(proof, vp, keys)
+        owner, detail = await key_owner(proof, vp, keys)
         if owner is None:
             problems.append(f"proof {n + 1}: {detail}")
         elif holder is not None and owner != holder:
@@ -95,7 +95,7 @@ async def verify_presentation(vp: dict[str, Any], *, resolve_document: DocumentR
     now = now or datetime.now(UTC)
     keys = KeyResolver(resolve_document)
     checks = {"presentation": _shape(vp)}
-    proofs = _as_list(vp.get("proof")) if vp.get("proof") is not None else []
+    proofs = as_list(vp.get("proof")) if vp.get("proof") is not None else []
     if not proofs:
         checks["proof"] = Check(False, "the presentation has no proof (by its holder)")
     else:
@@ -107,7 +107,7 @@ async def verify_presentation(vp: dict[str, Any], *, resolve_document: DocumentR
         checks["challenge"] = _binding(proofs, "challenge", challenge)
         checks["domain"] = _binding(proofs, "domain", domain)
     credentials: list[VerificationResult] = []
-    embedded = _as_list(vp.get("verifiableCredential")) if vp.get(
+    embedded = as_list(vp.get("verifiableCredential")) if vp.get(
         "verifiableCredential") is not None else []
     for n, credential in enumerate(embedded):
         if not isinstance(credential, dict):

@@ -45,8 +45,11 @@ class VerificationResult:
         return [f"{name}: {c.detail}" for name, c in self.checks.items() if c.ok is not True]
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
+
+
+_as_list = as_list
 
 
 def issuer_id(document: dict[str, Any]) -> Any:
@@ -92,7 +95,7 @@ def _subject_ids(document: dict[str, Any]) -> set[str]:
             if isinstance(s, dict) and isinstance(s.get("id"), str)}
 
 
-async def _key_of(proof: Any, document: dict[str, Any], keys: KeyResolver,
+async def key_owner(proof: Any, document: dict[str, Any], keys: KeyResolver,
                   ) -> tuple[str | None, str]:
     """(who controls the key of `proof`, why not) — who is None when the key does not
     stand: unresolvable, not listed for the proof's purpose, revoked, or retired before
@@ -139,7 +142,7 @@ async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check
     by_issuer, problems = [], []
     for n, proof in enumerate(proofs):
         where = f"proof {n + 1}: " if len(proofs) > 1 else ""
-        owner, detail = await _key_of(proof, document, keys)
+        owner, detail = await key_owner(proof, document, keys)
         if owner is None:
             problems.append(where + detail)
         elif owner == issuer and proof.get("proofPurpose") == "assertionMethod":
