@@ -157,16 +157,19 @@ async def test_a_credential_that_opens_a_new_status_list_verifies_the_moment_it_
 
 async def test_a_credential_with_several_subjects_is_stored_served_and_passes_notify(backbone):
     provider = "coast-mountain-university"
+    subjects = [{"id": f"did:example:{n}", "type": ["AchievementSubject"],
+                 "achievement": {"id": "https://cmu.example/a/team", "type": ["Achievement"],
+                                 "name": "Team project", "description": "A team project",
+                                 "criteria": {"narrative": "Delivered it as a team"}}}
+                for n in ("ana", "ben")]
     credential = {"@context": ["https://www.w3.org/ns/credentials/v2", OB],
-                  "type": ["VerifiableCredential", "OpenBadgeCredential"],
-                  "issuer": issuer_of(backbone, provider), "name": "Team project",
-                  "credentialSubject": [
-                      {"id": f"did:example:{n}", "type": ["AchievementSubject"],
-                       "achievement": {"id": "https://cmu.example/a/team", "type": [
-                           "Achievement"], "name": "Team project",
-                           "description": "A team project", "criteria": {
-                           "narrative": "Delivered the project as a team"}}}
-                      for n in ("ana", "ben")]}
+                  "type": ["VerifiableCredential"], "issuer": issuer_of(backbone, provider),
+                  "name": "Team project", "credentialSubject": subjects}
+    # An Open Badge has one AchievementSubject (its JSON Schema): refused, not signed.
+    async with backbone.http("issuance", backbone.api_keys[provider]) as client:
+        r = await client.post("/credentials/issue", json={"credential": {
+            **credential, "type": ["VerifiableCredential", "OpenBadgeCredential"]}})
+    assert r.status_code == 400 and "Open Badges 3.0 schema" in r.json()["detail"], r.text
     vc = await vc_api_issue(backbone, provider, credential)
     cid = vc["id"].removeprefix("urn:uuid:")
     async with backbone.http("registry") as client:

@@ -136,3 +136,15 @@ async def test_related_resources_of_the_wrong_shape_are_refused_and_good_ones_si
                           json={"credential": {**base, "relatedResource": good}})
     assert r.status_code == 201, r.text
     assert r.json()["verifiableCredential"]["relatedResource"] == good
+
+
+async def test_an_open_badge_that_breaks_the_ob_schema_is_refused_and_nothing_is_kept(
+        client: Any, world: Any) -> None:
+    badge = v1_credential(world)
+    badge["@context"] = ["https://www.w3.org/ns/credentials/v2", badge["@context"][1]]
+    badge["credentialSubject"] = [badge["credentialSubject"], badge["credentialSubject"]]
+    r = await client.post("/credentials/issue", json={"credential": badge})
+    assert r.status_code == 400, r.text
+    assert "Open Badges 3.0 schema" in r.json()["detail"]
+    assert await world.scalar("SELECT count(*) FROM issued_credentials") == 0
+    assert await world.published() == []

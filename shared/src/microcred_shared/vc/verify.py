@@ -147,7 +147,7 @@ async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check
             problems.append(where + detail)
         elif owner == issuer and proof.get("proofPurpose") == "assertionMethod":
             by_issuer.append(detail)
-        elif owner not in subjects:
+        elif owner != issuer and owner not in subjects:
             problems.append(f"{where}{detail} is controlled by {owner!r}, not by the issuer "
                             f"{issuer!r}")
     if problems:

@@ -9,7 +9,7 @@ from typing import Any
 
 from microcred_issuance.keys.domain import issuer_id
 from microcred_shared.contract.events import NAMESPACE
-from microcred_shared.vc import vcdm
+from microcred_shared.vc import schema, vcdm
 from microcred_shared.vc.contexts import STATUS_V1_URL
 
 
@@ -37,6 +37,15 @@ def check_submitted(doc: dict[str, Any], *, base_url: str, provider_id: str) -> 
     given = doc["issuer"]["id"] if isinstance(doc["issuer"], dict) else doc["issuer"]
     if given != mine:
         raise WrongIssuer(f"this key issues as {mine}, not {given}")
+
+
+def check_signed(signed: dict[str, Any]) -> None:
+    """A VC 2.0 Open Badge must conform to the OB 3.0 JSON Schema, as every verifier of
+    ours checks it (a VC 1.1 one is not checked against that VC 2.0 schema)."""
+    if schema.is_open_badge(signed) and not vcdm.is_v1(signed):
+        problems = schema.schema_problems(signed)
+        if problems:
+            raise Refused([f"Open Badges 3.0 schema: {p}" for p in problems])
 
 
 def completed(doc: dict[str, Any], credential_id: uuid.UUID, *, requested_id: str | None,
