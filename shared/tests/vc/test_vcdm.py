@@ -22,7 +22,8 @@ def test_a_well_formed_credential_and_our_example_have_no_problems():
 
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda d: d.pop("@context"), "@context is required"),
-    (lambda d: d.update({"@context": ["https://www.w3.org/2018/credentials/v1"]}), "first item"),
+    (lambda d: d.update({"@context": ["https://schema.org/"]}), "first item"),
+    (lambda d: d.update(issuanceDate="2026-01-01T00:00:00Z"), "VC 1.1 terms"),
     (lambda d: d.pop("type"), "type is required"),
     (lambda d: d.update(type=["OpenBadgeCredential"]), "VerifiableCredential"),
     (lambda d: d.update(id="not a url"), "id must be a URL"),
@@ -63,3 +64,15 @@ def test_optional_status_id_and_timezone_offsets_are_accepted():
     doc["validFrom"] = "2025-01-01T00:00:00.123+05:30"
     doc["validUntil"] = "2025-01-02T00:00:00Z"
     assert credential_problems(doc) == []
+
+
+def test_a_vc_1_1_credential_is_accepted_with_its_own_date_terms_checked() -> None:
+    doc = base()
+    doc["@context"] = ["https://www.w3.org/2018/credentials/v1"]
+    doc.pop("validFrom", None)
+    doc["issuanceDate"] = "2026-01-02T00:00:00Z"
+    assert credential_problems(doc) == []
+    doc["expirationDate"] = "2026-01-01T00:00:00Z"
+    assert credential_problems(doc) == ["expirationDate is before issuanceDate"]
+    doc["expirationDate"] = "soon"
+    assert any("expirationDate" in p for p in credential_problems(doc))

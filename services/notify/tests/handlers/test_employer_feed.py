@@ -371,3 +371,23 @@ async def test_notify_metrics_count_webhooks_delivered_retried_dead_lettered_and
     assert [d.status for d in await deliveries(db)] == ["delivered", "failed", "failed"]
     (s,) = await db.rows("SELECT status FROM employer_subscriptions")
     assert s.status == "disabled"
+
+
+async def test_a_credential_with_several_subjects_is_applied_with_the_rest_of_its_batch(
+        db: Any) -> None:
+    """VC-API callers may send several subjects: the batch is not failed, and the skills
+    of every subject count for the subscriptions' filters."""
+    emp, _ = await employer(db)
+    await subscribe(db, emp, skills=["Teamwork"])
+    several, plain = uuid.uuid4(), uuid.uuid4()
+    event = issued(several)
+    event.credential["credentialSubject"] = [
+        {"id": "did:example:a", "achievement": {"alignment": [{"targetName": "Numeracy"}]}},
+        {"id": "did:example:b", "achievement": {"alignment": [{"targetName": "Teamwork"}]}}]
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, event,
+                     issued(plain))
+    for cid in (several, plain):
+        await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility,
+                         CredentialVisibilityChanged, visibility(cid))
+    entries = (await read(db, emp))["entries"]
+    assert [e["data"]["credential"]["id"] for e in entries] == [f"urn:uuid:{several}"]

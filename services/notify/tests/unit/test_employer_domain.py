@@ -193,3 +193,24 @@ def test_no_event_is_made_before_the_signed_document_is_known() -> None:
     fx = Effects({}, [sub("e1")], base_url="https://r.example")
     fx.reconcile(_view(document=None, visibility="public"))
     assert fx.events == [] and fx.deliveries == []
+
+
+def test_a_credential_with_several_subjects_gives_the_facts_of_all_of_them() -> None:
+    doc = {"issuer": {"id": "https://r.example/issuers/x",
+                      "address": {"addressRegion": "CA-QC"}},
+           "credentialSubject": [
+               {"id": "did:example:a", "achievement": {"alignment": [
+                   {"targetName": "Numeracy"}, "not an object"]}},
+               {"id": "did:example:b", "achievement": [{"alignment": {
+                   "targetFramework": "ESCO"}}]},
+               "junk", {"achievement": "not an object"}]}
+    facts = facts_of(doc, "x", None)
+    assert facts == Facts("x", None, "CA-QC", frozenset({"numeracy", "esco"}))
+
+
+@pytest.mark.parametrize("subject", [None, [], "text", 5, [None], {"achievement": [5]},
+                                     {"achievement": {"alignment": 7}}])
+def test_facts_of_any_json_subject_never_raise(subject) -> None:
+    doc = {"issuer": {"address": "nowhere"}, "credentialSubject": subject,
+           "jurisdiction": ["CA-ON"]}
+    assert facts_of(doc, "x", "d") == Facts("x", "d", None, frozenset())

@@ -110,3 +110,15 @@ def test_a_share_link_shows_its_url_only_when_created():
     assert sharing.link_json(link, "https://r")["state"] == "expired"
     assert "url" not in sharing.link_json(link, "https://r")
     assert sharing.link_json(link, "https://r", "tok")["url"] == "https://r/c/tok"
+
+
+def test_a_credential_with_several_subjects_or_in_vc_1_1_gets_a_page() -> None:
+    doc = {"@context": ["https://www.w3.org/2018/credentials/v1"], "name": "Lab safety",
+           "issuanceDate": "2026-03-01T00:00:00Z", "expirationDate": "2027-03-01T00:00:00Z",
+           "credentialSubject": ["junk", {"name": "Ada", "achievement": {"name": "Lab"}},
+                                 {"name": "Grace"}]}
+    view = present(doc, {"status": "valid"}, "en", translator("en"))
+    assert (view.holder, view.title) == ("Ada", "Lab")
+    assert "2026" in view.issued and "2027" in view.valid_until
+    odd = present({"credentialSubject": {"achievement": ["x"]}}, {}, "en", translator("en"))
+    assert odd.title == ""

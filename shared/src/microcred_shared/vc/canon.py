@@ -143,14 +143,26 @@ def _refuse_dropped(expanded_property: str | None) -> None:
     raise UndefinedTermError(_term_of(expanded_property), "property")
 
 
-def _unwrap(exc: Exception) -> Exception:
+def unwrap(exc: Exception) -> Exception:
     """pyld wraps loader and handler errors; surface ours when it is in the chain."""
     seen: Exception | None = exc
     while seen is not None:
         if isinstance(seen, ContextNotFoundError | UndefinedTermError | UnsafeValueError):
             return seen
         seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    return CanonicalizationError(f"not valid JSON-LD: {exc}")
+    return CanonicalizationError(f"not valid JSON-LD: {describe(exc)}")
+
+
+def describe(exc: Exception) -> str:
+    """A pyld error in one line: its message and code, without the (often huge) details
+    that its str() appends (whole context documents)."""
+    if isinstance(exc, jsonld.JsonLdError):
+        message = exc.args[0] if exc.args else type(exc).__name__
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, jsonld.JsonLdError) and cause is not exc:
+            message = f"{message}: {describe(cause)}"
+        return f"{message}" + (f" ({exc.code})" if exc.code else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def expand(document: dict[str, Any], *, allow_issuer_dependent: bool = False) -> list[Any]:
@@ -162,7 +174,7 @@ def expand(document: dict[str, Any], *, allow_issuer_dependent: bool = False) ->
             # being resolved against pyld's example.org default base.
             document, {"documentLoader": document_loader, "base": None})
     except jsonld.JsonLdError as exc:
-        raise _unwrap(exc) from exc
+        raise unwrap(exc) from exc
     check_expanded(expanded, allow_issuer_dependent)
     return expanded
 
@@ -176,7 +188,7 @@ def rdfc_reference(document: dict[str, Any], *, allow_issuer_dependent: bool = F
             expanded, {"algorithm": "URDNA2015", "format": "application/n-quads",
                        "documentLoader": document_loader})
     except jsonld.JsonLdError as exc:
-        raise _unwrap(exc) from exc
+        raise unwrap(exc) from exc
     return nquads
 
 

@@ -17,9 +17,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pyld import jsonld
 
 from . import canon
-from .errors import VcError
+from .contexts import DATA_INTEGRITY_V2_URL, VC_V2_URL
+from .errors import CanonicalizationError, VcError
 from .keys import multibase_decode, multibase_encode
 
 RDFC = "eddsa-rdfc-2022"
@@ -51,11 +53,22 @@ def format_datetime(moment: datetime) -> str:
 
 def canonical_rdfc(document: dict[str, Any], *, fast: bool = True,
                    allow_issuer_dependent: bool = False) -> str:
-    if fast:
-        from .fastcanon import rdfc_fast  # imported late: the fast path is optional
+    try:
+        if fast:
+            from .fastcanon import rdfc_fast  # imported late: the fast path is optional
 
-        return rdfc_fast(document, allow_issuer_dependent=allow_issuer_dependent)
-    return canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
+            return rdfc_fast(document, allow_issuer_dependent=allow_issuer_dependent)
+        return canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
+    except VcError:
+        raise
+    except jsonld.JsonLdError as exc:  # the fast path meets pyld's errors directly
+        raise canon.unwrap(exc) from exc
+    except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        # pyld fails on some valid-looking contexts with its own internal errors (e.g. a
+        # KeyError for [v2, {"@vocab": null}]): an input we cannot process, not a crash.
+        raise CanonicalizationError(
+            "the JSON-LD processor cannot process this document's @context "
+            f"({canon.describe(exc)})") from exc
 
 
 def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosuite: str, *,
@@ -77,6 +90,17 @@ def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosui
     return hashlib.sha256(config_bytes).digest() + hashlib.sha256(doc_bytes).digest()
 
 
+def with_suite_context(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` whose @context defines DataIntegrityProof: VC 2.0's does; a VC 1.1
+    document gets the Data Integrity context appended, as the JavaScript stack does
+    (jsonld-signatures' addSuiteContext), so both sign and verify the same bytes."""
+    context = document.get("@context")
+    items = context if isinstance(context, list) else [context]
+    if VC_V2_URL in items or DATA_INTEGRITY_V2_URL in items:
+        return document
+    return {**document, "@context": [*items, DATA_INTEGRITY_V2_URL]}
+
+
 def _without_proof(document: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != "proof"}
 
@@ -84,38 +108,65 @@ def _without_proof(document: dict[str, Any]) -> dict[str, Any]:
 def sign(document: dict[str, Any], private_key: Ed25519PrivateKey, verification_method: str, *,
          cryptosuite: str = RDFC, created: datetime | None = None,
          proof_purpose: str = "assertionMethod", fast: bool = True,
-         proof_as_list: bool | None = None) -> dict[str, Any]:
+         proof_as_list: bool | None = None, proof_id: str | None = None,
+         previous_proof: str | list[str] | None = None,
+         challenge: str | None = None, domain: str | None = None) -> dict[str, Any]:
     """A new document with a DataIntegrityProof added (the input is not modified).
 
     A document that already has a proof gets a proof set: each proof signs the document
-    without any proof, as Data Integrity specifies for independent proofs.
+    without any proof, as Data Integrity specifies for independent proofs. With
+    `previous_proof` (the `id` of one or more proofs already on it) the new proof is
+    chained: it signs the document with those proofs attached (Data Integrity, "Add
+    Proof Set/Chain"). `challenge` and `domain` bind a presentation's proof to a request.
     `proof_as_list=None` writes `proof` as an array for Open Badges credentials (the OB
     3.0 JSON Schema accepts only an array) and as an object otherwise; verifiers accept
     both, and the bytes signed do not depend on it.
     """
     if "@context" not in document:
         raise VcError("a document to sign needs an @context")
-    unsecured = _without_proof(document)
+    unsecured = with_suite_context(_without_proof(document))
+    existing = document.get("proof")
+    previous = [] if existing is None else existing if isinstance(existing, list) else [existing]
     options: dict[str, Any] = {
+        **({"id": proof_id} if proof_id is not None else {}),
         "type": PROOF_TYPE,
         "cryptosuite": cryptosuite,
         "created": format_datetime(created or datetime.now(UTC)),
         "verificationMethod": verification_method,
         "proofPurpose": proof_purpose,
+        **({"challenge": challenge} if challenge is not None else {}),
+        **({"domain": domain} if domain is not None else {}),
+        **({"previousProof": previous_proof} if previous_proof is not None else {}),
     }
     config = {"@context": unsecured["@context"], **options}
-    signature = private_key.sign(hash_data(unsecured, config, cryptosuite, fast=fast))
+    signed_over = unsecured
+    if previous_proof is not None:
+        signed_over = {**unsecured, "proof": chained_proofs(previous, previous_proof)}
+    signature = private_key.sign(hash_data(signed_over, config, cryptosuite, fast=fast))
     proof = config if cryptosuite == JCS else dict(options)
     proof["proofValue"] = multibase_encode(signature)
-    existing = document.get("proof")
     if existing is None:
         if proof_as_list is None:
             types = document.get("type")
-            proof_as_list = bool(_OB_TYPES.intersection(types if isinstance(types, list)
-                                                        else [types]))
+            proof_as_list = any(isinstance(t, str) and t in _OB_TYPES
+                                for t in (types if isinstance(types, list) else [types]))
         return {**unsecured, "proof": [proof] if proof_as_list else proof}
-    previous = existing if isinstance(existing, list) else [existing]
     return {**unsecured, "proof": [*previous, proof]}
+
+
+def chained_proofs(proofs: list[Any], previous_proof: Any) -> list[dict[str, Any]]:
+    """The proofs a chained proof names in `previousProof` (one id or a list of ids), in
+    the order named: what the chained proof signed along with the document. VcError when
+    an id is not in the set (a broken chain)."""
+    ids = previous_proof if isinstance(previous_proof, list) else [previous_proof]
+    if not ids or not all(isinstance(i, str) for i in ids):
+        raise VcError("previousProof must be a proof id or a list of proof ids")
+    by_id = {p.get("id"): p for p in proofs if isinstance(p, dict) and "id" in p}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise VcError(f"previousProof {', '.join(map(str, missing))} is not in the proof set "
+                      "(a broken proof chain)")
+    return [by_id[i] for i in ids]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -134,7 +185,7 @@ def _proof_config(document: dict[str, Any], proof: dict[str, Any]) -> tuple[dict
             raise VcError(f"proof has no {name}")
     config = {k: v for k, v in proof.items() if k != "proofValue"}
     if suite == RDFC:
-        config["@context"] = document.get("@context")
+        config = with_suite_context({**config, "@context": document.get("@context")})
     elif "@context" in config:
         # jcs: the document's @context must start with the proof's, in order.
         doc_ctx, proof_ctx = _as_list(document.get("@context")), _as_list(config["@context"])
@@ -146,27 +197,41 @@ def _proof_config(document: dict[str, Any], proof: dict[str, Any]) -> tuple[dict
 async def verify_proof(document: dict[str, Any], resolve_public_key: KeyResolver, *,
                        fast: bool = True) -> ProofResult:
     """Check every attached DataIntegrityProof; the first failure is the result."""
-    proofs = document.get("proof")
-    if not proofs:
-        return ProofResult(False, "document has no proof")
-    result = ProofResult(False, "no proof checked")
-    for proof in proofs if isinstance(proofs, list) else [proofs]:
-        result = await _verify_one(document, proof, resolve_public_key, fast)
+    results = await verify_proofs(document, resolve_public_key, fast=fast)
+    for result in results:
         if not result.ok:
             return result
-    return result
+    return results[-1]
 
 
-async def _verify_one(document: dict[str, Any], proof: Any, resolve: KeyResolver,
-                      fast: bool) -> ProofResult:
+async def verify_proofs(document: dict[str, Any], resolve_public_key: KeyResolver, *,
+                        fast: bool = True) -> list[ProofResult]:
+    """One result per attached proof, in order (Data Integrity "Verify Proof Sets and
+    Chains"): a proof without `previousProof` is checked against the document without
+    any proof; a chained one against the document carrying the proofs it names. A
+    document without proofs gives one failed result."""
+    proofs = document.get("proof")
+    if not proofs:
+        return [ProofResult(False, "document has no proof")]
+    listed = proofs if isinstance(proofs, list) else [proofs]
+    return [await _verify_one(document, proof, listed, resolve_public_key, fast)
+            for proof in listed]
+
+
+async def _verify_one(document: dict[str, Any], proof: Any, listed: list[Any],
+                      resolve: KeyResolver, fast: bool) -> ProofResult:
     if not isinstance(proof, dict):
         return ProofResult(False, "proof is not an object")
     vm, suite = proof.get("verificationMethod"), proof.get("cryptosuite")
+    unsecured = _without_proof(document)
     try:
         config, suite = _proof_config(document, proof)
         signature = multibase_decode(proof["proofValue"])
+        if "previousProof" in proof:
+            unsecured = {**unsecured, "proof": chained_proofs(listed, proof["previousProof"])}
     except VcError as exc:
-        return ProofResult(False, str(exc), vm, suite)
+        return ProofResult(False, str(exc), vm if isinstance(vm, str) else None,
+                           suite if isinstance(suite, str) else None)
     try:
         key = resolve(vm)  # type: ignore[arg-type]
         if inspect.isawaitable(key):
@@ -174,9 +239,8 @@ async def _verify_one(document: dict[str, Any], proof: Any, resolve: KeyResolver
     except Exception as exc:  # noqa: BLE001 - whatever the resolver raises, the proof fails
         return ProofResult(False, f"cannot resolve {vm}: {exc}", vm, suite)
     try:
-        data = hash_data(_without_proof(document), config, suite, fast=fast,
-                         allow_issuer_dependent=True)
-    except (VcError, ValueError, KeyError, LookupError) as exc:
+        data = hash_data(unsecured, config, suite, fast=fast, allow_issuer_dependent=True)
+    except (VcError, ValueError, KeyError, LookupError, TypeError) as exc:
         return ProofResult(False, str(exc), vm, suite)
     try:
         key.verify(signature, data)

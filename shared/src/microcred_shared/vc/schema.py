@@ -35,7 +35,8 @@ def _validator() -> Draft201909Validator:
 
 def is_open_badge(document: dict[str, Any]) -> bool:
     types = document.get("type")
-    return bool(OB_TYPES.intersection(types if isinstance(types, list) else [types]))
+    return any(isinstance(t, str) and t in OB_TYPES
+               for t in (types if isinstance(types, list) else [types]))
 
 
 def _as_schema_shape(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""VC Data Model 2.0 checks for VC-API issue input.
+"""VC Data Model checks for VC-API issue input: 2.0, and 1.1 (`@context` starting with
+`https://www.w3.org/2018/credentials/v1`, dates in `issuanceDate`/`expirationDate`), which
+issuers in the ecosystem still sign and the VC-API test suites still send.
 
 These are the refusals the W3C VC 2.0 test suite expects from an issuer (it posts each
 `*-fail.json` input and expects an error). JSON-LD-level problems — a type or property
@@ -12,22 +14,19 @@ import re
 from datetime import datetime
 from typing import Any
 
-from .contexts import VC_V2_URL
+from . import related
+from .contexts import VC_V1_URL, VC_V2_URL
+from .related import is_url
 
 # The dateTimeStamp pattern the VC 2.0 spec gives (an offset or Z is required).
 DATETIME_STAMP = re.compile(
     r"^-?([1-9][0-9]{3,}|0[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"T(([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?|(24:00:00(\.0+)?))"
     r"(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+$")
 # Objects that VC 2.0 says MUST have a type; credentialSchema also needs a URL id.
 TYPED_OBJECTS = ("credentialStatus", "termsOfUse", "evidence", "refreshService",
                  "credentialSchema", "proof")
 _LANGUAGE_KEYS = frozenset({"@value", "@language", "@direction"})
-
-
-def is_url(value: Any) -> bool:
-    return isinstance(value, str) and bool(_URL.match(value))
 
 
 def parse_datetime(value: str) -> datetime:
@@ -105,9 +104,33 @@ def _check_issuer(document: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"issuer must be a URL or an object with a URL id, got {issuer!r}")
 
 
+def is_v1(document: dict[str, Any]) -> bool:
+    """A VC Data Model 1.1 credential (or presentation): its first context is VC v1."""
+    context = document.get("@context")
+    first = context[0] if isinstance(context, list) and context else context
+    return first == VC_V1_URL
+
+
+def valid_from(document: dict[str, Any]) -> Any:
+    """When the credential starts to be valid: validFrom, or 1.1's issuanceDate."""
+    return document.get("validFrom", document.get("issuanceDate") if is_v1(document) else None)
+
+
+def valid_until(document: dict[str, Any]) -> Any:
+    """When it stops: validUntil, or 1.1's expirationDate."""
+    return document.get("validUntil",
+                        document.get("expirationDate") if is_v1(document) else None)
+
+
 def _check_validity(document: dict[str, Any], problems: list[str]) -> None:
     moments: dict[str, datetime] = {}
-    for key in ("validFrom", "validUntil"):
+    keys: tuple[str, ...] = ("validFrom", "validUntil")
+    if is_v1(document):
+        keys += ("issuanceDate", "expirationDate")
+    elif "issuanceDate" in document or "expirationDate" in document:
+        problems.append("issuanceDate and expirationDate are VC 1.1 terms: a VC 2.0 "
+                        "credential says validFrom and validUntil")
+    for key in keys:
         if key not in document:
             continue
         if not isinstance(document[key], str):
@@ -117,22 +140,25 @@ def _check_validity(document: dict[str, Any], problems: list[str]) -> None:
             moments[key] = parse_datetime(document[key])
         except ValueError as exc:
             problems.append(f"{key}: {exc}")
-    if len(moments) == 2 and moments["validUntil"] < moments["validFrom"]:
-        problems.append("validUntil is before validFrom")
+    for start, end in (("validFrom", "validUntil"), ("issuanceDate", "expirationDate")):
+        if start in moments and end in moments and moments[end] < moments[start]:
+            problems.append(f"{end} is before {start}")
 
 
 def _check_context(document: dict[str, Any], problems: list[str]) -> None:
     context = document.get("@context")
     if context is None:
         problems.append("@context is required")
-    elif not isinstance(context, list) or not context or context[0] != VC_V2_URL:
-        problems.append(f"@context must be an array whose first item is {VC_V2_URL}")
+    elif not isinstance(context, list) or not context or context[0] not in (VC_V2_URL,
+                                                                            VC_V1_URL):
+        problems.append(f"@context must be an array whose first item is {VC_V2_URL} "
+                        f"(or, for VC 1.1, {VC_V1_URL})")
     elif not all(isinstance(c, str | dict) for c in context[1:]):
         problems.append("@context items must be URLs or context objects")
 
 
 def credential_problems(document: Any) -> list[str]:
-    """Why `document` is not an acceptable VC 2.0 credential to issue (empty: fine)."""
+    """Why `document` is not an acceptable VC 2.0 (or 1.1) credential to issue (empty: fine)."""
     if not isinstance(document, dict):
         return ["a credential must be a JSON object"]
     problems: list[str] = []
@@ -153,4 +179,9 @@ def credential_problems(document: Any) -> list[str]:
             _check_text(document[key], key, problems)
     for key in TYPED_OBJECTS:
         _check_typed(document, key, problems)
+    if "relatedResource" in document:
+        shape = related.problems(document["relatedResource"])
+        # Digests of the resources we hold (our vendored contexts) are compared now: a
+        # credential must not go out pinning a context to the wrong bytes.
+        problems += shape or related.mismatches(document["relatedResource"])[0]
     return problems

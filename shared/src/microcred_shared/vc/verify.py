@@ -18,12 +18,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import didweb, statuslist
+from . import didweb, related, statuslist
 from .errors import VcError
 from .keys import did_key_document, multikey_decode
 from .proofs import verify_proof
 from .schema import is_open_badge, schema_problems
-from .vcdm import parse_datetime
+from .vcdm import is_v1, parse_datetime, valid_from, valid_until
 
 DocumentResolver = Callable[[str], Awaitable[dict[str, Any]]]
 KEY_TYPES = ("Multikey", "Ed25519VerificationKey2020")
@@ -45,8 +45,11 @@ class VerificationResult:
         return [f"{name}: {c.detail}" for name, c in self.checks.items() if c.ok is not True]
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
+
+
+_as_list = as_list
 
 
 def issuer_id(document: dict[str, Any]) -> Any:
@@ -110,47 +113,80 @@ def _first_proof(document: dict[str, Any]) -> dict[str, Any]:
     return proofs[0]
 
 
-async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check:
-    """The proof's key belongs to the issuer, is an assertionMethod, and was valid."""
+def _subject_ids(document: dict[str, Any]) -> set[str]:
+    return {s["id"] for s in _as_list(document.get("credentialSubject"))
+            if isinstance(s, dict) and isinstance(s.get("id"), str)}
+
+
+async def key_owner(proof: Any, document: dict[str, Any], keys: KeyResolver,
+                  ) -> tuple[str | None, str]:
+    """(who controls the key of `proof`, why not) — who is None when the key does not
+    stand: unresolvable, not listed for the proof's purpose, revoked, or retired before
+    the document was issued."""
+    if not isinstance(proof, dict):
+        return None, "proof is not an object"
+    vm_id, purpose = proof.get("verificationMethod"), proof.get("proofPurpose")
+    if not isinstance(purpose, str) or purpose not in ("assertionMethod", "authentication"):
+        return None, f"proofPurpose is {purpose!r}"
     try:
-        proof = _first_proof(document)
-        vm_id = proof.get("verificationMethod")
-        if proof.get("proofPurpose") != "assertionMethod":
-            return Check(False, f"proofPurpose is {proof.get('proofPurpose')!r}")
         vm, controller = await keys.method(vm_id)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any resolver failure is a failed check
-        return Check(False, f"cannot resolve the verification method: {exc}")
-    issuer = issuer_id(document)
-    if vm.get("controller") != issuer or controller.get("id") != issuer:
-        return Check(False, f"{vm_id} is controlled by {vm.get('controller')!r}, "
-                            f"not by the issuer {issuer!r}")
+        return None, f"cannot resolve the verification method: {exc}"
+    owner = controller.get("id")
+    if vm.get("controller") != owner:
+        return None, f"{vm_id} names the controller {vm.get('controller')!r}, not {owner!r}"
     listed = [e.get("id") if isinstance(e, dict) else e
-              for e in _as_list(controller.get("assertionMethod"))]
+              for e in _as_list(controller.get(purpose))]
     if vm_id not in listed:
-        return Check(False, f"{vm_id} is not an assertionMethod of {issuer}")
+        return None, f"{vm_id} is not an {purpose} method of {owner}"
     if "revoked" in vm:
-        return Check(False, f"{vm_id} was revoked at {vm['revoked']}")
+        return None, f"{vm_id} was revoked at {vm['revoked']}"
     if "expires" in vm:
         try:
             expires = parse_datetime(vm["expires"])
-            moments = [parse_datetime(v) for v in (document.get("validFrom"),
+            moments = [parse_datetime(v) for v in (valid_from(document),
                                                    proof.get("created")) if isinstance(v, str)]
-        except ValueError as exc:
-            return Check(False, f"bad date: {exc}")
+        except (ValueError, TypeError) as exc:
+            return None, f"bad date: {exc}"
         if not moments or any(m >= expires for m in moments):
-            return Check(False, f"{vm_id} was retired at {vm['expires']}, before this "
-                                "credential was issued")
-    return Check(True, vm_id)  # type: ignore[arg-type]  # resolved above: a str
+            return None, f"{vm_id} was retired at {vm['expires']}, before this was issued"
+    return str(owner), str(vm_id)
+
+
+async def check_issuer_key(document: dict[str, Any], keys: KeyResolver) -> Check:
+    """Every proof's key stands for its purpose, and belongs to the issuer or (as an
+    additional proof) to a subject of the credential; at least one is the issuer's, made
+    for assertionMethod. With proof sets and chains each proof is judged on its own."""
+    proofs = _as_list(document.get("proof"))
+    if not proofs:
+        return Check(False, "no proof")
+    issuer = issuer_id(document)
+    subjects = _subject_ids(document)
+    by_issuer, problems = [], []
+    for n, proof in enumerate(proofs):
+        where = f"proof {n + 1}: " if len(proofs) > 1 else ""
+        owner, detail = await key_owner(proof, document, keys)
+        if owner is None:
+            problems.append(where + detail)
+        elif owner == issuer and proof.get("proofPurpose") == "assertionMethod":
+            by_issuer.append(detail)
+        elif owner != issuer and owner not in subjects:
+            problems.append(f"{where}{detail} is controlled by {owner!r}, not by the issuer "
+                            f"{issuer!r}")
+    if problems:
+        return Check(False, "; ".join(problems))
+    if not by_issuer:
+        return Check(False, f"no proof is made for assertionMethod by the issuer {issuer!r}")
+    return Check(True, ", ".join(by_issuer))
 
 
 def check_window(document: dict[str, Any], now: datetime) -> tuple[Check, str]:
     try:
-        valid_from = document.get("validFrom")
-        valid_until = document.get("validUntil")
-        if isinstance(valid_from, str) and parse_datetime(valid_from) > now:
-            return Check(False, f"not valid before {valid_from}"), "not-yet-valid"
-        if isinstance(valid_until, str) and parse_datetime(valid_until) < now:
-            return Check(False, f"expired at {valid_until}"), "expired"
+        start, end = valid_from(document), valid_until(document)
+        if isinstance(start, str) and parse_datetime(start) > now:
+            return Check(False, f"not valid before {start}"), "not-yet-valid"
+        if isinstance(end, str) and parse_datetime(end) < now:
+            return Check(False, f"expired at {end}"), "expired"
     except ValueError as exc:
         return Check(False, str(exc)), "invalid"
     return Check(True, "within validFrom/validUntil"), "valid"
@@ -196,7 +232,7 @@ async def _same_issuer(listing: dict[str, Any], document: dict[str, Any],
                        keys: KeyResolver) -> bool:
     """The list's issuer is the credential's: the same id, or (an issuer known by two ids:
     its https controller URL on credentials issued before did:web, its did:web after, ADR
-    20) the list's signing key is one of the credential issuer's own assertion keys."""
+    22) the list's signing key is one of the credential issuer's own assertion keys."""
     if issuer_id(listing) == issuer_id(document):
         return True
     try:
@@ -219,6 +255,20 @@ async def check_status(document: dict[str, Any], resolve: DocumentResolver, keys
     return Check(True, "; ".join(why for _, why in outcomes)), "valid"
 
 
+def check_related(value: Any) -> Check:
+    """relatedResource well formed, and each digest right for the resources we hold (our
+    vendored contexts); others cannot be compared without fetching them, and are not."""
+    shape = related.problems(value)
+    if shape:
+        return Check(False, "; ".join(shape))
+    wrong, compared = related.mismatches(value)
+    if wrong:
+        return Check(False, "; ".join(wrong))
+    total = len(value) if isinstance(value, list) else 1
+    return Check(True, f"{compared} of {total} related resources compared with their "
+                       "digests (the others are not held here)")
+
+
 async def verify_credential(document: dict[str, Any], *, resolve_document: DocumentResolver,
                             now: datetime | None = None,
                             check_schema: bool = True) -> VerificationResult:
@@ -230,10 +280,15 @@ async def verify_credential(document: dict[str, Any], *, resolve_document: Docum
     checks["issuer_key"] = await check_issuer_key(document, keys)
     checks["validity_window"], window_state = check_window(document, now)
     checks["status"], status_state = await check_status(document, resolve_document, keys, now)
-    if check_schema and is_open_badge(document):
+    # The OB 3.0 JSON Schema we hold is the VC 2.0 one; a VC 1.1 Open Badge (as OB 3.0 was
+    # first published) is checked for everything else, not against it.
+    if check_schema and is_open_badge(document) and not is_v1(document):
         problems = schema_problems(document)
         checks["schema"] = Check(not problems, "; ".join(problems) or "OB 3.0 schema")
-    failed = [n for n in ("proof", "issuer_key", "schema") if n in checks and not checks[n].ok]
+    if "relatedResource" in document:
+        checks["related_resources"] = check_related(document["relatedResource"])
+    failed = [n for n in ("proof", "issuer_key", "schema", "related_resources")
+              if n in checks and not checks[n].ok]
     status = ("invalid" if failed else window_state if window_state != "valid"
               else status_state)
     return VerificationResult(verified=status == "valid", status=status, checks=checks)

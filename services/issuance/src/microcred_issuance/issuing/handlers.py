@@ -255,12 +255,13 @@ async def issue_submitted(conn: AsyncConnection, ctx: Issuing, provider_id: str,
     doc = domain.completed(submitted, cid, requested_id=requested_id, now=now)
 
     def document(index: int) -> dict[str, Any]:
-        if "credentialStatus" in doc:
-            return doc
-        return {**doc, "credentialStatus": status_entries(ctx.base_url, provider_id, index)}
+        return domain.with_status(doc, status_entries(ctx.base_url, provider_id, index))
 
     draft = Draft(cid, domain.subject_learner_key(doc, cid), domain.title_of(doc), document,
                   traceparent, cryptosuite=cryptosuite)
     new_lists, issued = await issue(conn, ctx, provider_id, [draft], now)
+    # An Open Badge our own verifier would call invalid is not signed off: the refusal
+    # rolls the transaction back (status index, record and announcement included).
+    domain.check_signed(issued[0].signed)
     await outbox.write(conn, [*new_lists, issued[0].announcement])
     return issued[0].signed

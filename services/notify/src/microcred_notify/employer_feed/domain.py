@@ -63,16 +63,28 @@ class Facts:
     skills: frozenset[str]
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects in a value that may be one object, an array of them, or junk."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
 def facts_of(document: dict[str, Any], provider_id: str, definition_id: str | None) -> Facts:
+    """What subscriptions filter on. A VC-API credential may have several subjects (an
+    array) and any JSON in them: every subject's achievement counts, and what is not of
+    the expected shape is skipped rather than failing the batch."""
     issuer: Any = document.get("issuer") if isinstance(document.get("issuer"), dict) else {}
-    region = (issuer.get("address") or {}).get("addressRegion") or document.get("jurisdiction")
-    achievement = (document.get("credentialSubject") or {}).get("achievement") or {}
+    address = issuer.get("address") if isinstance(issuer.get("address"), dict) else {}
+    region = address.get("addressRegion") or document.get("jurisdiction")
     skills = set()
-    for a in achievement.get("alignment") or []:
-        for term in ("targetName", "targetUrl", "targetFramework"):
-            if isinstance(a.get(term), str):
-                skills.add(a[term].strip().lower())
-    return Facts(provider_id, definition_id, region, frozenset(skills))
+    for subject in _objects(document.get("credentialSubject")):
+        for achievement in _objects(subject.get("achievement")):
+            for a in _objects(achievement.get("alignment")):
+                for term in ("targetName", "targetUrl", "targetFramework"):
+                    if isinstance(a.get(term), str):
+                        skills.add(a[term].strip().lower())
+    return Facts(provider_id, definition_id, region if isinstance(region, str) else None,
+                 frozenset(skills))
 
 
 def matches(filters: Filters, facts: Facts) -> bool:

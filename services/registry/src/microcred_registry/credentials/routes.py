@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from microcred_registry.credentials import handlers
+from microcred_registry.credentials import fresh_lists, handlers
 from microcred_registry.credentials.domain import (
     DID_JSON,
     LD_JSON,
@@ -68,8 +68,8 @@ async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRes
 async def status_list(provider_id: str, purpose: str, list_no: int, request: Request,
                       base: BaseUrl, engine: Engine) -> Response:
     url = status_list_url(base, provider_id, purpose, list_no)
-    async with engine.connect() as conn:
-        found = await handlers.status_list(conn, url)
+    # A list a credential issued a moment ago points into may be a few hundred ms behind.
+    found = await fresh_lists.status_list_soon(engine, base, provider_id, purpose, list_no)
     if found is None:
         raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
     credential, version = found

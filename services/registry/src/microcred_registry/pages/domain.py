@@ -81,8 +81,10 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
             issuer_reason: str = "", image_fallback: str = "") -> CredentialView:
     # JSON of any shape: each step below checks what it reads.
     subject: Any = doc.get("credentialSubject") or {}
-    subject = subject[0] if isinstance(subject, list) and subject else subject
-    ach = subject.get("achievement") or {}
+    # Several subjects (VC-API callers may send them): the page shows the first one's.
+    subject = next((s for s in subject if isinstance(s, dict)), {}) if isinstance(
+        subject, list) else subject if isinstance(subject, dict) else {}
+    ach = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
     issuer: Any = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
     address = issuer.get("address") or {}
     region = address.get("addressRegion") or doc.get("jurisdiction") or ""
@@ -106,8 +108,9 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
         level=" ".join(str(level.get(k)) for k in ("framework", "value") if level.get(k)),
         workload=[t(unit, n=_number(workload[unit])) for unit in ("hours", "ects")
                   if workload.get(unit) is not None],
-        issued=long_date(_dt(doc.get("awardedDate") or doc.get("validFrom")), lang),
-        valid_until=long_date(_dt(doc.get("validUntil")), lang),
+        issued=long_date(_dt(doc.get("awardedDate") or doc.get("validFrom")
+                             or doc.get("issuanceDate")), lang),  # the last: VC 1.1
+        valid_until=long_date(_dt(doc.get("validUntil") or doc.get("expirationDate")), lang),
         status=status if status in STATUSES else "unknown",
         checks=[{"name": c["check"], "ok": c["ok"], "detail": c.get("detail", "")}
                 for c in verification.get("checks", [])],

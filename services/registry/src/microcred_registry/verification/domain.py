@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from microcred_shared.vc.presentation import PresentationResult
 from microcred_shared.vc.verify import VerificationResult
 
 
@@ -15,6 +16,17 @@ def as_json(result: VerificationResult) -> dict[str, Any]:
         "status": result.status,
         "checks": [{"check": name, "ok": c.ok, "detail": c.detail}
                    for name, c in result.checks.items()],
+        "problems": result.problems(),
+    }
+
+
+def presentation_json(result: PresentationResult) -> dict[str, Any]:
+    """A presentation's result: its own checks, then each credential's as on its own."""
+    return {
+        "verified": result.verified,
+        "checks": [{"check": name, "ok": c.ok, "detail": c.detail}
+                   for name, c in result.checks.items()],
+        "credentialResults": [as_json(r) for r in result.credentials],
         "problems": result.problems(),
     }
 

@@ -11,13 +11,15 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.credentials import fresh_lists
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.domain import credential_url
 from microcred_registry.verification import fetch
-from microcred_registry.verification.domain import as_json, is_local
+from microcred_registry.verification.domain import as_json, is_local, presentation_json
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import ANYONE, Viewer
 from microcred_shared.problems import Problem
+from microcred_shared.vc.presentation import verify_presentation
 from microcred_shared.vc.verify import verify_credential
 
 
@@ -40,6 +42,12 @@ class Resolver:
 
     async def local(self, path: str) -> dict[str, Any]:
         doc: dict[str, Any] | None = None
+        if (status := fresh_lists.parse_status_path(path)) is not None:
+            # A credential issued a moment ago may point into a list still on its way.
+            found = await fresh_lists.status_list_soon(self._engine, self._base, *status)
+            if found is None:
+                raise NotFound(path)
+            return found[0]
         async with self._engine.connect() as conn:
             if path.startswith("/issuers/"):
                 parts = path.split("#")[0].split("/")  # "", "issuers", id[, "did.json"]
@@ -72,6 +80,14 @@ async def readable_document(engine: AsyncEngine, credential_id: uuid.UUID,
         raise Problem(404, "Not found", f"no credential {credential_id} you may read",
                       kind="not-found")
     return dict(found[0].document)
+
+
+async def verify_presented(engine: AsyncEngine, base: str, vp: dict[str, Any], *,
+                           challenge: str | None, domain: str | None) -> dict[str, Any]:
+    """The live verification result of a presentation and of every credential in it."""
+    return presentation_json(await verify_presentation(
+        vp, resolve_document=Resolver(engine, base), challenge=challenge, domain=domain))
+
 
 
 async def verify_stored(engine: AsyncEngine, base: str, credential_id: uuid.UUID,

@@ -48,3 +48,29 @@ async def verify(request: Request, base: BaseUrl, engine: Engine) -> JSONRespons
     if result["verified"]:
         return JSONResponse(result)
     return JSONResponse(vcapi_failure(result, TYPE_BASE), status_code=400, media_type=PROBLEM)
+
+
+@router.post("/presentations/verify")
+async def verify_presentation(request: Request, base: BaseUrl, engine: Engine) -> JSONResponse:
+    """VC-API: 200 when the holder's proof is bound to `options.challenge`/`domain` and
+    every credential in the presentation verifies; 400 with the failed checks when not."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise Problem(400, "Invalid request body", "the body is not JSON") from exc
+    vp = body.get("verifiablePresentation") if isinstance(body, dict) else None
+    options = body.get("options", {}) if isinstance(body, dict) else None
+    if not isinstance(vp, dict) or not isinstance(options, dict):
+        raise Problem(400, "Invalid request body", "expected {\"verifiablePresentation\": "
+                      "{...}, \"options\": {\"challenge\": ..., \"domain\": ...}}")
+    for name in ("challenge", "domain"):
+        if name in options and not isinstance(options[name], str):
+            raise Problem(400, "Invalid request body", f"options.{name} must be a string")
+    result = await handlers.verify_presented(engine, base, vp,
+                                             challenge=options.get("challenge"),
+                                             domain=options.get("domain"))
+    if options.get("returnPresentation") is True:
+        result["verifiablePresentation"] = vp
+    if result["verified"]:
+        return JSONResponse(result)
+    return JSONResponse(vcapi_failure(result, TYPE_BASE), status_code=400, media_type=PROBLEM)
