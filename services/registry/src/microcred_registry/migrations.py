@@ -13,6 +13,7 @@ from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import SHARED_TABLES, Migration, create_tables, table_of
+from microcred_shared.projection import CatalogProvider
 
 MIGRATIONS: list[Migration] = [
     create_tables([*SHARED_TABLES, table_of(CredentialRecord), table_of(IssuerRecord),
@@ -26,4 +27,6 @@ MIGRATIONS: list[Migration] = [
     # 5: providers' and employers' API keys (digests), projected from assessment and
     # notify: issuers read their credentials, employers what learners share with them.
     create_tables([table_of(ApiKey), table_of(EmployerKey)]),
+    # 6: the providers, projected from assessment: the trust list (ADR 23).
+    create_tables([table_of(CatalogProvider)]),
 ]

@@ -32,6 +32,8 @@ class CredentialView:
     checks: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     issuer_reason: str = ""
+    # On the trust list of providers in good standing (ADR 23); None: not looked up.
+    registered: bool | None = None
 
 
 def _dt(value: Any) -> datetime | None:
