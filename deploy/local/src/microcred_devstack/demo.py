@@ -38,6 +38,7 @@ from microcred_shared.contract.events import AssessmentResultSubmitted, Learner,
 from microcred_testkit.backbone import ProviderPublisher, provider_headers, result
 from microcred_testkit.providers import SaslPublisher
 
+from . import wallet_verifier
 from .traces import read_trace, tree_lines
 
 # Wide enough for URLs when the output is a pipe or a CI log rather than a terminal.
@@ -196,7 +197,7 @@ async def run(state_dir: Path) -> int:
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
                                         expected, trust)
     await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog,
-                            trust)
+                            trust, ca_file=manifest["tls"]["ca"])
     for c in creds:
         if c["credential"].get("components"):
             console.print(f"Stacked credential [bold]{c['title']}[/] for "
@@ -244,10 +245,11 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
 
 
 async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any]],
-                            catalog: Any, trust: ssl.SSLContext) -> None:
+                            catalog: Any, trust: ssl.SSLContext, *, ca_file: str) -> None:
     table = Table(title="Credentials issued, signed and registered")
     for col in ("learner", "credential", "awarding body", "province", "verification", "URL"):
         table.add_column(col, overflow="fold")
+    ours: list[str] = []
     # New credentials are private (ADR 9): the operator reads them.
     async with httpx.AsyncClient(base_url=registry, timeout=10, verify=trust,
                                  headers={"authorization": f"Bearer {token}"}) as client:
@@ -255,10 +257,20 @@ async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any
             doc = c["credential"]
             v = (await client.get(f"/v1/credentials/{c['id']}/verification")).json()
             verdict = "[green]valid[/]" if v["verified"] else f"[red]{v['status']}[/]"
+            ours.append(verdict)
             table.add_row(doc["credentialSubject"]["name"], c["title"], doc["issuer"]["name"],
                           doc["issuer"]["address"]["addressRegion"],
                           f"{verdict} ({doc['proof'][0]['cryptosuite']})", c["url"])
+        # The wallets name our trust list this way (ADR 23).
+        registries = (await client.get("/trust/known-registries.json")).json()
     console.print(table)
+    documents = [c["credential"] for c in creds]
+    theirs, note = await asyncio.to_thread(
+        wallet_verifier.verdicts, documents, ca_file=ca_file, registries=registries)
+    console.print(wallet_verifier.side_by_side([
+        wallet_verifier.Row(d["credentialSubject"]["name"], c["title"],
+                            wallet_verifier.suite_of(d), mine, core)
+        for c, d, mine, core in zip(creds, documents, ours, theirs, strict=True)], note))
 
 
 def _show_decisions(items: list[tuple[str, AssessmentResultSubmitted, str]]) -> None:
