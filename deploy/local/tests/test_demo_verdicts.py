@@ -30,8 +30,9 @@ def with_step(step: str, valid: bool) -> dict:
                              for s in VALID["log"]]}
 
 
-def test_a_credential_every_check_passed_reads_valid_registered_with_the_schema_warning():
-    assert summary(VALID) == "[green]valid[/] · registered issuer · OB schema: 1 warning(s)"
+def test_a_credential_every_check_passed_reads_valid_registered_with_what_the_schema_said():
+    assert summary(VALID) == ("[green]valid[/] · registered issuer · "
+                              "[yellow]OB schema: /credentialStatus must be object[/]")
 
 
 def test_revoked_suspended_expired_and_unregistered_are_named():

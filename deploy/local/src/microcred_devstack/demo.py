@@ -196,6 +196,7 @@ async def run(state_dir: Path) -> int:
     trust = ssl.create_default_context(cafile=manifest["tls"]["ca"])
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
                                         expected, trust)
+    await _change_statuses(urls, keys, env["MICROCRED_OPERATOR_TOKEN"], creds, trust)
     await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog,
                             trust, ca_file=manifest["tls"]["ca"])
     for c in creds:
@@ -242,6 +243,37 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
                             found[(e, d)] = c
             await asyncio.sleep(0.5)
     return list(found.values())
+
+
+async def _change_statuses(urls: dict[str, str], keys: dict[str, str], token: str,
+                           creds: list[dict[str, Any]], trust: ssl.SSLContext) -> None:
+    """Amara's provider revokes her safety credential and Chloé's suspends hers, so both
+    verifiers are seen on more than valid credentials; waits until the registry serves the
+    new lists (they reach it through Kafka)."""
+    changes = {("Amara Okafor", "Workplace Health and Safety Awareness"): "revoke",
+               ("Chloé Gagnon", "First Aid in Care Settings"): "suspend"}
+    picked = [(c, changes[(c["credential"]["credentialSubject"]["name"], c["title"])])
+              for c in creds
+              if (c["credential"]["credentialSubject"]["name"], c["title"]) in changes]
+    async with httpx.AsyncClient(base_url=urls["issuance"], timeout=30) as http:
+        for c, action in picked:
+            r = await http.post(f"/v1/credentials/{c['id']}/status",
+                                json={"action": action, "reason": "demo"},
+                                headers={"authorization": f"Bearer {keys[c['provider']]}"})
+            r.raise_for_status()
+    wanted = {c["id"]: "revoked" if a == "revoke" else "suspended" for c, a in picked}
+    async with httpx.AsyncClient(base_url=urls["registry"], timeout=10, verify=trust,
+                                 headers={"authorization": f"Bearer {token}"}) as client:
+        deadline = time.monotonic() + 30
+        while wanted and time.monotonic() < deadline:
+            for cid, status in list(wanted.items()):
+                v = (await client.get(f"/v1/credentials/{cid}/verification")).json()
+                if v.get("status") == status:
+                    del wanted[cid]
+            await asyncio.sleep(0.5)
+    for c, action in picked:
+        console.print(f"{c['provider']} {action}s {c['title']} of "
+                      f"{c['credential']['credentialSubject']['name']}.")
 
 
 async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any]],

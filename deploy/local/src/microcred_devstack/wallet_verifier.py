@@ -89,11 +89,13 @@ def summary(result: dict[str, Any]) -> str:
     if "registered_issuer" in steps:
         verdict += (" · registered issuer" if steps["registered_issuer"].get("valid")
                     else " · [yellow]issuer not registered[/]")
-    warnings = sum(len(r.get("result", {}).get("errors", []))
-                   for info in result.get("additionalInformation", [])
-                   if info.get("id") == "schema_check" and isinstance(info.get("results"), list)
-                   for r in info["results"])
-    return verdict + (f" · OB schema: {warnings} warning(s)" if warnings else "")
+    # Its schema check is information, not a step: shown as what the schema objected to.
+    warnings = sorted({f"{e.get('instancePath') or '/'} {e.get('message', '')}".strip()
+                       for info in result.get("additionalInformation", [])
+                       if info.get("id") == "schema_check"
+                       and isinstance(info.get("results"), list)
+                       for r in info["results"] for e in r.get("result", {}).get("errors", [])})
+    return verdict + (f" · [yellow]OB schema: {'; '.join(warnings)}[/]" if warnings else "")
 
 
 def side_by_side(rows: list[Row], note: str | None = None) -> Table:
