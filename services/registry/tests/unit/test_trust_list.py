@@ -95,3 +95,10 @@ def test_entity_statements_are_eddsa_jwts_signed_by_the_registry_key_that_its_co
     assert claims["metadata"]["federation_entity"]["organization_name"] == "Provider acme"
     with pytest.raises(InvalidSignature):
         _decode(sub, Ed25519PrivateKey.generate().public_key())
+
+
+def test_behind_a_plain_http_url_the_list_is_keyed_by_the_issuer_id_credentials_carry_there():
+    """No did:web without https (ADR 22): issuance names the profile URL, so does the list."""
+    doc = domain.dcc_registry([provider("acme")], "http://registry.local", created=None,
+                              updated=None)
+    assert list(doc["registry"]) == ["http://registry.local/issuers/acme"]

@@ -41,6 +41,10 @@ def in_good_standing(provider: Provider) -> bool:
 
 
 def issuer_did(base: str, provider_id: str) -> str:
+    """The `issuer.id` of the provider's credentials: its did:web (ADR 22), or behind a
+    plain-http public URL (no did:web there) its profile URL, as issuance names it."""
+    if not base.startswith("https://"):
+        return f"{base}/issuers/{provider_id}"
     return did_web(base, "issuers", provider_id)
 
 

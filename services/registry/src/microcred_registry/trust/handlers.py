@@ -46,10 +46,11 @@ async def registered(conn: AsyncConnection, provider_id: str) -> bool:
 async def issuer_jwks(conn: AsyncConnection, provider_id: str, base: str) -> list[dict[str, str]]:
     """The issuer's assertion keys as JWKs (its DID document's methods: a compromised key is
     not there, ADR 22)."""
-    doc = await credentials.issuer_document(conn, provider_id, base, did=True)
+    did = base.startswith("https://")  # else the profile URL is the controller (ADR 22)
+    doc = await credentials.issuer_document(conn, provider_id, base, did=did)
     methods = (doc or {}).get("verificationMethod", [])
     return [jwk(public_key_bytes(multikey_decode(m["publicKeyMultibase"])), m["id"])
-            for m in methods]
+            for m in methods if "revoked" not in m]
 
 
 async def registered_issuer(conn: AsyncConnection, issuer_id: str, base: str) -> bool:

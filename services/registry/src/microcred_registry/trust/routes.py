@@ -46,6 +46,9 @@ async def known_registries(base: BaseUrl) -> JSONResponse:
 
 
 def _signing_key(rt: Runtime) -> Any:
+    if not rt.settings.public_base_url.startswith("https://"):
+        raise Problem(404, "Not found", "an OpenID Federation entity identifier is an https "
+                      "URL: MICROCRED_PUBLIC_BASE_URL is not", kind="not-found")
     key = rt.settings.trust_key()
     if key is None:
         raise Problem(404, "Not found", "this registry publishes no federation statements "
