@@ -6,17 +6,24 @@ trusting the devstack's CA (NODE_EXTRA_CA_CERTS); nothing outside loopback is re
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import re
 import shutil
+import ssl
 import subprocess
+import tempfile
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from microcred_shared.contract.events import learner_key
 from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
+from microcred_testkit.providers import Admin, definition_doc
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
@@ -28,20 +35,40 @@ OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
                  "ob_v3p0_achievementcredential_schema.json")
 
 
-def verifier_core(bb, credentials: list[dict], *, unreachable: str | None = None) -> list[dict]:
-    """verifier-core's own result for each credential (see tests/interop/verifier_core.mjs)."""
+def known_registries(bb) -> list[dict]:
+    """Our trust list as a wallet names it in its `knownDIDRegistries` (the DCC
+    known-registries shape the Learner Credential Wallet loads), read from the registry."""
+    return json.loads(httpx.get(f"{bb.public_base_url}/trust/known-registries.json",
+                                verify=ssl.create_default_context(cafile=str(bb.ca_file))).text)
+
+
+def verifier_core(bb, credentials: list[dict], *, unreachable: str | None = None,
+                  registries: list[dict] | None = None) -> list[dict]:
+    """verifier-core's own result for each credential (see tests/interop/verifier_core.mjs),
+    with our trust list passed in as the wallets pass their registries (or `registries`)."""
     if shutil.which("node") is None or not (
             INTEROP / "node_modules/@digitalcredentials/verifier-core").is_dir():
         pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-    argv = ["node", "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}"]
-    if unreachable:
-        argv += ["--unreachable", unreachable]
-    done = subprocess.run(argv, cwd=INTEROP, capture_output=True, text=True, timeout=120,
-                          input="".join(json.dumps(c) + "\n" for c in credentials),
-                          env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
-                               "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
+        json.dump(known_registries(bb) if registries is None else registries, listed)
+        listed.flush()
+        argv = ["node", "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}",
+                "--registries", listed.name]
+        if unreachable:
+            argv += ["--unreachable", unreachable]
+        done = subprocess.run(argv, cwd=INTEROP, capture_output=True, text=True, timeout=120,
+                              input="".join(json.dumps(c) + "\n" for c in credentials),
+                              env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
+                                   "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def registered_in(verdict: dict) -> list[str]:
+    """The types of the registries in which verifier-core found the issuer."""
+    step = next(s for s in verdict["log"] if s["id"] == "registered_issuer")
+    assert step["uncheckedRegistries"] == [], step  # both of ours answered
+    return sorted(m["registry"].get("type", "oidf") for m in step["matchingIssuers"])
 
 
 def checks(verdict: dict) -> dict[str, bool]:
@@ -66,12 +93,13 @@ TWO_STATUS_ENTRIES = [("/credentialStatus", "must be object")]
 
 
 def assert_verified(verdict: dict) -> None:
-    """Every check verifier-core runs passed (the issuer registry check excepted: no
-    registry lists our providers yet, and verifier-core reports that as its own step)."""
+    """Every check verifier-core runs passed, the registered issuer too: it found the
+    provider on our trust list, in both its forms (ADR 26)."""
     assert not fatal(verdict), verdict
     assert checks(verdict) == {"valid_signature": True, "revocation_status": True,
                                "suspension_status": True, "expiration": True,
-                               "registered_issuer": False}, verdict
+                               "registered_issuer": True}, verdict
+    assert registered_in(verdict) == ["dcc-legacy", "oidf"], verdict
     assert schema_errors(verdict) == [TWO_STATUS_ENTRIES], verdict
 
 
@@ -227,6 +255,109 @@ async def test_a_retired_key_still_verifies_and_a_compromised_one_does_not(backb
     assert checks(v) == {} and fatal(v), v  # signature cannot be checked: never valid
     v = verifier_core(backbone, [before])[0]
     assert checks(v)["valid_signature"] is True, v  # the earlier, retired key is unaffected
+
+
+async def trust_list(bb) -> dict:
+    async with bb.http("registry") as client:
+        r = await client.get("/trust/registry.json")
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*", r.text
+    assert "max-age=60" in r.headers["cache-control"] and r.headers["etag"]
+    return dict(r.json()["registry"])
+
+
+async def page_says(bb, key: str, credential_id: str, lang: str) -> str:
+    """The credential page's trust-list line, as the issuer sees the page."""
+    async with bb.http("registry", key) as client:
+        r = await client.get(f"/v1/credentials/{credential_id}", params={"lang": lang},
+                             headers={"accept": "text/html"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
+    line = re.search(r'<dd class="trust [^"]*" data-registered="(true|false)">(.*?)</dd>',
+                     r.text, re.S)
+    assert line, r.text
+    return line.group(1) + " " + re.sub(r"<[^>]+>", "", line.group(2))
+
+
+async def test_an_onboarded_provider_is_a_registered_issuer_until_it_is_suspended(backbone):
+    """The trust list (ADR 26): onboarding lists the provider under its did:web; the wallets'
+    verifier finds it there (DCC registry JSON and OpenID Federation); the credential page
+    says so; suspension takes it off everywhere, reactivation puts it back."""
+    bb, pid, did = backbone, f"trusted-{uuid.uuid4().hex[:6]}", f"tr-def-{uuid.uuid4().hex[:6]}"
+    async with Admin(bb.url("assessment"), bb.operator_token) as admin:
+        key = await admin.onboard(pid, kind="college", jurisdiction="CA-NS",
+                                  name_fr="Collège de confiance")
+        await admin.call("POST", "/v1/admin/definitions", definition_doc(did, pid), 201)
+    listed = await eventually(lambda: trust_list(bb), lambda r: bb.issuer_did(pid) in r)
+    assert listed[bb.issuer_did(pid)]["location"] == "Nova Scotia, Canada"
+    assert listed[bb.issuer_did(pid)]["nameFr"] == "Collège de confiance"
+    assert listed[bb.issuer_did(pid)]["qualityAssurance"]["body"] == "Sector board"
+
+    who = learner(f"trusted-{uuid.uuid4().hex[:6]}")
+    async with bb.http("assessment", key) as client:
+        r = await client.post("/v1/assessment-results", content=result(
+            pid, did, who=who, passed=True).model_dump_json(),
+            headers={"content-type": "application/json"})
+    assert r.status_code == 202, r.text
+    cred = await stored(bb, who)
+    v = await verdict_of(bb, cred["credential"], lambda v: not fatal(v))
+    assert_verified(v)
+    found = next(s for s in v["log"] if s["id"] == "registered_issuer")["matchingIssuers"]
+    assert {m["issuer"]["federation_entity"]["organization_name"] for m in found} == {
+        f"Provider {pid}"}
+    assert (await page_says(bb, key, cred["id"], "en")).startswith("true Registered issuer")
+    assert (await page_says(bb, key, cred["id"], "fr")).startswith("true Émetteur enregistré")
+
+    async with Admin(bb.url("assessment"), bb.operator_token) as admin:
+        await admin.call("POST", f"/v1/admin/providers/{pid}/suspend",
+                         {"reason": "quality assurance review"}, 200)
+    await eventually(lambda: trust_list(bb), lambda r: bb.issuer_did(pid) not in r)
+    async with bb.http("registry") as client:
+        r = await client.get("/trust/fetch", params={"sub": bb.issuer_did(pid)})
+    assert r.status_code == 404, r.text
+    v = verifier_core(bb, [cred["credential"]])[0]
+    assert checks(v)["registered_issuer"] is False and checks(v)["valid_signature"] is True, v
+    assert (await page_says(bb, key, cred["id"], "en")).startswith("false Not a registered")
+    assert (await page_says(bb, key, cred["id"], "fr")).startswith("false Émetteur non")
+
+    async with Admin(bb.url("assessment"), bb.operator_token) as admin:
+        await admin.call("POST", f"/v1/admin/providers/{pid}/reactivate",
+                         {"reason": "review passed"}, 200)
+    await eventually(lambda: trust_list(bb), lambda r: bb.issuer_did(pid) in r)
+    assert_verified(verifier_core(bb, [cred["credential"]])[0])
+
+
+async def test_the_federation_trust_anchor_signs_what_it_says_with_the_key_it_names(backbone):
+    """OpenID Federation: the entity configuration is self-signed by the key it lists, and
+    the subordinate statement about an issuer is signed by that key and carries the keys of
+    the issuer's DID document."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    def part(s: str) -> bytes:
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+    async with backbone.http("registry") as client:
+        config = await client.get("/.well-known/openid-federation")
+        did = backbone.issuer_did("lakeshore-college")
+        # As the DCC registry client sends it: the DID unencoded in the query string.
+        sub = await client.get(f"/trust/fetch?sub={did}")
+        doc = (await client.get("/issuers/lakeshore-college/did.json")).json()
+        listed = (await client.get("/trust/list")).json()
+    assert config.headers["content-type"] == "application/entity-statement+jwt"
+    head, body, sig = config.text.split(".")
+    claims = json.loads(part(body))
+    (jwk,) = claims["jwks"]["keys"]
+    anchor = Ed25519PublicKey.from_public_bytes(part(jwk["x"]))
+    anchor.verify(part(sig), f"{head}.{body}".encode())
+    assert claims["iss"] == claims["sub"] == backbone.public_base_url
+    assert claims["metadata"]["federation_entity"]["federation_fetch_endpoint"] == (
+        f"{backbone.public_base_url}/trust/fetch")
+    assert sub.status_code == 200, sub.text
+    head, body, sig = sub.text.split(".")
+    anchor.verify(part(sig), f"{head}.{body}".encode())
+    statement = json.loads(part(body))
+    assert statement["sub"] == did and statement["iss"] == backbone.public_base_url
+    assert [k["kid"] for k in statement["jwks"]["keys"]] == [
+        m["id"] for m in doc["verificationMethod"]]
+    assert did in listed
 
 
 def _iso(moment: datetime) -> str:

@@ -68,6 +68,12 @@ def notify_secret_key(state_dir: Path) -> str:
     return _kept_secret(state_dir, "notify-secret-key", _key32)
 
 
+def trust_signing_key(state_dir: Path) -> str:
+    """MICROCRED_TRUST_SIGNING_KEY (the trust list's federation statements): base64url of an
+    Ed25519 seed, 32 bytes."""
+    return _kept_secret(state_dir, "trust-signing-key", _key32)
+
+
 def operator_token(state_dir: Path) -> str:
     """MICROCRED_OPERATOR_TOKEN for the admin endpoints."""
     return _kept_secret(state_dir, "operator-token", lambda: secrets.token_urlsafe(24))
@@ -97,12 +103,14 @@ def stack_settings(
         "MICROCRED_KEY_ENCRYPTION_KEY": key_encryption_key(state_dir),
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
+        "MICROCRED_TRUST_SIGNING_KEY": trust_signing_key(state_dir),
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
     if SEED_FILE.exists():
         env["MICROCRED_SEED_FILE"] = str(SEED_FILE)
     for key in ("MICROCRED_PUBLIC_BASE_URL", "MICROCRED_KEY_ENCRYPTION_KEY", "MICROCRED_SEED_FILE",
-                "MICROCRED_OPERATOR_TOKEN", "MICROCRED_NOTIFY_SECRET_KEY"):
+                "MICROCRED_OPERATOR_TOKEN", "MICROCRED_NOTIFY_SECRET_KEY",
+                "MICROCRED_TRUST_SIGNING_KEY"):
         if key in base_env:
             env[key] = base_env[key]
     return env

@@ -36,6 +36,7 @@ from microcred_shared.contract.events import AssessmentResultSubmitted, Learner,
 from microcred_testkit.backbone import ProviderPublisher, provider_headers, result
 from microcred_testkit.providers import SaslPublisher
 
+from . import wallet_verifier
 from .refusals import Refusal, expect_refusal
 from .traces import read_trace, tree_lines
 
@@ -205,8 +206,9 @@ async def run(state_dir: Path) -> int:
     trust = ssl.create_default_context(cafile=manifest["tls"]["ca"])
     creds = await _wait_for_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"],
                                         expected, trust)
+    await _change_statuses(urls, keys, env["MICROCRED_OPERATOR_TOKEN"], creds, trust)
     await _show_credentials(urls["registry"], env["MICROCRED_OPERATOR_TOKEN"], creds, catalog,
-                            trust)
+                            trust, ca_file=manifest["tls"]["ca"])
     for c in creds:
         if c["credential"].get("components"):
             console.print(f"Stacked credential [bold]{c['title']}[/] for "
@@ -253,11 +255,43 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
     return list(found.values())
 
 
+async def _change_statuses(urls: dict[str, str], keys: dict[str, str], token: str,
+                           creds: list[dict[str, Any]], trust: ssl.SSLContext) -> None:
+    """Amara's provider revokes her safety credential and Chloé's suspends hers, so both
+    verifiers are seen on more than valid credentials; waits until the registry serves the
+    new lists (they reach it through Kafka)."""
+    changes = {("Amara Okafor", "Workplace Health and Safety Awareness"): "revoke",
+               ("Chloé Gagnon", "First Aid in Care Settings"): "suspend"}
+    picked = [(c, changes[(c["credential"]["credentialSubject"]["name"], c["title"])])
+              for c in creds
+              if (c["credential"]["credentialSubject"]["name"], c["title"]) in changes]
+    async with httpx.AsyncClient(base_url=urls["issuance"], timeout=30) as http:
+        for c, action in picked:
+            r = await http.post(f"/v1/credentials/{c['id']}/status",
+                                json={"action": action, "reason": "demo"},
+                                headers={"authorization": f"Bearer {keys[c['provider']]}"})
+            r.raise_for_status()
+    wanted = {c["id"]: "revoked" if a == "revoke" else "suspended" for c, a in picked}
+    async with httpx.AsyncClient(base_url=urls["registry"], timeout=10, verify=trust,
+                                 headers={"authorization": f"Bearer {token}"}) as client:
+        deadline = time.monotonic() + 30
+        while wanted and time.monotonic() < deadline:
+            for cid, status in list(wanted.items()):
+                v = (await client.get(f"/v1/credentials/{cid}/verification")).json()
+                if v.get("status") == status:
+                    del wanted[cid]
+            await asyncio.sleep(0.5)
+    for c, action in picked:
+        console.print(f"{c['provider']} {action}s {c['title']} of "
+                      f"{c['credential']['credentialSubject']['name']}.")
+
+
 async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any]],
-                            catalog: Any, trust: ssl.SSLContext) -> None:
+                            catalog: Any, trust: ssl.SSLContext, *, ca_file: str) -> None:
     table = Table(title="Credentials issued, signed and registered")
     for col in ("learner", "credential", "awarding body", "province", "verification", "URL"):
         table.add_column(col, overflow="fold")
+    ours: list[str] = []
     # New credentials are private (ADR 9): the operator reads them.
     async with httpx.AsyncClient(base_url=registry, timeout=10, verify=trust,
                                  headers={"authorization": f"Bearer {token}"}) as client:
@@ -265,10 +299,20 @@ async def _show_credentials(registry: str, token: str, creds: list[dict[str, Any
             doc = c["credential"]
             v = (await client.get(f"/v1/credentials/{c['id']}/verification")).json()
             verdict = "[green]valid[/]" if v["verified"] else f"[red]{v['status']}[/]"
+            ours.append(verdict)
             table.add_row(doc["credentialSubject"]["name"], c["title"], doc["issuer"]["name"],
                           doc["issuer"]["address"]["addressRegion"],
                           f"{verdict} ({doc['proof'][0]['cryptosuite']})", c["url"])
+        # The wallets name our trust list this way (ADR 26).
+        registries = (await client.get("/trust/known-registries.json")).json()
     console.print(table)
+    documents = [c["credential"] for c in creds]
+    theirs, note = await asyncio.to_thread(
+        wallet_verifier.verdicts, documents, ca_file=ca_file, registries=registries)
+    console.print(wallet_verifier.side_by_side([
+        wallet_verifier.Row(d["credentialSubject"]["name"], c["title"],
+                            wallet_verifier.suite_of(d), mine, core)
+        for c, d, mine, core in zip(creds, documents, ours, theirs, strict=True)], note))
 
 
 def _show_decisions(items: list[tuple[str, AssessmentResultSubmitted, str]]) -> None:

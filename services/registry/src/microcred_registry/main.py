@@ -17,8 +17,10 @@ from microcred_registry.pages.learner_routes import router as learner_pages_rout
 from microcred_registry.pages.routes import router as pages_router
 from microcred_registry.runtime import RegistryRuntime
 from microcred_registry.settings import Settings
+from microcred_registry.trust.routes import router as trust_router
 from microcred_registry.verification.routes import router as verification_router
 from microcred_registry.wallet.routes import router as wallet_router
+from microcred_shared import projection
 from microcred_shared.auth import on_api_keys
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import (
@@ -29,6 +31,7 @@ from microcred_shared.contract.events import (
     StatusListPublished,
 )
 from microcred_shared.contract.events_employers import EmployerApiKeyChanged, EmployerPublished
+from microcred_shared.contract.events_providers import ProviderPublished
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
@@ -46,7 +49,9 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     rt.subscribe(topics.PROVIDER_API_KEYS, on_api_keys, ProviderApiKeyChanged)
     # Employers' API keys: an approved employer reads what learners share with it.
     rt.subscribe(topics.EMPLOYER_API_KEYS, on_employer_keys, EmployerApiKeyChanged)
+    # Providers: the trust list of those in good standing (ADR 26).
+    rt.subscribe(topics.PROVIDERS, projection.on_providers, ProviderPublished)
     # No two routes of these routers match the same request, so their order is free.
     return rt.app("microcred registry", routers=[
         credentials_router, verification_router, pages_router, wallet_router,
-        learner_pages_router, badge_router]), rt
+        learner_pages_router, badge_router, trust_router]), rt

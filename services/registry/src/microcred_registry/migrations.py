@@ -20,6 +20,7 @@ from microcred_shared.db import (
     create_tables,
     table_of,
 )
+from microcred_shared.projection import CatalogProvider
 
 MIGRATIONS: list[Migration] = [
     create_tables([*SHARED_TABLES, table_of(CredentialRecord), table_of(IssuerRecord),
@@ -37,4 +38,6 @@ MIGRATIONS: list[Migration] = [
     add_inbox_digest,
     # 7: credentials by definition version (the drawn badge of a version).
     index_definition_versions,
+    # 8: the providers, projected from assessment: the trust list (ADR 26).
+    create_tables([table_of(CatalogProvider)]),
 ]

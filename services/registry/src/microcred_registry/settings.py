@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import base64
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from microcred_shared.settings import ServiceSettings
 
@@ -30,3 +32,27 @@ class Settings(ServiceSettings):
         5, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_LIMIT"))
     signin_rate_window_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_WINDOW_SECONDS"))
+    # The trust list's OpenID Federation statements are signed with this Ed25519 key
+    # (base64url of its 32-byte seed; ADR 26). Unset: only the DCC registry JSON is served.
+    trust_signing_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_TRUST_SIGNING_KEY"))
+
+    @field_validator("trust_signing_key")
+    @classmethod
+    def _trust_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(_seed(value)) != 32:
+            raise ValueError("MICROCRED_TRUST_SIGNING_KEY must be base64url of 32 bytes")
+        return value
+
+    def trust_key(self) -> Ed25519PrivateKey | None:
+        if self.trust_signing_key is None:
+            return None
+        return Ed25519PrivateKey.from_private_bytes(_seed(self.trust_signing_key))
+
+
+def _seed(value: SecretStr) -> bytes:
+    raw = value.get_secret_value().strip()
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except ValueError as exc:
+        raise ValueError("MICROCRED_TRUST_SIGNING_KEY must be base64url") from exc

@@ -98,8 +98,9 @@ SERVICE_TOPICS: dict[str, TopicAccess] = {
         produces=(CREDENTIALS_ISSUED, CREDENTIAL_STATUS, ISSUER_KEYS, STATUS_LISTS, AUDIT),
     ),
     "registry": TopicAccess(
+        # PROVIDERS: the trust list of providers in good standing (ADR 26).
         consumes=(CREDENTIALS_ISSUED, ISSUER_KEYS, STATUS_LISTS, CREDENTIAL_STATUS, EMPLOYERS,
-                  PROVIDER_API_KEYS, EMPLOYER_API_KEYS),
+                  PROVIDER_API_KEYS, EMPLOYER_API_KEYS, PROVIDERS),
         produces=(CREDENTIALS_REGISTERED, CREDENTIAL_VISIBILITY, LEARNER_SIGNIN),
     ),
     "notify": TopicAccess(

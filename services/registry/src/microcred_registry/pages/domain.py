@@ -35,6 +35,8 @@ class CredentialView:
     issuer_reason: str = ""
     image: str = ""
     image_alt: str = ""
+    # On the trust list of providers in good standing (ADR 26); None: not looked up.
+    registered: bool | None = None
 
 
 def _dt(value: Any) -> datetime | None:

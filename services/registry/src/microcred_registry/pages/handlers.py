@@ -28,6 +28,7 @@ from microcred_registry.pages.rendering import (
     wants_json_page,
     with_image_origin,
 )
+from microcred_registry.trust import handlers as trust
 from microcred_registry.verification.handlers import verify_document
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import VISIBILITIES, Session, Viewer
@@ -66,6 +67,7 @@ class Pages:
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row),
                        image_fallback=drawn_badge_url(self.base, row))
+        view.registered = await self._registered(doc)
         preview = t("preview", title=view.title, name=view.holder, issuer=view.issuer_name,
                     province=view.province)
         checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -91,6 +93,15 @@ class Pages:
         # The holder's view is personal (it may show a new share link): never indexed.
         return await self.page(request, row, canonical=url, json_url=url + "?format=json",
                                indexable=False, owner=mine)
+
+    async def _registered(self, doc: dict[str, Any]) -> bool:
+        """Whether the issuer is on the trust list that wallets read (ADR 26)."""
+        issuer = doc.get("issuer")
+        issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+        if not isinstance(issuer_id, str):
+            return False
+        async with self.engine.connect() as conn:
+            return await trust.registered_issuer(conn, issuer_id, self.base)
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":

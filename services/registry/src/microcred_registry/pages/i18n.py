@@ -38,6 +38,13 @@ _EN = {
     "skills": "Skills and frameworks",
     "awarding_body": "Awarding body",
     "province": "Province or territory",
+    "trust_list": "Trust list",
+    "registered": "Registered issuer",
+    "registered.explain": "a provider in good standing on this network's list of "
+                          "quality-assured providers, which wallets also read",
+    "unregistered": "Not a registered issuer",
+    "unregistered.explain": "this provider is not on this network's list of quality-assured "
+                            "providers (suspended, or not onboarded here)",
     "credits": "Credits",
     "level": "Level",
     "workload": "Notional workload",
@@ -180,6 +187,13 @@ _FR = {
     "skills": "Compétences et référentiels",
     "awarding_body": "Organisme émetteur",
     "province": "Province ou territoire",
+    "trust_list": "Liste de confiance",
+    "registered": "Émetteur enregistré",
+    "registered.explain": "un fournisseur en règle sur la liste des fournisseurs à qualité "
+                          "assurée de ce réseau, que lisent aussi les portefeuilles",
+    "unregistered": "Émetteur non enregistré",
+    "unregistered.explain": "ce fournisseur ne figure pas sur la liste des fournisseurs à "
+                            "qualité assurée de ce réseau (suspendu, ou non inscrit ici)",
     "credits": "Crédits",
     "level": "Niveau",
     "workload": "Charge de travail théorique",
