@@ -23,9 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from microcred_devstack import tls
 from microcred_shared.contract.events import Learner, learner_key
-from microcred_shared.vc import contexts
 from microcred_testkit.backbone import eventually, result
+from microcred_testkit.served import served_documents as served
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop, pytest.mark.browser]
 OB_NS = "https://purl.imsglobal.org/ob/v3p0"
@@ -83,14 +84,17 @@ async def signed_in(bb, context, who: Learner) -> str:
 
 
 @pytest.fixture
-async def browser(tmp_path):
+async def browser(tmp_path, backbone):
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, before any I/O
         pytest.fail("Debian chromium is missing: `make install` installs it")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
+        # The registry's https: trust exactly its certificate (by its key), nothing else.
+        pin = tls.files(backbone.stack.state_dir).spki_pin()
         context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False, args=ARGS,
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False,
+            args=[*ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
             accept_downloads=True)
         try:
             yield context
@@ -112,16 +116,8 @@ def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[
 
 
 async def served_documents(bb, credential: dict) -> dict:
-    """What a stranger's verifier fetches from the registry's public URLs."""
-    urls = {credential["issuer"]["id"]}
-    urls |= {e["statusListCredential"] for e in credential.get("credentialStatus", [])}
-    docs = {contexts.MICROCRED_V1_URL: contexts.get_context(contexts.MICROCRED_V1_URL)}
     async with bb.http("registry") as client:
-        for url in urls:
-            r = await client.get(url)
-            assert r.status_code == 200, url
-            docs[url] = r.json()
-    return docs
+        return await served(client, credential, bb.public_base_url)
 
 
 def png_itxt(data: bytes) -> list[tuple[str, int, int, str, str, str]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from microcred_shared.contract.events import learner_key
-from microcred_shared.vc import didweb
 from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.served import served_documents as served
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
@@ -32,22 +32,8 @@ def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[
 
 
 async def served_documents(bb, credential: dict) -> dict:
-    """What a stranger's verifier fetches over https from the registry's public URLs: the
-    issuer's DID document (did:web), the status lists and our context (ADR 22)."""
-    issuer = (credential["issuer"]["id"] if isinstance(credential["issuer"], dict)
-              else credential["issuer"])
-    urls = {issuer: didweb.document_url(issuer)}
-    urls |= {e["statusListCredential"]: e["statusListCredential"]
-             for e in credential.get("credentialStatus", [])}
-    urls |= {c: c for c in credential["@context"]
-             if isinstance(c, str) and c.startswith(bb.public_base_url)}
-    docs = {}
     async with bb.http("registry") as client:
-        for key, url in urls.items():
-            r = await client.get(url)
-            assert r.status_code == 200, url
-            docs[key] = r.json()
-    return docs
+        return await served(client, credential, bb.public_base_url)
 
 
 async def test_the_reference_verifier_accepts_backbone_credentials_and_sees_revocation(

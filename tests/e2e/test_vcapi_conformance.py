@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from microcred_issuance.keys.domain import issuer_id
-from microcred_shared.vc import contexts, did_key, private_key_from_seed, sign
+from microcred_shared.vc import did_key, private_key_from_seed, sign
 from microcred_shared.vc.keys import did_key_verification_method
 from microcred_testkit.backbone import eventually
 from microcred_testkit.providers import Admin
+from microcred_testkit.served import served_documents as served
 
 pytestmark = pytest.mark.integration
 OB = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -42,18 +43,8 @@ def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[
 
 
 async def served_documents(bb, credential: dict) -> dict:
-    """What a stranger's verifier fetches from the registry's public URLs: the issuer's
-    controller document and the status lists."""
-    issuer = credential["issuer"]
-    urls = {issuer["id"] if isinstance(issuer, dict) else issuer}
-    urls |= {e["statusListCredential"] for e in credential.get("credentialStatus", [])}
-    docs = {contexts.MICROCRED_V1_URL: contexts.get_context(contexts.MICROCRED_V1_URL)}
     async with bb.http("registry") as client:
-        for url in urls:
-            r = await client.get(url)
-            assert r.status_code == 200, url
-            docs[url] = r.json()
-    return docs
+        return await served(client, credential, bb.public_base_url)
 
 
 def issuer_of(bb, provider: str) -> str:
