@@ -163,7 +163,8 @@ async def test_a_credential_with_several_subjects_is_stored_served_and_passes_no
     assert r.status_code == 400 and "Open Badges 3.0 schema" in r.json()["detail"], r.text
     vc = await vc_api_issue(backbone, provider, credential)
     cid = vc["id"].removeprefix("urn:uuid:")
-    async with backbone.http("registry") as client:
+    # New credentials are private (ADR 9): the issuer reads it.
+    async with backbone.http("registry", backbone.api_keys[provider]) as client:
         served = await eventually(
             lambda: client.get(f"/v1/credentials/{cid}",
                                headers={"accept": "application/vc+ld+json"}),
