@@ -41,6 +41,9 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "response_schema_conformance", "response_headers_conformance",
           "unsupported_method", "allow_header_conformance")
 # Bounded so the four runs stay within about two minutes on two cores.
+# Addresses the services would reach out to stay on this machine: webhooks go to loopback
+# (MICROCRED_WEBHOOKS_ALLOW_LOOPBACK_HTTP in the backbone), /v1/verify fetches our own URL.
+LOOPBACK_HOOK = "http://127.0.0.1:9/fuzz-hook"
 MAX_EXAMPLES = int(os.environ.get("MICROCRED_FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("MICROCRED_FUZZ_SEED", "20260113"))
 
@@ -121,7 +124,7 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def operations(service: str, c: Credentials) -> list[dict[str, Any]]:
+def operations(service: str, c: Credentials, bb_url: str = "") -> list[dict[str, Any]]:
     """schemathesis `[[operations]]`: who calls each operation, and what is pinned."""
     operator, provider = _bearer(c.operator), _bearer(c.provider_key)
     nowhere = str(uuid.uuid4())  # a delivery that does not exist: replays stay 404s
@@ -145,6 +148,8 @@ def operations(service: str, c: Credentials) -> list[dict[str, Any]]:
         return [
             {"include-path-regex": "^/v1/(learners/|credentials/)", "headers": operator,
              "parameters": {"path.credential_id": c.credential_id}},
+            {"include-path": "/v1/verify",
+             "parameters": {"query.url": f"{bb_url}/v1/credentials/{c.credential_id}"}},
             {"include-path-regex": "^/v1/learner/(credentials|employers|profile)",
              "headers": _bearer(c.learner_token),
              "parameters": {"path.credential_id": c.credential_id,
@@ -156,7 +161,8 @@ def operations(service: str, c: Credentials) -> list[dict[str, Any]]:
              "parameters": {"path.employer_id": c.target_employer,
                             "path.delivery_id": nowhere,
                             "body.employer_id": c.target_employer}},
-            {"include-path-regex": "^/v1/employer/", "headers": _bearer(c.employer_key)},
+            {"include-path-regex": "^/v1/employer/", "headers": _bearer(c.employer_key),
+             "parameters": {"body.webhook_url": LOOPBACK_HOOK}},
         ]
     raise ValueError(service)
 
@@ -168,10 +174,10 @@ def toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def config_file(service: str, c: Credentials, where: Path) -> Path:
+def config_file(service: str, c: Credentials, where: Path, bb_url: str) -> Path:
     # No state kept between runs (each run is judged alone), no stateful phase (no links).
     lines = ["[cache]", "enabled = false", "", "[phases.stateful]", "enabled = false", ""]
-    for op in operations(service, c):
+    for op in operations(service, c, bb_url):
         lines.append("[[operations]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in op.items()]
         lines.append("")
@@ -199,7 +205,7 @@ def fuzz(bb: Any, service: str, c: Credentials, where: Path, *,
          max_examples: int = MAX_EXAMPLES) -> Run:
     report = where / f"{service}.ndjson"
     args = [sys.executable, "-m", "schemathesis.cli",
-            "--config-file", str(config_file(service, c, where)), "run",
+            "--config-file", str(config_file(service, c, where, bb.url(service))), "run",
             bb.url(service) + "/openapi.json",
             "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing",
             "--max-examples", str(max_examples), "--seed", str(SEED),
