@@ -77,7 +77,10 @@ def hostile(draw, offset: int) -> ConsumerRecord:
     kind = draw(st.sampled_from(["set", "drop", "repeat", "body", "type", "key"]))
     if kind == "set":  # one header with any bytes, or none at all
         name = draw(header_names)
-        headers = [(k, v) for k, v in headers if k != name] + [(name, draw(header_values))]
+        value = draw(header_values)
+        if name == "ce_id" and value:  # a usable id stays this record's own (reusing one
+            value = uuid.uuid4().hex.encode() + value  # is the "repeat" kind's business)
+        headers = [(k, v) for k, v in headers if k != name] + [(name, value)]
     elif kind == "drop":
         name = draw(st.sampled_from(["ce_id", "ce_type", "ce_source", "ce_specversion"]))
         headers = [(k, v) for k, v in headers if k != name]
@@ -137,7 +140,7 @@ async def test_every_record_is_applied_or_dead_lettered_alone(subscription, data
     subscriber, consumer, engine = subscription
     # One database for every example: a ce_id drawn again later (with another payload)
     # is a conflicting duplicate, dead-lettered.
-    seen = SEEN.setdefault(id(engine), set())
+    seen = SEEN.setdefault(str(engine.url), set())
     n = data.draw(st.integers(min_value=1, max_value=12))
     spoiled = data.draw(st.sets(st.integers(min_value=0, max_value=n - 1), max_size=n))
     batch, expected_ids, hostile_count = [], [], 0
@@ -158,9 +161,9 @@ async def test_every_record_is_applied_or_dead_lettered_alone(subscription, data
     before = consumer.applied, consumer.dead_lettered
 
     await subscriber.consume(tuple(batch))
-    seen.update(expected_ids)
 
     applied, letters = await _outbox(engine)
+    seen.update(applied)  # what the inbox now holds, whatever this example asserts
     assert sorted(applied) == sorted(expected_ids)
     assert letters == [TOPIC + ".dlq"] * hostile_count
     assert (consumer.applied - before[0], consumer.dead_lettered - before[1]) == \
