@@ -86,7 +86,8 @@ async def bind(request: BindRequest, _: Registry, rt: Runtime) -> dict[str, Any]
     if row.status == "revoked":
         raise Problem(409, "Revoked", "a revoked credential is not copied", kind="revoked")
     issuer = issuer_id(rt.base_url, row.provider_id)
-    if (doc.get("issuer") or {}).get("id") != issuer:
+    named = doc.get("issuer")
+    if (named.get("id") if isinstance(named, dict) else named) != issuer:
         raise Problem(400, "Invalid credential", "not its issuer's credential",
                       kind="invalid-credential")
     keys = {k["key_id"]: k["public_multikey"] for k in await rt.keys.public_keys(row.provider_id)}
