@@ -44,6 +44,8 @@ _FAILED = sa.text("UPDATE oid4vci_offers SET tx_failures = tx_failures + 1 "
 _REDEEM = sa.text("UPDATE oid4vci_offers SET redeemed_at = :now, token_sha256 = :token, "
                   "token_expires_at = :exp WHERE code_sha256 = :code")
 _NONCE = sa.text("INSERT INTO oid4vci_nonces (nonce, expires_at) VALUES (:n, :exp)")
+# Spent and expired nonces go as new ones are made: the endpoint is public.
+_PRUNE = sa.text("DELETE FROM oid4vci_nonces WHERE expires_at < :now")
 _USE_NONCE = sa.text("UPDATE oid4vci_nonces SET used_at = :now WHERE nonce = :n "
                      "AND used_at IS NULL AND expires_at > :now RETURNING nonce")
 _BY_TOKEN = sa.text("SELECT o.code_sha256, o.credential_id, o.token_expires_at, "
@@ -114,8 +116,10 @@ class Oid4vci:
 
     async def nonce(self) -> str:
         nonce = domain.new_secret()
+        now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            await conn.execute(_NONCE, {"n": nonce, "exp": datetime.now(UTC) + timedelta(
+            await conn.execute(_PRUNE, {"now": now})
+            await conn.execute(_NONCE, {"n": nonce, "exp": now + timedelta(
                 seconds=domain.NONCE_TTL_SECONDS)})
         return nonce
 
