@@ -182,6 +182,7 @@ class ServiceRuntime:
             routes(api, self)
         for router in routers:
             api.include_router(router)
+        problems.document(api)  # every problem any operation can answer, in its OpenAPI
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(api, tracer_provider=self.tracer_provider,

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from microcred_assessment.access import authn
 from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared import problems
 from microcred_shared.auth import bearer
 from microcred_shared.runtime import runtime_of
 
@@ -23,6 +24,7 @@ def get_runtime(request: Request) -> AssessmentRuntime:
 Runtime = Annotated[AssessmentRuntime, Depends(get_runtime)]
 
 
+@problems.declares(401)
 async def authenticated_provider(request: Request, rt: Runtime) -> str:
     """The provider whose API key the request bears (401 otherwise)."""
     assert rt.engine is not None
@@ -30,6 +32,7 @@ async def authenticated_provider(request: Request, rt: Runtime) -> str:
                                 path=request.url.path)
 
 
+@problems.declares(401)
 async def authenticated_operator(request: Request, rt: Runtime) -> str:
     """"operator" for a request bearing MICROCRED_OPERATOR_TOKEN (401 otherwise)."""
     assert rt.engine is not None

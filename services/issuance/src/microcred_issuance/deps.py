@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from microcred_issuance.runtime import IssuanceRuntime
+from microcred_shared import problems
 from microcred_shared.auth import require_operator, require_provider
 from microcred_shared.runtime import runtime_of
 
@@ -21,10 +22,12 @@ def _runtime(request: Request) -> IssuanceRuntime:
 Runtime = Annotated[IssuanceRuntime, Depends(_runtime)]
 
 
+@problems.declares(401)
 async def _provider(request: Request, rt: Runtime) -> str:
     return await require_provider(request, rt.key_verifier)
 
 
+@problems.declares(401)
 def _operator(request: Request, rt: Runtime) -> None:
     require_operator(request, rt.settings.operator_token)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from microcred_notify.runtime import NotifyRuntime
+from microcred_shared import problems
 from microcred_shared.auth import bearer, require_operator
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
@@ -22,10 +23,12 @@ def _runtime(request: Request) -> NotifyRuntime:
 Runtime = Annotated[NotifyRuntime, Depends(_runtime)]
 
 
+@problems.declares(401)
 def _operator(request: Request, rt: Runtime) -> None:
     require_operator(request, rt.settings.operator_token)
 
 
+@problems.declares(401)
 async def _employer(request: Request, rt: Runtime) -> str:
     token = bearer(request)
     found = await rt.employers.verifier(rt).employer_for(token) if token is not None else None

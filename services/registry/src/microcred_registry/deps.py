@@ -24,7 +24,7 @@ from microcred_registry.wallet.domain import (
 )
 from microcred_registry.wallet.handlers import Wallet
 from microcred_registry.wallet.signin import SignIn, policy_of
-from microcred_shared import auth
+from microcred_shared import auth, problems
 from microcred_shared.auth import require_operator
 from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
@@ -66,6 +66,7 @@ def _is_operator(rt: RegistryRuntime, given: str) -> bool:
 
 
 
+@problems.declares(401)
 def _operator(request: Request, rt: Runtime) -> None:
     """Only the operator token (MICROCRED_OPERATOR_TOKEN) passes; none set, nobody does."""
     require_operator(request, rt.settings.operator_token)
@@ -108,6 +109,7 @@ def _origin_allowed(request: Request, rt: RegistryRuntime) -> bool:
                        f"{request.url.scheme}://{request.url.netloc}")
 
 
+@problems.declares(401, 403)
 async def _learner(request: Request, rt: Runtime, signin: SignInService) -> Session:
     """Bearer token first, then the session cookie. A cookie-authenticated change must come
     from our own pages: SameSite=Lax already keeps cross-site forms out, the Origin check
@@ -142,6 +144,7 @@ async def _browser_learner(request: Request, rt: Runtime,
 BrowserLearner = Annotated[Session | None, Depends(_browser_learner)]
 
 
+@problems.declares(401)
 async def _viewer(request: Request, rt: Runtime, signin: SignInService) -> Viewer:
     """Who reads a credential by its id (no Origin check: reading changes nothing). A
     bearer token is the operator's, a provider's API key (`mcp_...`), an employer's

@@ -11,6 +11,7 @@ from microcred_assessment.access import handlers as access
 from microcred_assessment.access.handlers import PrincipalAction
 from microcred_assessment.deps import Operator, Runtime
 from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared import problems
 
 router = APIRouter()
 
@@ -23,7 +24,8 @@ def _changed(rt: AssessmentRuntime, *, revoked: bool) -> None:
     rt.catalog.poke()
 
 
-@router.post("/v1/admin/providers/{provider_id}/api-keys", status_code=201)
+@router.post("/v1/admin/providers/{provider_id}/api-keys",
+             responses=problems.responses(404), status_code=201)
 async def create_api_key(provider_id: str, actor: Operator, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
     out = await access.create_api_key(rt.engine, provider_id, actor)
@@ -31,7 +33,8 @@ async def create_api_key(provider_id: str, actor: Operator, rt: Runtime) -> dict
     return out
 
 
-@router.post("/v1/admin/providers/{provider_id}/api-keys/{key_id}/rotate", status_code=201)
+@router.post("/v1/admin/providers/{provider_id}/api-keys/{key_id}/rotate",
+             responses=problems.responses(404), status_code=201)
 async def rotate_api_key(provider_id: str, key_id: str, actor: Operator,
                          rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
@@ -40,7 +43,8 @@ async def rotate_api_key(provider_id: str, key_id: str, actor: Operator,
     return out
 
 
-@router.delete("/v1/admin/providers/{provider_id}/api-keys/{key_id}")
+@router.delete("/v1/admin/providers/{provider_id}/api-keys/{key_id}",
+               responses=problems.responses(404))
 async def revoke_api_key(provider_id: str, key_id: str, actor: Operator,
                          rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
@@ -56,18 +60,21 @@ async def _principal_change(rt: AssessmentRuntime, provider_id: str, actor: str,
                                          action, bootstrap=rt.settings.kafka_provider_bootstrap)
 
 
-@router.post("/v1/admin/providers/{provider_id}/kafka-principal", status_code=201)
+@router.post("/v1/admin/providers/{provider_id}/kafka-principal",
+             responses=problems.responses(404, 502), status_code=201)
 async def kafka_principal(provider_id: str, actor: Operator, rt: Runtime) -> dict[str, Any]:
     return await _principal_change(rt, provider_id, actor, "create")
 
 
-@router.post("/v1/admin/providers/{provider_id}/kafka-principal/rotate", status_code=201)
+@router.post("/v1/admin/providers/{provider_id}/kafka-principal/rotate",
+             responses=problems.responses(404, 502), status_code=201)
 async def rotate_kafka_principal(provider_id: str, actor: Operator,
                                  rt: Runtime) -> dict[str, Any]:
     return await _principal_change(rt, provider_id, actor, "rotate")
 
 
-@router.delete("/v1/admin/providers/{provider_id}/kafka-principal")
+@router.delete("/v1/admin/providers/{provider_id}/kafka-principal",
+               responses=problems.responses(404, 502))
 async def revoke_kafka_principal(provider_id: str, actor: Operator,
                                  rt: Runtime) -> dict[str, Any]:
     return await _principal_change(rt, provider_id, actor, "revoke")

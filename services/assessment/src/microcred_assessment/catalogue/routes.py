@@ -14,6 +14,7 @@ from microcred_assessment.catalogue import handlers as catalogue
 from microcred_assessment.catalogue.domain import Status
 from microcred_assessment.deps import Operator, ProviderId, Runtime
 from microcred_assessment.runtime import AssessmentRuntime
+from microcred_shared import problems
 from microcred_shared.catalog import Definition, Provider
 from microcred_shared.problems import Problem
 
@@ -44,7 +45,7 @@ async def list_providers(_: Operator, rt: Runtime) -> list[dict[str, Any]]:
     return [p.model_dump(mode="json") for p in rt.catalog.current.providers]
 
 
-@router.post("/v1/admin/providers", status_code=201)
+@router.post("/v1/admin/providers", responses=problems.responses(409), status_code=201)
 async def create_provider(body: Provider, actor: Operator, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
     async with rt.engine.begin() as conn:
@@ -53,14 +54,14 @@ async def create_provider(body: Provider, actor: Operator, rt: Runtime) -> dict[
     return provider.model_dump(mode="json")
 
 
-@router.get("/v1/admin/providers/{provider_id}")
+@router.get("/v1/admin/providers/{provider_id}", responses=problems.responses(404))
 async def get_provider(provider_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
     async with rt.engine.begin() as conn:
         return await catalogue.provider_detail(conn, provider_id)
 
 
-@router.put("/v1/admin/providers/{provider_id}")
+@router.put("/v1/admin/providers/{provider_id}", responses=problems.responses(404, 409))
 async def update_provider(provider_id: str, body: Provider, actor: Operator,
                           rt: Runtime) -> dict[str, Any]:
     _same_id(provider_id, body.id, "provider")
@@ -80,14 +81,14 @@ async def _set_status(rt: AssessmentRuntime, provider_id: str, status: Status, r
     return provider.model_dump(mode="json")
 
 
-@router.post("/v1/admin/providers/{provider_id}/suspend")
+@router.post("/v1/admin/providers/{provider_id}/suspend", responses=problems.responses(404, 409))
 async def suspend(provider_id: str, body: Reason, actor: Operator,
                   rt: Runtime) -> dict[str, Any]:
     """New results are refused with the reason; past credentials stay verifiable."""
     return await _set_status(rt, provider_id, "suspended", body.reason, actor)
 
 
-@router.post("/v1/admin/providers/{provider_id}/reactivate")
+@router.post("/v1/admin/providers/{provider_id}/reactivate", responses=problems.responses(404, 409))
 async def reactivate(provider_id: str, body: Reason, actor: Operator,
                      rt: Runtime) -> dict[str, Any]:
     return await _set_status(rt, provider_id, "active", body.reason, actor)
@@ -100,7 +101,7 @@ async def list_definitions(_: Operator, rt: Runtime, provider: str | None = None
             if provider is None or d.provider_id == provider]
 
 
-@router.get("/v1/admin/definitions/{definition_id}")
+@router.get("/v1/admin/definitions/{definition_id}", responses=problems.responses(404))
 async def get_definition(definition_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
     d = rt.catalog.current.definition(definition_id)
     if d is None:
@@ -108,7 +109,7 @@ async def get_definition(definition_id: str, _: Operator, rt: Runtime) -> dict[s
     return d.model_dump(mode="json")
 
 
-@router.post("/v1/admin/definitions", status_code=201)
+@router.post("/v1/admin/definitions", responses=problems.responses(409), status_code=201)
 async def create_definition(body: Definition, actor: Operator,
                             rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
@@ -118,7 +119,7 @@ async def create_definition(body: Definition, actor: Operator,
     return d.model_dump(mode="json")
 
 
-@router.put("/v1/admin/definitions/{definition_id}")
+@router.put("/v1/admin/definitions/{definition_id}", responses=problems.responses(404, 409))
 async def new_version(definition_id: str, body: Definition, actor: Operator,
                       rt: Runtime) -> dict[str, Any]:
     _same_id(definition_id, body.id, "definition")
@@ -129,7 +130,7 @@ async def new_version(definition_id: str, body: Definition, actor: Operator,
     return d.model_dump(mode="json")
 
 
-@router.post("/v1/admin/definitions/{definition_id}/retire")
+@router.post("/v1/admin/definitions/{definition_id}/retire", responses=problems.responses(404, 409))
 async def retire(definition_id: str, body: Reason, actor: Operator,
                  rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
@@ -139,7 +140,7 @@ async def retire(definition_id: str, body: Reason, actor: Operator,
     return d.model_dump(mode="json")
 
 
-@router.get("/v1/provider/profile")
+@router.get("/v1/provider/profile", responses=problems.responses(404))
 async def profile(provider_id: ProviderId, rt: Runtime) -> dict[str, Any]:
     provider = rt.catalog.current.provider(provider_id)
     if provider is None:
@@ -155,7 +156,7 @@ async def definitions(provider_id: ProviderId, rt: Runtime) -> dict[str, Any]:
     return {"count": len(mine), "definitions": [d.model_dump(mode="json") for d in mine]}
 
 
-@router.get("/v1/provider/definitions/{definition_id}")
+@router.get("/v1/provider/definitions/{definition_id}", responses=problems.responses(403, 404))
 async def definition(definition_id: str, provider_id: ProviderId,
                      rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None and rt.relay is not None

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from microcred_assessment.deps import ProviderId, Runtime
 from microcred_assessment.results import handlers
 from microcred_assessment.results.domain import InvalidResult, Refused
+from microcred_shared import problems
 from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import trace_id_of, traceparent_of
@@ -18,7 +19,7 @@ from microcred_shared.telemetry import trace_id_of, traceparent_of
 router = APIRouter()
 
 
-@router.post("/v1/assessment-results", status_code=202)
+@router.post("/v1/assessment-results", responses=problems.responses(403), status_code=202)
 async def submit(result: AssessmentResultSubmitted, provider_id: ProviderId, rt: Runtime,
                  request: Request) -> JSONResponse:
     assert rt.engine is not None and rt.relay is not None
@@ -41,7 +42,8 @@ async def submit(result: AssessmentResultSubmitted, provider_id: ProviderId, rt:
     })
 
 
-@router.get("/v1/assessment-results/{result_id}", name="result_status")
+@router.get("/v1/assessment-results/{result_id}",
+            responses=problems.responses(404), name="result_status")
 async def result_status(result_id: str, provider_id: ProviderId,
                         rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from microcred_issuance.deps import Provider, Runtime
 from microcred_issuance.issuing import handlers
 from microcred_issuance.issuing.domain import Refused, WrongIssuer
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 from microcred_shared.vc.errors import VcError
@@ -37,7 +38,7 @@ def _issuing(rt: Runtime) -> handlers.Issuing:
 IssuingContext = Annotated[handlers.Issuing, Depends(_issuing)]
 
 
-@router.post("/credentials/issue", status_code=201)
+@router.post("/credentials/issue", responses=problems.responses(403), status_code=201)
 async def issue(request: IssueRequest, provider_id: Provider, rt: Runtime,
                 ctx: IssuingContext) -> JSONResponse:
     assert rt.engine is not None and rt.relay is not None

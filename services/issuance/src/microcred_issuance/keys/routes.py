@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from microcred_issuance.deps import Operator, Runtime
 from microcred_issuance.keys import handlers
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -19,7 +20,7 @@ class Rotation(BaseModel):
     compromised: bool = False
 
 
-@router.post("/v1/admin/providers/{provider_id}/keys/rotate")
+@router.post("/v1/admin/providers/{provider_id}/keys/rotate", responses=problems.responses(404))
 async def rotate(provider_id: str, body: Rotation, _: Operator, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None and rt.relay is not None
     try:

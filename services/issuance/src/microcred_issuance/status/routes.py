@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from microcred_issuance.deps import Provider, Runtime
 from microcred_issuance.status import handlers
 from microcred_issuance.status.domain import InvalidTransition
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
 
@@ -23,7 +24,7 @@ class StatusChange(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-@router.post("/v1/credentials/{credential_id}/status")
+@router.post("/v1/credentials/{credential_id}/status", responses=problems.responses(403, 404, 409))
 async def change_status(credential_id: uuid.UUID, change: StatusChange,
                         provider_id: Provider, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None and rt.relay is not None

@@ -15,10 +15,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
@@ -35,12 +35,23 @@ SOURCE = "/microcred/notify"
 EMPLOYERS = table_of(Employer)
 
 
+def _fits_the_directory(url: HttpUrl) -> HttpUrl:
+    # The directory event carries at most 2000 characters (events_employers), counted as
+    # the URL is written once normalised (an international host grows in punycode).
+    if len(str(url)) > 2000:
+        raise ValueError("a website address of at most 2000 characters")
+    return url
+
+
+Website = Annotated[HttpUrl, AfterValidator(_fits_the_directory)]
+
+
 class EmployerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     organisation: str = Field(min_length=1, max_length=200)
     contact_name: str = Field(min_length=1, max_length=200)
     contact_email: EmailStr
-    website: HttpUrl | None = None
+    website: Website | None = None
 
 
 class EmployerRename(BaseModel):
@@ -48,7 +59,7 @@ class EmployerRename(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     organisation: str | None = Field(None, min_length=1, max_length=200)
-    website: HttpUrl | None = None
+    website: Website | None = None
 
 
 def public(row: Any) -> dict[str, Any]:

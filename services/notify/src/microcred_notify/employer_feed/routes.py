@@ -15,6 +15,7 @@ from microcred_notify.employer_feed import feed as pull_feed
 from microcred_notify.employer_feed.audit import ReplayRange
 from microcred_notify.employer_feed.employers import EmployerCreate, EmployerRename
 from microcred_notify.employer_feed.subscriptions import SubscriptionCreate
+from microcred_shared import problems
 
 router = APIRouter()
 
@@ -33,7 +34,7 @@ async def list_employers(_: Operator, rt: Runtime, status: str | None = None) ->
     return {"employers": [employers.public(r) for r in rows]}
 
 
-@router.post("/v1/admin/employers/{employer_id}/approve")
+@router.post("/v1/admin/employers/{employer_id}/approve", responses=problems.responses(404, 409))
 async def approve(employer_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
     """Approve (or reinstate) an employer; the answer carries its new API key, once."""
     row, token = await employers.approve(rt.db, employer_id)
@@ -41,14 +42,14 @@ async def approve(employer_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
     return {**employers.public(row), "api_key": token}
 
 
-@router.post("/v1/admin/employers/{employer_id}/suspend")
+@router.post("/v1/admin/employers/{employer_id}/suspend", responses=problems.responses(404, 409))
 async def suspend(employer_id: str, _: Operator, rt: Runtime) -> dict[str, Any]:
     row = await employers.suspend(rt.db, employer_id)
     rt.published()
     return employers.public(row)
 
 
-@router.patch("/v1/admin/employers/{employer_id}")
+@router.patch("/v1/admin/employers/{employer_id}", responses=problems.responses(404))
 async def rename(employer_id: str, body: EmployerRename, _: Operator,
                  rt: Runtime) -> dict[str, Any]:
     """Correct an employer's name or website (learners see the new name)."""
@@ -57,7 +58,7 @@ async def rename(employer_id: str, body: EmployerRename, _: Operator,
     return employers.public(row)
 
 
-@router.post("/v1/employer/subscriptions", status_code=201)
+@router.post("/v1/employer/subscriptions", responses=problems.responses(409), status_code=201)
 async def create(body: SubscriptionCreate, employer_id: Employer,
                  rt: Runtime) -> dict[str, Any]:
     return await subscriptions.create(
@@ -71,12 +72,13 @@ async def list_(employer_id: Employer, rt: Runtime) -> dict[str, Any]:
     return {"subscriptions": [subscriptions.public(r) for r in rows]}
 
 
-@router.get("/v1/employer/subscriptions/{subscription_id}")
+@router.get("/v1/employer/subscriptions/{subscription_id}", responses=problems.responses(404))
 async def get(subscription_id: uuid.UUID, employer_id: Employer, rt: Runtime) -> dict[str, Any]:
     return subscriptions.public(await subscriptions.get(rt.db, subscription_id, employer_id))
 
 
-@router.delete("/v1/employer/subscriptions/{subscription_id}", status_code=204)
+@router.delete("/v1/employer/subscriptions/{subscription_id}",
+               responses=problems.responses(404), status_code=204)
 async def delete(subscription_id: uuid.UUID, employer_id: Employer, rt: Runtime) -> Response:
     """Stops the subscription; what was on its way to the endpoint is cancelled. The
     row stays for the delivery audit."""
@@ -84,14 +86,15 @@ async def delete(subscription_id: uuid.UUID, employer_id: Employer, rt: Runtime)
     return Response(status_code=204)
 
 
-@router.post("/v1/employer/subscriptions/{subscription_id}/enable")
+@router.post("/v1/employer/subscriptions/{subscription_id}/enable",
+             responses=problems.responses(404, 409))
 async def enable(subscription_id: uuid.UUID, employer_id: Employer,
                  rt: Runtime) -> dict[str, Any]:
     """Turn a disabled endpoint back on: deliveries held while it was off go out."""
     return subscriptions.public(await subscriptions.enable(rt.db, subscription_id, employer_id))
 
 
-@router.get("/v1/employer/feed")
+@router.get("/v1/employer/feed", responses=problems.responses(429))
 async def feed(employer_id: Employer, rt: Runtime, cursor: str | None = None,
                limit: int = Query(100, ge=1, le=500)) -> dict[str, Any]:
     """Entries after `cursor` (from the start without one). Keep `next_cursor` and come
@@ -106,7 +109,8 @@ async def deliveries(_: Operator, rt: Runtime, employer: str | None = None,
     return await audit.deliveries(rt.db, employer, credential, limit)
 
 
-@router.post("/v1/admin/deliveries/{delivery_id}/replay", status_code=202)
+@router.post("/v1/admin/deliveries/{delivery_id}/replay",
+             responses=problems.responses(404, 409), status_code=202)
 async def replay_one(delivery_id: uuid.UUID, _: Operator, rt: Runtime) -> dict[str, Any]:
     new_id = await audit.replay_one(rt.db, delivery_id)
     rt.employers.wake.set()

@@ -21,6 +21,7 @@ from microcred_registry.credentials.domain import (
     status_list_url,
 )
 from microcred_registry.deps import BaseUrl, Engine, Operator
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.vc import contexts
 
@@ -38,7 +39,8 @@ async def learner_credentials(learner_key: str, _: Operator, base: BaseUrl,
 PUBLIC = {"Access-Control-Allow-Origin": "*"}
 
 
-@router.get("/issuers/{provider_id}")
+@router.get("/issuers/{provider_id}",
+            responses={**problems.responses(404), **problems.media(200, LD_JSON)})
 async def issuer(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
     """The issuer's profile, and the controller document of credentials issued before
     issuers were did:web (ADR 22)."""
@@ -50,7 +52,8 @@ async def issuer(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRespons
                         headers={"Cache-Control": "public, max-age=300", **PUBLIC})
 
 
-@router.get("/issuers/{provider_id}/did.json")
+@router.get("/issuers/{provider_id}/did.json",
+            responses={**problems.responses(404), **problems.media(200, DID_JSON)})
 async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONResponse:
     """The DID document of `did:web:<host%3Aport>:issuers:<provider_id>` (ADR 22)."""
     if not base.startswith("https://"):
@@ -64,7 +67,9 @@ async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRes
                         headers={"Cache-Control": "public, max-age=300", **PUBLIC})
 
 
-@router.get("/status/{provider_id}/{purpose}/{list_no}")
+@router.get("/status/{provider_id}/{purpose}/{list_no}", responses={
+    **problems.responses(404), **problems.media(200, VC_JSON),
+    304: {"description": "unchanged since the ETag given in If-None-Match"}})
 async def status_list(provider_id: str, purpose: str, list_no: int, request: Request,
                       base: BaseUrl, engine: Engine) -> Response:
     url = status_list_url(base, provider_id, purpose, list_no)
@@ -80,7 +85,7 @@ async def status_list(provider_id: str, purpose: str, list_no: int, request: Req
     return JSONResponse(credential, media_type=VC_JSON, headers=headers)
 
 
-@router.get(contexts.MICROCRED_V1_PATH)
+@router.get(contexts.MICROCRED_V1_PATH, responses=problems.media(200, LD_JSON))
 async def microcred_context() -> Response:
     """Our JSON-LD context, the very bytes credentials are signed against (ADR 22):
     immutable, its sha256 in `Content-Digest` (RFC 9530) and the `ETag`."""

@@ -24,6 +24,7 @@ from microcred_registry.deps import CredentialViewer, Engine
 from microcred_registry.pages import badges
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import Viewer
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -71,7 +72,8 @@ async def _baked(credential_id: uuid.UUID, engine: Engine,
                  "X-Content-Type-Options": "nosniff"}
 
 
-@router.get("/v1/credentials/{credential_id}/baked.png")
+@router.get("/v1/credentials/{credential_id}/baked.png",
+            responses={**problems.responses(404), **problems.media(200, "image/png")})
 async def baked_png(credential_id: uuid.UUID, engine: Engine, viewer: CredentialViewer) -> Response:
     """The credential's badge as PNG with the signed credential in an `iTXt` chunk
     (keyword `openbadgecredential`)."""
@@ -83,7 +85,8 @@ async def baked_png(credential_id: uuid.UUID, engine: Engine, viewer: Credential
         **headers, "Content-Disposition": f'attachment; filename="{_filename(row, "png")}"'})
 
 
-@router.get("/v1/credentials/{credential_id}/baked.svg")
+@router.get("/v1/credentials/{credential_id}/baked.svg",
+            responses={**problems.responses(404), **problems.media(200, "image/svg+xml")})
 async def baked_svg(credential_id: uuid.UUID, engine: Engine, viewer: CredentialViewer) -> Response:
     """The credential's badge as SVG with the signed credential in
     `<openbadges:credential>`."""

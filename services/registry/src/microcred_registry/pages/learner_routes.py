@@ -29,6 +29,7 @@ from microcred_registry.wallet.domain import EMPLOYER_ID, SESSION_COOKIE, VISIBI
 from microcred_registry.wallet.handlers import UnknownEmployer, invalid_employer_id
 from microcred_registry.wallet.models import SignInRequest
 from microcred_registry.wallet.signin import SignIn
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -68,7 +69,11 @@ async def _exchange(token: str, request: Request, signin: SignIn, base: str, lan
     return response
 
 
-@router.get("/learner/sign-in/{token}", include_in_schema=False)
+@router.get("/learner/sign-in/{token}", responses={
+    **problems.media(200, "text/html", "application/json", description="a page asking to "
+                     "confirm (a mail scanner opening the link signs no one in), or the "
+                     "session for Accept: application/json"),
+    410: problems.response(410, "text/html")})
 async def open_link(token: str, request: Request, signin: SignInService, base: BaseUrl,
                     lang: Language) -> Response:
     if wants_json_page(request, default=False):
@@ -79,7 +84,11 @@ async def open_link(token: str, request: Request, signin: SignInService, base: B
                    form_action=request.url.path, button=translator(lang)("signin.confirm.button"))
 
 
-@router.post("/learner/sign-in/{token}")
+@router.post("/learner/sign-in/{token}", responses={
+    **problems.media(200, "application/json", description="the session (Accept: "
+                     "application/json)"),
+    303: {"description": "signed in: the browser goes to /learner"},
+    410: problems.response(410, "text/html")})
 async def use_link(token: str, request: Request, signin: SignInService, base: BaseUrl,
                    lang: Language) -> Response:
     as_json = wants_json_page(request, default=False) or request.headers.get(

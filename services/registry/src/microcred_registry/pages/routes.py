@@ -20,6 +20,7 @@ from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesServ
 from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
 from microcred_registry.wallet import sharing
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -48,8 +49,11 @@ def not_found(credential_id: uuid.UUID) -> Problem:
 VARY = "Accept, Authorization, Cookie"
 
 
-@router.get("/v1/credentials/{credential_id}", responses={404: {
-    "description": "no such credential, or one its holder has not opened to the caller"}})
+@router.get("/v1/credentials/{credential_id}", responses={
+    **problems.media(200, VC_JSON, "text/html", description="the signed credential, or its "
+                     "page for a browser (Accept: text/html)"),
+    404: {**problems.response(404, "text/html"),
+          "description": "no such credential, or one its holder has not opened to the caller"}})
 async def get_credential(credential_id: uuid.UUID, request: Request, engine: Engine,
                          pages: PagesService, viewer: CredentialViewer) -> Response:
     """The credential's own URL. Programs get the signed JSON, people asking for HTML the

@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from microcred_registry.deps import BaseUrl, CredentialViewer, Engine
 from microcred_registry.verification import handlers
 from microcred_registry.verification.domain import vcapi_failure
+from microcred_shared import problems
 from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
 
 router = APIRouter()
 
 
-@router.get("/v1/credentials/{credential_id}/verification")
+@router.get("/v1/credentials/{credential_id}/verification", responses=problems.responses(404))
 async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Engine,
                        viewer: CredentialViewer) -> dict[str, Any]:
     """A stored credential's live verification, for who may read the credential (ADR 9);
@@ -25,7 +26,7 @@ async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Engine,
     return await handlers.verify_stored(engine, base, credential_id, viewer)
 
 
-@router.get("/v1/verify")
+@router.get("/v1/verify", responses=problems.responses(404, 410))
 async def verify_url(base: BaseUrl, engine: Engine, viewer: CredentialViewer,
                      url: str = Query(description="a credential URL (https)")
                      ) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from microcred_registry.credentials.domain import VC_JSON
 from microcred_registry.deps import Language, Learner, SignInService, WalletService
 from microcred_registry.wallet.domain import SESSION_COOKIE
 from microcred_registry.wallet.models import ShareCreate, SignInRequest, VisibilityChange
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
 
 
-@router.post("/v1/learner/sign-in", status_code=202)
+@router.post("/v1/learner/sign-in", responses=problems.responses(429), status_code=202)
 async def request_link(body: SignInRequest, lang: Language,
                        signin: SignInService) -> dict[str, Any]:
     await signin.request(body.email, body.language or lang)
@@ -54,13 +55,14 @@ async def export_all(session: Learner, wallet: WalletService) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/v1/learner/credentials/{credential_id}")
+@router.get("/v1/learner/credentials/{credential_id}", responses=problems.responses(404))
 async def one(credential_id: uuid.UUID, session: Learner,
               wallet: WalletService) -> dict[str, Any]:
     return await wallet.credential(session, credential_id)
 
 
-@router.get("/v1/learner/credentials/{credential_id}/download")
+@router.get("/v1/learner/credentials/{credential_id}/download",
+            responses={**problems.responses(404), **problems.media(200, VC_JSON)})
 async def download(credential_id: uuid.UUID, session: Learner,
                    wallet: WalletService) -> Response:
     row = await wallet.held(session, credential_id)
@@ -68,25 +70,28 @@ async def download(credential_id: uuid.UUID, session: Learner,
         "Content-Disposition": f'attachment; filename="credential-{credential_id}.json"'})
 
 
-@router.put("/v1/learner/credentials/{credential_id}/visibility")
+@router.put("/v1/learner/credentials/{credential_id}/visibility", responses=problems.responses(404))
 async def set_visibility(credential_id: uuid.UUID, body: VisibilityChange,
                          session: Learner, wallet: WalletService) -> dict[str, Any]:
     return (await wallet.set_visibility(session, credential_id, body.visibility)).state
 
 
-@router.put("/v1/learner/credentials/{credential_id}/employers/{employer_id}")
+@router.put("/v1/learner/credentials/{credential_id}/employers/{employer_id}",
+            responses=problems.responses(404))
 async def share_with_employer(credential_id: uuid.UUID, employer_id: str,
                               session: Learner, wallet: WalletService) -> dict[str, Any]:
     return (await wallet.share_with(session, credential_id, employer_id)).state
 
 
-@router.delete("/v1/learner/credentials/{credential_id}/employers/{employer_id}")
+@router.delete("/v1/learner/credentials/{credential_id}/employers/{employer_id}",
+               responses=problems.responses(404))
 async def unshare_employer(credential_id: uuid.UUID, employer_id: str,
                            session: Learner, wallet: WalletService) -> dict[str, Any]:
     return (await wallet.stop_sharing(session, credential_id, employer_id)).state
 
 
-@router.post("/v1/learner/credentials/{credential_id}/shares", status_code=201)
+@router.post("/v1/learner/credentials/{credential_id}/shares",
+             responses=problems.responses(404), status_code=201)
 async def create_share(credential_id: uuid.UUID, body: ShareCreate,
                        session: Learner, wallet: WalletService) -> dict[str, Any]:
     changed, link = await wallet.new_link(session, credential_id, body.expires_at,
@@ -94,13 +99,14 @@ async def create_share(credential_id: uuid.UUID, body: ShareCreate,
     return {**link, "visibility": changed.state["visibility"]}
 
 
-@router.get("/v1/learner/credentials/{credential_id}/shares")
+@router.get("/v1/learner/credentials/{credential_id}/shares", responses=problems.responses(404))
 async def list_shares(credential_id: uuid.UUID, session: Learner,
                       wallet: WalletService) -> dict[str, Any]:
     return {"shares": await wallet.links(session, credential_id)}
 
 
-@router.delete("/v1/learner/credentials/{credential_id}/shares/{share_id}", status_code=204)
+@router.delete("/v1/learner/credentials/{credential_id}/shares/{share_id}",
+               responses=problems.responses(404), status_code=204)
 async def revoke_share(credential_id: uuid.UUID, share_id: uuid.UUID,
                        session: Learner, wallet: WalletService) -> Response:
     _, done = await wallet.revoke_link(session, credential_id, share_id)
