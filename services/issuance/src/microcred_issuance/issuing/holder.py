@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from microcred_issuance.deps import Runtime
 from microcred_issuance.keys.domain import issuer_id
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.vc import proofs
 from microcred_shared.vc.errors import VcError
@@ -36,6 +37,7 @@ class BindRequest(BaseModel):
     holder: str = Field(pattern=DID.pattern, max_length=2000)
 
 
+@problems.declares(401)
 def _registry(request: Request, rt: Runtime) -> None:
     """Only the registry's holder-binding token passes (none set: nobody)."""
     secret = rt.settings.holder_binding_token
@@ -75,7 +77,7 @@ def bound_copy(doc: dict[str, Any], holder: str) -> dict[str, Any]:
     return out
 
 
-@router.post("/holder-bindings", status_code=201)
+@router.post("/holder-bindings", status_code=201, responses=problems.responses(404, 409))
 async def bind(request: BindRequest, _: Registry, rt: Runtime) -> dict[str, Any]:
     assert rt.engine is not None
     doc = request.credential

@@ -23,9 +23,37 @@ from microcred_registry.oid4vci.handlers import Offered, Oid4vci
 from microcred_registry.pages import qr
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.rendering import language, render
+from microcred_shared import problems
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
+# The wallet side answers errors as OAuth 2.0 and OpenID4VCI define them; the shared layers
+# (strict input, an unreachable database) may still answer a problem.
+OAUTH_ERROR = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "error_description": {"type": "string"}}}
+
+
+def _oauth(status: int, description: str) -> dict[int | str, Any]:
+    out: dict[str, Any] = {"description": description, "content": {
+        "application/json": {"schema": OAUTH_ERROR},
+        problems.PROBLEM: {"schema": {"$ref": problems.REF}}}}
+    if status == 401:
+        out["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    if status == 503:
+        out["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return {status: out}
+
+
+TOKEN_BODY = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["grant_type", "pre-authorized_code"], "properties": {
+            "grant_type": {"type": "string", "enum": [domain.PRE_AUTHORIZED_GRANT]},
+            "pre-authorized_code": {"type": "string"}, "tx_code": {"type": "string"}}}}}}}
+CREDENTIAL_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "properties": {
+        "credential_configuration_id": {"type": "string"},
+        "proofs": {"type": "object", "properties": {
+            "jwt": {"type": "array", "items": {"type": "string"}}}}}}}}}}
 
 
 def _service(rt: Runtime, engine: Engine, base: BaseUrl) -> Oid4vci:
@@ -59,7 +87,8 @@ async def authorization_server(base: BaseUrl) -> dict[str, Any]:
     return domain.authorization_server_metadata(base)
 
 
-@router.post("/v1/learner/credentials/{credential_id}/oid4vci-offer", status_code=201)
+@router.post("/v1/learner/credentials/{credential_id}/oid4vci-offer", status_code=201,
+             responses=problems.responses(404, 409))
 async def offer(credential_id: uuid.UUID, session: Learner, svc: Service) -> JSONResponse:
     """A single-use credential offer for a wallet; its transaction code is shown only here."""
     offered = await svc.offer(session.learner_key, credential_id)
@@ -79,7 +108,9 @@ async def offer_page(credential_id: uuid.UUID, request: Request, session: Browse
                   expires=offered.expires_at.strftime("%Y-%m-%d %H:%M"))
 
 
-@router.post("/token")
+@router.post("/token", openapi_extra=TOKEN_BODY, responses={
+    **_oauth(400, "invalid_request, invalid_grant (unknown, used or expired code, wrong "
+             "tx_code) or unsupported_grant_type")})
 async def token(request: Request, svc: Service) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"):
@@ -100,7 +131,11 @@ async def nonce(svc: Service) -> JSONResponse:
     return JSONResponse({"c_nonce": await svc.nonce()}, headers=NO_STORE)
 
 
-@router.post("/credential")
+@router.post("/credential", openapi_extra=CREDENTIAL_BODY, responses={
+    **_oauth(400, "invalid_credential_request, unknown_credential_configuration, "
+             "invalid_proof, invalid_nonce or credential_request_denied"),
+    **_oauth(401, "invalid_token: no access token, or one unknown, used or expired"),
+    **_oauth(503, "server_error: issuance could not sign the credential just now")})
 async def credential(request: Request, svc: Service) -> JSONResponse:
     scheme, _, access = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not access:
