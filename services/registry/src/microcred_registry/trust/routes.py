@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from microcred_registry.deps import BaseUrl, Engine, Runtime
 from microcred_registry.trust import domain, handlers, statements
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter(tags=["trust"])
@@ -56,7 +57,10 @@ def _signing_key(rt: Runtime) -> Any:
     return key
 
 
-@router.get(domain.FEDERATION_PATH)
+_STATEMENT = problems.media(200, domain.ENTITY_STATEMENT_JWT)
+
+
+@router.get(domain.FEDERATION_PATH, responses={**problems.responses(404), **_STATEMENT})
 async def entity_configuration(rt: Runtime, base: BaseUrl) -> Response:
     """The trust anchor's entity configuration (OpenID Federation 1.0)."""
     jwt = statements.entity_configuration(base, _signing_key(rt),
@@ -65,7 +69,7 @@ async def entity_configuration(rt: Runtime, base: BaseUrl) -> Response:
                     headers={"Cache-Control": "public, max-age=300", **PUBLIC})
 
 
-@router.get(domain.FETCH_PATH)
+@router.get(domain.FETCH_PATH, responses={**problems.responses(404), **_STATEMENT})
 async def fetch(rt: Runtime, base: BaseUrl, engine: Engine, sub: str | None = None) -> Response:
     """The subordinate statement about a listed issuer DID; 404 when it is not listed."""
     key = _signing_key(rt)
