@@ -79,6 +79,12 @@ def operator_token(state_dir: Path) -> str:
     return _kept_secret(state_dir, "operator-token", lambda: secrets.token_urlsafe(24))
 
 
+def holder_binding_token(state_dir: Path) -> str:
+    """MICROCRED_HOLDER_BINDING_TOKEN: the registry asks issuance for holder-bound copies
+    with it (ADR 28)."""
+    return _kept_secret(state_dir, "holder-binding-token", lambda: secrets.token_urlsafe(32))
+
+
 def stack_settings(
     bootstrap: str,
     database_url: str,
@@ -104,6 +110,8 @@ def stack_settings(
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
         "MICROCRED_TRUST_SIGNING_KEY": trust_signing_key(state_dir),
+        "MICROCRED_HOLDER_BINDING_TOKEN": holder_binding_token(state_dir),
+        "MICROCRED_ISSUANCE_URL": f"http://127.0.0.1:{http_ports['issuance']}",
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
     if SEED_FILE.exists():

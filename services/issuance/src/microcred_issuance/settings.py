@@ -20,6 +20,9 @@ class Settings(ServiceSettings):
 
     operator_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))
+    # The registry's bearer token for holder-bound copies (ADR 28); unset, none are made.
+    holder_binding_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_HOLDER_BINDING_TOKEN"))
 
     @field_validator("key_encryption_key")
     @classmethod

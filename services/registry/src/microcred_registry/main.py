@@ -12,6 +12,7 @@ from microcred_registry.credentials.routes import router as credentials_router
 from microcred_registry.employers.handlers import on_employer_published
 from microcred_registry.employers.keys import on_employer_keys
 from microcred_registry.migrations import MIGRATIONS
+from microcred_registry.oid4vci.routes import router as oid4vci_router
 from microcred_registry.pages.badge_routes import router as badge_router
 from microcred_registry.pages.learner_routes import router as learner_pages_router
 from microcred_registry.pages.routes import router as pages_router
@@ -54,4 +55,4 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     # No two routes of these routers match the same request, so their order is free.
     return rt.app("microcred registry", routers=[
         credentials_router, verification_router, pages_router, wallet_router,
-        learner_pages_router, badge_router, trust_router]), rt
+        learner_pages_router, badge_router, trust_router, oid4vci_router]), rt

@@ -11,6 +11,7 @@ from microcred_registry.credentials.models import (
     index_definition_versions,
 )
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
+from microcred_registry.oid4vci.models import OID4VCI_TABLES
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import (
@@ -40,4 +41,6 @@ MIGRATIONS: list[Migration] = [
     index_definition_versions,
     # 8: the providers, projected from assessment: the trust list (ADR 26).
     create_tables([table_of(CatalogProvider)]),
+    # 9: OpenID4VCI offers (pre-authorized codes, access tokens) and nonces (ADR 28).
+    create_tables([table_of(t) for t in OID4VCI_TABLES]),
 ]

@@ -32,6 +32,15 @@ class Settings(ServiceSettings):
         5, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_LIMIT"))
     signin_rate_window_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_WINDOW_SECONDS"))
+    # Holder-bound copies are signed by issuance (ADR 28): where it listens and the bearer
+    # token it expects from the registry. Unset token: no wallet issuance.
+    issuance_url: str = Field(
+        "http://127.0.0.1:8102", validation_alias=AliasChoices("MICROCRED_ISSUANCE_URL"))
+    holder_binding_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_HOLDER_BINDING_TOKEN"))
+    # OpenID4VCI (ADR 28): how long an offer's pre-authorized code and an access token live.
+    oid4vci_offer_ttl_seconds: int = Field(
+        600, validation_alias=AliasChoices("MICROCRED_OID4VCI_OFFER_TTL_SECONDS"))
     # The trust list's OpenID Federation statements are signed with this Ed25519 key
     # (base64url of its 32-byte seed; ADR 26). Unset: only the DCC registry JSON is served.
     trust_signing_key: SecretStr | None = Field(

@@ -171,6 +171,14 @@ _EN = {
     "actions.baked": "The badge image carries your signed credential: Open Badges tools "
                      "read it from the image and verify it.",
     "actions.linkedin": "Add to LinkedIn profile",
+    "oid4vci.action": "Add to an OpenID4VCI wallet",
+    "oid4vci.title": "Add to your wallet",
+    "oid4vci.scan": "Scan this code with your wallet app, or open the link on the device "
+                    "that holds it. The wallet asks for the transaction code below.",
+    "oid4vci.qr": "QR code of the credential offer",
+    "oid4vci.link": "Open in a wallet app",
+    "oid4vci.tx_code": "Transaction code",
+    "oid4vci.expires": "The offer can be used once, until {time} (UTC).",
     "actions.linkedin_private": "LinkedIn shows a link to this credential's page: make it "
                                 "public so that people who follow it can see it.",
     "actions.for": "{action}: {title}",
@@ -323,6 +331,15 @@ _FR = {
     "actions.baked": "L'image du badge contient votre titre signé : les outils Open Badges "
                      "le lisent dans l'image et le vérifient.",
     "actions.linkedin": "Ajouter au profil LinkedIn",
+    "oid4vci.action": "Ajouter à un portefeuille OpenID4VCI",
+    "oid4vci.title": "Ajouter à votre portefeuille",
+    "oid4vci.scan": "Balayez ce code avec l'application de votre portefeuille, ou ouvrez le "
+                    "lien sur l'appareil qui le contient. Le portefeuille demande le code de "
+                    "transaction ci-dessous.",
+    "oid4vci.qr": "Code QR de l'offre de titre",
+    "oid4vci.link": "Ouvrir dans une application de portefeuille",
+    "oid4vci.tx_code": "Code de transaction",
+    "oid4vci.expires": "L'offre ne sert qu'une fois, jusqu'à {time} (UTC).",
     "actions.linkedin_private": "LinkedIn affiche un lien vers la page de ce titre : "
                                 "rendez-le public pour que les personnes qui le suivent "
                                 "puissent le voir.",

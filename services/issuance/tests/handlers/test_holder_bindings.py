@@ -1,0 +1,109 @@
+"""Holder-bound copies in-process (ADR 28): issuance signs, for the registry only, a copy of
+a credential it issued, bound to the holder's DID, with the same id and status entries;
+anything it did not sign as it is (tampered, unknown, revoked) is refused."""
+
+from __future__ import annotations
+
+import types
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from microcred_issuance import deps
+from microcred_issuance.issuing import holder, routes
+from microcred_issuance.keys.domain import issuer_id
+from microcred_shared import problems
+from microcred_shared.vc import proofs
+from microcred_shared.vc.keys import multikey_decode
+
+LAKESHORE = "lakeshore-college"
+HOLDER = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+AUTH = {"authorization": "Bearer registry-secret"}
+
+
+class _Relay:
+    def wake(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def client(world: Any) -> Any:
+    rt = types.SimpleNamespace(
+        engine=world.engine, relay=_Relay(), catalog=world.live, keys=world.keys,
+        signer=world.signer, base_url=world.base_url,
+        settings=types.SimpleNamespace(holder_binding_token=SecretStr("registry-secret")))
+    api = FastAPI()
+    problems.install(api)
+    api.include_router(routes.router)
+    api.include_router(holder.router)
+    api.dependency_overrides[deps._runtime] = lambda: rt
+    api.dependency_overrides[deps._provider] = lambda: LAKESHORE
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://issuance") as http:
+        yield http
+
+
+async def signed(client: Any, world: Any) -> dict[str, Any]:
+    r = await client.post("/credentials/issue", json={"credential": {
+        "@context": ["https://www.w3.org/ns/credentials/v2",
+                     "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"],
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "issuer": {"id": issuer_id(world.base_url, LAKESHORE), "type": ["Profile"],
+                   "name": "Lakeshore College"},
+        "credentialSubject": {"type": ["AchievementSubject"], "achievement": {
+            "id": "https://lakeshore.example/a/1", "type": ["Achievement"],
+            "name": "Lab safety", "description": "Safe lab work.",
+            "criteria": {"narrative": "Induction"}}}}})
+    assert r.status_code == 201, r.text
+    return dict(r.json()["verifiableCredential"])
+
+
+async def test_the_registry_gets_a_copy_bound_to_the_holder(client: Any, world: Any) -> None:
+    vc = await signed(client, world)
+    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+                          headers=AUTH)
+    assert r.status_code == 201, r.text
+    bound = r.json()["verifiableCredential"]
+    assert bound["credentialSubject"]["id"] == HOLDER
+    assert bound["credentialSubject"]["achievement"] == vc["credentialSubject"]["achievement"]
+    assert (bound["id"], bound["credentialStatus"]) == (vc["id"], vc["credentialStatus"])
+    [listed] = await world.keys.public_keys(LAKESHORE)
+    result = await proofs.verify_proof(
+        bound, lambda _vm: multikey_decode(str(listed["public_multikey"])))
+    assert result.ok, result.reason
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"},
+                                     {"authorization": "Bearer mcp_provider-key"}])
+async def test_only_the_registry_may_ask(client: Any, world: Any,
+                                         headers: dict[str, str]) -> None:
+    vc = await signed(client, world)
+    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+                          headers=headers)
+    assert r.status_code == 401
+
+
+async def test_a_tampered_unknown_or_revoked_credential_is_not_copied(
+        client: Any, world: Any) -> None:
+    vc = await signed(client, world)
+    tampered = {**vc, "name": "Something else"}
+    r = await client.post("/holder-bindings", json={"credential": tampered, "holder": HOLDER},
+                          headers=AUTH)
+    assert r.status_code == 400 and "proof" in r.json()["detail"], r.text
+    unknown = {**vc, "id": f"urn:uuid:{uuid.uuid4()}"}
+    r = await client.post("/holder-bindings", json={"credential": unknown, "holder": HOLDER},
+                          headers=AUTH)
+    assert r.status_code == 404, r.text
+    r = await client.post("/holder-bindings", json={"credential": vc, "holder": "ada"},
+                          headers=AUTH)
+    assert r.status_code == 400, r.text  # not a DID
+    async with world.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE issued_credentials SET status = 'revoked'"))
+    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+                          headers=AUTH)
+    assert r.status_code == 409, r.text

@@ -1,0 +1,219 @@
+"""OpenID4VCI 1.0, pre-authorized code flow, on the running backbone (ADR 28): a signed-in
+learner makes an offer; a third-party wallet client, @sphereon/oid4vci-client from
+tests/interop/node_modules, unmodified, reads the issuer metadata, redeems the code with the
+transaction code, takes a nonce, proves possession of a fresh Ed25519 key and receives the
+credential bound to it, signed by the provider through issuance. Our verifier and the
+wallets' verifier (verifier-core) accept it; a revocation of the original reaches it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from microcred_shared.contract.events import learner_key
+from microcred_testkit.backbone import eventually, learner, result
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+SCHEMA = (Path(__file__).resolve().parents[2] / "shared/src/microcred_shared/vc/schema/"
+          "achievementcredential.json")
+OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
+                 "ob_v3p0_achievementcredential_schema.json")
+JSON = {"accept": "application/json"}
+LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
+PROVIDER, DEFINITION = "lakeshore-college", "lakeshore-workplace-safety"
+
+
+def node(bb, script: str, *args: str, stdin: str | None = None) -> list[dict]:
+    if shutil.which("node") is None or not (
+            INTEROP / "node_modules/@sphereon/oid4vci-client").is_dir():
+        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
+    done = subprocess.run(["node", script, *args], cwd=INTEROP, capture_output=True,
+                          text=True, timeout=120, input=stdin,
+                          env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
+                               "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def wallet(bb, link: str, tx_code: str, *flags: str) -> dict:
+    [out] = node(bb, "oid4vci_wallet.mjs", link, tx_code, *flags)
+    return out
+
+
+def verifier_core(bb, credential: dict) -> dict:
+    """The wallets' verifier (see tests/interop/verifier_core.mjs) with our trust list."""
+    registries = httpx.get(f"{bb.public_base_url}/trust/known-registries.json",
+                           verify=ssl.create_default_context(cafile=str(bb.ca_file))).json()
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
+        json.dump(registries, listed)
+        listed.flush()
+        [verdict] = node(bb, "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}",
+                         "--registries", listed.name, stdin=json.dumps(credential) + "\n")
+    return verdict
+
+
+def checks(verdict: dict) -> dict[str, bool]:
+    return {step["id"]: step.get("valid") for step in verdict.get("log", [])}
+
+
+async def issued(bb, who) -> dict:
+    path = f"/v1/learners/{learner_key(who.email)}/credentials"
+    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
+        r = await client.post("/v1/assessment-results", content=result(
+            PROVIDER, DEFINITION, who=who, passed=True).model_dump_json(),
+            headers={"content-type": "application/json"})
+        assert r.status_code == 202, r.text
+    async with bb.http("registry", bb.operator_token) as registry:
+        body = await eventually(lambda: _json(registry.get(path)),
+                                lambda b: len(b["credentials"]) >= 1)
+    [credential] = body["credentials"]
+    return credential
+
+
+async def _json(request):
+    return (await request).json()
+
+
+async def session_token(bb, who) -> str:
+    async with bb.http("registry") as client:
+        r = await client.post("/v1/learner/sign-in", json={"email": who.email})
+        assert r.status_code == 202, r.text
+
+        async def mails():
+            return [m for m in bb.smtp.to(who.email) if "/learner/sign-in/" in m.get_content()]
+        [mail] = await eventually(mails, lambda m: len(m) >= 1)
+        link = LINK.search(mail.get_content())
+        assert link, mail.get_content()
+        r = await client.post(link.group(0).split(bb.url("registry"), 1)[1], headers=JSON)
+        assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+async def offer(bb, token: str, credential_id: str) -> dict:
+    async with bb.http("registry", token) as client:
+        r = await client.post(f"/v1/learner/credentials/{credential_id}/oid4vci-offer")
+    assert r.status_code == 201, r.text
+    assert r.headers["cache-control"] == "no-store"
+    return r.json()
+
+
+async def test_a_wallet_receives_the_learners_credential_bound_to_its_key(backbone):
+    who = learner(f"oid4vci-{uuid.uuid4().hex[:6]}")
+    original = await issued(backbone, who)
+    token = await session_token(backbone, who)
+    offered = await offer(backbone, token, original["id"])
+    link = offered["credential_offer_link"]
+    query = parse_qs(urlsplit(link).query)
+    assert json.loads(query["credential_offer"][0]) == offered["credential_offer"]
+
+    wrong = "000000" if offered["tx_code"] != "000000" else "111111"
+    refused = wallet(backbone, link, wrong)
+    assert refused["failed"] == "token", refused
+
+    got = wallet(backbone, link, offered["tx_code"])
+    assert "failed" not in got, got
+    assert got["metadata"]["credential_configurations_supported"][
+        "OpenBadgeCredential_ldp_vc"]["format"] == "ldp_vc"
+    [entry] = got["response"]["credentials"]
+    bound = entry["credential"]
+    # Bound to the wallet's key, otherwise the provider's credential as it was issued: the
+    # same id, achievement and status entries (a revocation reaches every copy).
+    assert bound["credentialSubject"]["id"] == got["holder"]
+    signed = original["credential"]
+    assert bound["id"] == signed["id"]
+    assert bound["issuer"] == signed["issuer"]
+    assert bound["credentialStatus"] == signed["credentialStatus"]
+    assert bound["credentialSubject"]["achievement"] == signed["credentialSubject"]["achievement"]
+    [proof] = bound["proof"]  # an array, as Open Badges 3.0 writes it
+    assert proof["verificationMethod"].startswith(backbone.issuer_did(PROVIDER) + "#")
+    assert proof["proofValue"] != signed["proof"][0]["proofValue"]
+
+    # The pre-authorized code was spent; so was the access token.
+    again = wallet(backbone, link, offered["tx_code"])
+    assert again["failed"] == "token", again
+    async with backbone.http("registry", got["token"]["access_token"]) as client:
+        reused = await client.post("/credential", json={
+            "credential_configuration_id": "OpenBadgeCredential_ldp_vc"})
+        assert reused.status_code == 401 and reused.json()["error"] == "invalid_token"
+
+        # Our verifier, and the wallets' own.
+        ours = await client.post("/credentials/verify", json={"verifiableCredential": bound})
+        assert ours.status_code == 200 and ours.json()["verified"] is True, ours.text
+    verdict = verifier_core(backbone, bound)
+    assert not verdict.get("errors"), verdict
+    assert checks(verdict) == {"valid_signature": True, "revocation_status": True,
+                               "suspension_status": True, "expiration": True,
+                               "registered_issuer": True}, verdict
+
+    # The provider revokes the credential: the wallet's copy shows it.
+    async with backbone.http("issuance", backbone.api_keys[PROVIDER]) as client:
+        r = await client.post(f"/v1/credentials/{original['id']}/status",
+                              json={"action": "revoke", "reason": "issued in error"})
+        assert r.status_code == 200, r.text
+    revoked = await eventually(lambda: _verdict(backbone, bound),
+                               lambda v: checks(v).get("revocation_status") is False)
+    assert checks(revoked)["revocation_status"] is False, revoked
+
+
+async def _verdict(bb, credential: dict) -> dict:
+    return verifier_core(bb, credential)
+
+
+async def test_a_wallet_with_a_jwk_a_bad_proof_or_no_nonce_is_refused_or_served(backbone):
+    who = learner(f"oid4vci-jwk-{uuid.uuid4().hex[:6]}")
+    original = await issued(backbone, who)
+    token = await session_token(backbone, who)
+
+    tampered = await offer(backbone, token, original["id"])
+    bad = wallet(backbone, tampered["credential_offer_link"], tampered["tx_code"],
+                 "--tamper-proof")
+    assert bad["failed"] == "credential", bad
+    without_nonce = await offer(backbone, token, original["id"])
+    none = wallet(backbone, without_nonce["credential_offer_link"],
+                  without_nonce["tx_code"], "--no-nonce")
+    assert none["failed"] == "credential", none
+
+    jwk = await offer(backbone, token, original["id"])
+    got = wallet(backbone, jwk["credential_offer_link"], jwk["tx_code"], "--key-as", "jwk")
+    assert "failed" not in got, got
+    assert got["response"]["credentials"][0]["credential"]["credentialSubject"]["id"] == \
+        got["holder"]
+
+
+async def test_the_learners_page_offers_the_credential_to_a_wallet(backbone):
+    who = learner(f"oid4vci-page-{uuid.uuid4().hex[:6]}")
+    original = await issued(backbone, who)
+    token = await session_token(backbone, who)
+    async with backbone.http("registry") as client:
+        client.cookies.set("microcred_session", token)
+        page = await client.get("/learner?lang=fr")
+        action = f"/learner/credentials/{original['id']}/wallets/openid"
+        assert action in page.text, page.text
+        assert "Ajouter à un portefeuille OpenID4VCI" in page.text
+        shown = await client.post(action + "?lang=fr")
+        assert shown.status_code == 200, shown.text
+        assert 'aria-label="Code QR de l&#39;offre de titre"' in shown.text or \
+            "Code QR de l" in shown.text
+        link = re.search(r'href="(openid-credential-offer://[^"]+)"', shown.text)
+        tx = re.search(r'id="tx-code">(\d{6})<', shown.text)
+        assert link and tx, shown.text
+    got = wallet(backbone, link.group(1).replace("&amp;", "&"), tx.group(1))
+    assert "failed" not in got, got
+
+
+async def test_issuance_binds_only_for_the_registry(backbone):
+    async with backbone.http("issuance", backbone.api_keys[PROVIDER]) as client:
+        r = await client.post("/holder-bindings", json={
+            "credential": {"id": f"urn:uuid:{uuid.uuid4()}"}, "holder": "did:key:z6Mk"})
+    assert r.status_code == 401, r.text
