@@ -20,6 +20,10 @@ class Settings(ServiceSettings):
 
     operator_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))
+    # The token the registry presents on issuance's internal endpoints (holder-bound
+    # copies, ADR 27). Unset: those endpoints admit nobody.
+    service_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
 
     @field_validator("key_encryption_key")
     @classmethod
