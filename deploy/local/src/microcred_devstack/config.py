@@ -79,6 +79,12 @@ def operator_token(state_dir: Path) -> str:
     return _kept_secret(state_dir, "operator-token", lambda: secrets.token_urlsafe(24))
 
 
+def service_token(state_dir: Path) -> str:
+    """MICROCRED_SERVICE_TOKEN: what the registry presents on issuance's internal endpoint
+    (holder-bound copies for wallets, ADR 27)."""
+    return _kept_secret(state_dir, "service-token", lambda: secrets.token_urlsafe(32))
+
+
 def stack_settings(
     bootstrap: str,
     database_url: str,
@@ -104,6 +110,8 @@ def stack_settings(
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
         "MICROCRED_TRUST_SIGNING_KEY": trust_signing_key(state_dir),
+        "MICROCRED_SERVICE_TOKEN": service_token(state_dir),
+        "MICROCRED_ISSUANCE_URL": f"http://127.0.0.1:{http_ports['issuance']}",
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})
     if SEED_FILE.exists():

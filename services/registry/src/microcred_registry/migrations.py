@@ -10,6 +10,7 @@ from microcred_registry.credentials.models import (
     StatusListRecord,
     index_definition_versions,
 )
+from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
 from microcred_shared.auth import ApiKey
@@ -40,4 +41,6 @@ MIGRATIONS: list[Migration] = [
     index_definition_versions,
     # 8: the providers, projected from assessment: the trust list (ADR 26).
     create_tables([table_of(CatalogProvider)]),
+    # 9: wallet exchanges, "Add to wallet" (ADR 27).
+    create_tables([table_of(WalletExchange)]),
 ]
