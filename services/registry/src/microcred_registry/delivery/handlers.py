@@ -38,7 +38,7 @@ class Issuance:
 
     async def bound_copy(self, credential_id: uuid.UUID, document: dict[str, Any],
                          holder: str) -> dict[str, Any]:
-        if not (self.url and self.token):
+        if not (self.url and self.token and self.token.get_secret_value()):
             raise Problem(503, "Wallet delivery unavailable", "this deployment has no "
                           "issuance URL or service token configured", kind="unavailable")
         try:
