@@ -85,6 +85,12 @@ def holder_binding_token(state_dir: Path) -> str:
     return _kept_secret(state_dir, "holder-binding-token", lambda: secrets.token_urlsafe(32))
 
 
+def service_token(state_dir: Path) -> str:
+    """MICROCRED_SERVICE_TOKEN: what the registry presents on issuance's internal endpoint
+    (holder-bound copies for wallets, ADR 27)."""
+    return _kept_secret(state_dir, "service-token", lambda: secrets.token_urlsafe(32))
+
+
 def stack_settings(
     bootstrap: str,
     database_url: str,
@@ -111,6 +117,7 @@ def stack_settings(
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
         "MICROCRED_TRUST_SIGNING_KEY": trust_signing_key(state_dir),
         "MICROCRED_HOLDER_BINDING_TOKEN": holder_binding_token(state_dir),
+        "MICROCRED_SERVICE_TOKEN": service_token(state_dir),
         "MICROCRED_ISSUANCE_URL": f"http://127.0.0.1:{http_ports['issuance']}",
     }
     env.update({f"MICROCRED_{n.upper()}_HTTP_PORT": str(p) for n, p in http_ports.items()})

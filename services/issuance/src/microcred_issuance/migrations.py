@@ -3,6 +3,7 @@ moved into their subpackages, the migrations did not change."""
 
 from __future__ import annotations
 
+from microcred_issuance.issuing.models import BoundCopy
 from microcred_issuance.keys.models import IssuerKey
 from microcred_issuance.stacks.models import StackAward
 from microcred_issuance.status.models import IssuedCredential, StatusAllocation, StatusList
@@ -16,4 +17,5 @@ MIGRATIONS = [
                    table_of(StatusList)]),
     create_tables([*projection.TABLES, table_of(StackAward)]),
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
+    create_tables([table_of(BoundCopy)]),  # 4: holder-bound copies (ADR 27)
 ]

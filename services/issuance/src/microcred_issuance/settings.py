@@ -23,6 +23,10 @@ class Settings(ServiceSettings):
     # The registry's bearer token for holder-bound copies (ADR 28); unset, none are made.
     holder_binding_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_HOLDER_BINDING_TOKEN"))
+    # The token the registry presents on issuance's internal endpoints (holder-bound
+    # copies, ADR 27). Unset: those endpoints admit nobody.
+    service_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
 
     @field_validator("key_encryption_key")
     @classmethod

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.routes import router as credentials_router
+from microcred_registry.delivery.routes import router as delivery_router
 from microcred_registry.employers.handlers import on_employer_published
 from microcred_registry.employers.keys import on_employer_keys
 from microcred_registry.migrations import MIGRATIONS
@@ -55,4 +56,5 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     # No two routes of these routers match the same request, so their order is free.
     return rt.app("microcred registry", routers=[
         credentials_router, verification_router, pages_router, wallet_router,
-        learner_pages_router, badge_router, trust_router, oid4vci_router]), rt
+        learner_pages_router, badge_router, trust_router, oid4vci_router,
+        delivery_router]), rt

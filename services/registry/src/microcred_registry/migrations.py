@@ -10,6 +10,7 @@ from microcred_registry.credentials.models import (
     StatusListRecord,
     index_definition_versions,
 )
+from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
 from microcred_registry.oid4vci.models import OID4VCI_TABLES
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
@@ -43,4 +44,6 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(CatalogProvider)]),
     # 9: OpenID4VCI offers (pre-authorized codes, access tokens) and nonces (ADR 28).
     create_tables([table_of(t) for t in OID4VCI_TABLES]),
+    # 10: wallet exchanges, "Add to wallet" (ADR 27).
+    create_tables([table_of(WalletExchange)]),
 ]

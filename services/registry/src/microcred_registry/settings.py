@@ -41,6 +41,12 @@ class Settings(ServiceSettings):
     # OpenID4VCI (ADR 28): how long an offer's pre-authorized code and an access token live.
     oid4vci_offer_ttl_seconds: int = Field(
         600, validation_alias=AliasChoices("MICROCRED_OID4VCI_OFFER_TTL_SECONDS"))
+    # Wallet delivery (ADR 27): issuance's internal URL and the service token the registry
+    # presents there for a holder-bound copy; how long a wallet exchange stays open.
+    service_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
+    exchange_ttl_seconds: int = Field(
+        900, validation_alias=AliasChoices("MICROCRED_EXCHANGE_TTL_SECONDS"))
     # The trust list's OpenID Federation statements are signed with this Ed25519 key
     # (base64url of its 32-byte seed; ADR 26). Unset: only the DCC registry JSON is served.
     trust_signing_key: SecretStr | None = Field(
