@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 
 from microcred_registry.delivery.handlers import Exchanges, Issuance
 from microcred_registry.deps import Engine, Learner, Runtime, base_url
+from microcred_shared import problems
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -26,7 +27,8 @@ def _exchanges(rt: Runtime, engine: Engine) -> Exchanges:
 ExchangeService = Annotated[Exchanges, Depends(_exchanges)]
 
 
-@router.post("/v1/learner/credentials/{credential_id}/exchanges", status_code=201)
+@router.post("/v1/learner/credentials/{credential_id}/exchanges", status_code=201,
+             responses=problems.responses(404, 409, 503))
 async def start(credential_id: uuid.UUID, session: Learner,
                 exchanges: ExchangeService) -> dict[str, Any]:
     """"Add to wallet": a single-use exchange for this credential, with the Learner
@@ -34,7 +36,8 @@ async def start(credential_id: uuid.UUID, session: Learner,
     return await exchanges.start(session, credential_id)
 
 
-@router.post("/exchanges/{exchange_id}")
+@router.post("/exchanges/{exchange_id}",
+             responses=problems.responses(404, 409, 410, 502, 503))
 async def exchange(exchange_id: uuid.UUID, request: Request,
                    exchanges: ExchangeService) -> dict[str, Any]:
     """VC-API exchange: an empty body (or `{}`) gets the DID-authentication request;
