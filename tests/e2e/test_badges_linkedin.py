@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from microcred_devstack import tls
 from microcred_shared.contract.events import Learner, learner_key
 from microcred_testkit.backbone import eventually, result
+from microcred_testkit.js_verifier import js_verify
 from microcred_testkit.served import served_documents as served
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop, pytest.mark.browser]
@@ -103,16 +103,6 @@ async def browser(tmp_path, backbone):
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
-def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[dict]:
-    if shutil.which("node") is None or not (INTEROP / "node_modules/@digitalbazaar/vc").is_dir():
-        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-    docs = tmp_path / "documents.json"
-    docs.write_text(json.dumps(documents))
-    done = subprocess.run(["node", "verify.mjs", "--documents", str(docs)], cwd=INTEROP,
-                          input="".join(json.dumps(c) + "\n" for c in credentials),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 async def served_documents(bb, credential: dict) -> dict:

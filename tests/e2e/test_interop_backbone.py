@@ -4,31 +4,19 @@ using only documents the registry serves."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from microcred_shared.contract.events import learner_key
 from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.js_verifier import js_verify
 from microcred_testkit.served import served_documents as served
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 
 
-def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[dict]:
-    if shutil.which("node") is None or not (INTEROP / "node_modules/@digitalbazaar/vc").is_dir():
-        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-    docs = tmp_path / "documents.json"
-    docs.write_text(json.dumps(documents))
-    done = subprocess.run(["node", "verify.mjs", "--documents", str(docs)], cwd=INTEROP,
-                          input="".join(json.dumps(c) + "\n" for c in credentials),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 async def served_documents(bb, credential: dict) -> dict:

@@ -6,9 +6,6 @@ subjects flowing through registry and notify; relatedResource rules."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from microcred_issuance.keys.domain import issuer_id
 from microcred_shared.vc import did_key, private_key_from_seed, sign
 from microcred_shared.vc.keys import did_key_verification_method
 from microcred_testkit.backbone import eventually
+from microcred_testkit.js_verifier import js_verify
 from microcred_testkit.providers import Admin
 from microcred_testkit.served import served_documents as served
 
@@ -29,17 +27,6 @@ HOLDER = private_key_from_seed(bytes([21] * 32))
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 
 
-def js_verify(credentials: list[dict], documents: dict, tmp_path: Path) -> list[dict]:
-    """The reference JavaScript verifier (tests/interop/verify.mjs), offline."""
-    if shutil.which("node") is None or not (INTEROP / "node_modules/@digitalbazaar/vc").is_dir():
-        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-    docs = tmp_path / "documents.json"
-    docs.write_text(json.dumps(documents))
-    done = subprocess.run(["node", "verify.mjs", "--documents", str(docs)], cwd=INTEROP,
-                          input="".join(json.dumps(c) + "\n" for c in credentials),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 async def served_documents(bb, credential: dict) -> dict:
