@@ -581,15 +581,33 @@ async def publish(bootstrap: str, events: list[Any], chunk: int, rate: float,
             finally:
                 gate.release()
 
+        async def scheduled(start: int, part: list[Any], due: float) -> None:
+            # Open loop: sent at its due time whatever is still awaiting acks, and its
+            # submit time is the due time, so a late send counts against the backbone
+            # (no coordinated omission).
+            t = time.time()
+            await pub.publish_many(part)
+            t_ack = time.time()
+            for i in range(start, start + len(part)):
+                sub[i], ack[i] = due, t_ack
+            lag.append(t - due)
+
         tasks = []
+        lag: list[float] = []
         for start in range(0, len(events), chunk):
             if rate > 0:  # open loop: chunk k is due at begin + k*chunk/rate
                 due = t_begin + start / rate
                 if (delay := due - time.time()) > 0:
                     await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(scheduled(start, events[start:start + chunk],
+                                                           due)))
+                continue
             await gate.acquire()
             tasks.append(asyncio.create_task(one(start, events[start:start + chunk])))
         await asyncio.gather(*tasks)
+    if lag and max(lag) > 0.05:
+        log(f"  open loop: the publisher itself sent up to {max(lag) * 1000:.0f} ms late "
+            "(counted in the latency)")
     return sub, ack, time.time() - t_begin
 
 
@@ -647,6 +665,16 @@ def healthz(target: Target) -> dict[str, Any]:
     return out
 
 
+def backbone_meter(target: Target) -> CpuMeter:
+    groups = {n: [p] for n in SERVICES if (p := target.service_pid(n))}
+    if (kp := target.kafka_pid()):
+        groups["kafka"] = [kp]
+    if (pp := target.postgres_pid()):
+        groups["postgres (all backends)"] = [pp]
+    groups["bench driver + smtp sink"] = [os.getpid()]
+    return CpuMeter(groups, {"postgres (all backends)"})
+
+
 async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
                        profiler: Profiler | None, cores: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
@@ -661,13 +689,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
             await publish(target.bootstrap, warm.events, args.chunk, 0)
             await wait_delivered(dbs, warm, args.warmup, t, time.monotonic() + 300, 120, 10)
         pids = {n: target.service_pid(n) for n in SERVICES}
-        groups = {n: [p] for n, p in pids.items() if p}
-        if (kp := target.kafka_pid()):
-            groups["kafka"] = [kp]
-        if (pp := target.postgres_pid()):
-            groups["postgres (all backends)"] = [pp]
-        groups["bench driver + smtp sink"] = [os.getpid()]
-        meter = CpuMeter(groups, {"postgres (all backends)"})
+        meter = backbone_meter(target)
         idle = None
         if args.idle_probe > 0:  # what the stack burns with no load (polls, heartbeats)
             meter.begin()
@@ -776,6 +798,80 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
         print(f"  WARNING dead letters: {dl}")
     summary["usage"] = res["usage"]
     return summary
+
+
+# ------------------------------------------------------------------------------------------
+# latency below capacity: an open-loop phase at a fixed offered rate
+
+
+async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> dict[str, Any]:
+    """Results offered at `--latency-rate` for `--latency-seconds`, sent on schedule whatever
+    is still in flight (open loop); latency is measured from each chunk's scheduled time."""
+    n = max(int(args.latency_rate * args.latency_seconds), 1)
+    run_id = uuid.uuid4().hex[:8]
+    wl = build_workload(n, run_id)
+    dbs = await connect_dbs(target)
+    try:
+        meter = backbone_meter(target)
+        sys_start = psutil.cpu_times()
+        meter.begin()
+        log(f"latency phase: {n} results offered at {args.latency_rate:g}/s, open loop, in "
+            f"chunks of {args.latency_chunk} (run {run_id})")
+        sub, _, pub_s = await publish(target.bootstrap, wl.events, args.latency_chunk,
+                                      args.latency_rate)
+        t0 = min(sub)
+        log(f"latency phase: offered {n} in {pub_s:.2f}s")
+        counts = await wait_delivered(dbs, wl, n, t0, time.monotonic() + args.timeout,
+                                      args.stall, args.progress)
+        usage = meter.end()
+        busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        stages = await collect_stages(dbs, wl)
+    finally:
+        for c in dbs.values():
+            await c.close()
+    smtp: dict[str, float] = {}
+    if target.smtp is not None:
+        email_key = dict(zip(wl.emails, wl.keys, strict=True))
+        smtp = {email_key[e]: t for e, t in list(target.smtp.received.items())
+                if e in email_key}
+    return {"n": n, "rate": args.latency_rate, "t0": t0, "publish_s": pub_s,
+            "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
+            "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores}
+
+
+def report_latency(res: dict[str, Any]) -> dict[str, Any]:
+    n, submit, st = res["n"], res["submit"], res["stages"]
+    # "mailed" = the SMTP server accepted it (the sink's clock, i.e. this machine's); with
+    # --reuse-stack there is no sink of ours, and notify's delivered_at stands in for it.
+    mailed, source = (res["smtp"], "accepted by the SMTP server") if res["smtp"] else (
+        st["delivered"], "notifications.delivered_at")
+    lat = dist([mailed[k] - submit[k] for k in mailed if k in submit])
+    tp = throughput(list(mailed.values()), res["t0"])
+    print(f"\n=== latency below capacity: {n} results offered at {res['rate']:g}/s (open loop: "
+          "sent on schedule, timed from the scheduled send) ===")
+    print(f"  {len(mailed)}/{n} mailed (failed {res['counts'].get('failed', 0)}); offered over "
+          f"{res['publish_s']:.1f}s, mailed at {tp['steady']:.0f}/s steady")
+    print(f"  LATENCY submitted -> mailed ({source}): p50 {fmt_s(lat['p50'])}  "
+          f"p95 {fmt_s(lat['p95'])}  p99 {fmt_s(lat['p99'])}  max {fmt_s(lat['max'])}"
+          f"   (goal: p99 <= 500ms)")
+    prev, hops = submit, {}
+    for label in ("decided", "issued", "registered", "delivered"):
+        times = st[label]
+        hops[label] = dist([times[k] - prev[k] for k in times if k in prev])
+        prev = times
+    print("  per hop p50 / p99: " + ", ".join(
+        f"{label} {fmt_s(h['p50']).strip()} / {fmt_s(h['p99']).strip()}"
+        for label, h in hops.items()))
+    per = {k: 1000 * v / max(len(mailed), 1) for k, v in res["usage"]["cpu"].items()}
+    busy = res["machine_busy"] * res["usage"]["wall"] * res["cores"]
+    print(f"  CPU per credential at this rate: total {sum(per.values()):.2f}ms ("
+          + ", ".join(f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(
+              per.items(), key=lambda kv: -kv[1]))
+          + f"); {max(busy - sum(res['usage']['cpu'].values()), 0):.1f} of {busy:.1f} busy "
+          "core-s were not ours")
+    return {"n": n, "offered_per_s": res["rate"], "mailed": len(mailed), "latency": lat,
+            "latency_source": source, "hops": hops, "cpu_ms_per_credential": per,
+            "usage": res["usage"], "machine_busy": res["machine_busy"]}
 
 
 # ------------------------------------------------------------------------------------------
@@ -998,6 +1094,12 @@ def parse_args() -> argparse.Namespace:
                     help="MICROCRED_BATCH_SIZE for the services (default: theirs, 500)")
     ap.add_argument("--idle-probe", type=float, default=5.0,
                     help="seconds of CPU measurement with no load before the run (0: off)")
+    ap.add_argument("--latency-rate", type=float, default=500.0,
+                    help="latency phase: results/s offered, open loop (default 500)")
+    ap.add_argument("--latency-seconds", type=float, default=10.0,
+                    help="latency phase: seconds of offered load (default 10; 0: no phase)")
+    ap.add_argument("--latency-chunk", type=int, default=5,
+                    help="latency phase: results per scheduled send (default 5)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-only", action="store_true")
     ap.add_argument("--reuse-stack", action="store_true",
@@ -1119,6 +1221,11 @@ def main() -> int:
                 summary["backbone"].append(s)
                 if s["delivered"] < args.n:
                     rc = 1
+                if i == 0 and args.latency_seconds > 0 and args.latency_rate > 0:
+                    lres = asyncio.run(run_latency(target, args, cores))
+                    summary["latency"] = report_latency(lres)
+                    if summary["latency"]["mailed"] < lres["n"]:
+                        rc = 1
         if not args.skip_baseline:
             base = asyncio.run(run_baseline(target, args, cores))
             summary["baseline"] = report_baseline(base, args.n)
@@ -1139,6 +1246,15 @@ def main() -> int:
                       f"{fmt_s(s['latency']['p99'])};  backbone/baseline = {ratio:.4f} "
                       f"({100 * ratio:.2f}%, 1/{1 / ratio:.0f})" if ratio else "")
                 print(f"    goal 2000 credentials/s: {100 * s['creds_per_s'] / 2000:.1f}% of it")
+                per = s["cpu_ms_per_credential"]
+                print(f"    CPU per credential {sum(per.values()):.2f}ms: " + ", ".join(
+                    f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(per.items(),
+                                                                     key=lambda kv: -kv[1])))
+        if summary.get("latency"):
+            lat = summary["latency"]
+            print(f"  latency below capacity ({lat['offered_per_s']:g}/s offered, open loop), "
+                  f"submitted -> mailed: p50 {fmt_s(lat['latency']['p50'])} p95 "
+                  f"{fmt_s(lat['latency']['p95'])} p99 {fmt_s(lat['latency']['p99'])}")
     except KeyboardInterrupt as exc:
         log(f"interrupted ({exc})")
         rc = 130
