@@ -38,6 +38,7 @@ XSD_STRING, XSD_DOUBLE = XSD + "string", XSD + "double"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDF_TYPE, RDF_FIRST, RDF_REST = f"<{RDF}type>", f"<{RDF}first>", f"<{RDF}rest>"
 RDF_NIL = f"<{RDF}nil>"
+_MEMO_STRINGS = 4096  # rendered strings kept per plan
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", '"': '\\"'})
 _LIST_CONTAINERS = frozenset({"@set", "@list"})
 # pyld's own _is_absolute_iri pattern (note `+-.` is a range), compiled once.
@@ -69,13 +70,15 @@ class Plan:
     """What one key means under one active context, computed once."""
 
     __slots__ = ("kind", "predicate", "term_ctx", "is_list", "coerce", "str_suffix",
-                 "bool_suffix", "double_suffix", "int_suffix", "int_as_double", "scoped")
+                 "bool_suffix", "double_suffix", "int_suffix", "int_as_double", "scoped",
+                 "_strings")
 
     def __init__(self, contexts: Contexts, ctx: Ctx, key: str) -> None:
         if key.startswith("@"):
             raise Fallback(f"keyword {key!r} written out")
         expanded = contexts.vocab(ctx, key)
         self.kind = ID if expanded == "@id" else TYPE if expanded == "@type" else PROPERTY
+        self._strings: dict[str, str] = {}
         if self.kind != PROPERTY:
             return
         if expanded is None or expanded.startswith("@"):
@@ -125,13 +128,22 @@ class Plan:
 
     def scalar(self, value: Any, contexts: Contexts) -> str:
         if isinstance(value, str):
+            # A definition's texts (names, narratives, descriptions, URLs) recur in every
+            # credential of it: their rendering is a pure function of (plan, value).
+            if (term := self._strings.get(value)) is not None:
+                return term
             if self.coerce == "@id":
-                return iri(contexts.doc_iri(self.term_ctx, value))
-            if self.coerce == "@vocab":
-                return iri(contexts.vocab(self.term_ctx, value))
-            if self.int_as_double or _UNSAFE_CHARS.search(value):
+                term = iri(contexts.doc_iri(self.term_ctx, value))
+            elif self.coerce == "@vocab":
+                term = iri(contexts.vocab(self.term_ctx, value))
+            elif self.int_as_double or _UNSAFE_CHARS.search(value):
                 raise Fallback("string needs the reference path")
-            return f'"{value.translate(_ESCAPES)}"{self.str_suffix}'
+            else:
+                term = f'"{value.translate(_ESCAPES)}"{self.str_suffix}'
+            if len(self._strings) >= _MEMO_STRINGS:  # per-credential values churn it: bounded
+                self._strings.clear()
+            self._strings[value] = term
+            return term
         if isinstance(value, bool):
             return f'"{"true" if value else "false"}"{self.bool_suffix}'
         if isinstance(value, int) and abs(value) <= _MAX_SAFE_INT:

@@ -71,23 +71,56 @@ def canonical_rdfc(document: dict[str, Any], *, fast: bool = True,
             f"({canon.describe(exc)})") from exc
 
 
+_CONFIG_HASHES: dict[tuple[Any, ...], bytes] = {}
+_CONFIG_HASHES_MAX = 256
+
+
+def _config_key(config: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable key for a proof configuration of strings and a list of context URLs,
+    or None (an inline context, a nested value): such a config is not cached."""
+    key: list[Any] = []
+    for name, value in config.items():
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                return None
+            value = ("[]", *value)
+        elif not isinstance(value, str):
+            return None
+        key.append((name, value))
+    return tuple(key)
+
+
+def _rdfc_config_hash(proof_config: dict[str, Any], fast: bool) -> bytes:
+    """sha256 of the canonical proof configuration. All the credentials signed in one
+    second by one key share it (it holds only the context, key, purpose and `created` at
+    second precision), so it is canonicalised once per second, not once per credential."""
+    key = _config_key(proof_config) if fast else None
+    if key is not None and (digest := _CONFIG_HASHES.get(key)) is not None:
+        return digest
+    digest = hashlib.sha256(canonical_rdfc(proof_config, fast=fast).encode("utf-8")).digest()
+    if key is not None:
+        if len(_CONFIG_HASHES) >= _CONFIG_HASHES_MAX:
+            _CONFIG_HASHES.clear()
+        _CONFIG_HASHES[key] = digest
+    return digest
+
+
 def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosuite: str, *,
               fast: bool = True, allow_issuer_dependent: bool = False) -> bytes:
     """sha256(canonical proof config) ‖ sha256(canonical document)."""
     if cryptosuite == RDFC:
-        config_bytes = canonical_rdfc(proof_config, fast=fast).encode("utf-8")
+        config_hash = _rdfc_config_hash(proof_config, fast)
         doc_nquads = canonical_rdfc(unsecured, fast=fast,
                                     allow_issuer_dependent=allow_issuer_dependent)
         if not allow_issuer_dependent:  # i.e. signing: only sign what JS verifiers can check
             canon.check_javascript_sort_order(doc_nquads)
-        doc_bytes = doc_nquads.encode("utf-8")
-    elif cryptosuite == JCS:
+        return config_hash + hashlib.sha256(doc_nquads.encode("utf-8")).digest()
+    if cryptosuite == JCS:
         if not allow_issuer_dependent:  # signing: refuse what other stacks render differently
             canon.check_values(unsecured)
         config_bytes, doc_bytes = canon.jcs(proof_config), canon.jcs(unsecured)
-    else:
-        raise VcError(f"unsupported cryptosuite {cryptosuite!r}; use one of {CRYPTOSUITES}")
-    return hashlib.sha256(config_bytes).digest() + hashlib.sha256(doc_bytes).digest()
+        return hashlib.sha256(config_bytes).digest() + hashlib.sha256(doc_bytes).digest()
+    raise VcError(f"unsupported cryptosuite {cryptosuite!r}; use one of {CRYPTOSUITES}")
 
 
 def with_suite_context(document: dict[str, Any]) -> dict[str, Any]:
