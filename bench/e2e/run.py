@@ -137,6 +137,12 @@ class CountingSmtp:
         self.messages = 0
         self.controller = Controller(self, hostname="127.0.0.1", port=port)
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                          hostname: str, responses: list[str]) -> list[str]:
+        # Offers PIPELINING (RFC 2920) as production relays do; aiosmtpd serves it as is.
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]  # before the last line
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         now = time.time()
         self.messages += 1

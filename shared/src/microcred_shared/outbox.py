@@ -66,10 +66,14 @@ def event_record(topic: str, event: Event, source: str, *, traceparent: str | No
 
 # One statement per batch whatever its size: arrays in, rows out. A multi-row VALUES
 # statement is recompiled for every batch size, which the e2e profile showed to dominate.
-_INSERT = sa.text(
+# INSERT_ARRAYS is the same statement for a caller that composes it into its own (with
+# its own parameter markers; `columns` gives the four arrays in order).
+INSERT_ARRAYS = (
     "INSERT INTO outbox (topic, key, headers, payload, created_at) "
-    "SELECT t, k, h, p, now() FROM unnest(CAST(:topics AS text[]), CAST(:keys AS bytea[]), "
-    "CAST(:headers AS text[]), CAST(:payloads AS bytea[])) AS u(t, k, h, p)")
+    "SELECT t, k, h, p, now() FROM unnest(CAST({topics} AS text[]), CAST({keys} AS bytea[]), "
+    "CAST({headers} AS text[]), CAST({payloads} AS bytea[])) AS u(t, k, h, p)")
+_INSERT = sa.text(INSERT_ARRAYS.format(topics=":topics", keys=":keys", headers=":headers",
+                                       payloads=":payloads"))
 _CLAIM = sa.text(
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT :n "
     "FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, headers, payload")
@@ -103,15 +107,19 @@ def unpack_headers(stored: str) -> RawHeaders:
     return out
 
 
+def columns(records: list[Outgoing]) -> tuple[list[str], list[bytes | None], list[str],
+                                                list[bytes]]:
+    """The outbox rows as INSERT_ARRAYS takes them: topics, keys, headers, payloads."""
+    return ([r.topic for r in records], [r.key for r in records],
+            [pack_headers(r.headers) for r in records], [r.payload for r in records])
+
+
 async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
     if not records:
         return
-    await conn.execute(_INSERT, {
-        "topics": [r.topic for r in records],
-        "keys": [r.key for r in records],
-        "headers": [pack_headers(r.headers) for r in records],
-        "payloads": [r.payload for r in records],
-    })
+    topics, keys, headers, payloads = columns(records)
+    await conn.execute(_INSERT, {"topics": topics, "keys": keys, "headers": headers,
+                                 "payloads": payloads})
 
 
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext(:name))")

@@ -77,15 +77,23 @@ class ProviderPublisher:
 class SmtpRecorder:
     """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
 
-    def __init__(self, port: int, fail_first: int = 0) -> None:
+    def __init__(self, port: int, fail_first: int = 0, pipelining: bool = True) -> None:
         from aiosmtpd.controller import Controller
 
         self.messages: list[Any] = []
         self.refused = 0
         self._fail_first = fail_first
+        self._pipelining = pipelining  # offered by the relays mail is really sent through
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname="127.0.0.1", port=port,
                                      enable_SMTPUTF8=True)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if not self._pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]  # before the last line
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         with self._lock:

@@ -1,0 +1,122 @@
+"""notify's SMTP client: pipelined where the server offers it (RFC 2920), one command at a
+time where it does not, one session for many mails, and a refusal fails one mail only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from microcred_devstack import free_port
+from microcred_notify.learner_mail.domain import Mail
+from microcred_notify.learner_mail.smtp import SmtpError, SmtpPool
+from microcred_testkit.backbone import SmtpRecorder
+
+
+def mail(recipient: str, body: str = "Hello\r\n.a line starting with a dot\r\n") -> Mail:
+    raw = (f"From: credentials@microcred.local\r\nTo: {recipient}\r\nSubject: hi\r\n"
+           f"Message-ID: <{recipient}>\r\n\r\n{body}").encode()
+    return Mail("credentials@microcred.local", recipient, raw)
+
+
+class BatchingServer:
+    """A pipelining server that answers the envelope only once it has all of it (MAIL,
+    RCPT and DATA), as RFC 2920 lets a server do: a client that waits for MAIL's reply
+    before sending RCPT never gets one. Counts connections, keeps what it accepted."""
+
+    def __init__(self, refuse: set[str] | None = None) -> None:
+        self.accepted: list[tuple[str, bytes]] = []
+        self.connections = 0
+        self.refuse = refuse or set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 test ESMTP\r\n")
+        await reader.readline()  # EHLO
+        writer.write(b"250-test\r\n250-PIPELINING\r\n250 HELP\r\n")
+        while True:
+            first = await reader.readline()
+            if not first or first.startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                writer.close()
+                return
+            if first.startswith(b"RSET"):
+                writer.write(b"250 reset\r\n")
+                continue
+            rcpt, data = await reader.readline(), await reader.readline()
+            assert first.startswith(b"MAIL FROM:") and rcpt.startswith(b"RCPT TO:")
+            assert data == b"DATA\r\n"
+            to = rcpt.decode().split("<", 1)[1].split(">", 1)[0]
+            if to in self.refuse:
+                writer.write(b"250 ok\r\n550 no such mailbox\r\n554 no valid recipients\r\n")
+                continue
+            writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+            content = b""
+            while (line := await reader.readline()) != b".\r\n":
+                content += line
+            self.accepted.append((to, content))
+            writer.write(b"250 queued\r\n")
+
+
+async def with_server(server: BatchingServer,
+                      body: Callable[[int], Awaitable[None]]) -> None:
+    port = free_port()
+    srv = await asyncio.start_server(server.serve, "127.0.0.1", port)
+    try:
+        await asyncio.wait_for(body(port), 10)
+    finally:
+        srv.close()
+
+
+def test_a_server_offering_pipelining_gets_each_envelope_in_one_go_over_one_session():
+    server = BatchingServer()
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=2.0)
+        for i in range(3):
+            await pool.send(mail(f"l{i}@learners.example"))
+        await pool.close()
+
+    asyncio.run(with_server(server, body))
+    assert [to for to, _ in server.accepted] == [f"l{i}@learners.example" for i in range(3)]
+    assert server.connections == 1
+    # dot-stuffed on the wire (the server sees the doubled dot, a reader one dot)
+    assert b"\r\n..a line starting with a dot\r\n" in server.accepted[0][1]
+
+
+def test_a_refused_recipient_fails_that_mail_only_and_the_session_carries_on():
+    server = BatchingServer(refuse={"gone@learners.example"})
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=2.0)
+        with pytest.raises(SmtpError, match="550 no such mailbox"):
+            await pool.send(mail("gone@learners.example"))
+        await pool.send(mail("here@learners.example"))
+        await pool.close()
+
+    asyncio.run(with_server(server, body))
+    assert [to for to, _ in server.accepted] == ["here@learners.example"]
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_real_smtp_server_receives_every_mail_intact(pipelining: bool):
+    recorder = SmtpRecorder(free_port(), fail_first=1, pipelining=pipelining).start()
+
+    async def body() -> None:
+        pool = SmtpPool("127.0.0.1", recorder.controller.port, 2)
+        with pytest.raises(SmtpError, match="451 try again later"):
+            await pool.send(mail("first@learners.example"))
+        await asyncio.gather(*(pool.send(mail(f"l{i}@learners.example")) for i in range(6)))
+        await pool.close()
+
+    try:
+        asyncio.run(body())
+        got = sorted(str(m["To"]) for m in recorder.messages)
+        assert got == sorted(f"l{i}@learners.example" for i in range(6))
+        assert all(m.get_content().splitlines() == ["Hello", ".a line starting with a dot"]
+                   for m in recorder.messages)
+    finally:
+        recorder.stop()
