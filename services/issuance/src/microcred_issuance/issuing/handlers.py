@@ -206,17 +206,21 @@ async def on_decisions(conn: AsyncConnection, items: list[Incoming], *,
             seen = new_by_learner.setdefault(decision.learner_key,
                                              (item, decision.learner, set()))
             seen[2].add(definition.id)
-    for learner_key, (item, learner, definitions) in sorted(new_by_learner.items()):
-        await _award_stacks(conn, ctx, learner_key, learner, definitions, item, now)
+    completions = await stacks.completed_many(
+        conn, ctx.live.current, {key: seen[2] for key, seen in new_by_learner.items()})
+    for learner_key, (item, learner, _) in sorted(new_by_learner.items()):
+        if learner_key in completions:
+            await _award_stacks(conn, ctx, learner_key, learner, completions[learner_key],
+                                item, now)
     return refused
 
 
 async def _award_stacks(conn: AsyncConnection, ctx: Issuing, learner_key: str,
-                        learner: KnownLearner, definitions: set[str], item: Incoming,
-                        now: datetime) -> None:
+                        learner: KnownLearner, completions: list[stacks.Completion],
+                        item: Incoming, now: datetime) -> None:
     """Stacks the new credentials complete are issued in the same transaction (ADR 12)."""
     catalog = ctx.live.current
-    for stack, cid, parts in await stacks.completed(conn, catalog, learner_key, definitions):
+    for stack, cid, parts in completions:
         owner = catalog.provider(stack.provider_id)
         if owner is None:
             raise CatalogBehind(f"provider {stack.provider_id} not projected yet")
