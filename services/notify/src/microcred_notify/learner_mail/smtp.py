@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import socket
 
@@ -26,6 +27,12 @@ class SmtpError(Exception):
     def __init__(self, command: str, code: int, text: str) -> None:
         super().__init__(f"{command}: {code} {text}")
         self.code = code
+
+
+@functools.cache
+def _local_name() -> str:
+    """This host's name for EHLO, looked up once (getfqdn may ask the resolver)."""
+    return socket.getfqdn() or "localhost"
 
 
 def _check_address(address: str) -> str:
@@ -59,10 +66,10 @@ class SmtpConnection:
         conn = cls(reader, writer, reply_timeout)
         try:
             await conn._expect("greeting", 220)
-            conn._write(f"EHLO {socket.getfqdn() or 'localhost'}\r\n".encode())
+            conn._write(f"EHLO {_local_name()}\r\n".encode())
             code, text = await conn._reply()
             if code != 250:
-                conn._write(f"HELO {socket.getfqdn() or 'localhost'}\r\n".encode())
+                conn._write(f"HELO {_local_name()}\r\n".encode())
                 await conn._expect("HELO", 250)
             else:
                 conn.extensions = {line.split(" ", 1)[0].upper()
