@@ -1098,7 +1098,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--chunk", type=int, default=500, help="results per publish_many call")
     ap.add_argument("--inflight", type=int, default=4,
                     help="publish_many chunks awaiting broker acks at once (default 4; 1 = "
-                         "strictly one chunk after the other), for both runs")
+                         "strictly one chunk after the other), for both runs; not with --rate "
+                         "(open loop: chunks go out on schedule)")
     ap.add_argument("--rate", type=float, default=0.0,
                     help="open-loop submit rate in results/s (default 0: as fast as possible)")
     ap.add_argument("--warmup", type=int, default=100,
