@@ -252,8 +252,9 @@ async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
         await vis.change(private, "private")
         await vis.change(marker, "public")  # same learner, same partition: applied after
     await eventually(lambda: _async(receiver.events(url, marker["id"])), lambda e: e)
-    await issuer_changes(backbone, private, "suspend")
-    await issuer_changes(backbone, marker, "suspend")
+    # Revocations: these definitions are not suspendable (ADR 8).
+    await issuer_changes(backbone, private, "revoke")
+    await issuer_changes(backbone, marker, "revoke")
     await eventually(lambda: _async(receiver.events(url, marker["id"])), lambda e: len(e) >= 2)
 
     assert receiver.events(url, private["id"]) == []
@@ -282,7 +283,7 @@ async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_del
     assert set(notice[1]["data"]) == {"credential_id", "credential_url", "unshared_at"}
 
     await issuer_changes(backbone, cred, "revoke")
-    await issuer_changes(backbone, still, "suspend")  # same partition, after the revocation
+    await issuer_changes(backbone, still, "revoke")  # same partition, after the first one
     await eventually(lambda: _async(receiver.events(url, still["id"])), lambda e: len(e) >= 2)
     assert [e["type"] for e in receiver.events(url, cred["id"])] == [
         "credential.shared", "credential.unshared"]

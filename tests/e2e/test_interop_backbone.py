@@ -58,7 +58,8 @@ async def test_the_reference_verifier_accepts_backbone_credentials_and_sees_revo
     docs |= await served_documents(backbone, jcs)
     verdicts = js_verify([rdfc, jcs], docs, tmp_path)
     assert [v["verified"] for v in verdicts] == [True, True], verdicts
-    assert verdicts[0]["status"] == {"revocation": False, "suspension": False}
+    # One status entry (ADR 8: the definition is not suspendable): revocation only.
+    assert verdicts[0]["status"] == {"revocation": False}
 
     cid = body["credentials"][0]["id"]
     async with backbone.http("issuance", backbone.api_keys["lakeshore-college"]) as client:

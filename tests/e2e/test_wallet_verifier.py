@@ -86,21 +86,29 @@ def schema_errors(verdict: dict) -> list[list[tuple[str, str]]]:
             if entry["id"] == "schema_check" for r in entry["results"]]
 
 
-# OB 3.0's JSON Schema allows one credentialStatus object; ours carry two entries (the
-# revocation and the suspension list, ADR 8), which VC 2.0 allows. verifier-core reports it
-# in its schema information (not a failed check); nothing else may be wrong.
+# OB 3.0's JSON Schema allows one credentialStatus object. A credential carries one (its
+# revocation entry) unless its definition is suspendable (ADR 8): then it carries the
+# suspension entry too, which VC 2.0 allows and that schema does not. verifier-core reports
+# it in its schema information (not a failed check), and only for those.
 TWO_STATUS_ENTRIES = [("/credentialStatus", "must be object")]
+# A definition marked suspendable in deploy/seed (licence-like: it lapses and comes back).
+SUSPENDABLE = ("ontario-construction-sector-council", "ocsc-site-supervisor-readiness")
 
 
-def assert_verified(verdict: dict) -> None:
+def assert_verified(verdict: dict, *, suspendable: bool = False) -> None:
     """Every check verifier-core runs passed, the registered issuer too: it found the
-    provider on our trust list, in both its forms (ADR 26)."""
+    provider on our trust list, in both its forms (ADR 26); its OB 3.0 schema check found
+    nothing, unless the credential is suspendable (the one pinned warning)."""
     assert not fatal(verdict), verdict
-    assert checks(verdict) == {"valid_signature": True, "revocation_status": True,
-                               "suspension_status": True, "expiration": True,
-                               "registered_issuer": True}, verdict
+    expected = {"valid_signature": True, "revocation_status": True, "expiration": True,
+                "registered_issuer": True}
+    if suspendable:
+        expected["suspension_status"] = True
+    assert checks(verdict) == expected, verdict
     assert registered_in(verdict) == ["dcc-legacy", "oidf"], verdict
-    assert schema_errors(verdict) == [TWO_STATUS_ENTRIES], verdict
+    assert schema_errors(verdict) == [TWO_STATUS_ENTRIES if suspendable else []], verdict
+    # The schema check ran (one result, for the OB 3.0 AchievementCredential schema).
+    assert [e["id"] for e in verdict["additionalInformation"]] == ["schema_check"], verdict
 
 
 async def _json(request):
@@ -150,11 +158,12 @@ async def via_vc_api(bb, provider, **fields) -> dict:
     return dict(r.json()["verifiableCredential"])
 
 
-async def change(bb, provider, credential_id, action):
+async def change(bb, provider, credential_id, action, expect: int = 200) -> dict:
     async with bb.http("issuance", bb.api_keys[provider]) as client:
         r = await client.post(f"/v1/credentials/{credential_id}/status",
                               json={"action": action, "reason": "wallet verifier test"})
-    assert r.status_code == 200, r.text
+    assert r.status_code == expect, r.text
+    return dict(r.json())
 
 
 async def verdict_of(bb, credential: dict, done) -> dict:
@@ -173,10 +182,13 @@ async def test_the_wallets_verifier_accepts_every_kind_of_backbone_credential(ba
                              learner("wallet-http-fr", language="fr"), score=92)
     vc_api = await via_vc_api(backbone, "cegep-riviere-du-nord")
     assert http_fr["credential"]["credentialSubject"]["achievement"]["nameFr"]
+    verdicts = []
     for credential in (kafka_en["credential"], http_fr["credential"], vc_api):
         assert credential["issuer"]["id"].startswith("did:web:127.0.0.1%3A")
+        assert credential["credentialStatus"]["statusPurpose"] == "revocation"  # one entry
         verdict = await verdict_of(backbone, credential, lambda v: not fatal(v))
         assert_verified(verdict)
+        verdicts.append(verdict)
         # It resolved the did:web and fetched what it needed from the registry, nothing
         # from anywhere else (the OB schema is answered from our vendored copy).
         fetched = set(verdict["fetched"])
@@ -184,34 +196,49 @@ async def test_the_wallets_verifier_accepts_every_kind_of_backbone_credential(ba
         assert all(u.startswith(backbone.public_base_url) or u == OB_SCHEMA_URL
                    for u in fetched), fetched
     # Our context is not bundled in verifier-core: it fetched it from the registry.
-    assert f"{backbone.public_base_url}/contexts/microcred/v1" in verdict_fetches(
-        backbone, kafka_en["credential"])
+    assert f"{backbone.public_base_url}/contexts/microcred/v1" in verdicts[0]["fetched"]
 
 
-def verdict_fetches(bb, credential: dict) -> list[str]:
-    return list(verifier_core(bb, [credential])[0]["fetched"])
+async def test_a_suspendable_credential_is_verified_then_suspended_and_reinstated(backbone):
+    """ADR 8: a suspendable definition's credential carries both entries; verifier-core
+    checks both, with the one schema warning pinned here; suspended, it says so, and the
+    revocation check still passes; reinstated, it verifies again."""
+    provider, definition = SUSPENDABLE
+    cred = await via_http(backbone, provider, definition,
+                          learner("wallet-suspended", language="fr"), passed=True)
+    assert [e["statusPurpose"] for e in cred["credential"]["credentialStatus"]] == [
+        "revocation", "suspension"]
+    assert_verified(await verdict_of(backbone, cred["credential"], lambda v: not fatal(v)),
+                    suspendable=True)
+    await change(backbone, provider, cred["id"], "suspend")
+    v = await verdict_of(backbone, cred["credential"],
+                         lambda v: checks(v).get("suspension_status") is False)
+    assert checks(v)["valid_signature"] is True and checks(v)["revocation_status"] is True
+    await change(backbone, provider, cred["id"], "unsuspend")
+    v = await verdict_of(backbone, cred["credential"],
+                         lambda v: checks(v).get("suspension_status") is True)
+    assert_verified(v, suspendable=True)
 
 
-async def test_the_wallets_verifier_sees_revoked_suspended_expired_and_tampered(backbone):
+async def test_the_wallets_verifier_sees_revoked_expired_and_tampered(backbone):
     provider, definition = "lakeshore-college", "lakeshore-workplace-safety"
     revoked = await via_http(backbone, provider, definition, learner("wallet-revoked"),
                              passed=True)
-    suspended = await via_kafka(backbone, provider, definition,
-                                learner("wallet-suspended", language="fr"), passed=True)
+    # Not suspendable (the default): refused with a problem that says what to do instead.
+    refused = await change(backbone, provider, revoked["id"], "suspend", expect=409)
+    assert refused["detail"] == "this credential cannot be suspended; revoke it instead"
     await change(backbone, provider, revoked["id"], "revoke")
-    await change(backbone, provider, suspended["id"], "suspend")
     v = await verdict_of(backbone, revoked["credential"],
                          lambda v: checks(v).get("revocation_status") is False)
-    assert checks(v)["valid_signature"] is True and checks(v)["suspension_status"] is True
-    v = await verdict_of(backbone, suspended["credential"],
-                         lambda v: checks(v).get("suspension_status") is False)
-    assert checks(v)["valid_signature"] is True and checks(v)["revocation_status"] is True
+    assert checks(v) == {"valid_signature": True, "revocation_status": False,
+                         "expiration": True, "registered_issuer": True}, v
 
     now = datetime.now(UTC).replace(microsecond=0)
     expired = await via_vc_api(backbone, provider, validFrom=_iso(now - timedelta(days=400)),
                                validUntil=_iso(now - timedelta(days=35)))
     v = verifier_core(backbone, [expired])[0]
-    assert checks(v)["valid_signature"] is True and checks(v)["expiration"] is False, v
+    assert checks(v) == {"valid_signature": True, "revocation_status": True,
+                         "expiration": False, "registered_issuer": True}, v
 
     tampered = copy.deepcopy(revoked["credential"])
     tampered["credentialSubject"]["achievement"]["name"] = "Brain surgery"

@@ -9,14 +9,19 @@ from rich.console import Console
 from microcred_devstack import wallet_verifier
 from microcred_devstack.wallet_verifier import Row, side_by_side, summary, verdicts
 
+# A default credential (one status entry, ADR 8): every check passed, schema clean.
 VALID = {"log": [{"id": "valid_signature", "valid": True},
                  {"id": "revocation_status", "valid": True},
-                 {"id": "suspension_status", "valid": True},
                  {"id": "expiration", "valid": True},
                  {"id": "registered_issuer", "valid": True, "matchingIssuers": [{}]}],
          "additionalInformation": [{"id": "schema_check", "results": [
-             {"schema": "ob", "result": {"valid": False, "errors": [
-                 {"instancePath": "/credentialStatus", "message": "must be object"}]}}]}]}
+             {"schema": "ob", "result": {"valid": True}}]}]}
+# A suspendable definition's credential: both entries, the one schema warning.
+SUSPENDABLE = {"log": [*VALID["log"][:2], {"id": "suspension_status", "valid": True},
+                       *VALID["log"][2:]],
+               "additionalInformation": [{"id": "schema_check", "results": [
+                   {"schema": "ob", "result": {"valid": False, "errors": [
+                       {"instancePath": "/credentialStatus", "message": "must be object"}]}}]}]}
 
 
 def text(table) -> str:
@@ -26,13 +31,14 @@ def text(table) -> str:
 
 
 def with_step(step: str, valid: bool) -> dict:
-    return {**VALID, "log": [{**s, "valid": valid} if s["id"] == step else s
-                             for s in VALID["log"]]}
+    return {**SUSPENDABLE, "log": [{**s, "valid": valid} if s["id"] == step else s
+                                   for s in SUSPENDABLE["log"]]}
 
 
 def test_a_credential_every_check_passed_reads_valid_registered_with_what_the_schema_said():
-    assert summary(VALID) == ("[green]valid[/] · registered issuer · "
-                              "[yellow]OB schema: /credentialStatus must be object[/]")
+    assert summary(VALID) == "[green]valid[/] · registered issuer"
+    assert summary(SUSPENDABLE) == ("[green]valid[/] · registered issuer · "
+                                    "[yellow]OB schema: /credentialStatus must be object[/]")
 
 
 def test_revoked_suspended_expired_and_unregistered_are_named():

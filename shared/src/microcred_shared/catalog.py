@@ -161,6 +161,11 @@ class Definition(BaseModel):
     noc_code: str | None = None
     language: Literal["en", "fr"] = "en"
     validity_months: int | None = None
+    suspendable: bool = Field(default=False, description=(
+        "whether the issuer may suspend (and reinstate) its credentials, as for a licence "
+        "or certification that lapses and comes back; otherwise they can only be revoked. "
+        "A suspendable credential carries a second status entry, which the OB 3.0 JSON "
+        "Schema (one credentialStatus object) does not allow: ADR 8"))
     prerequisites: Text | None = None
     identity_verification: str | None = None
     further_information: str | None = None

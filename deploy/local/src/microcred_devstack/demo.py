@@ -257,11 +257,13 @@ async def _wait_for_credentials(registry: str, token: str, expected: list[Any],
 
 async def _change_statuses(urls: dict[str, str], keys: dict[str, str], token: str,
                            creds: list[dict[str, Any]], trust: ssl.SSLContext) -> None:
-    """Amara's provider revokes her safety credential and Chloé's suspends hers, so both
-    verifiers are seen on more than valid credentials; waits until the registry serves the
-    new lists (they reach it through Kafka)."""
+    """Amara's provider revokes her safety credential and the sector council suspends
+    Noah's site supervisor credential (a suspendable definition, ADR 8: his stack made of it
+    is suspended with it), so both verifiers are seen on more than valid credentials; waits
+    until the registry serves the new lists (they reach it through Kafka). A suspension of
+    a credential whose definition is not suspendable is refused: shown too."""
     changes = {("Amara Okafor", "Workplace Health and Safety Awareness"): "revoke",
-               ("Chloé Gagnon", "First Aid in Care Settings"): "suspend"}
+               ("Noah Whitehorse", "Construction Site Supervisor Readiness"): "suspend"}
     picked = [(c, changes[(c["credential"]["credentialSubject"]["name"], c["title"])])
               for c in creds
               if (c["credential"]["credentialSubject"]["name"], c["title"]) in changes]
@@ -271,6 +273,14 @@ async def _change_statuses(urls: dict[str, str], keys: dict[str, str], token: st
                                 json={"action": action, "reason": "demo"},
                                 headers={"authorization": f"Bearer {keys[c['provider']]}"})
             r.raise_for_status()
+        plain = next((c for c in creds if c["title"] == "First Aid in Care Settings"), None)
+        if plain is not None:
+            r = await http.post(f"/v1/credentials/{plain['id']}/status",
+                                json={"action": "suspend", "reason": "demo"},
+                                headers={"authorization": f"Bearer {keys[plain['provider']]}"})
+            console.print(f"{plain['provider']} tries to suspend {plain['title']} of "
+                          f"{plain['credential']['credentialSubject']['name']}: "
+                          f"{r.status_code} {r.json().get('detail', '')}")
     wanted = {c["id"]: "revoked" if a == "revoke" else "suspended" for c, a in picked}
     async with httpx.AsyncClient(base_url=urls["registry"], timeout=10, verify=trust,
                                  headers={"authorization": f"Bearer {token}"}) as client:

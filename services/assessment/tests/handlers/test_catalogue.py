@@ -74,6 +74,24 @@ async def test_a_definition_gets_new_versions_keeps_its_owner_and_retires_once(k
     assert published == [(1, "active"), (2, "active"), (2, "retired")]
 
 
+async def test_suspension_is_off_unless_a_definition_asks_for_it_and_travels_with_it(kit):
+    """ADR 8: suspendable is opt-in per definition; the published definition carries it to
+    issuance, which gives its credentials a suspension entry only then."""
+    plain = await change(kit, catalogue.create_definition, Definition.model_validate(
+        definition_doc("lakeshore-course", "lakeshore-college")), "operator")
+    licence = await change(kit, catalogue.create_definition, Definition.model_validate(
+        {**definition_doc("lakeshore-licence", "lakeshore-college"), "suspendable": True}),
+        "operator")
+    assert (plain.suspendable, licence.suspendable) == (False, True)
+    published = {p.body["definition"]["id"]: p.body["definition"]
+                 for p in await kit.outbox(topics.DEFINITIONS)}
+    assert published["lakeshore-course"]["suspendable"] is False
+    assert published["lakeshore-licence"]["suspendable"] is True
+    with pytest.raises(ValueError, match="suspendable"):
+        Definition.model_validate({**definition_doc("x-bad", "lakeshore-college"),
+                                   "suspendable": "sometimes"})
+
+
 async def test_a_definition_naming_an_unknown_co_issuer_or_component_is_refused(kit):
     with pytest.raises(Problem, match="co-issuer 'nobody' is not a provider"):
         await change(kit, catalogue.create_definition, Definition.model_validate(

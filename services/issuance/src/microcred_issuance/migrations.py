@@ -3,6 +3,9 @@ moved into their subpackages, the migrations did not change."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from microcred_issuance.issuing.models import BoundCopy
 from microcred_issuance.keys.models import IssuerKey
 from microcred_issuance.stacks.models import StackAward
@@ -11,6 +14,17 @@ from microcred_shared import projection
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
 
+
+async def add_suspendable(conn: AsyncConnection) -> None:
+    """Every credential issued before this step carries both status entries: it stays
+    suspendable. New rows say what their definition says (default false). A database
+    created after the column existed has it already (create_tables)."""
+    await conn.execute(sa.text("ALTER TABLE issued_credentials ADD COLUMN IF NOT EXISTS "
+                               "suspendable boolean NOT NULL DEFAULT true"))
+    await conn.execute(sa.text("ALTER TABLE issued_credentials ALTER COLUMN suspendable "
+                               "SET DEFAULT false"))
+
+
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
                    table_of(IssuedCredential), table_of(StatusAllocation),
@@ -18,4 +32,5 @@ MIGRATIONS = [
     create_tables([*projection.TABLES, table_of(StackAward)]),
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     create_tables([table_of(BoundCopy)]),  # 4: holder-bound copies (ADR 27)
+    add_suspendable,  # 5: whether a credential carries a suspension entry (ADR 8)
 ]

@@ -71,9 +71,10 @@ async def test_the_first_credential_of_a_provider_publishes_its_status_lists_bef
                                      topics.CREDENTIALS_ISSUED]
     lists = [p.event for p in out[:2]]
     assert all(isinstance(e, StatusListPublished) for e in lists)
-    urls = {e.url for e in lists}
-    status = out[2].event.credential["credentialStatus"]
-    assert {s["statusListCredential"] for s in status} == urls
+    assert sorted(e.purpose for e in lists) == ["revocation", "suspension"]
+    status = out[2].event.credential["credentialStatus"]  # not suspendable: one entry
+    assert status["statusListCredential"] == next(e.url for e in lists
+                                                  if e.purpose == "revocation")
     assert all(verifies(world, e.credential, LAKESHORE) for e in lists)
 
 
@@ -169,7 +170,8 @@ async def test_a_provider_issues_its_own_credential_through_the_same_issuing_pat
                                        traceparent=None)
     assert proof_of(signed)["cryptosuite"] == "eddsa-jcs-2022"
     assert verifies(world, signed, LAKESHORE)
-    assert signed["credentialStatus"][0]["statusListIndex"] == "0"
+    assert signed["credentialStatus"]["statusListIndex"] == "0"
+    assert signed["credentialStatus"]["statusPurpose"] == "revocation"
     out = await world.published()
     assert [p.topic for p in out] == [topics.STATUS_LISTS, topics.STATUS_LISTS,
                                      topics.CREDENTIALS_ISSUED]
@@ -189,7 +191,7 @@ async def test_the_vc_api_keeps_a_requested_id_and_status_and_shares_the_index_s
                                        traceparent=None)
     assert signed["id"] == "urn:uuid:my-own"
     assert proof_of(signed)["cryptosuite"] == "eddsa-rdfc-2022"
-    assert signed["credentialStatus"][0]["statusListIndex"] == "1"
+    assert signed["credentialStatus"]["statusListIndex"] == "1"
 
 
 async def test_the_vc_api_refuses_a_signed_credential_or_another_issuer_and_keeps_nothing(

@@ -9,6 +9,7 @@ from functools import partial
 from microcred_issuance.issuing.handlers import on_decisions
 from microcred_issuance.stacks.handlers import FollowStatus
 from microcred_issuance.status.handlers import change_status
+from microcred_shared import projection
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import (
     AssessmentDecided,
@@ -105,12 +106,32 @@ async def test_a_suspended_component_suspends_the_stack_until_it_is_reinstated(w
 
 async def test_a_stack_its_issuer_suspended_is_not_lifted_by_a_component(world):
     stack, by_definition = await awarded(world)
-    data = by_definition[DATA][0].credential_id
+    site = by_definition[SITE][0].credential_id
     await change(world, stack.credential_id, "suspend", OCSC)  # the issuer's own decision
-    await change(world, data, "suspend", LAKESHORE)
-    await change(world, data, "unsuspend", LAKESHORE)
+    await change(world, site, "suspend", OCSC)
+    await change(world, site, "unsuspend", OCSC)
     assert await statuses(world) == {STACK: "suspended"}
     assert await world.scalar("SELECT held_by_components FROM stack_awards") is False
+
+
+async def test_a_stack_that_cannot_be_suspended_stands_while_a_component_is_suspended(world):
+    """ADR 8: a stack definition not marked suspendable issues credentials with no
+    suspension entry; its component's suspension leaves it valid (revocation still
+    reaches it)."""
+    stack_def = world.seed.definition(STACK)
+    async with world.engine.begin() as conn:
+        await projection.put_definition(conn, stack_def.model_copy(
+            update={"version": stack_def.version + 1, "suspendable": False}))
+    await world.live.refresh(force=True)
+    stack, by_definition = await awarded(world)
+    assert isinstance(stack.credential["credentialStatus"], dict)
+    site = by_definition[SITE][0].credential_id
+    await change(world, site, "suspend", OCSC)
+    assert await statuses(world) == {STACK: "active"}
+    assert [c.event.credential_id for c in await world.published(topics.CREDENTIAL_STATUS)
+            ] == [site]  # nothing announced for the stack
+    await change(world, by_definition[DATA][0].credential_id, "revoke", LAKESHORE)
+    assert await statuses(world) == {STACK: "revoked"}
 
 
 async def test_another_credential_of_the_same_definition_stands_in_for_a_revoked_one(world):

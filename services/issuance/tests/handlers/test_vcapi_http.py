@@ -97,7 +97,7 @@ async def test_a_vc_1_1_credential_is_issued_with_either_cryptosuite(
     assert "issuanceDate" in vc and "validFrom" not in vc
     assert vc["@context"][2:] == ["https://www.w3.org/ns/credentials/status/v1",
                                   "https://w3id.org/security/data-integrity/v2"]
-    assert vc["credentialStatus"][0]["type"] == "BitstringStatusListEntry"
+    assert vc["credentialStatus"]["type"] == "BitstringStatusListEntry"
     key = world.keys.active(LAKESHORE).private.public_key()
     assert proofs.verify_proof_sync(vc, lambda _vm: key).ok
 

@@ -84,13 +84,47 @@ def test_the_credential_names_every_mandatory_element_of_the_european_approach()
     assert "Résultats d'apprentissage" in ach["criteria"]["narrativeFr"]
 
 
-def test_status_entries_point_into_the_right_list_for_revocation_and_suspension():
+def test_a_credential_carries_one_revocation_entry_by_default_as_ob_3_wants_it():
     doc = build("lakeshore-workplace-safety")
+    entry = doc["credentialStatus"]
+    assert isinstance(entry, dict) and entry["statusPurpose"] == "revocation"
+    assert entry["statusListIndex"] == "3"  # 131_075 is index 3 of list 1
+    assert entry["statusListCredential"].endswith("/status/lakeshore-college/revocation/1")
+
+
+def test_a_suspendable_definitions_credential_points_into_both_lists():
+    doc = build("ocsc-site-supervisor-readiness")
     revocation, suspension = doc["credentialStatus"]
     assert revocation["statusPurpose"] == "revocation"
     assert suspension["statusPurpose"] == "suspension"
-    assert revocation["statusListIndex"] == "3"  # 131_075 is index 3 of list 1
-    assert revocation["statusListCredential"].endswith("/status/lakeshore-college/revocation/1")
+    assert suspension["statusListIndex"] == revocation["statusListIndex"] == "3"
+    assert suspension["statusListCredential"].endswith(
+        "/status/ontario-construction-sector-council/suspension/1")
+
+
+def raw_ob_schema_errors(doc: dict) -> list[tuple[str, str]]:
+    """The OB 3.0 JSON Schema as the wallets' verifier applies it: on the document as it
+    is, without our verifier's normalization of a status array into one object."""
+    import json
+
+    from jsonschema import Draft201909Validator
+
+    path = REPO_ROOT / "shared/src/microcred_shared/vc/schema/achievementcredential.json"
+    validator = Draft201909Validator(json.loads(path.read_text("utf-8")))
+    return sorted(("/" + "/".join(map(str, e.path)), e.validator)
+                  for e in validator.iter_errors(doc))
+
+
+@pytest.mark.parametrize(("definition_id", "outcome"), CASES)
+def test_only_a_suspendable_credential_breaks_the_raw_ob_schema_and_only_in_its_status(
+        definition_id, outcome):
+    doc = build(definition_id, **outcome)
+    doc["proof"] = [{"type": "DataIntegrityProof"}]
+    errors = raw_ob_schema_errors(doc)
+    if CATALOG.definition(definition_id).suspendable:
+        assert errors and {path for path, _ in errors} == {"/credentialStatus"}, errors
+    else:
+        assert errors == []
 
 
 def test_the_achievement_carries_the_badge_the_registry_draws_with_a_text_alternative():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from microcred_registry.pages.domain import outcomes_of, present
 from microcred_registry.pages.i18n import choose_language, translator
 from microcred_registry.pages.negotiation import wants_json
-from microcred_registry.pages.rendering import TEMPLATES, render
+from microcred_registry.pages.rendering import KNOWN_CHECKS, TEMPLATES, render
 from microcred_registry.wallet import domain as sharing
 
 DOC = {
@@ -122,3 +123,27 @@ def test_a_credential_with_several_subjects_or_in_vc_1_1_gets_a_page() -> None:
     assert "2026" in view.issued and "2027" in view.valid_until
     odd = present({"credentialSubject": {"achievement": ["x"]}}, {}, "en", translator("en"))
     assert odd.title == ""
+
+
+def _status_row(doc: dict, lang: str) -> str:
+    view = present(doc, REVOKED, lang, translator(lang))
+    html = render(request(f"lang={lang}"), "credential.html", c=view, preview="p",
+                  canonical="https://r.example/c/x", json_url="https://r.example/c/x?f=json",
+                  checked_at="now", known_checks=KNOWN_CHECKS).body.decode()
+    rows = re.findall(r'<th scope="row">([^<]*)</th>\s*<td>[^<]*revocation bit is set', html)
+    assert len(rows) == 1, html
+    return str(rows[0])
+
+
+def test_the_status_check_is_named_for_the_entries_the_credential_carries():
+    """ADR 8: a credential of a default definition can be revoked only (one entry); one of
+    a suspendable definition carries both, and the page says so."""
+    entry = {"type": "BitstringStatusListEntry", "statusListIndex": "3",
+             "statusListCredential": "https://r.example/status/p/revocation/0"}
+    one = {**DOC, "credentialStatus": {**entry, "statusPurpose": "revocation"}}
+    both = {**DOC, "credentialStatus": [{**entry, "statusPurpose": "revocation"},
+                                        {**entry, "statusPurpose": "suspension"}]}
+    assert _status_row(one, "en") == "Revocation"
+    assert _status_row(one, "fr") == "Révocation"
+    assert _status_row(both, "en") == "Revocation and suspension"
+    assert _status_row(both, "fr") == "Révocation et suspension"

@@ -19,7 +19,8 @@ from microcred_issuance.keys.domain import issuer_id
 from microcred_issuance.status.domain import status_entries
 from microcred_shared.db import table_of
 
-_ORIGINAL = sa.text("SELECT provider_id, status_index, status FROM issued_credentials "
+_ORIGINAL = sa.text("SELECT provider_id, status_index, status, suspendable "
+                    "FROM issued_credentials "
                     "WHERE credential_id = :id")
 
 
@@ -42,7 +43,8 @@ async def bind(conn: AsyncConnection, ctx: Issuing, credential_id: uuid.UUID,
         raise NotActive(f"credential {credential_id} is {row.status}")
     bound_copy.check_original(
         document, issuer=issuer_id(ctx.base_url, row.provider_id),
-        status=status_entries(ctx.base_url, row.provider_id, row.status_index))
+        status=status_entries(ctx.base_url, row.provider_id, row.status_index,
+                              suspendable=row.suspendable))
     await ctx.keys.ensure_loaded(row.provider_id)
     key = ctx.keys.active(row.provider_id)
     copy_id = uuid.uuid4()

@@ -25,7 +25,7 @@ def check_holder(holder: str) -> None:
 
 
 def check_original(doc: dict[str, Any], *, issuer: str,
-                   status: list[dict[str, Any]]) -> None:
+                   status: dict[str, Any] | list[dict[str, Any]]) -> None:
     """The document is the credential this register holds: its issuer and status entries
     are the ones issuance gave it, and it has one subject."""
     given = doc.get("issuer")

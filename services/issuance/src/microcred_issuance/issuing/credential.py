@@ -228,7 +228,8 @@ def _document(definition: Definition, provider: Provider, profile: dict[str, Any
             "status": provider.quality_assurance.status,
         },
         "definitionVersion": definition.version,
-        "credentialStatus": status_entries(base_url, provider.id, status_index),
+        "credentialStatus": status_entries(base_url, provider.id, status_index,
+                                            suspendable=definition.suspendable),
         "credentialSchema": [{"id": OB_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
     }
     _fr(doc, "name", definition.title)

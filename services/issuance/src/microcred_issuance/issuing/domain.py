@@ -62,7 +62,8 @@ def completed(doc: dict[str, Any], credential_id: uuid.UUID, *, requested_id: st
     return out
 
 
-def with_status(doc: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+def with_status(doc: dict[str, Any],
+                entries: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     """`doc` pointing at its status list bits. VC 2.0's context defines
     BitstringStatusListEntry; a VC 1.1 credential needs the status list context for it."""
     if "credentialStatus" in doc:

@@ -79,15 +79,16 @@ class Issued:
 _KNOWN = sa.text("SELECT assessment_id FROM issued_credentials "
                  "WHERE assessment_id = ANY(CAST(:ids AS uuid[]))")
 _COLUMNS = ("credential_id", "assessment_id", "provider_id", "definition_id",
-            "definition_version", "learner_key", "key_id", "status_index", "issued_at")
+            "definition_version", "learner_key", "key_id", "status_index", "issued_at",
+            "suspendable")
 _RECORD = sa.text(
     "INSERT INTO issued_credentials (credential_id, assessment_id, provider_id, "
     "definition_id, definition_version, learner_key, key_id, status_index, issued_at, "
-    "status) SELECT *, 'active' FROM unnest(CAST(:credential_id AS uuid[]), "
+    "suspendable, status) SELECT *, 'active' FROM unnest(CAST(:credential_id AS uuid[]), "
     "CAST(:assessment_id AS uuid[]), CAST(:provider_id AS text[]), "
     "CAST(:definition_id AS text[]), CAST(:definition_version AS int[]), "
     "CAST(:learner_key AS text[]), CAST(:key_id AS text[]), CAST(:status_index AS int[]), "
-    "CAST(:issued_at AS timestamptz[]))")
+    "CAST(:issued_at AS timestamptz[]), CAST(:suspendable AS boolean[]))")
 
 
 async def issue(conn: AsyncConnection, ctx: Issuing, issuer: str, drafts: list[Draft],
@@ -107,7 +108,9 @@ async def issue(conn: AsyncConnection, ctx: Issuing, issuer: str, drafts: list[D
                      "provider_id": issuer, "definition_id": d.id if d else None,
                      "definition_version": d.version if d else None,
                      "learner_key": draft.learner_key, "key_id": key.key_id,
-                     "status_index": first + offset, "issued_at": now})
+                     "status_index": first + offset, "issued_at": now,
+                     # As its document says (ADR 8): a VC-API credential never is.
+                     "suspendable": bool(d and d.suspendable)})
         event = CredentialIssued(
             credential_id=draft.credential_id, assessment_id=draft.assessment_id,
             provider_id=issuer, definition_id=d.id if d else None,
@@ -259,7 +262,8 @@ async def issue_submitted(conn: AsyncConnection, ctx: Issuing, provider_id: str,
     doc = domain.completed(submitted, cid, requested_id=requested_id, now=now)
 
     def document(index: int) -> dict[str, Any]:
-        return domain.with_status(doc, status_entries(ctx.base_url, provider_id, index))
+        return domain.with_status(doc, status_entries(ctx.base_url, provider_id, index,
+                                                      suspendable=False))
 
     draft = Draft(cid, domain.subject_learner_key(doc, cid), domain.title_of(doc), document,
                   traceparent, cryptosuite=cryptosuite)

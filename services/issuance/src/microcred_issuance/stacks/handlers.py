@@ -13,7 +13,10 @@ Policy when a component changes: the stack is re-judged on the learner's remaini
 component, can stand in). If the rule no longer holds, a revoked component revokes the
 stack and a suspended one suspends it; when a suspended component is reinstated and the
 rule holds again, a stack suspended for that reason is reinstated. A stack the issuer
-suspended itself is never lifted automatically.
+suspended itself is never lifted automatically. A stack whose definition is not
+suspendable (ADR 8: its credentials carry no suspension entry) is not suspended by a
+component's suspension: suspension is temporary, and only revocation is final enough to
+reach a credential that cannot show it.
 """
 
 from __future__ import annotations
@@ -154,6 +157,8 @@ async def follow_components(conn: AsyncConnection, catalog: Catalog, change: Cha
         if action is None:
             continue
         row = await status.locked(conn, award.credential_id)
+        if action == "suspend" and not row.suspendable:
+            continue  # a stack issued without a suspension entry stands (ADR 8)
         _, out = await status.apply(
             conn, signer, row, action,
             f"component credential {change.credential_id} {VERB[change.status]}",

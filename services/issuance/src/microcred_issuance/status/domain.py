@@ -23,8 +23,18 @@ TRANSITIONS: dict[str, tuple[set[str], str]] = {
 class InvalidTransition(ValueError):
     pass
 
-def transition(action: Action, current: str) -> str:
-    """The status after `action`, or InvalidTransition."""
+class NotSuspendable(InvalidTransition):
+    """The credential has no suspension entry (its definition is not suspendable, ADR 8):
+    no verifier could see a suspension, so none is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__("this credential cannot be suspended; revoke it instead")
+
+def transition(action: Action, current: str, *, suspendable: bool) -> str:
+    """The status after `action`, or InvalidTransition (NotSuspendable for a suspension of
+    a credential issued without a suspension entry)."""
+    if action == "suspend" and not suspendable:
+        raise NotSuspendable
     allowed, target = TRANSITIONS[action]
     if current not in allowed:
         raise InvalidTransition(f"cannot {action} a credential that is {current}")
@@ -47,13 +57,16 @@ class Changed:
 def list_url(base_url: str, provider_id: str, purpose: str, list_no: int) -> str:
     return f"{base_url}/status/{provider_id}/{purpose}/{list_no}"
 
-def status_entries(base_url: str, provider_id: str, index: int) -> list[dict[str, Any]]:
-    """A credential's `credentialStatus`: its bit in both of its issuer's lists."""
+def status_entries(base_url: str, provider_id: str, index: int, *,
+                   suspendable: bool) -> dict[str, Any] | list[dict[str, Any]]:
+    """A credential's `credentialStatus` (ADR 8): its bit in its issuer's revocation list,
+    one object as the OB 3.0 JSON Schema wants it; a suspendable credential's bits in both
+    the revocation and the suspension list, an array (VC 2.0 allows it, that schema not)."""
     list_no, offset = divmod(index, STATUS_LIST_SIZE)
     entries = []
-    for purpose in PURPOSES:
+    for purpose in PURPOSES if suspendable else ("revocation",):
         url = list_url(base_url, provider_id, purpose, list_no)
         entries.append({"id": f"{url}#{offset}", "type": "BitstringStatusListEntry",
                         "statusPurpose": purpose, "statusListIndex": str(offset),
                         "statusListCredential": url})
-    return entries
+    return entries if suspendable else entries[0]

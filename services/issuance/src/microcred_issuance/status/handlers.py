@@ -57,7 +57,7 @@ async def locked(conn: AsyncConnection, credential_id: uuid.UUID) -> Any:
 async def apply(conn: AsyncConnection, signer: Signer, row: Any, action: Action, reason: str,
                 *, traceparent: str | None) -> tuple[Changed, list[Outgoing]]:
     """Flip the status bit, re-sign the list, announce the change. `row` is locked."""
-    target = transition(action, row.status)
+    target = transition(action, row.status, suspendable=row.suspendable)
     purpose = purpose_of(action)
     await lists.set_bit(conn, row.provider_id, purpose, row.status_index,
                         action != "unsuspend")

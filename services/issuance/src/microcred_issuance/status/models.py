@@ -25,6 +25,9 @@ class IssuedCredential(SQLModel, table=True):
     key_id: str
     status_index: int
     status: str = "active"  # active | revoked | suspended
+    # Whether it carries a suspension entry (ADR 8). Rows from before the flag existed do
+    # (migration 5 sets them true); new ones as their definition says.
+    suspendable: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     issued_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from microcred_issuance.deps import Provider, Runtime
 from microcred_issuance.status import handlers
-from microcred_issuance.status.domain import InvalidTransition
+from microcred_issuance.status.domain import InvalidTransition, NotSuspendable
 from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.telemetry import traceparent_of
@@ -44,6 +44,8 @@ async def change_status(credential_id: uuid.UUID, change: StatusChange,
         rt.relay.wake()
         raise Problem(403, "Forbidden", "only the issuing provider may change the "
                       "status of this credential", kind="forbidden") from exc
+    except NotSuspendable as exc:
+        raise Problem(409, "Cannot be suspended", str(exc), kind="not-suspendable") from exc
     except InvalidTransition as exc:
         raise Problem(409, "Conflict", str(exc), kind="invalid-transition") from exc
     rt.relay.wake()

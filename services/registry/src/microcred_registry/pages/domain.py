@@ -79,6 +79,18 @@ def image_and_alt(doc: dict[str, Any], lang: str, fallback: str = "") -> tuple[s
     return url, (caption if lang == "en" and caption else badge_of(doc, lang).alt)
 
 
+def _check_name(check: str, doc: dict[str, Any]) -> str:
+    """The status check is named for what the credential can show: most credentials carry
+    a revocation entry only; those of a suspendable definition a suspension entry too
+    (ADR 8)."""
+    if check != "status":
+        return check
+    status = doc.get("credentialStatus")
+    entries = status if isinstance(status, list) else [status]
+    purposes = {e.get("statusPurpose") for e in entries if isinstance(e, dict)}
+    return "revocation" if purposes == {"revocation"} else check
+
+
 def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any,
             issuer_reason: str = "", image_fallback: str = "") -> CredentialView:
     # JSON of any shape: each step below checks what it reads.
@@ -114,8 +126,8 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
                              or doc.get("issuanceDate")), lang),  # the last: VC 1.1
         valid_until=long_date(_dt(doc.get("validUntil") or doc.get("expirationDate")), lang),
         status=status if status in STATUSES else "unknown",
-        checks=[{"name": c["check"], "ok": c["ok"], "detail": c.get("detail", "")}
-                for c in verification.get("checks", [])],
+        checks=[{"name": _check_name(c["check"], doc), "ok": c["ok"],
+                 "detail": c.get("detail", "")} for c in verification.get("checks", [])],
         reasons=list(verification.get("problems", [])),
         issuer_reason=issuer_reason,
         image=image, image_alt=image_alt,

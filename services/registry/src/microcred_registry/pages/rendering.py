@@ -15,7 +15,7 @@ from microcred_registry.pages.i18n import choose_language, translator
 from microcred_registry.pages.negotiation import wants_json
 
 KNOWN_CHECKS = {"check.proof", "check.issuer_key", "check.validity_window", "check.status",
-                "check.schema"}
+                "check.revocation", "check.schema"}
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True,
                         lstrip_blocks=True)
