@@ -149,7 +149,7 @@ async def submit_batch(provider_id: ProviderId, rt: Runtime, request: Request) -
                       f"{MAX_BATCH_BYTES} bytes", kind="batch-too-large")
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise Problem(400, "Invalid request body", "the body is not JSON",
                       kind="invalid-request") from exc
     raw = doc.get("results") if isinstance(doc, dict) else None
