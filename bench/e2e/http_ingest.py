@@ -206,13 +206,17 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         if mode == "kafka":
             sub, ack, seconds = await run.publish(target.bootstrap, events, args.chunk, 0,
                                                   args.inflight)
-            res = {"requests": -(-args.n // args.chunk), "seconds": seconds,
+            res = {"requests": -(-args.n // args.chunk), "seconds": seconds, "submit": sub,
                    "request_latency": [a - s for s, a in zip(sub, ack, strict=True)]}
         elif mode == "http":
             res = await post_single(url, keys, events, clients=args.clients)
         else:
             res = await post_batches(url, keys, events, batch=args.batch,
                                      clients=max(args.clients // 4, 1))
+        # Until assessment decided every one of them: the way in, including what the
+        # consumer does with it, costs the same whichever door the results came through.
+        t_sent = time.time()
+        decided_at = await _wait_decided(target, [e.result_id for e in events], args.timeout)
         usage = meter.end()
         usage["busy"] = run.machine_busy_fraction(sys_start, psutil.cpu_times())
         if profiler:
@@ -222,6 +226,10 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
                                   usage["cpu"].get(name))
             profiler.files = {}
         rates = print_rates(mode, res, args.n)
+        t_first = min(res["submit"]) if res.get("submit") else t_sent - res["seconds"]
+        rates["decided_per_s"] = args.n / max(decided_at - t_first, 1e-9)
+        print(f"    all {args.n} decided {decided_at - t_sent:.2f}s after the last answer: "
+              f"{rates['decided_per_s']:.1f} results/s submitted -> decided")
         cpu = usage["cpu"]
         print("    CPU per result: " + ", ".join(
             f"{k} {1000 * v / args.n:.3f} ms" for k, v in cpu.items()) +
@@ -229,6 +237,25 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         out[mode] = {**rates, "cpu_ms_per_result": {k: 1000 * v / args.n
                                                      for k, v in cpu.items()}}
     return out
+
+
+async def _wait_decided(target: Any, result_ids: list[str], limit: float) -> float:
+    """When the last of `result_ids` was decided (assessment's `results` table)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(target.db_url("assessment"))
+    try:
+        deadline = time.monotonic() + limit
+        while True:
+            n = await conn.fetchval("SELECT count(*) FROM results WHERE result_id = ANY($1)",
+                                    result_ids)
+            if n >= len(result_ids) or time.monotonic() > deadline:
+                if n < len(result_ids):
+                    print(f"    only {n}/{len(result_ids)} decided before the timeout")
+                return time.time()
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 def main() -> int:
@@ -243,7 +270,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1000, help="results per batch request")
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--inflight", type=int, default=4)
-    ap.add_argument("--settle", type=float, default=5.0, help="pause between modes (s)")
+    ap.add_argument("--settle", type=float, default=3.0, help="pause between modes (s)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="per mode (s)")
     ap.add_argument("--reuse-stack", action="store_true")
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--keep-state", action="store_true")

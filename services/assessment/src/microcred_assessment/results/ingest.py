@@ -62,7 +62,8 @@ def item(result: AssessmentResultSubmitted, provider_id: str, *,
     record = outbox.event_record(topics.RESULTS, result, f"/providers/{provider_id}",
                                  traceparent=traceparent)
     event_id = (dict(record.headers)["ce_id"] or b"").decode()
-    return Item(result, record, content_digest(result), event_id)
+    # The payload is the result's JSON (`content_digest`), already encoded once.
+    return Item(result, record, hashlib.sha256(record.payload).digest(), event_id)
 
 
 @dataclass(frozen=True)
