@@ -199,3 +199,25 @@ async def test_concurrent_requests_share_transactions_and_each_gets_its_answer(a
     assert {published[a.json()["event_id"]] for a in answers} == \
         {r.result_id for r in results}
     assert rt.ingest.stored == 40 and rt.ingest.flushes < 40
+
+
+async def test_a_suspended_provider_and_a_revoked_key_are_refused_at_once(app, kit, live):
+    from microcred_assessment.access.keys import revoke_key
+    from microcred_assessment.catalogue import handlers as catalogue
+
+    client, rt = app
+    async with kit.engine.begin() as conn:
+        await catalogue.set_status(conn, PROVIDER, "suspended", "accreditation under review",
+                                   "operator")
+    await live.refresh()  # what the admin route's poke does on this instance
+    r = await client.post(BATCH, json=body(result(*SCORED, score=80)))
+    [refused] = r.json()["outcomes"]
+    assert refused["problem"]["status"] == 403
+    assert "suspended: accreditation under review" in refused["problem"]["detail"]
+    assert await kit.outbox(topics.RESULTS) == []
+
+    key_id = client.headers["authorization"].split()[1][4:].split(".")[0]
+    assert await revoke_key(kit.engine, key_id)
+    rt.key_verifier.forget()  # what the admin route does on this instance
+    r = await client.post(BATCH, json=body(result(*SCORED, score=80)))
+    assert r.status_code == 401
