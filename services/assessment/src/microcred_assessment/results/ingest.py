@@ -39,6 +39,9 @@ Outcome = Literal["accepted", "duplicate", "conflict"]
 # At most this many results per transaction: a flush of a whole batch request plus the
 # single requests that arrived meanwhile; more wait for the next one.
 MAX_ROWS = 2000
+# Flushes in flight at once. Each locks its ledger rows in (provider, result id) order, so
+# two of them holding the same results wait for each other, never deadlock.
+FLUSHES = 4
 
 
 def content_digest(result: AssessmentResultSubmitted) -> bytes:
@@ -98,6 +101,8 @@ class IngestStore:
         self._queue: list[_Request] = []
         self._pending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(FLUSHES)
+        self._flushing: set[asyncio.Task[None]] = set()
         self.flushes = 0
         self.stored = 0
 
@@ -120,6 +125,7 @@ class IngestStore:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._flushing, return_exceptions=True)  # answered, not lost
         for request in self._queue:
             if not request.done.done():
                 request.done.set_exception(RuntimeError("the service is stopping"))
@@ -128,6 +134,7 @@ class IngestStore:
     async def _run(self) -> None:
         while True:
             await self._pending.wait()
+            await self._slots.acquire()
             taken: list[_Request] = []
             rows = 0
             while self._queue and (not taken or rows + len(self._queue[0].items) <= MAX_ROWS):
@@ -138,8 +145,16 @@ class IngestStore:
                 self._pending.clear()
             # In the first request's context: with tracing on, the flush's database spans
             # belong to that request's trace (alone in its flush when traffic is light).
-            await asyncio.get_running_loop().create_task(self._flush(taken),
-                                                         context=taken[0].context)
+            # Up to FLUSHES at once: a flush waits on the database most of its time, and
+            # the next requests need not wait for it to start theirs.
+            task = asyncio.get_running_loop().create_task(self._flush(taken),
+                                                          context=taken[0].context)
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        self._slots.release()
 
     async def _flush(self, taken: list[_Request]) -> None:
         try:
@@ -163,7 +178,7 @@ class IngestStore:
         first: dict[tuple[str, str], Item] = {}
         for it in items:
             first.setdefault((it.result.provider_id, it.result.result_id), it)
-        unique = list(first.values())
+        unique = [first[k] for k in sorted(first)]  # the lock order of every flush
         async with self._engine.begin() as conn:
             rows = (await conn.execute(_LEDGER, {
                 "pids": [i.result.provider_id for i in unique],
