@@ -46,10 +46,11 @@ async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, so
                  channel: Channel, catalog: Catalog, now: datetime, skew: timedelta,
                  traceparent: str | None, context: dict[str, str] | None = None,
                  ) -> Definition:
-    """The ingest check, the one place HTTP ingest and the Kafka consumers ask whether a
-    result may enter: the sender (`source`, authenticated by the caller) may submit it and
-    it can be judged. Raises Refused (audited in `conn`'s transaction, with `context`) or
-    InvalidResult (the sender is told, nothing is audited). UnfitText is audited too when
+    """The ingest check as the Kafka consumers ask it (HTTP ingest asks the same `check` in
+    `submit_many` and audits its refusals in bulk) whether a result may enter: the sender
+    (`source`, authenticated by the caller) may submit it and it can be judged. Raises
+    Refused (audited in `conn`'s transaction, with `context`) or InvalidResult (the sender
+    is told, nothing is audited). UnfitText is audited too when
     it came over Kafka, for the sender: its only other answer is a dead letter."""
     try:
         return check(result, source, catalog, now, skew)
