@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen python
 
-.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
+.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-ingest bench-signing clean
 
 install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -53,8 +53,11 @@ lint: ## ruff, mypy over the trees in [tool.mypy] files, the architecture's impo
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
 
-bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test)
-	$(PY) bench/e2e/run.py
+bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test); INGEST=http|http-batch: results in over HTTP
+	$(PY) bench/e2e/run.py $(if $(INGEST),--ingest $(INGEST))
+
+bench-ingest: install ## the way in only: Kafka publishing, one result per HTTP request, HTTP batches, side by side
+	$(PY) bench/e2e/http_ingest.py
 
 bench-signing: install ## signing speed vs the JavaScript peer (not a test)
 	$(PY) bench/signing/run.py

@@ -617,6 +617,16 @@ async def publish(bootstrap: str, events: list[Any], chunk: int, rate: float,
     return sub, ack, time.time() - t_begin
 
 
+async def ingest(target: Target, events: list[Any], args: argparse.Namespace, rate: float,
+                 inflight: int) -> tuple[list[float], list[float], float]:
+    """Kafka publishing, or HTTP ingest (bench/e2e/http_ingest.py) with --ingest http*."""
+    if args.ingest == "kafka":
+        return await publish(target.bootstrap, events, args.chunk, rate, inflight)
+    import http_ingest  # beside this file
+
+    return await http_ingest.submit(target, events, args.ingest)
+
+
 async def wait_delivered(dbs: dict[str, asyncpg.Connection], wl: Workload, n: int, t0: float,
                          deadline: float, stall: float, progress_every: float) -> dict[str, int]:
     last_change, last_done = time.monotonic(), -1
@@ -692,7 +702,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         if warm:
             log(f"warm-up: {args.warmup} results")
             t = time.time()
-            await publish(target.bootstrap, warm.events, args.chunk, 0)
+            await ingest(target, warm.events, args, 0, 4)
             await wait_delivered(dbs, warm, args.warmup, t, time.monotonic() + 300, 120, 10)
         pids = {n: target.service_pid(n) for n in SERVICES}
         meter = backbone_meter(target)
@@ -708,8 +718,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         meter.begin()
         log(f"publishing {args.n} results in chunks of {args.chunk}"
             + (f" at {args.rate:g}/s" if args.rate else " as fast as possible"))
-        sub, ack, pub_s = await publish(target.bootstrap, wl.events, args.chunk, args.rate,
-                                        args.inflight)
+        sub, ack, pub_s = await ingest(target, wl.events, args, args.rate, args.inflight)
         t0 = min(sub)
         log(f"published {args.n} in {pub_s:.2f}s ({args.n / pub_s:.0f}/s acked by the broker)")
         deadline = time.monotonic() + args.timeout
@@ -1116,6 +1125,9 @@ def parse_args() -> argparse.Namespace:
                     help="latency phase: seconds of offered load (default 10; 0: no phase)")
     ap.add_argument("--latency-chunk", type=int, default=5,
                     help="latency phase: results per scheduled send (default 5)")
+    ap.add_argument("--ingest", choices=("kafka", "http", "http-batch"), default="kafka",
+                    help="how results come in: Kafka publishing (default), one per HTTP "
+                    "request from 16 keep-alive clients, or HTTP batches of 1000")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-only", action="store_true")
     ap.add_argument("--reuse-stack", action="store_true",

@@ -32,10 +32,10 @@ from microcred_shared.consumer import (
 from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
 from microcred_shared.logs import outages
-from microcred_shared.outbox import OutboxRelay, make_producer
+from microcred_shared.outbox import OutboxRelay, make_producer, recording
 from microcred_shared.settings import ServiceSettings
 from microcred_shared.storable import RefuseUnstorable
-from microcred_shared.telemetry import setup_tracing
+from microcred_shared.telemetry import PassTraceparent, setup_tracing
 
 log = logging.getLogger(__name__)
 # Stored loosely; on_start/on_stop check each hook against the runtime's own (sub)class.
@@ -183,6 +183,9 @@ class ServiceRuntime:
         for router in routers:
             api.include_router(router)
         problems.document(api)  # every problem any operation can answer, in its OpenAPI
+        if not recording():  # no spans go anywhere: only hand an incoming trace on
+            api.add_middleware(PassTraceparent)
+            return api
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(api, tracer_provider=self.tracer_provider,

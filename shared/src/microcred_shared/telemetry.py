@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -96,3 +97,25 @@ def trace_id_of(traceparent: str | None) -> str | None:
         return None
     parts = traceparent.split("-")
     return parts[1] if len(parts) == 4 else None
+
+
+class PassTraceparent:
+    """What OpenTelemetry's ASGI middleware does for a request when no span is recorded (no
+    OTLP endpoint): an incoming `traceparent` becomes the current context, so what the
+    request writes carries it on. Plain ASGI, about 2 µs a request where the instrumented
+    middleware's non-recording spans cost 100-200 µs (issue 12: HTTP ingest)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"traceparent":
+                    token = otel_context.attach(parent_context(value.decode("latin-1")))
+                    try:
+                        await self.app(scope, receive, send)
+                    finally:
+                        otel_context.detach(token)
+                    return
+        await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ from microcred_assessment.models import MIGRATIONS
 from microcred_assessment.results import contract_routes
 from microcred_assessment.results import routes as results_routes
 from microcred_assessment.results.handlers import on_conflicting_duplicates, on_results
+from microcred_assessment.results.ingest import IngestStore
 from microcred_assessment.runtime import AssessmentRuntime
 from microcred_assessment.settings import Settings
 from microcred_shared.auth import KeyVerifier
@@ -43,6 +44,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
     async def start(r: AssessmentRuntime) -> None:
         assert r.engine is not None
         r.key_verifier = KeyVerifier(r.engine)
+        assert r.relay is not None
+        r.ingest = IngestStore(r.engine, on_commit=r.relay.wake)
         r.kafka_admin = KafkaAdmin(
             settings.kafka_bootstrap_servers, **settings.kafka_client_options())
         live = LiveCatalog(r.engine)
@@ -65,7 +68,11 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
                                       settings.kafka_bootstrap_servers,
                                       settings.kafka_client_options()))
 
+    async def stop(r: AssessmentRuntime) -> None:
+        await r.ingest.stop()
+
     rt.on_start(start)
+    rt.on_stop(stop)
     # The routers' paths do not overlap, so their order is only the order of the OpenAPI
     # document: the operator's routes, then the providers'.
     return rt.app("microcred assessment", routers=[

@@ -12,6 +12,7 @@ from microcred_shared.runtime import ServiceRuntime
 
 if TYPE_CHECKING:  # the access context builds it; the runtime only carries it
     from microcred_assessment.access.kafka_admin import KafkaAdmin
+    from microcred_assessment.results.ingest import IngestStore
 
 
 class AssessmentRuntime(ServiceRuntime):
@@ -20,3 +21,4 @@ class AssessmentRuntime(ServiceRuntime):
     catalog: LiveCatalog
     key_verifier: KeyVerifier
     kafka_admin: KafkaAdmin
+    ingest: IngestStore

@@ -10,6 +10,7 @@ import pytest
 
 from microcred_assessment.results import handlers
 from microcred_assessment.results.domain import InvalidResult, Refused
+from microcred_assessment.results.ingest import IngestStore
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_testkit.backbone import provider_headers, result
@@ -133,8 +134,9 @@ async def test_a_result_from_a_suspended_provider_is_refused_with_the_suspension
 
 async def test_http_ingest_puts_an_accepted_result_on_the_results_topic(kit, live):
     res = result(*SCORED, score=82)
-    submitted = await handlers.submit(kit.engine, res, "lakeshore-college",
-                                      catalog=live.current, skew=SKEW, traceparent=None)
+    submitted = await handlers.submit(kit.engine, IngestStore(kit.engine, lambda: None), res,
+                                      "lakeshore-college", catalog=live.current, skew=SKEW,
+                                      traceparent=None)
     [published] = await kit.outbox(topics.RESULTS)
     assert published.headers["ce_id"] == submitted.event_id
     assert published.headers["ce_source"] == "/providers/lakeshore-college"
@@ -152,8 +154,9 @@ async def test_http_ingest_puts_an_accepted_result_on_the_results_topic(kit, liv
 async def test_http_ingest_refuses_a_forged_provider_and_the_audit_record_commits(kit, live):
     res = result(*SCORED, score=82)
     with pytest.raises(Refused) as refused:
-        await handlers.submit(kit.engine, res, "coast-mountain-university",
-                              catalog=live.current, skew=SKEW, traceparent=None)
+        await handlers.submit(kit.engine, IngestStore(kit.engine, lambda: None), res,
+                              "coast-mountain-university", catalog=live.current, skew=SKEW,
+                              traceparent=None)
     assert refused.value.status == 403
     [entry] = await kit.audit("result.forged-provider")
     assert entry["channel"] == "http" and entry["actor"] == "provider:coast-mountain-university"
@@ -163,8 +166,8 @@ async def test_http_ingest_refuses_a_forged_provider_and_the_audit_record_commit
 
 async def test_http_ingest_refuses_an_invalid_result_without_writing_anything(kit, live):
     with pytest.raises(InvalidResult, match="pass/fail: `passed` is required"):
-        await handlers.submit(kit.engine, result("lakeshore-college",
-                                                 "lakeshore-workplace-safety"),
+        await handlers.submit(kit.engine, IngestStore(kit.engine, lambda: None),
+                              result("lakeshore-college", "lakeshore-workplace-safety"),
                               "lakeshore-college", catalog=live.current, skew=SKEW,
                               traceparent=None)
     assert await kit.outbox() == []

@@ -19,6 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from microcred_assessment.access.keys import create_key
 from microcred_assessment.main import build
 from microcred_assessment.results import handlers
+from microcred_assessment.results.ingest import IngestStore
 from microcred_shared.auth import KeyVerifier
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
@@ -42,6 +43,7 @@ async def api(kit: Any, live: Any) -> AsyncIterator[httpx.AsyncClient]:
     app, rt = build()
     rt.engine, rt.catalog = kit.engine, live
     rt.key_verifier, rt.relay = KeyVerifier(kit.engine), _Relay()  # type: ignore[assignment]
+    rt.ingest = IngestStore(kit.engine, rt.relay.wake)
     secret = await create_key(kit.engine, PROVIDER)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a",
                                  headers={"Authorization": f"Bearer {secret}"}) as client:

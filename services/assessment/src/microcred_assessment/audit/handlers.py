@@ -47,6 +47,14 @@ async def record(conn: AsyncConnection, *, channel: Channel, actor: str,
     return event
 
 
+async def record_all(conn: AsyncConnection, entries: list[dict[str, Any]],
+                     traceparent: str | None = None) -> None:
+    """Several refusals at once (a batch request's): `record`'s fields per entry."""
+    events = [audit_event(SERVICE, **e) for e in entries]
+    await store(conn, events)
+    await outbox.write(conn, [audit_record(e, traceparent=traceparent) for e in events])
+
+
 async def record_now(engine: AsyncEngine, **fields: Any) -> AuditRecorded:
     """For an HTTP refusal: the request fails, but its audit record must commit."""
     async with engine.begin() as conn:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from microcred_assessment.audit import handlers as audit
+from microcred_assessment.results import ingest
 from microcred_assessment.results.domain import (
     InvalidResult,
     Refused,
@@ -26,6 +27,7 @@ from microcred_assessment.results.domain import (
     escaped,
     sender_provider,
 )
+from microcred_assessment.results.ingest import IngestStore
 from microcred_assessment.results.models import ResultRecord
 from microcred_shared import outbox
 from microcred_shared.audit import Channel
@@ -44,10 +46,11 @@ async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, so
                  channel: Channel, catalog: Catalog, now: datetime, skew: timedelta,
                  traceparent: str | None, context: dict[str, str] | None = None,
                  ) -> Definition:
-    """The ingest check, the one place HTTP ingest and the Kafka consumers ask whether a
-    result may enter: the sender (`source`, authenticated by the caller) may submit it and
-    it can be judged. Raises Refused (audited in `conn`'s transaction, with `context`) or
-    InvalidResult (the sender is told, nothing is audited). UnfitText is audited too when
+    """The ingest check as the Kafka consumers ask it (HTTP ingest asks the same `check` in
+    `submit_many` and audits its refusals in bulk) whether a result may enter: the sender
+    (`source`, authenticated by the caller) may submit it and it can be judged. Raises
+    Refused (audited in `conn`'s transaction, with `context`) or InvalidResult (the sender
+    is told, nothing is audited). UnfitText is audited too when
     it came over Kafka, for the sender: its only other answer is a dead letter."""
     try:
         return check(result, source, catalog, now, skew)
@@ -74,29 +77,72 @@ async def screen(conn: AsyncConnection, result: AssessmentResultSubmitted, *, so
 class Submitted:
     event_id: str
     assessment_id: uuid.UUID
+    duplicate: bool = False  # the same result was received before (counted, not redecided)
 
 
-async def submit(engine: AsyncEngine, result: AssessmentResultSubmitted, provider_id: str, *,
-                 catalog: Catalog, skew: timedelta, traceparent: str | None) -> Submitted:
-    """HTTP ingest: a result that passes `screen` enters the same Kafka pipeline as one
-    published by the provider (the outbox sends it to topics.RESULTS, ce_source set from
-    the API key). Raises Refused or InvalidResult after the audit record committed."""
+class Conflict(InvalidResult):
+    """The provider result id was already submitted with other content: the first stands."""
+
+    status = 409
+
+    def __init__(self, result_id: str, event_id: str | None) -> None:
+        super().__init__(f"result_id {result_id!r} was already submitted with other content"
+                         f"{f' (event {event_id})' if event_id else ''}; the first one "
+                         "stands: a new result needs a new result_id")
+
+
+async def submit_many(engine: AsyncEngine, store: IngestStore,
+                      results: list[AssessmentResultSubmitted], provider_id: str, *,
+                      catalog: Catalog, skew: timedelta, traceparent: str | None,
+                      ) -> list[Submitted | InvalidResult]:
+    """HTTP ingest: each result that passes the ingest check (`check`, as `screen` does
+    for Kafka) enters the same Kafka pipeline as one the provider publishes (the outbox
+    sends it to topics.RESULTS, ce_source set from the API key). One outcome per result,
+    in order: Submitted once it is durably in the outbox, or why it was refused —
+    Refused (its audit record committed), Conflict, or another InvalidResult."""
     source = f"/providers/{provider_id}"
-    refusal: InvalidResult | None = None
-    async with engine.begin() as conn:
+    now = datetime.now(UTC)
+    out: list[Submitted | InvalidResult | None] = [None] * len(results)
+    audits: list[dict[str, Any]] = []
+    items: list[ingest.Item] = []
+    where: list[int] = []
+    for index, result in enumerate(results):
         try:
-            await screen(conn, result, source=source, channel="http", catalog=catalog,
-                         now=datetime.now(UTC), skew=skew, traceparent=traceparent)
-        except InvalidResult as exc:  # Refused too: its audit record commits with this
-            refusal = exc
+            check(result, source, catalog, now, skew)
+        except Refused as exc:
+            out[index] = exc
+            audits.append({"channel": "http", "actor": actor_of(provider_id),
+                           "action": exc.action, "provider_id": result.provider_id,
+                           "reason": str(exc), "details": {
+                               "result_id": result.result_id,
+                               "definition_id": result.definition_id}})
+        except InvalidResult as exc:
+            out[index] = exc
         else:
-            record = outbox.event_record(topics.RESULTS, result, source,
-                                         traceparent=traceparent)
-            await outbox.write(conn, [record])
-            event_id = (dict(record.headers)["ce_id"] or b"").decode()
-    if refusal is not None:
-        raise refusal
-    return Submitted(event_id, assessment_id_for(provider_id, result.result_id))
+            items.append(ingest.item(result, provider_id, traceparent=traceparent))
+            where.append(index)
+    if audits:
+        async with engine.begin() as conn:
+            await audit.record_all(conn, audits, traceparent=traceparent)
+    for index, it, stored in zip(where, items, await store.store(items), strict=True):
+        if stored.outcome == "conflict":
+            out[index] = Conflict(it.result.result_id, stored.event_id)
+        else:
+            out[index] = Submitted(stored.event_id or it.event_id,
+                                   assessment_id_for(provider_id, it.result.result_id),
+                                   duplicate=stored.outcome == "duplicate")
+    return [o for o in out if o is not None]
+
+
+async def submit(engine: AsyncEngine, store: IngestStore, result: AssessmentResultSubmitted,
+                 provider_id: str, *, catalog: Catalog, skew: timedelta,
+                 traceparent: str | None) -> Submitted:
+    """One result (`submit_many`); raises why it was refused."""
+    [outcome] = await submit_many(engine, store, [result], provider_id, catalog=catalog,
+                                  skew=skew, traceparent=traceparent)
+    if isinstance(outcome, InvalidResult):
+        raise outcome
+    return outcome
 
 
 def authenticated_source(item: Incoming) -> tuple[str, Channel]:

@@ -25,3 +25,15 @@ class ResultRecord(SQLModel, table=True):
     ce_id: str
     trace_id: str | None = None
     decided_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class IngestedResult(SQLModel, table=True):
+    """HTTP ingest's ledger: one row per provider result id received over HTTP, so a
+    resubmission is told apart from a new result at the door (results.ingest)."""
+
+    __tablename__ = "ingested_results"
+    provider_id: str = Field(primary_key=True)
+    result_id: str = Field(primary_key=True)
+    digest: bytes = Field(sa_type=sa.LargeBinary, description="SHA-256 of the result")
+    event_id: str = Field(description="the ce_id it was published with")
+    received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))

@@ -1,45 +1,197 @@
-"""HTTP ingest: providers POST results; each accepted one enters the same Kafka pipeline."""
+"""HTTP ingest: providers POST results, one per request or up to 1,000 in a batch; each
+accepted one enters the same Kafka pipeline."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
 from microcred_assessment.deps import ProviderId, Runtime
 from microcred_assessment.results import handlers
 from microcred_assessment.results.domain import InvalidResult, Refused
+from microcred_assessment.results.handlers import Conflict, Submitted
 from microcred_shared import problems
 from microcred_shared.contract.events import AssessmentResultSubmitted
-from microcred_shared.problems import Problem
+from microcred_shared.problems import TYPE_BASE, Problem
 from microcred_shared.telemetry import trace_id_of, traceparent_of
 
 router = APIRouter()
 
+MAX_BATCH = 1000
+# Far above 1,000 results of the largest allowed size; refused before it is read whole.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 
-@router.post("/v1/assessment-results", responses=problems.responses(403), status_code=202)
+
+def _problem(exc: InvalidResult) -> Problem:
+    if isinstance(exc, Refused):
+        return Problem(exc.status, "Forbidden" if exc.status == 403 else "Result refused",
+                       str(exc), kind="forbidden")
+    if isinstance(exc, Conflict):
+        return Problem(409, "Conflicting resubmission", str(exc), kind="conflicting-result")
+    return Problem(422, "Result refused", str(exc), kind="invalid-result")
+
+
+def _accepted(request: Request, result_id: str, s: Submitted, trace_id: str | None,
+              ) -> dict[str, Any]:
+    return {"event_id": s.event_id, "assessment_id": str(s.assessment_id),
+            "outcome": "duplicate" if s.duplicate else "accepted", "trace_id": trace_id,
+            "status_url": str(request.url_for("result_status", result_id=result_id))}
+
+
+@router.post("/v1/assessment-results", responses=problems.responses(403, 409), status_code=202)
 async def submit(result: AssessmentResultSubmitted, provider_id: ProviderId, rt: Runtime,
                  request: Request) -> JSONResponse:
+    """One result. 202 once it is durably stored (it is then published and decided);
+    `outcome` says `duplicate` when the same result (same content) was received before:
+    it is counted as a resubmission and never decided twice. The same `result_id` with
+    other content is a 409."""
     assert rt.engine is not None and rt.relay is not None
+    traceparent = traceparent_of()
     try:
         submitted = await handlers.submit(
-            rt.engine, result, provider_id, catalog=rt.catalog.current,
-            skew=timedelta(seconds=rt.settings.clock_skew_seconds),
-            traceparent=traceparent_of())
-    except Refused as exc:
-        rt.relay.wake()  # the audit record
-        raise Problem(exc.status, "Forbidden" if exc.status == 403 else "Result refused",
-                      str(exc), kind="forbidden") from exc
+            rt.engine, rt.ingest, result, provider_id, catalog=rt.catalog.current,
+            skew=timedelta(seconds=rt.settings.clock_skew_seconds), traceparent=traceparent)
     except InvalidResult as exc:
-        raise Problem(422, "Result refused", str(exc), kind="invalid-result") from exc
-    rt.relay.wake()
-    return JSONResponse(status_code=202, content={
-        "event_id": submitted.event_id, "assessment_id": str(submitted.assessment_id),
-        "trace_id": trace_id_of(traceparent_of()),
-        "status_url": str(request.url_for("result_status", result_id=result.result_id)),
-    })
+        if isinstance(exc, Refused):
+            rt.relay.wake()  # the audit record
+        raise _problem(exc) from exc
+    return JSONResponse(status_code=202, content=_accepted(
+        request, result.result_id, submitted, trace_id_of(traceparent)))
+
+
+class BatchProblem(BaseModel):
+    """Why one result of a batch was refused: the problem its own request would get."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+class BatchOutcome(BaseModel):
+    index: int = Field(description="position of the result in the request's `results`")
+    result_id: str | None = Field(description="as sent, when it could be read")
+    outcome: Literal["accepted", "duplicate", "refused"]
+    event_id: str | None = Field(None, description="accepted and duplicate results")
+    assessment_id: str | None = None
+    status_url: str | None = None
+    problem: BatchProblem | None = Field(None, description="refused results")
+
+
+class BatchAnswer(BaseModel):
+    accepted: int
+    duplicates: int
+    refused: int
+    trace_id: str | None
+    outcomes: list[BatchOutcome]
+
+
+_BATCH_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["results"], "additionalProperties": False,
+        "properties": {"results": {
+            "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+            "items": {"$ref": "#/components/schemas/AssessmentResultSubmitted"},
+            "description": f"1 to {MAX_BATCH} results; each gets its own outcome"}}}}},
+}
+
+
+def _item_problem(status: int, title: str, detail: str, kind: str,
+                  errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status,
+                           "detail": detail}
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def _parse(raw: Any) -> AssessmentResultSubmitted | dict[str, Any]:
+    """The result, or the problem its own request would have got (400: does not parse)."""
+    if not isinstance(raw, dict):
+        return _item_problem(400, "Invalid request body", "a result must be a JSON object",
+                             "invalid-request")
+    try:
+        return AssessmentResultSubmitted.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{"pointer": "/" + "/".join(str(p) for p in e["loc"]), "detail": e["msg"]}
+                  for e in exc.errors()]
+        return _item_problem(400, "Invalid request body",
+                             f"{len(errors)} problem(s) in the result", "invalid-request",
+                             errors)
+
+
+@router.post("/v1/assessment-results:batch", response_model=BatchAnswer,
+             responses=problems.responses(413), openapi_extra={"requestBody": _BATCH_BODY})
+async def submit_batch(provider_id: ProviderId, rt: Runtime, request: Request) -> JSONResponse:
+    """Up to 1,000 results in one request, all of the provider the API key belongs to.
+    Each result is checked as a single submission is and gets its own outcome, in order:
+    `accepted`, `duplicate` (the same result was received before: counted, never decided
+    twice) or `refused` with the problem its own request would have got (400 does not
+    parse, 403 not the provider's to submit, 409 the same `result_id` with other content,
+    422 cannot be judged). The answer comes once every accepted result is durably stored.
+    More than 1,000 results, or a body over 16 MiB, is a 413 and nothing is stored."""
+    assert rt.engine is not None and rt.relay is not None
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BATCH_BYTES:
+        raise Problem(413, "Batch too large", f"a batch body may hold at most "
+                      f"{MAX_BATCH_BYTES} bytes", kind="batch-too-large")
+    body = await request.body()
+    if len(body) > MAX_BATCH_BYTES:
+        raise Problem(413, "Batch too large", f"a batch body may hold at most "
+                      f"{MAX_BATCH_BYTES} bytes", kind="batch-too-large")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise Problem(400, "Invalid request body", "the body is not JSON",
+                      kind="invalid-request") from exc
+    raw = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(raw, list) or not raw or set(doc) != {"results"}:
+        raise Problem(400, "Invalid request body", 'the body must be {"results": [...]} '
+                      f"with 1 to {MAX_BATCH} results", kind="invalid-request",
+                      errors=[{"pointer": "/results", "detail": "an array of results"}])
+    if len(raw) > MAX_BATCH:
+        raise Problem(413, "Batch too large", f"{len(raw)} results: a batch holds at most "
+                      f"{MAX_BATCH}; split it", kind="batch-too-large")
+    parsed = [_parse(r) for r in raw]
+    results = [p for p in parsed if isinstance(p, AssessmentResultSubmitted)]
+    traceparent = traceparent_of()
+    outcomes = iter(await handlers.submit_many(
+        rt.engine, rt.ingest, results, provider_id, catalog=rt.catalog.current,
+        skew=timedelta(seconds=rt.settings.clock_skew_seconds), traceparent=traceparent))
+    rows: list[dict[str, Any]] = []
+    counts = {"accepted": 0, "duplicate": 0, "refused": 0}
+    status_base = str(request.url_for("result_status", result_id="x"))[:-1]
+    for index, (item, sent) in enumerate(zip(parsed, raw, strict=True)):
+        result_id = sent.get("result_id") if isinstance(sent, dict) else None
+        row: dict[str, Any] = {"index": index, "result_id": result_id
+                               if isinstance(result_id, str) else None}
+        if not isinstance(item, AssessmentResultSubmitted):
+            row |= {"outcome": "refused", "problem": item}
+        else:
+            got = next(outcomes)
+            if isinstance(got, InvalidResult):
+                p = _problem(got)
+                row |= {"outcome": "refused",
+                        "problem": _item_problem(p.status, p.title, p.detail, p.kind)}
+            else:
+                row |= {"outcome": "duplicate" if got.duplicate else "accepted",
+                        "event_id": got.event_id, "assessment_id": str(got.assessment_id),
+                        "status_url": status_base + quote(item.result_id, safe="")}
+        counts[row["outcome"]] += 1
+        rows.append(row)
+    if counts["refused"]:
+        rt.relay.wake()  # their audit records
+    return JSONResponse({"accepted": counts["accepted"], "duplicates": counts["duplicate"],
+                         "refused": counts["refused"], "trace_id": trace_id_of(traceparent),
+                         "outcomes": rows})
 
 
 @router.get("/v1/assessment-results/{result_id}",
