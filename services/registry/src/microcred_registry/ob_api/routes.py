@@ -156,10 +156,14 @@ AUTHORIZE_PARAMS = {"parameters": [
 _PAGE_OR_REDIRECT = {
     **problems.media(200, "text/html", description="the consent page (signed in) or the "
                      "sign-in page"),
-    **problems.media(400, "text/html", description="an unknown client or redirect URI: "
-                     "the browser is not sent back to it"),
+    400: {**problems.response(400, "text/html"), "description": "an unknown client or "
+          "redirect URI (a page: the browser is not sent back to it), or malformed input"},
     302: {"description": "back to the client's redirect URI with `code` and `state`, or "
                          "with `error` (RFC 6749 §4.1.2.1)"}}
+DECISION_BODY = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+        **{n: {"type": "string"} for n in AUTHORIZE_FIELDS},
+        "decision": {"type": "string", "enum": ["approve", "deny"]}}}}}}}
 
 
 def _params(request: Request, source: dict[str, str] | None = None) -> dict[str, str]:
@@ -225,7 +229,9 @@ async def authorize(request: Request, session: BrowserLearner, svc: Service,
     return _consent(request, client, req)
 
 
-@router.post(f"{API}/auth/authorize", include_in_schema=False)
+@router.post(f"{API}/auth/authorize", openapi_extra=DECISION_BODY, responses={
+    400: _PAGE_OR_REDIRECT[400], 302: _PAGE_OR_REDIRECT[302],
+    303: {"description": "not signed in (any more): back to the authorization request"}})
 async def decide(request: Request, session: BrowserLearner, svc: Service,
                  base: BaseUrl) -> Response:
     """The consent form: approve (a code goes back to the client) or deny (access_denied).
