@@ -12,6 +12,7 @@ from starlette.requests import Request
 from microcred_registry.ob_api import domain
 from microcred_registry.ob_api.domain import ApiError
 from microcred_registry.pages.rendering import render
+from microcred_registry.pages.returns import safe_return
 
 
 def test_pkce_s256_is_rfc_7636s_example_and_nothing_else() -> None:
@@ -55,10 +56,10 @@ def test_since_needs_an_offset() -> None:
 
 def test_a_learner_is_sent_back_only_to_our_authorization_endpoint() -> None:
     ok = "/ims/ob/v3p0/auth/authorize?client_id=obc_x&redirect_uri=https%3A%2F%2Fh.example"
-    assert domain.safe_return(ok) == ok
+    assert safe_return(ok) == ok
     for bad in (None, "", "https://evil.example/", "//evil.example/ims/ob/v3p0/auth/authorize?",
                 "/learner", "/ims/ob/v3p0/auth/authorize?x=1//evil"):
-        assert domain.safe_return(bad) is None
+        assert safe_return(bad) is None
 
 
 def test_the_service_description_names_what_a_client_needs() -> None:

@@ -42,10 +42,6 @@ DEFAULT_LIMIT = 20
 PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 CLIENT_ID_PREFIX = "obc_"
-# The authorization request a learner who had to sign in first comes back to (a path of
-# ours, in an HttpOnly cookie, for as long as a sign-in link lives).
-RETURN_COOKIE = "microcred_ob_return"
-RETURN_SECONDS = 900
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 # Client metadata kept (RFC 7591 §2 and the spec's registration table); others are ignored.
 TEXT_FIELDS = ("client_name", "software_id", "software_version")
@@ -415,10 +411,3 @@ def since(value: str) -> datetime:
         raise ApiError(400, "invalid_query_parameter", "since: an RFC 3339 date-time") \
             from exc
 
-
-def safe_return(value: str | None) -> str | None:
-    """The page to go back to after signing in: only our own authorization endpoint."""
-    if value and value.startswith(API + "/auth/authorize?") and "\\" not in value \
-            and "//" not in value:
-        return value
-    return None

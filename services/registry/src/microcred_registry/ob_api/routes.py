@@ -20,6 +20,7 @@ from microcred_registry.deps import BaseUrl, BrowserLearner, Engine, Runtime
 from microcred_registry.ob_api import domain
 from microcred_registry.ob_api.domain import ApiError, AuthorizationRequest, OAuthError
 from microcred_registry.ob_api.handlers import Lifetimes, ObApi, UnknownClient
+from microcred_registry.pages import returns
 from microcred_registry.pages.rendering import PAGE_HEADERS, render
 from microcred_registry.verification.handlers import verify_document
 from microcred_shared import problems
@@ -222,7 +223,7 @@ async def authorize(request: Request, session: BrowserLearner, svc: Service,
         here = f"{API}/auth/authorize?{urlencode(params)}"
         response = render(request, "ob_signin.html",
                           client_name=client["client_metadata"].get("client_name"))
-        response.set_cookie(domain.RETURN_COOKIE, here, max_age=domain.RETURN_SECONDS,
+        response.set_cookie(returns.RETURN_COOKIE, here, max_age=returns.RETURN_SECONDS,
                             httponly=True, secure=base.startswith("https://"),
                             samesite="lax", path="/")
         return response

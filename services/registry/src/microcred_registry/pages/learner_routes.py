@@ -23,9 +23,9 @@ from microcred_registry.deps import (
     WalletService,
 )
 from microcred_registry.employers import handlers as directory
-from microcred_registry.ob_api.domain import RETURN_COOKIE, safe_return
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.rendering import message, render, wants_json_page
+from microcred_registry.pages.returns import RETURN_COOKIE, safe_return
 from microcred_registry.wallet.domain import EMPLOYER_ID, SESSION_COOKIE, VISIBILITIES
 from microcred_registry.wallet.handlers import UnknownEmployer, invalid_employer_id
 from microcred_registry.wallet.models import SignInRequest
