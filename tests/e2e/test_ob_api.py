@@ -218,17 +218,18 @@ async def test_a_host_platform_reads_and_adds_a_learners_credentials(backbone: A
 async def test_a_credential_moves_from_one_learner_host_to_another_only_for_its_holder(
         backbone: Any) -> None:
     """Two learners: Ana's credential read with getCredentials cannot be added to Bea's
-    backpack (403); Ana's own backpack already holds it (200)."""
+    backpack (403); Ana's own backpack already holds it (200). Ana then withdraws the
+    platform's access from her side."""
     ana, bea = (learner(f"ob-{n}-{uuid.uuid4().hex[:6]}") for n in ("ana", "bea"))
     ours = await issued(backbone, ana)
     await issued(backbone, bea)
     scope = f"{READ} {UPSERT}"
     async with backbone.http("registry") as host:
         client = await register(host, scope)
-        bearers = {}
+        bearers, browsers = {}, {}
         for who in (ana, bea):
-            async with backbone.http("registry") as browser:
-                code, verifier = await authorize(backbone, browser, who, client, scope)
+            browsers[who.email] = browser = backbone.http("registry")
+            code, verifier = await authorize(backbone, browser, who, client, scope)
             r = await token(host, client, code, verifier)
             bearers[who.email] = {"authorization": f"Bearer {r.json()['access_token']}"}
         [read] = (await host.get(f"{API}/credentials", headers=bearers[ana.email])
@@ -240,6 +241,22 @@ async def test_a_credential_moves_from_one_learner_host_to_another_only_for_its_
             "imsx_codeMinorFieldValue"] == "forbidden"
         r = await host.post(f"{API}/credentials", json=read, headers=bearers[ana.email])
         assert r.status_code == 200, r.text
+
+        # Ana sees the platform she approved and withdraws it: its token stops working.
+        mine = browsers[ana.email]
+        [connection] = (await mine.get("/v1/learner/connections")).json()["connections"]
+        assert connection["client_name"] == "Example Host" and connection["scope"] == scope
+        r = await browsers[bea.email].delete(f"/v1/learner/connections/{connection['id']}")
+        assert r.status_code == 404  # not Bea's to withdraw
+        r = await mine.delete(f"/v1/learner/connections/{connection['id']}")
+        assert r.status_code == 204, r.text
+        r = await host.get(f"{API}/credentials", headers=bearers[ana.email])
+        assert r.status_code == 401, r.text
+        assert (await mine.get("/v1/learner/connections")).json()["connections"] == []
+        assert (await host.get(f"{API}/credentials", headers=bearers[bea.email])
+                ).status_code == 200
+        for browser in browsers.values():
+            await browser.aclose()
 
 
 async def test_the_refusals_a_host_meets(backbone: Any) -> None:

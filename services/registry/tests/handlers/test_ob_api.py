@@ -300,3 +300,19 @@ async def test_the_profile_is_read_and_replaced(svc: ObApi) -> None:
         await svc.put_profile(ADA, {"id": "urn:uuid:someone-else", "name": "x"})
     with pytest.raises(ApiError):
         await svc.put_profile(ADA, {"url": "javascript:alert(1)"})
+
+
+async def test_the_learner_sees_and_withdraws_the_platforms_they_approved(svc: ObApi) -> None:
+    client = await registered(svc)
+    got = await tokens(svc, client, scope=domain.READ_CREDENTIALS)
+    await tokens(svc, client, learner=BOB)
+    [mine] = await svc.connections(ADA)
+    assert mine["client_name"] == "Host" and mine["scope"] == domain.READ_CREDENTIALS
+    assert not await svc.disconnect(BOB, uuid.UUID(mine["id"]))  # not Bob's
+    assert await svc.disconnect(ADA, uuid.UUID(mine["id"]))
+    assert await svc.connections(ADA) == [] and len(await svc.connections(BOB)) == 1
+    with pytest.raises(ApiError):
+        await svc.access(bearer(got), domain.READ_CREDENTIALS)
+    await refused(svc.token(basic(client), {"grant_type": "refresh_token",
+                                            "refresh_token": got["refresh_token"]}),
+                  "invalid_grant")

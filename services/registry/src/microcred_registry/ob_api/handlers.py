@@ -102,6 +102,16 @@ _SET_PROFILE = sa.text("UPDATE ob_profiles SET fields = CAST(:fields AS JSONB), 
 _NAME = sa.text("SELECT document->'credentialSubject'->>'name' FROM credentials "
                 "WHERE learner_key = :learner AND document->'credentialSubject' ? 'name' "
                 "ORDER BY registered_at DESC LIMIT 1")
+_CONNECTIONS = sa.text(
+    "SELECT g.grant_id, g.client_id, g.scope, g.created_at, c.client_metadata, "
+    "max(t.created_at) AS last_token FROM ob_grants g "
+    "JOIN ob_clients c USING (client_id) "
+    "JOIN ob_tokens t ON t.grant_id = g.grant_id AND t.revoked_at IS NULL "
+    "AND t.expires_at > :now "
+    "WHERE g.learner_key = :learner AND g.revoked_at IS NULL "
+    "GROUP BY g.grant_id, c.client_metadata ORDER BY g.created_at")
+_MY_GRANT = sa.text("SELECT grant_id FROM ob_grants WHERE grant_id = :id "
+                    "AND learner_key = :learner AND revoked_at IS NULL")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -314,6 +324,30 @@ class ObApi:
                 await _revoke_grant(conn, row["grant_id"], now)
             else:
                 await conn.execute(_REVOKE_TOKEN, {"token": domain.digest(token), "now": now})
+
+    # --- the learner's own view of the platforms they approved ---------------------
+
+    async def connections(self, learner_key: str) -> list[dict[str, Any]]:
+        """The platforms holding a live token for the learner, with what they may do."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_CONNECTIONS, {"learner": learner_key,
+                                                      "now": datetime.now(UTC)})).all()
+        return [{"id": str(r.grant_id), "client_id": r.client_id,
+                 "client_name": r.client_metadata.get("client_name"),
+                 "client_uri": r.client_metadata.get("client_uri"),
+                 "scope": " ".join(r.scope), "approved_at": r.created_at.isoformat(),
+                 "last_token_at": r.last_token.isoformat()} for r in rows]
+
+    async def disconnect(self, learner_key: str, grant_id: uuid.UUID) -> bool:
+        """The learner withdraws a platform's access: every token of that grant ends.
+        False when there is no such live grant of theirs."""
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(_MY_GRANT, {"id": grant_id, "learner": learner_key})
+                     ).first()
+            if found is None:
+                return False
+            await _revoke_grant(conn, grant_id, datetime.now(UTC))
+        return True
 
     # --- the resource server ----------------------------------------------------------
 

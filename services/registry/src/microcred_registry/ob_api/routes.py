@@ -9,6 +9,7 @@ may still answer a problem, and every operation says so."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from microcred_registry.deps import BaseUrl, BrowserLearner, Engine, Runtime
+from microcred_registry.deps import BaseUrl, BrowserLearner, Engine, Learner, Runtime
 from microcred_registry.ob_api import domain
 from microcred_registry.ob_api.domain import ApiError, AuthorizationRequest, OAuthError
 from microcred_registry.ob_api.handlers import Lifetimes, ObApi, UnknownClient
@@ -24,6 +25,7 @@ from microcred_registry.pages import returns
 from microcred_registry.pages.rendering import PAGE_HEADERS, render
 from microcred_registry.verification.handlers import verify_document
 from microcred_shared import problems
+from microcred_shared.problems import Problem
 
 router = APIRouter(tags=["Open Badges 3.0 API"])
 API = domain.API
@@ -405,3 +407,23 @@ async def put_profile(request: Request, svc: Service) -> Response:
         return JSONResponse(await svc.put_profile(who.learner_key, body))
     except ApiError as exc:
         return _api_error(exc)
+
+
+# --- the learner's API: the platforms they approved --------------------------------------
+
+
+@router.get("/v1/learner/connections", tags=["learner"])
+async def connections(session: Learner, svc: Service) -> JSONResponse:
+    """The host platforms that hold a live Open Badges API token for the signed-in
+    learner, and what each may do."""
+    return JSONResponse({"connections": await svc.connections(session.learner_key)},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/v1/learner/connections/{connection_id}", status_code=204, tags=["learner"],
+               responses=problems.responses(404))
+async def disconnect(connection_id: uuid.UUID, session: Learner, svc: Service) -> Response:
+    """Withdraw a platform's access: its access and refresh tokens stop working at once."""
+    if not await svc.disconnect(session.learner_key, connection_id):
+        raise Problem(404, "Not found", "no such connection of yours", kind="not-found")
+    return Response(status_code=204)
