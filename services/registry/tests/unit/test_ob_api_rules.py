@@ -33,6 +33,8 @@ def test_page_links_name_first_last_next_and_prev() -> None:
     assert f'<{url}?limit=2&offset=0>; rel="prev"' in middle
     last = domain.page_links(url, limit=2, offset=4, total=5)
     assert 'rel="next"' not in last and 'rel="prev"' in last
+    since = domain.page_links(url, limit=2, offset=0, total=5, since="2026-07-01T00:00:00Z")
+    assert f'<{url}?limit=2&offset=2&since=2026-07-01T00%3A00%3A00Z>; rel="next"' in since
     empty = domain.page_links(url, limit=20, offset=0, total=0)
     assert 'rel="next"' not in empty and 'rel="prev"' not in empty
 

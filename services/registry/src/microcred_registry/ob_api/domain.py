@@ -326,10 +326,15 @@ def has_scope(granted: list[str], needed: str) -> bool:
     return needed in granted
 
 
-def page_links(url: str, *, limit: int, offset: int, total: int) -> str:
-    """RFC 8288 `Link` with first, last, and next/prev where they exist (spec §6.4)."""
+def page_links(url: str, *, limit: int, offset: int, total: int,
+               since: str | None = None) -> str:
+    """RFC 8288 `Link` with first, last, and next/prev where they exist (spec §6.4); a
+    `since` asked for stays in every link."""
     def at(off: int) -> str:
-        return f"<{url}?{urlencode({'limit': limit, 'offset': off})}>"
+        query: dict[str, Any] = {"limit": limit, "offset": off}
+        if since is not None:
+            query["since"] = since
+        return f"<{url}?{urlencode(query)}>"
     last = max(0, (total - 1) // limit * limit) if total else 0
     links = []
     if offset + limit < total:

@@ -339,7 +339,7 @@ async def get_credentials(request: Request, svc: Service, base: BaseUrl) -> Resp
     return JSONResponse({"credential": docs}, headers={
         "X-Total-Count": str(total), "Cache-Control": "no-store",
         "Link": domain.page_links(f"{base}{API}/credentials", limit=limit, offset=offset,
-                                  total=total)})
+                                  total=total, since=request.query_params.get("since"))})
 
 
 def _since(value: str | None) -> datetime | None:
