@@ -13,6 +13,7 @@ from microcred_registry.delivery.routes import router as delivery_router
 from microcred_registry.employers.handlers import on_employer_published
 from microcred_registry.employers.keys import on_employer_keys
 from microcred_registry.migrations import MIGRATIONS
+from microcred_registry.ob_api.routes import router as ob_api_router
 from microcred_registry.oid4vci.routes import router as oid4vci_router
 from microcred_registry.pages.badge_routes import router as badge_router
 from microcred_registry.pages.learner_routes import router as learner_pages_router
@@ -57,4 +58,4 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     return rt.app("microcred registry", routers=[
         credentials_router, verification_router, pages_router, wallet_router,
         learner_pages_router, badge_router, trust_router, oid4vci_router,
-        delivery_router]), rt
+        delivery_router, ob_api_router]), rt

@@ -12,6 +12,7 @@ from microcred_registry.credentials.models import (
 )
 from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
+from microcred_registry.ob_api.models import OB_API_TABLES, index_credential_ids
 from microcred_registry.oid4vci.models import OID4VCI_TABLES
 from microcred_registry.wallet.models import LEARNER_TABLES, add_shared_since
 from microcred_shared.auth import ApiKey
@@ -46,4 +47,8 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(t) for t in OID4VCI_TABLES]),
     # 10: wallet exchanges, "Add to wallet" (ADR 27).
     create_tables([table_of(WalletExchange)]),
+    # 11: the Open Badges 3.0 API: clients, grants, tokens, the backpack, profiles (ADR 29).
+    create_tables([table_of(t) for t in OB_API_TABLES]),
+    # 12: a credential found by its own `id` (upsertCredential: is it one of ours?).
+    index_credential_ids,
 ]

@@ -47,6 +47,20 @@ class Settings(ServiceSettings):
         None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
     exchange_ttl_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_EXCHANGE_TTL_SECONDS"))
+    # The Open Badges 3.0 API (ADR 29): how long an authorization code, an access token and
+    # a refresh token live, and what the service description document names.
+    ob_code_ttl_seconds: int = Field(
+        120, validation_alias=AliasChoices("MICROCRED_OB_CODE_TTL_SECONDS"))
+    ob_access_ttl_seconds: int = Field(
+        3600, validation_alias=AliasChoices("MICROCRED_OB_ACCESS_TTL_SECONDS"))
+    ob_refresh_ttl_seconds: int = Field(
+        180 * 86400, validation_alias=AliasChoices("MICROCRED_OB_REFRESH_TTL_SECONDS"))
+    ob_service_name: str = Field(
+        "microcred", validation_alias=AliasChoices("MICROCRED_OB_SERVICE_NAME"))
+    ob_terms_url: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_OB_TERMS_URL"))
+    ob_privacy_url: str | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_OB_PRIVACY_URL"))
     # The trust list's OpenID Federation statements are signed with this Ed25519 key
     # (base64url of its 32-byte seed; ADR 26). Unset: only the DCC registry JSON is served.
     trust_signing_key: SecretStr | None = Field(

@@ -180,6 +180,29 @@ _EN = {
     "oid4vci.link": "Open in a wallet app",
     "oid4vci.tx_code": "Transaction code",
     "oid4vci.expires": "The offer can be used once, until {time} (UTC).",
+    # The Open Badges 3.0 API's consent and sign-in pages (ADR 29).
+    "ob.consent.title": "Allow access to your credentials?",
+    "ob.consent.asks": "{client} asks for access to your account.",
+    "ob.consent.wants": "If you allow it, it may:",
+    "ob.consent.back": "You will then go back to {host}. You can refuse; nothing is shared "
+                       "until you allow it.",
+    "ob.consent.approve": "Allow",
+    "ob.consent.deny": "Refuse",
+    "ob.scope.credential.readonly": "read your credentials",
+    "ob.scope.credential.upsert": "add credentials to your collection here (each one is "
+                                  "verified first)",
+    "ob.scope.profile.readonly": "read your profile",
+    "ob.scope.profile.update": "update your profile",
+    "ob.scope.offline_access": "keep this access until you or it withdraws it",
+    "ob.signin.asks": "{client} asks for access to your credentials. Sign in first.",
+    "ob.signin.back": "Once you follow the link in that e-mail, in this browser, you come "
+                      "back here to decide.",
+    "ob.error.title": "This request cannot be completed",
+    "ob.error.client": "The application that sent you here is not registered with us.",
+    "ob.error.redirect": "The application asked to send you back to an address it did not "
+                         "register with us.",
+    "ob.error.repeated": "The request is malformed.",
+    "ob.error.safe": "For your safety you were not sent back to it. Nothing was shared.",
     "actions.linkedin_private": "LinkedIn shows a link to this credential's page: make it "
                                 "public so that people who follow it can see it.",
     "actions.for": "{action}: {title}",
@@ -342,6 +365,28 @@ _FR = {
     "oid4vci.link": "Ouvrir dans une application de portefeuille",
     "oid4vci.tx_code": "Code de transaction",
     "oid4vci.expires": "L'offre ne sert qu'une fois, jusqu'à {time} (UTC).",
+    "ob.consent.title": "Autoriser l'accès à vos titres?",
+    "ob.consent.asks": "{client} demande l'accès à votre compte.",
+    "ob.consent.wants": "Si vous l'autorisez, cette application pourra :",
+    "ob.consent.back": "Vous retournerez ensuite à {host}. Vous pouvez refuser; rien n'est "
+                       "partagé sans votre accord.",
+    "ob.consent.approve": "Autoriser",
+    "ob.consent.deny": "Refuser",
+    "ob.scope.credential.readonly": "lire vos titres",
+    "ob.scope.credential.upsert": "ajouter des titres à votre collection ici (chacun est "
+                                  "vérifié d'abord)",
+    "ob.scope.profile.readonly": "lire votre profil",
+    "ob.scope.profile.update": "mettre à jour votre profil",
+    "ob.scope.offline_access": "garder cet accès jusqu'à ce que vous ou elle y mettiez fin",
+    "ob.signin.asks": "{client} demande l'accès à vos titres. Connectez-vous d'abord.",
+    "ob.signin.back": "Une fois le lien de ce courriel suivi, dans ce navigateur, vous "
+                      "reviendrez ici pour décider.",
+    "ob.error.title": "Cette demande ne peut pas aboutir",
+    "ob.error.client": "L'application qui vous a envoyé ici n'est pas inscrite chez nous.",
+    "ob.error.redirect": "L'application a demandé à vous renvoyer vers une adresse qu'elle "
+                         "n'a pas inscrite chez nous.",
+    "ob.error.repeated": "La demande est mal formée.",
+    "ob.error.safe": "Par sécurité, vous n'y avez pas été renvoyé. Rien n'a été partagé.",
     "actions.linkedin_private": "LinkedIn affiche un lien vers la page de ce titre : "
                                 "rendez-le public pour que les personnes qui le suivent "
                                 "puissent le voir.",

@@ -25,6 +25,7 @@ from microcred_registry.deps import (
 from microcred_registry.employers import handlers as directory
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.rendering import message, render, wants_json_page
+from microcred_registry.pages.returns import RETURN_COOKIE, safe_return
 from microcred_registry.wallet.domain import EMPLOYER_ID, SESSION_COOKIE, VISIBILITIES
 from microcred_registry.wallet.handlers import UnknownEmployer, invalid_employer_id
 from microcred_registry.wallet.models import SignInRequest
@@ -62,7 +63,11 @@ async def _exchange(token: str, request: Request, signin: SignIn, base: str, lan
             "credentials_url": f"{base}/v1/learner/credentials"},
             headers={"Cache-Control": "no-store"})
     else:
-        response = RedirectResponse(f"{base}/learner", status_code=303)
+        # Back to an Open Badges API consent page that sent the learner to sign in (ADR 29).
+        back = safe_return(request.cookies.get(RETURN_COOKIE))
+        response = RedirectResponse(f"{base}{back or '/learner'}", status_code=303)
+        if back:
+            response.delete_cookie(RETURN_COOKIE, path="/")
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(
         signin.policy.session_ttl.total_seconds()), httponly=True,
         secure=base.startswith("https://"), samesite="lax", path="/")
