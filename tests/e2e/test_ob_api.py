@@ -1,4 +1,4 @@
-"""The 1EdTech Open Badges 3.0 API on the running backbone (ADR 29), driven as a host
+"""The 1EdTech Open Badges 3.0 API on the running backbone (ADR 30), driven as a host
 platform would drive it: read the service description, register (RFC 7591), send the
 learner's browser to the authorization endpoint (sign-in by e-mailed link, then the consent
 page, EN and FR), redeem the code with the PKCE verifier, then getCredentials (paged),

@@ -47,7 +47,7 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(t) for t in OID4VCI_TABLES]),
     # 10: wallet exchanges, "Add to wallet" (ADR 27).
     create_tables([table_of(WalletExchange)]),
-    # 11: the Open Badges 3.0 API: clients, grants, tokens, the backpack, profiles (ADR 29).
+    # 11: the Open Badges 3.0 API: clients, grants, tokens, the backpack, profiles (ADR 30).
     create_tables([table_of(t) for t in OB_API_TABLES]),
     # 12: a credential found by its own `id` (upsertCredential: is it one of ours?).
     index_credential_ids,

@@ -47,7 +47,7 @@ class Settings(ServiceSettings):
         None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
     exchange_ttl_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_EXCHANGE_TTL_SECONDS"))
-    # The Open Badges 3.0 API (ADR 29): how long an authorization code, an access token and
+    # The Open Badges 3.0 API (ADR 30): how long an authorization code, an access token and
     # a refresh token live, and what the service description document names.
     ob_code_ttl_seconds: int = Field(
         120, validation_alias=AliasChoices("MICROCRED_OB_CODE_TTL_SECONDS"))

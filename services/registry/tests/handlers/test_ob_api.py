@@ -1,4 +1,4 @@
-"""The Open Badges 3.0 API's use cases on a real database (ADR 29): registration, the
+"""The Open Badges 3.0 API's use cases on a real database (ADR 30): registration, the
 authorization code with PKCE and its refusals (wrong verifier, wrong redirect URI, a code
 expired, replayed or another client's), refresh-token rotation and reuse, revocation,
 scopes, paging, the backpack (a credential from elsewhere verified before it is kept, ours

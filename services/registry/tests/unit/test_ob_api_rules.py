@@ -1,4 +1,4 @@
-"""The Open Badges 3.0 API's pure rules (ADR 29): PKCE S256 (RFC 7636's own example),
+"""The Open Badges 3.0 API's pure rules (ADR 30): PKCE S256 (RFC 7636's own example),
 paging links, `since`, where a learner may be sent back after signing in, the service
 description, and the consent page in both languages."""
 

@@ -1,4 +1,4 @@
-"""The 1EdTech Open Badges 3.0 API (ADR 29) as pure rules: the scopes, the Service
+"""The 1EdTech Open Badges 3.0 API (ADR 30) as pure rules: the scopes, the Service
 Description Document, what a dynamic client registration (RFC 7591) may say, the PKCE check
 (S256 only), the authorization request's checks, paging (`X-Total-Count`, `Link`), a
 stored profile's fields, and the spec's `Imsx_StatusInfo` error body. No database, no

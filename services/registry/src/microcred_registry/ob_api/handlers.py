@@ -1,4 +1,4 @@
-"""Use cases of the Open Badges 3.0 API (ADR 29): a host platform registers itself (RFC
+"""Use cases of the Open Badges 3.0 API (ADR 30): a host platform registers itself (RFC
 7591), a signed-in learner approves it for some scopes, it redeems the code with its PKCE
 verifier for an access and a refresh token, and then reads the learner's credentials and
 profile, adds credentials to the learner's backpack (verified first) and updates the

@@ -1,4 +1,4 @@
-"""Tables of the Open Badges 3.0 API context (ADR 29). Every secret (client secret,
+"""Tables of the Open Badges 3.0 API context (ADR 30). Every secret (client secret,
 authorization code, access and refresh token) is kept only as its SHA-256 digest: each is
 256 random bits, as the other learner secrets (ADR 9)."""
 

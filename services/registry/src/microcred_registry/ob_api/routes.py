@@ -1,4 +1,4 @@
-"""The 1EdTech Open Badges 3.0 API (ADR 29) under `/ims/ob/v3p0`: service discovery, the
+"""The 1EdTech Open Badges 3.0 API (ADR 30) under `/ims/ob/v3p0`: service discovery, the
 authorization server (dynamic client registration, the consent page, token, revocation) and
 the resource server (getCredentials, upsertCredential, getProfile, putProfile).
 

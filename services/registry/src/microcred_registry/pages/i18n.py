@@ -180,7 +180,7 @@ _EN = {
     "oid4vci.link": "Open in a wallet app",
     "oid4vci.tx_code": "Transaction code",
     "oid4vci.expires": "The offer can be used once, until {time} (UTC).",
-    # The Open Badges 3.0 API's consent and sign-in pages (ADR 29).
+    # The Open Badges 3.0 API's consent and sign-in pages (ADR 30).
     "ob.consent.title": "Allow access to your credentials?",
     "ob.consent.asks": "{client} asks for access to your account.",
     "ob.consent.wants": "If you allow it, it may:",

@@ -63,7 +63,7 @@ async def _exchange(token: str, request: Request, signin: SignIn, base: str, lan
             "credentials_url": f"{base}/v1/learner/credentials"},
             headers={"Cache-Control": "no-store"})
     else:
-        # Back to an Open Badges API consent page that sent the learner to sign in (ADR 29).
+        # Back to an Open Badges API consent page that sent the learner to sign in (ADR 30).
         back = safe_return(request.cookies.get(RETURN_COOKIE))
         response = RedirectResponse(f"{base}{back or '/learner'}", status_code=303)
         if back:

@@ -1,6 +1,6 @@
 """Where a browser goes after signing in: back to the page that sent it to sign in, when
 that is one of the few that may ask for it (the Open Badges API's authorization request,
-ADR 29), kept in a short-lived HttpOnly cookie; `/learner` otherwise. Pure."""
+ADR 30), kept in a short-lived HttpOnly cookie; `/learner` otherwise. Pure."""
 
 from __future__ import annotations
 
