@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen python
 
-.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-ingest bench-signing clean
+.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-ingest bench-signing bench-registry clean
 
 install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -59,8 +59,11 @@ bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test);
 bench-ingest: install ## the way in only: Kafka publishing, one result per HTTP request, HTTP batches, side by side
 	$(PY) bench/e2e/http_ingest.py
 
-bench-signing: install ## signing speed vs the JavaScript peer (not a test)
+bench-signing: install ## signing and verification speed vs the JavaScript peer (not a test)
 	$(PY) bench/signing/run.py
+
+bench-registry: install ## registry p50/p99 at 10k, 1M and 10M stored credentials (not a test; ~35 GB of disk, hours)
+	$(PY) bench/registry/run.py $(BENCH_REGISTRY_ARGS)
 
 clean: down
 	rm -rf .state

@@ -148,3 +148,30 @@ async def test_a_did_document_that_names_another_did_is_not_believed():
     result = await verify(world, world.credential(3))
     assert not result.verified
     assert "names 'did:web:elsewhere.example'" in result.checks["issuer_key"].detail
+
+
+# --- what verification remembers between credentials (issue 12) ---------------------------
+
+
+async def test_a_status_list_verified_once_is_checked_again_once_forged(issuer):
+    """The lists' proofs are remembered by content and key: a list changed afterwards
+    without a new signature is not trusted, however often the good one was seen."""
+    for index in (20, 21):
+        assert (await verify(issuer, issuer.credential(index))).status == "valid"
+    forged = copy.deepcopy(issuer.documents[issuer.list_url("revocation")])
+    bits = statuslist.new_list()
+    statuslist.set_bit(bits, 22)
+    forged["credentialSubject"]["encodedList"] = statuslist.encode_list(bits)
+    issuer.documents[issuer.list_url("revocation")] = forged
+    result = await verify(issuer, issuer.credential(22))
+    assert result.status == "unknown" and "bad proof" in result.checks["status"].detail
+
+
+async def test_a_status_list_verified_once_is_not_believed_after_its_key_is_revoked(issuer):
+    assert (await verify(issuer, issuer.credential(30))).status == "valid"
+    controller = issuer.documents[issuer.issuer_id]
+    controller["verificationMethod"][0]["revoked"] = "2026-03-01T00:00:00Z"
+    result = await verify(issuer, issuer.credential(31))
+    assert result.status == "invalid" and not result.checks["issuer_key"].ok
+    assert result.checks["status"].ok is None
+    assert "not signed by the credential's issuer" in result.checks["status"].detail

@@ -30,7 +30,10 @@ from microcred_shared.problems import Problem
 from microcred_shared.runtime import runtime_of
 
 
-def _runtime(request: Request) -> RegistryRuntime:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+# thread pool, one hand-over per dependency per request (eight for a credential's page:
+# about half the registry's CPU per read in bench/registry, issue 12).
+async def _runtime(request: Request) -> RegistryRuntime:
     rt = runtime_of(request)
     assert isinstance(rt, RegistryRuntime)
     return rt
@@ -39,7 +42,7 @@ def _runtime(request: Request) -> RegistryRuntime:
 Runtime = Annotated[RegistryRuntime, Depends(_runtime)]
 
 
-def _engine(rt: Runtime) -> AsyncEngine:
+async def _engine(rt: Runtime) -> AsyncEngine:
     assert rt.engine is not None, "the service has not started"
     return rt.engine
 
@@ -51,7 +54,7 @@ def base_url(rt: RegistryRuntime) -> str:
     return rt.settings.public_base_url.rstrip("/")
 
 
-def _base_url(rt: Runtime) -> str:
+async def _base_url(rt: Runtime) -> str:
     return base_url(rt)
 
 
@@ -67,7 +70,7 @@ def _is_operator(rt: RegistryRuntime, given: str) -> bool:
 
 
 @problems.declares(401)
-def _operator(request: Request, rt: Runtime) -> None:
+async def _operator(request: Request, rt: Runtime) -> None:
     """Only the operator token (MICROCRED_OPERATOR_TOKEN) passes; none set, nobody does."""
     require_operator(request, rt.settings.operator_token)
 
@@ -75,7 +78,7 @@ def _operator(request: Request, rt: Runtime) -> None:
 Operator = Annotated[None, Depends(_operator)]
 
 
-def _language(request: Request) -> str:
+async def _language(request: Request) -> str:
     return language(request)
 
 
@@ -83,21 +86,21 @@ def _language(request: Request) -> str:
 Language = Annotated[str, Depends(_language)]
 
 
-def _signin(rt: Runtime, engine: Engine) -> SignIn:
+async def _signin(rt: Runtime, engine: Engine) -> SignIn:
     return SignIn(engine, base_url(rt), policy_of(rt.settings), rt.wake_relay)
 
 
 SignInService = Annotated[SignIn, Depends(_signin)]
 
 
-def _wallet(rt: Runtime, engine: Engine) -> Wallet:
+async def _wallet(rt: Runtime, engine: Engine) -> Wallet:
     return Wallet(engine, base_url(rt), rt.wake_relay)
 
 
 WalletService = Annotated[Wallet, Depends(_wallet)]
 
 
-def _pages(rt: Runtime, engine: Engine, signin: SignInService) -> Pages:
+async def _pages(rt: Runtime, engine: Engine, signin: SignInService) -> Pages:
     return Pages(engine, base_url(rt), signin)
 
 

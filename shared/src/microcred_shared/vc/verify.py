@@ -11,9 +11,13 @@ Key validity convention (controller documents we publish, Multikey terms):
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -21,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from . import didweb, related, statuslist
 from .errors import VcError
 from .keys import did_key_document, multikey_decode
-from .proofs import verify_proof
+from .proofs import ProofResult, verify_proof
 from .schema import is_open_badge, schema_problems
 from .vcdm import is_v1, parse_datetime, valid_from, valid_until
 
@@ -103,7 +107,52 @@ class KeyResolver:
         vm, _ = await self.method(vm_id)
         if vm.get("type") not in KEY_TYPES or "publicKeyMultibase" not in vm:
             raise VcError(f"{vm_id} is not an Ed25519 Multikey")
-        return multikey_decode(vm["publicKeyMultibase"])
+        return _public_key(vm["publicKeyMultibase"])
+
+
+@lru_cache(maxsize=4096)
+def _public_key(multibase: str) -> Ed25519PublicKey:
+    """multikey_decode, once per key (a pure function of the string; errors not cached)."""
+    return multikey_decode(multibase)
+
+
+# A status list serves up to 131,072 credentials: its proof is checked once per distinct
+# (list, keys) pair, not once per credential. Its proof result is a pure function of the
+# list's JSON and of the verification methods its proofs name, so the cache key is exactly
+# those (the list's JSON digest, each method's JSON as resolved in this verification): a
+# re-signed list, a key rotated, revoked or withdrawn, is a new key and checked afresh.
+# The controller documents are still resolved on every verification.
+_LIST_PROOFS: OrderedDict[tuple[str, str], ProofResult] = OrderedDict()
+LIST_PROOF_CACHE = 1024
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+async def _list_proof(listing: dict[str, Any], keys: KeyResolver) -> ProofResult:
+    try:
+        methods = [(await keys.method(p["verificationMethod"]))[0]
+                   for p in _as_list(listing.get("proof")) if isinstance(p, dict)]
+        key = (_digest(listing), _digest(methods))
+    except Exception:  # noqa: BLE001 - not cacheable: verify_proof reports what is wrong
+        return await verify_proof(listing, keys.public_key)
+    found = _LIST_PROOFS.get(key)
+    if found is not None:
+        _LIST_PROOFS.move_to_end(key)
+        return found
+    result = await verify_proof(listing, keys.public_key)
+    _LIST_PROOFS[key] = result
+    if len(_LIST_PROOFS) > LIST_PROOF_CACHE:
+        _LIST_PROOFS.popitem(last=False)
+    return result
+
+
+@lru_cache(maxsize=256)
+def _bits(encoded: str) -> bytes:
+    """decode_list once per encodedList (pure; errors are raised again, never cached)."""
+    return bytes(statuslist.decode_list(encoded))
 
 
 def _first_proof(document: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +254,7 @@ async def _status_of(document: dict[str, Any], entry: Any, resolve: DocumentReso
         listing = await resolve(url)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - unreachable list: status unknown
         return "unknown", f"cannot fetch {url}: {exc}"
-    proof = await verify_proof(listing, keys.public_key)
+    proof = await _list_proof(listing, keys)
     if not proof.ok:
         return "unknown", f"status list {url} has a bad proof: {proof.reason}"
     key = await check_issuer_key(listing, keys)
@@ -220,7 +269,9 @@ async def _status_of(document: dict[str, Any], entry: Any, resolve: DocumentReso
     if not window.ok:
         return "unknown", f"status list {url}: {window.detail}"
     try:
-        bit = statuslist.get_bit(statuslist.decode_list(subject.get("encodedList")), int(index))
+        encoded = subject.get("encodedList")
+        bits = _bits(encoded) if isinstance(encoded, str) else statuslist.decode_list(encoded)
+        bit = statuslist.get_bit(bits, int(index))
     except VcError as exc:
         return "unknown", str(exc)
     if not bit:

@@ -46,11 +46,17 @@ async def readable(conn: AsyncConnection, credential_id: uuid.UUID,
     """The credential and its visibility when `viewer` may read it by its id; None when
     there is no such credential or the viewer may not read it (the two look alike, so that
     a private credential's existence is not told)."""
-    row = (await conn.execute(sa.select(CredentialRecord).where(
+    # One statement for the credential and who may see it (every read by id starts here).
+    row: Any = (await conn.execute(sa.select(
+        CredentialRecord, col(CredentialVisibility.visibility).label("visibility_"),
+        col(CredentialVisibility.shared_with).label("shared_with_"),
+    ).outerjoin(CredentialVisibility, col(CredentialVisibility.credential_id) ==
+                col(CredentialRecord.credential_id)).where(
         col(CredentialRecord.credential_id) == credential_id))).first()
     if row is None:
         return None
-    visibility, shared = await visibility_of(conn, credential_id)
+    visibility = row.visibility_ or "private"
+    shared = list(row.shared_with_ or []) if row.visibility_ is not None else []
     if not may_read(viewer, holder=row.learner_key, issuer=row.provider_id,
                     visibility=visibility, shared_with=shared):
         return None

@@ -1,0 +1,529 @@
+"""The registry at scale: p50/p99 of what it serves at 10k, 1M and 10M stored credentials.
+
+    uv run python bench/registry/run.py [--sizes 10000,1000000,10000000] [--requests 400]
+                                        [--keep] [--state DIR]
+
+Starts the embedded PostgreSQL of the devstack (microcred_devstack.postgres, as the test
+fixtures do; or the server in DATABASE_URL) in its own state folder, creates a fresh
+`bench_registry` database with the registry's MIGRATIONS, and the registry service's HTTP
+app (bench/registry/serve.py) against it. Then, size by size, it loads credentials with
+COPY (documents as issuance builds and signs them, 20 providers, 5 definitions each, ten
+credentials per learner, one in ten made public; bench/registry/data.py), ANALYZEs, and
+times one request at a time, each for a row picked at random over the whole table:
+
+  GET /v1/credentials/{id}                 the signed JSON (operator token)
+  GET /v1/credentials/{id}/verification    live verification (signature, issuer, status)
+  GET /v1/learners/{key}/credentials       a learner's listing (operator)
+  GET /v1/credentials/{id} (text/html)     the public page of a public credential
+  status change                            a revocation as the registry applies it: the
+                                           CredentialStatusChanged record through the
+                                           service's consumer (inbox, handler, one commit)
+  GET /status/{provider}/{purpose}/{n}     a signed status list
+
+and prints one table. The database is dropped at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import data  # noqa: E402
+
+from microcred_devstack.postgres import start_postgres  # noqa: E402
+from microcred_devstack.processes import free_port  # noqa: E402
+from microcred_registry.credentials import handlers as credentials  # noqa: E402
+from microcred_registry.migrations import MIGRATIONS  # noqa: E402
+from microcred_shared.consumer import BatchConsumer  # noqa: E402
+from microcred_shared.contract import topics  # noqa: E402
+from microcred_shared.contract.cloudevents import encode, new_envelope  # noqa: E402
+from microcred_shared.contract.events import CredentialStatusChanged  # noqa: E402
+from microcred_shared.db import make_engine, migrate  # noqa: E402
+from microcred_shared.settings import database_url_for  # noqa: E402
+from microcred_shared.vc import keys, proofs, statuslist  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DB = "bench_registry"
+TOKEN = "bench-operator-token-" + uuid.uuid4().hex
+CHUNK = 100_000  # rows per COPY transaction
+SIGNED_PER_SIZE = 300  # rows of each size step signed for real (verification samples)
+# A production-sized server, not the devstack's defaults (128 MB of shared buffers). Only
+# settings an operator sets in postgresql.conf; nothing here changes the schema.
+SERVER_SETTINGS = {
+    "shared_buffers": "2GB", "effective_cache_size": "12GB", "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB", "checkpoint_timeout": "15min",
+    "random_page_cost": "1.1", "effective_io_concurrency": "200",
+}
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPUs, {model}, {mem:.0f} GiB RAM"
+
+
+def busy() -> str:
+    load1, load5, _ = os.getloadavg()
+    return f"load average {load1:.2f} (1 min), {load5:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+async def tune(server_url: str) -> bool:
+    """Apply SERVER_SETTINGS; True when a restart is needed for them to take effect."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        restart = False
+        for name, value in SERVER_SETTINGS.items():
+            current = await conn.fetchval(
+                "SELECT setting || coalesce(unit, '') FROM pg_settings WHERE name = $1", name)
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            if name == "shared_buffers" and current not in ("262144" "8kB", value):
+                restart = True
+        await conn.execute("SELECT pg_reload_conf()")
+        return restart
+    finally:
+        await conn.close()
+
+
+async def fresh_database(server_url: str) -> str:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {DB}")
+    finally:
+        await conn.close()
+    return database_url_for(server_url, DB)
+
+
+async def drop_database(server_url: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def start_registry(db_url: str, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MICROCRED_REGISTRY_DATABASE_URL": db_url,
+           "MICROCRED_REGISTRY_HTTP_PORT": str(port), "MICROCRED_PUBLIC_BASE_URL": data.BASE,
+           "MICROCRED_OPERATOR_TOKEN": TOKEN, "OTEL_SDK_DISABLED": "true"}
+    env.pop("DATABASE_URL", None)
+    out = log_file.open("ab")
+    return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve.py")],
+                            env=env, stdout=out, stderr=out, cwd=REPO)
+
+
+async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"the registry exited ({proc.returncode}); see its log")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the registry did not become ready")
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def pg_dsn(db_url: str) -> str:
+    return db_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def seed_issuers(conn: asyncpg.Connection) -> None:
+    """The issuer-keys projection: each provider's did:web key, as issuance publishes it."""
+    now = datetime(2021, 12, 1, tzinfo=UTC)
+    for p in range(data.PROVIDERS):
+        prov = data.provider(p)
+        from microcred_issuance.issuing import credential
+
+        profile = credential.issuer_profile(prov, data.BASE)
+        key = {"key_id": "key-1", "status": "active", "created_at": now.isoformat(),
+               "public_multikey": keys.multikey_encode(data.private_key(p).public_key())}
+        await conn.execute(
+            "INSERT INTO issuers (provider_id, profile, keys, updated_at) "
+            "VALUES ($1, $2::jsonb, $3::jsonb, $4) ON CONFLICT DO NOTHING",
+            prov.id, _json(profile), _json([key]), now)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def publish_lists(conn: asyncpg.Connection, rows: int) -> int:
+    """Signed status lists for every list `rows` rows point into (what issuance publishes
+    and the registry projects); returns how many exist."""
+    from microcred_issuance.status.domain import list_url
+
+    count = 0
+    now = datetime(2021, 12, 1, tzinfo=UTC)
+    encoded = statuslist.encode_list(data.statuslist_bits())
+    for p in range(data.PROVIDERS):
+        for list_no in range(data.status_lists_needed(rows)):
+            for purpose in statuslist.PURPOSES:
+                url = list_url(data.BASE, data.provider_id(p), purpose, list_no)
+                count += 1
+                if await conn.fetchval("SELECT 1 FROM status_lists WHERE url = $1", url):
+                    continue
+                signed = proofs.sign(statuslist.status_list_credential(
+                    url=url, issuer=data.issuer(p), purpose=purpose,  # type: ignore[arg-type]
+                    encoded_list=encoded, valid_from=now), data.private_key(p),
+                    data.verification_method(p), created=now)
+                await conn.execute(
+                    "INSERT INTO status_lists (url, provider_id, version, credential, "
+                    "published_at) VALUES ($1, $2, 1, $3::jsonb, $4)",
+                    url, data.provider_id(p), _json(signed), now)
+    return count
+
+
+async def load(dsn: str, templates: data.Templates, start: int, end: int,
+               signed_rows: list[int], deadline: datetime | None) -> tuple[float, int]:
+    """COPY rows [start, end) in chunks (each its own transaction); the rows in
+    `signed_rows` carry documents signed for real. Stops at a chunk boundary once
+    `deadline` has passed. Returns (seconds taken, rows now loaded)."""
+    began = time.perf_counter()
+    skip = set(signed_rows)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for lo in range(start, end, CHUNK):
+            if deadline is not None and datetime.now(UTC) >= deadline:
+                log(f"  deadline reached: loading stops at {lo:,} rows, not {end:,}")
+                end = lo
+                break
+            hi = min(end, lo + CHUNK)
+
+            async def lines(lo: int = lo, hi: int = hi) -> AsyncIterator[bytes]:
+                batch: list[str] = []
+                for line in data.copy_lines(templates, lo, hi, skip):
+                    batch.append(line)
+                    if len(batch) == 2000:
+                        yield "".join(batch).encode()
+                        batch = []
+                        await asyncio.sleep(0)
+                for i in sorted(r for r in skip if lo <= r < hi):
+                    r = data.row(i)
+                    batch.append(data.credentials_line(r, _json(data.signed(r))))
+                if batch:
+                    yield "".join(batch).encode()
+
+            async def visibility(lo: int = lo, hi: int = hi) -> AsyncIterator[bytes]:
+                now = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
+                first = lo + (3 - lo) % data.PUBLIC_SHARE
+                out = [f"{data.credential_id(i)}\t{data.learner_key_of(data.learner_of(i))}"
+                       f"\tpublic\t[]\t{{}}\t{now}\n"
+                       for i in range(first, hi, data.PUBLIC_SHARE)]
+                yield "".join(out).encode()
+
+            async with conn.transaction():
+                await conn.copy_to_table("credentials", source=lines(),
+                                         columns=data.CREDENTIAL_COLUMNS)
+                await conn.copy_to_table("credential_visibility", source=visibility(), columns=(
+                    "credential_id", "learner_key", "visibility", "shared_with",
+                    "shared_since", "updated_at"))
+            done = hi - start
+            rate = done / (time.perf_counter() - began)
+            if (hi // CHUNK) % 10 == 0 or hi == end:
+                log(f"  loaded {hi:,} rows ({rate:,.0f} rows/s)")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return time.perf_counter() - began, end
+
+
+async def sizes_on_disk(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        total = await conn.fetchval("SELECT pg_database_size(current_database())")
+        table = await conn.fetchval("SELECT pg_total_relation_size('credentials')")
+        return f"database {total / 2**30:.1f} GiB (credentials with TOAST and indexes " \
+               f"{table / 2**30:.1f} GiB)"
+    finally:
+        await conn.close()
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+async def timed(n: int, one: Callable[[int], Awaitable[None]]) -> list[float]:
+    out = []
+    for k in range(n):
+        began = time.perf_counter()
+        await one(k)
+        out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def pg_cpu(postmaster: int | None) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster and every backend it forked."""
+    if postmaster is None:
+        return 0.0
+    total = cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == postmaster:
+                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+CPU: dict[int, dict[str, tuple[float, float]]] = {}  # size -> case -> (service, pg) ms/req
+
+
+async def measure(client: httpx.AsyncClient, engine: Any, rows: int, signed: list[int],
+                  n: int, rng: random.Random, registry_pid: int,
+                  postmaster: int | None) -> dict[str, list[float]]:
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    results: dict[str, list[float]] = {}
+
+    def ok(r: httpx.Response, what: str) -> None:
+        if r.status_code != 200:
+            raise SystemExit(f"{what}: {r.status_code} {r.text[:300]}")
+
+    async def get_json(_: int) -> None:
+        cid = data.credential_id(rng.randrange(rows))
+        r = await client.get(f"/v1/credentials/{cid}", headers=auth)
+        ok(r, "GET credential")
+        assert r.json()["id"] == f"urn:uuid:{cid}"
+
+    async def verification(k: int) -> None:
+        cid = data.credential_id(signed[k % len(signed)])
+        r = await client.get(f"/v1/credentials/{cid}/verification", headers=auth)
+        ok(r, "verification")
+        body = r.json()
+        if not body["verified"]:
+            raise SystemExit(f"verification failed: {body}")
+
+    async def listing(_: int) -> None:
+        learner = data.learner_of(rng.randrange(rows))
+        r = await client.get(f"/v1/learners/{data.learner_key_of(learner)}/credentials",
+                             headers=auth)
+        ok(r, "listing")
+        if r.json()["count"] < 1:
+            raise SystemExit("a learner without credentials")
+
+    async def page(_: int) -> None:
+        i = rng.randrange(rows // data.PUBLIC_SHARE) * data.PUBLIC_SHARE + 3
+        r = await client.get(f"/v1/credentials/{data.credential_id(i)}",
+                             headers={"accept": "text/html"})
+        ok(r, "public page")
+        assert "text/html" in r.headers["content-type"]
+
+    consumer = BatchConsumer(service="registry", engine=engine,
+                             handler=credentials.on_status_changed,
+                             expected=CredentialStatusChanged)
+
+    async def status_change(_: int) -> None:
+        i = rng.randrange(rows)
+        r = data.row(i)
+        event = CredentialStatusChanged(
+            credential_id=r.credential_id, provider_id=data.provider_id(r.provider),
+            learner_key=data.learner_key_of(r.learner), status="revoked", action="revoke",
+            reason="issued in error (benchmark)", changed_at=datetime.now(UTC))
+        await consumer.apply([_record(event)])
+
+    async def status_list(_: int) -> None:
+        p = rng.randrange(data.PROVIDERS)
+        list_no = rng.randrange(data.status_lists_needed(rows))
+        purpose = rng.choice(statuslist.PURPOSES)
+        r = await client.get(f"/status/{data.provider_id(p)}/{purpose}/{list_no}")
+        ok(r, "status list")
+
+    cases = {
+        "GET /v1/credentials/{id}": get_json,
+        "GET .../{id}/verification": verification,
+        "GET /v1/learners/{key}/credentials": listing,
+        "public page (text/html)": page,
+        "status change (revoke)": status_change,
+        "GET /status/{p}/{purpose}/{n}": status_list,
+    }
+    cpu = CPU.setdefault(rows, {})
+    for name, one in cases.items():
+        await timed(min(20, n), one)  # warm-up: connections, caches of the process
+        # The status change runs the service's consumer in this process; the rest in the
+        # registry's (this process then only drives HTTP).
+        service = (lambda: time.process_time()) if name.startswith("status change") else (
+            lambda: cpu_seconds(registry_pid))
+        s0, p0 = service(), pg_cpu(postmaster)
+        results[name] = await timed(n, one)
+        cpu[name] = ((service() - s0) / n * 1000, (pg_cpu(postmaster) - p0) / n * 1000)
+    return results
+
+
+_offsets = iter(range(10**12))
+
+
+def _record(event: Any) -> Any:
+    from aiokafka.structs import ConsumerRecord
+
+    env = new_envelope(event, "/microcred/issuance")
+    value = encode(event)
+    return ConsumerRecord(topic=topics.CREDENTIAL_STATUS, partition=0, offset=next(_offsets),
+                          timestamp=0, timestamp_type=0, key=event.key(), value=value,
+                          checksum=None, serialized_key_size=-1,
+                          serialized_value_size=len(value), headers=env.headers())
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def print_table(table: dict[int, dict[str, list[float]]], notes: dict[int, str]) -> None:
+    sizes = sorted(table)
+    names = list(next(iter(table.values())))
+    head = f"{'':36s}" + "".join(f"{f'{s:,} rows':>22s}" for s in sizes)
+    print("\np50 / p99 in ms, one request at a time")
+    print(head)
+    print(f"{'':36s}" + "".join(f"{'p50':>11s}{'p99':>11s}" for _ in sizes))
+    for name in names:
+        line = f"{name:36s}"
+        for s in sizes:
+            values = table[s][name]
+            line += f"{statistics.median(values):11.2f}{pct(values, 0.99):11.2f}"
+        print(line)
+    print("\nCPU per request in ms: the service's / PostgreSQL's (survives busy neighbours)")
+    print(head)
+    for name in names:
+        line = f"{name:36s}"
+        for s in sizes:
+            service, pg = CPU.get(s, {}).get(name, (0.0, 0.0))
+            line += f"{service:11.2f}{pg:11.2f}"
+        print(line)
+    for s in sizes:
+        print(f"  {s:,} rows: {notes[s]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,1000000,10000000")
+    parser.add_argument("--requests", type=int, default=400, help="timed requests per case")
+    parser.add_argument("--state", default=str(REPO / ".state" / "bench-registry"))
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--load-until", default=None, metavar="HH:MM",
+                        help="UTC time after which no more rows are loaded: the last size is "
+                             "measured at the rows reached (and says so)")
+    args = parser.parse_args()
+    Path(args.state).mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    state = Path(args.state)
+    print(f"machine: {machine()}; {busy()}")
+    print(f"disk free at {state}: {shutil.disk_usage(state).free / 2**30:.0f} GiB")
+
+    handle = start_postgres(state)
+    try:
+        if await tune(handle.url) and handle.embedded:
+            handle.stop()
+            handle = start_postgres(state)
+    except BaseException:
+        handle.stop()
+        raise
+    db_url = await fresh_database(handle.url)
+    engine = make_engine(db_url, pool_size=2)
+    await migrate(engine, MIGRATIONS)
+    dsn = pg_dsn(db_url)
+    conn = await asyncpg.connect(dsn)
+    await seed_issuers(conn)
+    await conn.close()
+
+    port = free_port()
+    proc = start_registry(db_url, port, state / "registry.log")
+    rng = random.Random(args.seed)
+    table: dict[int, dict[str, list[float]]] = {}
+    notes: dict[int, str] = {}
+    templates = data.Templates()
+    loaded = 0
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            await wait_ready(client, proc)
+            deadline = None
+            if args.load_until:
+                hh, mm = (int(x) for x in args.load_until.split(":"))
+                deadline = datetime.now(UTC).replace(hour=hh, minute=mm, second=0)
+            for size in sizes:
+                if deadline is not None and datetime.now(UTC) >= deadline:
+                    log(f"deadline {args.load_until} UTC passed: {size:,} rows not measured")
+                    break
+                signed = sorted(rng.sample(range(loaded, size), min(SIGNED_PER_SIZE,
+                                                                     size - loaded)))
+                log(f"loading rows {loaded:,}..{size:,}")
+                seconds, size = await load(dsn, templates, loaded, size, signed, deadline)
+                signed = [i for i in signed if i < size]
+                conn = await asyncpg.connect(dsn)
+                lists = await publish_lists(conn, size)
+                await conn.close()
+                loaded = size
+                disk = await sizes_on_disk(dsn)
+                log(f"loaded in {seconds:,.0f} s; {disk}; {lists} status lists; measuring")
+                cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+                table[size] = await measure(client, engine, size, signed, args.requests, rng,
+                                            proc.pid, handle.pid)
+                registry_cpu = cpu_seconds(proc.pid) - cpu0
+                notes[size] = (f"{disk}; load {seconds:,.0f} s; registry CPU "
+                               f"{registry_cpu / (time.perf_counter() - t0) * 100:.0f}% of a "
+                               f"core while measured; {busy()}")
+                print_table({size: table[size]}, {size: notes[size]})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        await engine.dispose()
+        if table:
+            print_table(table, notes)
+        if not args.keep:
+            await drop_database(handle.url)
+            log(f"dropped {DB}")
+        handle.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""schema_problems checks a credential part by part and remembers the parts it has seen
+(issue 12: verification as fast as signing): the problems must be exactly those of
+validating each whole document with jsonschema, for good and broken credentials alike."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from microcred_shared.vc.schema import _as_schema_shape, _validator, schema_problems
+from microcred_testkit import vc_examples as examples
+
+
+def whole_document_problems(document: dict[str, Any]) -> list[str]:
+    """The reference: each schema-shaped copy validated at once, as before the split."""
+    problems: list[str] = []
+    for shaped in _as_schema_shape(document):
+        for error in sorted(_validator().iter_errors(shaped), key=lambda e: list(e.path)):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+            problem = f"${where}: {error.message}"
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+def paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield at
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths(item, (*at, key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from paths(item, (*at, n))
+
+
+def mutated(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    doc = copy.deepcopy(document)
+    where = [p for p in paths(doc) if p]
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(where)
+        parent: Any = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            last = path[-1]
+            roll = rng.random()
+            if roll < 0.3:
+                del parent[last]
+            elif roll < 0.6:
+                parent[last] = rng.choice([7, "x", None, [], {}, True, 1.5, "2026-01-01", ["x"]])
+            elif isinstance(parent[last], list):
+                parent[last] = [] if rng.random() < 0.5 else parent[last] * 2
+            elif isinstance(parent[last], str):
+                parent[last] += "\n"
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed the way there
+    return doc
+
+
+def test_the_problems_are_those_of_the_whole_document_for_400_broken_credentials():
+    issuer = examples.ExampleIssuer()
+    issuer.publish_lists()
+    good = issuer.credential(3)
+    assert schema_problems(good) == whole_document_problems(good) == []
+    rng = random.Random(12)
+    broken = 0
+    for _ in range(400):
+        doc = mutated(good, rng)
+        expected = whole_document_problems(doc)
+        assert schema_problems(doc) == expected
+        assert schema_problems(doc) == expected  # and again, from what it remembered
+        broken += bool(expected)
+    assert broken > 150  # the mutations do break the schema, often
+
+
+def test_a_second_status_entry_is_checked_on_its_own():
+    issuer = examples.ExampleIssuer()
+    issuer.publish_lists()
+    doc = issuer.credential(4)
+    doc["credentialStatus"][1]["type"] = 7
+    assert schema_problems(doc) == whole_document_problems(doc) == [
+        "$.credentialStatus.type: 7 is not of type 'string'"]
