@@ -9,7 +9,13 @@ from microcred_issuance.stacks.models import StackAward
 from microcred_issuance.status.models import IssuedCredential, StatusAllocation, StatusList
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
+from microcred_shared.db import (
+    SHARED_TABLES,
+    add_inbox_digest,
+    add_outbox_shard,
+    create_tables,
+    table_of,
+)
 
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
@@ -18,4 +24,5 @@ MIGRATIONS = [
     create_tables([*projection.TABLES, table_of(StackAward)]),
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     create_tables([table_of(BoundCopy)]),  # 4: holder-bound copies (ADR 27)
+    add_outbox_shard,  # 5: instances share publishing by shard (ADR 2)
 ]

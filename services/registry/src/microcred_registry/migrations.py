@@ -19,6 +19,7 @@ from microcred_shared.db import (
     SHARED_TABLES,
     Migration,
     add_inbox_digest,
+    add_outbox_shard,
     create_tables,
     table_of,
 )
@@ -46,4 +47,6 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(t) for t in OID4VCI_TABLES]),
     # 10: wallet exchanges, "Add to wallet" (ADR 27).
     create_tables([table_of(WalletExchange)]),
+    # 11: instances share publishing from the outbox by shard (ADR 2).
+    add_outbox_shard,
 ]
