@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen python
 
-.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing clean
+.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-signing bench-scale clean
 
 install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -58,6 +58,9 @@ bench-e2e: install ## end-to-end throughput vs a bare-broker relay (not a test)
 
 bench-signing: install ## signing speed vs the JavaScript peer (not a test)
 	$(PY) bench/signing/run.py
+
+bench-scale: install ## one instance per service vs two, each under a fixed CPU quota (cgroup v1, root; not a test)
+	$(PY) bench/scale/run.py
 
 clean: down
 	rm -rf .state
