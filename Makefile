@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := $(UV) run --frozen python
 
-.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-ingest bench-signing bench-registry clean
+.PHONY: install demo up down status logs test unit-tests handler-tests integration-tests e2e-tests interop-tests lint bench-e2e bench-ingest bench-signing bench-registry bench-scale clean
 
 install: ## install Python deps (uv.lock), the JS interop verifier and the AsyncAPI parser (package-lock.json)
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
@@ -64,6 +64,9 @@ bench-signing: install ## signing and verification speed vs the JavaScript peer 
 
 bench-registry: install ## registry p50/p99 at 10k, 1M and 10M stored credentials (not a test; ~35 GB of disk, hours)
 	$(PY) bench/registry/run.py $(BENCH_REGISTRY_ARGS)
+
+bench-scale: install ## one instance per service vs two, each under a fixed CPU quota (cgroup v1, root; not a test)
+	$(PY) bench/scale/run.py
 
 clean: down
 	rm -rf .state

@@ -3,7 +3,7 @@
     python kafka_init.py
 
 - every topic of microcred_shared.contract.topics (all_topics(), dead-letter siblings
-  included; compacted_topics() with cleanup.policy=compact), 4 partitions each, as
+  included; compacted_topics() with cleanup.policy=compact), 8 partitions each, as
   deploy/local does; existing topics are left alone;
 - one SCRAM-SHA-512 user `svc-<service>` per service, with the password the service itself
   gets (MICROCRED_KAFKA_SVC_<SERVICE>_PASSWORD), set again on every run so that a changed
@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from microcred_shared import kafka_acls, kafka_scram
 from microcred_shared.contract.topics import (
+    PARTITIONS,
     SERVICE_TOPICS,
     all_topics,
     compacted_topics,
@@ -37,7 +38,6 @@ from microcred_shared.contract.topics import (
 )
 from microcred_shared.settings import KafkaClientSettings
 
-PARTITIONS = 4
 TOPIC_ALREADY_EXISTS = 36
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from microcred_shared.contract.topics import DLQ_SUFFIX, all_topics, compacted_topics
+from microcred_shared.contract.topics import DLQ_SUFFIX, PARTITIONS, all_topics, compacted_topics
 
 CLUSTER = "microcred"  # metadata.name of the Kafka resource in kafka.yaml
-PARTITIONS = 4  # as the local stack and docker-compose.yml create them
 REPLICAS = 3  # one per broker of the node pool
 MIN_INSYNC_REPLICAS = 2  # the producers use acks=all: one broker may be down
 DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000  # dead letters wait longer for a person to look

@@ -34,7 +34,7 @@ K8S = ROOT / "deploy" / "k8s"
 OTEL = ROOT / "deploy" / "otel"
 SERVICES = ("assessment", "issuance", "registry", "notify")
 PYTHON_IMAGE = "python:3.11-slim"
-PARTITIONS = 4  # what deploy/local creates; docker-compose and k8s must create the same
+PARTITIONS = 8  # what deploy/local creates; docker-compose and k8s must create the same
 
 # Names whose value is a secret: never a literal in a committed file.
 SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET)")

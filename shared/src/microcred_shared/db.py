@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -42,6 +43,9 @@ class OutboxEntry(SQLModel, table=True):
     headers: str = Field(sa_type=sa.Text, description="JSON array of [name, value] pairs")
     payload: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    # Which relay publishes it: SHARD_OF_KEY of the key (ADR 2, shared publishing).
+    shard: int = Field(default=0, sa_type=sa.SmallInteger, sa_column_kwargs={
+        "server_default": "0"})
 
 
 class SchemaVersion(SQLModel, table=True):
@@ -107,6 +111,32 @@ async def add_inbox_digest(conn: AsyncConnection) -> None:
     """Migration step for every service (appended to each MIGRATIONS): the inbox's digest
     column. A database created after it exists already has it (create_tables)."""
     await conn.execute(sa.text("ALTER TABLE inbox ADD COLUMN IF NOT EXISTS digest bytea"))
+
+
+# Publishing is shared across a service's instances by shard (ADR 2): a row's shard comes
+# from its Kafka key, so one learner's events share a shard, and a shard is published by the
+# one relay holding its PostgreSQL advisory lock, in id order. Fixed: a stored row keeps its
+# shard, so the number never changes while rows wait (16 = up to 16 publishing instances).
+SHARDS = 16
+# SQL, for the insert and for the migration that gives rows from before their shard:
+# the first byte of SHA-256(key) (256 is a multiple of SHARDS); rows without a key in 0.
+SHARD_OF_KEY = f"COALESCE(get_byte(sha256({{key}}), 0) % {SHARDS}, 0)"
+
+
+def shard_of(key: bytes | None) -> int:
+    """The shard of a Kafka key, as SHARD_OF_KEY computes it in the database."""
+    return hashlib.sha256(key).digest()[0] % SHARDS if key is not None else 0
+
+
+
+async def add_outbox_shard(conn: AsyncConnection) -> None:
+    """Migration step for every service (appended to each MIGRATIONS): the outbox's shard
+    column, filled in for rows written before it (a database created after it exists
+    already has it, from create_tables)."""
+    await conn.execute(sa.text(
+        "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS shard smallint NOT NULL DEFAULT 0"))
+    await conn.execute(sa.text(
+        f"UPDATE outbox SET shard = {SHARD_OF_KEY.format(key='key')} WHERE key IS NOT NULL"))
 
 
 def create_tables(tables: Sequence[sa.Table]) -> Migration:

@@ -1,8 +1,10 @@
 """Transactional outbox: rows written with the state change, published by a relay.
 
-The relay publishes in id order, waits for the broker's acknowledgement (acks=all,
-idempotent producer), then deletes the rows. A crash between the two republishes the
-rows on restart; consumers dedupe on `ce_id`, so the effect stays exactly once.
+The relays of a service's instances share the rows by shard (the Kafka key's); each shard
+is published by one relay at a time, in id order. A relay waits for the broker's
+acknowledgement (acks=all, idempotent producer), then deletes the rows. A crash between
+the two republishes the rows on restart; consumers dedupe on `ce_id`, so the effect stays
+exactly once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import base64
 import json
 import logging
+import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared.contract.cloudevents import Envelope, RawHeaders, encode, new_envelope
 from microcred_shared.contract.events import Event
-from microcred_shared.db import unavailable
+from microcred_shared.db import SHARD_OF_KEY, SHARDS, unavailable
 from microcred_shared.logs import outages
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -67,16 +70,21 @@ def event_record(topic: str, event: Event, source: str, *, traceparent: str | No
 # One statement per batch whatever its size: arrays in, rows out. A multi-row VALUES
 # statement is recompiled for every batch size, which the e2e profile showed to dominate.
 # INSERT_ARRAYS is the same statement for a caller that composes it into its own (with
-# its own parameter markers; `columns` gives the four arrays in order).
+# its own parameter markers; `columns` gives the four arrays in order). Each row's shard
+# (which relay publishes it, ADR 2) is computed from its key by the database.
 INSERT_ARRAYS = (
-    "INSERT INTO outbox (topic, key, headers, payload, created_at) "
-    "SELECT t, k, h, p, now() FROM unnest(CAST({topics} AS text[]), CAST({keys} AS bytea[]), "
+    "INSERT INTO outbox (topic, key, headers, payload, created_at, shard) "
+    "SELECT t, k, h, p, now(), " + SHARD_OF_KEY.format(key="k") + " "
+    "FROM unnest(CAST({topics} AS text[]), CAST({keys} AS bytea[]), "
     "CAST({headers} AS text[]), CAST({payloads} AS bytea[])) AS u(t, k, h, p)")
 _INSERT = sa.text(INSERT_ARRAYS.format(topics=":topics", keys=":keys", headers=":headers",
                                        payloads=":payloads"))
+# The claimed shards' oldest rows. No SKIP LOCKED: a row of one's own shard is never locked
+# by another relay, and skipping one would publish a learner's later event first.
 _CLAIM = sa.text(
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT :n "
-    "FOR UPDATE SKIP LOCKED) RETURNING id, topic, key, headers, payload")
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+    "WHERE shard = ANY(CAST(:shards AS smallint[])) ORDER BY id LIMIT :n FOR UPDATE) "
+    "RETURNING id, topic, key, headers, payload")
 
 
 def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
@@ -122,21 +130,40 @@ async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
                                  "payloads": payloads})
 
 
-_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext(:name))")
-_UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtext(:name))")
+# Lock keys (two int4 in pg_locks: classid, objid): the shard locks are (hashtext(name),
+# shard). Membership is a *shared* lock on the one-key form hashtext(name), the very lock a
+# relay of the single-active generation took exclusively: the two generations can never
+# publish at once during a rolling upgrade, and pg_locks counts the live relays.
+_JOIN = sa.text("SELECT pg_try_advisory_lock_shared(hashtext(:name)), hashtext(:name)")
+_LEAVE = sa.text("SELECT pg_advisory_unlock_all()")
+_TRY_SHARD = sa.text("SELECT pg_try_advisory_lock(hashtext(:name), :shard)")
+_FREE_SHARD = sa.text("SELECT pg_advisory_unlock(hashtext(:name), :shard)")
+# Who holds what, in this database: members (objsubid 1: the int8 key, split in two oids)
+# and the shards held by other sessions (objsubid 2: the two int4 keys).
+_LOCKS = sa.text(
+    "SELECT objsubid, objid::bigint AS objid, pid = pg_backend_pid() AS mine FROM pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database()) AND ("
+    "(objsubid = 1 AND classid::bigint = :hi AND objid::bigint = :lo) OR "
+    "(objsubid = 2 AND classid::bigint = :lo))")
 
 
 class OutboxRelay:
-    """Publishes a service's outbox. Single-active: several instances of a service may run,
-    but only the one holding the service's PostgreSQL session advisory lock publishes (one
-    learner's events then leave in id order); the others stand by and try the lock every
-    `standby_interval` seconds, so one takes over once the active relay stops or dies (its
-    session ends, which releases the lock). Claims run on the connection holding the lock:
-    if that session is lost, the relay's next claim fails before another could publish."""
+    """Publishes a service's outbox, shared with the service's other instances by shard.
+
+    Every row carries the shard of its Kafka key (`shard_of`); a relay publishes only the
+    shards whose PostgreSQL session advisory locks it holds, each in id order, so one
+    learner's events leave in the order they were written while several instances publish
+    (ADR 2). Relays are members through a shared lock; every `balance_interval` seconds a
+    relay counts the members and keeps its fair share, ceil(SHARDS / members): it lets go
+    of extra shards between two claims (nothing in flight) and takes free ones. A relay
+    that dies loses its session and with it its locks; the others take the shards over and
+    go on from their lowest id. Claims run on the connection that holds the locks: if that
+    session is lost, the relay's next claim fails before another could have published."""
 
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
                  poll_interval: float = 0.5, name: str = "outbox",
-                 standby_interval: float = 1.0,
+                 standby_interval: float = 1.0, balance_interval: float = 1.0,
                  renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._engine = engine
         self._producer = producer
@@ -148,11 +175,20 @@ class OutboxRelay:
         self._batch = batch
         self._poll = poll_interval
         self._standby = standby_interval
+        self._balance_every = balance_interval
         self._lock_name = f"microcred-outbox-relay:{name}"
+        self._key = 0  # hashtext(lock name), from the database
         self._wake = asyncio.Event()
         self._stopping = False
-        self.active = False
+        self.member = False
+        self.shards: frozenset[int] = frozenset()  # the shards this relay publishes
+        self.members = 0  # live relays of the service, at the last balance
         self.published = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether this relay publishes something (it holds at least one shard)."""
+        return self.member and bool(self.shards)
 
     def wake(self) -> None:
         self._wake.set()
@@ -165,11 +201,11 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 async with self._engine.connect() as conn:
-                    if await self._acquire(conn):
+                    if await self._join(conn):
                         try:
                             await self._publish(conn)
                         finally:
-                            await self._release(conn)
+                            await self._leave(conn)
                         continue
             except asyncio.CancelledError:
                 raise
@@ -188,7 +224,9 @@ class OutboxRelay:
                 # hot loop.
                 await asyncio.sleep(delay)
                 continue
-            await self._pause(self._standby)  # standing by: another relay publishes
+            # Not a member: a relay of the single-active generation publishes (an upgrade
+            # in progress); try again shortly.
+            await self._pause(self._standby)
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -208,31 +246,66 @@ class OutboxRelay:
         except Exception:
             log.warning("the failed outbox producer did not stop cleanly", exc_info=True)
 
-    async def _acquire(self, conn: AsyncConnection) -> bool:
-        got = bool((await conn.execute(_TRY_LOCK, {"name": self._lock_name})).scalar())
+    async def _join(self, conn: AsyncConnection) -> bool:
+        got, key = (await conn.execute(_JOIN, {"name": self._lock_name})).one()
         await conn.commit()  # a session lock outlives the transaction that took it
-        self.active = got
+        self.member, self._key = bool(got), int(key)
         if got:
-            log.info("outbox relay %s is the active one", self._lock_name)
-        return got
+            log.info("outbox relay %s joined", self._lock_name)
+        return self.member
 
-    async def _release(self, conn: AsyncConnection) -> None:
-        self.active = False
+    async def _leave(self, conn: AsyncConnection) -> None:
+        self.member, self.shards = False, frozenset()
         try:
             await conn.rollback()
-            await conn.execute(_UNLOCK, {"name": self._lock_name})
+            await conn.execute(_LEAVE)
             await conn.commit()
         except Exception:
-            # The lock must not go back to the pool with the connection: drop the session.
+            # The locks must not go back to the pool with the connection: drop the session.
             await conn.invalidate()
 
+    async def balance(self, conn: AsyncConnection) -> None:
+        """Keep a fair share of the shards: ceil(SHARDS / members). Called between claims,
+        on the connection that holds the locks, so nothing of a shard let go is in flight."""
+        key = self._key & 0xFFFF_FFFF_FFFF_FFFF  # the int8 key as pg_locks splits it
+        rows = (await conn.execute(_LOCKS, {"hi": key >> 32, "lo": key & 0xFFFF_FFFF})).all()
+        self.members = max(1, sum(1 for r in rows if r.objsubid == 1))
+        taken = {int(r.objid) for r in rows if r.objsubid == 2 and not r.mine}
+        fair = -(-SHARDS // self.members)
+        mine = set(self.shards)
+        if len(mine) > fair:
+            for shard in sorted(mine)[fair:]:
+                await conn.execute(_FREE_SHARD, {"name": self._lock_name, "shard": shard})
+                mine.discard(shard)
+        elif len(mine) < fair:
+            free = [s for s in range(SHARDS) if s not in mine and s not in taken]
+            random.shuffle(free)  # relays joining together do not all race for shard 0
+            for shard in free:
+                if len(mine) >= fair:
+                    break
+                got = (await conn.execute(_TRY_SHARD, {"name": self._lock_name,
+                                                       "shard": shard})).scalar()
+                if got:
+                    mine.add(shard)
+        await conn.commit()
+        if mine != self.shards:
+            log.info("outbox relay %s publishes %d of %d shards (%d relays)",
+                     self._lock_name, len(mine), SHARDS, self.members)
+        self.shards = frozenset(mine)
+
     async def _publish(self, conn: AsyncConnection) -> None:
+        loop = asyncio.get_running_loop()
+        due = 0.0
         while True:
-            while await self.drain_once(conn):
-                pass
+            while True:
+                if loop.time() >= due and not self._stopping:
+                    await self.balance(conn)
+                    due = loop.time() + self._balance_every
+                if not await self.drain_once(conn):
+                    break
             if self._stopping:
-                return  # the final drain above leaves nothing behind on a graceful stop
-            await self._pause(self._poll)
+                return  # the final drain above leaves nothing of its shards behind
+            await self._pause(min(self._poll, max(due - loop.time(), 0.0)))
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -244,9 +317,11 @@ class OutboxRelay:
     async def drain_once(self, conn: AsyncConnection) -> int:
         # Claimed rows are deleted in the same transaction that waits for the broker's
         # acknowledgements: if a send fails, the rollback puts them back.
+        if not self.shards:
+            return 0
         async with conn.begin():
-            rows = sorted((await conn.execute(_CLAIM, {"n": self._batch})).all(),
-                          key=lambda r: r.id)
+            rows = sorted((await conn.execute(_CLAIM, {
+                "n": self._batch, "shards": sorted(self.shards)})).all(), key=lambda r: r.id)
             if not rows:
                 return 0
             futures = [await self._send(row) for row in rows]

@@ -165,7 +165,9 @@ class ServiceRuntime:
                     "applied": {t: c.applied for t, c in self.consumers.items()},
                     "dead_lettered": {t: c.dead_lettered for t, c in self.consumers.items()},
                     "published": self.relay.published if self.relay else 0,
-                    "relay_active": bool(self.relay and self.relay.active)}
+                    "relay_active": bool(self.relay and self.relay.active),
+                    # the outbox shards this instance publishes (ADR 2)
+                    "relay_shards": sorted(self.relay.shards) if self.relay else []}
 
         @api.get("/readyz", include_in_schema=False)
         async def readyz() -> JSONResponse:
@@ -212,7 +214,7 @@ class ServiceRuntime:
             await ensure_database(s.server_database_url, s.database_name)
         self.engine = make_engine(s.database_url)
         await migrate(self.engine, self.migrations)
-        # Named per service: only one instance of the service publishes at a time (ADR 2).
+        # Named per service: the service's instances share its outbox by shard (ADR 2).
         self.relay = OutboxRelay(self.engine, await self._new_producer(), name=s.service,
                                  renew=self._new_producer)
         self._relay_task = asyncio.create_task(self.relay.run())

@@ -86,6 +86,31 @@ def down(
 
 
 @app.command()
+def scale(
+    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SERVICES)}.")],
+    instances: Annotated[int, typer.Argument(min=1, help="How many instances to run.")],
+    state_dir: StateDir = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait per instance.")] = 60.0,
+) -> None:
+    """Run N instances of a running stack's service: the first keeps its port, the others
+    get free ones; they share the consumer groups and the outbox (ADR 2)."""
+    if service not in SERVICES:
+        _fail(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    stack = _stack(state_dir)
+    try:
+        stack.start_infra(topics=False)
+        for number in range(2, instances + 1):
+            stack.start_instance(service, number, timeout=timeout)
+            console.print(f"{service}-{number}: {stack.instance_url(service, number)}")
+    except (KafkaError, PostgresError, ServiceError, RuntimeError, OSError) as err:
+        _fail(str(err))
+    for number in stack.extra_instances(service):
+        if number > instances:
+            stack.instance(service, number).terminate()
+            console.print(f"{service}-{number}: stopped")
+
+
+@app.command()
 def status(state_dir: StateDir = None) -> None:
     """Show what runs (exit code 1 when nothing does)."""
     stack = _stack(state_dir)

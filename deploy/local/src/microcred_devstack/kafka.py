@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from microcred_shared.contract.topics import PARTITIONS
+
 from ._sync import run_sync
 from .kafka_jars import KAFKA_VERSION, KafkaError, ensure_kafka_jars, java_cmd
 from .kafka_plugin import ensure_audit_plugin
@@ -154,7 +156,7 @@ class KafkaNode:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
-            "num.partitions": "4",
+            "num.partitions": str(PARTITIONS),
             "default.replication.factor": "1",
             "min.insync.replicas": "1",
             "auto.create.topics.enable": "false",  # topics are a contract: create them on purpose
@@ -264,7 +266,7 @@ class KafkaNode:
 async def create_topics(
     bootstrap: str,
     names: Iterable[str],
-    partitions: int = 4,
+    partitions: int = PARTITIONS,
     compacted: Iterable[str] = (),
     **client_options: object,
 ) -> list[str]:
@@ -305,6 +307,7 @@ async def create_topics(
 
 
 def create_topics_sync(
-    bootstrap: str, names: Iterable[str], partitions: int = 4, compacted: Iterable[str] = ()
+    bootstrap: str, names: Iterable[str], partitions: int = PARTITIONS,
+    compacted: Iterable[str] = (),
 ) -> list[str]:
     return run_sync(create_topics(bootstrap, list(names), partitions, list(compacted)))

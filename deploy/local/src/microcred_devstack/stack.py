@@ -240,6 +240,58 @@ class Stack:
         finally:
             self.write_manifest()
 
+    # --- more instances of a service (scale-out: ADR 2) --------------------------------
+
+    def instance(self, name: str, number: int,
+                 extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
+        """Instance `number` (2, 3, ...) of a service: the same settings as the first (its
+        consumer groups, its database, its outbox shared by shard), its own HTTP port, log
+        and pid file. Instance 1 is `service(name)`."""
+        if number == 1:
+            return self.service(name, extra_env)
+        base = self.service(name, extra_env)
+        port_file = self.pid_dir / f"{name}-{number}.port"
+        env = dict(base.env)
+        if env:
+            port = int(port_file.read_text()) if port_file.exists() else free_port()
+            env[f"MICROCRED_{name.upper()}_HTTP_PORT"] = str(port)
+        return ServiceProcess(f"{name}-{number}", base.argv, env,
+                              self.log_dir / f"{name}-{number}.log",
+                              self.pid_dir / f"{name}-{number}.pid", cwd=REPO_ROOT,
+                              cafile=base.cafile)
+
+    def instance_url(self, name: str, number: int) -> str:
+        if number == 1:
+            return self.service_url(name)
+        scheme = "https" if name in self.TLS_SERVICES else "http"
+        port = (self.pid_dir / f"{name}-{number}.port").read_text().strip()
+        return f"{scheme}://{HOST}:{port}"
+
+    def start_instance(self, name: str, number: int, env: Mapping[str, str] | None = None,
+                       *, wait: bool = True, timeout: float = 60.0) -> ServiceProcess:
+        """Start another instance of a service beside the running one (on a free port)."""
+        if self.kafka is None or self.pg is None:
+            raise RuntimeError("start_infra() before starting services")
+        if number != 1:
+            port_file = self.pid_dir / f"{name}-{number}.port"
+            if not (port_file.exists() and self.instance(name, number).is_alive()):
+                port_file.parent.mkdir(parents=True, exist_ok=True)
+                port_file.write_text(str(free_port()))
+        proc = self.instance(name, number, env)
+        proc.start()
+        if wait:
+            proc.wait_healthy(self.instance_url(name, number) + "/healthz", timeout)
+        return proc
+
+    def extra_instances(self, name: str) -> list[int]:
+        """The numbers of the instances beyond the first that have a pid file."""
+        found = []
+        for path in self.pid_dir.glob(f"{name}-*.pid"):
+            suffix = path.stem.removeprefix(f"{name}-")
+            if suffix.isdigit():
+                found.append(int(suffix))
+        return sorted(found)
+
     def kill_service(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         self.service(name).kill(sig)
 
@@ -270,6 +322,11 @@ class Stack:
         stopped = []
         with self._lock():
             for name in SERVICES:
+                for number in self.extra_instances(name):
+                    extra = self.instance(name, number)
+                    if extra.is_alive():
+                        stopped.append(extra.name)
+                    extra.terminate()
                 proc = self.service(name)
                 if proc.is_alive():
                     stopped.append(name)

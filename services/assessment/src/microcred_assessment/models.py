@@ -8,11 +8,18 @@ from microcred_assessment.audit.models import AuditEntry
 from microcred_assessment.results.models import IngestedResult, ResultRecord
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
+from microcred_shared.db import (
+    SHARED_TABLES,
+    add_inbox_digest,
+    add_outbox_shard,
+    create_tables,
+    table_of,
+)
 
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(ResultRecord), table_of(ApiKey)]),
     create_tables([*projection.TABLES, table_of(AuditEntry), table_of(KafkaPrincipal)]),
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     create_tables([table_of(IngestedResult)]),  # 4: HTTP ingest's ledger (issue 12)
+    add_outbox_shard,  # 5: instances share publishing by shard (ADR 2)
 ]

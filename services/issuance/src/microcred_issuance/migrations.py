@@ -12,7 +12,13 @@ from microcred_issuance.stacks.models import StackAward
 from microcred_issuance.status.models import IssuedCredential, StatusAllocation, StatusList
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
-from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
+from microcred_shared.db import (
+    SHARED_TABLES,
+    add_inbox_digest,
+    add_outbox_shard,
+    create_tables,
+    table_of,
+)
 
 
 async def add_suspendable(conn: AsyncConnection) -> None:
@@ -33,4 +39,5 @@ MIGRATIONS = [
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     create_tables([table_of(BoundCopy)]),  # 4: holder-bound copies (ADR 27)
     add_suspendable,  # 5: whether a credential carries a suspension entry (ADR 8)
+    add_outbox_shard,  # 6: instances share publishing by shard (ADR 2)
 ]

@@ -20,6 +20,7 @@ from microcred_shared.db import (
     SHARED_TABLES,
     Migration,
     add_inbox_digest,
+    add_outbox_shard,
     create_tables,
     table_of,
 )
@@ -51,4 +52,6 @@ MIGRATIONS: list[Migration] = [
     create_tables([table_of(t) for t in OB_API_TABLES]),
     # 12: a credential found by its own `id` (upsertCredential: is it one of ours?).
     index_credential_ids,
+    # 13: instances share publishing from the outbox by shard (ADR 2).
+    add_outbox_shard,
 ]

@@ -32,6 +32,9 @@ PROVIDER_RESULTS_PATTERN = r"^microcred\.assessment\.results\.([a-z0-9][a-z0-9-]
 PROVIDER_RESULTS_PREFIX = "microcred.assessment.results."
 
 DLQ_SUFFIX = ".dlq"
+# Partitions per topic, wherever the stack creates them (devstack, compose, Kubernetes, a
+# provider's topic): up to 8 consumers of a group share a topic's work (ADR 2).
+PARTITIONS = 8
 
 _EVENT_TOPICS = (
     RESULTS,

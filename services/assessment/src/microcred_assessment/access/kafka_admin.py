@@ -77,7 +77,7 @@ class KafkaAdmin:
         admin = await self._client()
         try:
             response = await admin.create_topics(
-                [NewTopic(n, num_partitions=4, replication_factor=1)
+                [NewTopic(n, num_partitions=topics.PARTITIONS, replication_factor=1)
                  for n in (name, topics.dlq(name))])
         finally:
             await admin.close()

@@ -24,13 +24,21 @@ SOURCE = "/microcred/issuance"
 
 
 async def allocate(conn: AsyncConnection, provider_id: str, count: int) -> int:
-    """Reserve `count` consecutive status list indexes; returns the first."""
+    """Reserve `count` consecutive status list indexes; returns the first.
+
+    In a short transaction of its own, committed at once, like a sequence: the caller's
+    transaction (a batch that signs for a while) never holds the provider's allocation row,
+    so instances of issuance neither wait for each other's batches nor deadlock (two batches
+    locking two providers in opposite orders: seen with two instances, issue 12). A batch
+    that rolls back leaves its indexes unused, a gap no credential points into."""
     table = table_of(StatusAllocation)
     stmt = pg_insert(table).values(provider_id=provider_id, next_index=count)
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.provider_id], set_={"next_index": table.c.next_index + count}
     ).returning(table.c.next_index)
-    end = (await conn.execute(upsert)).scalar_one()
+    async with conn.engine.connect() as own:
+        end = (await own.execute(upsert)).scalar_one()
+        await own.commit()
     return int(end) - count
 
 
