@@ -29,9 +29,10 @@ def status_list_url(base: str, provider_id: str, purpose: str, list_no: int) -> 
     return f"{base}/status/{provider_id}/{purpose}/{list_no}"
 
 
-def registration(e: CredentialIssued, base: str, now: datetime) -> CredentialRegistered:
-    """What notify needs to tell the learner: the credential is stored, where, and how to
-    add it to a LinkedIn profile."""
+def registration(e: CredentialIssued, base: str, now: datetime,
+                 wallet: tuple[str, str] | None = None) -> CredentialRegistered:
+    """What notify needs to tell the learner: the credential is stored, where, how to add
+    it to a LinkedIn profile, and (`wallet`: deep link, QR code URL) to a wallet."""
     url = credential_url(base, e.credential_id)
     return CredentialRegistered(
         credential_id=e.credential_id, provider_id=e.provider_id,
@@ -39,7 +40,8 @@ def registration(e: CredentialIssued, base: str, now: datetime) -> CredentialReg
         learner_email=e.learner_email, learner_name=e.learner_name,
         learner_language=e.learner_language, title=e.title,
         url=url, registered_at=now, linkedin_url=add_to_profile(
-            e.credential, url, str(e.credential_id), e.learner_language) or None)
+            e.credential, url, str(e.credential_id), e.learner_language) or None,
+        wallet_url=wallet[0] if wallet else None, wallet_qr_url=wallet[1] if wallet else None)
 
 
 def listing(row: Any, base: str) -> dict[str, Any]:
