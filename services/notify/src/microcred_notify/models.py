@@ -4,11 +4,12 @@ deployed database applied them)."""
 from __future__ import annotations
 
 from microcred_notify.employer_feed.models import EMPLOYER_TABLES
-from microcred_notify.learner_mail.models import Notification
+from microcred_notify.learner_mail.models import Notification, add_wallet_links
 from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables, table_of
 
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(Notification)]),
     create_tables(EMPLOYER_TABLES),  # 2: the employer feed
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
+    add_wallet_links,  # 4: the credential mail's "Add to wallet" (ADR 29)
 ]

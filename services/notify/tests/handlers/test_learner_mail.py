@@ -222,7 +222,7 @@ async def test_notify_metrics_count_mails_delivered_retried_and_dead_lettered(
 
 async def test_a_signin_link_is_mailed_but_never_kept_in_the_source_payload(db: Any) -> None:
     e = signin()
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested, e)
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested, e)
 
     (row,) = await notifications(db)
     assert (row.kind, row.credential_id, row.url) == ("learner-signin", e.request_id, e.link)
@@ -234,14 +234,14 @@ async def test_a_signin_link_is_mailed_but_never_kept_in_the_source_payload(db: 
     assert e.link in body and "15 minutes" in body
 
     # The next batch blanks the spent link.
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested,
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested,
                      signin(expires_in=-timedelta(seconds=1)))
     (row,) = await notifications(db)
     assert row.url == ""
 
 
 async def test_an_expired_signin_link_is_not_mailed(db: Any) -> None:
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested,
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested,
                      signin(expires_in=-timedelta(seconds=1)))
     assert await notifications(db) == []
 
