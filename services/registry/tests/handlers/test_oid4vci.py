@@ -229,3 +229,15 @@ async def test_a_forged_signature_a_foreign_or_reused_nonce_and_a_used_token_are
                           "invalid_token")
     assert error.status == 401
     await refused(svc.credential("forged", request(jwt)), "invalid_token")
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+async def test_the_transaction_code_goes_to_the_learner_by_mail_in_their_language(
+        svc: Oid4vci, db: Any, language: str) -> None:
+    offered = await svc.offer(ADA, CID, language)
+    [mail] = [o["payload"] for o in await db.published()
+              if o["topic"] == topics.LEARNER_SIGNIN]
+    # The code travels to notify (which knows the learner's address), never with the offer.
+    assert (mail["tx_code"], mail["language"]) == (offered.tx_code, language)
+    assert (mail["credential_id"], mail["learner_key"]) == (str(CID), ADA)
+    assert offered.tx_code not in offered.link

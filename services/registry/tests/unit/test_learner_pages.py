@@ -122,3 +122,26 @@ def test_a_credential_with_several_subjects_or_in_vc_1_1_gets_a_page() -> None:
     assert "2026" in view.issued and "2027" in view.valid_until
     odd = present({"credentialSubject": {"achievement": ["x"]}}, {}, "en", translator("en"))
     assert odd.title == ""
+
+
+def test_the_learners_list_names_the_issuer_and_offers_each_wallet_in_their_language():
+    from microcred_registry.pages.domain import listed
+
+    assert listed(DOC, "fr") == ("Sensibilisation à la santé et sécurité au travail",
+                                 "Cégep de la Rivière-du-Nord")
+    assert listed({}, "en", "Stored title") == ("Stored title", "")
+    title, issuer = listed(DOC, "fr")
+    item = {"id": "c1", "title": title, "provider": issuer, "status": "active",
+            "visibility": "private", "url": "https://r/v1/credentials/c1",
+            "actions": {"id": "c1", "png": "p", "svg": "s", "linkedin": "https://l",
+                        "wallet": True}}
+    html = render(request("lang=fr"), "learner.html", items=[item], new_link=None,
+                  profile_url="https://r/p/x", visibilities=sharing.VISIBILITIES).body.decode()
+    assert "<td>Cégep de la Rivière-du-Nord</td>" in html
+    assert 'action="/learner/credentials/c1/wallets/lcw?lang=fr"' in html
+    assert 'action="/learner/credentials/c1/wallets/openid?lang=fr"' in html
+    assert "Ajouter au Learner Credential Wallet" in html
+    revoked = {**item, "status": "revoked", "actions": {**item["actions"], "wallet": False}}
+    html = render(request("lang=en"), "learner.html", items=[revoked], new_link=None,
+                  profile_url="https://r/p/x", visibilities=sharing.VISIBILITIES).body.decode()
+    assert "/wallets/" not in html  # a revoked credential goes into no wallet
