@@ -121,7 +121,7 @@ async def test_the_learner_adds_a_credential_to_either_wallet_from_their_pages(
     await row.wait_for()
     assert await row.get_by_role("cell", name=says["issuer"]).count() == 1
     assert PROVIDER not in await row.inner_text()
-    assert await row.get_by_role("link", name=says["title"]).count() == 1
+    assert await row.get_by_role("link", name=says["title"], exact=True).count() == 1
     for name in (says["png"], says["svg"], says["linkedin"]):
         assert await row.get_by_role("link", name=name).count() == 1, name
     download = row.locator(f'a[href="/v1/learner/credentials/{cred["id"]}/download"]')
