@@ -36,14 +36,14 @@ SAYS = {
            "issuer": "Lakeshore College of Applied Arts and Technology",
            "lcw": "Add to the Learner Credential Wallet", "oid4vci": "Add to an OpenID4VCI wallet",
            "linkedin": "Add to LinkedIn profile", "png": "Download the badge (PNG)",
-           "svg": "Download the badge (SVG)", "json": "Download",
+           "svg": "Download the badge (SVG)", "json": "Download the signed credential (JSON)",
            "actions": "Download and share", "tx_subject": "Your wallet's transaction code"},
     "fr": {"title": "Fondements de l'analyse de données",
            "issuer": "Collège d'arts appliqués et de technologie Lakeshore",
            "lcw": "Ajouter au Learner Credential Wallet",
            "oid4vci": "Ajouter à un portefeuille OpenID4VCI",
            "linkedin": "Ajouter au profil LinkedIn", "png": "Télécharger le badge (PNG)",
-           "svg": "Télécharger le badge (SVG)", "json": "Télécharger",
+           "svg": "Télécharger le badge (SVG)", "json": "Télécharger le titre signé (JSON)",
            "actions": "Télécharger et partager",
            "tx_subject": "Le code de transaction pour votre portefeuille"},
 }
@@ -150,7 +150,7 @@ async def test_the_learner_adds_a_credential_to_either_wallet_from_their_pages(
     for name in (says["png"], says["svg"], says["linkedin"]):
         assert await actions.get_by_role("link", name=name).count() == 1, name
     assert await actions.get_by_role("button", name=says["lcw"]).count() == 1
-    assert await page.get_by_role("link", name=says["json"]).count() >= 1
+    assert await page.get_by_role("link", name=says["json"], exact=True).count() == 1
 
     # "Add to an OpenID4VCI wallet": the offer's QR code and link; the code by mail only.
     seen = len(mails(backbone, who, says["tx_subject"]))
