@@ -240,4 +240,5 @@ async def test_the_transaction_code_goes_to_the_learner_by_mail_in_their_languag
     # The code travels to notify (which knows the learner's address), never with the offer.
     assert (mail["tx_code"], mail["language"]) == (offered.tx_code, language)
     assert (mail["credential_id"], mail["learner_key"]) == (str(CID), ADA)
+    assert mail["title"] == "Data analysis"  # as the credential names it
     assert offered.tx_code not in offered.link

@@ -60,6 +60,8 @@ class WalletTxCodeIssued(Event):
     language: Literal["en", "fr"] = "en"
     tx_code: str = Field(pattern=r"^[0-9]{4,8}$")
     expires_at: datetime
+    # The credential's title in `language`, as the mail names it.
+    title: str = ""
 
     def key(self) -> bytes:
         return self.learner_key.encode()

@@ -149,7 +149,7 @@ async def _tx_code(conn: AsyncConnection, item: Incoming, e: WalletTxCodeIssued,
     await conn.execute(pg_insert(Notification).values(
         id=nid, credential_id=e.credential_id, kind=TX_CODE + str(e.offer_id),
         recipient=issued.recipient, learner_name=issued.learner_name, language=e.language,
-        title=issued.title, url=issued.url, status="pending", attempts=0,
+        title=e.title or issued.title, url=issued.url, status="pending", attempts=0,
         next_attempt_at=now, detail=f"{e.tx_code} {e.expires_at.isoformat()}",
         message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
         source_topic=item.record.topic, source_payload=encode(scrubbed),

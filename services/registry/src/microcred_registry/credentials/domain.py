@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from microcred_registry.credentials.linkedin import add_to_profile
+from microcred_registry.credentials.linkedin import add_to_profile, credential_name
 from microcred_shared.contract.events import CredentialIssued, CredentialRegistered
 from microcred_shared.vc import controller as controllers
 from microcred_shared.vc.didweb import did_web
@@ -38,7 +38,9 @@ def registration(e: CredentialIssued, base: str, now: datetime,
         credential_id=e.credential_id, provider_id=e.provider_id,
         definition_id=e.definition_id, learner_key=e.learner_key,
         learner_email=e.learner_email, learner_name=e.learner_name,
-        learner_language=e.learner_language, title=e.title,
+        learner_language=e.learner_language,
+        # The mails name it in the learner's language (the register keeps the English).
+        title=credential_name(e.credential, e.learner_language) or e.title,
         url=url, registered_at=now, linkedin_url=add_to_profile(
             e.credential, url, str(e.credential_id), e.learner_language) or None,
         wallet_url=wallet[0] if wallet else None, wallet_qr_url=wallet[1] if wallet else None)

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.credentials.linkedin import credential_name
 from microcred_registry.delivery.issuance import Issuance, Refused, Unavailable
 from microcred_registry.oid4vci import domain
 from microcred_registry.oid4vci.domain import OAuthError
@@ -47,7 +48,7 @@ def _nothing() -> None:
     pass
 
 
-_OWNED = sa.text("SELECT status FROM credentials WHERE credential_id = :id "
+_OWNED = sa.text("SELECT status, title, document FROM credentials WHERE credential_id = :id "
                  "AND learner_key = :learner")
 _OFFER = sa.text(
     "INSERT INTO oid4vci_offers (code_sha256, credential_id, learner_key, tx_code_sha256, "
@@ -87,9 +88,10 @@ class Oid4vci:
         now = datetime.now(UTC)
         code, tx_code = domain.new_secret(), domain.new_tx_code()
         async with self.engine.begin() as conn:
-            status = (await conn.execute(_OWNED, {"id": credential_id,
-                                                  "learner": learner_key})).scalar()
-            if status is None:
+            owned = (await conn.execute(_OWNED, {"id": credential_id,
+                                                 "learner": learner_key})).first()
+            status = owned.status if owned else None
+            if owned is None:
                 raise Problem(404, "Not found", "no such credential of yours",
                               kind="not-found")
             if status != "active":
@@ -101,7 +103,8 @@ class Oid4vci:
             mail = WalletTxCodeIssued(
                 offer_id=uuid.uuid4(), credential_id=credential_id, learner_key=learner_key,
                 language="fr" if language == "fr" else "en", tx_code=tx_code,
-                expires_at=now + self.ttl)
+                expires_at=now + self.ttl,
+                title=credential_name(dict(owned.document), language) or owned.title)
             await outbox.write(conn, [outbox.event_record(
                 topics.LEARNER_SIGNIN, mail, SOURCE, traceparent=traceparent_of())])
         self.wake()
