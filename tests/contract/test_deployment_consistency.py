@@ -1236,6 +1236,47 @@ def test_every_variable_a_deployment_sets_is_one_its_service_reads(service: str)
     assert not missing, f"the k8s Deployment of {service} does not set required {missing}"
 
 
+# Wallet delivery (ADR 31): the registry asks issuance for holder-bound copies with the
+# one service token both hold, at the URL it is told.
+WALLET_TOKEN, ISSUANCE_URL = "MICROCRED_SERVICE_TOKEN", "MICROCRED_ISSUANCE_URL"
+
+
+def _port(service: str) -> int:
+    return int(settings_class(service).model_fields["http_port"].default)
+
+
+def test_compose_gives_registry_and_issuance_one_service_token_and_the_issuance_url() -> None:
+    issuance, registry = compose_env("issuance"), compose_env("registry")
+    assert WALLET_TOKEN in issuance and WALLET_TOKEN in registry, (
+        "docker-compose.yml must give both issuance and registry MICROCRED_SERVICE_TOKEN")
+    assert COMPOSE_REF.match(issuance[WALLET_TOKEN]), issuance[WALLET_TOKEN]
+    assert issuance[WALLET_TOKEN] == registry[WALLET_TOKEN], "two different service tokens"
+    assert registry.get(ISSUANCE_URL) == f"http://issuance:{issuance['MICROCRED_ISSUANCE_HTTP_PORT']}"
+
+
+def test_k8s_gives_registry_and_issuance_one_service_token_and_the_issuance_url() -> None:
+    issuance, registry = deployment_env("issuance")[0], deployment_env("registry")[0]
+    refs = [e.get(WALLET_TOKEN, {}).get("valueFrom", {}).get("secretKeyRef")
+            for e in (issuance, registry)]
+    assert refs[0] and refs[0] == refs[1], f"issuance and registry take {refs}"
+    [service] = [s for name, s in k8s_objects("Service").items() if name == "issuance"]
+    [port] = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http"]
+    assert registry.get(ISSUANCE_URL, {}).get("value") == f"http://issuance:{port}"
+
+
+def test_the_local_stack_gives_registry_the_token_and_url_issuance_checks(tmp_path: Path) -> None:
+    from microcred_devstack import config
+
+    ports = {s: _port(s) + 1000 for s in SERVICES}
+    env = config.stack_settings("127.0.0.1:9092", "postgresql://x@127.0.0.1/postgres", ports,
+                                tmp_path, {})
+    assert env[WALLET_TOKEN] and env[ISSUANCE_URL] == f"http://127.0.0.1:{ports['issuance']}"
+    for service in ("issuance", "registry"):
+        assert is_read(service, WALLET_TOKEN)
+    assert is_read("registry", ISSUANCE_URL) and not is_read(
+        "issuance", "MICROCRED_HOLDER_BINDING_TOKEN")
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_deployment_probes_healthz_and_runs_the_images_user(service: str) -> None:
     deployment = k8s_objects("Deployment")[service]

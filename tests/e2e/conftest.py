@@ -9,7 +9,7 @@ import secrets
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +128,15 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
         stack.down(purge=True)
         smtp.stop()
         otlp.stop()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path, backbone: Backbone) -> AsyncIterator[Any]:
+    """Debian chromium (microcred_testkit.browser) trusting exactly the registry's https
+    certificate, by its key."""
+    from microcred_devstack import tls
+    from microcred_testkit.browser import chromium
+
+    pin = tls.files(backbone.stack.state_dir).spki_pin()
+    async with chromium(tmp_path / "profile", pin) as context:
+        yield context

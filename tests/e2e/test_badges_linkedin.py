@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import shutil
 import struct
 import xml.etree.ElementTree as ET
 import zlib
@@ -22,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from microcred_devstack import tls
 from microcred_shared.contract.events import Learner, learner_key
 from microcred_testkit.backbone import eventually, result
 from microcred_testkit.js_verifier import js_verify
@@ -32,9 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.interop, pytest.mark.browser]
 OB_NS = "https://purl.imsglobal.org/ob/v3p0"
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
 JSON = {"accept": "application/json"}
 
@@ -81,28 +76,6 @@ async def signed_in(bb, context, who: Learner) -> str:
         await context.add_cookies([{"name": "microcred_session", "value": token,
                                     "url": bb.url("registry")}])
     return token
-
-
-@pytest.fixture
-async def browser(tmp_path, backbone):
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, before any I/O
-        pytest.fail("Debian chromium is missing: `make install` installs it")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        # The registry's https: trust exactly its certificate (by its key), nothing else.
-        pin = tls.files(backbone.stack.state_dir).spki_pin()
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False,
-            args=[*ARGS, f"--ignore-certificate-errors-spki-list={pin}"],
-            accept_downloads=True)
-        try:
-            yield context
-        finally:
-            await context.close()
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
-
-
 
 
 async def served_documents(bb, credential: dict) -> dict:

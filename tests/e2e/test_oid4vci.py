@@ -100,19 +100,42 @@ async def session_token(bb, who) -> str:
     return str(r.json()["access_token"])
 
 
-async def offer(bb, token: str, credential_id: str) -> dict:
+TX_CODE = re.compile(r"^ {4}(\d{6})$", re.M)
+
+
+def tx_mails(bb, who) -> list:
+    return [m for m in bb.smtp.to(who.email) if "transaction" in str(m["Subject"])]
+
+
+async def mailed_tx_code(bb, who, seen: int) -> str:
+    """The transaction code, from the mail that follows the offer (a channel apart)."""
+    mails = await eventually(lambda: _async(tx_mails(bb, who)), lambda m: len(m) > seen)
+    found = TX_CODE.search(mails[-1].get_content())
+    assert found, mails[-1].get_content()
+    return found.group(1)
+
+
+async def _async(value):
+    return value
+
+
+async def offer(bb, token: str, credential_id: str, who) -> dict:
+    seen = len(tx_mails(bb, who))
     async with bb.http("registry", token) as client:
         r = await client.post(f"/v1/learner/credentials/{credential_id}/oid4vci-offer")
     assert r.status_code == 201, r.text
     assert r.headers["cache-control"] == "no-store"
-    return r.json()
+    body = r.json()
+    # The answer that carries the offer does not carry its code: that goes by mail.
+    assert "tx_code" not in body and body["tx_code_sent_by"] == "email"
+    return {**body, "tx_code": await mailed_tx_code(bb, who, seen)}
 
 
 async def test_a_wallet_receives_the_learners_credential_bound_to_its_key(backbone):
     who = learner(f"oid4vci-{uuid.uuid4().hex[:6]}")
     original = await issued(backbone, who)
     token = await session_token(backbone, who)
-    offered = await offer(backbone, token, original["id"])
+    offered = await offer(backbone, token, original["id"], who)
     link = offered["credential_offer_link"]
     query = parse_qs(urlsplit(link).query)
     assert json.loads(query["credential_offer"][0]) == offered["credential_offer"]
@@ -127,11 +150,12 @@ async def test_a_wallet_receives_the_learners_credential_bound_to_its_key(backbo
         "OpenBadgeCredential_ldp_vc"]["format"] == "ldp_vc"
     [entry] = got["response"]["credentials"]
     bound = entry["credential"]
-    # Bound to the wallet's key, otherwise the provider's credential as it was issued: the
-    # same id, achievement and status entries (a revocation reaches every copy).
+    # Bound to the wallet's key, a new credential (its own id, ADR 31), otherwise the
+    # provider's credential as it was issued: the same achievement and status entries (a
+    # revocation reaches every copy).
     assert bound["credentialSubject"]["id"] == got["holder"]
     signed = original["credential"]
-    assert bound["id"] == signed["id"]
+    assert bound["id"].startswith("urn:uuid:") and bound["id"] != signed["id"]
     assert bound["issuer"] == signed["issuer"]
     assert bound["credentialStatus"] == signed["credentialStatus"]
     assert bound["credentialSubject"]["achievement"] == signed["credentialSubject"]["achievement"]
@@ -175,16 +199,16 @@ async def test_a_wallet_with_a_jwk_a_bad_proof_or_no_nonce_is_refused_or_served(
     original = await issued(backbone, who)
     token = await session_token(backbone, who)
 
-    tampered = await offer(backbone, token, original["id"])
+    tampered = await offer(backbone, token, original["id"], who)
     bad = wallet(backbone, tampered["credential_offer_link"], tampered["tx_code"],
                  "--tamper-proof")
     assert bad["failed"] == "credential", bad
-    without_nonce = await offer(backbone, token, original["id"])
+    without_nonce = await offer(backbone, token, original["id"], who)
     none = wallet(backbone, without_nonce["credential_offer_link"],
                   without_nonce["tx_code"], "--no-nonce")
     assert none["failed"] == "credential", none
 
-    jwk = await offer(backbone, token, original["id"])
+    jwk = await offer(backbone, token, original["id"], who)
     got = wallet(backbone, jwk["credential_offer_link"], jwk["tx_code"], "--key-as", "jwk")
     assert "failed" not in got, got
     assert got["response"]["credentials"][0]["credential"]["credentialSubject"]["id"] == \
@@ -201,19 +225,29 @@ async def test_the_learners_page_offers_the_credential_to_a_wallet(backbone):
         action = f"/learner/credentials/{original['id']}/wallets/openid"
         assert action in page.text, page.text
         assert "Ajouter à un portefeuille OpenID4VCI" in page.text
+        seen = len(tx_mails(backbone, who))
         shown = await client.post(action + "?lang=fr")
         assert shown.status_code == 200, shown.text
         assert 'aria-label="Code QR de l&#39;offre de titre"' in shown.text or \
             "Code QR de l" in shown.text
         link = re.search(r'href="(openid-credential-offer://[^"]+)"', shown.text)
-        tx = re.search(r'id="tx-code">(\d{6})<', shown.text)
-        assert link and tx, shown.text
-    got = wallet(backbone, link.group(1).replace("&amp;", "&"), tx.group(1))
+        assert link, shown.text
+    # The code is not on the page beside the QR code; it is in a French mail of its own.
+    tx = await mailed_tx_code(backbone, who, seen)
+    assert f">{tx}<" not in shown.text and 'id="tx-code-sent"' in shown.text
+    [mail] = tx_mails(backbone, who)[seen:]
+    assert str(mail["Subject"]).startswith("Le code de transaction pour votre portefeuille")
+    assert "openid-credential-offer" not in mail.get_content()
+    got = wallet(backbone, link.group(1).replace("&amp;", "&"), tx)
     assert "failed" not in got, got
 
 
 async def test_issuance_binds_only_for_the_registry(backbone):
+    cid = uuid.uuid4()
     async with backbone.http("issuance", backbone.api_keys[PROVIDER]) as client:
-        r = await client.post("/holder-bindings", json={
-            "credential": {"id": f"urn:uuid:{uuid.uuid4()}"}, "holder": "did:key:z6Mk"})
-    assert r.status_code == 401, r.text
+        r = await client.post(f"/internal/v1/credentials/{cid}/bound-copies", json={
+            "credential": {"id": f"urn:uuid:{cid}"}, "holder": "did:key:z6Mk"})
+        assert r.status_code == 401, r.text
+        # The one path: the endpoint ADR 28 had is gone.
+        gone = await client.post("/holder-bindings", json={})
+        assert gone.status_code in (404, 405), gone.text

@@ -6,23 +6,18 @@ with a way to revoke them. Screenshots are kept under test-artifacts/."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from microcred_devstack import tls
 from microcred_shared.contract.events import Learner, learner_key
 from microcred_testkit.backbone import eventually, result
+from microcred_testkit.browser import read_qr
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
 JSON = {"accept": "application/json"}
@@ -65,25 +60,6 @@ async def share_link(bb, who: Learner, credential_id: str) -> str:
 
 async def _mails(bb, email):
     return [m for m in bb.smtp.to(email) if "/learner/sign-in/" in m.get_content()]
-
-
-@pytest.fixture
-async def browser(tmp_path, backbone):
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per test, before any I/O
-        pytest.fail("Debian chromium is missing: `make install` installs it")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        # The registry's https: trust exactly its certificate (by its key), nothing else.
-        pin = tls.files(backbone.stack.state_dir).spki_pin()
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=False,
-            args=[*ARGS, f"--ignore-certificate-errors-spki-list={pin}"])
-        try:
-            yield context
-        finally:
-            await context.close()
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
 async def look(context, url: str, shot: str) -> dict:
@@ -180,16 +156,6 @@ async def signed_in(bb, context, who: Learner) -> str:
     await context.add_cookies([{"name": "microcred_session", "value": token,
                                 "url": bb.url("registry")}])
     return token
-
-
-async def read_qr(element) -> list[str]:
-    """What a phone camera would read: the QR code as the browser drew it, decoded by
-    zxing-cpp (independent of the library that drew it)."""
-    import zxingcpp
-    from PIL import Image
-
-    shot = Image.open(io.BytesIO(await element.screenshot()))
-    return [code.text for code in zxingcpp.read_barcodes(shot)]
 
 
 async def test_a_learner_gets_qr_codes_of_a_new_share_link_and_of_the_public_page(

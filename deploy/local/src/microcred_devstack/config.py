@@ -79,15 +79,9 @@ def operator_token(state_dir: Path) -> str:
     return _kept_secret(state_dir, "operator-token", lambda: secrets.token_urlsafe(24))
 
 
-def holder_binding_token(state_dir: Path) -> str:
-    """MICROCRED_HOLDER_BINDING_TOKEN: the registry asks issuance for holder-bound copies
-    with it (ADR 28)."""
-    return _kept_secret(state_dir, "holder-binding-token", lambda: secrets.token_urlsafe(32))
-
-
 def service_token(state_dir: Path) -> str:
     """MICROCRED_SERVICE_TOKEN: what the registry presents on issuance's internal endpoint
-    (holder-bound copies for wallets, ADR 27)."""
+    (holder-bound copies for wallets: the VC-API exchange and OpenID4VCI, ADR 31)."""
     return _kept_secret(state_dir, "service-token", lambda: secrets.token_urlsafe(32))
 
 
@@ -116,7 +110,6 @@ def stack_settings(
         "MICROCRED_OPERATOR_TOKEN": operator_token(state_dir),
         "MICROCRED_NOTIFY_SECRET_KEY": notify_secret_key(state_dir),
         "MICROCRED_TRUST_SIGNING_KEY": trust_signing_key(state_dir),
-        "MICROCRED_HOLDER_BINDING_TOKEN": holder_binding_token(state_dir),
         "MICROCRED_SERVICE_TOKEN": service_token(state_dir),
         "MICROCRED_ISSUANCE_URL": f"http://127.0.0.1:{http_ports['issuance']}",
     }

@@ -7,7 +7,6 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from microcred_issuance.issuing import holder as holder_routes
 from microcred_issuance.issuing import routes as issuing_routes
 from microcred_issuance.issuing.handlers import Issuing, on_decisions
 from microcred_issuance.keys import routes as keys_routes
@@ -33,8 +32,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, IssuanceRuntime]:
     rt = IssuanceRuntime(settings, MIGRATIONS)
     rt.on_start(start)
     return rt.app("microcred issuance", routers=[
-        issuing_routes.router, status_routes.router, keys_routes.router,
-        holder_routes.router]), rt
+        issuing_routes.router, status_routes.router, keys_routes.router]), rt
 
 
 async def start(rt: IssuanceRuntime) -> None:

@@ -20,11 +20,8 @@ class Settings(ServiceSettings):
 
     operator_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_OPERATOR_TOKEN"))
-    # The registry's bearer token for holder-bound copies (ADR 28); unset, none are made.
-    holder_binding_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MICROCRED_HOLDER_BINDING_TOKEN"))
-    # The token the registry presents on issuance's internal endpoints (holder-bound
-    # copies, ADR 27). Unset: those endpoints admit nobody.
+    # The token the registry presents on issuance's internal endpoint for holder-bound
+    # copies (the wallet exchange and OpenID4VCI alike, ADR 31). Unset: it admits nobody.
     service_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
 

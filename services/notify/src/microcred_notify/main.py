@@ -21,10 +21,7 @@ from microcred_shared.contract.events import (
     CredentialRegistered,
     CredentialStatusChanged,
 )
-from microcred_shared.contract.events_learners import (
-    CredentialVisibilityChanged,
-    LearnerSignInRequested,
-)
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
@@ -32,7 +29,8 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     rt = NotifyRuntime(settings, MIGRATIONS)
     base_url = rt.employers.base_url
     rt.subscribe(topics.CREDENTIALS_REGISTERED, mail.on_registered, CredentialRegistered)
-    rt.subscribe(topics.LEARNER_SIGNIN, mail.on_signin_requested, LearnerSignInRequested)
+    # Sign-in links and wallet transaction codes (either type; anything else dead-letters).
+    rt.subscribe(topics.LEARNER_SIGNIN, mail.on_learner_messages, None)
     rt.subscribe(topics.CREDENTIALS_ISSUED, partial(feed.on_issued, base_url=base_url),
                  CredentialIssued)
     rt.subscribe(topics.CREDENTIAL_VISIBILITY, partial(feed.on_visibility, base_url=base_url),

@@ -4,7 +4,7 @@ deployed database applied them)."""
 from __future__ import annotations
 
 from microcred_notify.employer_feed.models import EMPLOYER_TABLES
-from microcred_notify.learner_mail.models import Notification
+from microcred_notify.learner_mail.models import Notification, add_wallet_links
 from microcred_shared.db import (
     SHARED_TABLES,
     add_inbox_digest,
@@ -18,4 +18,5 @@ MIGRATIONS = [
     create_tables(EMPLOYER_TABLES),  # 2: the employer feed
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     add_outbox_shard,  # 4: instances share publishing by shard (ADR 2)
+    add_wallet_links,  # 5: the credential mail's "Add to wallet" (ADR 31)
 ]

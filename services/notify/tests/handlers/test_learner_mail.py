@@ -22,7 +22,7 @@ from microcred_notify.learner_mail.delivery import Deliverer
 from microcred_notify.learner_mail.domain import Mail
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
-from microcred_shared.contract.events_learners import LearnerSignInRequested
+from microcred_shared.contract.events_learners import LearnerSignInRequested, WalletTxCodeIssued
 from microcred_shared.db import make_engine
 
 
@@ -222,7 +222,7 @@ async def test_notify_metrics_count_mails_delivered_retried_and_dead_lettered(
 
 async def test_a_signin_link_is_mailed_but_never_kept_in_the_source_payload(db: Any) -> None:
     e = signin()
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested, e)
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested, e)
 
     (row,) = await notifications(db)
     assert (row.kind, row.credential_id, row.url) == ("learner-signin", e.request_id, e.link)
@@ -234,14 +234,14 @@ async def test_a_signin_link_is_mailed_but_never_kept_in_the_source_payload(db: 
     assert e.link in body and "15 minutes" in body
 
     # The next batch blanks the spent link.
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested,
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested,
                      signin(expires_in=-timedelta(seconds=1)))
     (row,) = await notifications(db)
     assert row.url == ""
 
 
 async def test_an_expired_signin_link_is_not_mailed(db: Any) -> None:
-    await db.consume(SIGNIN, mail.on_signin_requested, LearnerSignInRequested,
+    await db.consume(SIGNIN, mail.on_learner_messages, LearnerSignInRequested,
                      signin(expires_in=-timedelta(seconds=1)))
     assert await notifications(db) == []
 
@@ -404,3 +404,66 @@ async def test_a_stop_mid_round_records_what_was_sent_and_hands_the_rest_back(db
     await deliver_until_done(mail_deliverer(db.engine, after_restart), db)
     sent = message_ids(pool, after_restart)
     assert len(sent) == 30 and set(sent.values()) == {1}
+
+
+# --- wallets (ADR 31) -------------------------------------------------------------------------
+
+WALLET = ("https://lcw.app/request.html?issuer=registry.example&auth_type=bearer&challenge=c1"
+          "&vc_request_url=https%3A%2F%2Fregistry.example%2Fexchanges%2Fx1")
+WALLET_QR = "https://registry.example/exchanges/x1/qr.png"
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("en", "Learner Credential Wallet, choose Add credential"),
+    ("fr", "Dans le Learner Credential Wallet, choisissez Ajouter un titre")])
+async def test_the_issue_mail_carries_the_wallet_link_and_its_qr_code_in_the_learners_language(
+        db: Any, language: str, said: str) -> None:
+    e = registered(language=language).model_copy(update={
+        "wallet_url": WALLET, "wallet_qr_url": WALLET_QR})
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, e)
+    pool = FakePool()
+    await deliverer(db, pool).deliver_due()
+    _, body = text_of(pool.sent[0])
+    assert said in body and WALLET in body and WALLET_QR in body
+    # The mail's own links open the pages in its language.
+    assert ("/learner?lang=fr" in body) == (language == "fr")
+
+
+def tx_code(credential_id: uuid.UUID, *, language: str = "fr",
+            expires_in: timedelta = timedelta(minutes=10)) -> WalletTxCodeIssued:
+    return WalletTxCodeIssued(offer_id=new_id(), credential_id=credential_id,
+                              learner_key="learner-1", language=language, tx_code="482913",
+                              expires_at=now() + expires_in)
+
+
+async def test_a_wallet_transaction_code_goes_in_a_mail_of_its_own_and_is_then_forgotten(
+        db: Any) -> None:
+    cid = new_id()
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, registered(cid))
+    pool = FakePool()
+    await deliverer(db, pool).deliver_due()
+    e = tx_code(cid)
+    await db.consume(SIGNIN, mail.on_learner_messages, WalletTxCodeIssued, e)
+    await deliverer(db, pool).deliver_due()
+
+    issue, code = pool.sent
+    assert "482913" not in text_of(issue)[1]
+    subject, body = text_of(code)
+    # To the address the credential was mailed to, in the language of the page it was
+    # asked from (French here, the issue mail was English), apart from the offer.
+    assert code.recipient == "ada@example.org"
+    assert subject == "Le code de transaction pour votre portefeuille : Data Analysis"
+    assert "482913" in body and "openid-credential-offer" not in body
+    row = next(r for r in await notifications(db) if r.kind.startswith("wallet-tx-code:"))
+    assert b"482913" not in bytes(row.source_payload)
+
+    # The next batch on the topic forgets the code that was sent.
+    await db.consume(SIGNIN, mail.on_learner_messages, WalletTxCodeIssued,
+                     tx_code(cid, expires_in=-timedelta(seconds=1)))
+    row = next(r for r in await notifications(db) if r.kind.startswith("wallet-tx-code:"))
+    assert (row.status, row.detail) == ("delivered", "")
+
+
+async def test_a_transaction_code_for_a_credential_never_mailed_is_not_sent(db: Any) -> None:
+    await db.consume(SIGNIN, mail.on_learner_messages, WalletTxCodeIssued, tx_code(new_id()))
+    assert await notifications(db) == []

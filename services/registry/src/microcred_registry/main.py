@@ -3,12 +3,14 @@ routers of its contexts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
 
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials.routes import router as credentials_router
+from microcred_registry.delivery.handlers import mail_exchanges
 from microcred_registry.delivery.routes import router as delivery_router
 from microcred_registry.employers.handlers import on_employer_published
 from microcred_registry.employers.keys import on_employer_keys
@@ -41,8 +43,11 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, RegistryRuntime]:
     settings = settings or Settings()
     rt = RegistryRuntime(settings, MIGRATIONS)
     base = settings.public_base_url.rstrip("/")
-    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(credentials.on_issued, base_url=base),
-                 CredentialIssued)
+    # The issue mail's "Add to wallet" link, where wallet delivery is configured (ADR 31).
+    wallet_links = partial(mail_exchanges, base_url=base, ttl=timedelta(
+        seconds=settings.mail_exchange_ttl_seconds)) if settings.service_token else None
+    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(
+        credentials.on_issued, base_url=base, wallet_links=wallet_links), CredentialIssued)
     rt.subscribe(topics.ISSUER_KEYS, credentials.on_issuer_keys, IssuerKeysPublished)
     rt.subscribe(topics.STATUS_LISTS, credentials.on_status_list, StatusListPublished)
     rt.subscribe(topics.CREDENTIAL_STATUS, credentials.on_status_changed,

@@ -32,21 +32,22 @@ class Settings(ServiceSettings):
         5, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_LIMIT"))
     signin_rate_window_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_SIGNIN_RATE_WINDOW_SECONDS"))
-    # Holder-bound copies are signed by issuance (ADR 28): where it listens and the bearer
-    # token it expects from the registry. Unset token: no wallet issuance.
+    # Holder-bound copies (the wallet exchange and OpenID4VCI, ADR 31) are signed by
+    # issuance: where it listens, and the service token the registry presents there.
+    # Unset token: no wallet delivery.
     issuance_url: str = Field(
         "http://127.0.0.1:8102", validation_alias=AliasChoices("MICROCRED_ISSUANCE_URL"))
-    holder_binding_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MICROCRED_HOLDER_BINDING_TOKEN"))
+    service_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
     # OpenID4VCI (ADR 28): how long an offer's pre-authorized code and an access token live.
     oid4vci_offer_ttl_seconds: int = Field(
         600, validation_alias=AliasChoices("MICROCRED_OID4VCI_OFFER_TTL_SECONDS"))
-    # Wallet delivery (ADR 27): issuance's internal URL and the service token the registry
-    # presents there for a holder-bound copy; how long a wallet exchange stays open.
-    service_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("MICROCRED_SERVICE_TOKEN"))
+    # How long a wallet exchange opened from the learner's page stays open (ADR 27), and
+    # the one in the issue mail (ADR 31: single use; a week to open one's mail).
     exchange_ttl_seconds: int = Field(
         900, validation_alias=AliasChoices("MICROCRED_EXCHANGE_TTL_SECONDS"))
+    mail_exchange_ttl_seconds: int = Field(
+        7 * 86400, validation_alias=AliasChoices("MICROCRED_MAIL_EXCHANGE_TTL_SECONDS"))
     # The Open Badges 3.0 API (ADR 30): how long an authorization code, an access token and
     # a refresh token live, and what the service description document names.
     ob_code_ttl_seconds: int = Field(

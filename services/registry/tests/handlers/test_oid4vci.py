@@ -1,5 +1,5 @@
 """OpenID4VCI's use cases on a real database (ADR 28): offer, token, nonce and credential,
-with issuance's holder-binding endpoint answered by a stand-in that records what it was
+with issuance's bound-copies endpoint answered by a stand-in that records what it was
 asked. The refusals a wallet meets: wrong or missing transaction code, a used or unknown
 code, a bad proof, a foreign or reused nonce, a used token."""
 
@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from microcred_registry.credentials import handlers as credentials
+from microcred_registry.delivery.issuance import Issuance as IssuanceClient
 from microcred_registry.oid4vci import domain
-from microcred_registry.oid4vci.binding import HolderBinding
 from microcred_registry.oid4vci.domain import OAuthError
 from microcred_registry.oid4vci.handlers import Oid4vci
 from microcred_shared.contract import topics
@@ -38,16 +38,17 @@ DOC = {"id": f"urn:uuid:{CID}", "name": "Data analysis",
 
 
 class Issuance:
-    """Stands in for issuance's POST /holder-bindings."""
+    """Stands in for issuance's POST /internal/v1/credentials/{id}/bound-copies."""
 
     def __init__(self) -> None:
         self.asked: list[dict[str, Any]] = []
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["authorization"] == "Bearer binding-secret"
+        assert request.headers["authorization"] == "Bearer service-secret"
+        assert request.url.path == f"/internal/v1/credentials/{CID}/bound-copies"
         body = json.loads(request.content)
         self.asked.append(body)
-        bound = {**body["credential"], "credentialSubject": {
+        bound = {**body["credential"], "id": f"urn:uuid:{uuid.uuid4()}", "credentialSubject": {
             "id": body["holder"], **body["credential"]["credentialSubject"]},
             "proof": {"type": "DataIntegrityProof"}}
         return httpx.Response(201, json={"verifiableCredential": bound})
@@ -64,8 +65,8 @@ async def svc(db: Any, issuance: Issuance) -> Oid4vci:
                      CredentialIssued, [CredentialIssued(
                          credential_id=CID, provider_id="lakeshore", learner_key=ADA,
                          title="Data analysis", issued_at=T0, credential=DOC)])
-    binding = HolderBinding("http://issuance.test", SecretStr("binding-secret"),
-                            transport=httpx.MockTransport(issuance.handle))
+    binding = IssuanceClient("http://issuance.test", SecretStr("service-secret"),
+                             transport=httpx.MockTransport(issuance.handle))
     return Oid4vci(db.engine, BASE, timedelta(minutes=10), binding)
 
 
@@ -228,3 +229,16 @@ async def test_a_forged_signature_a_foreign_or_reused_nonce_and_a_used_token_are
                           "invalid_token")
     assert error.status == 401
     await refused(svc.credential("forged", request(jwt)), "invalid_token")
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+async def test_the_transaction_code_goes_to_the_learner_by_mail_in_their_language(
+        svc: Oid4vci, db: Any, language: str) -> None:
+    offered = await svc.offer(ADA, CID, language)
+    [mail] = [o["payload"] for o in await db.published()
+              if o["topic"] == topics.LEARNER_SIGNIN]
+    # The code travels to notify (which knows the learner's address), never with the offer.
+    assert (mail["tx_code"], mail["language"]) == (offered.tx_code, language)
+    assert (mail["credential_id"], mail["learner_key"]) == (str(CID), ADA)
+    assert mail["title"] == "Data analysis"  # as the credential names it
+    assert offered.tx_code not in offered.link

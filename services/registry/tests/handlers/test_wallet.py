@@ -198,8 +198,9 @@ async def test_a_holder_gets_a_one_time_link_that_opens_one_session(
 
     [mail] = [o["payload"] for o in await db.published() if o["topic"] == topics.LEARNER_SIGNIN]
     assert (mail["email"], mail["language"]) == (EMAIL, "fr")
-    token = mail["link"].rsplit("/", 1)[1]
-    assert mail["link"] == f"{BASE}/learner/sign-in/{token}"
+    token = mail["link"].rsplit("/", 1)[1].removesuffix("?lang=fr")
+    # The link opens the pages in the language the learner asked in.
+    assert mail["link"] == f"{BASE}/learner/sign-in/{token}?lang=fr"
     assert await service.usable(token)
 
     secret, session = await service.exchange(token)

@@ -147,3 +147,26 @@ def test_the_status_check_is_named_for_the_entries_the_credential_carries():
     assert _status_row(one, "fr") == "Révocation"
     assert _status_row(both, "en") == "Revocation and suspension"
     assert _status_row(both, "fr") == "Révocation et suspension"
+
+
+def test_the_learners_list_names_the_issuer_and_offers_each_wallet_in_their_language():
+    from microcred_registry.pages.domain import listed
+
+    assert listed(DOC, "fr") == ("Sensibilisation à la santé et sécurité au travail",
+                                 "Cégep de la Rivière-du-Nord")
+    assert listed({}, "en", "Stored title") == ("Stored title", "")
+    title, issuer = listed(DOC, "fr")
+    item = {"id": "c1", "title": title, "provider": issuer, "status": "active",
+            "visibility": "private", "url": "https://r/v1/credentials/c1",
+            "actions": {"id": "c1", "png": "p", "svg": "s", "linkedin": "https://l",
+                        "wallet": True}}
+    html = render(request("lang=fr"), "learner.html", items=[item], new_link=None,
+                  profile_url="https://r/p/x", visibilities=sharing.VISIBILITIES).body.decode()
+    assert "<td>Cégep de la Rivière-du-Nord</td>" in html
+    assert 'action="/learner/credentials/c1/wallets/lcw?lang=fr"' in html
+    assert 'action="/learner/credentials/c1/wallets/openid?lang=fr"' in html
+    assert "Ajouter au Learner Credential Wallet" in html
+    revoked = {**item, "status": "revoked", "actions": {**item["actions"], "wallet": False}}
+    html = render(request("lang=en"), "learner.html", items=[revoked], new_link=None,
+                  profile_url="https://r/p/x", visibilities=sharing.VISIBILITIES).body.decode()
+    assert "/wallets/" not in html  # a revoked credential goes into no wallet

@@ -41,6 +41,7 @@ from microcred_shared.contract.events_employers import EmployerApiKeyChanged, Em
 from microcred_shared.contract.events_learners import (
     CredentialVisibilityChanged,
     LearnerSignInRequested,
+    WalletTxCodeIssued,
 )
 from microcred_shared.contract.events_providers import (
     AuditRecorded,
@@ -68,7 +69,7 @@ TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     topics.STATUS_LISTS: (StatusListPublished,),
     topics.PROVIDER_API_KEYS: (ProviderApiKeyChanged,),
     topics.CREDENTIAL_VISIBILITY: (CredentialVisibilityChanged,),
-    topics.LEARNER_SIGNIN: (LearnerSignInRequested,),
+    topics.LEARNER_SIGNIN: (LearnerSignInRequested, WalletTxCodeIssued),
     topics.EMPLOYERS: (EmployerPublished,),
     topics.EMPLOYER_API_KEYS: (EmployerApiKeyChanged,),
     topics.PROVIDERS: (ProviderPublished,),
@@ -91,6 +92,7 @@ KEYS: dict[type[Event], str] = {
     CredentialStatusChanged: LEARNER_KEY + " (`learner_key`)",
     CredentialVisibilityChanged: LEARNER_KEY + " (`learner_key`)",
     LearnerSignInRequested: LEARNER_KEY + " (`learner_key`)",
+    WalletTxCodeIssued: LEARNER_KEY + " (`learner_key`)",
     NotificationDelivered: "`credential_id`",
     NotificationFailed: "`credential_id`",
     IssuerKeysPublished: "`provider_id` (compacted: the latest key set per provider)",

@@ -209,6 +209,10 @@ class CredentialRegistered(Event):
     registered_at: datetime
     # LinkedIn's "Add to profile" form for it, pre-filled in the learner's language.
     linkedin_url: str | None = None
+    # "Add to wallet" for the issue mail (ADR 31): the Learner Credential Wallet's deep link
+    # to a single-use, expiring VC-API exchange, and the URL of its QR code (PNG).
+    wallet_url: str | None = None
+    wallet_qr_url: str | None = None
 
     def key(self) -> bytes:
         return self.learner_key.encode()

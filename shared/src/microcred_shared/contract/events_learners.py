@@ -8,6 +8,8 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from microcred_shared.contract.events import Event
 
 Visibility = Literal["private", "link", "public", "employers"]
@@ -40,6 +42,26 @@ class LearnerSignInRequested(Event):
     language: Literal["en", "fr"] = "en"
     link: str
     expires_at: datetime
+
+    def key(self) -> bytes:
+        return self.learner_key.encode()
+
+
+class WalletTxCodeIssued(Event):
+    """A learner made an OpenID4VCI credential offer on their page; notify mails them its
+    transaction code, a channel apart from the offer's QR code and link (ADR 31). The code
+    is in the payload (the topic is internal; the code is single-use, worthless without the
+    offer, and expires with it); notify keeps it only until the mail is sent."""
+
+    ce_type: ClassVar[str] = "ca.microcred.learner.wallet-tx-code.issued.v1"
+    offer_id: uuid.UUID
+    credential_id: uuid.UUID
+    learner_key: str
+    language: Literal["en", "fr"] = "en"
+    tx_code: str = Field(pattern=r"^[0-9]{4,8}$")
+    expires_at: datetime
+    # The credential's title in `language`, as the mail names it.
+    title: str = ""
 
     def key(self) -> bytes:
         return self.learner_key.encode()

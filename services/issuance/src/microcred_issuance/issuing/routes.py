@@ -1,5 +1,5 @@
 """VC-API issue: a provider signs a credential of its own through the issuing use case; and
-the registry's internal call for a holder-bound copy (ADR 27)."""
+the registry's internal call for a holder-bound copy (ADR 27, ADR 31)."""
 
 from __future__ import annotations
 
@@ -71,8 +71,9 @@ class BindRequest(BaseModel):
              include_in_schema=False)
 async def bound_copy(credential_id: uuid.UUID, request: BindRequest, _: Service,
                      rt: Runtime, ctx: IssuingContext) -> JSONResponse:
-    """The registry's wallet exchange (ADR 27): the credential, signed again by its issuer,
-    bound to the DID its holder proved control of. Service token only."""
+    """For the registry's wallet exchange and OpenID4VCI (ADR 31): the credential, signed
+    again by its issuer as a new credential bound to the DID its holder proved control of.
+    Service token only."""
     assert rt.engine is not None
     try:
         async with rt.engine.begin() as conn:

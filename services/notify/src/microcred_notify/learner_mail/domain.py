@@ -22,6 +22,8 @@ ISSUED = "credential-issued"  # a notification's kind; status-<action>:<event id
 # A sign-in link, keyed by the request id in `credential_id` (the link rides in `url` only
 # until it is sent).
 SIGNIN = "learner-signin"
+# An OpenID4VCI offer's transaction code: `wallet-tx-code:<offer id>`, keyed by the credential.
+TX_CODE = "wallet-tx-code:"
 
 SUBJECT = {"en": "Your micro-credential: {title}", "fr": "Votre microcertification : {title}"}
 BODY = {
@@ -29,13 +31,27 @@ BODY = {
            "micro-credential. It is yours to keep and share.\n\nView and download it:\n{url}\n\n"
            "Anyone you share it with can verify it without contacting us. Sign in to see all "
            "your credentials, choose who can see each one and create share links:\n"
-           "{learner_url}\n{linkedin}\n— microcred\n"),
+           "{learner_url}\n{wallet}{linkedin}\n— microcred\n"),
     "fr": ("Bonjour {name},\n\nFélicitations! La microcertification « {title} » vous a été "
            "délivrée sous forme de titre vérifiable. Elle vous appartient : gardez-la et "
            "partagez-la.\n\nConsultez-la et téléchargez-la :\n{url}\n\nToute personne avec qui "
            "vous la partagez peut la vérifier sans nous contacter. Connectez-vous pour voir "
            "tous vos titres, choisir qui peut voir chacun et créer des liens de partage :\n"
-           "{learner_url}\n{linkedin}\n— microcred\n"),
+           "{learner_url}\n{wallet}{linkedin}\n— microcred\n"),
+}
+WALLET = {
+    "en": ("\nAdd it to your wallet app, bound to a key only your wallet holds. In the Learner "
+           "Credential Wallet, choose Add credential, then Scan QR code, and scan the code "
+           "at:\n{qr}\nor open this link on the phone that has the wallet:\n{link}\nThe link "
+           "works once and for a limited time. After that, or for another wallet "
+           "(OpenID4VCI), sign in and use \"Add to a wallet\" on the credential.\n"),
+    "fr": ("\nAjoutez-la à l'application de votre portefeuille, liée à une clé que seul votre "
+           "portefeuille détient. Dans le Learner Credential Wallet, choisissez Ajouter un "
+           "titre, puis Balayer un code QR, et balayez le code à l'adresse :\n{qr}\nou "
+           "ouvrez ce lien sur le téléphone qui contient le portefeuille :\n{link}\nLe lien "
+           "ne sert qu'une fois, pendant un temps limité. Ensuite, ou pour un autre "
+           "portefeuille (OpenID4VCI), connectez-vous et utilisez « Ajouter à un "
+           "portefeuille » sur le titre.\n"),
 }
 LINKEDIN = {
     "en": ("\nAdd it to your LinkedIn profile (the link opens LinkedIn's form, filled in; "
@@ -79,23 +95,32 @@ def compose(*, sender: str, recipient: str, subject: str, body: str, message_id:
     return Mail(sender, recipient, text.encode("utf-8"), utf8=utf8)
 
 
-def learner_url(credential_url: str) -> str:
-    """The learner's sign-in page on the registry that serves `credential_url`."""
+def learner_url(credential_url: str, language: str = "en") -> str:
+    """The learner's sign-in page on the registry that serves `credential_url`, in the
+    mail's language."""
     base, found, _ = credential_url.partition("/v1/credentials/")
-    return (base if found else credential_url.rstrip("/")) + "/learner"
+    return (base if found else credential_url.rstrip("/")) + "/learner" + _lang(language)
+
+
+def _lang(language: str) -> str:
+    """The query that opens a page in the mail's language (whatever the browser says)."""
+    return "?lang=fr" if language == "fr" else ""
 
 
 def credential_issued(*, sender: str, recipient: str, name: str, title: str, url: str,
-                      language: str, message_id: str, linkedin: str | None = None) -> Mail:
+                      language: str, message_id: str, linkedin: str | None = None,
+                      wallet: str | None = None, wallet_qr: str | None = None) -> Mail:
     lang = language if language in SUBJECT else "en"
     linkedin_text = LINKEDIN[lang].format(link=linkedin) if linkedin else ""
+    wallet_text = WALLET[lang].format(link=wallet, qr=wallet_qr) if wallet and wallet_qr \
+        else ""
     # The Message-ID is stable per notification: a resend after a crash carries the same
     # one, so mail systems (and our tests) can recognise the duplicate.
     return compose(sender=sender, recipient=recipient, message_id=message_id, language=lang,
                    subject=SUBJECT[lang].format(title=title),
-                   body=BODY[lang].format(name=name, title=title, url=url,
-                                          learner_url=learner_url(url),
-                                          linkedin=linkedin_text))
+                   body=BODY[lang].format(name=name, title=title, url=url + _lang(lang),
+                                          learner_url=learner_url(url, lang),
+                                          wallet=wallet_text, linkedin=linkedin_text))
 
 
 STATUS_SUBJECT = {
@@ -122,8 +147,9 @@ def status_changed(*, sender: str, recipient: str, name: str, title: str, url: s
     lang = language if language in SUBJECT else "en"
     return compose(sender=sender, recipient=recipient, message_id=message_id, language=lang,
                    subject=STATUS_SUBJECT[action][lang].format(title=title),
-                   body=STATUS_BODY[lang].format(name=name, title=title, url=url,
-                                                 reason=reason, learner_url=learner_url(url)))
+                   body=STATUS_BODY[lang].format(name=name, title=title, url=url + _lang(lang),
+                                                 reason=reason,
+                                                 learner_url=learner_url(url, lang)))
 
 
 SIGNIN_SUBJECT = {"en": "Your sign-in link for microcred",
@@ -154,6 +180,39 @@ def signin_message(n: Any, sender: str) -> Mail:
                    message_id=n.message_id, language=lang)
 
 
+TX_SUBJECT = {"en": "Your wallet's transaction code: {title}",
+              "fr": "Le code de transaction pour votre portefeuille : {title}"}
+TX_BODY = {
+    "en": ("Hello {name},\n\nYou asked to add {title} to a wallet app (OpenID4VCI). When your "
+           "wallet asks for the transaction code, enter:\n\n    {code}\n\nIt works once, "
+           "with the offer shown on your credential's page, until {expires} (UTC). If you "
+           "did not ask for it, ignore this message: without this code nobody can take the "
+           "credential into a wallet.\n\n— microcred\n"),
+    "fr": ("Bonjour {name},\n\nVous avez demandé d'ajouter « {title} » à une application de "
+           "portefeuille (OpenID4VCI). Quand votre portefeuille demande le code de "
+           "transaction, entrez :\n\n    {code}\n\nIl ne sert qu'une fois, avec l'offre "
+           "affichée sur la page de votre titre, jusqu'au {expires} (UTC). Si vous n'avez "
+           "rien demandé, ignorez ce message : sans ce code, personne ne peut mettre le titre "
+           "dans un portefeuille.\n\n— microcred\n"),
+}
+
+
+def tx_code_message(n: Any, sender: str) -> Mail:
+    """The transaction code of an OpenID4VCI offer, apart from the offer (ADR 31)."""
+    lang = n.language if n.language in TX_SUBJECT else "en"
+    code, _, expires = (n.detail or "").partition(" ")
+    if not code:
+        raise ValueError("the transaction code was blanked before it was sent")
+    try:
+        when = datetime.fromisoformat(expires).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        when = expires
+    return compose(sender=sender, recipient=n.recipient, message_id=n.message_id,
+                   language=lang, subject=TX_SUBJECT[lang].format(title=n.title),
+                   body=TX_BODY[lang].format(name=n.learner_name or "", title=n.title,
+                                             code=code, expires=when))
+
+
 def status_kind(action: str, event_id: str) -> str:
     """One status mail per status event: the kind carries the action and the event id."""
     return f"status-{action}:{event_id}"
@@ -166,10 +225,14 @@ def for_notification(n: Any, sender: str) -> Mail:
               "message_id": n.message_id}
     if n.kind == SIGNIN:
         return signin_message(n, sender)
+    if n.kind.startswith(TX_CODE):
+        return tx_code_message(n, sender)
     if n.kind.startswith("status-"):
         action = n.kind.removeprefix("status-").split(":", 1)[0]
         return status_changed(**common, action=action, reason=n.detail or "")
-    return credential_issued(**common, linkedin=n.detail)
+    return credential_issued(**common, linkedin=n.detail,
+                             wallet=getattr(n, "wallet_url", None),
+                             wallet_qr=getattr(n, "wallet_qr_url", None))
 
 
 def backoff(attempts: int, base: float) -> timedelta:

@@ -20,26 +20,30 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from microcred_notify.learner_mail.domain import ISSUED, SIGNIN, status_kind
+from microcred_notify.learner_mail.domain import ISSUED, SIGNIN, TX_CODE, status_kind
 from microcred_notify.learner_mail.models import Notification
 from microcred_shared.consumer import Incoming
 from microcred_shared.contract.cloudevents import encode
 from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
-from microcred_shared.contract.events_learners import LearnerSignInRequested
+from microcred_shared.contract.events_learners import (
+    LearnerSignInRequested,
+    WalletTxCodeIssued,
+)
 
 # One cached statement per batch whatever its size: arrays in (a multi-row VALUES insert
 # is recompiled for every batch size, which dominated the e2e profile).
 _OWE = sa.text(
     "INSERT INTO notifications (id, credential_id, kind, recipient, learner_name, language, "
-    "title, url, detail, status, attempts, next_attempt_at, message_id, traceparent, "
-    "source_topic, source_payload, created_at) "
-    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, 'pending', 0, now(), "
+    "title, url, detail, wallet_url, wallet_qr_url, status, attempts, next_attempt_at, "
+    "message_id, traceparent, source_topic, source_payload, created_at) "
+    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, w, wq, 'pending', 0, now(), "
     "'<' || n || '@microcred.local>', tp, st, sp, now() "
     "FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:recipients AS text[]), "
     "CAST(:names AS text[]), CAST(:languages AS text[]), CAST(:titles AS text[]), "
-    "CAST(:urls AS text[]), CAST(:details AS text[]), CAST(:traceparents AS text[]), "
+    "CAST(:urls AS text[]), CAST(:details AS text[]), CAST(:wallets AS text[]), "
+    "CAST(:wallet_qrs AS text[]), CAST(:traceparents AS text[]), "
     "CAST(:topics AS text[]), CAST(:payloads AS bytea[])) "
-    "AS x(n, c, r, ln, lg, t, u, d, tp, st, sp) "
+    "AS x(n, c, r, ln, lg, t, u, d, w, wq, tp, st, sp) "
     "ON CONFLICT DO NOTHING")
 
 
@@ -66,6 +70,8 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
         "urls": [e.url for e in events],
         # The credential mail's `detail`: its LinkedIn "Add to profile" link.
         "details": [e.linkedin_url for e in events],
+        "wallets": [e.wallet_url for e in events],
+        "wallet_qrs": [e.wallet_qr_url for e in events],
         "traceparents": [i.traceparent for i in owed.values()],
         "topics": [i.record.topic for i in owed.values()],
         "payloads": [i.record.value or b"" for i in owed.values()],
@@ -95,28 +101,66 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dic
     return {}
 
 
-async def on_signin_requested(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+async def on_learner_messages(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    """The learner topic carries the sign-in links and the wallet transaction codes: both
+    secrets for minutes, mailed, kept only until sent."""
     now = datetime.now(UTC)
-    await _blank_spent_links(conn, now)
-    for item in items:
+    await _blank_spent_secrets(conn, now)
+    refused: dict[int, str] = {}
+    for index, item in enumerate(items):
         e = item.event
-        assert isinstance(e, LearnerSignInRequested)
-        if e.expires_at <= now:
-            continue  # arrived too late to be of use: mailing it would only confuse
-        nid = uuid.uuid4()
-        scrubbed = e.model_copy(update={"link": ""})
-        await conn.execute(pg_insert(Notification).values(
-            id=nid, credential_id=e.request_id, kind=SIGNIN, recipient=e.email,
-            learner_name="", language=e.language, title="", url=e.link, status="pending",
-            attempts=0, next_attempt_at=now, detail=e.expires_at.isoformat(),
-            message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
-            source_topic=item.record.topic, source_payload=encode(scrubbed),
-        ).on_conflict_do_nothing())
-    return {}
+        if isinstance(e, LearnerSignInRequested):
+            await _signin(conn, item, e, now)
+        elif isinstance(e, WalletTxCodeIssued):
+            await _tx_code(conn, item, e, now)
+        else:
+            refused[index] = f"{type(e).__name__} does not belong on the learner topic"
+    return refused
 
 
-async def _blank_spent_links(conn: AsyncConnection, now: datetime) -> None:
+async def _signin(conn: AsyncConnection, item: Incoming, e: LearnerSignInRequested,
+                  now: datetime) -> None:
+    if e.expires_at <= now:
+        return  # arrived too late to be of use: mailing it would only confuse
+    nid = uuid.uuid4()
+    scrubbed = e.model_copy(update={"link": ""})
+    await conn.execute(pg_insert(Notification).values(
+        id=nid, credential_id=e.request_id, kind=SIGNIN, recipient=e.email,
+        learner_name="", language=e.language, title="", url=e.link, status="pending",
+        attempts=0, next_attempt_at=now, detail=e.expires_at.isoformat(),
+        message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
+        source_topic=item.record.topic, source_payload=encode(scrubbed),
+    ).on_conflict_do_nothing())
+
+
+async def _tx_code(conn: AsyncConnection, item: Incoming, e: WalletTxCodeIssued,
+                   now: datetime) -> None:
+    """The code goes to the address the credential was mailed to (the registry keeps no
+    addresses); a credential never mailed (VC-API) has nobody to send it to."""
+    if e.expires_at <= now:
+        return
+    issued = (await conn.execute(sa.select(Notification).where(
+        col(Notification.credential_id) == e.credential_id,
+        col(Notification.kind) == ISSUED))).first()
+    if issued is None:
+        return
+    nid = uuid.uuid4()
+    scrubbed = e.model_copy(update={"tx_code": ""})
+    await conn.execute(pg_insert(Notification).values(
+        id=nid, credential_id=e.credential_id, kind=TX_CODE + str(e.offer_id),
+        recipient=issued.recipient, learner_name=issued.learner_name, language=e.language,
+        title=e.title or issued.title, url=issued.url, status="pending", attempts=0,
+        next_attempt_at=now, detail=f"{e.tx_code} {e.expires_at.isoformat()}",
+        message_id=f"<{nid}@microcred.local>", traceparent=item.traceparent,
+        source_topic=item.record.topic, source_payload=encode(scrubbed),
+    ).on_conflict_do_nothing())
+
+
+async def _blank_spent_secrets(conn: AsyncConnection, now: datetime) -> None:
+    spent = sa.or_(col(Notification.status) != "pending",
+                   col(Notification.created_at) < now - timedelta(hours=1))
     await conn.execute(sa.update(Notification).where(
-        col(Notification.kind) == SIGNIN, col(Notification.url) != "",
-        sa.or_(col(Notification.status) != "pending",
-               col(Notification.created_at) < now - timedelta(hours=1))).values(url=""))
+        col(Notification.kind) == SIGNIN, col(Notification.url) != "", spent).values(url=""))
+    await conn.execute(sa.update(Notification).where(
+        col(Notification.kind).startswith(TX_CODE), col(Notification.detail) != "",
+        spent).values(detail=""))

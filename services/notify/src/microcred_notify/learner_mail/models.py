@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from microcred_shared.db import utcnow
@@ -31,11 +32,22 @@ class Notification(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     last_error: str | None = None
     # The provider's reason (status mail), the LinkedIn link (credential mail), the expiry
-    # (sign-in mail).
+    # (sign-in mail), the transaction code and its expiry (wallet transaction code mail,
+    # blanked once sent).
     detail: str | None = None
+    # The credential mail's "Add to wallet": the wallet's deep link and its QR code's URL.
+    wallet_url: str | None = None
+    wallet_qr_url: str | None = None
     message_id: str
     traceparent: str | None = None
     source_topic: str
     source_payload: bytes = Field(sa_type=sa.LargeBinary)
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     delivered_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+async def add_wallet_links(conn: AsyncConnection) -> None:
+    """Migration 4: the credential mail's "Add to wallet" link and QR code (ADR 31)."""
+    for column in ("wallet_url", "wallet_qr_url"):
+        await conn.execute(sa.text(f"ALTER TABLE notifications ADD COLUMN IF NOT EXISTS "
+                                   f"{column} TEXT"))

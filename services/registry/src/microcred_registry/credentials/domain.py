@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from microcred_registry.credentials.linkedin import add_to_profile
+from microcred_registry.credentials.linkedin import add_to_profile, credential_name
 from microcred_shared.contract.events import CredentialIssued, CredentialRegistered
 from microcred_shared.vc import controller as controllers
 from microcred_shared.vc.didweb import did_web
@@ -29,17 +29,21 @@ def status_list_url(base: str, provider_id: str, purpose: str, list_no: int) -> 
     return f"{base}/status/{provider_id}/{purpose}/{list_no}"
 
 
-def registration(e: CredentialIssued, base: str, now: datetime) -> CredentialRegistered:
-    """What notify needs to tell the learner: the credential is stored, where, and how to
-    add it to a LinkedIn profile."""
+def registration(e: CredentialIssued, base: str, now: datetime,
+                 wallet: tuple[str, str] | None = None) -> CredentialRegistered:
+    """What notify needs to tell the learner: the credential is stored, where, how to add
+    it to a LinkedIn profile, and (`wallet`: deep link, QR code URL) to a wallet."""
     url = credential_url(base, e.credential_id)
     return CredentialRegistered(
         credential_id=e.credential_id, provider_id=e.provider_id,
         definition_id=e.definition_id, learner_key=e.learner_key,
         learner_email=e.learner_email, learner_name=e.learner_name,
-        learner_language=e.learner_language, title=e.title,
+        learner_language=e.learner_language,
+        # The mails name it in the learner's language (the register keeps the English).
+        title=credential_name(e.credential, e.learner_language) or e.title,
         url=url, registered_at=now, linkedin_url=add_to_profile(
-            e.credential, url, str(e.credential_id), e.learner_language) or None)
+            e.credential, url, str(e.credential_id), e.learner_language) or None,
+        wallet_url=wallet[0] if wallet else None, wallet_qr_url=wallet[1] if wallet else None)
 
 
 def listing(row: Any, base: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ document, a signed status list."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,11 @@ from microcred_shared.outbox import event_record
 from microcred_shared.problems import Problem
 
 SOURCE = "/microcred/registry"
+# Opens the issue mail's wallet exchanges, in the registration's transaction: (credential
+# id, learner key) of each mailed credential → (deep link, QR code URL). Given by main (the
+# delivery context), so this context does not depend on it.
+WalletLinks = Callable[[AsyncConnection, list[tuple[uuid.UUID, str]]],
+                       Awaitable[dict[uuid.UUID, tuple[str, str]]]]
 
 
 # One cached statement per batch whatever its size (arrays in, ids out). The document is
@@ -56,7 +62,7 @@ _REGISTER = sa.text(
 
 
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
-                    base_url: str) -> dict[int, str]:
+                    base_url: str, wallet_links: WalletLinks | None = None) -> dict[int, str]:
     events: dict[str, tuple[Incoming, CredentialIssued]] = {}
     for item in items:
         assert isinstance(item.event, CredentialIssued)
@@ -74,11 +80,15 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
         "issued": [e.issued_at for _, e in pairs],
     })).scalars()}
     now = datetime.now(UTC)
+    mailed = [(e.credential_id, e.learner_key) for cid, (_, e) in events.items()
+              if cid in inserted and e.learner_email]
+    wallets = await wallet_links(conn, mailed) if wallet_links and mailed else {}
     for cid, (item, e) in events.items():
         if cid not in inserted:
             continue  # already registered: a redelivery
+        registered = registration(e, base_url, now, wallets.get(e.credential_id))
         item.outgoing.append(event_record(
-            topics.CREDENTIALS_REGISTERED, registration(e, base_url, now), SOURCE,
+            topics.CREDENTIALS_REGISTERED, registered, SOURCE,
             traceparent=item.traceparent, subject=cid))
     return {}
 

@@ -27,14 +27,19 @@ def _text(obj: Any, term: str, lang: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def credential_name(doc: dict[str, Any], lang: str = "en") -> str:
+    """The achievement's name in `lang` where the credential has it (else English)."""
+    subject: Any = doc.get("credentialSubject") or {}
+    subject = subject[0] if isinstance(subject, list) and subject else subject
+    ach = subject.get("achievement") if isinstance(subject, dict) else None
+    return _text(ach, "name", lang) or _text(doc, "name", lang)
+
+
 def add_to_profile(doc: dict[str, Any], cert_url: str, cert_id: str, lang: str = "en") -> str:
     """The link, or "" when the document lacks a name or an issue date. The name and the
     organisation follow the learner's language where the credential has it; a credential
     without `validUntil` has no expiration fields (LinkedIn then shows no expiry)."""
-    subject: Any = doc.get("credentialSubject") or {}
-    subject = subject[0] if isinstance(subject, list) and subject else subject
-    ach = subject.get("achievement") if isinstance(subject, dict) else None
-    name = _text(ach, "name", lang) or _text(doc, "name", lang)
+    name = credential_name(doc, lang)
     issued = _moment(doc.get("awardedDate")) or _moment(doc.get("validFrom"))
     if not name or issued is None:
         return ""

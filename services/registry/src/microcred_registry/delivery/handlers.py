@@ -11,14 +11,13 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from microcred_registry.credentials.models import CredentialRecord
 from microcred_registry.delivery import domain
+from microcred_registry.delivery.issuance import Issuance, Refused, Unavailable
 from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.verification.handlers import Resolver
 from microcred_registry.wallet import sharing
@@ -26,40 +25,6 @@ from microcred_registry.wallet.domain import Session
 from microcred_shared.db import table_of
 from microcred_shared.problems import Problem
 from microcred_shared.vc.presentation import verify_presentation
-
-
-@dataclass(frozen=True)
-class Issuance:
-    """Issuance's internal endpoint for holder-bound copies, called with the service token."""
-
-    url: str | None
-    token: SecretStr | None
-    timeout: float = 15.0
-
-    async def bound_copy(self, credential_id: uuid.UUID, document: dict[str, Any],
-                         holder: str) -> dict[str, Any]:
-        if not (self.url and self.token and self.token.get_secret_value()):
-            raise Problem(503, "Wallet delivery unavailable", "this deployment has no "
-                          "issuance URL or service token configured", kind="unavailable")
-        try:
-            async with httpx.AsyncClient(base_url=self.url.rstrip("/"),
-                                         timeout=self.timeout) as client:
-                r = await client.post(
-                    f"/internal/v1/credentials/{credential_id}/bound-copies",
-                    json={"credential": document, "holder": holder},
-                    headers={"authorization": f"Bearer {self.token.get_secret_value()}"})
-        except httpx.HTTPError as exc:
-            raise Problem(502, "Issuance unreachable", "the credential could not be signed "
-                          "now; the exchange stays open, try again", kind="upstream") from exc
-        if r.status_code in (409, 422):  # the credential itself: say why
-            detail = r.json().get("detail", r.text) if r.headers.get(
-                "content-type", "").startswith("application/problem+json") else r.text
-            raise Problem(r.status_code, "Credential not delivered", str(detail),
-                          kind="not-deliverable")
-        if r.status_code != 201:
-            raise Problem(502, "Issuance refused", f"issuance answered {r.status_code}; "
-                          "the exchange stays open, try again", kind="upstream")
-        return dict(r.json()["verifiableCredential"])
 
 
 @dataclass(frozen=True)
@@ -91,6 +56,18 @@ class Exchanges:
                    "expires_at": now + self.ttl, "failures": 0}
             await conn.execute(sa.insert(table_of(WalletExchange)).values(row))
         return self._view(SimpleNamespace(**row))
+
+    async def open_link(self, exchange_id: uuid.UUID) -> str:
+        """The deep link of an exchange that still takes a presentation (its QR code in the
+        issue mail); a used, expired or closed one is the problem a wallet would get."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(WalletExchange).where(
+                col(WalletExchange.exchange_id) == exchange_id))).first()
+        if row is None:
+            raise Problem(404, "Not found", f"no exchange {exchange_id}", kind="not-found")
+        self._refuse_closed(row, datetime.now(UTC))
+        url = domain.exchange_url(self.base_url, str(exchange_id))
+        return domain.deep_link(self.base_url, url, row.challenge)
 
     async def _locked(self, conn: AsyncConnection, exchange_id: uuid.UUID) -> Any:
         row = (await conn.execute(sa.select(WalletExchange).where(
@@ -155,8 +132,47 @@ class Exchanges:
         if cred is None or cred.status != "active":
             raise Problem(409, "Credential not active", "this credential was revoked or "
                           "suspended since the exchange began", kind="not-active")
-        copy = await self.issuance.bound_copy(row.credential_id, dict(cred.document), holder)
+        try:
+            copy = await self.issuance.bound_copy(row.credential_id, dict(cred.document),
+                                                  holder)
+        except Unavailable as exc:
+            if not exc.configured:
+                raise Problem(503, "Wallet delivery unavailable", str(exc),
+                              kind="unavailable") from exc
+            raise Problem(502, "Issuance unavailable", "the credential could not be signed "
+                          "now; the exchange stays open, try again", kind="upstream") from exc
+        except Refused as exc:
+            raise Problem(409 if exc.status == 409 else 422, "Credential not delivered",
+                          str(exc), kind="not-deliverable") from exc
         await conn.execute(sa.update(table_of(WalletExchange)).where(
             table_of(WalletExchange).c.exchange_id == row.exchange_id).values(
             used_at=now, holder=holder, copy_id=str(copy.get("id"))))
         return copy
+
+
+_MAIL_EXCHANGES = sa.text(
+    "INSERT INTO wallet_exchanges (exchange_id, credential_id, learner_key, challenge, "
+    "created_at, expires_at, failures) SELECT x, c, l, ch, :now, :exp, 0 FROM "
+    "unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:keys AS text[]), "
+    "CAST(:challenges AS text[])) AS u(x, c, l, ch)")
+
+
+async def mail_exchanges(conn: AsyncConnection, owed: list[tuple[uuid.UUID, str]], *,
+                         base_url: str, ttl: timedelta) -> dict[uuid.UUID, tuple[str, str]]:
+    """One exchange per newly registered credential whose learner is mailed (credential id,
+    learner key), in the registration's transaction: the issue mail's "Add to wallet" deep
+    link and the URL of its QR code, by credential id. The mail is the learner's own
+    channel (their sign-in links go there too); the exchange is single-use and expires."""
+    if not owed:
+        return {}
+    now = datetime.now(UTC)
+    ids = [uuid.uuid4() for _ in owed]
+    challenges = [secrets.token_urlsafe(24) for _ in owed]
+    await conn.execute(_MAIL_EXCHANGES, {
+        "ids": ids, "cids": [c for c, _ in owed], "keys": [k for _, k in owed],
+        "challenges": challenges, "now": now, "exp": now + ttl})
+    out: dict[uuid.UUID, tuple[str, str]] = {}
+    for (cid, _), xid, challenge in zip(owed, ids, challenges, strict=True):
+        url = domain.exchange_url(base_url, str(xid))
+        out[cid] = (domain.deep_link(base_url, url, challenge), url + "/qr.png")
+    return out

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from microcred_registry.delivery.handlers import Exchanges, Issuance
+from microcred_registry.delivery.handlers import Exchanges
+from microcred_registry.delivery.issuance import Issuance
 from microcred_registry.deps import Engine, Learner, Runtime, base_url
 from microcred_shared import problems
 from microcred_shared.problems import Problem

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,10 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.credentials.linkedin import credential_name
+from microcred_registry.delivery.issuance import Issuance, Refused, Unavailable
 from microcred_registry.oid4vci import domain
-from microcred_registry.oid4vci.binding import BindingUnavailable, HolderBinding
 from microcred_registry.oid4vci.domain import OAuthError
+from microcred_shared import outbox
+from microcred_shared.contract import topics
+from microcred_shared.contract.events_learners import WalletTxCodeIssued
 from microcred_shared.problems import Problem
+from microcred_shared.telemetry import traceparent_of
+
+SOURCE = "/microcred/registry"
 
 
 def digest(secret: str) -> str:
@@ -27,13 +35,20 @@ def digest(secret: str) -> str:
 
 @dataclass(frozen=True)
 class Offered:
+    """An offer made. Its transaction code goes to the learner by e-mail (the event in the
+    outbox), never with the offer: it is here for the tests of the flow only."""
+
     offer: dict[str, Any]
     link: str
     tx_code: str
     expires_at: datetime
 
 
-_OWNED = sa.text("SELECT status FROM credentials WHERE credential_id = :id "
+def _nothing() -> None:
+    pass
+
+
+_OWNED = sa.text("SELECT status, title, document FROM credentials WHERE credential_id = :id "
                  "AND learner_key = :learner")
 _OFFER = sa.text(
     "INSERT INTO oid4vci_offers (code_sha256, credential_id, learner_key, tx_code_sha256, "
@@ -62,23 +77,37 @@ class Oid4vci:
     engine: AsyncEngine
     base_url: str
     ttl: timedelta
-    binding: HolderBinding
+    issuance: Issuance
+    # Called after a transaction that wrote to the outbox (the relay publishes it).
+    wake: Callable[[], None] = _nothing
 
-    async def offer(self, learner_key: str, credential_id: uuid.UUID) -> Offered:
+    async def offer(self, learner_key: str, credential_id: uuid.UUID,
+                    language: str = "en") -> Offered:
+        """A single-use offer; its transaction code is mailed to the learner (notify finds
+        the address the credential was issued to), in `language`."""
         now = datetime.now(UTC)
         code, tx_code = domain.new_secret(), domain.new_tx_code()
         async with self.engine.begin() as conn:
-            status = (await conn.execute(_OWNED, {"id": credential_id,
-                                                  "learner": learner_key})).scalar()
-            if status is None:
+            owned = (await conn.execute(_OWNED, {"id": credential_id,
+                                                 "learner": learner_key})).first()
+            status = owned.status if owned else None
+            if owned is None:
                 raise Problem(404, "Not found", "no such credential of yours",
                               kind="not-found")
-            if status == "revoked":
-                raise Problem(409, "Revoked", "a revoked credential cannot go to a wallet",
-                              kind="revoked")
+            if status != "active":
+                raise Problem(409, "Credential not active", f"this credential is {status}: "
+                              "it cannot go into a wallet", kind="not-active")
             await conn.execute(_OFFER, {"code": digest(code), "id": credential_id,
                                         "learner": learner_key, "tx": digest(tx_code),
                                         "now": now, "exp": now + self.ttl})
+            mail = WalletTxCodeIssued(
+                offer_id=uuid.uuid4(), credential_id=credential_id, learner_key=learner_key,
+                language="fr" if language == "fr" else "en", tx_code=tx_code,
+                expires_at=now + self.ttl,
+                title=credential_name(dict(owned.document), language) or owned.title)
+            await outbox.write(conn, [outbox.event_record(
+                topics.LEARNER_SIGNIN, mail, SOURCE, traceparent=traceparent_of())])
+        self.wake()
         offer = domain.credential_offer(self.base_url, code, with_tx_code=True)
         return Offered(offer, domain.offer_link(offer), tx_code, now + self.ttl)
 
@@ -137,11 +166,15 @@ class Oid4vci:
             if used is None:
                 raise OAuthError("invalid_nonce", "the c_nonce is not ours, used or expired; "
                                  "get a fresh one from the nonce endpoint")
-            if row["status"] == "revoked":
-                raise OAuthError("credential_request_denied", "the credential is revoked")
+            if row["status"] != "active":
+                raise OAuthError("credential_request_denied", f"the credential is "
+                                 f"{row['status']}")
             try:
-                signed = await self.binding.bind(row["document"], possession.holder)
-            except BindingUnavailable as exc:
+                signed = await self.issuance.bound_copy(row["credential_id"],
+                                                        dict(row["document"]), possession.holder)
+            except Refused as exc:  # revoked or suspended since: nothing to retry
+                raise OAuthError("credential_request_denied", str(exc)) from exc
+            except Unavailable as exc:
                 raise OAuthError("server_error", f"the credential could not be signed: {exc}",
                                  status=503) from exc
             await conn.execute(_ISSUED, {"now": now, "code": row["code_sha256"]})

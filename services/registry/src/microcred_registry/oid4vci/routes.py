@@ -15,14 +15,24 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from microcred_registry.deps import BaseUrl, BrowserLearner, Engine, Learner, Runtime
+from microcred_registry.credentials.domain import credential_url
+from microcred_registry.delivery.issuance import Issuance
+from microcred_registry.deps import (
+    BaseUrl,
+    BrowserLearner,
+    Engine,
+    Language,
+    Learner,
+    Runtime,
+    WalletService,
+)
 from microcred_registry.oid4vci import domain
-from microcred_registry.oid4vci.binding import HolderBinding
 from microcred_registry.oid4vci.domain import OAuthError
 from microcred_registry.oid4vci.handlers import Offered, Oid4vci
 from microcred_registry.pages import qr
+from microcred_registry.pages.domain import listed
 from microcred_registry.pages.i18n import translator
-from microcred_registry.pages.rendering import language, render
+from microcred_registry.pages.rendering import render
 from microcred_shared import problems
 
 router = APIRouter()
@@ -59,7 +69,7 @@ CREDENTIAL_BODY = {"requestBody": {"required": True, "content": {"application/js
 def _service(rt: Runtime, engine: Engine, base: BaseUrl) -> Oid4vci:
     s = rt.settings
     return Oid4vci(engine, base, timedelta(seconds=s.oid4vci_offer_ttl_seconds),
-                   HolderBinding(s.issuance_url, s.holder_binding_token))
+                   Issuance(s.issuance_url, s.service_token), rt.wake_relay)
 
 
 Service = Annotated[Oid4vci, Depends(_service)]
@@ -73,8 +83,9 @@ def _error(exc: OAuthError) -> JSONResponse:
 
 
 def _offered(offered: Offered) -> dict[str, Any]:
+    # No transaction code here: it goes to the learner by e-mail, a channel apart (ADR 31).
     return {"credential_offer": offered.offer, "credential_offer_link": offered.link,
-            "tx_code": offered.tx_code, "expires_at": offered.expires_at.isoformat()}
+            "tx_code_sent_by": "email", "expires_at": offered.expires_at.isoformat()}
 
 
 @router.get("/.well-known/openid-credential-issuer")
@@ -89,22 +100,28 @@ async def authorization_server(base: BaseUrl) -> dict[str, Any]:
 
 @router.post("/v1/learner/credentials/{credential_id}/oid4vci-offer", status_code=201,
              responses=problems.responses(404, 409))
-async def offer(credential_id: uuid.UUID, session: Learner, svc: Service) -> JSONResponse:
-    """A single-use credential offer for a wallet; its transaction code is shown only here."""
-    offered = await svc.offer(session.learner_key, credential_id)
+async def offer(credential_id: uuid.UUID, session: Learner, svc: Service,
+                lang: Language) -> JSONResponse:
+    """A single-use credential offer for a wallet; its transaction code is e-mailed to the
+    learner (in `lang`), to the address the credential was issued to."""
+    offered = await svc.offer(session.learner_key, credential_id, lang)
     return JSONResponse(_offered(offered), status_code=201, headers=NO_STORE)
 
 
 @router.post("/learner/credentials/{credential_id}/wallets/openid", include_in_schema=False)
 async def offer_page(credential_id: uuid.UUID, request: Request, session: BrowserLearner,
-                     svc: Service, base: BaseUrl) -> Response:
+                     svc: Service, wallet: WalletService, base: BaseUrl,
+                     lang: Language) -> Response:
+    """The offer as a QR code and link; the transaction code goes by e-mail (ADR 31)."""
     if session is None:
         return RedirectResponse(f"{base}/learner", status_code=303)
-    offered = await svc.offer(session.learner_key, credential_id)
-    t = translator(language(request))
-    return render(request, "oid4vci_offer.html", headers=NO_STORE, title="",
+    row = await wallet.held(session, credential_id)
+    offered = await svc.offer(session.learner_key, credential_id, lang)
+    t = translator(lang)
+    title, _ = listed(dict(row.document), lang, row.title)
+    return render(request, "oid4vci_offer.html", headers=NO_STORE, title=title,
                   qr=qr.inline(offered.link, t("oid4vci.qr")), link=offered.link,
-                  tx_code=offered.tx_code,
+                  back=credential_url(base, credential_id),
                   expires=offered.expires_at.strftime("%Y-%m-%d %H:%M"))
 
 

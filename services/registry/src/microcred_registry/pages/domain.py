@@ -54,6 +54,17 @@ def _localised(obj: dict[str, Any], term: str, lang: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def listed(doc: dict[str, Any], lang: str, fallback_title: str = "") -> tuple[str, str]:
+    """A credential's title and issuer name in the reader's language, as a list shows
+    them (the names the credential states, not the register's ids)."""
+    subject: Any = doc.get("credentialSubject")
+    subject = subject if isinstance(subject, dict) else {}
+    ach: Any = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    issuer: Any = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
+    title = _localised(ach, "name", lang) or _localised(doc, "name", lang) or fallback_title
+    return title, _localised(issuer, "name", lang)
+
+
 def outcomes_of(narrative: str) -> list[str]:
     """Issuance writes the outcomes as a heading and one `- ` line each; any other narrative
     is shown as one paragraph."""

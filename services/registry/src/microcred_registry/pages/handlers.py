@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.credentials import linkedin
 from microcred_registry.credentials.domain import VC_JSON, credential_url
-from microcred_registry.pages.domain import present
+from microcred_registry.pages.domain import listed, present
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.owner_view import owner_view
 from microcred_registry.pages.rendering import (
@@ -46,12 +46,15 @@ def drawn_badge_url(base: str, row: Any) -> str:
 
 def actions(base: str, row: Any, lang: str, *, holder: bool) -> dict[str, Any]:
     """What a reader may do with a credential besides reading it: the baked badge as PNG
-    and SVG, and for its holder LinkedIn's "Add to profile" form, pre-filled."""
+    and SVG, and for its holder LinkedIn's "Add to profile" form, pre-filled, and (while
+    the credential is active) "Add to a wallet" by either protocol."""
     url = credential_url(base, row.credential_id)
-    out: dict[str, Any] = {"png": url + "/baked.png", "svg": url + "/baked.svg"}
+    out: dict[str, Any] = {"id": str(row.credential_id), "json": url + "?format=json",
+                           "png": url + "/baked.png", "svg": url + "/baked.svg"}
     if holder:
         out["linkedin"] = linkedin.add_to_profile(dict(row.document), url,
                                                   str(row.credential_id), lang)
+        out["wallet"] = row.status == "active"
     return out
 
 
@@ -168,9 +171,13 @@ class Pages:
             rows = await sharing.my_credentials(conn, session.learner_key)
             slug = await sharing.profile_slug(conn, session.learner_key)
         lang = language(request)
-        items = [{"id": str(r.credential_id), "title": r.title, "provider": r.provider_id,
-                  "status": r.status, "visibility": r.visibility or "private",
-                  "url": credential_url(self.base, r.credential_id),
-                  "actions": actions(self.base, r, lang, holder=True)} for r in rows]
+        items = []
+        for r in rows:
+            title, issuer = listed(dict(r.document), lang, r.title)
+            items.append({"id": str(r.credential_id), "title": title,
+                          "provider": issuer or r.provider_id, "status": r.status,
+                          "visibility": r.visibility or "private",
+                          "url": credential_url(self.base, r.credential_id),
+                          "actions": actions(self.base, r, lang, holder=True)})
         return render(request, "learner.html", items=items, new_link=new_link,
                       profile_url=f"{self.base}/p/{slug}", visibilities=VISIBILITIES)

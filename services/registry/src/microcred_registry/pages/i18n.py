@@ -175,10 +175,13 @@ _EN = {
     "oid4vci.action": "Add to an OpenID4VCI wallet",
     "oid4vci.title": "Add to your wallet",
     "oid4vci.scan": "Scan this code with your wallet app, or open the link on the device "
-                    "that holds it. The wallet asks for the transaction code below.",
+                    "that holds it. The wallet asks for a transaction code: we have just "
+                    "e-mailed it to you.",
     "oid4vci.qr": "QR code of the credential offer",
     "oid4vci.link": "Open in a wallet app",
-    "oid4vci.tx_code": "Transaction code",
+    "oid4vci.tx_sent": "The transaction code is in the e-mail we sent to the address this "
+                       "credential was issued to; it is not shown here, so that a photo of "
+                       "this screen is not enough to take the credential.",
     "oid4vci.expires": "The offer can be used once, until {time} (UTC).",
     # The Open Badges 3.0 API's consent and sign-in pages (ADR 30).
     "ob.consent.title": "Allow access to your credentials?",
@@ -203,6 +206,19 @@ _EN = {
                          "register with us.",
     "ob.error.repeated": "The request is malformed.",
     "ob.error.safe": "For your safety you were not sent back to it. Nothing was shared.",
+    "wallet.title": "Add to a wallet",
+    "wallet.explain": "Keep this credential in a wallet app on your phone, bound to a key "
+                      "only your wallet holds. Each button makes a single-use link and QR "
+                      "code.",
+    "wallet.lcw": "Add to the Learner Credential Wallet",
+    "lcw.title": "Add to the Learner Credential Wallet",
+    "lcw.scan": "In the Learner Credential Wallet app, choose Add credential, then Scan QR "
+                "code, and scan this code. On the phone that has the wallet, you can open "
+                "the link instead.",
+    "lcw.qr": "QR code that opens this credential in the Learner Credential Wallet",
+    "lcw.link": "Open in the Learner Credential Wallet",
+    "lcw.expires": "The link and code can be used once, until {time} (UTC).",
+    "back.credential": "Back to the credential",
     "actions.linkedin_private": "LinkedIn shows a link to this credential's page: make it "
                                 "public so that people who follow it can see it.",
     "actions.for": "{action}: {title}",
@@ -359,11 +375,13 @@ _FR = {
     "oid4vci.action": "Ajouter à un portefeuille OpenID4VCI",
     "oid4vci.title": "Ajouter à votre portefeuille",
     "oid4vci.scan": "Balayez ce code avec l'application de votre portefeuille, ou ouvrez le "
-                    "lien sur l'appareil qui le contient. Le portefeuille demande le code de "
-                    "transaction ci-dessous.",
+                    "lien sur l'appareil qui le contient. Le portefeuille demande un code de "
+                    "transaction : nous venons de vous l'envoyer par courriel.",
     "oid4vci.qr": "Code QR de l'offre de titre",
     "oid4vci.link": "Ouvrir dans une application de portefeuille",
-    "oid4vci.tx_code": "Code de transaction",
+    "oid4vci.tx_sent": "Le code de transaction est dans le courriel envoyé à l'adresse à "
+                       "laquelle ce titre a été délivré; il n'est pas affiché ici, pour qu'une "
+                       "photo de cet écran ne suffise pas à prendre le titre.",
     "oid4vci.expires": "L'offre ne sert qu'une fois, jusqu'à {time} (UTC).",
     "ob.consent.title": "Autoriser l'accès à vos titres?",
     "ob.consent.asks": "{client} demande l'accès à votre compte.",
@@ -387,6 +405,19 @@ _FR = {
                          "n'a pas inscrite chez nous.",
     "ob.error.repeated": "La demande est mal formée.",
     "ob.error.safe": "Par sécurité, vous n'y avez pas été renvoyé. Rien n'a été partagé.",
+    "wallet.title": "Ajouter à un portefeuille",
+    "wallet.explain": "Gardez ce titre dans une application de portefeuille sur votre "
+                      "téléphone, lié à une clé que seul votre portefeuille détient. Chaque "
+                      "bouton crée un lien et un code QR à usage unique.",
+    "wallet.lcw": "Ajouter au Learner Credential Wallet",
+    "lcw.title": "Ajouter au Learner Credential Wallet",
+    "lcw.scan": "Dans l'application Learner Credential Wallet, choisissez Ajouter un titre, "
+                "puis Balayer un code QR, et balayez ce code. Sur le téléphone qui contient "
+                "le portefeuille, vous pouvez plutôt ouvrir le lien.",
+    "lcw.qr": "Code QR qui ouvre ce titre dans le Learner Credential Wallet",
+    "lcw.link": "Ouvrir dans le Learner Credential Wallet",
+    "lcw.expires": "Le lien et le code ne servent qu'une fois, jusqu'à {time} (UTC).",
+    "back.credential": "Retour au titre",
     "actions.linkedin_private": "LinkedIn affiche un lien vers la page de ce titre : "
                                 "rendez-le public pour que les personnes qui le suivent "
                                 "puissent le voir.",

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from microcred_registry.credentials.domain import credential_url
+from microcred_registry.delivery.routes import ExchangeService
 from microcred_registry.deps import (
     BaseUrl,
     BrowserLearner,
@@ -23,6 +25,8 @@ from microcred_registry.deps import (
     WalletService,
 )
 from microcred_registry.employers import handlers as directory
+from microcred_registry.pages import qr
+from microcred_registry.pages.domain import listed
 from microcred_registry.pages.i18n import translator
 from microcred_registry.pages.rendering import message, render, wants_json_page
 from microcred_registry.pages.returns import RETURN_COOKIE, safe_return
@@ -65,7 +69,7 @@ async def _exchange(token: str, request: Request, signin: SignIn, base: str, lan
     else:
         # Back to an Open Badges API consent page that sent the learner to sign in (ADR 30).
         back = safe_return(request.cookies.get(RETURN_COOKIE))
-        response = RedirectResponse(f"{base}{back or '/learner'}", status_code=303)
+        response = RedirectResponse(f"{base}{back or f'/learner?lang={lang}'}", status_code=303)
         if back:
             response.delete_cookie(RETURN_COOKIE, path="/")
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(
@@ -86,7 +90,8 @@ async def open_link(token: str, request: Request, signin: SignInService, base: B
     if not await signin.usable(token):
         return _bad_link(request, base, lang)
     return message(request, 200, "signin.confirm.title", "signin.confirm.body",
-                   form_action=request.url.path, button=translator(lang)("signin.confirm.button"))
+                   form_action=f"{request.url.path}?lang={lang}",
+                   button=translator(lang)("signin.confirm.button"))
 
 
 @router.post("/learner/sign-in/{token}", responses={
@@ -148,6 +153,24 @@ async def act(credential_id: uuid.UUID, action: str, request: Request,
     else:
         await wallet.held(session, credential_id)  # still only for the holder
     return await pages.home(request, session, new_link)
+
+
+@router.post("/learner/credentials/{credential_id}/wallets/lcw", include_in_schema=False)
+async def add_to_lcw(credential_id: uuid.UUID, request: Request, session: BrowserLearner,
+                     wallet: WalletService, exchanges: ExchangeService, base: BaseUrl,
+                     lang: Language) -> Response:
+    """"Add to the Learner Credential Wallet": a new single-use exchange (the API's
+    `POST /v1/learner/credentials/{id}/exchanges`), as its deep link and QR code."""
+    if session is None:
+        return RedirectResponse(f"{base}/learner", status_code=303)
+    row = await wallet.held(session, credential_id)
+    opened = await exchanges.start(session, credential_id)
+    title, _ = listed(dict(row.document), lang, row.title)
+    link = opened["deep_link"]
+    return render(request, "wallet_lcw.html", headers={"Cache-Control": "no-store"},
+                  title=title, link=link, qr=qr.inline(link, translator(lang)("lcw.qr")),
+                  back=credential_url(base, credential_id),
+                  expires=opened["expires_at"][:16].replace("T", " "))
 
 
 @router.post("/learner/credentials/{credential_id}/links/new", include_in_schema=False)

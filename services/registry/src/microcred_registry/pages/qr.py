@@ -33,3 +33,10 @@ def document(url: str, *, scale: int = 10) -> bytes:
     _code(url).save(out, kind="svg", scale=scale, border=BORDER, dark="#000", light="#fff",
                     title=url, xmldecl=True, svgclass=None, lineclass=None)
     return out.getvalue()
+
+
+def png(url: str, *, scale: int = 6) -> bytes:
+    """A PNG file (what mail readers show: the issue mail links to one)."""
+    out = io.BytesIO()
+    _code(url).save(out, kind="png", scale=scale, border=BORDER, dark="#000", light="#fff")
+    return out.getvalue()

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from microcred_registry.credentials.domain import VC_JSON, credential_url
+from microcred_registry.delivery.routes import ExchangeService
 from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesService
 from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
@@ -85,6 +86,16 @@ async def credential_qr(credential_id: uuid.UUID, engine: Engine, base: BaseUrl,
     public = found[1] == "public"
     return svg_file(credential_url(base, credential_id), f"credential-{credential_id}-qr.svg",
                     PUBLIC_CACHE if public else PRIVATE_CACHE)
+
+
+@router.get("/exchanges/{exchange_id}/qr.png", include_in_schema=False)
+async def exchange_qr(exchange_id: uuid.UUID, exchanges: ExchangeService) -> Response:
+    """The QR code of a wallet exchange's deep link, while the exchange is open (the issue
+    mail links here; the exchange id is the capability, as in the link itself)."""
+    link = await exchanges.open_link(exchange_id)
+    return Response(qr.png(link), media_type="image/png", headers={
+        "Cache-Control": PRIVATE_CACHE, "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer"})
 
 
 @router.get("/c/{token}", include_in_schema=False)

@@ -81,10 +81,11 @@ class SignIn:
             await conn.execute(sa.insert(SignInToken).values(
                 id=uuid.uuid4(), token_sha256=digest(token), learner_key=key, created_at=now,
                 expires_at=expires))
+            lang = signin_language(language)
+            # The link keeps the language: the pages it opens speak the mail's language.
             event = LearnerSignInRequested(
-                request_id=uuid.uuid4(), learner_key=key, email=email.strip(),
-                language=signin_language(language),
-                link=f"{self._base}/learner/sign-in/{token}", expires_at=expires)
+                request_id=uuid.uuid4(), learner_key=key, email=email.strip(), language=lang,
+                link=f"{self._base}/learner/sign-in/{token}?lang={lang}", expires_at=expires)
             await outbox.write(conn, [outbox.event_record(
                 topics.LEARNER_SIGNIN, event, SOURCE, traceparent=traceparent_of())])
         self._wake()

@@ -1,6 +1,7 @@
-"""Holder-bound copies in-process (ADR 28): issuance signs, for the registry only, a copy of
-a credential it issued, bound to the holder's DID, with the same id and status entries;
-anything it did not sign as it is (tampered, unknown, revoked) is refused."""
+"""Holder-bound copies in-process (ADR 31): issuance signs, for the registry only (the
+service token), a copy of a credential it issued, bound to the holder's DID: a new id, the
+same status entries, recorded in its register of copies; anything it did not sign as it is
+(tampered, unknown, revoked, suspended) is refused."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from microcred_issuance import deps
-from microcred_issuance.issuing import holder, routes
+from microcred_issuance.issuing import routes
 from microcred_issuance.keys.domain import issuer_id
 from microcred_shared import problems
 from microcred_shared.vc import proofs
@@ -36,11 +37,10 @@ async def client(world: Any) -> Any:
     rt = types.SimpleNamespace(
         engine=world.engine, relay=_Relay(), catalog=world.live, keys=world.keys,
         signer=world.signer, base_url=world.base_url,
-        settings=types.SimpleNamespace(holder_binding_token=SecretStr("registry-secret")))
+        settings=types.SimpleNamespace(service_token=SecretStr("registry-secret")))
     api = FastAPI()
     problems.install(api)
     api.include_router(routes.router)
-    api.include_router(holder.router)
     api.dependency_overrides[deps._runtime] = lambda: rt
     api.dependency_overrides[deps._provider] = lambda: LAKESHORE
     transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
@@ -63,15 +63,27 @@ async def signed(client: Any, world: Any) -> dict[str, Any]:
     return dict(r.json()["verifiableCredential"])
 
 
-async def test_the_registry_gets_a_copy_bound_to_the_holder(client: Any, world: Any) -> None:
+def bind_url(vc: dict[str, Any]) -> str:
+    return f"/internal/v1/credentials/{vc['id'].removeprefix('urn:uuid:')}/bound-copies"
+
+
+async def test_the_registry_gets_a_new_credential_bound_to_the_holder(
+        client: Any, world: Any) -> None:
     vc = await signed(client, world)
-    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+    r = await client.post(bind_url(vc), json={"credential": vc, "holder": HOLDER},
                           headers=AUTH)
     assert r.status_code == 201, r.text
     bound = r.json()["verifiableCredential"]
     assert bound["credentialSubject"]["id"] == HOLDER
     assert bound["credentialSubject"]["achievement"] == vc["credentialSubject"]["achievement"]
-    assert (bound["id"], bound["credentialStatus"]) == (vc["id"], vc["credentialStatus"])
+    # A new credential (its own id), revoked with the original (the same status entries).
+    assert bound["id"].startswith("urn:uuid:") and bound["id"] != vc["id"]
+    assert bound["credentialStatus"] == vc["credentialStatus"]
+    async with world.engine.connect() as conn:
+        row = (await conn.execute(sa.text(
+            "SELECT credential_id, holder FROM bound_copies WHERE copy_id = :id"),
+            {"id": uuid.UUID(bound["id"].removeprefix("urn:uuid:"))})).one()
+    assert (f"urn:uuid:{row.credential_id}", row.holder) == (vc["id"], HOLDER)
     [listed] = await world.keys.public_keys(LAKESHORE)
     result = await proofs.verify_proof(
         bound, lambda _vm: multikey_decode(str(listed["public_multikey"])))
@@ -83,27 +95,32 @@ async def test_the_registry_gets_a_copy_bound_to_the_holder(client: Any, world: 
 async def test_only_the_registry_may_ask(client: Any, world: Any,
                                          headers: dict[str, str]) -> None:
     vc = await signed(client, world)
-    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+    r = await client.post(bind_url(vc), json={"credential": vc, "holder": HOLDER},
                           headers=headers)
     assert r.status_code == 401
 
 
-async def test_a_tampered_unknown_or_revoked_credential_is_not_copied(
+async def test_a_tampered_unknown_or_inactive_credential_is_not_copied(
         client: Any, world: Any) -> None:
     vc = await signed(client, world)
     tampered = {**vc, "name": "Something else"}
-    r = await client.post("/holder-bindings", json={"credential": tampered, "holder": HOLDER},
+    r = await client.post(bind_url(vc), json={"credential": tampered, "holder": HOLDER},
                           headers=AUTH)
-    assert r.status_code == 400 and "proof" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "proof" in r.json()["detail"], r.text
     unknown = {**vc, "id": f"urn:uuid:{uuid.uuid4()}"}
-    r = await client.post("/holder-bindings", json={"credential": unknown, "holder": HOLDER},
+    r = await client.post(bind_url(unknown), json={"credential": unknown, "holder": HOLDER},
                           headers=AUTH)
     assert r.status_code == 404, r.text
-    r = await client.post("/holder-bindings", json={"credential": vc, "holder": "ada"},
+    r = await client.post(bind_url(unknown), json={"credential": vc, "holder": HOLDER},
                           headers=AUTH)
-    assert r.status_code == 400, r.text  # not a DID
-    async with world.engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE issued_credentials SET status = 'revoked'"))
-    r = await client.post("/holder-bindings", json={"credential": vc, "holder": HOLDER},
+    assert r.status_code == 422, r.text  # the document is not the credential asked for
+    r = await client.post(bind_url(vc), json={"credential": vc, "holder": "ada"},
                           headers=AUTH)
-    assert r.status_code == 409, r.text
+    assert r.status_code == 422, r.text  # not a did:key
+    for status in ("suspended", "revoked"):
+        async with world.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE issued_credentials SET status = :s"),
+                               {"s": status})
+        r = await client.post(bind_url(vc), json={"credential": vc, "holder": HOLDER},
+                              headers=AUTH)
+        assert r.status_code == 409, r.text
