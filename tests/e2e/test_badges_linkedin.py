@@ -21,8 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from microcred_shared.contract.events import Learner, learner_key
-from microcred_testkit.backbone import eventually, result
+from microcred_shared.contract.events import Learner
+from microcred_testkit.backbone import eventually
+from microcred_testkit.backbone import issue_over_http as issue
 from microcred_testkit.js_verifier import js_verify
 from microcred_testkit.served import served_documents as served
 
@@ -40,22 +41,6 @@ JSON = {"accept": "application/json"}
 def person(tag: str, chosen: str, language: str = "en") -> Learner:
     return Learner(id=f"s-{tag}", email=f"{tag}@learners.example", given_name="Legal",
                    family_name="Name", display_name=chosen, language=language)
-
-
-async def _json(request):
-    return (await request).json()
-
-
-async def issue(bb, provider: str, definition: str, who: Learner, **outcome) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[provider]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            provider, definition, who=who, **outcome).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as client:
-        body = await eventually(lambda: _json(client.get(path)), lambda b: b["count"] >= 1)
-    return body["credentials"][-1]
 
 
 async def _signin_mails(bb, email):

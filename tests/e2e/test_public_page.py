@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from microcred_shared.contract.events import Learner, learner_key
-from microcred_testkit.backbone import eventually, result
+from microcred_shared.contract.events import Learner
+from microcred_testkit.backbone import eventually
+from microcred_testkit.backbone import issue_over_http as issue
 from microcred_testkit.browser import read_qr
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -26,18 +27,6 @@ JSON = {"accept": "application/json"}
 def person(tag: str, chosen: str) -> Learner:
     return Learner(id=f"s-{tag}", email=f"{tag}@learners.example", given_name="Legal",
                    family_name="Name", display_name=chosen)
-
-
-async def issue(bb, provider: str, definition: str, who: Learner, **outcome) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[provider]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            provider, definition, who=who, **outcome).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as client:
-        body = await eventually(lambda: _json(client.get(path)), lambda b: b["count"] >= 1)
-    return body["credentials"][-1]
 
 
 async def _json(request):

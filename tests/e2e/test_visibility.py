@@ -13,28 +13,14 @@ import uuid
 
 import pytest
 
-from microcred_shared.contract.events import learner_key
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, learner
+from microcred_testkit.backbone import issue_over_http as issue
 
 pytestmark = pytest.mark.integration
 JSON = {"accept": "application/json"}
 HTML = {"accept": "text/html"}
 SIGN_IN_LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
 PROVIDER, OTHER_PROVIDER = "lakeshore-college", "coast-mountain-university"
-
-
-async def issue(bb, provider: str, definition: str, who, **outcome) -> dict:
-    """A credential issued through assessment, as the operator's listing shows it."""
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[provider]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            provider, definition, who=who, **outcome).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as registry:
-        body = await eventually(lambda: registry.get(path),
-                                lambda r: r.json()["count"] >= 1)
-    return body.json()["credentials"][-1]
 
 
 async def session_token(bb, who) -> str:

@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from microcred_shared.contract.events import Learner, learner_key
+from microcred_shared.contract.events import Learner
 from microcred_shared.vc.keys import did_key, did_key_verification_method, private_key_from_seed
 from microcred_shared.vc.proofs import sign
-from microcred_testkit.backbone import eventually, result
+from microcred_testkit.backbone import eventually, issue_over_http
 from microcred_testkit.browser import read_qr, read_qr_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -55,24 +55,12 @@ def person(tag: str, language: str) -> Learner:
                    family_name="Haddad", language=language)
 
 
-async def _json(request):
-    return (await request).json()
-
-
 async def _async(value):
     return value
 
 
 async def issue(bb, who: Learner) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, score=90).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as client:
-        body = await eventually(lambda: _json(client.get(path)), lambda b: b["count"] >= 1)
-    return body["credentials"][-1]
+    return await issue_over_http(bb, PROVIDER, DEFINITION, who, score=90)
 
 
 def mails(bb, who: Learner, subject: str = "") -> list:

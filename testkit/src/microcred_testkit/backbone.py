@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import Envelope, encode, new_envelope
-from microcred_shared.contract.events import AssessmentResultSubmitted, Learner
+from microcred_shared.contract.events import AssessmentResultSubmitted, Learner, learner_key
 
 T = TypeVar("T")
 
@@ -179,5 +179,24 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
     return value
 
 
+async def issue_over_http(bb: Any, provider: str, definition: str, who: Learner,
+                          **outcome: Any) -> dict[str, Any]:
+    """One result submitted over HTTP as `provider` to the running backbone `bb` (the e2e
+    fixture); returns the learner's newest credential as the operator's listing shows it."""
+    path = f"/v1/learners/{learner_key(who.email)}/credentials"
+    async with bb.http("assessment", bb.api_keys[provider]) as client:
+        r = await client.post("/v1/assessment-results", content=result(
+            provider, definition, who=who, **outcome).model_dump_json(),
+            headers={"content-type": "application/json"})
+        assert r.status_code == 202, r.text
+    async with bb.http("registry", bb.operator_token) as registry:
+
+        async def listing() -> dict[str, Any]:
+            return dict((await registry.get(path)).json())
+
+        body = await eventually(listing, lambda b: b["count"] >= 1)
+    return dict(body["credentials"][-1])
+
+
 __all__ = ["Envelope", "OtlpCollector", "ProviderPublisher", "SmtpRecorder", "eventually",
-           "learner", "provider_headers", "result"]
+           "issue_over_http", "learner", "provider_headers", "result"]
