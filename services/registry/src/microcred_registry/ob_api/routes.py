@@ -175,6 +175,19 @@ def _params(request: Request, source: dict[str, str] | None = None) -> dict[str,
     return {k: v for k, v in request.query_params.items() if k in AUTHORIZE_FIELDS}
 
 
+async def _authorization(request: Request, svc: ObApi, params: dict[str, str],
+                         ) -> tuple[dict[str, Any], AuthorizationRequest] | Response:
+    """An authorization request checked, or the answer to a bad one: an error page when the
+    client or its redirect URI is unknown (never redirected), else an error back to the client."""
+    try:
+        return await svc.authorization(params)
+    except UnknownClient as exc:
+        return _unknown_client(request, "client" if "client_id" in str(exc) else "redirect")
+    except OAuthError as exc:
+        return _back(params["redirect_uri"], error=exc.error,
+                     error_description=exc.description, state=params.get("state"))
+
+
 def _unknown_client(request: Request, reason: str) -> Response:
     return render(request, "ob_error.html", status=400, reason=reason)
 
@@ -214,13 +227,10 @@ async def authorize(request: Request, session: BrowserLearner, svc: Service,
     if any(len(request.query_params.getlist(k)) > 1 for k in AUTHORIZE_FIELDS):
         return _unknown_client(request, "repeated")
     params = _params(request)
-    try:
-        client, req = await svc.authorization(params)
-    except UnknownClient as exc:
-        return _unknown_client(request, "client" if "client_id" in str(exc) else "redirect")
-    except OAuthError as exc:
-        return _back(params["redirect_uri"], error=exc.error,
-                     error_description=exc.description, state=params.get("state"))
+    checked = await _authorization(request, svc, params)
+    if isinstance(checked, Response):
+        return checked
+    client, req = checked
     if session is None:
         here = f"{API}/auth/authorize?{urlencode(params)}"
         response = render(request, "ob_signin.html",
@@ -244,13 +254,10 @@ async def decide(request: Request, session: BrowserLearner, svc: Service,
     if isinstance(form, OAuthError):
         return _unknown_client(request, "repeated")
     params = _params(request, form)
-    try:
-        _, req = await svc.authorization(params)
-    except UnknownClient as exc:
-        return _unknown_client(request, "client" if "client_id" in str(exc) else "redirect")
-    except OAuthError as exc:
-        return _back(params["redirect_uri"], error=exc.error,
-                     error_description=exc.description, state=params.get("state"))
+    checked = await _authorization(request, svc, params)
+    if isinstance(checked, Response):
+        return checked
+    req = checked[1]
     if session is None:
         return RedirectResponse(f"{base}{API}/auth/authorize?{urlencode(params)}",
                                 status_code=303)
