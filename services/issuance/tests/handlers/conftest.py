@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+import types
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
+from pydantic import SecretStr
 
+from microcred_issuance import deps
+from microcred_issuance.issuing import routes
 from microcred_issuance.issuing.handlers import Issuing
 from microcred_issuance.keys.keystore import KeyStore
 from microcred_issuance.keys.signing import Signer
 from microcred_issuance.migrations import MIGRATIONS
-from microcred_shared import projection
+from microcred_shared import problems, projection
 from microcred_shared.catalog import Catalog, load_catalog
 from microcred_shared.consumer import BatchConsumer, BatchHandler
 from microcred_shared.contract.cloudevents import decode, encode, new_envelope, parse_envelope
@@ -120,3 +126,38 @@ async def world(handler_db: Callable[[Any], Awaitable[Any]]) -> World:
     live = projection.LiveCatalog(engine)
     await live.refresh(force=True)
     return World(engine, keys, Signer(keys, BASE, "eddsa-rdfc-2022"), live, kek)
+
+
+LAKESHORE = "lakeshore-college"
+SERVICE_TOKEN = "registry-secret"
+
+
+class _Relay:
+    def wake(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def client(world: World) -> Any:
+    """The issuing routes in-process, on the test's database, acting for Lakeshore College
+    (the provider dependency overridden); the service token is SERVICE_TOKEN."""
+    rt = types.SimpleNamespace(
+        engine=world.engine, relay=_Relay(), catalog=world.live, keys=world.keys,
+        signer=world.signer, base_url=world.base_url,
+        settings=types.SimpleNamespace(service_token=SecretStr(SERVICE_TOKEN)))
+    api = FastAPI()
+    problems.install(api)
+    api.include_router(routes.router)
+    api.dependency_overrides[deps._runtime] = lambda: rt
+    api.dependency_overrides[deps._provider] = lambda: LAKESHORE
+    # raise_app_exceptions=False: an exception that escapes the handlers is the 500 a
+    # caller would see, not a test error that hides which input caused it.
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://issuance") as http:
+        yield http
+
+
+@pytest.fixture
+def service_auth() -> dict[str, str]:
+    """The header with which the registry calls issuance's internal routes in `client`."""
+    return {"authorization": f"Bearer {SERVICE_TOKEN}"}

@@ -5,47 +5,18 @@ same status entries, recorded in its register of copies; anything it did not sig
 
 from __future__ import annotations
 
-import types
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
-from pydantic import SecretStr
 
-from microcred_issuance import deps
-from microcred_issuance.issuing import routes
 from microcred_issuance.keys.domain import issuer_id
-from microcred_shared import problems
 from microcred_shared.vc import proofs
 from microcred_shared.vc.keys import multikey_decode
 
 LAKESHORE = "lakeshore-college"
 HOLDER = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
-AUTH = {"authorization": "Bearer registry-secret"}
-
-
-class _Relay:
-    def wake(self) -> None:
-        pass
-
-
-@pytest.fixture
-async def client(world: Any) -> Any:
-    rt = types.SimpleNamespace(
-        engine=world.engine, relay=_Relay(), catalog=world.live, keys=world.keys,
-        signer=world.signer, base_url=world.base_url,
-        settings=types.SimpleNamespace(service_token=SecretStr("registry-secret")))
-    api = FastAPI()
-    problems.install(api)
-    api.include_router(routes.router)
-    api.dependency_overrides[deps._runtime] = lambda: rt
-    api.dependency_overrides[deps._provider] = lambda: LAKESHORE
-    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://issuance") as http:
-        yield http
 
 
 async def signed(client: Any, world: Any) -> dict[str, Any]:
@@ -68,10 +39,10 @@ def bind_url(vc: dict[str, Any]) -> str:
 
 
 async def test_the_registry_gets_a_new_credential_bound_to_the_holder(
-        client: Any, world: Any) -> None:
+        client: Any, world: Any, service_auth: dict[str, str]) -> None:
     vc = await signed(client, world)
     r = await client.post(bind_url(vc), json={"credential": vc, "holder": HOLDER},
-                          headers=AUTH)
+                          headers=service_auth)
     assert r.status_code == 201, r.text
     bound = r.json()["verifiableCredential"]
     assert bound["credentialSubject"]["id"] == HOLDER
@@ -101,26 +72,26 @@ async def test_only_the_registry_may_ask(client: Any, world: Any,
 
 
 async def test_a_tampered_unknown_or_inactive_credential_is_not_copied(
-        client: Any, world: Any) -> None:
+        client: Any, world: Any, service_auth: dict[str, str]) -> None:
     vc = await signed(client, world)
     tampered = {**vc, "name": "Something else"}
     r = await client.post(bind_url(vc), json={"credential": tampered, "holder": HOLDER},
-                          headers=AUTH)
+                          headers=service_auth)
     assert r.status_code == 422 and "proof" in r.json()["detail"], r.text
     unknown = {**vc, "id": f"urn:uuid:{uuid.uuid4()}"}
     r = await client.post(bind_url(unknown), json={"credential": unknown, "holder": HOLDER},
-                          headers=AUTH)
+                          headers=service_auth)
     assert r.status_code == 404, r.text
     r = await client.post(bind_url(unknown), json={"credential": vc, "holder": HOLDER},
-                          headers=AUTH)
+                          headers=service_auth)
     assert r.status_code == 422, r.text  # the document is not the credential asked for
     r = await client.post(bind_url(vc), json={"credential": vc, "holder": "ada"},
-                          headers=AUTH)
+                          headers=service_auth)
     assert r.status_code == 422, r.text  # not a did:key
     for status in ("suspended", "revoked"):
         async with world.engine.begin() as conn:
             await conn.execute(sa.text("UPDATE issued_credentials SET status = :s"),
                                {"s": status})
         r = await client.post(bind_url(vc), json={"credential": vc, "holder": HOLDER},
-                              headers=AUTH)
+                              headers=service_auth)
         assert r.status_code == 409, r.text

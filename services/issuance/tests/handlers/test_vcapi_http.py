@@ -3,44 +3,17 @@ handlers, on a real database): no JSON-LD input ever gives a 5xx (issue 10)."""
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from microcred_issuance import deps
-from microcred_issuance.issuing import routes
 from microcred_issuance.keys.domain import issuer_id
-from microcred_shared import problems
 from microcred_shared.vc import proofs
 from microcred_testkit import jsonld_fuzz
 
 LAKESHORE = "lakeshore-college"
-
-
-class _Relay:
-    def wake(self) -> None:
-        pass
-
-
-@pytest.fixture
-async def client(world: Any) -> Any:
-    rt = types.SimpleNamespace(engine=world.engine, relay=_Relay(), catalog=world.live,
-                               keys=world.keys, signer=world.signer)
-    api = FastAPI()
-    problems.install(api)
-    api.include_router(routes.router)
-    api.dependency_overrides[deps._runtime] = lambda: rt
-    api.dependency_overrides[deps._provider] = lambda: LAKESHORE
-    # raise_app_exceptions=False: an exception that escapes the handlers is the 500 a
-    # caller would see, not a test error that hides which input caused it.
-    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://issuance") as http:
-        yield http
 
 
 def issuer(world: Any) -> str:
