@@ -862,6 +862,7 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
     summary["usage"] = res["usage"]
     if res.get("statements"):
         summary["statements_per_credential"] = print_statements(res["statements"], n, 25)
+        summary["statements"] = res["statements"]
     return summary
 
 
