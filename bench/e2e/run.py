@@ -220,6 +220,9 @@ def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")
                 and k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
                 and not k.startswith("MICROCRED_")}
+    if args.pg_statements:  # read by microcred_devstack.pg_embedded when it starts the server
+        os.environ["MICROCRED_PG_OPTIONS"] = ("-c shared_preload_libraries=pg_stat_statements "
+                                              "-c pg_stat_statements.track=all")
     stack = Stack(state, free_ports=True, env=base_env)
     target = Target(bootstrap="", server_url="", service_urls={}, stack=stack, state_dir=state)
     log(f"starting Kafka + PostgreSQL in {state}")
@@ -714,6 +717,9 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         if profiler:
             profiler.start(pids, f"backbone-{suite}")
             await asyncio.sleep(1.0)  # let py-spy attach before the load starts
+        statements = args.pg_statements and not target.reused
+        if statements:
+            await reset_statements(dbs)
         sys_start = psutil.cpu_times()
         meter.begin()
         log(f"publishing {args.n} results in chunks of {args.chunk}"
@@ -728,6 +734,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
         if profiler:
             profiler.stop()
+        counted = await read_statements(dbs) if statements else None
         stages = await collect_stages(dbs, wl)
     finally:
         for c in dbs.values():
@@ -741,7 +748,39 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
     return {"suite": suite, "run_id": run_id, "n": args.n, "t0": t0, "publish_s": pub_s,
             "submit": submit, "ack": dict(zip(wl.keys, ack, strict=True)), "stages": stages,
             "smtp": smtp_times, "counts": counts, "usage": usage, "machine_busy": busy,
-            "health": healthz(target), "cores": cores, "idle": idle}
+            "health": healthz(target), "cores": cores, "idle": idle, "statements": counted}
+
+
+async def reset_statements(dbs: dict[str, asyncpg.Connection]) -> None:
+    for conn in dbs.values():
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    await next(iter(dbs.values())).execute("SELECT pg_stat_statements_reset()")
+
+
+async def read_statements(dbs: dict[str, asyncpg.Connection]) -> list[dict[str, Any]]:
+    """Every statement the services ran in the window, by database (the bench's own
+    progress queries included: they read `results`/`notifications` by learner key)."""
+    rows = await next(iter(dbs.values())).fetch(
+        "SELECT d.datname, s.calls, s.rows, s.total_exec_time, s.query "
+        "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE d.datname LIKE 'microcred_%' ORDER BY s.calls DESC")
+    return [{"db": r["datname"].removeprefix("microcred_"), "calls": r["calls"],
+             "rows": r["rows"], "ms": r["total_exec_time"], "query": r["query"]} for r in rows]
+
+
+def print_statements(counted: list[dict[str, Any]], n: int, top: int) -> dict[str, float]:
+    by_db: dict[str, float] = {}
+    for r in counted:
+        by_db[r["db"]] = by_db.get(r["db"], 0) + r["calls"]
+    total = sum(by_db.values())
+    print(f"  PostgreSQL statements per credential: {total / n:.2f} ("
+          + ", ".join(f"{db} {c / n:.2f}" for db, c in sorted(by_db.items(),
+                                                             key=lambda x: -x[1])) + ")")
+    for r in counted[:top]:
+        q = " ".join(r["query"].split())
+        print(f"    {r['calls'] / n:7.3f}/cred {r['db']:<10} {r['ms'] / n * 1000:7.1f} µs/cred "
+              f"{q[:110]}")
+    return {db: c / n for db, c in by_db.items()}
 
 
 def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
@@ -821,6 +860,9 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
     if any(any(v.values()) for v in dl.values() if isinstance(v, dict)):
         print(f"  WARNING dead letters: {dl}")
     summary["usage"] = res["usage"]
+    if res.get("statements"):
+        summary["statements_per_credential"] = print_statements(res["statements"], n, 25)
+        summary["statements"] = res["statements"]
     return summary
 
 
@@ -1149,6 +1191,9 @@ def parse_args() -> argparse.Namespace:
                     help="output dir for summary.json and profiles (default bench/e2e/out/<ts>)")
     ap.add_argument("--analyse", metavar="DIR", default=None,
                     help="only print the hotspots of the *.pyspy.txt files kept in DIR")
+    ap.add_argument("--pg-statements", action="store_true",
+                    help="count PostgreSQL statements per credential (pg_stat_statements, "
+                    "own stack only)")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the temp state dir (logs) of the stack it started")
     return ap.parse_args()

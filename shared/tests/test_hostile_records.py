@@ -195,3 +195,55 @@ def test_outbox_headers_keep_any_bytes():
     headers = [("a", b"text"), ("b", b"\xff\x00"), ("c", None), ("a", b"again")]
     assert unpack_headers(pack_headers(headers)) == headers
     assert json.loads(pack_headers([("a", b"x")])) == [["a", "x"]]  # readable as before
+
+
+BAD_LEARNER = "learner-raises"
+
+
+async def raise_on_one(conn, items: list[Incoming]) -> dict[int, str]:
+    """Writes for every event, then raises if the batch holds the one it cannot take."""
+    for item in items:
+        await conn.execute(sa.text("INSERT INTO inbox (topic, ce_id, received_at) "
+                                   "VALUES ('handler-wrote', :id, now())"),
+                           {"id": item.envelope.id})
+    if any(BAD_LEARNER in item.record.value.decode() for item in items):  # type: ignore[union-attr]
+        raise RuntimeError("this handler cannot take that one")
+    return await echo(conn, items)
+
+
+async def test_a_handler_that_raises_on_a_batch_loses_only_the_record_it_raised_on(handler_db):
+    """The batch's transaction is rolled back (what the handler wrote for the others
+    included), then every record is applied in a savepoint of its own: the others are
+    applied once, the offending one is dead-lettered with the handler's error."""
+    engine = await handler_db([create_tables(SHARED_TABLES)])
+    rt = ServiceRuntime(ServiceSettings(), [])
+    rt.engine = engine
+    rt._register(TOPIC, raise_on_one, AssessmentResultSubmitted, None)
+    batch, good = [], []
+    for offset in range(5):
+        record, ce_id = valid_record(offset)
+        if offset == 2:
+            event = result("lakeshore-college", "lakeshore-workplace-safety",
+                           who=learner(BAD_LEARNER), passed=True)
+            env = Envelope(id=str(uuid.uuid4()), type=event.ce_type, source="/providers/x",
+                           time=datetime.now(UTC))
+            record = _record(offset, env.headers(), event.model_dump_json().encode())
+        else:
+            good.append(ce_id)
+        batch.append(record)
+    async with TestKafkaBroker(rt.broker):
+        await rt.subscribers[TOPIC].consume(tuple(batch))
+    async with engine.begin() as conn:
+        rows = (await conn.execute(sa.text("SELECT topic, headers FROM outbox"))).all()
+        wrote = sorted((await conn.execute(sa.text(
+            "SELECT ce_id FROM inbox WHERE topic = 'handler-wrote'"))).scalars())
+    applied = [dict(unpack_headers(r.headers))["ce_id"].decode() for r in rows
+               if r.topic == ECHO]
+    letters = [dict(unpack_headers(r.headers)) for r in rows if r.topic != ECHO]
+    assert sorted(applied) == sorted(good)  # each once: the failed attempt left nothing
+    assert wrote == sorted(good)
+    assert len(letters) == 1
+    assert b"this handler cannot take that one" in letters[0]["dlq_reason"]
+    assert letters[0]["dlq_offset"] == b"2"
+    consumer = rt.consumers[TOPIC]
+    assert (consumer.applied, consumer.dead_lettered) == (4, 1)

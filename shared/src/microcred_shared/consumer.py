@@ -147,14 +147,14 @@ class BatchConsumer:
 
     async def _apply_once(self, records: Sequence[ConsumerRecord]) -> None:
         items: list[Incoming] = []
-        letters: list[Outgoing] = []
+        undecodable: list[Outgoing] = []
         spans = outbox.recording()
         for record in records:
             try:
                 env = parse_envelope(record.headers)
                 event = decode(env, record.value, self._expected)
             except EnvelopeError as exc:
-                letters.append(dead_letter(record, str(exc), self.service))
+                undecodable.append(dead_letter(record, str(exc), self.service))
                 continue
             span = tracer.start_span(
                 f"{record.topic} process", context=parent_context(env.traceparent, env.tracestate),
@@ -165,27 +165,45 @@ class BatchConsumer:
             ) if spans else None
             items.append(Incoming(record, env, event, span))
         try:
-            async with self._engine.begin() as conn:
-                fresh, conflicts = await self._dedupe(conn, items)
-                if conflicts and self._on_conflict is not None:
-                    await self._on_conflict(conn, conflicts)
-                letters.extend(dead_letter(item.record, reason, self.service)
-                               for item, reason in conflicts)
-                refused = await self._run_handler(conn, fresh)
-                for index, item in enumerate(fresh):
-                    if index in refused:
-                        if item.span is not None:
-                            item.span.set_attribute("microcred.rejected", refused[index])
-                        letters.append(dead_letter(item.record, refused[index], self.service))
-                    else:
-                        letters.extend(item.outgoing)
-                await outbox.write(conn, letters)
-            self.applied += len(fresh) - len(refused)
-            self.dead_lettered += len(refused) + len(conflicts) + (len(records) - len(items))
+            try:
+                applied, refused = await self._transaction(items, undecodable, whole=True)
+            except _HandlerFailed:
+                # The whole transaction is rolled back (inbox rows included): one bad record
+                # must not take the others with it, so apply each in its own savepoint.
+                log.exception("batch handler failed; applying records one by one")
+                for item in items:
+                    item.outgoing.clear()
+                applied, refused = await self._transaction(items, undecodable, whole=False)
+            self.applied += applied
+            self.dead_lettered += refused + len(undecodable)
         finally:
             for item in items:
                 if item.span is not None:
                     item.span.end()
+
+    async def _transaction(self, items: list[Incoming], undecodable: list[Outgoing], *,
+                           whole: bool) -> tuple[int, int]:
+        """One transaction: inbox, handler, outbox. `whole`: the handler takes the batch at
+        once, without a savepoint (two round trips fewer per batch; a failure raises
+        _HandlerFailed and the caller starts over one by one)."""
+        letters = list(undecodable)
+        async with self._engine.begin() as conn:
+            fresh, conflicts = await self._dedupe(conn, items)
+            if conflicts and self._on_conflict is not None:
+                await self._on_conflict(conn, conflicts)
+            letters.extend(dead_letter(item.record, reason, self.service)
+                           for item, reason in conflicts)
+            refused = await (self._run_whole(conn, fresh) if whole
+                             else self._run_one_by_one(conn, fresh))
+            for index, item in enumerate(fresh):
+                if index in refused:
+                    if item.span is not None:
+                        item.span.set_attribute("microcred.rejected", refused[index])
+                    letters.append(dead_letter(item.record, refused[index], self.service))
+                else:
+                    letters.extend(item.outgoing)
+            await outbox.write(conn, letters)
+        return len(fresh) - len(refused), len(refused) + len(conflicts)
 
     async def _dedupe(self, conn: AsyncConnection, items: list[Incoming],
                       ) -> tuple[list[Incoming], list[tuple[Incoming, str]]]:
@@ -217,23 +235,19 @@ class BatchConsumer:
                                         "different payload; a new event needs a new ce_id"))
         return fresh, conflicts
 
-    async def _run_handler(self, conn: AsyncConnection, fresh: list[Incoming]) -> dict[int, str]:
+    async def _run_whole(self, conn: AsyncConnection, fresh: list[Incoming]) -> dict[int, str]:
         if not fresh:
             return {}
-        savepoint = await conn.begin_nested()
         try:
-            refused = await self._handler(conn, fresh)
-            await savepoint.commit()
-            return refused
+            return await self._handler(conn, fresh)
         except Exception as exc:
             if unavailable(exc):
                 raise
-            await savepoint.rollback()
-            for item in fresh:
-                item.outgoing.clear()
-            log.exception("batch handler failed; applying records one by one")
-        # One bad record must not take the others with it: apply each in its own savepoint.
-        refused = {}
+            raise _HandlerFailed from exc
+
+    async def _run_one_by_one(self, conn: AsyncConnection, fresh: list[Incoming],
+                              ) -> dict[int, str]:
+        refused: dict[int, str] = {}
         for index, item in enumerate(fresh):
             savepoint = await conn.begin_nested()
             try:
@@ -248,6 +262,10 @@ class BatchConsumer:
                 item.outgoing.clear()
                 refused[index] = f"{type(exc).__name__}: {exc}"
         return refused
+
+
+class _HandlerFailed(Exception):
+    """The handler raised on a whole batch: its transaction is rolled back."""
 
 
 def reject_all(items: list[Incoming], check: Callable[[Incoming], str | None]) -> dict[int, str]:

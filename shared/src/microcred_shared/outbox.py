@@ -301,7 +301,12 @@ class OutboxRelay:
                 if loop.time() >= due and not self._stopping:
                     await self.balance(conn)
                     due = loop.time() + self._balance_every
-                if not await self.drain_once(conn):
+                sent = await self.drain_once(conn)
+                # A short claim took all there was: what is committed later wakes the relay
+                # (set during the claim, the wake makes the pause below return at once), so
+                # claiming again now would be an empty transaction per wake. Stopping, it
+                # drains until a claim comes back empty.
+                if not sent or (sent < self._batch and not self._stopping):
                     break
             if self._stopping:
                 return  # the final drain above leaves nothing of its shards behind

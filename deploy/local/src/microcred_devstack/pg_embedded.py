@@ -170,6 +170,9 @@ def start_server(state_dir: Path, port: int | None = None) -> tuple[Path, int, P
     port_file.write_text(f"{port}\n")
     # No Unix socket (its path length limit breaks in deep temp dirs): TCP on loopback only.
     options = f"-h {HOST} -p {port} -c unix_socket_directories='' -c max_connections=200"
+    # Extra server options for measuring, e.g. "-c shared_preload_libraries=pg_stat_statements"
+    # (the e2e benchmark's --pg-statements counts statements per credential with it).
+    options += " " + os.environ.get("MICROCRED_PG_OPTIONS", "")
     try:
         run_pg(["pg_ctl", "-D", str(data), "-l", str(log_file), "-o", options, "-w", "-t", "60",
                 "start"], user, home, timeout=90)  # fmt: skip
