@@ -253,7 +253,28 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
                                                      for k, v in cpu.items()},
                      "cpu_ms_per_result_above_idle": above, "wall": usage["wall"],
                      "machine_busy": usage["busy"]}
+    print_side_by_side(out, args)
     return out
+
+
+def print_side_by_side(out: dict[str, Any], args: argparse.Namespace) -> None:
+    """The modes in one table: requests/s, the request latency, and CPU per result."""
+    print(f"\n=== side by side: {args.n} results per mode, {args.clients} keep-alive clients "
+          f"(batches of {args.batch}; Kafka in chunks of {args.chunk}) ===")
+    print(f"  {'mode':<11} {'requests/s':>10} {'results/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'CPU/result above idle, ms: total':>33} {'w/o driver':>10} {'assessment':>10}"
+          f" {'postgres':>8} {'busy':>5}")
+    for mode, r in out.items():
+        above = r["cpu_ms_per_result_above_idle"]
+        total = sum(above.values())
+        print(f"  {mode:<11} {r['requests_per_s']:10.1f} {r['results_per_s']:10.1f} "
+              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {total:33.3f} "
+              f"{total - above.get('bench driver', 0.0):10.3f} "
+              f"{above.get('assessment', float('nan')):10.3f} "
+              f"{above.get('postgres (all backends)', float('nan')):8.3f} "
+              f"{100 * r['machine_busy']:4.0f}%")
+    print("  (the machine's busy share includes work that was not ours; requests/s is for "
+          "the machine as it was, CPU per result holds up better on a shared one)")
 
 
 async def _wait_decided(target: Any, result_ids: list[str], limit: float) -> float:
