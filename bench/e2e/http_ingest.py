@@ -59,15 +59,66 @@ def _check(resp: httpx.Response, expected: int) -> None:
                            f"{resp.status_code} {resp.text[:300]}")
 
 
+class RawClient:
+    """A minimal HTTP/1.1 client on one keep-alive connection: one request at a time, the
+    answer read by its Content-Length. Mode `http-raw`: the server does the same work,
+    while the driver, which shares the cores, costs far less than httpx (partners' clients
+    do not run on the service's cores)."""
+
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        self.host, self.port = url.host, url.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\n{head}"
+                          f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
-                      clients: int = 16) -> dict[str, Any]:
+                      clients: int = 16, client: str = "httpx") -> dict[str, Any]:
     """Each result in its own request, from `clients` keep-alive connections (one client
     each, taking the next result as soon as its last one was answered)."""
     bodies = [(e.provider_id, e.model_dump_json().encode()) for e in events]
     sub, lat = [0.0] * len(events), [0.0] * len(events)
     nxt = iter(range(len(events)))
 
+    async def raw_worker() -> None:
+        c = RawClient(base_url)
+        try:
+            for i in nxt:
+                provider, body = bodies[i]
+                t, p = time.time(), time.perf_counter()
+                status, answer = await c.post(PATH, body, {
+                    "authorization": f"Bearer {keys[provider]}",
+                    "content-type": "application/json"})
+                lat[i] = time.perf_counter() - p
+                sub[i] = t
+                if status != 202:
+                    raise RuntimeError(f"POST {PATH}: {status} {answer[:300]!r}")
+        finally:
+            await c.close()
+
     async def worker() -> None:
+        if client == "raw":
+            await raw_worker()
+            return
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as c:
             for i in nxt:
@@ -218,8 +269,9 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
                                                   args.inflight)
             res = {"requests": -(-args.n // args.chunk), "seconds": seconds, "submit": sub,
                    "request_latency": [a - s for s, a in zip(sub, ack, strict=True)]}
-        elif mode == "http":
-            res = await post_single(url, keys, events, clients=args.clients)
+        elif mode in ("http", "http-raw"):
+            res = await post_single(url, keys, events, clients=args.clients,
+                                    client="raw" if mode == "http-raw" else "httpx")
         else:
             res = await post_batches(url, keys, events, batch=args.batch,
                                      clients=max(args.clients // 4, 1))
@@ -303,7 +355,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="results per mode (default 2000)")
-    ap.add_argument("--modes", default="kafka,http,http-batch")
+    ap.add_argument("--modes", default="kafka,http,http-batch",
+                    help="of kafka, http (one result per request, httpx), http-raw (the "
+                    "same requests from a minimal HTTP/1.1 client: less of the shared "
+                    "cores for the driver), http-batch")
     ap.add_argument("--clients", type=int, default=16, help="keep-alive HTTP clients")
     ap.add_argument("--batch", type=int, default=1000, help="results per batch request")
     ap.add_argument("--chunk", type=int, default=500)
