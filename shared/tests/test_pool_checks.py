@@ -2,11 +2,13 @@
 a moment ago goes straight to its statement (asyncpg's check is three round trips, BEGIN,
 `;`, ROLLBACK, as much as the work of a read), one that sat idle is checked and, if the
 server dropped it, replaced without the caller noticing; one that died while in use fails
-its statement as `unavailable` (a 503 to retry) and the pool recovers at once. Real
-PostgreSQL; the server drops a session with pg_terminate_backend."""
+its statement as `unavailable` (a 503 to retry) and the pool recovers at once; one the
+driver already saw closed is replaced whatever its age. Real PostgreSQL; the server drops
+a session with pg_terminate_backend."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -36,22 +38,28 @@ async def _pid(engine: AsyncEngine) -> int:
         return int((await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
 
 
-async def _kill(url: str, pid: int) -> None:
+async def _kill(url: str, pid: int, conn: Any = None) -> None:
+    """Ends the session `pid` and waits until it is gone (and the client had a moment to
+    read the end of its socket)."""
     import asyncpg
 
-    conn = await asyncpg.connect(url)
+    admin = conn or await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+        # with a timeout, it returns once the session is gone
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+        await asyncio.sleep(0.05)
     finally:
-        await conn.close()
+        if conn is None:
+            await admin.close()
 
 
 @pytest.fixture
-async def engine(pg_server: str) -> Any:
-    engine = db.make_engine(pg_server.replace("postgresql://", "postgresql+asyncpg://"),
-                            pool_size=1)
-    yield engine
-    await engine.dispose()
+async def engine(handler_db: Any) -> Any:
+    """A database of its own (a test refuses connections to it), through make_engine."""
+    engine = await handler_db([])
+    async with engine.connect():  # one connection in the pool, the one every test reuses
+        pass
+    return engine
 
 
 async def test_a_connection_in_use_a_moment_ago_is_not_checked(engine: AsyncEngine) -> None:
@@ -72,11 +80,32 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_unnoticed(
     assert second != first
 
 
-async def test_a_connection_dropped_while_in_use_fails_as_unavailable_once(
+async def test_a_connection_the_server_closed_is_replaced_even_if_used_a_moment_ago(
         engine: AsyncEngine, pg_server: str) -> None:
     first = await _pid(engine)
-    await _kill(pg_server, first)  # dropped moments after its last use: not checked
-    with pytest.raises(sa.exc.DBAPIError) as failed:
-        await _pid(engine)
-    assert db.unavailable(failed.value)  # a 503 with Retry-After, a batch redelivered
-    assert await _pid(engine) != first  # the next caller gets a new connection
+    await _kill(pg_server, first)  # the driver sees the session end: no round trip needed
+    sent = _sent(engine)
+    assert await _pid(engine) != first
+    assert ";" not in sent
+
+
+async def test_a_database_refusing_connections_is_unavailable_at_checkout(
+        engine: AsyncEngine, pg_server: str) -> None:
+    """What a caller holding the driver's connection itself (notify's delivery) relies on:
+    the checkout, not a later statement on a dead connection, says the database is gone
+    (as SQLAlchemy's error, not the driver's)."""
+    import asyncpg
+
+    name = engine.url.database
+    first = await _pid(engine)
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await _kill(pg_server, first, admin)
+        with pytest.raises(sa.exc.DBAPIError) as failed:
+            async with engine.connect() as conn:
+                await conn.get_raw_connection()
+        assert "not currently accepting connections" in str(failed.value)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()

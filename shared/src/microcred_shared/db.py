@@ -103,9 +103,10 @@ def unavailable(exc: BaseException) -> bool:
 # A pooled connection is checked before use only when it sat unused this long (seconds):
 # that is when the server may have restarted or a firewall dropped it. One that was in use
 # a moment ago is not: the check is three round trips (asyncpg's ping is BEGIN, `;`,
-# ROLLBACK), as much as the work of a read, on every checkout (issue 12). Should a used
-# connection have died all the same, its statement fails as unavailable (a 503 to retry, a
-# batch redelivered) and the pool drops every connection opened before it.
+# ROLLBACK), as much as the work of a read, on every checkout (issue 12). One the driver
+# already knows closed (the server ended the session) is replaced whatever its age. Should a
+# used connection have died unseen all the same, its statement fails as unavailable (a 503
+# to retry, a batch redelivered) and the pool drops every connection opened before it.
 IDLE_CHECK = 2.0
 
 
@@ -127,6 +128,9 @@ def _idle_from(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 def _check_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
     since = record.info.pop("idle_since", None)
+    closed = getattr(getattr(dbapi_connection, "driver_connection", None), "is_closed", None)
+    if closed is not None and closed():  # the server closed it and the driver saw it: free
+        raise DisconnectionError("a pooled connection was closed by the server")
     if since is None or time.monotonic() - since < IDLE_CHECK:
         return  # new, or in use a moment ago
     try:
