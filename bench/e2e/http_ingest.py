@@ -7,8 +7,10 @@ institution's system posts them, one per request or in batches (issue 12, item 2
 
 `run.py --ingest` calls `submit` in place of Kafka publishing; the standalone mode starts
 its own stack (or `--reuse-stack`) and measures only the way in: Kafka publishing, one
-result per request and batches of `--batch` over the same kind of results, one after the
-other in the same run, with the CPU each took from assessment and PostgreSQL.
+result per request (from httpx, then from a minimal HTTP/1.1 client that takes less of the
+shared cores: `http-raw`) and batches of `--batch` over the same kind of results, one
+after the other in the same run, with the CPU each took from assessment and PostgreSQL,
+and prints them side by side.
 
 Per request: the time from sending it to its answer (p50/p99). Per result: its submit time
 is its request's start, as run.py's chunks are for Kafka.
@@ -355,7 +357,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="results per mode (default 2000)")
-    ap.add_argument("--modes", default="kafka,http,http-batch",
+    ap.add_argument("--modes", default="kafka,http,http-raw,http-batch",
                     help="of kafka, http (one result per request, httpx), http-raw (the "
                     "same requests from a minimal HTTP/1.1 client: less of the shared "
                     "cores for the driver), http-batch")
