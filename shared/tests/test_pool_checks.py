@@ -109,3 +109,27 @@ async def test_a_database_refusing_connections_is_unavailable_at_checkout(
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def test_a_session_ended_under_the_drivers_own_connection_is_unavailable(
+        engine: AsyncEngine, pg_server: str) -> None:
+    """A caller using the driver's connection itself (notify records its mails so) gets
+    the driver's error when the server ends the session mid-statement; it is an outage
+    (retry later), not a bug."""
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        pid = raw.get_server_pid()
+        import asyncpg
+
+        admin = await asyncpg.connect(pg_server)
+        try:
+            statement = asyncio.ensure_future(raw.execute("SELECT pg_sleep(5)"))
+            await asyncio.sleep(0.2)
+            await _kill(pg_server, pid, admin)
+            with pytest.raises(Exception) as failed:
+                await statement
+        finally:
+            await admin.close()
+    assert not isinstance(failed.value, sa.exc.DBAPIError)  # the driver's own
+    assert db.unavailable(failed.value)

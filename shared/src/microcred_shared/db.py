@@ -88,6 +88,8 @@ def unavailable(exc: BaseException) -> bool:
     timed out) rather than that the statement is wrong: callers retry or answer 503."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError):
         return True  # OSError covers refused connections and TimeoutError
+    if isinstance(exc, _LOST):  # from the driver's own connection (no SQLAlchemy around it)
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
