@@ -7,8 +7,10 @@ institution's system posts them, one per request or in batches (issue 12, item 2
 
 `run.py --ingest` calls `submit` in place of Kafka publishing; the standalone mode starts
 its own stack (or `--reuse-stack`) and measures only the way in: Kafka publishing, one
-result per request and batches of `--batch` over the same kind of results, one after the
-other in the same run, with the CPU each took from assessment and PostgreSQL.
+result per request (from httpx, then from a minimal HTTP/1.1 client that takes less of the
+shared cores: `http-raw`) and batches of `--batch` over the same kind of results, one
+after the other in the same run, with the CPU each took from assessment and PostgreSQL,
+and prints them side by side.
 
 Per request: the time from sending it to its answer (p50/p99). Per result: its submit time
 is its request's start, as run.py's chunks are for Kafka.
@@ -59,15 +61,66 @@ def _check(resp: httpx.Response, expected: int) -> None:
                            f"{resp.status_code} {resp.text[:300]}")
 
 
+class RawClient:
+    """A minimal HTTP/1.1 client on one keep-alive connection: one request at a time, the
+    answer read by its Content-Length. Mode `http-raw`: the server does the same work,
+    while the driver, which shares the cores, costs far less than httpx (partners' clients
+    do not run on the service's cores)."""
+
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        self.host, self.port = url.host, url.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\n{head}"
+                          f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
-                      clients: int = 16) -> dict[str, Any]:
+                      clients: int = 16, client: str = "httpx") -> dict[str, Any]:
     """Each result in its own request, from `clients` keep-alive connections (one client
     each, taking the next result as soon as its last one was answered)."""
     bodies = [(e.provider_id, e.model_dump_json().encode()) for e in events]
     sub, lat = [0.0] * len(events), [0.0] * len(events)
     nxt = iter(range(len(events)))
 
+    async def raw_worker() -> None:
+        c = RawClient(base_url)
+        try:
+            for i in nxt:
+                provider, body = bodies[i]
+                t, p = time.time(), time.perf_counter()
+                status, answer = await c.post(PATH, body, {
+                    "authorization": f"Bearer {keys[provider]}",
+                    "content-type": "application/json"})
+                lat[i] = time.perf_counter() - p
+                sub[i] = t
+                if status != 202:
+                    raise RuntimeError(f"POST {PATH}: {status} {answer[:300]!r}")
+        finally:
+            await c.close()
+
     async def worker() -> None:
+        if client == "raw":
+            await raw_worker()
+            return
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as c:
             for i in nxt:
@@ -218,8 +271,9 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
                                                   args.inflight)
             res = {"requests": -(-args.n // args.chunk), "seconds": seconds, "submit": sub,
                    "request_latency": [a - s for s, a in zip(sub, ack, strict=True)]}
-        elif mode == "http":
-            res = await post_single(url, keys, events, clients=args.clients)
+        elif mode in ("http", "http-raw"):
+            res = await post_single(url, keys, events, clients=args.clients,
+                                    client="raw" if mode == "http-raw" else "httpx")
         else:
             res = await post_batches(url, keys, events, batch=args.batch,
                                      clients=max(args.clients // 4, 1))
@@ -253,7 +307,28 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
                                                      for k, v in cpu.items()},
                      "cpu_ms_per_result_above_idle": above, "wall": usage["wall"],
                      "machine_busy": usage["busy"]}
+    print_side_by_side(out, args)
     return out
+
+
+def print_side_by_side(out: dict[str, Any], args: argparse.Namespace) -> None:
+    """The modes in one table: requests/s, the request latency, and CPU per result."""
+    print(f"\n=== side by side: {args.n} results per mode, {args.clients} keep-alive clients "
+          f"(batches of {args.batch}; Kafka in chunks of {args.chunk}) ===")
+    print(f"  {'mode':<11} {'requests/s':>10} {'results/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'CPU/result above idle, ms: total':>33} {'w/o driver':>10} {'assessment':>10}"
+          f" {'postgres':>8} {'busy':>5}")
+    for mode, r in out.items():
+        above = r["cpu_ms_per_result_above_idle"]
+        total = sum(above.values())
+        print(f"  {mode:<11} {r['requests_per_s']:10.1f} {r['results_per_s']:10.1f} "
+              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {total:33.3f} "
+              f"{total - above.get('bench driver', 0.0):10.3f} "
+              f"{above.get('assessment', float('nan')):10.3f} "
+              f"{above.get('postgres (all backends)', float('nan')):8.3f} "
+              f"{100 * r['machine_busy']:4.0f}%")
+    print("  (the machine's busy share includes work that was not ours; requests/s is for "
+          "the machine as it was, CPU per result holds up better on a shared one)")
 
 
 async def _wait_decided(target: Any, result_ids: list[str], limit: float) -> float:
@@ -282,7 +357,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="results per mode (default 2000)")
-    ap.add_argument("--modes", default="kafka,http,http-batch")
+    ap.add_argument("--modes", default="kafka,http,http-raw,http-batch",
+                    help="of kafka, http (one result per request, httpx), http-raw (the "
+                    "same requests from a minimal HTTP/1.1 client: less of the shared "
+                    "cores for the driver), http-batch")
     ap.add_argument("--clients", type=int, default=16, help="keep-alive HTTP clients")
     ap.add_argument("--batch", type=int, default=1000, help="results per batch request")
     ap.add_argument("--chunk", type=int, default=500)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Field, SQLModel, col
 
 Migration = Callable[[AsyncConnection], Awaitable[None]]
@@ -85,6 +88,8 @@ def unavailable(exc: BaseException) -> bool:
     timed out) rather than that the statement is wrong: callers retry or answer 503."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError):
         return True  # OSError covers refused connections and TimeoutError
+    if isinstance(exc, _LOST):  # from the driver's own connection (no SQLAlchemy around it)
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -97,14 +102,44 @@ def unavailable(exc: BaseException) -> bool:
     return False
 
 
+# A pooled connection is checked before use only when it sat unused this long (seconds):
+# that is when the server may have restarted or a firewall dropped it. One that was in use
+# a moment ago is not: the check is three round trips (asyncpg's ping is BEGIN, `;`,
+# ROLLBACK), as much as the work of a read, on every checkout (issue 12). One the driver
+# already knows closed (the server ended the session) is replaced whatever its age. Should a
+# used connection have died unseen all the same, its statement fails as unavailable (a 503
+# to retry, a batch redelivered) and the pool drops every connection opened before it.
+IDLE_CHECK = 2.0
+
+
 def make_engine(url: str, *, pool_size: int = 10,
                 statement_timeout: float = STATEMENT_TIMEOUT) -> AsyncEngine:
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
-        pool_timeout=POOL_TIMEOUT,
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=10, pool_timeout=POOL_TIMEOUT,
         connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout,
                       "server_settings": {
                           "statement_timeout": str(int(statement_timeout * 1000))}})
+    sa.event.listen(engine.sync_engine.pool, "checkin", _idle_from)
+    sa.event.listen(engine.sync_engine.pool, "checkout", _check_if_idle)
+    return engine
+
+
+def _idle_from(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _check_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    since = record.info.pop("idle_since", None)
+    closed = getattr(getattr(dbapi_connection, "driver_connection", None), "is_closed", None)
+    if closed is not None and closed():  # the server closed it and the driver saw it: free
+        raise DisconnectionError("a pooled connection was closed by the server")
+    if since is None or time.monotonic() - since < IDLE_CHECK:
+        return  # new, or in use a moment ago
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool drops this connection and checks out another (a new one if need be).
+        raise DisconnectionError(f"an idle pooled connection is gone: {exc!r}") from exc
 
 
 async def add_inbox_digest(conn: AsyncConnection) -> None:

@@ -15,7 +15,9 @@ from microcred_shared.auth import bearer
 from microcred_shared.runtime import runtime_of
 
 
-def get_runtime(request: Request) -> AssessmentRuntime:
+async def get_runtime(request: Request) -> AssessmentRuntime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hand-off
+    # on every request for a dictionary lookup (issue 12)
     rt = runtime_of(request)
     assert isinstance(rt, AssessmentRuntime)
     return rt

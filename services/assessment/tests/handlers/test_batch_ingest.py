@@ -221,3 +221,55 @@ async def test_a_suspended_provider_and_a_revoked_key_are_refused_at_once(app, k
     rt.key_verifier.forget()  # what the admin route does on this instance
     r = await client.post(BATCH, json=body(result(*SCORED, score=80)))
     assert r.status_code == 401
+
+
+class _Statements:
+    """Every statement the engine's connections send to PostgreSQL: the engine's own
+    (prepared by the driver), and what the driver sends by itself (transaction control and
+    connection checks, which its query logger sees)."""
+
+    def __init__(self, engine: Any) -> None:
+        import sqlalchemy as sa
+
+        self.sent: list[str] = []
+        self._watched: set[int] = set()
+        sa.event.listen(engine.sync_engine.pool, "checkout", self._watch)
+        sa.event.listen(engine.sync_engine, "before_cursor_execute",
+                        lambda conn, cursor, sql, *rest: self.sent.append(sql))
+
+    def _watch(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        raw = dbapi_connection.driver_connection  # the asyncpg connection
+        if id(raw) not in self._watched:
+            self._watched.add(id(raw))
+            raw.add_query_logger(lambda q: self.sent.append(q.query))
+
+
+async def test_one_result_per_request_costs_one_statement_per_flush(app, kit):
+    """Issue 12: a submission used to run a connection check (BEGIN, ping, ROLLBACK) and a
+    transaction (BEGIN, ledger, outbox, COMMIT) per flush, plus a read-only transaction for
+    the API key. Now a flush is one statement, and a verified key is not looked up again."""
+    client, rt = app
+    statements = _Statements(kit.engine)
+
+    async def send(res: AssessmentResultSubmitted) -> httpx.Response:
+        return await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                                 headers={"content-type": "application/json"})
+
+    first = await send(result(*SCORED, score=80, who=learner("warm")))
+    assert first.status_code == 202
+    statements.sent.clear()
+    flushes = rt.ingest.flushes
+    one = await send(result(*SCORED, score=81, who=learner("alone")))
+    assert one.status_code == 202 and one.json()["outcome"] == "accepted"
+    assert len(statements.sent) == 1 and "ingested_results" in statements.sent[0], \
+        statements.sent
+    statements.sent.clear()
+    answers = await asyncio.gather(*(send(result(*SCORED, score=80, who=learner(f"c-{i}")))
+                                     for i in range(30)))
+    assert [a.status_code for a in answers] == [202] * 30
+    flushed = rt.ingest.flushes - flushes - 1
+    assert 1 <= flushed < 30
+    assert len(statements.sent) == flushed, statements.sent
+    assert all("ingested_results" in s for s in statements.sent)
+    # What each statement wrote is there, committed: the outbox holds all 32 results.
+    assert len(await kit.outbox(topics.RESULTS)) == 32

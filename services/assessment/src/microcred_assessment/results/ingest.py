@@ -1,10 +1,11 @@
 """HTTP ingest's store: the results that requests accepted, written together (group commit).
 
 Every request whose results passed the ingest check hands them to `IngestStore.store` and
-waits; one task writes whatever has gathered in one transaction — the ingest ledger (one
-row per provider result id: what it said, the event id it got) and the outbox rows for the
-results seen for the first time and for resubmissions of the same content — commits, and
-only then answers every waiting request. So a 202 still means "durably stored in the
+waits; one task writes whatever has gathered in one statement (atomic on its own, run in
+autocommit: a single round trip) — the ingest ledger (one row per provider result id: what
+it said, the event id it got) and the outbox rows for the results seen for the first time
+and for resubmissions of the same content — and only once it committed answers every
+waiting request. So a 202 still means "durably stored in the
 outbox" (ADR 2), but a thousand requests a second cost a few dozen transactions, not a
 thousand (issue 12: one transaction per request, plus a connection check, was most of the
 time of a submission).
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from microcred_shared import outbox
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_shared.db import SHARD_OF_KEY
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +84,31 @@ class _Request:
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
-# Ledger first: it says which results are new. Arrays in, one cached statement whatever
-# the number of rows. `xmax = 0` on a row this statement inserted; an existing row is
-# returned untouched (the no-op update locks it, so a concurrent instance waits for us).
-_LEDGER = sa.text(
-    "INSERT INTO ingested_results (provider_id, result_id, digest, event_id, received_at) "
-    "SELECT p, r, d, e, now() FROM unnest(CAST(:pids AS text[]), CAST(:rids AS text[]), "
-    "CAST(:digests AS bytea[]), CAST(:eids AS text[])) AS u(p, r, d, e) "
+# The whole flush is one statement, run in autocommit: one round trip, no BEGIN/COMMIT (a
+# statement is atomic on its own). Arrays in, one cached statement whatever the number of
+# rows. The ledger says which results are new: it gets the first copy of each provider
+# result of the flush, in (provider, result id) order, the lock order of every flush; `xmax
+# = 0` on a row this statement inserted, an existing row is returned untouched (the no-op
+# update locks it, so a concurrent flush or instance waits for us). Then every copy is
+# judged against its ledger row: accepted (the first copy of a new row), duplicate (same
+# digest) or conflict; the outbox gets the accepted and duplicate ones, in arrival order.
+_FLUSH = sa.text(
+    "WITH u AS (SELECT * FROM unnest(CAST(:idx AS int[]), CAST(:pids AS text[]), "
+    "CAST(:rids AS text[]), CAST(:digests AS bytea[]), CAST(:eids AS text[]), "
+    "CAST(:firsts AS boolean[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]), "
+    "CAST(:headers AS text[]), CAST(:payloads AS bytea[])) "
+    "AS u(i, p, r, d, e, f, t, k, h, pl)), "
+    "l AS (INSERT INTO ingested_results (provider_id, result_id, digest, event_id, "
+    "received_at) SELECT p, r, d, e, now() FROM u WHERE f ORDER BY p, r "
     "ON CONFLICT (provider_id, result_id) DO UPDATE SET provider_id = excluded.provider_id "
-    "RETURNING provider_id, result_id, digest, event_id, xmax = 0")
+    "RETURNING provider_id, result_id, digest, event_id, xmax = 0 AS new), "
+    "j AS (SELECT u.i, u.t, u.k, u.h, u.pl, l.event_id, CASE WHEN l.new AND u.f "
+    "THEN 'accepted' WHEN l.digest = u.d THEN 'duplicate' ELSE 'conflict' END AS outcome "
+    "FROM u JOIN l ON l.provider_id = u.p AND l.result_id = u.r), "
+    "o AS (INSERT INTO outbox (topic, key, headers, payload, created_at, shard) "
+    "SELECT t, k, h, pl, now(), " + SHARD_OF_KEY.format(key="k") + " FROM j "
+    "WHERE outcome <> 'conflict' ORDER BY i) "
+    "SELECT i, outcome, event_id FROM j ORDER BY i")
 
 
 class IngestStore:
@@ -175,29 +193,22 @@ class IngestStore:
 
     async def _write(self, items: list[Item]) -> list[Stored]:
         # Within one flush the first copy of a provider result speaks for the others.
-        first: dict[tuple[str, str], Item] = {}
+        seen: set[tuple[str, str]] = set()
+        firsts = []
         for it in items:
-            first.setdefault((it.result.provider_id, it.result.result_id), it)
-        unique = [first[k] for k in sorted(first)]  # the lock order of every flush
-        async with self._engine.begin() as conn:
-            rows = (await conn.execute(_LEDGER, {
-                "pids": [i.result.provider_id for i in unique],
-                "rids": [i.result.result_id for i in unique],
-                "digests": [i.digest for i in unique],
-                "eids": [i.event_id for i in unique]})).all()
-            known = {(p, r): (bytes(d), e, bool(new)) for p, r, d, e, new in rows}
-            outcomes: list[Stored] = []
-            publish: list[outbox.Outgoing] = []
-            for it in items:
-                natural = (it.result.provider_id, it.result.result_id)
-                digest, event_id, new = known[natural]
-                if new and first[natural] is it:
-                    outcomes.append(Stored("accepted", event_id))
-                    publish.append(it.record)
-                elif digest == it.digest:
-                    outcomes.append(Stored("duplicate", event_id))
-                    publish.append(it.record)  # counted downstream, decided once
-                else:
-                    outcomes.append(Stored("conflict", event_id))
-            await outbox.write(conn, publish)
-        return outcomes
+            natural = (it.result.provider_id, it.result.result_id)
+            firsts.append(natural not in seen)
+            seen.add(natural)
+        topics_, keys, headers, payloads = outbox.columns([it.record for it in items])
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(_FLUSH, {
+                "idx": list(range(len(items))),
+                "pids": [i.result.provider_id for i in items],
+                "rids": [i.result.result_id for i in items],
+                "digests": [i.digest for i in items],
+                "eids": [i.event_id for i in items], "firsts": firsts,
+                "topics": topics_, "keys": keys, "headers": headers,
+                "payloads": payloads})).all()
+        assert [i for i, _, _ in rows] == list(range(len(items)))
+        return [Stored(outcome, event_id) for _, outcome, event_id in rows]

@@ -37,11 +37,24 @@ def _problem(exc: InvalidResult) -> Problem:
     return Problem(422, "Result refused", str(exc), kind="invalid-result")
 
 
+def _status_base(request: Request) -> str:
+    """The status URL of a result is this plus its quoted id. The route's path is looked up
+    once per app (`url_for` walks every route, raising on each miss: it showed in the
+    profile of one result per request)."""
+    state = request.app.state
+    path = getattr(state, "result_status_path", None)
+    if path is None:
+        path = state.result_status_path = request.app.url_path_for(
+            "result_status", result_id="x")[:-1]
+    base = request.base_url
+    return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path}"
+
+
 def _accepted(request: Request, result_id: str, s: Submitted, trace_id: str | None,
               ) -> dict[str, Any]:
     return {"event_id": s.event_id, "assessment_id": str(s.assessment_id),
             "outcome": "duplicate" if s.duplicate else "accepted", "trace_id": trace_id,
-            "status_url": str(request.url_for("result_status", result_id=result_id))}
+            "status_url": _status_base(request) + quote(result_id, safe="")}
 
 
 @router.post("/v1/assessment-results", responses=problems.responses(403, 409), status_code=202)
@@ -168,7 +181,7 @@ async def submit_batch(provider_id: ProviderId, rt: Runtime, request: Request) -
         skew=timedelta(seconds=rt.settings.clock_skew_seconds), traceparent=traceparent))
     rows: list[dict[str, Any]] = []
     counts = {"accepted": 0, "duplicate": 0, "refused": 0}
-    status_base = str(request.url_for("result_status", result_id="x"))[:-1]
+    status_base = _status_base(request)
     for index, (item, sent) in enumerate(zip(parsed, raw, strict=True)):
         result_id = sent.get("result_id") if isinstance(sent, dict) else None
         row: dict[str, Any] = {"index": index, "result_id": result_id
