@@ -32,7 +32,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_notify.learner_mail.domain import backoff, for_notification
+from microcred_notify.learner_mail.domain import Mail, backoff, for_notification
 from microcred_notify.learner_mail.models import Notification
 from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import RoundWorker
@@ -71,6 +71,10 @@ _DELIVERED_ANNOUNCED = (
 _RELEASE = sa.text(
     "UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(CAST(:ids AS uuid[])) "
     "AND status = 'pending' AND next_attempt_at = :lease")
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 @dataclass(frozen=True)
@@ -122,26 +126,37 @@ class Deliverer(RoundWorker):
     def _stopped(self) -> bool:
         return self._stopping
 
-    async def _send(self, n: sa.Row) -> tuple[str | None, str | None]:
+    def _message(self, n: sa.Row) -> Mail | str:
+        """The row's mail, or why it cannot be built (that row fails, never the round,
+        which would resend the round's other mails)."""
+        try:
+            return for_notification(n, self._sender)
+        except Exception as exc:
+            return _error(exc)
+
+    async def _send(self, n: sa.Row, mail: Mail | str, then: Mail | None
+                    ) -> tuple[str | None, str | None]:
+        """Sends the row's mail, with the next one's envelope staged behind it (`then`)."""
         if not outbox.recording():  # no span to record: the row's trace context goes on
+            if isinstance(mail, str):
+                return mail, n.traceparent
             try:
-                await self._pool.send(for_notification(n, self._sender))
+                await self._pool.send(mail, then)
                 return None, n.traceparent
             except Exception as exc:
-                return f"{type(exc).__name__}: {exc}"[:500], n.traceparent
+                return _error(exc), n.traceparent
         with tracer.start_as_current_span("notify send email", context=parent_context(
                 n.traceparent), kind=trace.SpanKind.CLIENT,
                 attributes={"messaging.message.id": n.message_id}) as span:
             traceparent = traceparent_of() or n.traceparent
+            if isinstance(mail, str):
+                return mail, traceparent
             try:
-                # Inside the try: a message that cannot be built fails its own row only,
-                # never the round (which would resend the round's other mails).
-                msg = for_notification(n, self._sender)
-                await self._pool.send(msg)
+                await self._pool.send(mail, then)
                 return None, traceparent
             except Exception as exc:
                 span.record_exception(exc)
-                return f"{type(exc).__name__}: {exc}"[:500], traceparent
+                return _error(exc), traceparent
 
     async def _record(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> bool:
         """One transaction for a group of outcomes, on the round's connection: one statement
@@ -223,18 +238,34 @@ class _Round:
         self.broken: Exception | None = None
         self.published = False  # a recorded group wrote to the outbox
 
-    def _may_send(self) -> bool:
-        return (bool(self.todo) and self.broken is None and not self._owner._stopped()
+    def _going_on(self) -> bool:
+        return (self.broken is None and not self._owner._stopped()
                 and asyncio.get_running_loop().time() < self._deadline)
 
+    def _take(self) -> tuple[sa.Row, Mail | str] | None:
+        if not self.todo or not self._going_on():
+            return None
+        n = self.todo.popleft()
+        return n, self._owner._message(n)
+
     async def sender(self) -> None:
-        while self._may_send():
-            n = self.todo.popleft()
-            error, traceparent = await self._owner._send(n)
-            try:
-                await self._settle(_Outcome(n, error, traceparent))
-            except Exception:  # the database failed; `broken` says so, the round stops
-                return
+        """Sends one mail at a time, each recorded before the next one's content goes out;
+        the next mail is taken early so that its envelope rides with this one's content."""
+        upcoming = self._take()
+        try:
+            while upcoming is not None and self._going_on():
+                (n, mail), upcoming = upcoming, self._take()
+                then = upcoming[1] if upcoming and not isinstance(upcoming[1], str) else None
+                error, traceparent = await self._owner._send(n, mail, then)
+                try:
+                    await self._settle(_Outcome(n, error, traceparent))
+                except Exception:  # the database failed; `broken` says so, the round stops
+                    return
+        finally:
+            if upcoming is not None:  # taken, not sent: back to the round's rest
+                if not isinstance(upcoming[1], str):
+                    self._owner._pool.release(upcoming[1])
+                self.todo.appendleft(upcoming[0])
 
     async def _settle(self, outcome: _Outcome) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
