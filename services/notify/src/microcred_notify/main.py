@@ -3,6 +3,7 @@ their Kafka subscriptions, background workers and HTTP routes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from fastapi import FastAPI
@@ -28,23 +29,40 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     settings = settings or Settings()
     rt = NotifyRuntime(settings, MIGRATIONS)
     base_url = rt.employers.base_url
-    rt.subscribe(topics.CREDENTIALS_REGISTERED, mail.on_registered, CredentialRegistered)
+    # Each worker is woken after a commit that owed it work (not after every commit).
+    mail_owed, hooks_owed = rt.mail.owed.owe, rt.employers.owed.owe
+    rt.subscribe(topics.CREDENTIALS_REGISTERED, owing(mail.on_registered, mail_owed),
+                 CredentialRegistered)
     # Sign-in links and wallet transaction codes (either type; anything else dead-letters).
-    rt.subscribe(topics.LEARNER_SIGNIN, mail.on_learner_messages, None)
-    rt.subscribe(topics.CREDENTIALS_ISSUED, partial(feed.on_issued, base_url=base_url),
-                 CredentialIssued)
-    rt.subscribe(topics.CREDENTIAL_VISIBILITY, partial(feed.on_visibility, base_url=base_url),
+    rt.subscribe(topics.LEARNER_SIGNIN, owing(mail.on_learner_messages, mail_owed), None)
+    rt.subscribe(topics.CREDENTIALS_ISSUED,
+                 partial(feed.on_issued, base_url=base_url, owe=hooks_owed), CredentialIssued)
+    rt.subscribe(topics.CREDENTIAL_VISIBILITY,
+                 partial(feed.on_visibility, base_url=base_url, owe=hooks_owed),
                  CredentialVisibilityChanged)
     # One consumer group per topic: the learner mail and the employer feed share it.
     rt.subscribe(topics.CREDENTIAL_STATUS,
-                 chain(mail.on_status_changed, partial(feed.on_status_changed, base_url=base_url)),
+                 chain(owing(mail.on_status_changed, mail_owed),
+                       partial(feed.on_status_changed, base_url=base_url, owe=hooks_owed)),
                  CredentialStatusChanged)
     for part in (rt.employers, rt.mail):  # stopped in this order too: webhooks, then mail
         rt.on_start(part.start)
         rt.on_stop(part.stop)
-        rt.commit_listeners.append(part.wake.set)
+        rt.commit_listeners.append(part.owed.committed)
         rt.metric_sources.append(part.metrics)
     return rt.app("microcred notify", routers=[employer_routes]), rt
+
+
+def owing(handler: BatchHandler, owe: Callable[[], None]) -> BatchHandler:
+    """A handler that may owe mail: its worker is woken once the batch commits."""
+
+    async def handle(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+        refused = await handler(conn, items)
+        if len(refused) < len(items):
+            owe()
+        return refused
+
+    return handle
 
 
 def chain(*handlers: BatchHandler) -> BatchHandler:

@@ -22,6 +22,26 @@ class DeliveryCounts:
     dead_lettered: int = 0
 
 
+class Owed:
+    """Wakes a delivery worker after a consumer commit only if that work was owed: a handler
+    marks it (`owe`) inside the transaction, the runtime's commit listener (`committed`)
+    wakes the worker. Every commit of every topic used to wake both workers, i.e. a
+    claim query per batch whatever it carried. A mark taken by another topic's commit a
+    moment early only delays the wake-up to the worker's own half-second poll."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self._owed = False
+
+    def owe(self) -> None:
+        self._owed = True
+
+    def committed(self) -> None:
+        if self._owed:
+            self._owed = False
+            self._wake.set()
+
+
 class RoundWorker:
     """Runs `deliver_due()` rounds back to back while there is work, otherwise waits for a
     wake-up or half a second. A stop lets the round in flight finish: what it sends is

@@ -68,11 +68,19 @@ class FakePool:
     def __init__(self, fail: bool = False, refused: frozenset[str] = frozenset()) -> None:
         self.sent: list[Mail] = []
         self.fail, self.refused = fail, refused
+        # The mails whose envelope rode with an earlier one's content, and those given back.
+        self.staged: list[Mail] = []
+        self.released: list[Mail] = []
 
-    async def send(self, m: Mail) -> None:
+    async def send(self, m: Mail, then: Mail | None = None) -> None:
         if self.fail or m.recipient in self.refused:
             raise ConnectionRefusedError("relay down")
         self.sent.append(m)
+        if then is not None:
+            self.staged.append(then)
+
+    def release(self, m: Mail) -> None:
+        self.released.append(m)
 
     async def close(self) -> None:
         pass
@@ -271,9 +279,11 @@ class SlowPool(FakePool):
         super().__init__()
         self.delay, self.at, self.on_send = delay, at, on_send
 
-    async def send(self, m: Mail) -> None:
+    async def send(self, m: Mail, then: Mail | None = None) -> None:
         await asyncio.sleep(self.delay)
         self.sent.append(m)
+        if then is not None:
+            self.staged.append(then)
         if self.on_send is not None and len(self.sent) == self.at:
             await self.on_send()
 
@@ -469,3 +479,23 @@ async def test_a_wallet_transaction_code_goes_in_a_mail_of_its_own_and_is_then_f
 async def test_a_transaction_code_for_a_credential_never_mailed_is_not_sent(db: Any) -> None:
     await db.consume(SIGNIN, mail.on_learner_messages, WalletTxCodeIssued, tx_code(new_id()))
     assert await notifications(db) == []
+
+
+async def test_a_round_that_stops_hands_back_the_mails_it_had_staged(db: Any) -> None:
+    """Each sender takes its next mail early (its envelope rides with the current content);
+    a round that stops gives those back, unsent, and the next round sends each once."""
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(30))
+
+    async def stop() -> None:
+        d.stop()
+
+    pool = SlowPool(at=8, on_send=stop)
+    d = mail_deliverer(db.engine, pool)
+    await d.deliver_due()
+    assert 8 <= len(pool.sent) < 30 and pool.staged
+    assert pool.released and not {m.recipient for m in pool.released} & {
+        m.recipient for m in pool.sent}
+    d._stopping = False  # the next round (as after a restart), due at once: not leased
+    await deliver_until_done(d, db)
+    assert sorted(m.recipient for m in pool.sent) == sorted(f"learner{i}@example.org"
+                                                            for i in range(30))

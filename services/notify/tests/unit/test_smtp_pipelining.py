@@ -55,6 +55,9 @@ class BatchingServer:
             writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
             content = b""
             while (line := await reader.readline()) != b".\r\n":
+                if not line:  # the client left mid-DATA: the transaction is discarded
+                    writer.close()
+                    return
                 content += line
             self.accepted.append((to, content))
             writer.write(b"250 queued\r\n")
@@ -116,6 +119,113 @@ def test_a_real_smtp_server_receives_every_mail_intact(pipelining: bool):
         asyncio.run(body())
         got = sorted(str(m["To"]) for m in recorder.messages)
         assert got == sorted(f"l{i}@learners.example" for i in range(6))
+        assert all(m.get_content().splitlines() == ["Hello", ".a line starting with a dot"]
+                   for m in recorder.messages)
+    finally:
+        recorder.stop()
+
+
+def counting_writes(pool: SmtpPool) -> list[bytes]:
+    """Every write the pool's sessions make, recorded as it goes out."""
+    from microcred_notify.learner_mail import smtp
+
+    writes: list[bytes] = []
+    original = smtp.SmtpConnection._write
+
+    def write(self: smtp.SmtpConnection, data: bytes) -> None:
+        writes.append(data)
+        original(self, data)
+
+    pool._writes_patch = (smtp.SmtpConnection, original)  # type: ignore[attr-defined]
+    smtp.SmtpConnection._write = write  # type: ignore[method-assign]
+    return writes
+
+
+def restore_writes(pool: SmtpPool) -> None:
+    cls, original = pool._writes_patch  # type: ignore[attr-defined]
+    cls._write = original
+
+
+def test_the_next_envelope_rides_with_the_content_but_that_mail_waits_for_its_own_send():
+    server = BatchingServer()
+    after_first: list[str] = []
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=2.0)
+        writes = counting_writes(pool)
+        try:
+            mails = [mail(f"l{i}@learners.example") for i in range(3)]
+            await pool.send(mails[0], then=mails[1])
+            await asyncio.sleep(0.05)  # the server had time to accept whatever it got
+            after_first.extend(to for to, _ in server.accepted)
+            await pool.send(mails[1], then=mails[2])
+            await pool.send(mails[2])
+            mail_writes = [w for w in writes if not w.startswith((b"EHLO", b"QUIT"))]
+            # one write per mail, and one for the first envelope
+            assert len(mail_writes) == 4
+            assert mail_writes[1].endswith(b"\r\n.\r\nMAIL FROM:<credentials@microcred.local>\r\n"
+                                           b"RCPT TO:<l1@learners.example>\r\nDATA\r\n")
+            await pool.close()
+        finally:
+            restore_writes(pool)
+
+    asyncio.run(with_server(server, body))
+    # ADR 4's window: the second mail's envelope was out, but not its content
+    assert after_first == ["l0@learners.example"]
+    assert [to for to, _ in server.accepted] == [f"l{i}@learners.example" for i in range(3)]
+    assert server.connections == 1
+
+
+def test_a_staged_mail_released_is_never_delivered_by_that_session():
+    server = BatchingServer()
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=2.0)
+        first, second = mail("l0@learners.example"), mail("l1@learners.example")
+        await pool.send(first, then=second)
+        pool.release(second)  # the round stopped: its session goes, DATA unfinished
+        await asyncio.sleep(0.05)
+        assert [to for to, _ in server.accepted] == ["l0@learners.example"]
+        await pool.send(second)  # a later round: a new session, delivered once
+        await pool.close()
+
+    asyncio.run(with_server(server, body))
+    assert [to for to, _ in server.accepted] == ["l0@learners.example", "l1@learners.example"]
+    assert server.connections == 2
+
+
+def test_a_refused_staged_envelope_fails_that_mail_only():
+    server = BatchingServer(refuse={"gone@learners.example"})
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=2.0)
+        first, gone, last = (mail("l0@learners.example"), mail("gone@learners.example"),
+                             mail("l2@learners.example"))
+        await pool.send(first, then=gone)
+        with pytest.raises(SmtpError, match="550 no such mailbox"):
+            await pool.send(gone, then=last)
+        await pool.send(last)
+        await pool.close()
+
+    asyncio.run(with_server(server, body))
+    assert [to for to, _ in server.accepted] == ["l0@learners.example", "l2@learners.example"]
+    assert server.connections == 1
+
+
+def test_a_real_smtp_server_takes_chained_mails_over_one_session():
+    recorder = SmtpRecorder(free_port(), pipelining=True).start()
+
+    async def body() -> None:
+        pool = SmtpPool("127.0.0.1", recorder.controller.port, 1)
+        mails = [mail(f"l{i}@learners.example") for i in range(6)]
+        for m, then in zip(mails, [*mails[1:], None], strict=True):
+            await pool.send(m, then)
+        await pool.close()
+
+    try:
+        asyncio.run(body())
+        assert [str(m["To"]) for m in recorder.messages] == [f"l{i}@learners.example"
+                                                             for i in range(6)]
         assert all(m.get_content().splitlines() == ["Hello", ".a line starting with a dot"]
                    for m in recorder.messages)
     finally:

@@ -10,6 +10,8 @@ and turn each change an employer may see into employer events, in the same trans
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_notify.employer_feed.domain import STATUS_CHANGED, facts_of, targets
@@ -19,8 +21,8 @@ from microcred_shared.contract.events import CredentialIssued, CredentialStatusC
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
 
-async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
-                    base_url: str) -> dict[int, str]:
+async def on_issued(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
+                    owe: Callable[[], None] = lambda: None) -> dict[int, str]:
     views, fx = await open_batch(conn, items, base_url)
     for item in items:
         e = item.event
@@ -33,12 +35,13 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
             provider_id=e.provider_id, definition_id=e.definition_id,
             jurisdiction=facts.jurisdiction, skills=sorted(facts.skills))
         fx.reconcile(views[e.credential_id])
-    await fx.write(conn)
+    if await fx.write(conn):
+        owe()  # webhook deliveries are due once this commits
     return {}
 
 
-async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
-                        base_url: str) -> dict[int, str]:
+async def on_visibility(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
+                        owe: Callable[[], None] = lambda: None) -> dict[int, str]:
     """Each change is applied in order, and each one the employer can see is an event."""
     views, fx = await open_batch(conn, items, base_url)
     refused: dict[int, str] = {}
@@ -56,12 +59,14 @@ async def on_visibility(conn: AsyncConnection, items: list[Incoming], *,
                                     shared_with=sorted(set(e.shared_with)),
                                     visibility_changed_at=e.changed_at),
                      previously_shared_with=before)
-    await fx.write(conn)
+    if await fx.write(conn):
+        owe()  # webhook deliveries are due once this commits
     return refused
 
 
 async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
-                            base_url: str) -> dict[int, str]:
+                            base_url: str, owe: Callable[[], None] = lambda: None
+                            ) -> dict[int, str]:
     """Revocations and suspensions reach the employers that hold the credential."""
     views, fx = await open_batch(conn, items, base_url)
     for item in items:
@@ -77,5 +82,6 @@ async def on_status_changed(conn: AsyncConnection, items: list[Incoming], *,
                             employer_id in view.shared_with),
                     {"action": e.action, "reason": e.reason,
                      "changed_at": e.changed_at.isoformat()})
-    await fx.write(conn)
+    if await fx.write(conn):
+        owe()  # webhook deliveries are due once this commits
     return {}

@@ -13,7 +13,7 @@ from microcred_notify.employer_feed.employers import EmployerKeyVerifier
 from microcred_notify.employer_feed.ratelimit import RateLimiter
 from microcred_notify.employer_feed.settings import EmployerSettings
 from microcred_notify.employer_feed.webhooks import Policy, WebhookWorker
-from microcred_notify.worker import DeliveryCounts
+from microcred_notify.worker import DeliveryCounts, Owed
 from microcred_shared import netguard
 from microcred_shared.runtime import ServiceRuntime
 
@@ -24,8 +24,9 @@ class EmployerFeed:
         # Credential links in employer events point at this deployment's public address.
         self.base_url = public_base_url.rstrip("/")
         self.box = SecretBox(settings.secret_key_bytes)
-        # Set after each committed batch and each replay: deliveries may be due.
+        # Set after each replay and each committed batch that wrote webhook deliveries.
         self.wake = asyncio.Event()
+        self.owed = Owed(self.wake)
         self.worker: WebhookWorker | None = None
         self._limiter: RateLimiter | None = None
         self._verifier: EmployerKeyVerifier | None = None

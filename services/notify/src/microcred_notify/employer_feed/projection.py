@@ -166,7 +166,8 @@ class Effects:
                       {"unshared_at": self.now.isoformat()} if kind == UNSHARED else None)
             self.expose(employer_id, view.credential_id, kind == SHARED)
 
-    async def write(self, conn: AsyncConnection) -> None:
+    async def write(self, conn: AsyncConnection) -> bool:
+        """Says whether it wrote webhook deliveries (the worker is woken for them)."""
         for pair in sorted(self.unshared, key=str):
             await conn.execute(sa.update(WebhookDelivery).where(
                 col(WebhookDelivery.employer_id) == pair[0],
@@ -194,6 +195,7 @@ class Effects:
             await conn.execute(sa.update(VIEW).where(
                 VIEW.c.credential_id == sa.bindparam("cid")).values(
                 {c: sa.bindparam("v_" + c) for c in columns}), params)
+        return bool(self.deliveries)
 
     def update_view(self, view: SimpleNamespace, **values: Any) -> SimpleNamespace:
         """Apply `values` to the locked view; written once per credential by `write`."""

@@ -10,7 +10,13 @@ together share one transaction (a group commit). So when the database fails, onl
 in flight at that moment (at most one per sender) can have gone out unrecorded: the failed
 commit stops the round, and those rows and the round's unsent ones are retried once the
 lease has passed. A sender starts no mail after half the lease, so a round that runs long
-never sends a row another instance may already have claimed again."""
+never sends a row another instance may already have claimed again.
+
+A round keeps one database connection from its claim to its last record (checking one out
+of the pool per group cost a ping, the largest single item of notify's profile), and wakes
+the outbox relay once, when it ends: the `notification.*` events of a round go out in one
+drain instead of one per group (the relay's own poll picks them up within half a second
+during a long round)."""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from microcred_notify.learner_mail.domain import backoff, for_notification
+from microcred_notify.learner_mail.domain import Mail, backoff, for_notification
 from microcred_notify.learner_mail.models import Notification
 from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import RoundWorker
@@ -67,6 +73,10 @@ _RELEASE = sa.text(
     "AND status = 'pending' AND next_attempt_at = :lease")
 
 
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 @dataclass(frozen=True)
 class _Outcome:
     row: sa.Row
@@ -91,64 +101,86 @@ class Deliverer(RoundWorker):
         loop = asyncio.get_running_loop()
         # Read before the claim: the lease the database grants ends later than this.
         deadline = loop.time() + self._lease.total_seconds() / 2
-        async with self._engine.begin() as conn:
-            due = (await conn.execute(_CLAIM, {"lease": self._lease.total_seconds(),
-                                               "limit": limit})).all()
-        if not due:
-            return 0
-        rnd = _Round(self, deque(sorted(due, key=lambda n: n.created_at)), deadline)
-        await asyncio.gather(*(rnd.sender() for _ in range(min(self._senders, len(due)))))
-        if rnd.broken is not None:
-            # The database failed: what is left of the round waits for the lease to pass.
-            raise rnd.broken
-        if rnd.todo:
-            async with self._engine.begin() as conn:
-                await conn.execute(_RELEASE, {"ids": [n.id for n in rnd.todo],
-                                              "lease": due[0].next_attempt_at})
+        async with self._engine.connect() as conn:
+            async with conn.begin():
+                due = (await conn.execute(_CLAIM, {"lease": self._lease.total_seconds(),
+                                                   "limit": limit})).all()
+            if not due:
+                return 0
+            rnd = _Round(self, conn, deque(sorted(due, key=lambda n: n.created_at)), deadline)
+            try:
+                await asyncio.gather(*(rnd.sender()
+                                       for _ in range(min(self._senders, len(due)))))
+                if rnd.broken is not None:
+                    # The database failed: what is left of the round waits for the lease.
+                    raise rnd.broken
+                if rnd.todo:
+                    async with conn.begin():
+                        await conn.execute(_RELEASE, {"ids": [n.id for n in rnd.todo],
+                                                      "lease": due[0].next_attempt_at})
+            finally:
+                if rnd.published:
+                    self._on_published()
         return len(due)
 
     def _stopped(self) -> bool:
         return self._stopping
 
-    async def _send(self, n: sa.Row) -> tuple[str | None, str | None]:
+    def _message(self, n: sa.Row) -> Mail | str:
+        """The row's mail, or why it cannot be built (that row fails, never the round,
+        which would resend the round's other mails)."""
+        try:
+            return for_notification(n, self._sender)
+        except Exception as exc:
+            return _error(exc)
+
+    async def _send(self, n: sa.Row, mail: Mail | str, then: Mail | None
+                    ) -> tuple[str | None, str | None]:
+        """Sends the row's mail, with the next one's envelope staged behind it (`then`)."""
         if not outbox.recording():  # no span to record: the row's trace context goes on
+            if isinstance(mail, str):
+                return mail, n.traceparent
             try:
-                await self._pool.send(for_notification(n, self._sender))
+                await self._pool.send(mail, then)
                 return None, n.traceparent
             except Exception as exc:
-                return f"{type(exc).__name__}: {exc}"[:500], n.traceparent
+                return _error(exc), n.traceparent
         with tracer.start_as_current_span("notify send email", context=parent_context(
                 n.traceparent), kind=trace.SpanKind.CLIENT,
                 attributes={"messaging.message.id": n.message_id}) as span:
             traceparent = traceparent_of() or n.traceparent
+            if isinstance(mail, str):
+                return mail, traceparent
             try:
-                # Inside the try: a message that cannot be built fails its own row only,
-                # never the round (which would resend the round's other mails).
-                msg = for_notification(n, self._sender)
-                await self._pool.send(msg)
+                await self._pool.send(mail, then)
                 return None, traceparent
             except Exception as exc:
                 span.record_exception(exc)
-                return f"{type(exc).__name__}: {exc}"[:500], traceparent
+                return _error(exc), traceparent
 
-    async def _record(self, outcomes: list[_Outcome]) -> None:
-        """One transaction for a group of outcomes: one statement for all the delivered
-        rows (per-row updates were a third of notify's database time in the e2e profile),
-        one per failed row, one for the outbox."""
+    async def _record(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> bool:
+        """One transaction for a group of outcomes, on the round's connection: one statement
+        for all the delivered rows (per-row updates were a third of notify's database time
+        in the e2e profile), one per failed row, one for the outbox. Says whether it wrote
+        to the outbox (the round wakes the relay once, at its end)."""
         now = datetime.now(UTC)
         records: list[Outgoing] = []
         delivered = [o for o in outcomes if o.error is None]
         if len(delivered) == len(outcomes):
             records = [self._delivered(o.row, o.traceparent, now) for o in outcomes]
-            async with self._engine.connect() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            try:
                 await raw.execute(_DELIVERED_ANNOUNCED, now, [o.row.id for o in outcomes],
                                   *outbox.columns(records))
+            except Exception as exc:
+                # As SQLAlchemy would say it (`unavailable` reads it), and the round's
+                # connection is not handed back to the pool as if it were sound.
+                await conn.invalidate()
+                raise sa.exc.DBAPIError(_DELIVERED_ANNOUNCED, None, exc) from exc
             self.counts.delivered += len(delivered)
-            self._on_published()
-            return
-        async with self._engine.begin() as conn:
+            return True
+        async with conn.begin():
             for o in outcomes:
                 if o.error is None:
                     records.append(self._delivered(o.row, o.traceparent, now))
@@ -164,8 +196,7 @@ class Deliverer(RoundWorker):
         self.counts.delivered += len(delivered)
         self.counts.dead_lettered += given_up
         self.counts.attempts_failed += len(outcomes) - len(delivered) - given_up
-        if records:
-            self._on_published()
+        return bool(records)
 
     def _delivered(self, n: sa.Row, traceparent: str | None, now: datetime) -> Outgoing:
         return outbox.event_record(topics.NOTIFICATIONS, NotificationDelivered(
@@ -199,33 +230,57 @@ class _Round:
     committed before it sends its next mail; whichever sender finds no commit running
     commits every outcome waiting at that moment."""
 
-    def __init__(self, owner: Deliverer, todo: deque[sa.Row], deadline: float) -> None:
-        self._owner, self.todo, self._deadline = owner, todo, deadline
+    def __init__(self, owner: Deliverer, conn: AsyncConnection, todo: deque[sa.Row],
+                 deadline: float) -> None:
+        self._owner, self._conn, self.todo, self._deadline = owner, conn, todo, deadline
         self._waiting: list[tuple[_Outcome, asyncio.Future[None]]] = []
         self._committing = asyncio.Lock()
         self.broken: Exception | None = None
+        self.published = False  # a recorded group wrote to the outbox
 
-    def _may_send(self) -> bool:
-        return (bool(self.todo) and self.broken is None and not self._owner._stopped()
+    def _going_on(self) -> bool:
+        return (self.broken is None and not self._owner._stopped()
                 and asyncio.get_running_loop().time() < self._deadline)
 
+    def _take(self) -> tuple[sa.Row, Mail | str] | None:
+        if not self.todo or not self._going_on():
+            return None
+        n = self.todo.popleft()
+        return n, self._owner._message(n)
+
     async def sender(self) -> None:
-        while self._may_send():
-            n = self.todo.popleft()
-            error, traceparent = await self._owner._send(n)
-            try:
-                await self._settle(_Outcome(n, error, traceparent))
-            except Exception:  # the database failed; `broken` says so, the round stops
-                return
+        """Sends one mail at a time, each recorded before the next one's content goes out;
+        the next mail is taken early so that its envelope rides with this one's content."""
+        upcoming = self._take()
+        try:
+            while upcoming is not None and self._going_on():
+                (n, mail), upcoming = upcoming, self._take()
+                then = upcoming[1] if upcoming and not isinstance(upcoming[1], str) else None
+                error, traceparent = await self._owner._send(n, mail, then)
+                try:
+                    await self._settle(_Outcome(n, error, traceparent))
+                except Exception:  # the database failed; `broken` says so, the round stops
+                    return
+        finally:
+            if upcoming is not None:  # taken, not sent: back to the round's rest
+                if not isinstance(upcoming[1], str):
+                    self._owner._pool.release(upcoming[1])
+                self.todo.appendleft(upcoming[0])
 
     async def _settle(self, outcome: _Outcome) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((outcome, done))
         async with self._committing:
+            if not done.done() and self.broken is not None:
+                # The round's connection failed: these wait for the lease like the rest.
+                for _, f in self._waiting:
+                    f.set_exception(self.broken)
+                self._waiting = []
             if not done.done():
                 group, self._waiting = self._waiting, []
                 try:
-                    await self._owner._record([o for o, _ in group])
+                    if await self._owner._record(self._conn, [o for o, _ in group]):
+                        self.published = True
                 except Exception as exc:
                     log.warning("mail delivery: recording %d sent mails failed, the round "
                                 "stops: %s", len(group), exc)

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from microcred_notify.learner_mail.delivery import Deliverer
 from microcred_notify.learner_mail.settings import MailSettings
 from microcred_notify.learner_mail.smtp import SmtpPool
-from microcred_notify.worker import DeliveryCounts
+from microcred_notify.worker import DeliveryCounts, Owed
 from microcred_shared.runtime import ServiceRuntime
 
 
@@ -18,8 +18,9 @@ class LearnerMail:
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
         self.pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
-        # Set after each committed batch: new mail is owed, the worker need not wait.
+        # Set after a committed batch that owes mail: the worker need not wait.
         self.wake = asyncio.Event()
+        self.owed = Owed(self.wake)
         self.deliverer: Deliverer | None = None
         self._task: asyncio.Task[None] | None = None
 

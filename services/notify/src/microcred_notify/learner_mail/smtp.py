@@ -2,10 +2,15 @@
 
 The client is ours (plain SMTP on asyncio streams, RFC 5321) because it pipelines (RFC
 2920): where the server offers PIPELINING, a message's MAIL, RCPT and DATA go out in one
-write and its content in a second, instead of four request/reply turns. Still one message
-at a time per connection, and a message is delivered only when the server answers the
-content's final dot: the at-most-one-unrecorded-mail-per-connection window of ADR 4 is
-unchanged.
+write and its content in a second, instead of four request/reply turns. A caller that
+knows its next mail hands it along (`send(mail, then=next)`): that mail's envelope goes out
+in the same write as this one's content (RFC 2920 3.1: message content may open a group),
+so a mail costs one write. Still one message at a time per connection: a message is
+delivered only when the server has its content's final dot, and the next content goes out
+only in the next `send`, after the caller recorded this one. The at-most-one-unrecorded-mail-
+per-connection window of ADR 4 is unchanged. A staged envelope that will not be followed
+(the round stops) is dropped with its session (`release`): the server discards a
+transaction whose content never came.
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ def _check_address(address: str) -> str:
     return address
 
 
+def _envelope(mail: Mail) -> tuple[str, str, str]:
+    options = " SMTPUTF8" if mail.utf8 else ""
+    return (f"MAIL FROM:<{_check_address(mail.sender)}>{options}\r\n",
+            f"RCPT TO:<{_check_address(mail.recipient)}>\r\n", "DATA\r\n")
+
+
 def content(raw: bytes) -> bytes:
     """The DATA content: CRLF line ends, leading dots doubled, ended by CRLF '.' CRLF."""
     data = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
@@ -58,6 +69,8 @@ class SmtpConnection:
         self._reader, self._writer, self._timeout = reader, writer, timeout
         self.extensions: set[str] = set()
         self.broken = False
+        # A mail whose envelope went out with the previous content, replies not yet read.
+        self.staged: Mail | None = None
 
     @classmethod
     async def open(cls, host: str, port: int, reply_timeout: float = 10.0) -> SmtpConnection:
@@ -116,14 +129,20 @@ class SmtpConnection:
             raise SmtpError(command, code, text)
         return code
 
-    async def send(self, mail: Mail) -> None:
-        """Delivers one message, or raises (the server's refusal, or a broken session)."""
-        options = " SMTPUTF8" if mail.utf8 else ""
-        envelope = (f"MAIL FROM:<{_check_address(mail.sender)}>{options}\r\n",
-                    f"RCPT TO:<{_check_address(mail.recipient)}>\r\n", "DATA\r\n")
+    async def send(self, mail: Mail, then: Mail | None = None) -> None:
+        """Delivers one message, or raises (the server's refusal, or a broken session).
+        With `then` (and PIPELINING), that mail's envelope follows this one's content in
+        the same write; `then` is delivered only by the next `send(then)` on this session."""
+        envelope = _envelope(mail)
         body = content(mail.raw)
         try:
-            if self.pipelining:
+            if self.staged is not None:
+                if self.staged is not mail:
+                    raise RuntimeError("another mail's envelope is staged on this session")
+                self.staged = None
+                # Sent with the previous content: its three replies are read now.
+                replies = [await self._reply() for _ in envelope]
+            elif self.pipelining:
                 self._write("".join(envelope).encode())
                 # All three replies are read whatever they say (the server answers each).
                 replies = [await self._reply() for _ in envelope]
@@ -137,6 +156,12 @@ class SmtpConnection:
             failed = next(((cmd, r) for cmd, r in zip(envelope, replies, strict=False)
                            if r[0] not in (250, 251, 354)), None)
             if failed is None and replies[-1][0] == 354:
+                if then is not None and self.pipelining:
+                    try:
+                        body += "".join(_envelope(then)).encode()
+                        self.staged = then
+                    except ValueError:
+                        pass  # an address SMTP cannot carry: that mail fails on its own turn
                 self._write(body)
                 await self._expect("message", 250)
                 return
@@ -172,28 +197,55 @@ class SmtpConnection:
 
 
 class SmtpPool:
+    """`size` sessions, opened lazily. A session whose last `send` staged the next mail's
+    envelope is held for that mail: `send(that mail)` goes on it, `release(that mail)`
+    drops it (and frees its place in the pool)."""
+
     def __init__(self, host: str, port: int, size: int, reply_timeout: float = 10.0) -> None:
         self._host, self._port, self._timeout = host, port, reply_timeout
         self._idle: asyncio.Queue[SmtpConnection | None] = asyncio.Queue()
+        self._held: dict[int, tuple[Mail, SmtpConnection]] = {}
         for _ in range(size):
             self._idle.put_nowait(None)  # connected lazily
 
-    async def send(self, mail: Mail) -> None:
-        client = await self._idle.get()
+    def _take_held(self, mail: Mail) -> SmtpConnection | None:
+        held = self._held.get(id(mail))
+        if held is None or held[0] is not mail:
+            return None
+        del self._held[id(mail)]
+        return held[1]
+
+    async def send(self, mail: Mail, then: Mail | None = None) -> None:
+        client = self._take_held(mail)
+        if client is None:
+            client = await self._idle.get()
         try:
             if client is None or not client.is_connected:
                 client = await SmtpConnection.open(self._host, self._port, self._timeout)
             # A relay without SMTPUTF8 refuses such a mail: that row fails and is retried.
-            await client.send(mail)
+            await client.send(mail, then)
         except BaseException:
             if client is not None and not client.is_connected:
                 client.close()
                 client = None
             raise
         finally:
-            self._idle.put_nowait(client)
+            if client is not None and client.staged is not None:
+                self._held[id(client.staged)] = (client.staged, client)
+            else:
+                self._idle.put_nowait(client)
+
+    def release(self, mail: Mail) -> None:
+        """`mail` will not be sent now: its staged envelope's session is closed (a DATA the
+        server accepted can only be abandoned so) and its place in the pool freed."""
+        client = self._take_held(mail)
+        if client is not None:
+            client.close()
+            self._idle.put_nowait(None)
 
     async def close(self) -> None:
+        for mail, _ in list(self._held.values()):
+            self.release(mail)
         while not self._idle.empty():
             client = self._idle.get_nowait()
             if client is not None and client.is_connected:
