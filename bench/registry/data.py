@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from microcred_issuance.issuing import credential
@@ -60,7 +60,7 @@ def provider(p: int) -> Provider:
                               "status": "accredited"}})
 
 
-@lru_cache(maxsize=None)
+@cache
 def definition(p: int, d: int) -> Definition:
     title = ["Forklift Safety", "Applied Data Analysis", "Workplace First Aid",
              "Project Coordination", "Customer Service Excellence"][d % 5]
@@ -170,7 +170,12 @@ def build(r: Row, *, learner: KnownLearner | None = None, index: int | None = No
         provider=prov, profile=credential.issuer_profile(prov, BASE),
         credential_id=r.credential_id, issued_at=when or r.issued_at, base_url=BASE,
         status_index=r.status_index if index is None else index,
-        salt=salt or hashlib.sha256(str(r.i).encode()).hexdigest()[:16])
+        salt=salt or signed_salt(r.i))
+
+
+def signed_salt(i: int) -> str:
+    """The identity salt of row i when it is signed for real (template rows have others)."""
+    return hashlib.sha256(str(i).encode()).hexdigest()[:16]
 
 
 def signed(r: Row) -> dict[str, Any]:

@@ -59,13 +59,17 @@ def actions(base: str, row: Any, lang: str, *, holder: bool) -> dict[str, Any]:
 
 
 class Pages:
-    def __init__(self, engine: AsyncEngine, base: str, signin: SignIn) -> None:
+    def __init__(self, engine: AsyncEngine, base: str, signin: SignIn, *,
+                 reads: AsyncEngine | None = None) -> None:
         self.engine, self.base, self._signin = engine, base, signin
+        # The hot reads' engine (microcred_registry.reads); the service's when not given.
+        self.reads = reads or engine
 
     async def page(self, request: Request, row: Any, *, canonical: str, json_url: str,
                    indexable: bool, owner: dict[str, Any] | None = None) -> HTMLResponse:
         doc = dict(row.document)
-        verification = await verify_document(self.engine, self.base, doc)
+        verification = await verify_document(self.reads, self.base, doc,
+                                             versions=getattr(row, "versions", None))
         lang = language(request)
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row),
@@ -117,16 +121,16 @@ class Pages:
         """The page at the credential's own URL, for whoever may read the credential (the
         same rule as its JSON, wallet.domain.may_read): its signed-in holder sees the
         holder's view; anyone else without access the same 404 as for no credential."""
-        async with self.engine.connect() as conn:
-            found = await sharing.readable(conn, credential_id, viewer)
+        # The credential, who may read it and what its verification needs: one statement.
+        row = await sharing.read_by_id(self.reads, credential_id, viewer,
+                                       for_verification=True)
         url = credential_url(self.base, credential_id)
-        if found is not None:
-            row, visibility = found
+        if row is not None:
             if viewer.learner_key == row.learner_key:
                 return await self.owner_page(request, row)
             # Only a public page is indexed; the issuer's or an employer's view is not.
             return await self.page(request, row, canonical=url, json_url=url + "?format=json",
-                                   indexable=visibility == "public")
+                                   indexable=row.visibility == "public")
         return message(request, 404, "not_found.title", "not_found.body", "not_found.owner",
                        link={"href": f"{self.base}/learner", "text": translator(
                            language(request))("signin.title")})
