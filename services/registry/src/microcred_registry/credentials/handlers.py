@@ -200,18 +200,22 @@ async def issuer_document(conn: AsyncConnection, provider_id: str, base: str, *,
 
 
 # The current version of every document a stored credential's verification reads from our
-# own database: each status list it points into (version, by URL) and its issuer's keys
+# own database: each status list it points into (version, by URL), its issuer's keys
 # (`issuer:<provider>`: a digest of the projected profile and keys, which changes whenever
-# they do). A column of the statement that reads the credential (wallet.sharing.read_by_id,
-# `c` the credentials row): verification serves documents whose version has not changed
-# from memory (microcred_registry.verification.handlers), still with one round trip.
+# they do) and, for the credential's page, the trust list's providers (`providers`: their
+# count and latest change, as microcred_shared.projection tells a change). A column of the
+# statement that reads the credential (wallet.sharing.read_by_id, `c` the credentials row):
+# documents whose version has not changed are taken from memory (microcred_registry.
+# verification.handlers, trust.handlers), still with one round trip.
 VERIFICATION_VERSIONS = (
     "(SELECT coalesce(jsonb_object_agg(x.k, x.v), '{}')::text FROM ("
     "SELECT s.url AS k, s.version::text AS v FROM status_lists s WHERE s.url IN ("
     "SELECT jsonb_path_query(c.document, 'lax $.credentialStatus[*].statusListCredential') "
     "#>> '{}') "
     "UNION ALL SELECT 'issuer:' || i.provider_id, md5(i.profile::text || i.keys::text) "
-    "FROM issuers i WHERE i.provider_id = c.provider_id) AS x) AS versions")
+    "FROM issuers i WHERE i.provider_id = c.provider_id "
+    "UNION ALL SELECT 'providers', count(*)::text || '@' || coalesce(max(p.updated_at)::text, "
+    "'') FROM catalog_providers p) AS x) AS versions")
 
 
 def issuer_version_key(provider_id: str) -> str:

@@ -74,7 +74,7 @@ class Pages:
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row),
                        image_fallback=drawn_badge_url(self.base, row))
-        view.registered = await self._registered(doc)
+        view.registered = await self._registered(doc, getattr(row, "versions", None) or {})
         preview = t("preview", title=view.title, name=view.holder, issuer=view.issuer_name,
                     province=view.province)
         checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -101,14 +101,14 @@ class Pages:
         return await self.page(request, row, canonical=url, json_url=url + "?format=json",
                                indexable=False, owner=mine)
 
-    async def _registered(self, doc: dict[str, Any]) -> bool:
+    async def _registered(self, doc: dict[str, Any], versions: dict[str, str]) -> bool:
         """Whether the issuer is on the trust list that wallets read (ADR 26)."""
         issuer = doc.get("issuer")
         issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
         if not isinstance(issuer_id, str):
             return False
-        async with self.engine.connect() as conn:
-            return await trust.registered_issuer(conn, issuer_id, self.base)
+        return await trust.registered_issuer_at(self.reads, issuer_id, self.base,
+                                                versions.get("providers"))
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
