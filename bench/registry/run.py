@@ -503,8 +503,9 @@ def print_table(table: Table, notes: dict[int, str]) -> None:
     labels = list(next(iter(table.values())))
     names = list(next(iter(next(iter(table.values())).values())))
     columns = [(s, label) for s in sizes for label in labels]
-    head = f"{'':36s}" + "".join(
-        f"{f'{s:,} rows' + (f' {label}' if len(labels) > 1 else ''):>22s}" for s, label in columns)
+    head = f"{'':36s}" + "".join(f"{f'{s:,} rows':>22s}" for s, _ in columns)
+    if len(labels) > 1:
+        head += "\n" + f"{'':36s}" + "".join(f"{label[:20]:>22s}" for _, label in columns)
     print("\np50 / p99 in ms, one request at a time")
     print(head)
     print(f"{'':36s}" + "".join(f"{'p50':>11s}{'p99':>11s}" for _ in columns))
