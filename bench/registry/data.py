@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from microcred_issuance.issuing import credential
@@ -59,6 +60,7 @@ def provider(p: int) -> Provider:
                               "status": "accredited"}})
 
 
+@cache
 def definition(p: int, d: int) -> Definition:
     title = ["Forklift Safety", "Applied Data Analysis", "Workplace First Aid",
              "Project Coordination", "Customer Service Excellence"][d % 5]
@@ -81,7 +83,9 @@ def definition(p: int, d: int) -> Definition:
                         "url": "http://data.europa.eu/esco/skill/example-operate-safely",
                         "framework": "ESCO"}],
         "cip_code": "30.7101", "noc_code": "21211", "language": "en",
-        "validity_months": 60 if d % 2 else None})
+        "validity_months": 60 if d % 2 else None,
+        # Half the definitions may suspend (both status entries), half only revoke (ADR 8).
+        "suspendable": d % 2 == 0})
 
 
 def private_key(p: int) -> Any:
@@ -166,7 +170,12 @@ def build(r: Row, *, learner: KnownLearner | None = None, index: int | None = No
         provider=prov, profile=credential.issuer_profile(prov, BASE),
         credential_id=r.credential_id, issued_at=when or r.issued_at, base_url=BASE,
         status_index=r.status_index if index is None else index,
-        salt=salt or hashlib.sha256(str(r.i).encode()).hexdigest()[:16])
+        salt=salt or signed_salt(r.i))
+
+
+def signed_salt(i: int) -> str:
+    """The identity salt of row i when it is signed for real (template rows have others)."""
+    return hashlib.sha256(str(i).encode()).hexdigest()[:16]
 
 
 def signed(r: Row) -> dict[str, Any]:
@@ -190,16 +199,17 @@ class Templates:
                                   private_key(p), verification_method(p),
                                   created=datetime(2099, 9, 9, 9, 9, 9, tzinfo=UTC))
                 text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-                text = self._mark(text, doc, p)
+                text = self._mark(text, doc, p, d)
                 self.parts[p, d] = text.split("\x00")
         # Real-looking proof values (base58btc of 64 random bytes), reused across rows.
         self.proof_values = [keys.multibase_encode(rng.randbytes(64)) for _ in range(4096)]
 
     @staticmethod
-    def _mark(text: str, doc: dict[str, Any], p: int) -> str:
+    def _mark(text: str, doc: dict[str, Any], p: int, d: int) -> str:
         """Put a NUL at each place a row fills in, in one fixed order (see fill)."""
         hashed = credential.identity(learner_email(0), _SALT)["identityHash"]
-        status = json.dumps(status_entries(BASE, provider_id(p), _STATUS_INDEX),
+        status = json.dumps(status_entries(BASE, provider_id(p), _STATUS_INDEX,
+                                           suspendable=definition(p, d).suspendable),
                             ensure_ascii=False, separators=(",", ":"))
         proof = doc["proof"][0] if isinstance(doc["proof"], list) else doc["proof"]
         proof_value = proof["proofValue"]
@@ -224,8 +234,10 @@ class Templates:
             "hash": "sha256$" + hashlib.sha256((email + salt).encode()).hexdigest(),
             "salt": salt, "proof": self.proof_values[r.i % 4096], "date": date,
             "until": until,
-            "status": json.dumps(status_entries(BASE, provider_id(r.provider), r.status_index),
-                                 separators=(",", ":")),
+            "status": json.dumps(status_entries(
+                BASE, provider_id(r.provider), r.status_index,
+                suspendable=definition(r.provider, r.definition).suspendable),
+                separators=(",", ":")),
         }
         return "".join(values[part] if k % 2 else part for k, part in enumerate(parts))
 

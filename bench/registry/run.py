@@ -133,11 +133,16 @@ async def drop_database(server_url: str) -> None:
         await conn.close()
 
 
-def start_registry(db_url: str, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def start_registry(db_url: str, port: int, log_file: Path,
+                   source: Path | None = None) -> subprocess.Popen[bytes]:
+    """The registry's app under uvicorn; `source`: a checkout whose
+    services/registry/src is imported instead of this one's (the code compared with)."""
     env = {**os.environ, "MICROCRED_REGISTRY_DATABASE_URL": db_url,
            "MICROCRED_REGISTRY_HTTP_PORT": str(port), "MICROCRED_PUBLIC_BASE_URL": data.BASE,
            "MICROCRED_OPERATOR_TOKEN": TOKEN, "OTEL_SDK_DISABLED": "true"}
     env.pop("DATABASE_URL", None)
+    if source is not None:
+        env["PYTHONPATH"] = str(source / "services" / "registry" / "src")
     out = log_file.open("ab")
     return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve.py")],
                             env=env, stdout=out, stderr=out, cwd=REPO)
@@ -212,57 +217,108 @@ async def publish_lists(conn: asyncpg.Connection, rows: int) -> int:
 
 
 async def load(dsn: str, templates: data.Templates, start: int, end: int,
-               signed_rows: list[int], deadline: datetime | None) -> tuple[float, int]:
-    """COPY rows [start, end) in chunks (each its own transaction); the rows in
-    `signed_rows` carry documents signed for real. Stops at a chunk boundary once
-    `deadline` has passed. Returns (seconds taken, rows now loaded)."""
+               signed_rows: list[int], deadline: datetime | None,
+               workers: int = 1) -> tuple[float, int]:
+    """COPY rows [start, end) in chunks (each its own transaction), `workers` chunks at a
+    time (each on its own connection, taken in order); the rows in `signed_rows` carry
+    documents signed for real. Stops taking chunks once `deadline` has passed (the chunks
+    under way finish: the rows loaded stay one range). Returns (seconds taken, rows now
+    loaded)."""
     began = time.perf_counter()
-    skip = set(signed_rows)
+    chunks = iter(range(start, end, CHUNK))
+    reached = [end]
+
+    async def worker() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for lo in chunks:
+                if deadline is not None and datetime.now(UTC) >= deadline:
+                    reached[0] = min(reached[0], lo)
+                    for _ in chunks:  # no other worker takes one either
+                        pass
+                    return
+                await load_chunk(conn, templates, lo, min(end, lo + CHUNK), signed_rows)
+                hi = min(end, lo + CHUNK)
+                if (hi // CHUNK) % 10 == 0 or hi == end:
+                    rate = (hi - start) / (time.perf_counter() - began)
+                    log(f"  loaded {hi:,} rows ({rate:,.0f} rows/s)")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    if reached[0] < end:
+        log(f"  deadline reached: loading stopped at {reached[0]:,} rows, not {end:,}")
+    end = reached[0]
     conn = await asyncpg.connect(dsn)
     try:
-        for lo in range(start, end, CHUNK):
-            if deadline is not None and datetime.now(UTC) >= deadline:
-                log(f"  deadline reached: loading stops at {lo:,} rows, not {end:,}")
-                end = lo
-                break
-            hi = min(end, lo + CHUNK)
-
-            async def lines(lo: int = lo, hi: int = hi) -> AsyncIterator[bytes]:
-                batch: list[str] = []
-                for line in data.copy_lines(templates, lo, hi, skip):
-                    batch.append(line)
-                    if len(batch) == 2000:
-                        yield "".join(batch).encode()
-                        batch = []
-                        await asyncio.sleep(0)
-                for i in sorted(r for r in skip if lo <= r < hi):
-                    r = data.row(i)
-                    batch.append(data.credentials_line(r, _json(data.signed(r))))
-                if batch:
-                    yield "".join(batch).encode()
-
-            async def visibility(lo: int = lo, hi: int = hi) -> AsyncIterator[bytes]:
-                now = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
-                first = lo + (3 - lo) % data.PUBLIC_SHARE
-                out = [f"{data.credential_id(i)}\t{data.learner_key_of(data.learner_of(i))}"
-                       f"\tpublic\t[]\t{{}}\t{now}\n"
-                       for i in range(first, hi, data.PUBLIC_SHARE)]
-                yield "".join(out).encode()
-
-            async with conn.transaction():
-                await conn.copy_to_table("credentials", source=lines(),
-                                         columns=data.CREDENTIAL_COLUMNS)
-                await conn.copy_to_table("credential_visibility", source=visibility(), columns=(
-                    "credential_id", "learner_key", "visibility", "shared_with",
-                    "shared_since", "updated_at"))
-            done = hi - start
-            rate = done / (time.perf_counter() - began)
-            if (hi // CHUNK) % 10 == 0 or hi == end:
-                log(f"  loaded {hi:,} rows ({rate:,.0f} rows/s)")
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
     return time.perf_counter() - began, end
+
+
+async def load_chunk(conn: asyncpg.Connection, templates: data.Templates, lo: int, hi: int,
+                     signed_rows: list[int]) -> None:
+    """Rows [lo, hi) in one transaction: the credentials (those in `signed_rows` signed
+    for real, and noted in `bench_signed`), and the visibility of the public ones."""
+    signed = sorted(r for r in signed_rows if lo <= r < hi)
+    skip = set(signed)
+
+    async def lines() -> AsyncIterator[bytes]:
+        batch: list[str] = []
+        for line in data.copy_lines(templates, lo, hi, skip):
+            batch.append(line)
+            if len(batch) == 2000:
+                yield "".join(batch).encode()
+                batch = []
+                await asyncio.sleep(0)
+        for i in signed:
+            r = data.row(i)
+            batch.append(data.credentials_line(r, _json(data.signed(r))))
+        if batch:
+            yield "".join(batch).encode()
+
+    async def visibility() -> AsyncIterator[bytes]:
+        now = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
+        first = lo + (3 - lo) % data.PUBLIC_SHARE
+        out = [f"{data.credential_id(i)}\t{data.learner_key_of(data.learner_of(i))}"
+               f"\tpublic\t[]\t{{}}\t{now}\n"
+               for i in range(first, hi, data.PUBLIC_SHARE)]
+        yield "".join(out).encode()
+
+    async with conn.transaction():
+        await conn.copy_to_table("credentials", source=lines(),
+                                 columns=data.CREDENTIAL_COLUMNS)
+        await conn.copy_to_table("credential_visibility", source=visibility(), columns=(
+            "credential_id", "learner_key", "visibility", "shared_with",
+            "shared_since", "updated_at"))
+        await conn.executemany("INSERT INTO bench_signed (i) VALUES ($1)",
+                               [(i,) for i in signed])
+
+
+async def signed_rows_of(dsn: str, rows: int) -> list[int]:
+    """The rows signed for real in a database kept from an earlier run (`bench_signed`;
+    for one loaded before that table, found by their salt, which template rows do not
+    share: a scan, once)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS bench_signed (i bigint PRIMARY KEY)")
+        found = [r["i"] for r in await conn.fetch("SELECT i FROM bench_signed ORDER BY i")]
+        if found:
+            return found
+        log("  finding the rows signed for real (a database from before bench_signed)")
+        index = {data.credential_id(i): i for i in range(rows)}
+        salts = await conn.fetch(
+            "SELECT credential_id, document #>> '{credentialSubject,identifier,0,salt}' AS s "
+            "FROM credentials")
+        found = sorted(index[r["credential_id"]] for r in salts
+                       if r["credential_id"] in index and r["s"] == data.signed_salt(
+                           index[r["credential_id"]]))
+        await conn.executemany("INSERT INTO bench_signed (i) VALUES ($1)",
+                               [(i,) for i in found])
+        return found
+    finally:
+        await conn.close()
 
 
 async def sizes_on_disk(dsn: str) -> str:
@@ -309,47 +365,66 @@ def pg_cpu(postmaster: int | None) -> float:
     return total
 
 
-CPU: dict[int, dict[str, tuple[float, float]]] = {}  # size -> case -> (service, pg) ms/req
+# size -> code ("this", "base") -> case -> (service, PostgreSQL) CPU ms per request
+CPU: dict[int, dict[str, dict[str, tuple[float, float]]]] = {}
+BLOCKS = 4  # each case is timed in this many blocks per registry, the registries taking turns
 
 
-async def measure(client: httpx.AsyncClient, engine: Any, rows: int, signed: list[int],
-                  n: int, rng: random.Random, registry_pid: int,
-                  postmaster: int | None) -> dict[str, list[float]]:
+async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: Any, rows: int,
+                  signed: list[int], n: int, rng: random.Random,
+                  postmaster: int | None) -> dict[str, dict[str, list[float]]]:
+    """Every case against every registry in `registries` (code label: its client and pid),
+    the registries taking turns in blocks so that both see the same machine."""
     auth = {"authorization": f"Bearer {TOKEN}"}
-    results: dict[str, list[float]] = {}
 
     def ok(r: httpx.Response, what: str) -> None:
         if r.status_code != 200:
             raise SystemExit(f"{what}: {r.status_code} {r.text[:300]}")
 
-    async def get_json(_: int) -> None:
-        cid = data.credential_id(rng.randrange(rows))
-        r = await client.get(f"/v1/credentials/{cid}", headers=auth)
-        ok(r, "GET credential")
-        assert r.json()["id"] == f"urn:uuid:{cid}"
+    def cases(client: httpx.AsyncClient) -> dict[str, Callable[[int], Awaitable[None]]]:
+        async def get_json(_: int) -> None:
+            cid = data.credential_id(rng.randrange(rows))
+            r = await client.get(f"/v1/credentials/{cid}", headers=auth)
+            ok(r, "GET credential")
+            assert r.json()["id"] == f"urn:uuid:{cid}"
 
-    async def verification(k: int) -> None:
-        cid = data.credential_id(signed[k % len(signed)])
-        r = await client.get(f"/v1/credentials/{cid}/verification", headers=auth)
-        ok(r, "verification")
-        body = r.json()
-        if not body["verified"]:
-            raise SystemExit(f"verification failed: {body}")
+        async def verification(k: int) -> None:
+            cid = data.credential_id(signed[k % len(signed)])
+            r = await client.get(f"/v1/credentials/{cid}/verification", headers=auth)
+            ok(r, "verification")
+            body = r.json()
+            if not body["verified"]:
+                raise SystemExit(f"verification failed: {body}")
 
-    async def listing(_: int) -> None:
-        learner = data.learner_of(rng.randrange(rows))
-        r = await client.get(f"/v1/learners/{data.learner_key_of(learner)}/credentials",
-                             headers=auth)
-        ok(r, "listing")
-        if r.json()["count"] < 1:
-            raise SystemExit("a learner without credentials")
+        async def listing(_: int) -> None:
+            learner = data.learner_of(rng.randrange(rows))
+            r = await client.get(f"/v1/learners/{data.learner_key_of(learner)}/credentials",
+                                 headers=auth)
+            ok(r, "listing")
+            if r.json()["count"] < 1:
+                raise SystemExit("a learner without credentials")
 
-    async def page(_: int) -> None:
-        i = rng.randrange(rows // data.PUBLIC_SHARE) * data.PUBLIC_SHARE + 3
-        r = await client.get(f"/v1/credentials/{data.credential_id(i)}",
-                             headers={"accept": "text/html"})
-        ok(r, "public page")
-        assert "text/html" in r.headers["content-type"]
+        async def page(_: int) -> None:
+            i = rng.randrange(rows // data.PUBLIC_SHARE) * data.PUBLIC_SHARE + 3
+            r = await client.get(f"/v1/credentials/{data.credential_id(i)}",
+                                 headers={"accept": "text/html"})
+            ok(r, "public page")
+            assert "text/html" in r.headers["content-type"]
+
+        async def status_list(_: int) -> None:
+            p = rng.randrange(data.PROVIDERS)
+            list_no = rng.randrange(data.status_lists_needed(rows))
+            purpose = rng.choice(statuslist.PURPOSES)
+            r = await client.get(f"/status/{data.provider_id(p)}/{purpose}/{list_no}")
+            ok(r, "status list")
+
+        return {
+            "GET /v1/credentials/{id}": get_json,
+            "GET .../{id}/verification": verification,
+            "GET /v1/learners/{key}/credentials": listing,
+            "public page (text/html)": page,
+            "GET /status/{p}/{purpose}/{n}": status_list,
+        }
 
     consumer = BatchConsumer(service="registry", engine=engine,
                              handler=credentials.on_status_changed,
@@ -364,31 +439,35 @@ async def measure(client: httpx.AsyncClient, engine: Any, rows: int, signed: lis
             reason="issued in error (benchmark)", changed_at=datetime.now(UTC))
         await consumer.apply([_record(event)])
 
-    async def status_list(_: int) -> None:
-        p = rng.randrange(data.PROVIDERS)
-        list_no = rng.randrange(data.status_lists_needed(rows))
-        purpose = rng.choice(statuslist.PURPOSES)
-        r = await client.get(f"/status/{data.provider_id(p)}/{purpose}/{list_no}")
-        ok(r, "status list")
-
-    cases = {
-        "GET /v1/credentials/{id}": get_json,
-        "GET .../{id}/verification": verification,
-        "GET /v1/learners/{key}/credentials": listing,
-        "public page (text/html)": page,
-        "status change (revoke)": status_change,
-        "GET /status/{p}/{purpose}/{n}": status_list,
-    }
+    results: dict[str, dict[str, list[float]]] = {label: {} for label in registries}
     cpu = CPU.setdefault(rows, {})
-    for name, one in cases.items():
-        await timed(min(20, n), one)  # warm-up: connections, caches of the process
-        # The status change runs the service's consumer in this process; the rest in the
-        # registry's (this process then only drives HTTP).
-        service = (lambda: time.process_time()) if name.startswith("status change") else (
-            lambda: cpu_seconds(registry_pid))
-        s0, p0 = service(), pg_cpu(postmaster)
-        results[name] = await timed(n, one)
-        cpu[name] = ((service() - s0) / n * 1000, (pg_cpu(postmaster) - p0) / n * 1000)
+    per_code = {label: cases(client) for label, (client, _) in registries.items()}
+    names = list(next(iter(per_code.values())))
+    block = max(1, n // BLOCKS)
+    for name in names:
+        spent: dict[str, list[float]] = {label: [0.0, 0.0] for label in registries}
+        for label in registries:
+            await timed(min(20, n), per_code[label][name])  # warm-up
+        for _ in range(BLOCKS):
+            for label, (_, pid) in registries.items():
+                s0, p0 = cpu_seconds(pid), pg_cpu(postmaster)
+                results[label].setdefault(name, []).extend(
+                    await timed(block, per_code[label][name]))
+                spent[label][0] += cpu_seconds(pid) - s0
+                spent[label][1] += pg_cpu(postmaster) - p0
+        for label in registries:
+            done = len(results[label][name])
+            cpu.setdefault(label, {})[name] = (spent[label][0] / done * 1000,
+                                               spent[label][1] / done * 1000)
+    # The status change runs the registry's consumer in this process (this checkout's code).
+    name = "status change (revoke)"
+    await timed(min(20, n), status_change)
+    s0, p0 = time.process_time(), pg_cpu(postmaster)
+    took = await timed(n, status_change)
+    for label in registries:
+        results[label][name] = took
+        cpu.setdefault(label, {})[name] = ((time.process_time() - s0) / n * 1000,
+                                           (pg_cpu(postmaster) - p0) / n * 1000)
     return results
 
 
@@ -414,27 +493,38 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def print_table(table: dict[int, dict[str, list[float]]], notes: dict[int, str]) -> None:
+Table = dict[int, dict[str, dict[str, list[float]]]]  # size -> code -> case -> ms
+
+
+def print_table(table: Table, notes: dict[int, str]) -> None:
+    """p50/p99 and CPU per request, per size and per code measured (`base`, then this
+    checkout's)."""
     sizes = sorted(table)
-    names = list(next(iter(table.values())))
-    head = f"{'':36s}" + "".join(f"{f'{s:,} rows':>22s}" for s in sizes)
+    labels = list(next(iter(table.values())))
+    names = list(next(iter(next(iter(table.values())).values())))
+    columns = [(s, label) for s in sizes for label in labels]
+    head = f"{'':36s}" + "".join(f"{f'{s:,} rows':>22s}" for s, _ in columns)
+    if len(labels) > 1:
+        head += "\n" + f"{'':36s}" + "".join(f"{label[:20]:>22s}" for _, label in columns)
     print("\np50 / p99 in ms, one request at a time")
     print(head)
-    print(f"{'':36s}" + "".join(f"{'p50':>11s}{'p99':>11s}" for _ in sizes))
+    print(f"{'':36s}" + "".join(f"{'p50':>11s}{'p99':>11s}" for _ in columns))
     for name in names:
         line = f"{name:36s}"
-        for s in sizes:
-            values = table[s][name]
+        for s, label in columns:
+            values = table[s][label][name]
             line += f"{statistics.median(values):11.2f}{pct(values, 0.99):11.2f}"
         print(line)
     print("\nCPU per request in ms: the service's / PostgreSQL's (survives busy neighbours)")
     print(head)
     for name in names:
         line = f"{name:36s}"
-        for s in sizes:
-            service, pg = CPU.get(s, {}).get(name, (0.0, 0.0))
+        for s, label in columns:
+            service, pg = CPU.get(s, {}).get(label, {}).get(name, (0.0, 0.0))
             line += f"{service:11.2f}{pg:11.2f}"
         print(line)
+    if len(labels) > 1:
+        print("  (the status change runs this checkout's consumer code for both columns)")
     for s in sizes:
         print(f"  {s:,} rows: {notes[s]}")
 
@@ -445,6 +535,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="timed requests per case")
     parser.add_argument("--state", default=str(REPO / ".state" / "bench-registry"))
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure a database kept by an earlier run (--keep), loading "
+                             "only the rows it lacks")
+    parser.add_argument("--compare", default=None, metavar="GIT-REF",
+                        help="also measure the registry's code at this commit, side by side "
+                             "(its services/registry/src; the two take turns, block by block)")
+    parser.add_argument("--load-workers", type=int, default=2,
+                        help="COPY transactions at a time while loading")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--load-until", default=None, metavar="HH:MM",
                         help="UTC time after which no more rows are loaded: the last size is "
@@ -454,11 +552,34 @@ def main() -> None:
     asyncio.run(run(args))
 
 
+def checkout(ref: str, state: Path) -> Path:
+    """The registry's sources at `ref`, extracted under `state` (git archive)."""
+    out = state / f"compare-{ref.replace('/', '_')}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref, "services/registry/src"], cwd=REPO,
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+async def rows_in(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM credentials"))
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     state = Path(args.state)
     print(f"machine: {machine()}; {busy()}")
     print(f"disk free at {state}: {shutil.disk_usage(state).free / 2**30:.0f} GiB")
+    sources: dict[str, Path | None] = {}
+    if args.compare:
+        sources[args.compare] = checkout(args.compare, state)
+    sources["this"] = None
 
     handle = start_postgres(state)
     try:
@@ -468,54 +589,86 @@ async def run(args: argparse.Namespace) -> None:
     except BaseException:
         handle.stop()
         raise
-    db_url = await fresh_database(handle.url)
+    db_url = database_url_for(handle.url, DB) if args.reuse else await fresh_database(handle.url)
     engine = make_engine(db_url, pool_size=2)
     await migrate(engine, MIGRATIONS)
     dsn = pg_dsn(db_url)
     conn = await asyncpg.connect(dsn)
     await seed_issuers(conn)
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_signed (i bigint PRIMARY KEY)")
     await conn.close()
+    loaded = await rows_in(dsn) if args.reuse else 0
+    kept = await signed_rows_of(dsn, loaded) if loaded else []
+    if loaded:
+        log(f"reusing {loaded:,} rows ({len(kept)} signed for real)")
 
-    port = free_port()
-    proc = start_registry(db_url, port, state / "registry.log")
     rng = random.Random(args.seed)
-    table: dict[int, dict[str, list[float]]] = {}
+    table: Table = {}
     notes: dict[int, str] = {}
     templates = data.Templates()
-    loaded = 0
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            await wait_ready(client, proc)
-            deadline = None
-            if args.load_until:
-                hh, mm = (int(x) for x in args.load_until.split(":"))
-                deadline = datetime.now(UTC).replace(hour=hh, minute=mm, second=0)
-            for size in sizes:
-                if deadline is not None and datetime.now(UTC) >= deadline:
-                    log(f"deadline {args.load_until} UTC passed: {size:,} rows not measured")
-                    break
-                signed = sorted(rng.sample(range(loaded, size), min(SIGNED_PER_SIZE,
-                                                                     size - loaded)))
-                log(f"loading rows {loaded:,}..{size:,}")
-                seconds, size = await load(dsn, templates, loaded, size, signed, deadline)
-                signed = [i for i in signed if i < size]
-                conn = await asyncpg.connect(dsn)
-                lists = await publish_lists(conn, size)
-                await conn.close()
-                loaded = size
-                disk = await sizes_on_disk(dsn)
-                log(f"loaded in {seconds:,.0f} s; {disk}; {lists} status lists; measuring")
-                cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
-                table[size] = await measure(client, engine, size, signed, args.requests, rng,
-                                            proc.pid, handle.pid)
-                registry_cpu = cpu_seconds(proc.pid) - cpu0
-                notes[size] = (f"{disk}; load {seconds:,.0f} s; registry CPU "
-                               f"{registry_cpu / (time.perf_counter() - t0) * 100:.0f}% of a "
-                               f"core while measured; {busy()}")
-                print_table({size: table[size]}, {size: notes[size]})
+        deadline = None
+        if args.load_until:
+            hh, mm = (int(x) for x in args.load_until.split(":"))
+            deadline = datetime.now(UTC).replace(hour=hh, minute=mm, second=0)
+        for size in sizes:
+            if size < loaded:
+                log(f"{size:,} rows: the database holds {loaded:,} already; not measured")
+                continue
+            if deadline is not None and datetime.now(UTC) >= deadline and size > loaded:
+                log(f"deadline {args.load_until} UTC passed: {size:,} rows not measured")
+                break
+            signed = sorted(rng.sample(range(loaded, size), min(SIGNED_PER_SIZE,
+                                                                 size - loaded)))
+            seconds = 0.0
+            if size > loaded:
+                log(f"loading rows {loaded:,}..{size:,} ({args.load_workers} at a time)")
+                seconds, size = await load(dsn, templates, loaded, size, signed, deadline,
+                                           args.load_workers)
+            signed = [i for i in signed if i < size]
+            kept += signed
+            conn = await asyncpg.connect(dsn)
+            lists = await publish_lists(conn, size)
+            await conn.close()
+            rate = f"{(size - loaded) / seconds:,.0f} rows/s" if seconds else "none loaded"
+            loaded = size
+            disk = await sizes_on_disk(dsn)
+            log(f"loaded in {seconds:,.0f} s ({rate}); {disk}; {lists} status lists; "
+                "measuring")
+            # Fresh registry processes for every size: the code measured is the code of now.
+            registries: dict[str, tuple[httpx.AsyncClient, int]] = {}
+            clients = []
+            for label, source in sources.items():
+                port = free_port()
+                proc = start_registry(db_url, port, state / f"registry-{label}.log", source)
+                procs.append(proc)
+                client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+                clients.append(client)
+                await wait_ready(client, proc)
+                registries[label] = client, proc.pid
+            t0 = time.perf_counter()
+            cpu0 = {label: cpu_seconds(pid) for label, (_, pid) in registries.items()}
+            try:
+                table[size] = await measure(registries, engine, size, kept, args.requests,
+                                            rng, handle.pid)
+            finally:
+                for client in clients:
+                    await client.aclose()
+            wall = time.perf_counter() - t0
+            share = ", ".join(f"{label} {(cpu_seconds(pid) - cpu0[label]) / wall * 100:.0f}%"
+                              for label, (_, pid) in registries.items())
+            notes[size] = (f"{disk}; load {seconds:,.0f} s ({rate}); registry CPU while "
+                           f"measured (share of a core): {share}; {busy()}")
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+            procs.clear()
+            print_table({size: table[size]}, {size: notes[size]})
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
         await engine.dispose()
         if table:
             print_table(table, notes)

@@ -21,6 +21,9 @@ def main() -> None:
         rt.engine = make_engine(settings.database_url)
 
     async def stop() -> None:
+        close_reads = getattr(rt, "_close_reads", None)  # the read engine, where there is one
+        if close_reads is not None:
+            await close_reads()
         if rt.engine is not None:
             await rt.engine.dispose()
 

@@ -50,6 +50,15 @@ async def _engine(rt: Runtime) -> AsyncEngine:
 Engine = Annotated[AsyncEngine, Depends(_engine)]
 
 
+async def _reads(rt: Runtime) -> AsyncEngine:
+    assert rt.engine is not None, "the service has not started"
+    return rt.reads
+
+
+# The engine of the hot reads, one round trip each (microcred_registry.reads): reads only.
+Reads = Annotated[AsyncEngine, Depends(_reads)]
+
+
 def base_url(rt: RegistryRuntime) -> str:
     return rt.settings.public_base_url.rstrip("/")
 
@@ -101,7 +110,7 @@ WalletService = Annotated[Wallet, Depends(_wallet)]
 
 
 async def _pages(rt: Runtime, engine: Engine, signin: SignInService) -> Pages:
-    return Pages(engine, base_url(rt), signin)
+    return Pages(engine, base_url(rt), signin, reads=rt.reads)
 
 
 PagesService = Annotated[Pages, Depends(_pages)]

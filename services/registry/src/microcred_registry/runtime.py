@@ -4,7 +4,10 @@ own)."""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from microcred_registry.employers.keys import EmployerKeys
+from microcred_registry.reads import read_engine
 from microcred_registry.settings import Settings
 from microcred_shared.auth import KeyVerifier
 from microcred_shared.runtime import ServiceRuntime
@@ -14,6 +17,22 @@ class RegistryRuntime(ServiceRuntime):
     settings: Settings
     _provider_keys: KeyVerifier | None = None
     _employer_keys: EmployerKeys | None = None
+    _reads: AsyncEngine | None = None
+
+    @property
+    def reads(self) -> AsyncEngine:
+        """The engine of the hot reads (microcred_registry.reads): the same database, one
+        round trip per read. Made on first use, disposed when the service stops."""
+        if self._reads is None:
+            assert self.engine is not None, "the service has not started"
+            self._reads = read_engine(self.engine)
+            self.on_stop(RegistryRuntime._close_reads)
+        return self._reads
+
+    async def _close_reads(self) -> None:
+        if self._reads is not None:
+            await self._reads.dispose()
+            self._reads = None
 
     def wake_relay(self) -> None:
         """After a transaction that wrote to the outbox: publish now, not at the next poll."""

@@ -44,8 +44,12 @@ async def wallet(db: Any) -> Wallet:
 
 
 async def readable(db: Any, viewer: Viewer) -> bool:
+    """Whether `viewer` may read CID; the one-statement read of the hot paths (its JSON,
+    verification and page) answers the same as the ORM one."""
     async with db.engine.connect() as conn:
-        return await sharing.readable(conn, CID, viewer) is not None
+        found = await sharing.readable(conn, CID, viewer) is not None
+    assert (await sharing.read_by_id(db.engine, CID, viewer) is not None) == found
+    return found
 
 
 async def test_a_private_credential_is_read_by_its_holder_issuer_and_operator_only(

@@ -67,3 +67,37 @@ async def test_a_listed_issuer_without_published_keys_has_an_empty_key_set(db):
     await deliver(db, published("acme", 1))
     async with db.engine.connect() as conn:
         assert await handlers.issuer_jwks(conn, "acme", BASE) == []
+
+
+async def test_the_credential_page_sees_a_suspension_at_once_though_it_keeps_the_list_in_memory(
+        db):
+    """The page asks whether the issuer is listed with the providers' version read in the
+    credential's own statement (wallet.sharing.read_by_id): a suspension is a new version,
+    so the very next page sees it."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from microcred_registry.wallet import sharing
+    from microcred_registry.wallet.domain import Viewer
+
+    cid, did = uuid.UUID(int=5), domain.issuer_did(BASE, "acme")
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO credentials (credential_id, provider_id, learner_key, title, document, "
+            "status, issued_at, registered_at) VALUES (:c, 'acme', 'k', 't', '{}', 'active', "
+            "now(), now())"), {"c": cid})
+
+    async def listed_on_page() -> bool:
+        stored = await sharing.read_by_id(db.engine, cid, Viewer(operator=True),
+                                          for_verification=True)
+        assert stored is not None
+        return await handlers.registered_issuer_at(db.engine, did, BASE,
+                                                   stored.versions["providers"])
+
+    await deliver(db, published("acme", 1))
+    assert await listed_on_page() and await listed_on_page()
+    await deliver(db, published("acme", 2, status="suspended", status_reason="QA review"))
+    assert not await listed_on_page()
+    await deliver(db, published("acme", 3))
+    assert await listed_on_page()

@@ -121,3 +121,100 @@ async def test_a_did_web_key_of_another_issuer_does_not_vouch_for_ours(db: Any) 
     result = await handlers.verify_document(db.engine, BASE, forged)
     assert not result["verified"]
     assert any(c["check"] == "issuer_key" and not c["ok"] for c in result["checks"])
+
+
+# --- a stored credential: one statement, unchanged documents from memory (issue 12) ------
+
+async def _store(db: Any, cid: uuid.UUID, doc: dict[str, Any]) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text(
+            "INSERT INTO credentials (credential_id, provider_id, learner_key, title, "
+            "document, status, issued_at, registered_at) VALUES (:c, 'lakeshore', 'k', 't', "
+            "CAST(:d AS jsonb), 'active', now(), now())"), {"c": cid, "d": json.dumps(doc)})
+
+
+@pytest.fixture
+async def reads(db: Any) -> Any:
+    """The registry's read engine over the test database (microcred_registry.reads)."""
+    from microcred_registry.reads import read_engine
+
+    engine = read_engine(db.engine, pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_stored_credentials_verification_sees_a_new_status_list_and_a_withdrawn_key(
+        db: Any, reads: Any) -> None:
+    """The issuer's keys and status lists are kept in memory between verifications: a list
+    republished with the credential's bit set, then the issuer's key reported compromised,
+    are seen by the very next verification."""
+    from datetime import UTC, datetime
+
+    from microcred_registry.credentials import handlers as credentials
+    from microcred_registry.wallet.domain import Viewer
+    from microcred_shared.contract import topics
+    from microcred_shared.contract.events import (
+        IssuerKeysPublished,
+        IssuerPublicKey,
+        StatusListPublished,
+    )
+    from microcred_shared.vc import keys, proofs, statuslist
+
+    await _publish_issuer_and_lists(db)
+    cid = uuid.UUID(int=42)
+    await _store(db, cid, _credential(DID, 3, f"{BASE}/contexts/microcred/v1"))
+    operator = Viewer(operator=True)
+    for _ in range(2):  # the second from memory
+        first = await handlers.verify_stored(reads, BASE, cid, operator)
+        assert first["verified"] and first["status"] == "valid", first["problems"]
+
+    private = keys.private_key_from_seed(SEED)
+    t1 = datetime(2026, 7, 1, tzinfo=UTC)
+    url = f"{BASE}/status/lakeshore/revocation/0"
+    bits = statuslist.new_list()
+    statuslist.set_bit(bits, 3)
+    await db.deliver(topics.STATUS_LISTS, credentials.on_status_list, StatusListPublished, [
+        StatusListPublished(url=url, provider_id="lakeshore", purpose="revocation", version=2,
+                            credential=proofs.sign(statuslist.status_list_credential(
+                                url=url, issuer=DID, purpose="revocation",
+                                encoded_list=statuslist.encode_list(bits), valid_from=t1),
+                                private, f"{DID}#key-1", created=t1), published_at=t1)])
+    revoked = await handlers.verify_stored(reads, BASE, cid, operator)
+    assert revoked["status"] == "revoked" and not revoked["verified"]
+
+    await db.deliver(topics.ISSUER_KEYS, credentials.on_issuer_keys, IssuerKeysPublished, [
+        IssuerKeysPublished(provider_id="lakeshore", profile={"id": DID, "name": "Lakeshore"},
+                            keys=[IssuerPublicKey(
+                                key_id="key-1", status="compromised", created_at=t1,
+                                public_multikey=keys.multikey_encode(private.public_key()),
+                                retired_at=t1)], published_at=t1)])
+    withdrawn = await handlers.verify_stored(reads, BASE, cid, operator)
+    assert not withdrawn["verified"]
+    assert any(c["check"] == "issuer_key" and not c["ok"] for c in withdrawn["checks"])
+
+
+async def test_a_stored_credential_is_verified_only_for_who_may_read_it(
+        db: Any, reads: Any) -> None:
+    from microcred_registry.wallet.domain import ANYONE
+
+    await _publish_issuer_and_lists(db)
+    cid = uuid.UUID(int=43)
+    await _store(db, cid, _credential(DID, 3, f"{BASE}/contexts/microcred/v1"))
+    with pytest.raises(Problem) as raised:
+        await handlers.verify_stored(reads, BASE, cid, ANYONE)
+    assert raised.value.status == 404
+
+
+async def test_a_read_survives_a_connection_the_server_dropped(db: Any, reads: Any) -> None:
+    """The read engine has no pre-ping: a connection PostgreSQL closed (a restart, a
+    failover) is found out by the read itself, which runs again on a fresh one."""
+    from microcred_registry import reads as hot
+
+    pid = (await hot.fetchrow(reads, "SELECT pg_backend_pid() AS pid"))["pid"]
+    await db.rows("SELECT pg_terminate_backend(:pid)", pid=pid)
+    again = await hot.fetchrow(reads, "SELECT pg_backend_pid() AS pid")
+    assert again is not None and again["pid"] != pid

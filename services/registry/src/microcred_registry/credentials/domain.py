@@ -4,6 +4,7 @@ a learner list shows, and the registration announced once a credential is stored
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +52,22 @@ def listing(row: Any, base: str) -> dict[str, Any]:
     return {"id": str(row.credential_id), "title": row.title, "provider": row.provider_id,
             "status": row.status, "issued_at": row.issued_at.isoformat(),
             "url": credential_url(base, row.credential_id), "credential": row.document}
+
+
+def listing_json(learner_key: str, rows: list[Any], base: str) -> str:
+    """`{"learner", "count", "credentials": [listing...]}` as JSON text, each row's
+    `document` already JSON text (spliced in as it is, not parsed and encoded again)."""
+    items = []
+    for r in rows:
+        entry = json.dumps({"id": str(r["credential_id"]), "title": r["title"],
+                            "provider": r["provider_id"], "status": r["status"],
+                            "issued_at": r["issued_at"].isoformat(),
+                            "url": credential_url(base, r["credential_id"])},
+                           ensure_ascii=False, separators=(",", ":"))
+        items.append(f'{entry[:-1]},"credential":{r["document"]}}}')
+    head = json.dumps({"learner": learner_key, "count": len(rows)}, ensure_ascii=False,
+                      separators=(",", ":"))
+    return f'{head[:-1]},"credentials":[{",".join(items)}]}}'
 
 
 def issuer_url(base: str, provider_id: str) -> str:

@@ -5,9 +5,11 @@ document, a signed status list."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,10 +17,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
+from microcred_registry import reads
 from microcred_registry.credentials.domain import (
     controller_document,
     did_document,
     listing,
+    listing_json,
     registration,
 )
 from microcred_registry.credentials.models import (
@@ -158,6 +162,19 @@ async def document(engine: AsyncEngine, credential_id: uuid.UUID) -> dict[str, A
     return dict(doc)
 
 
+_LISTING = (
+    "SELECT credential_id, title, provider_id, status, issued_at, document::text AS document "
+    "FROM credentials WHERE learner_key = $1 ORDER BY issued_at")
+
+
+async def learner_credentials_json(engine: AsyncEngine, learner_key: str, base: str) -> bytes:
+    """`learner_credentials` as the JSON sent, in one round trip on the read engine
+    (microcred_registry.reads): each stored document goes out as the text PostgreSQL
+    holds, never parsed nor encoded again here."""
+    rows = await reads.fetch(engine, _LISTING, learner_key)
+    return listing_json(learner_key, rows, base).encode()
+
+
 async def learner_credentials(engine: AsyncEngine, learner_key: str,
                               base: str) -> dict[str, Any]:
     """Every credential of one learner, oldest first (for operators)."""
@@ -180,6 +197,56 @@ async def issuer_document(conn: AsyncConnection, provider_id: str, base: str, *,
     if row is None:
         return None
     return did_document(row, base) if did else controller_document(row, base)
+
+
+# The current version of every document a stored credential's verification reads from our
+# own database: each status list it points into (version, by URL), its issuer's keys
+# (`issuer:<provider>`: a digest of the projected profile and keys, which changes whenever
+# they do) and, for the credential's page, the trust list's providers (`providers`: their
+# count and latest change, as microcred_shared.projection tells a change). A column of the
+# statement that reads the credential (wallet.sharing.read_by_id, `c` the credentials row):
+# documents whose version has not changed are taken from memory (microcred_registry.
+# verification.handlers, trust.handlers), still with one round trip.
+VERIFICATION_VERSIONS = (
+    "(SELECT coalesce(jsonb_object_agg(x.k, x.v), '{}')::text FROM ("
+    "SELECT s.url AS k, s.version::text AS v FROM status_lists s WHERE s.url IN ("
+    "SELECT jsonb_path_query(c.document, 'lax $.credentialStatus[*].statusListCredential') "
+    "#>> '{}') "
+    "UNION ALL SELECT 'issuer:' || i.provider_id, md5(i.profile::text || i.keys::text) "
+    "FROM issuers i WHERE i.provider_id = c.provider_id "
+    "UNION ALL SELECT 'providers', count(*)::text || '@' || coalesce(max(p.updated_at)::text, "
+    "'') FROM catalog_providers p) AS x) AS versions")
+
+
+def issuer_version_key(provider_id: str) -> str:
+    return f"issuer:{provider_id}"
+
+
+_ISSUER = ("SELECT provider_id, profile::text AS profile, keys::text AS keys, "
+           "md5(profile::text || keys::text) AS version FROM issuers WHERE provider_id = $1")
+
+
+async def issuer_document_versioned(engine: AsyncEngine, provider_id: str, base: str, *,
+                                    did: bool) -> tuple[dict[str, Any], str] | None:
+    """`issuer_document` and its version (as VERIFICATION_VERSIONS states it), one round
+    trip on the read engine."""
+    row = await reads.fetchrow(engine, _ISSUER, provider_id)
+    if row is None:
+        return None
+    issuer = SimpleNamespace(provider_id=row["provider_id"], profile=json.loads(row["profile"]),
+                             keys=json.loads(row["keys"]))
+    doc = did_document(issuer, base) if did else controller_document(issuer, base)
+    return doc, row["version"]
+
+
+_STATUS_LIST = "SELECT credential::text AS credential, version FROM status_lists WHERE url = $1"
+
+
+async def status_list_json(engine: AsyncEngine, url: str) -> tuple[str, int] | None:
+    """The signed status list at `url` as its stored JSON text, and its version: one round
+    trip on the read engine."""
+    row = await reads.fetchrow(engine, _STATUS_LIST, url)
+    return None if row is None else (row["credential"], row["version"])
 
 
 async def status_list(conn: AsyncConnection, url: str) -> tuple[dict[str, Any], int] | None:

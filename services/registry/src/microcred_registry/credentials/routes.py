@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,7 +20,7 @@ from microcred_registry.credentials.domain import (
     VC_JSON,
     status_list_url,
 )
-from microcred_registry.deps import BaseUrl, Engine, Operator
+from microcred_registry.deps import BaseUrl, Engine, Operator, Reads
 from microcred_shared import problems
 from microcred_shared.problems import Problem
 from microcred_shared.vc import contexts
@@ -28,10 +28,14 @@ from microcred_shared.vc import contexts
 router = APIRouter()
 
 
-@router.get("/v1/learners/{learner_key}/credentials")
+@router.get("/v1/learners/{learner_key}/credentials",
+            responses=problems.media(200, "application/json", description=(
+                "the learner's credentials, oldest first: `learner`, `count`, and "
+                "`credentials` (id, title, provider, status, issued_at, url, credential)")))
 async def learner_credentials(learner_key: str, _: Operator, base: BaseUrl,
-                              engine: Engine) -> dict[str, Any]:
-    return await handlers.learner_credentials(engine, learner_key, base)
+                              reads: Reads) -> Response:
+    return Response(await handlers.learner_credentials_json(reads, learner_key, base),
+                    media_type="application/json")
 
 
 # Verifiers that run in a browser (VerifierPlus, web wallets) fetch these documents
@@ -71,18 +75,23 @@ async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRes
     **problems.responses(404), **problems.media(200, VC_JSON),
     304: {"description": "unchanged since the ETag given in If-None-Match"}})
 async def status_list(provider_id: str, purpose: str, list_no: int, request: Request,
-                      base: BaseUrl, engine: Engine) -> Response:
+                      base: BaseUrl, reads: Reads) -> Response:
     url = status_list_url(base, provider_id, purpose, list_no)
-    # A list a credential issued a moment ago points into may be a few hundred ms behind.
-    found = await fresh_lists.status_list_soon(engine, base, provider_id, purpose, list_no)
-    if found is None:
-        raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
-    credential, version = found
+    # The stored JSON as it is, in one round trip (microcred_registry.reads)...
+    stored = await handlers.status_list_json(reads, url)
+    if stored is None:
+        # ...and a list a credential issued a moment ago points into may be a few hundred
+        # ms behind.
+        found = await fresh_lists.status_list_soon(reads, base, provider_id, purpose, list_no)
+        if found is None:
+            raise Problem(404, "Not found", f"no status list at {url}", kind="not-found")
+        stored = json.dumps(found[0], ensure_ascii=False, separators=(",", ":")), found[1]
+    body, version = stored
     etag = f'"{version}"'
     headers = {"Cache-Control": "public, max-age=300", "ETag": etag, **PUBLIC}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return JSONResponse(credential, media_type=VC_JSON, headers=headers)
+    return Response(body.encode(), media_type=VC_JSON, headers=headers)
 
 
 @router.get(contexts.MICROCRED_V1_PATH, responses=problems.media(200, LD_JSON))

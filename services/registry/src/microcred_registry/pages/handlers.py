@@ -59,18 +59,22 @@ def actions(base: str, row: Any, lang: str, *, holder: bool) -> dict[str, Any]:
 
 
 class Pages:
-    def __init__(self, engine: AsyncEngine, base: str, signin: SignIn) -> None:
+    def __init__(self, engine: AsyncEngine, base: str, signin: SignIn, *,
+                 reads: AsyncEngine | None = None) -> None:
         self.engine, self.base, self._signin = engine, base, signin
+        # The hot reads' engine (microcred_registry.reads); the service's when not given.
+        self.reads = reads or engine
 
     async def page(self, request: Request, row: Any, *, canonical: str, json_url: str,
                    indexable: bool, owner: dict[str, Any] | None = None) -> HTMLResponse:
         doc = dict(row.document)
-        verification = await verify_document(self.engine, self.base, doc)
+        verification = await verify_document(self.reads, self.base, doc,
+                                             versions=getattr(row, "versions", None))
         lang = language(request)
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row),
                        image_fallback=drawn_badge_url(self.base, row))
-        view.registered = await self._registered(doc)
+        view.registered = await self._registered(doc, getattr(row, "versions", None) or {})
         preview = t("preview", title=view.title, name=view.holder, issuer=view.issuer_name,
                     province=view.province)
         checked = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -97,14 +101,14 @@ class Pages:
         return await self.page(request, row, canonical=url, json_url=url + "?format=json",
                                indexable=False, owner=mine)
 
-    async def _registered(self, doc: dict[str, Any]) -> bool:
+    async def _registered(self, doc: dict[str, Any], versions: dict[str, str]) -> bool:
         """Whether the issuer is on the trust list that wallets read (ADR 26)."""
         issuer = doc.get("issuer")
         issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
         if not isinstance(issuer_id, str):
             return False
-        async with self.engine.connect() as conn:
-            return await trust.registered_issuer(conn, issuer_id, self.base)
+        return await trust.registered_issuer_at(self.reads, issuer_id, self.base,
+                                                versions.get("providers"))
 
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
@@ -117,16 +121,16 @@ class Pages:
         """The page at the credential's own URL, for whoever may read the credential (the
         same rule as its JSON, wallet.domain.may_read): its signed-in holder sees the
         holder's view; anyone else without access the same 404 as for no credential."""
-        async with self.engine.connect() as conn:
-            found = await sharing.readable(conn, credential_id, viewer)
+        # The credential, who may read it and what its verification needs: one statement.
+        row = await sharing.read_by_id(self.reads, credential_id, viewer,
+                                       for_verification=True)
         url = credential_url(self.base, credential_id)
-        if found is not None:
-            row, visibility = found
+        if row is not None:
             if viewer.learner_key == row.learner_key:
                 return await self.owner_page(request, row)
             # Only a public page is indexed; the issuer's or an employer's view is not.
             return await self.page(request, row, canonical=url, json_url=url + "?format=json",
-                                   indexable=visibility == "public")
+                                   indexable=row.visibility == "public")
         return message(request, 404, "not_found.title", "not_found.body", "not_found.owner",
                        link={"href": f"{self.base}/learner", "text": translator(
                            language(request))("signin.title")})

@@ -13,11 +13,11 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from microcred_registry.credentials.domain import VC_JSON, credential_url
 from microcred_registry.delivery.routes import ExchangeService
-from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesService
+from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesService, Reads
 from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
 from microcred_registry.wallet import sharing
@@ -55,7 +55,7 @@ VARY = "Accept, Authorization, Cookie"
                      "page for a browser (Accept: text/html)"),
     404: {**problems.response(404, "text/html"),
           "description": "no such credential, or one its holder has not opened to the caller"}})
-async def get_credential(credential_id: uuid.UUID, request: Request, engine: Engine,
+async def get_credential(credential_id: uuid.UUID, request: Request, reads: Reads,
                          pages: PagesService, viewer: CredentialViewer) -> Response:
     """The credential's own URL. Programs get the signed JSON, people asking for HTML the
     page; both only for who may read it (ADR 9): anyone when the holder made it public;
@@ -64,14 +64,13 @@ async def get_credential(credential_id: uuid.UUID, request: Request, engine: Eng
     Share links are read at their own URL, `/c/{token}`."""
     if not wants_json_page(request, default=True):
         return await pages.by_id(request, credential_id, viewer)
-    async with engine.connect() as conn:
-        found = await sharing.readable(conn, credential_id, viewer)
-    if found is None:
+    stored = await sharing.read_by_id(reads, credential_id, viewer)
+    if stored is None:
         raise not_found(credential_id)
-    row, visibility = found
-    return JSONResponse(dict(row.document), media_type=VC_JSON, headers={
+    # The stored JSON as PostgreSQL holds it: never parsed and encoded again on the way out.
+    return Response(stored.document_json.encode(), media_type=VC_JSON, headers={
         "Vary": VARY,
-        "Cache-Control": "no-cache" if visibility == "public" else PRIVATE_CACHE})
+        "Cache-Control": "no-cache" if stored.visibility == "public" else PRIVATE_CACHE})
 
 
 @router.get("/v1/credentials/{credential_id}/qr.svg", include_in_schema=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from microcred_registry.credentials import handlers as credentials
@@ -53,10 +53,32 @@ async def issuer_jwks(conn: AsyncConnection, provider_id: str, base: str) -> lis
             for m in methods if "revoked" not in m]
 
 
+# The providers as last read, by the version VERIFICATION_VERSIONS states ("providers"):
+# a credential's page asks whether its issuer is listed without reading them all again.
+_PROVIDERS: dict[str, list[Provider]] = {}
+
+
+async def registered_issuer_at(engine: AsyncEngine, issuer_id: str, base: str,
+                               version: str | None) -> bool:
+    """`registered_issuer`, the providers from memory while `version` (of the providers
+    projection, as the credential's read stated it) is the one last read."""
+    known = _PROVIDERS.get(version) if version else None
+    if known is None:
+        async with engine.connect() as conn:
+            known = (await providers(conn)).all
+        if version:
+            _PROVIDERS.clear()
+            _PROVIDERS[version] = known
+    return _listed_issuer(issuer_id, base, known)
+
+
 async def registered_issuer(conn: AsyncConnection, issuer_id: str, base: str) -> bool:
     """Whether a credential's `issuer.id` is a listed provider: its did:web, or (credentials
     issued before ADR 22) its profile URL."""
-    known = (await providers(conn)).all
+    return _listed_issuer(issuer_id, base, (await providers(conn)).all)
+
+
+def _listed_issuer(issuer_id: str, base: str, known: list[Provider]) -> bool:
     if domain.provider_of(issuer_id, base, known) is not None:
         return True
     return any(issuer_id == f"{base}/issuers/{p.id}" for p in domain.listed(known))

@@ -5,17 +5,22 @@ it. The levels themselves are pure rules (microcred_registry.wallet.domain)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
+from microcred_registry import reads
+from microcred_registry.credentials.handlers import VERIFICATION_VERSIONS
 from microcred_registry.credentials.models import CredentialRecord
 from microcred_registry.wallet.domain import Viewer, links_work, may_read, wider
 from microcred_registry.wallet.models import CredentialVisibility, LearnerProfile, ShareLink
@@ -61,6 +66,63 @@ async def readable(conn: AsyncConnection, credential_id: uuid.UUID,
                     visibility=visibility, shared_with=shared):
         return None
     return row, visibility
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A credential read by its id, with who may see it: the stored document as its JSON
+    text (served as it is) and, parsed on first use, as a dict; for a verification also
+    `versions`, the current version of each document it needs (microcred_registry.
+    credentials.handlers.VERIFICATION_VERSIONS)."""
+
+    credential_id: uuid.UUID
+    learner_key: str
+    provider_id: str
+    definition_id: str | None
+    definition_version: int | None
+    title: str
+    status: str
+    issued_at: datetime
+    document_json: str
+    visibility: str
+    shared_with: list[str]
+    versions: dict[str, str]
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        return dict(json.loads(self.document_json))
+
+
+_BY_ID = (
+    "SELECT c.credential_id, c.learner_key, c.provider_id, c.definition_id, "
+    "c.definition_version, c.title, c.status, c.issued_at, c.document::text AS document_json, "
+    "v.visibility, v.shared_with::text AS shared_with{versions} "
+    "FROM credentials c LEFT JOIN credential_visibility v ON v.credential_id = c.credential_id "
+    "WHERE c.credential_id = $1")
+_READ = _BY_ID.format(versions="")
+_VERIFY = _BY_ID.format(versions=", " + VERIFICATION_VERSIONS)
+
+
+async def read_by_id(engine: AsyncEngine, credential_id: uuid.UUID, viewer: Viewer, *,
+                     for_verification: bool = False) -> Stored | None:
+    """`readable` in one statement, one round trip on the registry's read engine
+    (microcred_registry.reads): the credential, who may see it and, `for_verification`,
+    the versions of the issuer and status lists its verification needs."""
+    row = await reads.fetchrow(engine, _VERIFY if for_verification else _READ, credential_id)
+    if row is None:
+        return None
+    visibility = row["visibility"] or "private"
+    shared = list(json.loads(row["shared_with"])) if row["visibility"] is not None else []
+    if not may_read(viewer, holder=row["learner_key"], issuer=row["provider_id"],
+                    visibility=visibility, shared_with=shared):
+        return None
+    versions = json.loads(row["versions"]) if for_verification else {}
+    return Stored(
+        credential_id=uuid.UUID(str(row["credential_id"])), learner_key=row["learner_key"],
+        provider_id=row["provider_id"], definition_id=row["definition_id"],
+        definition_version=row["definition_version"], title=row["title"],
+        status=row["status"], issued_at=row["issued_at"], document_json=row["document_json"],
+        visibility=visibility, shared_with=shared, versions=versions)
 
 
 async def my_credentials(conn: AsyncConnection, learner_key: str) -> list[Any]:
