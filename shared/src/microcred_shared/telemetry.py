@@ -47,11 +47,19 @@ _SQL = re.compile(
     r"(?P<table>[\w.\"]+)|^\s*(?P<select>SELECT)\b.*?\bFROM\s+(?P<from>[\w.\"]+)",
     re.IGNORECASE | re.DOTALL)
 _WORD = re.compile(r"^\s*(\w+)")
+_WRITES = re.compile(r"\b(?:(INSERT)\s+INTO|(?<!DO )(UPDATE)|(DELETE)\s+FROM)\s+([\w.\"]+)",
+                     re.IGNORECASE)
 
 
 def sql_span_name(statement: str) -> str:
     """`INSERT outbox`, `SELECT notifications`, `BEGIN`, `ping` — what an operator reads in a
-    trace — instead of the driver's first token (`BEGIN;`, `;`)."""
+    trace — instead of the driver's first token (`BEGIN;`, `;`). A statement that begins
+    with `WITH` is named by what it writes (`INSERT ingested_results, INSERT outbox`)."""
+    if statement.lstrip()[:4].upper() == "WITH":
+        writes = [f"{(a or b or c).upper()} {table.strip(chr(34))}"
+                  for a, b, c, table in _WRITES.findall(statement)]
+        if writes:
+            return ", ".join(dict.fromkeys(writes))
     m = _SQL.match(statement)
     if m:
         verb = (m.group("verb") or m.group("verb2") or m.group("verb3") or "SELECT").upper()

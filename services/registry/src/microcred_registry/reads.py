@@ -25,9 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from microcred_shared.db import CONNECT_TIMEOUT, POOL_TIMEOUT, STATEMENT_TIMEOUT
 
 # What a connection the server has dropped raises from asyncpg: the read is run again once.
+# InternalClientError ("cannot switch to state …") is what a statement meets when the
+# server's goodbye arrived on the socket but the driver has not yet marked it closed.
 _GONE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError,
          asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CannotConnectNowError,
-         ConnectionError)
+         asyncpg.exceptions.InternalClientError, ConnectionError)
 
 
 def read_engine(engine: AsyncEngine, *, pool_size: int = 10) -> AsyncEngine:
