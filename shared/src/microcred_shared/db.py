@@ -116,12 +116,16 @@ def make_engine(url: str, *, pool_size: int = 10,
                 statement_timeout: float = STATEMENT_TIMEOUT) -> AsyncEngine:
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=10, pool_timeout=POOL_TIMEOUT,
-        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout,
-                      "server_settings": {
-                          "statement_timeout": str(int(statement_timeout * 1000))}})
+        connect_args=connect_args(statement_timeout))
     sa.event.listen(engine.sync_engine.pool, "checkin", _idle_from)
     sa.event.listen(engine.sync_engine.pool, "checkout", _check_if_idle)
     return engine
+
+
+def connect_args(statement_timeout: float = STATEMENT_TIMEOUT) -> dict[str, Any]:
+    """asyncpg's connection arguments for the connect and statement bounds (client and server)."""
+    return {"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout,
+            "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))}}
 
 
 def _idle_from(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

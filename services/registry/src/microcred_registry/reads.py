@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from microcred_shared.db import CONNECT_TIMEOUT, POOL_TIMEOUT, STATEMENT_TIMEOUT
+from microcred_shared.db import POOL_TIMEOUT, connect_args
 
 # What a connection the server has dropped raises from asyncpg: the read is run again once.
 # InternalClientError ("cannot switch to state …") is what a statement meets when the
@@ -37,9 +37,7 @@ def read_engine(engine: AsyncEngine, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         engine.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=False,
         pool_reset_on_return=None, pool_timeout=POOL_TIMEOUT, isolation_level="AUTOCOMMIT",
-        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT,
-                      "server_settings": {
-                          "statement_timeout": str(int(STATEMENT_TIMEOUT * 1000))}})
+        connect_args=connect_args())
 
 
 async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[asyncpg.Record]:
