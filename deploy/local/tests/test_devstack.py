@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from microcred_devstack import (
     KafkaNode,
@@ -24,7 +26,10 @@ from microcred_devstack import (
 )
 from microcred_devstack.pg_embedded import remove_server
 from microcred_devstack.postgres import database_url, ensure_databases_async, start_embedded
+from microcred_devstack.processes import wait_port_closed
 from microcred_devstack.refusals import expect_refusal
+from microcred_devstack.service_principals import login_error
+from microcred_shared import kafka_scram
 from microcred_testkit.backbone import eventually
 
 pytestmark = pytest.mark.integration
@@ -198,3 +203,37 @@ def test_stack_infra_cycle(tmp_path: Path) -> None:
     assert stopped == ["kafka", "postgres"]
     assert not any(row["running"] for row in Stack(tmp_path / "state").status())
     assert stack.kafka is not None and not port_open(stack.kafka.port)
+
+
+async def test_a_broker_restarted_after_sigkill_lets_every_service_principal_log_in(
+        tmp_path: Path) -> None:
+    """The services log in as `svc-*` (ADR 19). A broker that came back from a SIGKILL
+    without one of those credentials (seen once in CI: every service then refused at login
+    while the broker looked healthy) is repaired by start_kafka, which returns only once
+    every service principal logs in."""
+    stack = Stack(tmp_path / "state", free_ports=True, kafka_sasl=True)
+    node = stack.start_kafka()
+    try:
+        assert node.services_bootstrap is not None
+        admin = AIOKafkaAdminClient(bootstrap_servers=node.bootstrap)
+        await admin.start()
+        try:  # the loss, made on purpose: svc-notify's credential is gone
+            await kafka_scram.alter(admin, [kafka_scram.deletion("svc-notify")], [])
+        finally:
+            await admin.close()
+        assert await eventually(
+            lambda: login_error(node.services_bootstrap, stack.state_dir, "notify"),
+            lambda why: why is not None, timeout=30) is not None
+        assert any(r["kind"] == "authentication-failed" and r["username"] == "svc-notify"
+                   for r in await _audit_records(node))  # refused as unknown, not unreachable
+
+        os.kill(node.pid, signal.SIGKILL)
+        for port in filter(None, (node.port, node.controller_port, node.sasl_port,
+                                  node.services_port)):
+            wait_port_closed(port, timeout=20)
+        again = stack.start_kafka(timeout=120)
+        assert again.services_bootstrap == node.services_bootstrap
+        for service in ("assessment", "issuance", "registry", "notify"):
+            assert await login_error(again.services_bootstrap, stack.state_dir, service) is None
+    finally:
+        stack.down(purge=True)

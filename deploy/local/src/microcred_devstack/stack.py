@@ -38,7 +38,11 @@ from .kafka_plugin import AUDIT_LOG
 from .pg_embedded import remove_server
 from .postgres import PgHandle, ensure_databases, find_embedded, start_embedded
 from .processes import HOST, ServiceProcess, free_port, port_is_free, port_open, read_pid_file
-from .service_principals import ensure_service_principals_sync, service_kafka_env
+from .service_principals import (
+    ensure_service_principals_sync,
+    service_kafka_env,
+    wait_service_logins_sync,
+)
 
 
 class Stack:
@@ -115,6 +119,15 @@ class Stack:
                 services_port=services_port, log_dir=self.log_dir,
             ).start()  # fmt: skip
         node.wait_ready(timeout)
+        if node.sasl:
+            # The services log in as their own principals (ADR 19). Kept in the metadata
+            # log, so a restart should find them; they are set again (idempotent) on every
+            # start all the same, and ready means each of them can log in: a broker that
+            # came back without them (seen once after a SIGKILL in CI) would otherwise leave
+            # every service refused at login while the broker itself looks healthy.
+            ensure_service_principals_sync(node.bootstrap, self.state_dir)
+            assert node.services_bootstrap is not None
+            wait_service_logins_sync(node.services_bootstrap, self.state_dir, timeout)
         self.kafka = node
         return node
 
@@ -134,8 +147,6 @@ class Stack:
             if topics:
                 names, compacted = topic_lists()
                 create_topics_sync(kafka.bootstrap, names, compacted=compacted)
-            if kafka.sasl:  # the services log in as their own principals (ADR 19)
-                ensure_service_principals_sync(kafka.bootstrap, self.state_dir)
             self.write_manifest()
         return self
 
