@@ -55,6 +55,8 @@ import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from microcred_testkit.machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVICES = ("assessment", "issuance", "registry", "notify")
@@ -111,12 +113,7 @@ def throughput(times: list[float], start: float) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     mem = psutil.virtual_memory()
     return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
             "cpu_model": model, "mem_total_gib": round(mem.total / 2**30, 1),

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -58,6 +57,7 @@ from microcred_shared.contract.events import CredentialStatusChanged  # noqa: E4
 from microcred_shared.db import make_engine, migrate  # noqa: E402
 from microcred_shared.settings import database_url_for  # noqa: E402
 from microcred_shared.vc import keys, proofs, statuslist  # noqa: E402
+from microcred_testkit.machine import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DB = "bench_registry"
@@ -74,14 +74,7 @@ SERVER_SETTINGS = {
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} CPUs, {model}, {mem:.0f} GiB RAM"
 

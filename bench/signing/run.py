@@ -40,6 +40,7 @@ from typing import Any
 from microcred_shared.vc import contexts, keys, proofs
 from microcred_shared.vc import verify as verifier
 from microcred_shared.vc.fastcanon import canonicalize_quads, fast_quads
+from microcred_testkit.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 PEER = REPO / ".." / "shared" / "bench" / "peer-signing"
@@ -49,14 +50,7 @@ VM = f"{ISSUER}#key-1"
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}"
 
 
