@@ -23,6 +23,7 @@ from microcred_testkit.backbone import OtlpCollector, SmtpRecorder
 
 PROVIDERS = ("lakeshore-college", "coast-mountain-university", "cegep-riviere-du-nord",
              "ontario-construction-sector-council")
+_SERVICES = ("assessment", "issuance", "registry", "notify")
 
 
 @dataclass
@@ -118,9 +119,9 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
     }
     bb = Backbone(stack, smtp, otlp, token, env)
     try:
-        for name in ("assessment", "issuance", "registry", "notify"):
+        for name in _SERVICES:
             stack.start_service(name, env, wait=False)
-        for name in ("assessment", "issuance", "registry", "notify"):
+        for name in _SERVICES:
             stack.service(name, env).wait_healthy(stack.service_url(name) + "/healthz", 120)
         bb.api_keys = {p: bb.mint_key(p) for p in PROVIDERS}
         yield bb
@@ -128,6 +129,48 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
         stack.down(purge=True)
         smtp.stop()
         otlp.stop()
+
+
+def _tail(path: Path, keep: int, pick: tuple[str, ...] = ()) -> list[str]:
+    """The last `keep` lines of a log (only those holding one of `pick`, when given)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 200_000))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    if pick:
+        lines = [line for line in lines if any(word in line for word in pick)]
+    return [line[:240] for line in lines[-keep:]]
+
+
+def backbone_state(bb: Backbone) -> str:
+    """What an on-call engineer looks at first when a test fails: which parts run, and the
+    last warnings and errors of each (pytest drops the stack's files after a few runs)."""
+    out = []
+    for row in bb.stack.status():
+        if row["name"] in ("kafka", "postgres", *_SERVICES):
+            out.append(f"{row['name']}: {'running' if row['running'] else 'NOT RUNNING'}")
+    logs = bb.stack.log_dir
+    for name in _SERVICES:
+        out += [f"  {name}| {line}" for line in _tail(
+            logs / f"{name}.log", 6, ("ERROR", "WARNING", "Traceback", "Error:"))]
+    out += [f"  kafka| {line}" for line in _tail(logs / "kafka-server.log", 4)]
+    out += [f"  kafka-audit| {line}" for line in _tail(logs / "kafka-audit.jsonl", 2)]
+    return "\n".join(out)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed end-to-end test's report carries the backbone's state at that moment."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    bb = getattr(item, "funcargs", {}).get("backbone")
+    if report.failed and report.when == "call" and isinstance(bb, Backbone):
+        try:
+            report.sections.append(("backbone at failure", backbone_state(bb)))
+        except Exception as exc:  # the report must not hide the failure itself
+            report.sections.append(("backbone at failure", f"not readable: {exc!r}"))
 
 
 @pytest.fixture
