@@ -19,7 +19,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from microcred_devstack import free_port
 from microcred_devstack.kafka_jars import ensure_kafka_jars, java_cmd
@@ -62,6 +62,21 @@ def login(monkeypatch: pytest.MonkeyPatch, user: str, password: str, cafile: Pat
     return KafkaClientSettings().kafka_client_options()
 
 
+async def logged_in(bootstrap: str, options: dict[str, Any]) -> None:
+    """Wait until a freshly made SCRAM user can log in: the broker learns credentials from
+    the metadata log a moment after the controller has accepted them."""
+    for _ in range(100):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+        try:
+            await admin.start()
+            return
+        except KafkaConnectionError:  # refused as unknown, for now
+            await asyncio.sleep(0.3)
+        finally:
+            await admin.close()
+    raise AssertionError(f"{options.get('sasl_plain_username')} never logged in")
+
+
 async def test_the_compose_broker_config_runs_scram_over_tls_with_the_acls(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ca, tls = tmp_path / "ca", tmp_path / "tls"
@@ -99,6 +114,7 @@ async def test_the_compose_broker_config_runs_scram_over_tls_with_the_acls(
         await init.main(env)  # and again: idempotent
 
         registry = login(monkeypatch, "svc-registry", passwords["registry"], cafile)
+        await logged_in(services, registry)
         producer = AIOKafkaProducer(bootstrap_servers=services, acks="all", **registry)
         await producer.start()
         try:
@@ -120,6 +136,7 @@ async def test_the_compose_broker_config_runs_scram_over_tls_with_the_acls(
         finally:
             await admin.close()
         acme = login(monkeypatch, "acme", "acme-pw", cafile)
+        await logged_in(providers, acme)
         for bootstrap, allowed in ((providers, True), (services, False)):
             producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **acme)
             await producer.start()

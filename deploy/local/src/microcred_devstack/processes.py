@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -26,9 +27,36 @@ import psutil
 HOST = "127.0.0.1"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux; its default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port that is free right now (the OS picks it; a tiny race is accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that is free right now, below the kernel's ephemeral range.
+
+    A server stopped or killed by a test is started again on its port, and the clients that
+    know it keep that address. A port the OS picks (`bind(0)`) lies in the ephemeral range,
+    where any client socket opened meanwhile (a database connection, the clients retrying
+    the dead server itself) may be given it, and then the server cannot have it back. Below
+    the range no client socket is ever placed. A tiny race with other programs is accepted;
+    one process never gets the same port twice."""
+    low, _ = _ephemeral_range()
+    first = max(1024, low - 12_000)
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(first, low)
+        if port not in _HANDED_OUT and port_is_free(port, host):
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
