@@ -70,6 +70,12 @@ _LOCK_VIEWS = sa.select(VIEW).where(
 ).order_by(VIEW.c.credential_id).with_for_update()
 
 
+_JSON_COLUMNS = frozenset(c.name for c in VIEW.c if isinstance(c.type, JSONB))
+_EXPOSURES = sa.select(
+    col(Exposure.employer_id), col(Exposure.credential_id), col(Exposure.visible)).where(
+    col(Exposure.credential_id) == sa.any_(sa.cast(sa.bindparam("ids"), ARRAY(sa.Uuid()))))
+
+
 def _array_of(kind: sa.types.TypeEngine[Any]) -> str:
     if isinstance(kind, sa.types.TypeDecorator):  # SQLModel's AutoString
         kind = kind.impl_instance
@@ -88,7 +94,7 @@ def _update_views(columns: tuple[str, ...]) -> sa.TextClause:
     arrays, sets = ["CAST(:cid AS uuid[])"], []
     for c in columns:
         kind = VIEW.c[c].type
-        if isinstance(kind, JSONB):
+        if c in _JSON_COLUMNS:
             arrays.append(f"CAST(:v_{c} AS text[])")
             value = f"CAST(u.{c} AS jsonb)"
             if c == "document":
@@ -154,9 +160,7 @@ class Effects:
     @classmethod
     async def load(cls, conn: AsyncConnection, credential_ids: Iterable[uuid.UUID], *,
                    base_url: str) -> Effects:
-        rows = (await conn.execute(sa.select(
-            col(Exposure.employer_id), col(Exposure.credential_id), col(Exposure.visible)).where(
-            col(Exposure.credential_id).in_(list(credential_ids))))).all()
+        rows = (await conn.execute(_EXPOSURES, {"ids": list(credential_ids)})).all()
         return cls({(r.employer_id, r.credential_id): r.visible for r in rows},
                    await live_subscriptions(conn), base_url=base_url)
 
@@ -255,9 +259,7 @@ class Effects:
         if column == "document":
             return self.sources[cid]
         value = self.views[cid][column]
-        if isinstance(VIEW.c[column].type, JSONB):
-            return json.dumps(value, separators=(",", ":"))
-        return value
+        return json.dumps(value, separators=(",", ":")) if column in _JSON_COLUMNS else value
 
 
 async def open_batch(conn: AsyncConnection, items: list[Incoming], base_url: str,
