@@ -57,14 +57,17 @@ class Db:
     _offsets: dict[str, int] = field(default_factory=dict)
 
     async def consume(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
-                      *events: Event, ce_ids: list[str] | None = None) -> None:
-        """Apply one batch of `events` on `topic` as the subscriber would."""
+                      *events: Event, ce_ids: list[str] | None = None,
+                      values: list[bytes] | None = None) -> None:
+        """Apply one batch of `events` on `topic` as the subscriber would (`values`: the
+        records' payloads as sent, when not the events' own encoding)."""
         records = []
         for i, e in enumerate(events):
             offset = self._offsets.get(topic, 0)
             self._offsets[topic] = offset + 1
             records.append(record(topic, e, offset=offset,
-                                  ce_id=ce_ids[i] if ce_ids else None))
+                                  ce_id=ce_ids[i] if ce_ids else None,
+                                  value=values[i] if values else None))
         consumer = BatchConsumer(service="notify", engine=self.engine, handler=handler,
                                  expected=expected)
         await consumer.apply(records)

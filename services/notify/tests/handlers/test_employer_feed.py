@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 from microcred_notify.employer_feed import audit, employers, subscriptions
@@ -391,3 +392,76 @@ async def test_a_credential_with_several_subjects_is_applied_with_the_rest_of_it
                          CredentialVisibilityChanged, visibility(cid))
     entries = (await read(db, emp))["entries"]
     assert [e["data"]["credential"]["id"] for e in entries] == [f"urn:uuid:{several}"]
+
+
+class _Executions:
+    """Each statement the engine sends, with how many times the database runs it: an
+    executemany of N parameter sets is N executions (one Bind/Execute each)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.sent: list[tuple[str, int]] = []
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Any, cursor: Any, sql: str, params: Any, context: Any,
+                executemany: bool) -> None:
+        self.sent.append((sql, len(params) if executemany else 1))
+
+    def updates_of_views(self) -> int:
+        return sum(n for sql, n in self.sent
+                   if sql.lstrip().upper().startswith("UPDATE EMPLOYER_CREDENTIAL_VIEW"))
+
+
+async def test_a_batch_updates_its_employer_views_in_one_statement(db: Any) -> None:
+    """Issue 12: each credential of a batch cost one UPDATE of its view (an executemany
+    of N statements, each carrying its ~5 KB document); now a batch is one statement, for
+    documents, visibility choices and status changes alike, and writes the same rows."""
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    cids = [uuid.uuid4() for _ in range(12)]
+    executions = _Executions(db.engine)
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued,
+                     *(issued(c, learner=f"learner-{i}") for i, c in enumerate(cids)))
+    assert executions.updates_of_views() == 1, executions.sent
+    executions.sent.clear()
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     *(visibility(c, learner=f"learner-{i}") for i, c in enumerate(cids)))
+    assert executions.updates_of_views() == 1, executions.sent
+    executions.sent.clear()
+    await db.consume(topics.CREDENTIAL_STATUS, on_status, CredentialStatusChanged,
+                     *(revoked(c) for c in cids))
+    assert executions.updates_of_views() == 1, executions.sent
+    rows = await db.rows("SELECT * FROM employer_credential_view ORDER BY learner_key")
+    assert len(rows) == 12
+    for i, r in enumerate(sorted(rows, key=lambda r: int(r.learner_key.split("-")[1]))):
+        assert (r.credential_id, r.learner_key, r.provider_id, r.definition_id) == (
+            cids[i], f"learner-{i}", "lakeshore-college", "data")
+        assert (r.jurisdiction, r.skills, r.status, r.visibility, r.shared_with) == (
+            "CA-ON", ["esco", "numeracy"], "revoked", "employers", [])
+        assert r.document == issued(cids[i]).credential
+        assert r.visibility_changed_at is not None
+    assert kinds(await read(db, emp)) == ["credential.shared"] * 12 + [
+        "credential.status.changed"] * 12
+
+
+async def test_the_document_is_kept_as_sent_and_a_reformatted_redelivery_is_still_a_duplicate(
+        db: Any) -> None:
+    """The view's document is taken from the record's bytes (not serialised once more):
+    whatever their spacing and key order, it is the credential that was sent, and the inbox
+    digest is what it was (type, source and the event as parsed), so a producer re-sending
+    the same event differently formatted under its ce_id is a redelivery, not a conflict."""
+    cid = uuid.uuid4()
+    event = issued(cid)
+    event.credential["credentialSubject"]["note"] = "é ✓ \"quoted\" \\ 😀"
+    event.credential["credentialSubject"]["score"] = 12345678901234567890
+    data = json.loads(event.model_dump_json())
+    pretty = json.dumps(dict(reversed(list(data.items()))), indent=2).encode()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, event,
+                     ce_ids=["ce-1"], values=[pretty])
+    (view,) = await db.rows("SELECT document FROM employer_credential_view")
+    assert view.document == data["credential"]
+    (inbox,) = await db.rows("SELECT digest FROM inbox WHERE ce_id = 'ce-1'")
+    said = f"{CredentialIssued.ce_type}\n/tests\n".encode() + event.model_dump_json().encode()
+    assert bytes(inbox.digest) == hashlib.sha256(said).digest()
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, event,
+                     ce_ids=["ce-1"])  # compact this time
+    assert await db.outbox() == []  # no dead letter: a redelivery, dropped

@@ -21,6 +21,13 @@ from microcred_shared.contract.events import CredentialIssued, CredentialStatusC
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
 
+def _payload(item: Incoming) -> str | None:
+    """The record's JSON as it came (already parsed into `item.event`): the view's document
+    is taken from it by the database instead of serialising the credential once more."""
+    value = item.record.value
+    return None if value is None else bytes(value).decode()
+
+
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
                     owe: Callable[[], None] = lambda: None) -> dict[int, str]:
     views, fx = await open_batch(conn, items, base_url)
@@ -31,7 +38,8 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *, base_url: s
             continue  # a redelivery under another ce_id: already known
         facts = facts_of(e.credential, e.provider_id, e.definition_id)
         views[e.credential_id] = fx.update_view(
-            views[e.credential_id], document=e.credential, learner_key=e.learner_key,
+            views[e.credential_id], source=_payload(item), document=e.credential,
+            learner_key=e.learner_key,
             provider_id=e.provider_id, definition_id=e.definition_id,
             jurisdiction=facts.jurisdiction, skills=sorted(facts.skills))
         fx.reconcile(views[e.credential_id])
