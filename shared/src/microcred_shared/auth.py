@@ -28,6 +28,8 @@ from microcred_shared.db import table_of, utcnow
 from microcred_shared.problems import Problem
 
 PREFIX = "mcp_"
+# Verdicts KeyVerifier keeps at most: a caller trying many made-up keys cannot grow it.
+MAX_CACHED = 10_000
 
 
 class ApiKey(SQLModel, table=True):
@@ -113,7 +115,12 @@ class KeyVerifier:
             provider = row.provider_id if row and hmac.compare_digest(
                 row.secret_sha256, secret_digest) else None
             if generation == self._generation:
-                self._cache[key] = (time.monotonic() + self._ttl, provider)
+                now = time.monotonic()
+                if len(self._cache) >= MAX_CACHED:  # refused tokens are cached too
+                    self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                    if len(self._cache) >= MAX_CACHED:
+                        self._cache.clear()
+                self._cache[key] = (now + self._ttl, provider)
             return provider
         finally:  # answered or failed (every waiter gets the error), the next miss asks anew
             if generation == self._generation:

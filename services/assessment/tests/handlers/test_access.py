@@ -222,3 +222,15 @@ async def test_a_key_forgotten_during_its_lookup_is_looked_up_again(kit):
     assert await early == "lakeshore-college"  # asked before the revocation
     verifier._engine = kit.engine
     assert await verifier.provider_for(out["api_key"]) is None
+
+
+async def test_made_up_keys_do_not_grow_the_key_cache_without_bound(kit, monkeypatch):
+    """Refusals are cached too (a retried bad key costs no lookup), but a caller trying
+    ever new keys cannot make the cache grow past its bound."""
+    import microcred_shared.auth as auth
+
+    monkeypatch.setattr(auth, "MAX_CACHED", 5)
+    verifier = KeyVerifier(kit.engine)
+    for n in range(12):
+        assert await verifier.provider_for(f"mcp_{n:012x}.made-up") is None
+        assert len(verifier._cache) <= 5
