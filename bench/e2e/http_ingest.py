@@ -376,6 +376,7 @@ def main() -> int:
     args = ap.parse_args()
     # what run.start_own_stack reads
     args.otlp, args.batch_size, args.cryptosuite = False, None, "rdfc"
+    args.pg_statements = False
     target = None
     try:
         target = run.reuse_stack(args) if args.reuse_stack else \

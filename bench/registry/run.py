@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import shutil
@@ -365,9 +366,13 @@ BLOCKS = 4  # each case is timed in this many blocks per registry, the registrie
 
 async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: Any, rows: int,
                   signed: list[int], n: int, rng: random.Random,
-                  postmaster: int | None) -> dict[str, dict[str, list[float]]]:
+                  postmaster: int | None, status_handlers: dict[str, Any] | None = None,
+                  ) -> dict[str, dict[str, list[float]]]:
     """Every case against every registry in `registries` (code label: its client and pid),
-    the registries taking turns in blocks so that both see the same machine."""
+    the registries taking turns in blocks so that both see the same machine.
+    `status_handlers`: a compared code's status-change handler, by label (default: this
+    checkout's)."""
+    status_handlers = status_handlers or {}
     auth = {"authorization": f"Bearer {TOKEN}"}
 
     def ok(r: httpx.Response, what: str) -> None:
@@ -419,18 +424,20 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
             "GET /status/{p}/{purpose}/{n}": status_list,
         }
 
-    consumer = BatchConsumer(service="registry", engine=engine,
-                             handler=credentials.on_status_changed,
-                             expected=CredentialStatusChanged)
+    def status_change_with(handler: Any) -> Callable[[int], Awaitable[None]]:
+        consumer = BatchConsumer(service="registry", engine=engine, handler=handler,
+                                 expected=CredentialStatusChanged)
 
-    async def status_change(_: int) -> None:
-        i = rng.randrange(rows)
-        r = data.row(i)
-        event = CredentialStatusChanged(
-            credential_id=r.credential_id, provider_id=data.provider_id(r.provider),
-            learner_key=data.learner_key_of(r.learner), status="revoked", action="revoke",
-            reason="issued in error (benchmark)", changed_at=datetime.now(UTC))
-        await consumer.apply([_record(event)])
+        async def status_change(_: int) -> None:
+            i = rng.randrange(rows)
+            r = data.row(i)
+            event = CredentialStatusChanged(
+                credential_id=r.credential_id, provider_id=data.provider_id(r.provider),
+                learner_key=data.learner_key_of(r.learner), status="revoked",
+                action="revoke", reason="issued in error (benchmark)",
+                changed_at=datetime.now(UTC))
+            await consumer.apply([_record(event)])
+        return status_change
 
     results: dict[str, dict[str, list[float]]] = {label: {} for label in registries}
     cpu = CPU.setdefault(rows, {})
@@ -452,15 +459,25 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
             done = len(results[label][name])
             cpu.setdefault(label, {})[name] = (spent[label][0] / done * 1000,
                                                spent[label][1] / done * 1000)
-    # The status change runs the registry's consumer in this process (this checkout's code).
+    # The status change runs the registry's consumer in this process, with each compared
+    # code's handler (`status_handlers`), taking turns in blocks like the requests.
     name = "status change (revoke)"
-    await timed(min(20, n), status_change)
-    s0, p0 = time.process_time(), pg_cpu(postmaster)
-    took = await timed(n, status_change)
+    changes = {label: status_change_with(status_handlers.get(label,
+                                                             credentials.on_status_changed))
+               for label in registries}
+    spent = {label: [0.0, 0.0] for label in registries}
     for label in registries:
-        results[label][name] = took
-        cpu.setdefault(label, {})[name] = ((time.process_time() - s0) / n * 1000,
-                                           (pg_cpu(postmaster) - p0) / n * 1000)
+        await timed(min(20, n), changes[label])
+    for _ in range(BLOCKS):
+        for label in registries:
+            s0, p0 = time.process_time(), pg_cpu(postmaster)
+            results[label].setdefault(name, []).extend(await timed(block, changes[label]))
+            spent[label][0] += time.process_time() - s0
+            spent[label][1] += pg_cpu(postmaster) - p0
+    for label in registries:
+        done = len(results[label][name])
+        cpu.setdefault(label, {})[name] = (spent[label][0] / done * 1000,
+                                           spent[label][1] / done * 1000)
     return results
 
 
@@ -517,7 +534,8 @@ def print_table(table: Table, notes: dict[int, str]) -> None:
             line += f"{service:11.2f}{pg:11.2f}"
         print(line)
     if len(labels) > 1:
-        print("  (the status change runs this checkout's consumer code for both columns)")
+        print("  (the status change runs in this process: this checkout's consumer with each "
+              "column's handler)")
     for s in sizes:
         print(f"  {s:,} rows: {notes[s]}")
 
@@ -543,6 +561,19 @@ def main() -> None:
     args = parser.parse_args()
     Path(args.state).mkdir(parents=True, exist_ok=True)
     asyncio.run(run(args))
+
+
+def status_handler_at(source: Path | None) -> Any:
+    """The status-change handler of the registry's code at `source` (None: this checkout's),
+    its module loaded under a name of its own (its imports are this checkout's)."""
+    if source is None:
+        return credentials.on_status_changed
+    path = source / "services/registry/src/microcred_registry/credentials/handlers.py"
+    spec = importlib.util.spec_from_file_location(f"compared_handlers_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.on_status_changed
 
 
 def checkout(ref: str, state: Path) -> Path:
@@ -644,7 +675,9 @@ async def run(args: argparse.Namespace) -> None:
             cpu0 = {label: cpu_seconds(pid) for label, (_, pid) in registries.items()}
             try:
                 table[size] = await measure(registries, engine, size, kept, args.requests,
-                                            rng, handle.pid)
+                                            rng, handle.pid, {
+                                                label: status_handler_at(source)
+                                                for label, source in sources.items()})
             finally:
                 for client in clients:
                     await client.aclose()

@@ -8,6 +8,7 @@ published (ADR 5).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -27,6 +28,8 @@ from microcred_shared.db import table_of, utcnow
 from microcred_shared.problems import Problem
 
 PREFIX = "mcp_"
+# Verdicts KeyVerifier keeps at most: a caller trying many made-up keys cannot grow it.
+MAX_CACHED = 10_000
 
 
 class ApiKey(SQLModel, table=True):
@@ -67,32 +70,61 @@ async def on_api_keys(conn: AsyncConnection, items: list[Incoming]) -> dict[int,
 class KeyVerifier:
     """Checks bearer tokens against this service's projection. Verified keys are cached
     briefly so that ingest at thousands of requests per second does not query per request;
-    a revocation takes effect within `ttl` seconds."""
+    a revocation takes effect within `ttl` seconds. Single flight: the requests that miss
+    the cache for one key at once (its first use, each expiry) wait for one lookup."""
 
     def __init__(self, engine: AsyncEngine, ttl: float = 10.0) -> None:
         self._engine, self._ttl = engine, ttl
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._lookups: dict[tuple[str, str], asyncio.Task[str | None]] = {}
+        self._generation = 0
 
     def forget(self) -> None:
-        """Drop cached verdicts (this process just revoked a key)."""
+        """Drop cached verdicts (this process just revoked a key); a lookup in flight
+        neither answers later callers nor fills the cache (it may predate the change)."""
         self._cache.clear()
+        self._lookups.clear()
+        self._generation += 1
 
     async def provider_for(self, token: str) -> str | None:
         if not token.startswith(PREFIX) or "." not in token:
             return None
         key_id, _, secret = token[len(PREFIX):].partition(".")
-        secret_digest = digest(secret)
-        cached = self._cache.get(secret_digest)
+        key = (key_id, digest(secret))
+        cached = self._cache.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                sa.select(col(ApiKey.provider_id), col(ApiKey.secret_sha256)).where(
-                    col(ApiKey.key_id) == key_id, col(ApiKey.revoked_at).is_(None)))).first()
-        provider = row.provider_id if row and hmac.compare_digest(
-            row.secret_sha256, secret_digest) else None
-        self._cache[secret_digest] = (time.monotonic() + self._ttl, provider)
-        return provider
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            # A task of its own: a caller that goes away (its client hung up) does not
+            # cancel the lookup the others wait for.
+            lookup = self._lookups[key] = asyncio.ensure_future(
+                self._lookup(key, self._generation))
+            # retrieved even when every waiter went away before it failed
+            lookup.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, key: tuple[str, str], generation: int) -> str | None:
+        key_id, secret_digest = key
+        try:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(
+                    sa.select(col(ApiKey.provider_id), col(ApiKey.secret_sha256)).where(
+                        col(ApiKey.key_id) == key_id,
+                        col(ApiKey.revoked_at).is_(None)))).first()
+            provider = row.provider_id if row and hmac.compare_digest(
+                row.secret_sha256, secret_digest) else None
+            if generation == self._generation:
+                now = time.monotonic()
+                if len(self._cache) >= MAX_CACHED:  # refused tokens are cached too
+                    self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                    if len(self._cache) >= MAX_CACHED:
+                        self._cache.clear()
+                self._cache[key] = (now + self._ttl, provider)
+            return provider
+        finally:  # answered or failed (every waiter gets the error), the next miss asks anew
+            if generation == self._generation:
+                self._lookups.pop(key, None)
 
 
 def bearer(request: Request) -> str | None:

@@ -27,11 +27,17 @@ Runtime = Annotated[AssessmentRuntime, Depends(get_runtime)]
 
 
 @problems.declares(401)
-async def authenticated_provider(request: Request, rt: Runtime) -> str:
-    """The provider whose API key the request bears (401 otherwise)."""
+async def authenticated_provider(request: Request) -> str:
+    """The provider whose API key the request bears (401 otherwise). On every request of
+    ingest: the runtime is read here, not solved as a dependency of its own, and the
+    request's URL is only built for the audit record of a refusal (issue 12)."""
+    rt = await get_runtime(request)
+    token = bearer(request)
+    found = await rt.key_verifier.provider_for(token) if token else None
+    if found:
+        return found
     assert rt.engine is not None
-    return await authn.provider(rt.engine, rt.key_verifier, bearer(request),
-                                path=request.url.path)
+    return await authn.provider(rt.engine, rt.key_verifier, token, path=request.url.path)
 
 
 @problems.declares(401)

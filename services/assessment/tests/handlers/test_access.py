@@ -4,7 +4,11 @@ the refusal says which key was tried and why."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
+import sqlalchemy as sa
 
 from microcred_assessment.access import authn
 from microcred_assessment.access import handlers as access
@@ -123,3 +127,110 @@ async def test_a_broker_refusal_records_nothing_and_is_a_502(kit):
     assert refused.value.status == 502
     assert await kit.rows("SELECT * FROM kafka_principals") == []
     assert [e for e in await kit.audit() if e["action"].startswith("kafka-")] == []
+
+
+class _KeyLookups:
+    """The API-key lookups the engine's connections send to PostgreSQL."""
+
+    def __init__(self, engine: Any) -> None:
+        self.sent = 0
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        self.sent += statement.startswith(
+            "SELECT api_keys.provider_id, api_keys.secret_sha256")
+
+
+async def test_requests_that_miss_the_key_cache_together_share_one_lookup(kit):
+    """16 requests with one key arriving together at its first use, or at each expiry of
+    its cached verdict, make one database lookup between them, not 16."""
+    key = (await access.create_api_key(kit.engine, "lakeshore-college", "operator"))["api_key"]
+    lookups = _KeyLookups(kit.engine)
+    verifier = KeyVerifier(kit.engine, ttl=0.3)
+
+    async def sixteen(token: str) -> list[str | None]:
+        return list(await asyncio.gather(*(verifier.provider_for(token) for _ in range(16))))
+
+    assert await sixteen(key) == ["lakeshore-college"] * 16
+    assert lookups.sent == 1
+    assert await sixteen(key) == ["lakeshore-college"] * 16  # cached
+    assert lookups.sent == 1
+    await asyncio.sleep(0.35)
+    assert await sixteen(key) == ["lakeshore-college"] * 16  # expired: one lookup again
+    assert lookups.sent == 2
+    assert await sixteen(key + "x") == [None] * 16  # a wrong secret: refused, asked once
+    assert lookups.sent == 3
+
+
+async def test_a_failed_shared_key_lookup_fails_every_waiter_and_the_next_one_asks_again(kit):
+    """The database out of reach during the lookup: every request waiting for it gets the
+    error (each answers 503), nothing is cached, and the next request looks up anew."""
+    key = (await access.create_api_key(kit.engine, "lakeshore-college", "operator"))["api_key"]
+    attempts = 0
+
+    class Down:
+        def connect(self) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self
+
+        async def __aenter__(self) -> Any:
+            await asyncio.sleep(0.01)
+            raise ConnectionRefusedError("database down")
+
+        async def __aexit__(self, *exc: Any) -> None:
+            return None
+
+    verifier = KeyVerifier(kit.engine)
+    verifier._engine = Down()  # type: ignore[assignment]
+    outcomes = await asyncio.gather(*(verifier.provider_for(key) for _ in range(16)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, ConnectionRefusedError) for o in outcomes) and attempts == 1
+    verifier._engine = kit.engine
+    assert await verifier.provider_for(key) == "lakeshore-college"
+
+
+async def test_a_key_forgotten_during_its_lookup_is_looked_up_again(kit):
+    """This instance revoked a key while a lookup of it was in flight: the lookup read the
+    key before the revocation, so its answer is not cached for later requests."""
+    out = await access.create_api_key(kit.engine, "lakeshore-college", "operator")
+    read = asyncio.Event()
+    gate = asyncio.Event()
+
+    class Stalling:
+        """The real engine; a connection is given back only once the test opens `gate`."""
+
+        def connect(self) -> Any:
+            return self
+
+        async def __aenter__(self) -> Any:
+            self.cm = kit.engine.connect()
+            return await self.cm.__aenter__()
+
+        async def __aexit__(self, *exc: Any) -> None:
+            await self.cm.__aexit__(*exc)
+            read.set()
+            await gate.wait()
+
+    verifier = KeyVerifier(kit.engine)
+    verifier._engine = Stalling()  # type: ignore[assignment]
+    early = asyncio.ensure_future(verifier.provider_for(out["api_key"]))
+    await read.wait()  # the key was read while still valid
+    await access.revoke_api_key(kit.engine, "lakeshore-college", out["key_id"], "operator")
+    verifier.forget()  # what the admin route does on this instance
+    gate.set()
+    assert await early == "lakeshore-college"  # asked before the revocation
+    verifier._engine = kit.engine
+    assert await verifier.provider_for(out["api_key"]) is None
+
+
+async def test_made_up_keys_do_not_grow_the_key_cache_without_bound(kit, monkeypatch):
+    """Refusals are cached too (a retried bad key costs no lookup), but a caller trying
+    ever new keys cannot make the cache grow past its bound."""
+    import microcred_shared.auth as auth
+
+    monkeypatch.setattr(auth, "MAX_CACHED", 5)
+    verifier = KeyVerifier(kit.engine)
+    for n in range(12):
+        assert await verifier.provider_for(f"mcp_{n:012x}.made-up") is None
+        assert len(verifier._cache) <= 5

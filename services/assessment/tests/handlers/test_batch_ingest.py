@@ -273,3 +273,22 @@ async def test_one_result_per_request_costs_one_statement_per_flush(app, kit):
     assert all("ingested_results" in s for s in statements.sent)
     # What each statement wrote is there, committed: the outbox holds all 32 results.
     assert len(await kit.outbox(topics.RESULTS)) == 32
+
+
+async def test_the_status_url_follows_the_host_each_request_came_by(app):
+    """The status URL's base is remembered per Host (issue 12: it was rebuilt on every
+    request), so a request by another name gets its own."""
+    client, _ = app
+
+    async def status_url(host: str | None = None) -> str:
+        res = result(*SCORED, score=80, who=learner("host"))
+        headers = {"content-type": "application/json", **({"host": host} if host else {})}
+        answer = await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                                   headers=headers)
+        assert answer.status_code == 202
+        return str(answer.json()["status_url"])
+
+    assert (await status_url()).startswith("http://a/v1/assessment-results/")
+    assert (await status_url("ingest.example")).startswith(
+        "http://ingest.example/v1/assessment-results/")
+    assert (await status_url()).startswith("http://a/v1/assessment-results/")

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from microcred_registry.credentials import handlers
 from microcred_shared.contract import topics
@@ -194,3 +195,61 @@ async def test_a_revocation_changes_the_status_and_keeps_the_issuers_reason(db: 
     assert row.status == "revoked"
     async with db.engine.connect() as conn:
         assert await handlers.issuer_reason(conn, event.credential_id) == "issued in error"
+
+
+def status_change(credential_id: uuid.UUID, status: str, action: str, reason: str,
+                  minute: int) -> CredentialStatusChanged:
+    return CredentialStatusChanged(
+        credential_id=credential_id, provider_id="lakeshore", learner_key="learner-a",
+        status=status, action=action, reason=reason,  # type: ignore[arg-type]
+        changed_at=T0 + timedelta(minutes=minute))
+
+
+async def test_a_batch_of_status_changes_is_one_statement_with_every_effect(db: Any) -> None:
+    """Issue 12: a status change cost an UPDATE and an INSERT per event. Now a batch is one
+    statement: each change is kept in order, each credential ends in its last change's
+    status (a change for a credential not registered yet is kept too), and a redelivered
+    batch changes nothing (the consumer's inbox)."""
+    a, b, c = issued(1), issued(2), issued(3)
+    await register(db, a, b, c)
+    unknown = uuid.UUID(int=99)
+    changes = [status_change(a.credential_id, "revoked", "revoke", "issued in error", 1),
+               status_change(b.credential_id, "suspended", "suspend", "under review", 2),
+               status_change(unknown, "revoked", "revoke", "not here yet", 3),
+               status_change(b.credential_id, "active", "unsuspend", "review cleared", 4)]
+    records = [db.record(topics.CREDENTIAL_STATUS, e) for e in changes]
+    sent: list[str] = []
+    inside = False
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if inside:
+            sent.append(statement)
+
+    async def counted(conn: Any, items: list[Any]) -> dict[int, str]:
+        nonlocal inside
+        inside = True
+        try:
+            return await handlers.on_status_changed(conn, items)
+        finally:
+            inside = False
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await db.deliver(topics.CREDENTIAL_STATUS, counted, CredentialStatusChanged, records)
+        assert len(sent) == 1, sent
+        await db.deliver(topics.CREDENTIAL_STATUS, counted, CredentialStatusChanged, records)
+        assert len(sent) == 1, sent  # the redelivery is dropped before the handler
+    finally:
+        sa.event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+
+    found = {r.credential_id: r.status for r in await db.rows(
+        "SELECT credential_id, status FROM credentials")}
+    assert found == {a.credential_id: "revoked", b.credential_id: "active",
+                     c.credential_id: "active"}
+    kept = await db.rows("SELECT credential_id, action, status, reason, changed_at "
+                         "FROM status_events ORDER BY id")
+    assert [tuple(r) for r in kept] == [
+        (e.credential_id, e.action, e.status, e.reason, e.changed_at) for e in changes]
+    async with db.engine.connect() as conn:
+        assert await handlers.issuer_reason(conn, b.credential_id) == "review cleared"
+        assert await handlers.issuer_reason(conn, unknown) == "not here yet"

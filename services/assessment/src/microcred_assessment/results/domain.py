@@ -126,8 +126,13 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
 
 def check_text(result: AssessmentResultSubmitted) -> None:
     """Every string of a result may be signed and stored: the learner's names are signed
-    into the credential, the others are stored and published (issue 13)."""
-    for path, text in _strings(result.model_dump(mode="python"), ""):
+    into the credential, the others are stored and published (issue 13). The rules look
+    at one character at a time, so all the strings are checked in one pass; only a result
+    that fails is searched string by string, to say where (issue 12)."""
+    strings = _strings(result.model_dump(mode="python"), "")
+    if unfit_character(" ".join(text for _, text in strings)) is None:
+        return
+    for path, text in strings:
         if (problem := unfit_character(text)) is not None:
             raise UnfitText(f"{path}: {problem}")
 

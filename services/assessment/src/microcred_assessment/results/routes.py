@@ -38,16 +38,25 @@ def _problem(exc: InvalidResult) -> Problem:
 
 
 def _status_base(request: Request) -> str:
-    """The status URL of a result is this plus its quoted id. The route's path is looked up
-    once per app (`url_for` walks every route, raising on each miss: it showed in the
-    profile of one result per request)."""
+    """The status URL of a result is this plus its quoted id. Computed once per scheme,
+    Host and root path (`url_for` walks every route, raising on each miss, and building
+    `base_url` parses the URL anew: both showed in the profile of one result per
+    request); a Host never seen is computed, and remembered while there are few."""
+    scope = request.scope
+    host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+    key = (scope.get("scheme"), host, scope.get("root_path", ""))
     state = request.app.state
-    path = getattr(state, "result_status_path", None)
-    if path is None:
-        path = state.result_status_path = request.app.url_path_for(
-            "result_status", result_id="x")[:-1]
-    base = request.base_url
-    return f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path}"
+    known: dict[Any, str] | None = getattr(state, "result_status_bases", None)
+    if known is None:
+        known = state.result_status_bases = {}
+    base = known.get(key)
+    if base is None:
+        path = request.app.url_path_for("result_status", result_id="x")[:-1]
+        url = request.base_url
+        base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}{path}"
+        if len(known) < 64:  # the Host header is the client's to choose
+            known[key] = base
+    return base
 
 
 def _accepted(request: Request, result_id: str, s: Submitted, trace_id: str | None,

@@ -129,15 +129,32 @@ async def on_status_list(conn: AsyncConnection, items: list[Incoming]) -> dict[i
     return {}
 
 
+# One cached statement per batch whatever its size (arrays in): every change is kept in
+# `status_events`, in arrival order (its ids, which `issuer_reason` reads the latest by);
+# each credential takes the status of its last change in the batch. A change for a
+# credential not (yet) registered is kept all the same, as before.
+_STATUS_CHANGED = sa.text(
+    "WITH u AS (SELECT * FROM unnest(CAST(:cids AS uuid[]), CAST(:actions AS text[]), "
+    "CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:changed AS timestamptz[])) "
+    "WITH ORDINALITY AS u(c, a, s, r, t, n)), "
+    "e AS (INSERT INTO status_events (credential_id, action, status, reason, changed_at) "
+    "SELECT c, a, s, r, t FROM u ORDER BY n), "
+    "last AS (SELECT DISTINCT ON (c) c, s FROM u ORDER BY c, n DESC) "
+    "UPDATE credentials SET status = last.s FROM last WHERE credential_id = last.c")
+
+
 async def on_status_changed(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+    """Revocations, suspensions and reinstatements as issuance announced them: one
+    statement per batch (it used to be an UPDATE and an INSERT per event: issue 12)."""
+    events: list[CredentialStatusChanged] = []
     for item in items:
-        e = item.event
-        assert isinstance(e, CredentialStatusChanged)
-        await conn.execute(sa.update(CredentialRecord).where(
-            col(CredentialRecord.credential_id) == e.credential_id).values(status=e.status))
-        await conn.execute(sa.insert(StatusEvent).values(
-            credential_id=e.credential_id, action=e.action, status=e.status, reason=e.reason,
-            changed_at=e.changed_at))
+        assert isinstance(item.event, CredentialStatusChanged)
+        events.append(item.event)
+    if events:
+        await conn.execute(_STATUS_CHANGED, {
+            "cids": [e.credential_id for e in events], "actions": [e.action for e in events],
+            "statuses": [e.status for e in events], "reasons": [e.reason for e in events],
+            "changed": [e.changed_at for e in events]})
     return {}
 
 
