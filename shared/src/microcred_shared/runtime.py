@@ -96,8 +96,10 @@ class ServiceRuntime:
         self._tasks.append(task)
         return task
 
-    def _committed(self) -> None:
-        if self.relay:
+    def _committed(self, wrote: bool) -> None:
+        # Only a batch that wrote outbox rows wakes the relay (each wake is a claim
+        # transaction); what it wrote is then published at once, as before.
+        if wrote and self.relay:
             self.relay.wake()
         for listener in self.commit_listeners:
             listener()
