@@ -292,6 +292,18 @@ def _readable(value: Any) -> bytes:
     return bytes(value).decode("utf-8", "replace").encode()
 
 
+def _decodable(headers: Any) -> bool:
+    """Whether every header value is UTF-8 already (nearly every record): such a record is
+    handed on as it is, without a copy (per record and header, a copy and a decode and
+    encode were 5 % of issuance's CPU in the e2e profile, issue 12)."""
+    try:
+        for _, value in headers or ():
+            value.decode()  # None has no decode: AttributeError
+    except (AttributeError, UnicodeDecodeError):
+        return False
+    return True
+
+
 async def lenient_batch_parser(records: tuple[ConsumerRecord, ...],
                                original: Callable[..., Awaitable[Any]]) -> Any:
     """FastStream's batch parser, made unable to fail on what a record carries.
@@ -301,7 +313,8 @@ async def lenient_batch_parser(records: tuple[ConsumerRecord, ...],
     and later commits went past it (issue 13). Its parser now sees copies whose header
     values are always decodable; the message keeps the records exactly as they came, so the
     consumer judges each one itself and dead-letters the bad ones with their bytes intact."""
-    safe = tuple(dataclasses.replace(r, headers=[(k, _readable(v)) for k, v in r.headers or ()])
+    safe = tuple(r if _decodable(r.headers) else
+                 dataclasses.replace(r, headers=[(k, _readable(v)) for k, v in r.headers or ()])
                  for r in records)
     message = await original(safe)
     message.raw_message = records
