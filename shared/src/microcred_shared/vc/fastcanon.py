@@ -71,7 +71,8 @@ class Walker:
         if via is not None:
             ctx = self._enter(ctx, via.scoped, element)
         c = self.c
-        type_keys = [k for k in element if c.vocab(ctx, k) == "@type"]
+        keys = tuple(element)
+        type_keys = c.type_keys(ctx, keys)
         types: list[str] = []
         if len(type_keys) == 1:
             key = type_keys[0]
@@ -82,12 +83,12 @@ class Walker:
             scoped_ctx = ctx
         subject: Term | None = None
         pending: list[tuple[Plan, Any]] = []
-        for key, value in element.items():
-            if key == "@context":
+        for key, plan in zip(keys, c.layout(scoped_ctx, keys), strict=True):
+            if plan is None:  # "@context"
                 if via is None:
                     continue
                 raise Fallback("embedded @context")
-            plan = c.plan(scoped_ctx, key)
+            value = element[key]
             if plan.kind == PROPERTY:
                 if value is not None:  # pyld drops a null-valued property entirely
                     pending.append((plan, value))
