@@ -163,3 +163,16 @@ async def test_a_dead_letter_alone_wakes_the_relay(engine: Any) -> None:
 
 def _id(r: ConsumerRecord) -> bytes:
     return dict(r.headers)["ce_id"]
+
+
+async def test_a_topic_listener_hears_only_its_own_subscriptions_commits(engine: Any) -> None:
+    """Issuance reloads its catalogue after the catalogue topics' batches, not after every
+    decisions batch (a catalogue query per batch for nothing)."""
+    heard: list[str] = []
+    async with Service(engine) as service:
+        service.rt.after_commit(f"{TOPIC}.writes_nothing", lambda: heard.append("catalogue"))
+        service.rt.commit_listeners.append(lambda: heard.append("any"))
+        await service.feed(publishes, record())
+        assert heard == ["any"]
+        await service.feed(writes_nothing, record())
+        assert heard == ["any", "any", "catalogue"]

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from itertools import chain
 from typing import Any, Self
 
@@ -68,7 +69,8 @@ class ServiceRuntime:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self.commit_listeners: list[Callable[[], None]] = []
+        self.commit_listeners: list[Callable[[], None]] = []  # after every batch's commit
+        self._topic_listeners: dict[str, list[Callable[[], None]]] = {}
         self.restarted_consumers = 0  # by watch_consumers
         # The service's own counters at GET /metrics, next to the shared ones.
         self.metric_sources: list[metrics.MetricSource] = []
@@ -101,12 +103,19 @@ class ServiceRuntime:
         self._tasks.append(task)
         return task
 
-    def _committed(self, wrote: bool) -> None:
+    def after_commit(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit of a batch of subscription `topic` only (a
+        projection's reload after its own topic's writes, not after every batch)."""
+        self._topic_listeners.setdefault(topic, []).append(listener)
+
+    def _committed(self, topic: str, wrote: bool) -> None:
         # Only a batch that wrote outbox rows wakes the relay (each wake is a claim
         # transaction); what it wrote is then published at once, as before.
         if wrote and self.relay:
             self.relay.wake()
         for listener in self.commit_listeners:
+            listener()
+        for listener in self._topic_listeners.get(topic, ()):
             listener()
 
     def _register(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
@@ -116,7 +125,8 @@ class ServiceRuntime:
         assert self.engine is not None
         consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
                                  handler=handler, expected=expected,
-                                 on_committed=self._committed, on_conflict=on_conflict)
+                                 on_committed=partial(self._committed, topic),
+                                 on_conflict=on_conflict)
         self.consumers[topic] = consumer
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
