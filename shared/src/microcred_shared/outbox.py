@@ -71,7 +71,9 @@ def event_record(topic: str, event: Event, source: str, *, traceparent: str | No
 # statement is recompiled for every batch size, which the e2e profile showed to dominate.
 # INSERT_ARRAYS is the same statement for a caller that composes it into its own (with
 # its own parameter markers; `columns` gives the four arrays in order). Each row's shard
-# (which relay publishes it, ADR 2) is computed from its key by the database.
+# (which relay publishes it, ADR 2) is computed from its key by the database. A caller
+# that runs it inside a consumer batch says so with `wrote` (the relay is woken after a
+# batch's commit only when the batch wrote outbox rows).
 INSERT_ARRAYS = (
     "INSERT INTO outbox (topic, key, headers, payload, created_at, shard) "
     "SELECT t, k, h, p, now(), " + SHARD_OF_KEY.format(key="k") + " "
@@ -128,6 +130,25 @@ async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
     topics, keys, headers, payloads = columns(records)
     await conn.execute(_INSERT, {"topics": topics, "keys": keys, "headers": headers,
                                  "payloads": payloads})
+    wrote(conn, len(records))
+
+
+# Outbox rows written on a connection since `taken` last read it: the consumer loop wakes
+# the relay after a batch's commit only when its transaction wrote some (a wake is a claim
+# transaction on the relay's connection; most batches of most subscriptions write none).
+_WROTE = "microcred.outbox.wrote"
+
+
+def wrote(conn: AsyncConnection, rows: int) -> None:
+    """Note that the open transaction on `conn` wrote `rows` outbox rows (`write` does)."""
+    conn.info[_WROTE] = conn.info.get(_WROTE, 0) + rows
+
+
+def taken(conn: AsyncConnection) -> int:
+    """The outbox rows noted on `conn` since the last call, and start counting again.
+    Counts rows a savepoint rolled back too: a wake too many costs one empty claim, a
+    wake too few would leave rows for the relay's next poll."""
+    return int(conn.info.pop(_WROTE, 0))
 
 
 # Lock keys (two int4 in pg_locks: classid, objid): the shard locks are (hashtext(name),

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from itertools import chain
 from typing import Any, Self
 
@@ -64,24 +65,30 @@ class ServiceRuntime:
         self.consumers: dict[str, BatchConsumer] = {}
         self.subscribers: dict[str, Any] = {}  # FastStream's, by subscription (metrics: lag)
         self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None,
-                               str | None, ConflictHook | None]] = []
+                               str | None, int | None, ConflictHook | None]] = []
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self.commit_listeners: list[Callable[[], None]] = []
+        self.commit_listeners: list[Callable[[], None]] = []  # after every batch's commit
+        self._topic_listeners: dict[str, list[Callable[[], None]]] = {}
         self.restarted_consumers = 0  # by watch_consumers
         # The service's own counters at GET /metrics, next to the shared ones.
         self.metric_sources: list[metrics.MetricSource] = []
 
     def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
                   *, max_records: int | None = None, pattern: str | None = None,
+                  discovery_ms: int | None = None,
                   on_conflict: ConflictHook | None = None) -> None:
         """With `pattern`, `topic` only names the subscription (its consumer group) and
         every topic matching the regular expression is consumed, new ones included once
-        the consumer's metadata refreshes (broker option metadata_max_age_ms).
+        the consumer's metadata refreshes: every `discovery_ms` (this subscription's
+        consumer only; aiokafka's default is 5 minutes). Each refresh is a metadata
+        request, so the other subscriptions keep the default.
         `on_conflict` sees the records that reuse a ce_id for another payload before they
         are dead-lettered (in the batch's transaction)."""
-        self._subs.append((topic, handler, expected, max_records, pattern, on_conflict))
+        assert discovery_ms is None or pattern, "discovery_ms is for a pattern subscription"
+        self._subs.append((topic, handler, expected, max_records, pattern, discovery_ms,
+                           on_conflict))
 
     # Typed by Self: a service's subclass of ServiceRuntime (declaring the attributes its
     # start hook sets) gets hooks and routes that take that subclass.
@@ -96,19 +103,30 @@ class ServiceRuntime:
         self._tasks.append(task)
         return task
 
-    def _committed(self) -> None:
-        if self.relay:
+    def after_commit(self, topic: str, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit of a batch of subscription `topic` only (a
+        projection's reload after its own topic's writes, not after every batch)."""
+        self._topic_listeners.setdefault(topic, []).append(listener)
+
+    def _committed(self, topic: str, wrote: bool) -> None:
+        # Only a batch that wrote outbox rows wakes the relay (each wake is a claim
+        # transaction); what it wrote is then published at once, as before.
+        if wrote and self.relay:
             self.relay.wake()
         for listener in self.commit_listeners:
+            listener()
+        for listener in self._topic_listeners.get(topic, ()):
             listener()
 
     def _register(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
                   max_records: int | None, pattern: str | None = None,
+                  discovery_ms: int | None = None,
                   on_conflict: ConflictHook | None = None) -> None:
         assert self.engine is not None
         consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
                                  handler=handler, expected=expected,
-                                 on_committed=self._committed, on_conflict=on_conflict)
+                                 on_committed=partial(self._committed, topic),
+                                 on_conflict=on_conflict)
         self.consumers[topic] = consumer
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
@@ -124,6 +142,8 @@ class ServiceRuntime:
         )
         self.subscribers[topic] = subscriber
         wait_for_records(subscriber)
+        if discovery_ms is not None:
+            consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
         @subscriber
         async def on_batch(msg: KafkaMessage) -> None:
@@ -280,6 +300,18 @@ class ServiceRuntime:
         shutdown = getattr(self.tracer_provider, "shutdown", None)
         if shutdown:
             shutdown()  # flushes the spans still buffered
+
+
+def consumer_option(subscriber: Any, name: str, value: Any) -> None:
+    """Set an aiokafka consumer option that FastStream's `subscriber()` does not take (it
+    has them per broker only) for this subscriber's consumer alone. FastStream 0.7.8 builds
+    the consumer as `builder(group_id=..., client_id=..., **_connection_args)`, the broker's
+    options bound in `builder`: an entry here overrides the broker's."""
+    args = getattr(subscriber, "_connection_args", None)
+    if not isinstance(args, dict):
+        raise RuntimeError("FastStream's subscriber no longer keeps _connection_args: "
+                           f"{name} cannot be set per subscription")
+    args[name] = value
 
 
 def coordinator_failure(subscriber: Any) -> BaseException | None:

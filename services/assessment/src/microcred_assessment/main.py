@@ -31,13 +31,14 @@ from microcred_shared.contract.events_providers import AuditRecorded, BrokerRefu
 from microcred_shared.projection import LiveCatalog
 
 # A provider's results topic is created when it gets a Kafka principal; the pattern
-# subscription sees a new topic at the next metadata refresh (default: 5 minutes).
+# subscription sees a new topic at its consumer's next metadata refresh (default: 5
+# minutes). Only that consumer refreshes this often: the others need no new topics.
 TOPIC_DISCOVERY_MS = 5000
 
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]:
     settings = settings or Settings()
-    rt = AssessmentRuntime(settings, MIGRATIONS, metadata_max_age_ms=TOPIC_DISCOVERY_MS)
+    rt = AssessmentRuntime(settings, MIGRATIONS)
     skew = timedelta(seconds=settings.clock_skew_seconds)
     seed = load_seed(settings.seed_file)
 
@@ -57,7 +58,7 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, AssessmentRuntime]
         r.subscribe(topics.RESULTS, handler, AssessmentResultSubmitted,
                     on_conflict=on_conflicting_duplicates)
         r.subscribe("provider-results", handler, AssessmentResultSubmitted,
-                    pattern=topics.PROVIDER_RESULTS_PATTERN,
+                    pattern=topics.PROVIDER_RESULTS_PATTERN, discovery_ms=TOPIC_DISCOVERY_MS,
                     on_conflict=on_conflicting_duplicates)
         r.subscribe(topics.AUDIT, on_audit, AuditRecorded)
         r.subscribe(topics.KAFKA_REFUSALS,

@@ -50,7 +50,10 @@ async def start(rt: IssuanceRuntime) -> None:
     rt.background(refresh_status_lists(rt.engine, signer))
     rt.background(follow_rotations(keys))
     rt.background(live.follow())
-    rt.commit_listeners.append(live.poke)
+    # Only the catalogue's own subscriptions change it: a reload after every decisions
+    # batch was a catalogue query per batch for nothing (it still polls every 2 s).
+    rt.after_commit(topics.PROVIDERS, live.poke)
+    rt.after_commit(topics.DEFINITIONS, live.poke)
     rt.subscribe(topics.PROVIDERS, partial(on_providers, keys=keys, base_url=rt.base_url),
                  ProviderPublished)
     rt.subscribe(topics.DEFINITIONS, projection.on_definitions, DefinitionPublished)

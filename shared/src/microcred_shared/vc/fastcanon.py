@@ -71,7 +71,8 @@ class Walker:
         if via is not None:
             ctx = self._enter(ctx, via.scoped, element)
         c = self.c
-        type_keys = [k for k in element if c.vocab(ctx, k) == "@type"]
+        keys = tuple(element)
+        type_keys = c.type_keys(ctx, keys)
         types: list[str] = []
         if len(type_keys) == 1:
             key = type_keys[0]
@@ -82,12 +83,12 @@ class Walker:
             scoped_ctx = ctx
         subject: Term | None = None
         pending: list[tuple[Plan, Any]] = []
-        for key, value in element.items():
-            if key == "@context":
+        for key, plan in zip(keys, c.layout(scoped_ctx, keys), strict=True):
+            if plan is None:  # "@context"
                 if via is None:
                     continue
                 raise Fallback("embedded @context")
-            plan = c.plan(scoped_ctx, key)
+            value = element[key]
             if plan.kind == PROPERTY:
                 if value is not None:  # pyld drops a null-valued property entirely
                     pending.append((plan, value))
@@ -145,22 +146,22 @@ def _shared_contexts() -> Contexts:
     return _contexts
 
 
-def _render(term: Term, labels: dict[int, str]) -> str:
-    return labels[term] if isinstance(term, int) else term
-
-
 def _first_degree_hash(node: int, quads: list[Quad]) -> str:
-    def term(t: Term) -> str:
-        if isinstance(t, int):
-            return "_:a" if t == node else "_:z"
-        return t
-
-    lines = sorted(f"{term(s)} {p} {term(o)} .\n" for s, p, o in quads)
+    # Blank nodes: the node itself `_:a`, any other `_:z`. Inline, not a Python call per
+    # term: the same lines, faster.
+    a, z = "_:a", "_:z"
+    lines = sorted([f"{(a if s == node else z) if isinstance(s, int) else s} {p} "
+                    f"{(a if o == node else z) if isinstance(o, int) else o} .\n"
+                    for s, p, o in quads])
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
 
 def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
-    lines = sorted(f"{_render(s, labels)} {p} {_render(o, labels)} .\n" for s, p, o in quads)
+    # Terms are str (IRIs, literals) or int (blank nodes, all in `labels`): `get(t, t)`
+    # renders both without a Python call per term.
+    terms: dict[Any, str] = labels
+    get = terms.get
+    lines = sorted([f"{get(s, s)} {p} {get(o, o)} .\n" for s, p, o in quads])
     return "".join(lines)
 
 

@@ -174,6 +174,11 @@ class Contexts:
         self._vocab: dict[tuple[int, str], str | None] = {}
         self._plans: dict[tuple[int, str], Plan] = {}
         self._types: dict[tuple[int, str, tuple[str, ...]], tuple[Ctx, list[str]]] = {}
+        # By a node's keys, in order: which of them alias @type, and each key's plan (a
+        # credential's nodes have the same keys every time: two lookups per node instead
+        # of two per key).
+        self._type_keys: dict[tuple[int, tuple[str, ...]], list[str]] = {}
+        self._layouts: dict[tuple[int, tuple[str, ...]], list[Plan | None]] = {}
         self._known = known_urls()
 
     def top(self, spec: Any) -> Ctx:
@@ -203,10 +208,13 @@ class Contexts:
         # hostile input; they are cheap to rebuild. `_processed` is never cleared: it
         # pins the contexts whose id() the other caches use, and it is bounded by the
         # vendored contexts (documents cannot add contexts on the fast path).
-        if len(self._vocab) + len(self._plans) + len(self._types) > _CACHE_LIMIT:
+        if len(self._vocab) + len(self._plans) + len(self._types) + len(self._type_keys) \
+                + len(self._layouts) > _CACHE_LIMIT:
             self._vocab.clear()
             self._plans.clear()
             self._types.clear()
+            self._type_keys.clear()
+            self._layouts.clear()
 
     def vocab(self, ctx: Ctx, value: str) -> str | None:
         """A key or type value expanded as pyld does with vocab=True."""
@@ -226,6 +234,25 @@ class Contexts:
             self._bound()
             plan = self._plans[cache_key] = Plan(self, ctx, key)
         return plan
+
+    def type_keys(self, ctx: Ctx, keys: tuple[str, ...]) -> list[str]:
+        """The keys among `keys` that expand to @type (as `vocab` says, key by key)."""
+        cache_key = (id(ctx), keys)
+        hit = self._type_keys.get(cache_key)
+        if hit is None:
+            self._bound()
+            hit = self._type_keys[cache_key] = [k for k in keys if self.vocab(ctx, k) == "@type"]
+        return hit
+
+    def layout(self, ctx: Ctx, keys: tuple[str, ...]) -> list[Plan | None]:
+        """`plan(ctx, key)` for each of `keys` in order; None for "@context" (no plan)."""
+        cache_key = (id(ctx), keys)
+        hit = self._layouts.get(cache_key)
+        if hit is None:
+            self._bound()
+            hit = [None if k == "@context" else self.plan(ctx, k) for k in keys]
+            self._layouts[cache_key] = hit
+        return hit
 
     def typed(self, ctx: Ctx, key: str, value: Any) -> tuple[Ctx, list[str]]:
         """(context with type-scoped contexts applied, rendered type IRIs) for one @type key."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import base58
@@ -47,6 +48,10 @@ class SigningKey:
         return f"SigningKey({self.provider_id}#{self.key_id})"
 
 
+# Memoized: every credential and proof names its issuer twice (profile, verification
+# method), and parsing and quoting the base URL each time was 3 % of issuance's CPU in the
+# e2e profile (issue 12). A few entries per provider at most.
+@lru_cache(maxsize=4096)
 def issuer_id(base_url: str, provider_id: str) -> str:
     """The provider's did:web under the registry's public origin (ADR 22); the registry
     serves its DID document at `{base_url}/issuers/{provider_id}/did.json`. did:web is
