@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -131,8 +131,11 @@ class ServiceRuntime:
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
 
+        # Topics are a contract, made on purpose by the deployment (8 partitions, compacted
+        # where it says so): a service never creates one, and says nothing about trying to
+        # (FastStream's default tried, and warned once per subscription at every start).
         subscriber = self.broker.subscriber(
-            *(() if pattern else (topic,)), **where,
+            *(() if pattern else (Topic(topic, declare=False),)), **where,
             group_id=f"{self.settings.consumer_group}.{topic}", batch=True,
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
