@@ -27,21 +27,25 @@ from microcred_shared.contract import topics
 from microcred_shared.contract.topics import service_principal
 
 CLUSTER_NAME = "kafka-cluster"
-ALLOW = 3  # AclPermissionType
+ALLOW, DENY = 3, 2  # AclPermissionType
 
 
 class Resource(enum.IntEnum):  # Kafka's ResourceType codes
     TOPIC = 2
     GROUP = 3
     CLUSTER = 4
+    TRANSACTIONAL_ID = 5
 
 
 class Operation(enum.IntEnum):  # Kafka's AclOperation codes
+    ALL = 2
     READ = 3
     WRITE = 4
     CREATE = 5
+    DELETE = 6
     ALTER = 7
     DESCRIBE = 8
+    IDEMPOTENT_WRITE = 12
 
 
 class Pattern(enum.IntEnum):  # Kafka's PatternType codes
@@ -78,13 +82,14 @@ def service_acls(service: str) -> list[Acl]:
     return sorted(acls)
 
 
-async def create_acls(admin: AIOKafkaAdminClient, principal: str, acls: list[Acl]) -> None:
-    """Grant `acls` to `principal` on a started admin client (idempotent: Kafka keeps one
-    copy of an ACL granted twice)."""
+async def create_acls(admin: AIOKafkaAdminClient, principal: str, acls: list[Acl], *,
+                      allow: bool = True) -> None:
+    """Grant (or deny) `acls` to `principal` on a started admin client (idempotent: Kafka
+    keeps one copy of an ACL granted twice)."""
     for acl in acls:
         response = await admin._send_request(CreateAclsRequest(  # no public API in aiokafka
             int(acl.resource), acl.name, int(acl.pattern), principal, "*", int(acl.operation),
-            ALLOW))
+            ALLOW if allow else DENY))
         for code, message in response.creation_responses:
             if code:
                 raise RuntimeError(f"ACL {principal} {acl}: {code} {message}")

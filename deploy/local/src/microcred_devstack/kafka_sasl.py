@@ -19,13 +19,13 @@ create_scram_user(node, "admin", password).
 
 from __future__ import annotations
 
-import enum
 import subprocess
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import CreateAclsRequest
+
+from microcred_shared.kafka_acls import Acl, Operation, Pattern, Resource, create_acls
 
 from ._sync import run_sync
 from .kafka_jars import KafkaError, ensure_kafka_jars, java_cmd
@@ -104,32 +104,6 @@ def sasl_client_options(user: str, password: str) -> dict[str, Any]:
     }
 
 
-class Resource(enum.IntEnum):  # Kafka's ResourceType codes
-    TOPIC = 2
-    GROUP = 3
-    CLUSTER = 4
-    TRANSACTIONAL_ID = 5
-
-
-class Operation(enum.IntEnum):  # Kafka's AclOperation codes
-    ALL = 2
-    READ = 3
-    WRITE = 4
-    CREATE = 5
-    DELETE = 6
-    ALTER = 7
-    DESCRIBE = 8
-    IDEMPOTENT_WRITE = 12
-
-
-class Pattern(enum.IntEnum):  # Kafka's PatternType codes
-    LITERAL = 3
-    PREFIXED = 4
-
-
-ALLOW, DENY = 3, 2
-
-
 async def add_acls(
     bootstrap: str,
     principal: str,
@@ -148,14 +122,10 @@ async def add_acls(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     try:
         await admin.start()
-        for op in operations:
-            request = CreateAclsRequest(
-                int(resource), name, int(pattern), principal, "*", int(op), ALLOW if allow else DENY
-            )
-            response = await admin._send_request(request)  # no public API in aiokafka 0.14
-            for code, message in response.creation_responses:
-                if code:
-                    raise KafkaError(f"ACL {principal} {op.name} {resource.name}:{name}: {message}")
+        await create_acls(admin, principal, [Acl(resource, name, pattern, op) for op in operations],
+                          allow=allow)
+    except RuntimeError as exc:
+        raise KafkaError(str(exc)) from exc
     finally:
         await admin.close()
 
