@@ -36,10 +36,13 @@ def test_python_signed_credentials_verify_in_javascript_with_their_status(issuer
                       "status": {"revocation": False, "suspension": False}}
 
 
-def test_a_batch_of_one_definitions_credentials_verifies_in_javascript(issuer, tmp_path):
+def test_a_batch_of_one_definitions_credentials_verifies_in_javascript(issuer, tmp_path,
+                                                                       monkeypatch):
     # From the third credential on, the achievement's and the issuer's canonical quads come
     # from the fast path's remembered fragments: JavaScript must still accept every proof.
     from microcred_shared.vc import fastcanon
+
+    monkeypatch.setattr(fastcanon, "_memo", None)  # none remembered by earlier tests
 
     docs = [issuer.credential(10 + n, subject_id=f"did:example:batch-learner-{n}")
             for n in range(5)]

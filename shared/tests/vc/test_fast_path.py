@@ -158,6 +158,13 @@ def test_an_embedded_context_falls_back_to_the_reference_path() -> None:
 _serial = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def fresh_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no remembered fragment (the memo is per process: a test that
+    changed a shared node's content before would leave it walked every time)."""
+    monkeypatch.setattr(fastcanon, "_memo", None)
+
+
 def learner_copy(doc: dict[str, Any]) -> dict[str, Any]:
     """The same credential for another learner: its own id, subject id and result (a new
     dict tree; the achievement and the issuer are equal but not the same objects)."""
