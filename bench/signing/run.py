@@ -39,7 +39,12 @@ from typing import Any
 
 from microcred_shared.vc import contexts, keys, proofs
 from microcred_shared.vc import verify as verifier
-from microcred_shared.vc.fastcanon import canonicalize_quads, fast_quads
+from microcred_shared.vc.fastcanon import (
+    canonicalize_parts,
+    canonicalize_quads,
+    fast_parts,
+    fast_quads,
+)
 from microcred_testkit.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,11 +59,24 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}"
 
 
-def credentials(n: int) -> list[dict[str, Any]]:
+def credentials(n: int, start: int = 0) -> list[dict[str, Any]]:
+    """N credentials of one definition for N learners: each its own id, subject id and
+    result (the issuer and the achievement are the same, as in a real batch). Each is its
+    own dict tree, as a builder makes it. Not N copies of one subject: the fast path
+    remembers a nested node with an IRI id that recurs unchanged, which would then cover
+    the whole subject."""
     base = json.loads((PEER / "sample-credential.json").read_text("utf-8"))
     base.pop("proof", None)
     base["issuer"] = {**base["issuer"], "id": ISSUER}
-    return [{**base, "id": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"} for i in range(n)]
+    docs = []
+    for i in range(start, start + n):
+        doc = json.loads(json.dumps(base))
+        doc["id"] = f"urn:uuid:00000000-0000-4000-8000-{i:012d}"
+        subject = doc["credentialSubject"]
+        subject["id"] = f"did:example:learner-{i:06d}"
+        subject["result"][0]["value"] = str(50 + i % 50)
+        docs.append(doc)
+    return docs
 
 
 def rate(docs: list[dict[str, Any]], sign_one: Callable[[dict[str, Any]], Any]) -> float:
@@ -73,21 +91,30 @@ def show(label: str, per_s: float) -> None:
     print(f"  {label:36s} {1000 / per_s:8.3f} ms/cred  {per_s:8.0f} creds/s")
 
 
-def breakdown(doc: dict[str, Any], repeat: int = 2000) -> None:
-    """Where one fast-path signature spends its time (each step timed alone)."""
+def breakdown(docs: list[dict[str, Any]], repeat: int = 2000) -> None:
+    """Where one fast-path signature spends its time (each step timed alone). The walk and
+    RDFC-1.0 are timed over `docs`, each seen once (new learners of a definition signed
+    before: the achievement and the issuer come from remembered fragments)."""
     key = keys.private_key_from_seed(bytes(32))
+    doc = docs[0]
     config = {"@context": doc["@context"], "type": "DataIntegrityProof",
               "cryptosuite": proofs.RDFC, "created": "2026-01-01T00:00:00Z",
               "verificationMethod": VM, "proofPurpose": "assertionMethod"}
-    quads = fast_quads(doc)
+    print("  fast-path breakdown:")
+    started = time.perf_counter()
+    parts = [fast_parts(d) for d in docs]
+    print(f"    {'JSON-LD walk, fragments reused':34s} "
+          f"{(time.perf_counter() - started) / len(docs) * 1000:8.4f} ms")
+    started = time.perf_counter()
+    for quads, fragments in parts:
+        canonicalize_parts(quads, fragments)
+    print(f"    {'RDFC-1.0 on those quads':34s} "
+          f"{(time.perf_counter() - started) / len(docs) * 1000:8.4f} ms")
     steps: dict[str, Callable[[], Any]] = {
-        "JSON-LD walk to quads (document)": lambda: fast_quads(doc),
-        "RDFC-1.0 on those quads": lambda: canonicalize_quads(quads),
         "proof options (walk + RDFC)": lambda: canonicalize_quads(fast_quads(config)),
         "Ed25519 sign": lambda: key.sign(bytes(64)),
         "base58 of the signature": lambda: keys.multibase_encode(bytes(64)),
     }
-    print("  fast-path breakdown:")
     for label, step in steps.items():
         step()
         started = time.perf_counter()
@@ -231,6 +258,9 @@ def main() -> None:
     assert fast == slow, "fast path output differs from the reference path"
     print("  fast and reference proofs are byte-identical on the sample: yes")
 
+    # Each round signs new learners' credentials (a learner's subject is seen once, as in
+    # issuance; seen again it would be remembered like the achievement).
+    rounds = [credentials(args.n, start=(r + 1) * args.n) for r in range(args.rounds)]
     variants: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Any]]] = {
         "ours eddsa-rdfc-2022 (fast path)": (docs, lambda d: proofs.sign(d, key, VM)),
         "ours eddsa-rdfc-2022 (reference)": (
@@ -242,6 +272,8 @@ def main() -> None:
     best: dict[str, float] = {}
     for round_no in range(args.rounds):
         for label, (subset, sign_one) in variants.items():
+            if label == "ours eddsa-rdfc-2022 (fast path)":
+                subset = rounds[round_no]
             best[label] = max(best.get(label, 0.0), rate(subset, sign_one))
         for suite in (proofs.RDFC, proofs.JCS):
             label = f"peer {suite} (@digitalbazaar/vc)"
@@ -250,7 +282,7 @@ def main() -> None:
     print(f"best of {args.rounds} rounds, credentials/s on one core:")
     for label, per_s in best.items():
         show(label, per_s)
-    breakdown(docs[0])
+    breakdown(credentials(args.n, start=(args.rounds + 1) * args.n))
     print("ratios (ours / peer, same suite, same core):")
     for label, per_s in best.items():
         if label.startswith("ours"):

@@ -36,6 +36,24 @@ def test_python_signed_credentials_verify_in_javascript_with_their_status(issuer
                       "status": {"revocation": False, "suspension": False}}
 
 
+def test_a_batch_of_one_definitions_credentials_verifies_in_javascript(issuer, tmp_path,
+                                                                       monkeypatch):
+    # From the third credential on, the achievement's and the issuer's canonical quads come
+    # from the fast path's remembered fragments: JavaScript must still accept every proof.
+    from microcred_shared.vc import fastcanon
+
+    monkeypatch.setattr(fastcanon, "_memo", None)  # none remembered by earlier tests
+
+    docs = [issuer.credential(10 + n, subject_id=f"did:example:batch-learner-{n}")
+            for n in range(5)]
+    probe = examples.example_credential(issuer_id=issuer.issuer_id,
+                                        subject_id="did:example:batch-probe")
+    _, fragments = fastcanon.fast_parts(probe)  # a new learner: the achievement is reused
+    assert probe["credentialSubject"]["achievement"]["id"] in {f.element["id"] for f in fragments}
+    results = run_node("verify.mjs", docs, documents=served(issuer), tmp_path=tmp_path)
+    assert [r["verified"] for r in results] == [True] * 5, results
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_javascript_sees_a_revocation_and_a_suspension_set_in_python(issuer, suite, tmp_path):
     revoked, suspended = issuer.credential(2, suite=suite), issuer.credential(3, suite=suite)

@@ -1,12 +1,15 @@
 """The fast RDFC-1.0 path must give byte-for-byte what the pyld reference path gives —
-or the same kind of refusal — for any credential content."""
+or the same kind of refusal — for any credential content, also when a definition's subtree
+(the achievement, the issuer) is walked once and reused for every credential embedding it."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import string
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +152,157 @@ def test_an_embedded_context_falls_back_to_the_reference_path() -> None:
     doc["credentialSubject"]["@context"] = {"extra": "https://example.com/extra"}
     doc["credentialSubject"]["extra"] = "x"
     assert fastcanon.rdfc_fast(doc) == canon.rdfc_reference(doc)
+
+
+# Remembered fragments
+_serial = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def fresh_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no remembered fragment (the memo is per process: a test that
+    changed a shared node's content before would leave it walked every time)."""
+    monkeypatch.setattr(fastcanon, "_memo", None)
+
+
+def learner_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same credential for another learner: its own id, subject id and result (a new
+    dict tree; the achievement and the issuer are equal but not the same objects)."""
+    n = next(_serial)
+    other = copy.deepcopy(doc)
+    other["id"] = f"urn:uuid:00000000-0000-4000-8000-{n:012d}"
+    subject = other["credentialSubject"]
+    subject["id"] = f"did:example:learner-{n}"
+    subject["result"] = [{"type": ["Result"], "value": str(n % 100)}]
+    return other
+
+
+def reused_ids(doc: dict[str, Any]) -> list[Any]:
+    """The ids of the nodes the fast walk took from remembered fragments."""
+    _, fragments = fastcanon.fast_parts(doc)
+    return [f.element["id"] for f in fragments]
+
+
+def achievement_id(seed: str) -> str:
+    return f"https://issuers.example.ca/achievements/{seed}-{next(_serial)}"
+
+
+def test_the_third_credential_of_a_definition_reuses_its_achievement_and_issuer() -> None:
+    doc = examples.example_credential()
+    doc["credentialSubject"]["achievement"]["id"] = achievement_id("reuse")
+    first, second, third = (learner_copy(doc) for _ in range(3))
+    assert fastcanon.rdfc_fast(first) == canon.rdfc_reference(first)
+    assert fastcanon.rdfc_fast(second) == canon.rdfc_reference(second)
+    ids = reused_ids(third)
+    assert doc["credentialSubject"]["achievement"]["id"] in ids
+    assert doc["issuer"]["id"] in ids
+    assert fastcanon.rdfc_fast(third) == canon.rdfc_reference(third)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(credentials())
+def test_credentials_sharing_a_definition_canonicalize_as_pyld_does(doc: dict) -> None:
+    # Random achievements (blank nodes, @list values, identical alignments that need the
+    # N-degree step, numbers of every kind, undefined terms): each one is canonicalized in
+    # four learners' credentials, so the last ones go through the remembered fragment.
+    expected = outcome(canon.rdfc_reference, doc)
+    for _ in range(4):
+        other = learner_copy(doc)
+        assert outcome(fastcanon.rdfc_fast, other) == outcome(canon.rdfc_reference, other)
+    assert outcome(fastcanon.rdfc_fast, doc) == expected
+
+
+def remembered(achievement: dict[str, Any]) -> dict[str, Any]:
+    """A credential whose achievement has been seen twice (so it is remembered)."""
+    doc = examples.example_credential()
+    doc["credentialSubject"]["achievement"] = achievement
+    for _ in range(2):
+        fastcanon.rdfc_fast(learner_copy(doc))
+    assert achievement["id"] in reused_ids(learner_copy(doc))
+    return doc
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (1, True), (True, 1), (0, False), (1.0, True), (0.0, -0.0), (9007199254740992.0, 2**53),
+    (1, 1.0), (3, "3")])
+def test_an_equal_looking_value_of_another_type_is_not_taken_from_the_fragment(before: Any,
+                                                                             after: Any) -> None:
+    # Python says True == 1 == 1.0 and 2**53 == 2.0**53; RDF and the signing rules do not.
+    achievement = examples.example_achievement(achievement_id("types"))
+    achievement["creditsAvailable"] = before
+    achievement["level"] = {"framework": "EQF", "value": before}
+    doc = learner_copy(remembered(achievement))
+    doc["credentialSubject"]["achievement"]["level"]["value"] = after
+    assert outcome(fastcanon.rdfc_fast, doc) == outcome(canon.rdfc_reference, doc)
+    doc["credentialSubject"]["achievement"]["creditsAvailable"] = after
+    assert outcome(fastcanon.rdfc_fast, doc) == outcome(canon.rdfc_reference, doc)
+
+
+def test_a_changed_achievement_under_the_same_id_is_walked_again() -> None:
+    achievement = examples.example_achievement(achievement_id("changed"))
+    doc = remembered(achievement)
+    changed = learner_copy(doc)
+    changed["credentialSubject"]["achievement"]["criteria"]["narrative"] = "Another rubric."
+    assert fastcanon.rdfc_fast(changed) == canon.rdfc_reference(changed)
+
+
+def test_a_fragment_does_not_share_the_callers_dicts() -> None:
+    # Credentials built around one achievement object (as a builder that caches it would):
+    # changing that object in place after signing changes the next canonical form.
+    achievement = examples.example_achievement(achievement_id("in-place"))
+    doc = examples.example_credential()
+    doc["credentialSubject"]["achievement"] = achievement
+    subject = doc["credentialSubject"]
+    for i in range(3):
+        doc["credentialSubject"] = {**subject, "id": f"did:example:in-place-{i}"}
+        fastcanon.rdfc_fast(doc)
+    doc["credentialSubject"] = {**subject, "id": "did:example:in-place-3"}
+    assert achievement["id"] in reused_ids(doc)
+    doc["credentialSubject"] = {**subject, "id": "did:example:in-place-4"}
+    achievement["name"] = "Renamed in place"
+    achievement["criteria"]["narrative"] = "Changed in place"
+    assert "Renamed in place" in fastcanon.rdfc_fast(doc)
+    assert fastcanon.rdfc_fast(doc) == canon.rdfc_reference(doc)
+
+
+def test_the_same_achievement_twice_in_one_credential_gets_two_sets_of_blank_nodes() -> None:
+    achievement = examples.example_achievement(achievement_id("twice"))
+    doc = remembered(achievement)
+    twice = learner_copy(doc)
+    subject = twice["credentialSubject"]
+    twice["credentialSubject"] = [subject, {**copy.deepcopy(subject), "id": "did:example:b"}]
+    expected = canon.rdfc_reference(twice)
+    assert fastcanon.rdfc_fast(twice) == expected
+    assert expected.count("_:c14n") > canon.rdfc_reference(doc).count("_:c14n")
+
+
+def test_an_id_that_is_not_an_iri_is_never_a_fragment() -> None:
+    # A blank-node id falls back to pyld, a relative one is refused: never remembered.
+    for ident in ("_:b0", "relative"):
+        achievement = examples.example_achievement(ident)
+        doc = examples.example_credential()
+        doc["credentialSubject"]["achievement"] = achievement
+        for _ in range(4):
+            other = learner_copy(doc)
+            assert outcome(fastcanon.rdfc_fast, other) == outcome(canon.rdfc_reference, other)
+
+
+def test_the_memo_stays_bounded() -> None:
+    memo = fastcanon._shared_memo()
+    doc = examples.example_credential()
+    for i in range(40):
+        doc["credentialSubject"]["achievement"] = examples.example_achievement(
+            achievement_id(f"bound{i}"))
+        for _ in range(3):
+            fastcanon.rdfc_fast(learner_copy(doc))
+    assert 0 < memo.weight <= fastcanon._FRAGMENT_WEIGHT_MAX
+    assert memo.weight == sum(f.weight for f in memo.fragments.values())
+
+
+def test_refusals_are_the_same_through_a_fragment() -> None:
+    achievement = examples.example_achievement(achievement_id("refused"))
+    doc = learner_copy(remembered(achievement))
+    doc["credentialSubject"]["achievement"]["criteria"]["narrative"] = "bad \x01 char"
+    with pytest.raises(VcError):
+        fastcanon.rdfc_fast(doc)
+    assert outcome(fastcanon.rdfc_fast, doc) == outcome(canon.rdfc_reference, doc)

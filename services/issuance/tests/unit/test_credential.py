@@ -13,17 +13,17 @@ from microcred_issuance.issuing import credential
 from microcred_shared.catalog import load_catalog
 from microcred_shared.contract.events import AssessmentDecided, learner_key
 from microcred_shared.settings import REPO_ROOT
-from microcred_shared.vc import proofs, schema
+from microcred_shared.vc import canon, fastcanon, proofs, schema
 from microcred_testkit.backbone import learner
 
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 BASE = "https://registry.microcred.example"
 
 
-def build(definition_id: str, **outcome):
+def build(definition_id: str, *, who=None, **outcome):
     d = CATALOG.definition(definition_id)
     p = CATALOG.provider(d.provider_id)
-    who = learner("unit", language="fr")
+    who = who or learner("unit", language="fr")
     decision = AssessmentDecided(
         assessment_id=uuid.uuid4(), provider_id=p.id, result_id="r-1", definition_id=d.id,
         definition_version=d.version, learner=who, learner_key=learner_key(who.email),
@@ -47,6 +47,24 @@ def test_every_issued_credential_validates_against_the_open_badges_schema(defini
                                                                           outcome):
     doc = build(definition_id, **outcome)
     assert schema.schema_problems(doc) == []
+
+
+@pytest.mark.parametrize(("definition_id", "outcome"), CASES)
+def test_a_definitions_credentials_sign_the_bytes_of_the_reference_path_while_reused(
+        definition_id, outcome, monkeypatch):
+    # From the third credential of a definition version on, the canonical form reuses the
+    # remembered walk of its achievement and issuer: the bytes signed stay pyld's.
+    monkeypatch.setattr(fastcanon, "_memo", None)  # none remembered by earlier tests
+    key = Ed25519PrivateKey.generate()
+    for n in range(4):
+        doc = build(definition_id, who=learner(f"reuse{n}"), **outcome)
+        assert canon.rdfc_reference(doc) == fastcanon.rdfc_fast(doc)
+        at = datetime(2026, 12, 6, tzinfo=UTC)
+        signed = proofs.sign(doc, key, f"{BASE}/issuers/x#k", created=at)
+        assert signed == proofs.sign(doc, key, f"{BASE}/issuers/x#k", created=at, fast=False)
+    _, fragments = fastcanon.fast_parts(doc)
+    assert {f.element["id"] for f in fragments} >= {
+        doc["credentialSubject"]["achievement"]["id"], doc["issuer"]["id"]}
 
 
 @pytest.mark.parametrize(("definition_id", "outcome"), CASES)

@@ -7,11 +7,25 @@ Only blank nodes that share a hash need the exponential N-degree step. Credentia
 trees whose blank nodes almost always differ in their own quads, so that common case is
 done here in a few microseconds; any shared hash goes to pyoxigraph's full RDFC-1.0
 (still far cheaper than pyld), and anything `fastexpand` does not cover goes to pyld.
+
+Fragments: a nested node with an IRI id (a credential's achievement, its issuer) is
+usually the same in every credential of a definition version. The walk of such a subtree
+is remembered as a `Fragment`: its quads, its lines without blank nodes already rendered,
+and the first-degree hashes of its blank nodes. Those hashes are final: every quad that
+mentions one of its blank nodes is inside the subtree (its root is an IRI, so the quad
+linking it to its parent mentions no blank node of it). Only the canonical labels depend on
+the rest of the document (they are ranks among all the document's hashes), so they are
+assigned per document as before. A fragment is reused only for a node equal to the one it
+was walked from, with the same type at every number and boolean (`True == 1` in Python, but
+not in RDF), under the same active context and key.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -36,12 +50,15 @@ from .fastexpand import (
 
 
 class Walker:
-    """One document's walk; collects quads into a set (RDF datasets are sets)."""
+    """One document's walk; collects quads into a set (RDF datasets are sets), and the
+    remembered fragments it reused in `fragments` (their quads are not in `quads`)."""
 
-    def __init__(self, contexts: Contexts) -> None:
+    def __init__(self, contexts: Contexts, memo: Memo | None = None) -> None:
         self.c = contexts
         self.quads: set[Quad] = set()
         self._next = 0
+        self.memo = memo
+        self.fragments: list[Fragment] = []
 
     def document(self, doc: dict[str, Any]) -> set[Quad]:
         self.node(self.c.top(doc.get("@context")), None, doc)
@@ -69,6 +86,12 @@ class Walker:
 
     def node(self, ctx: Ctx, via: Plan | None, element: dict[str, Any]) -> Term:
         if via is not None:
+            if self.memo is not None and isinstance(element.get("id"), str):
+                # Looked up by the raw id: the fragment is reused only for an equal node
+                # under the same context and key, so what "id" means cannot differ.
+                reused = self.memo.reuse(self, ctx, via, element)
+                if reused is not None:
+                    return reused
             ctx = self._enter(ctx, via.scoped, element)
         c = self.c
         keys = tuple(element)
@@ -135,7 +158,133 @@ class Walker:
         return head
 
 
+class Fragment:
+    """The walk of one nested IRI-rooted node, remembered (see the module's docstring).
+    Its blank nodes are negative ints, unique in the process: never a walk's own."""
+
+    __slots__ = ("ctx", "via", "element", "root", "numbers", "quads", "plain", "linked",
+                 "hashes", "weight")
+
+    def __init__(self, ctx: Ctx, via: Plan, element: dict[str, Any], root: Term,
+                 quads: set[Quad], hashes: dict[int, str]) -> None:
+        self.ctx, self.via = ctx, via  # pinned: the memo's keys hold their id()
+        self.element = element  # a private deep copy
+        self.root = root
+        self.numbers: list[tuple[tuple[Any, ...], type]] = []
+        _numbers(element, (), self.numbers)
+        self.quads = quads
+        # Sorted: one presorted run for the document's final sort.
+        self.plain = sorted(f"{s} {p} {o} .\n" for s, p, o in quads
+                            if not isinstance(s, int) and not isinstance(o, int))
+        self.linked = [q for q in quads if isinstance(q[0], int) or isinstance(q[2], int)]
+        self.hashes = hashes
+        self.weight = sum(len(line) for line in self.plain) + sum(
+            len(t) if isinstance(t, str) else 8 for q in self.linked for t in q)
+
+    def matches(self, element: dict[str, Any]) -> bool:
+        if element != self.element:
+            return False
+        for path, kind in self.numbers:  # == holds, so every path exists in `element`
+            value: Any = element
+            for step in path:
+                value = value[step]
+            if type(value) is not kind:
+                return False
+        return True
+
+
+def _numbers(value: Any, path: tuple[Any, ...], out: list[tuple[tuple[Any, ...], type]]) -> None:
+    """The path and exact type of every number and boolean under `value`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _numbers(item, (*path, key), out)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _numbers(item, (*path, index), out)
+    elif isinstance(value, int | float):  # bool is an int
+        out.append((path, type(value)))
+
+
+_FRAGMENT_WEIGHT_MAX = 8_000_000  # characters of rendered terms held, all fragments
+_FRAGMENT_QUADS_MAX = 2_000  # a larger subtree is walked each time, not remembered
+_SEEN_MAX = 65_536
+
+
+class Memo:
+    """Fragments by (active context, key plan, subject IRI). A subtree is remembered the
+    second time its key is seen (an IRI that names something new in every credential, e.g.
+    a status entry, costs one set insert), and reused from the third. A key seen with other
+    content than its fragment's is not remembered again (until the seen keys are reset)."""
+
+    def __init__(self, contexts: Contexts) -> None:
+        self.c = contexts
+        self.fragments: dict[tuple[int, int, str], Fragment] = {}
+        self.weight = 0
+        self._seen: set[int] = set()  # hashes of keys: bounded memory whatever the IRIs
+        self._unstable: set[int] = set()
+        self._blank_ids = itertools.count(-1, -1)
+        self._lock = threading.Lock()  # for storing and dropping; lookups need none
+
+    def reuse(self, walker: Walker, ctx: Ctx, via: Plan, element: dict[str, Any]) -> Term | None:
+        """The node's subject when `walker` took the node from a fragment (then it added
+        no quad itself), else None: the walker walks it."""
+        key = (id(ctx), id(via), element["id"])  # "id" is a str: the caller checked
+        fragment = self.fragments.get(key)
+        if fragment is not None and fragment in walker.fragments:
+            return None  # twice in one document: the second copy needs its own blank nodes
+        if fragment is not None and fragment.matches(element):
+            walker.fragments.append(fragment)
+            return fragment.root
+        seen = hash(key)
+        if fragment is not None:
+            # The same id with other content: this node varies, so it is walked every
+            # time from now on (its nested nodes may still be remembered).
+            with self._lock:
+                self._drop(key)
+            self._unstable.add(seen)
+            return None
+        if seen not in self._seen:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+                self._unstable.clear()
+            self._seen.add(seen)
+            return None
+        if seen in self._unstable:
+            return None
+        fragment = self._walk(ctx, via, element)
+        if not isinstance(fragment.root, str):
+            # Not an IRI (an "id" that does not mean @id here): the quad linking it to its
+            # parent would mention one of its blank nodes, so its hashes are not its own.
+            self._unstable.add(seen)
+            return None
+        if len(fragment.quads) <= _FRAGMENT_QUADS_MAX:
+            with self._lock:
+                self._drop(key)
+                self.fragments[key] = fragment
+                self.weight += fragment.weight
+                while self.weight > _FRAGMENT_WEIGHT_MAX and self.fragments:
+                    self._drop(next(iter(self.fragments)))  # the oldest first
+        walker.fragments.append(fragment)
+        return fragment.root
+
+    def _drop(self, key: tuple[int, int, str]) -> None:
+        if (fragment := self.fragments.pop(key, None)) is not None:
+            self.weight -= fragment.weight
+
+    def _walk(self, ctx: Ctx, via: Plan, element: dict[str, Any]) -> Fragment:
+        # The same call the document's walk would make, by a walker without a memo (a
+        # fragment holds all its own quads); Fallback propagates as it would have.
+        sub = Walker(self.c)
+        root = sub.node(ctx, via, element)
+        ids = {n: next(self._blank_ids) for n in range(1, sub._next + 1)}
+        quads = {(ids[s] if isinstance(s, int) else s, p, ids[o] if isinstance(o, int) else o)
+                 for s, p, o in sub.quads}
+        return Fragment(ctx, via, copy.deepcopy(element),
+                        ids[root] if isinstance(root, int) else root, quads, _hashes(quads))
+
+
 _contexts: Contexts | None = None
+_memo: Memo | None = None
 
 
 def _shared_contexts() -> Contexts:
@@ -144,6 +293,13 @@ def _shared_contexts() -> Contexts:
     if _contexts is None:
         _contexts = Contexts()
     return _contexts
+
+
+def _shared_memo() -> Memo:
+    global _memo
+    if _memo is None:
+        _memo = Memo(_shared_contexts())
+    return _memo
 
 
 def _first_degree_hash(node: int, quads: list[Quad]) -> str:
@@ -165,8 +321,8 @@ def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
     return "".join(lines)
 
 
-def canonicalize_quads(quads: set[Quad]) -> str:
-    """Canonical N-Quads (RDFC-1.0, SHA-256) of a default-graph quad set."""
+def _hashes(quads: set[Quad]) -> dict[int, str]:
+    """First-degree hash of every blank node of `quads` (all the quads mentioning them)."""
     mentions: dict[int, list[Quad]] = defaultdict(list)
     for quad in quads:
         s, _, o = quad
@@ -174,16 +330,40 @@ def canonicalize_quads(quads: set[Quad]) -> str:
             mentions[s].append(quad)
         if isinstance(o, int) and o != s:
             mentions[o].append(quad)
-    hashes = {node: _first_degree_hash(node, qs) for node, qs in mentions.items()}
+    return {node: _first_degree_hash(node, qs) for node, qs in mentions.items()}
+
+
+def canonicalize_quads(quads: set[Quad]) -> str:
+    """Canonical N-Quads (RDFC-1.0, SHA-256) of a default-graph quad set."""
+    return _canonicalize(quads, ())
+
+
+def _canonicalize(quads: set[Quad], fragments: list[Fragment] | tuple[()]) -> str:
+    """`canonicalize_quads` of `quads` plus the fragments' quads (blank nodes of the ones
+    and the others are distinct ints), the fragments' hashes and lines taken as they are."""
+    hashes = _hashes(quads)
+    for fragment in fragments:
+        hashes.update(fragment.hashes)
     if len(set(hashes.values())) != len(hashes):
-        return _oxigraph_canonical(quads)
+        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments)))
     order = sorted(hashes, key=hashes.__getitem__)
-    return _nquads(quads, {node: f"_:c14n{i}" for i, node in enumerate(order)})
+    labels = {node: f"_:c14n{i}" for i, node in enumerate(order)}
+    if not fragments:
+        return _nquads(quads, labels)
+    terms: dict[Any, str] = labels
+    get = terms.get
+    lines = [f"{get(s, s)} {p} {get(o, o)} .\n" for s, p, o in quads]
+    for fragment in fragments:
+        lines += fragment.plain
+        lines += [f"{get(s, s)} {p} {get(o, o)} .\n" for s, p, o in fragment.linked]
+    # Without duplicates (a quad without blank nodes may be both in a fragment and
+    # elsewhere), keeping the order: the fragments' presorted runs make the sort cheaper.
+    return "".join(sorted(dict.fromkeys(lines)))
 
 
 def _oxigraph_canonical(quads: set[Quad]) -> str:
-    text = _nquads(quads, {node: f"_:b{node}" for q in quads for node in (q[0], q[2])
-                           if isinstance(node, int)})
+    text = _nquads(quads, {node: f"_:b{i}" for i, node in enumerate(
+        {node for q in quads for node in (q[0], q[2]) if isinstance(node, int)})})
     dataset = pyoxigraph.Dataset(pyoxigraph.parse(text, format=pyoxigraph.RdfFormat.N_QUADS))
     dataset.canonicalize(pyoxigraph.CanonicalizationAlgorithm.RDFC_1_0)
     out = pyoxigraph.serialize(dataset, format=pyoxigraph.RdfFormat.N_QUADS)
@@ -195,7 +375,20 @@ def _oxigraph_canonical(quads: set[Quad]) -> str:
 
 def fast_quads(document: dict[str, Any]) -> set[Quad]:
     """The document's RDF quads, or Fallback."""
-    return Walker(_shared_contexts()).document(document)
+    walker = Walker(_shared_contexts(), _shared_memo())
+    quads = walker.document(document)
+    return quads.union(*(f.quads for f in walker.fragments))
+
+
+def fast_parts(document: dict[str, Any]) -> tuple[set[Quad], list[Fragment]]:
+    """The document's own quads and the remembered fragments it reuses, or Fallback."""
+    walker = Walker(_shared_contexts(), _shared_memo())
+    return walker.document(document), walker.fragments
+
+
+def canonicalize_parts(quads: set[Quad], fragments: list[Fragment]) -> str:
+    """`canonicalize_quads` of what `fast_parts` returned."""
+    return _canonicalize(quads, fragments)
 
 
 def rdfc_fast(document: dict[str, Any], *, allow_issuer_dependent: bool = False) -> str:
@@ -203,7 +396,7 @@ def rdfc_fast(document: dict[str, Any], *, allow_issuer_dependent: bool = False)
     # No separate check_values walk: the fast walk refuses (falls back on) every string
     # or number the reference path would refuse, and the reference path then says why.
     try:
-        quads = fast_quads(document)
+        quads, fragments = fast_parts(document)
     except Fallback:
         return canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
-    return canonicalize_quads(quads)
+    return _canonicalize(quads, fragments)
