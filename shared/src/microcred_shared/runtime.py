@@ -4,6 +4,7 @@ subscribers and its outbox relay, and shuts them down in order."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -377,9 +378,28 @@ def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None =
     logs.configure(settings.service, settings.log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise SystemExit(f"{settings.service}: TLS needs both a certificate and its key file")
+    settle_heap()
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                 timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile,
                 ssl_keyfile=ssl_keyfile, **SERVER_OPTIONS)
+
+
+# The cyclic garbage collector's generation thresholds for a running service (CPython's
+# defaults are 700, 10, 10). Every record and request allocates thousands of short-lived
+# containers (events, JSON, SQL parameters), so at 700 the young generation was collected
+# several times per batch, and every tenth-of-a-tenth collection walked every object the
+# process holds (~160,000: modules, FastAPI's routes, pydantic's validators) - about a
+# tenth of each service's CPU under load (bench/e2e/README.md, issue 12).
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
+def settle_heap() -> None:
+    """Once the service's code and app are built: collect what start-up left behind, move
+    everything that lives on into the permanent generation (`gc.freeze`: never scanned
+    again), and collect young objects less often. Cycles are still collected - later."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 # httptools (C) instead of h11 (pure Python) and uvloop instead of asyncio's own loop: a
