@@ -8,7 +8,7 @@ fixtures do; or the server in DATABASE_URL) in its own state folder, creates a f
 `bench_registry` database with the registry's MIGRATIONS, and the registry service's HTTP
 app (bench/registry/serve.py) against it. Then, size by size, it loads credentials with
 COPY (documents as issuance builds and signs them, 20 providers, 5 definitions each, ten
-credentials per learner, one in ten made public; bench/registry/data.py), ANALYZEs, and
+credentials per learner, one in ten made public; bench/registry/data.py), VACUUMs and ANALYZEs, and
 times one request at a time, each for a row picked at random over the whole table:
 
   GET /v1/credentials/{id}                 the signed JSON (operator token)
@@ -245,10 +245,29 @@ async def load(dsn: str, templates: data.Templates, start: int, end: int,
     end = reached[0]
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("ANALYZE")
+        # What autovacuum would do in the background after a bulk load (set the visibility
+        # map, gather statistics), done now so that it does not run during the measurement.
+        await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()
     return time.perf_counter() - began, end
+
+
+async def autovacuum_done(dsn: str, limit_s: float = 900) -> None:
+    """Wait (up to `limit_s`) until no autovacuum worker runs: one that reads tens of
+    gigabytes during the measurement would be measured with it."""
+    conn = await asyncpg.connect(dsn)
+    began = time.perf_counter()
+    try:
+        while time.perf_counter() - began < limit_s:
+            running = await conn.fetch(
+                "SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+            if not running:
+                break
+            log(f"  waiting for autovacuum: {', '.join(r['query'] for r in running)}")
+            await asyncio.sleep(15)
+    finally:
+        await conn.close()
 
 
 async def load_chunk(conn: asyncpg.Connection, templates: data.Templates, lo: int, hi: int,
@@ -554,11 +573,15 @@ def main() -> None:
                              "(its services/registry/src; the two take turns, block by block)")
     parser.add_argument("--load-workers", type=int, default=2,
                         help="COPY transactions at a time while loading")
+    parser.add_argument("--load-only", action="store_true",
+                        help="load up to the largest size and keep the database, measuring "
+                             "nothing (measure later, on a quiet machine, with --reuse)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--load-until", default=None, metavar="HH:MM",
                         help="UTC time after which no more rows are loaded: the last size is "
                              "measured at the rows reached (and says so)")
     args = parser.parse_args()
+    args.keep = args.keep or args.load_only
     Path(args.state).mkdir(parents=True, exist_ok=True)
     asyncio.run(run(args))
 
@@ -658,8 +681,13 @@ async def run(args: argparse.Namespace) -> None:
             rate = f"{(size - loaded) / seconds:,.0f} rows/s" if seconds else "none loaded"
             loaded = size
             disk = await sizes_on_disk(dsn)
+            if args.load_only:
+                log(f"loaded in {seconds:,.0f} s ({rate}); {disk}; {lists} status lists; "
+                    "not measured (--load-only)")
+                continue
             log(f"loaded in {seconds:,.0f} s ({rate}); {disk}; {lists} status lists; "
                 "measuring")
+            await autovacuum_done(dsn)
             # Fresh registry processes for every size: the code measured is the code of now.
             registries: dict[str, tuple[httpx.AsyncClient, int]] = {}
             clients = []
