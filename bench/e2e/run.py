@@ -879,6 +879,12 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
             f"{k.split(' ')[0]} {v:.2f}ms" for k, v in sorted(net.items(), key=lambda kv: -kv[1]))
             + f"; total {sum(net.values()):.2f}ms")
         summary["net_cpu_ms_per_credential"] = net
+        # The driver publishes as the providers would and its SMTP sink stands in for the
+        # mail relay: neither is part of the backbone that item 1's target is about.
+        ours = {k: v for k, v in net.items() if not k.startswith("bench")}
+        print(f"    the backbone alone (services, Kafka, PostgreSQL; not the driver and its SMTP "
+              f"sink): {sum(v for k, v in per.items() if not k.startswith('bench')):.2f}ms, "
+              f"{sum(ours.values()):.2f}ms less the idle burn")
     for name, jit in res["usage"].get("jit", {}).items():
         ms = 1000 * jit / max(len(delivered), 1)
         total = 1000 * res["usage"]["cpu"][name] / max(len(delivered), 1)
