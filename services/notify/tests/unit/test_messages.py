@@ -54,6 +54,13 @@ def test_a_line_break_in_an_address_is_refused_rather_than_injected():
         issued("a@b.example\r\nBcc: everyone@x.example")
 
 
+def test_a_line_break_in_a_title_stays_in_the_subject():
+    mail = issued("ada@learners.example", title="Safety\r\nBcc: everyone@x.example", language="en")
+    msg = message_from_bytes(mail.raw, policy=default)
+    assert msg["Bcc"] is None
+    assert "everyone@x.example" in msg["Subject"]
+
+
 def test_a_composed_mail_is_sent_as_it_is_and_other_text_is_made_fit_for_smtp():
     # A long accented subject is folded: with CRLF like every other line, so the client
     # sends the composed bytes unchanged.

@@ -75,8 +75,9 @@ class Mail:
 
 @lru_cache(maxsize=4096)
 def _subject(text: str) -> str:
-    if text.isascii():
+    if text.isascii() and "\r" not in text and "\n" not in text:
         return text
+    # Encoded words (RFC 2047): a line break in a title cannot start a header of its own.
     # Folded with CRLF like every other line: the message is then sent as it is.
     return Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
