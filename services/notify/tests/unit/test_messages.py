@@ -8,7 +8,7 @@ from email.policy import default
 
 from microcred_devstack import free_port
 from microcred_notify.learner_mail import domain as messages
-from microcred_notify.learner_mail.smtp import SmtpPool
+from microcred_notify.learner_mail.smtp import SmtpPool, content
 from microcred_testkit.backbone import SmtpRecorder
 
 
@@ -52,3 +52,21 @@ def test_a_line_break_in_an_address_is_refused_rather_than_injected():
 
     with pytest.raises(ValueError, match="line break"):
         issued("a@b.example\r\nBcc: everyone@x.example")
+
+
+def test_a_line_break_in_a_title_stays_in_the_subject():
+    mail = issued("ada@learners.example", title="Safety\r\nBcc: everyone@x.example", language="en")
+    msg = message_from_bytes(mail.raw, policy=default)
+    assert msg["Bcc"] is None
+    assert "everyone@x.example" in msg["Subject"]
+
+
+def test_a_composed_mail_is_sent_as_it_is_and_other_text_is_made_fit_for_smtp():
+    # A long accented subject is folded: with CRLF like every other line, so the client
+    # sends the composed bytes unchanged.
+    mail = issued("chloe@learners.example", title="Premiers soins « en milieu de soins » " * 4)
+    assert content(mail.raw) == mail.raw + b".\r\n"
+    assert mail.raw.count(b"\n") == mail.raw.count(b"\r\n") == mail.raw.count(b"\r")
+    # Anything else: bare CR and LF become CRLF, a leading dot is doubled, the end is added.
+    assert content(b".a\nb\r.c\r\nd") == b"..a\r\nb\r\n..c\r\nd\r\n.\r\n"
+    assert content(b"x\r\n.y\r\n") == b"x\r\n..y\r\n.\r\n"

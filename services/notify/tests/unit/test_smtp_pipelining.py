@@ -230,3 +230,60 @@ def test_a_real_smtp_server_takes_chained_mails_over_one_session():
                    for m in recorder.messages)
     finally:
         recorder.stop()
+
+
+class SlowServer(BatchingServer):
+    """Sends each reply `delay` seconds after the one before; stays silent after the final
+    dot of the mails to `silent` (a relay that hangs)."""
+
+    def __init__(self, delay: float, silent: set[str]) -> None:
+        super().__init__()
+        self.delay, self.silent = delay, silent
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 test ESMTP\r\n")
+        await reader.readline()  # EHLO
+        writer.write(b"250-test\r\n250-PIPELINING\r\n250 HELP\r\n")
+        while (first := await reader.readline()) and not first.startswith(b"QUIT"):
+            rcpt, _ = await reader.readline(), await reader.readline()  # RCPT, DATA
+            to = rcpt.decode().split("<", 1)[1].split(">", 1)[0]
+            for reply in (b"250 ok\r\n", b"250 ok\r\n", b"354 go ahead\r\n"):
+                await asyncio.sleep(self.delay)
+                writer.write(reply)
+            content = b""
+            while (line := await reader.readline()) != b".\r\n":
+                if not line:
+                    return
+                content += line
+            if to in self.silent:
+                continue  # never answers: only the client's reply timeout ends its wait
+            await asyncio.sleep(self.delay)
+            self.accepted.append((to, content))
+            writer.write(b"250 queued\r\n")
+        writer.close()
+
+
+def test_each_reply_has_its_own_timeout_and_a_silent_relay_breaks_only_its_session():
+    # Each reply comes 0.15 s after the one before, within the 0.4 s reply timeout, while
+    # the whole mail takes longer than that: slow is not broken. A relay that never answers
+    # the final dot fails that mail after the timeout, and the next mail gets a new session.
+    server = SlowServer(0.15, silent={"hung@learners.example"})
+
+    async def body(port: int) -> None:
+        pool = SmtpPool("127.0.0.1", port, 1, reply_timeout=0.4)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await pool.send(mail("slow@learners.example"))
+        assert loop.time() - started > 0.4
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.send(mail("hung@learners.example"))
+        assert 0.3 < loop.time() - started < 2.0
+        await pool.send(mail("after@learners.example"))
+        await pool.close()
+
+    asyncio.run(with_server(server, body))
+    assert [to for to, _ in server.accepted] == ["slow@learners.example",
+                                                 "after@learners.example"]
+    assert server.connections == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
@@ -74,9 +75,17 @@ class Mail:
 
 @lru_cache(maxsize=4096)
 def _subject(text: str) -> str:
-    if text.isascii():
+    if text.isascii() and "\r" not in text and "\n" not in text:
         return text
-    return Header(text, "utf-8", maxlinelen=76).encode()
+    # Encoded words (RFC 2047): a line break in a title cannot start a header of its own.
+    # Folded with CRLF like every other line: the message is then sent as it is.
+    return Header(text, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+@lru_cache(maxsize=2)
+def _date(second: int) -> str:
+    """The Date header's value, made once per second (every mail of a round shares it)."""
+    return formatdate(second, usegmt=True)
 
 
 def compose(*, sender: str, recipient: str, subject: str, body: str, message_id: str,
@@ -86,7 +95,7 @@ def compose(*, sender: str, recipient: str, subject: str, body: str, message_id:
             raise ValueError("line break in a mail header")
     encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii")
     head = (f"From: {sender}\r\nTo: {recipient}\r\nSubject: {_subject(subject)}\r\n"
-            f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id}\r\n"
+            f"Date: {_date(int(time.time()))}\r\nMessage-ID: {message_id}\r\n"
             f"Content-Language: {language}\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=\"utf-8\"\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\n")
