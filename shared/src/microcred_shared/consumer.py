@@ -75,17 +75,19 @@ BatchHandler = Callable[[AsyncConnection, list[Incoming]], Awaitable[dict[int, s
 # Hook for the records refused as conflicting duplicates, before they are dead-lettered in
 # the same transaction (assessment audits them for the sender).
 ConflictHook = Callable[[AsyncConnection, list[tuple[Incoming, str]]], Awaitable[None]]
-# Array parameters keep this one cached statement for every batch size. The outer SELECT
-# reads `inbox` as it was before the INSERT: `digest` is the stored one of an id seen in an
-# earlier batch, NULL for a new one (and for entries from before digests were kept).
+# Array parameters keep these cached statements for every batch size. The insert says
+# which ids are new; only when some are not (a redelivery: rare) is a second statement
+# sent for the digests stored with them. (One statement used to read `inbox` again for
+# every row of every batch, joined to what it had just inserted: issue 12.)
 _INBOX = sa.text(
-    "WITH u AS (SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:ids AS text[]), "
-    "CAST(:digests AS bytea[])) AS u(t, c, d)), "
-    "ins AS (INSERT INTO inbox (topic, ce_id, digest, received_at) "
-    "SELECT t, c, d, now() FROM u ON CONFLICT DO NOTHING RETURNING topic, ce_id) "
-    "SELECT u.t, u.c, ins.ce_id IS NOT NULL, i.digest FROM u "
-    "LEFT JOIN ins ON ins.topic = u.t AND ins.ce_id = u.c "
-    "LEFT JOIN inbox i ON i.topic = u.t AND i.ce_id = u.c")
+    "INSERT INTO inbox (topic, ce_id, digest, received_at) "
+    "SELECT t, c, d, now() FROM unnest(CAST(:topics AS text[]), CAST(:ids AS text[]), "
+    "CAST(:digests AS bytea[])) AS u(t, c, d) "
+    "ON CONFLICT DO NOTHING RETURNING topic, ce_id")
+# The digests of ids seen before: NULL for entries from before digests were kept.
+_SEEN = sa.text(
+    "SELECT i.topic, i.ce_id, i.digest FROM inbox i JOIN unnest(CAST(:topics AS text[]), "
+    "CAST(:ids AS text[])) AS u(t, c) ON i.topic = u.t AND i.ce_id = u.c")
 
 
 def event_digest(envelope: Envelope, event: Event) -> bytes:
@@ -226,11 +228,14 @@ class BatchConsumer:
         first: dict[tuple[str, str], bytes] = {}
         for item, digest in zip(items, digests, strict=True):
             first.setdefault((item.record.topic, item.envelope.id), digest)
-        rows = (await conn.execute(_INBOX, {
+        new = {(t, c) for t, c in (await conn.execute(_INBOX, {
             "topics": [t for t, _ in first], "ids": [c for _, c in first],
-            "digests": list(first.values())})).all()
-        new = {(t, c) for t, c, inserted, _ in rows if inserted}
-        stored = {(t, c): d for t, c, inserted, d in rows if not inserted}
+            "digests": list(first.values())})).all()}
+        stored: dict[tuple[str, str], bytes | None] = {}
+        if len(new) < len(first):
+            seen = [k for k in first if k not in new]
+            stored = {(t, c): d for t, c, d in (await conn.execute(_SEEN, {
+                "topics": [t for t, _ in seen], "ids": [c for _, c in seen]})).all()}
         fresh: list[Incoming] = []
         conflicts: list[tuple[Incoming, str]] = []
         applied: set[tuple[str, str]] = set()

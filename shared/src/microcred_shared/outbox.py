@@ -157,6 +157,14 @@ def taken(conn: AsyncConnection) -> int:
 # publish at once during a rolling upgrade, and pg_locks counts the live relays.
 _JOIN = sa.text("SELECT pg_try_advisory_lock_shared(hashtext(:name)), hashtext(:name)")
 _LEAVE = sa.text("SELECT pg_advisory_unlock_all()")
+# A member's claims commit without waiting for their WAL to reach the disk: a claim only
+# deletes rows the broker has acknowledged, so losing it in a server crash republishes them
+# (at least once; consumers drop them by ce_id), never loses one. Everything else - the
+# batches that write the rows - still commits synchronously, and their commits flush the
+# claims' WAL before them. One flush fewer per claim (issue 12). Reset on leaving: the
+# connection goes back to the pool.
+_ASYNC_COMMITS = sa.text("SET synchronous_commit = off")
+_SYNC_COMMITS = sa.text("RESET synchronous_commit")
 _TRY_SHARD = sa.text("SELECT pg_try_advisory_lock(hashtext(:name), :shard)")
 _FREE_SHARD = sa.text("SELECT pg_advisory_unlock(hashtext(:name), :shard)")
 # Who holds what, in this database: members (objsubid 1: the int8 key, split in two oids)
@@ -269,7 +277,9 @@ class OutboxRelay:
 
     async def _join(self, conn: AsyncConnection) -> bool:
         got, key = (await conn.execute(_JOIN, {"name": self._lock_name})).one()
-        await conn.commit()  # a session lock outlives the transaction that took it
+        if got:
+            await conn.execute(_ASYNC_COMMITS)
+        await conn.commit()  # a session lock and setting outlive the transaction
         self.member, self._key = bool(got), int(key)
         if got:
             log.info("outbox relay %s joined", self._lock_name)
@@ -280,6 +290,7 @@ class OutboxRelay:
         try:
             await conn.rollback()
             await conn.execute(_LEAVE)
+            await conn.execute(_SYNC_COMMITS)
             await conn.commit()
         except Exception:
             # The locks must not go back to the pool with the connection: drop the session.

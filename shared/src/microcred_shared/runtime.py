@@ -58,7 +58,11 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=f"microcred-{settings.service}",
             security=settings.kafka_security(),  # its own principal under SASL (ADR 19)
-            middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)],
+            # Only where spans go somewhere: with nothing recording, the consumer hands each
+            # record's traceparent on itself, and the middleware's per-batch span and
+            # per-record baggage lookups were work for nothing (issue 12).
+            middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)]
+            if recording() else [],
             graceful_timeout=15.0, **broker_options,
         )
         self.engine: AsyncEngine | None = None

@@ -17,6 +17,7 @@ from microcred_shared.db import (
     add_inbox_digest,
     add_outbox_shard,
     create_tables,
+    keep_outbox_rows_inline,
     table_of,
 )
 
@@ -40,4 +41,5 @@ MIGRATIONS = [
     create_tables([table_of(BoundCopy)]),  # 4: holder-bound copies (ADR 27)
     add_suspendable,  # 5: whether a credential carries a suspension entry (ADR 8)
     add_outbox_shard,  # 6: instances share publishing by shard (ADR 2)
+    keep_outbox_rows_inline,  # 7: signed credentials' events not compressed (issue 12)
 ]

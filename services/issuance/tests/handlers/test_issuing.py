@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from microcred_issuance.issuing.domain import Refused, WrongIssuer
 from microcred_issuance.issuing.handlers import CatalogBehind, issue_submitted, on_decisions
-from microcred_shared import projection
+from microcred_shared import db, projection
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import (
     AssessmentDecided,
@@ -207,3 +207,79 @@ async def test_the_vc_api_refuses_a_signed_credential_or_another_issuer_and_keep
                                   requested_id=None, cryptosuite=None, traceparent=None)
     assert await world.published() == []
     assert await world.scalar("SELECT count(*) FROM issued_credentials") == 0
+
+
+class _Sent:
+    """Every statement the engine's connections send PostgreSQL: SQLAlchemy's, and the
+    driver's own (BEGIN, COMMIT), which SQLAlchemy's events do not see."""
+
+    def __init__(self, engine) -> None:
+        self.sql: list[str] = []
+        self._watched: set[int] = set()
+        sa.event.listen(engine.sync_engine.pool, "checkout", self._watch)
+        sa.event.listen(engine.sync_engine, "before_cursor_execute",
+                        lambda conn, cursor, sql, *rest: self.sql.append(sql))
+
+    def _watch(self, dbapi_connection, record, proxy) -> None:
+        raw = dbapi_connection.driver_connection  # the asyncpg connection
+        if id(raw) not in self._watched:
+            self._watched.add(id(raw))
+            raw.add_query_logger(lambda q: self.sql.append(q.query))
+
+    def naming(self, *words: str) -> list[str]:
+        return [s for s in self.sql if any(w in s for w in words)]
+
+
+async def test_a_batch_reserves_every_issuers_status_indexes_in_one_statement(
+        world, monkeypatch):
+    """Issue 12: each issuer of every batch cost a BEGIN, the allocation and a COMMIT on a
+    connection of its own, then an INSERT ... ON CONFLICT DO NOTHING per purpose and list
+    binding a whole empty list (16 KB), lists that exist after a provider's first batch.
+    Now a batch sends one statement for all its issuers, which also says which lists exist
+    already."""
+    monkeypatch.setattr(db, "IDLE_CHECK", 3600.0)  # no pool check's BEGIN in the count
+    await decide(world, world.decided(DATA, score=70),
+                 world.decided(FORESTRY, rubric_level="exemplary"))  # both issuers' lists
+    sent = _Sent(world.engine)
+    await decide(world, world.decided(DATA, score=71), world.decided(SAFETY),
+                 world.decided(FORESTRY, rubric_level="exemplary"))
+    assert len(sent.naming("status_allocations", "status_lists")) == 1, sent.sql  # 2 issuers
+    assert not sent.naming("INSERT INTO status_lists")
+    transactions = [s for s in sent.sql if s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+    assert len(transactions) == 2, sent.sql  # the batch's own BEGIN and COMMIT
+    rows = await world.rows("SELECT provider_id, status_index FROM issued_credentials "
+                            "ORDER BY provider_id, status_index")
+    assert [(r.provider_id, r.status_index) for r in rows] == [
+        ("coast-mountain-university", 0), ("coast-mountain-university", 1),
+        (LAKESHORE, 0), (LAKESHORE, 1), (LAKESHORE, 2)]
+    assert len(await world.published(topics.STATUS_LISTS)) == 4  # made once, by the first
+
+
+async def test_lists_a_rolled_back_batch_made_are_made_again_by_the_next(world):
+    """The allocation is committed at once, the lists with the batch: a batch that rolls
+    back leaves its indexes unused and no lists, and the next batch, whose indexes fall into
+    the same list, makes and publishes them."""
+    ctx = world.issuing
+    with pytest.raises(RuntimeError):
+        async with world.engine.begin() as conn:
+            await on_decisions(conn, [_incoming(world.decided(SAFETY))], ctx=ctx)
+            raise RuntimeError("the batch fails after issuing")
+    assert await world.scalar("SELECT count(*) FROM status_lists") == 0
+    await decide(world, world.decided(SAFETY))
+    assert await world.scalar("SELECT count(*) FROM status_lists") == 2
+    out = await world.published()
+    assert [p.topic for p in out] == [topics.STATUS_LISTS, topics.STATUS_LISTS,
+                                     topics.CREDENTIALS_ISSUED]
+    assert out[2].event.credential["credentialStatus"]["statusListIndex"] == "1"
+
+
+async def test_a_credentials_event_waits_in_the_outbox_as_written_not_compressed(world):
+    """Issue 12: PostgreSQL compressed every outbox row over 2 KB (a signed credential's
+    event is 2.5-5 KB), to decompress it when the relay claimed it a moment later."""
+    await decide(world, world.decided(DATA, score=91))
+    [(size, stored, compression)] = await world.rows(
+        "SELECT octet_length(payload), pg_column_size(payload), "
+        "pg_column_compression(payload) FROM outbox WHERE topic = :t",
+        t=topics.CREDENTIALS_ISSUED)
+    assert size > 2100  # over the size PostgreSQL compresses by default
+    assert compression is None and stored >= size

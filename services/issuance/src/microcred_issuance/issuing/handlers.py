@@ -92,13 +92,15 @@ _RECORD = sa.text(
 
 
 async def issue(conn: AsyncConnection, ctx: Issuing, issuer: str, drafts: list[Draft],
-                now: datetime) -> tuple[list[Outgoing], list[Issued]]:
+                now: datetime, allocated: lists.Allocation | None = None,
+                ) -> tuple[list[Outgoing], list[Issued]]:
     """Issue `drafts` as `issuer`: the status lists made for them (to publish first: they
     must be served before any credential pointing into them verifies), and each credential
-    signed, registered and announced."""
+    signed, registered and announced. `allocated`: their status indexes, if the caller
+    allocated them already (`lists.allocate`, for several issuers at once)."""
     # A provider onboarded after this process started: load the key another instance made.
     await ctx.keys.ensure_loaded(issuer)
-    first, new_lists = await lists.reserve(conn, ctx.signer, issuer, len(drafts))
+    first, new_lists = await lists.reserve(conn, ctx.signer, issuer, len(drafts), allocated)
     key = ctx.keys.active(issuer)
     issued, rows = [], []
     for offset, draft in enumerate(drafts):
@@ -199,10 +201,14 @@ async def on_decisions(conn: AsyncConnection, items: list[Incoming], *,
             by_issuer[entry[2].provider_id].append(entry)
     now = datetime.now(UTC)
     new_by_learner: dict[str, tuple[Incoming, KnownLearner, set[str]]] = {}
+    # Every issuer's status indexes in one statement (one round trip and commit per batch).
+    allocated = await lists.allocate(conn, {issuer: len(entries)
+                                            for issuer, entries in by_issuer.items()}
+                                     ) if by_issuer else {}
     for issuer, entries in by_issuer.items():
         drafts = [_achieved(ctx, issuer, d, decision, item.traceparent, now)
                   for item, decision, d in entries]
-        new_lists, issued = await issue(conn, ctx, issuer, drafts, now)
+        new_lists, issued = await issue(conn, ctx, issuer, drafts, now, allocated[issuer])
         entries[0][0].outgoing.extend(new_lists)
         for (item, decision, definition), done in zip(entries, issued, strict=True):
             item.outgoing.append(done.announcement)
