@@ -82,3 +82,12 @@ def test_any_address_of_the_plain_alphabet_gets_exactly_the_validators_answer(
         local: str, domain: str) -> None:
     mine, theirs = _both(f"{local}@{domain}")
     assert mine == theirs
+
+
+def test_the_short_cut_knows_every_mailbox_name_the_validator_lower_cases() -> None:
+    # An email_validator upgrade that adds one must not slip past the short cut.
+    from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+
+    from microcred_shared.contract.events import _ROLE_MAILBOXES
+
+    assert _ROLE_MAILBOXES == set(CASE_INSENSITIVE_MAILBOX_NAMES)
