@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -187,10 +188,17 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        api = FastAPI(title=title, lifespan=lifespan)
+        api = FastAPI(title=title, lifespan=lifespan, **_NO_NATIVE_TELEMETRY)
         api.state.runtime = self
         problems.install(api)
         api.add_middleware(RefuseUnstorable)  # inside metrics: refusals are counted
+        # The service's routes are matched first, in the routers' order (their paths and
+        # these do not overlap): FastAPI tries each route in turn, and these three are
+        # asked for by probes and scrapers, not by the requests that come by thousands.
+        if routes:
+            routes(api, self)
+        for router in routers:
+            api.include_router(router)
 
         @api.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, Any]:
@@ -213,10 +221,6 @@ class ServiceRuntime:
                 "kafka": "ok" if kafka else "unavailable"})
 
         metrics.install(api, self)
-        if routes:
-            routes(api, self)
-        for router in routers:
-            api.include_router(router)
         problems.document(api)  # every problem any operation can answer, in its OpenAPI
         if not recording():  # no spans go anywhere: only hand an incoming trace on
             api.add_middleware(PassTraceparent)
@@ -405,6 +409,14 @@ def settle_heap() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
+
+# FastAPI's own OpenTelemetry records nothing here: with no OTLP endpoint no provider is
+# configured, and with one the spans come from OpenTelemetry's instrumentation, which turns
+# FastAPI's off. Asking it anyway cost every request three provider look-ups, each reading
+# the environment (issue 12). Only FastAPI 0.16x has it.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = {
+    "telemetry": {"tracing": False, "metrics": False, "logs": False}} \
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
 
 # httptools (C) instead of h11 (pure Python) and uvloop instead of asyncio's own loop: a
 # keep-alive request costs about three quarters of the CPU (issue 12, item 2). The access

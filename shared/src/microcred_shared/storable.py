@@ -99,10 +99,10 @@ def _in_url_and_headers(scope: Scope) -> tuple[str, str] | None:
     if query and (found := _in_pairs(parse_qsl(query, keep_blank_values=True))):
         return f"the query parameter {found[0]!r}", found[1]
     for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1")
+        # Bytes compared as bytes: a name is decoded only to say where (issue 12).
         if b"\x00" in raw_value:
-            return f"the header {name!r}", "U+0000"
-        if name.lower() == "cookie":
+            return f"the header {raw_name.decode('latin-1')!r}", "U+0000"
+        if raw_name.lower() == b"cookie":
             cookies = cookie_parser(raw_value.decode("latin-1"))
             if (found := _in_pairs(list(cookies.items()))) is not None:
                 return f"the cookie {found[0]!r}", found[1]

@@ -124,15 +124,27 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
+def _texts(value: Any) -> list[str]:
+    """The strings of a result's fields, nested ones included (no paths: see `check_text`)."""
+    out: list[str] = []
+    for item in value.values():
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.extend(_texts(item))
+    return out
+
+
 def check_text(result: AssessmentResultSubmitted) -> None:
     """Every string of a result may be signed and stored: the learner's names are signed
     into the credential, the others are stored and published (issue 13). The rules look
-    at one character at a time, so all the strings are checked in one pass; only a result
-    that fails is searched string by string, to say where (issue 12)."""
-    strings = _strings(result.model_dump(mode="python"), "")
-    if unfit_character(" ".join(text for _, text in strings)) is None:
+    at one character at a time, so all the strings are checked in one pass, without their
+    paths; only a result that fails is searched string by string, to say where (issue 12:
+    building every string's path was about 3 % of assessment's CPU per HTTP request)."""
+    fields = result.model_dump(mode="python")
+    if unfit_character(" ".join(_texts(fields))) is None:
         return
-    for path, text in strings:
+    for path, text in _strings(fields, ""):
         if (problem := unfit_character(text)) is not None:
             raise UnfitText(f"{path}: {problem}")
 

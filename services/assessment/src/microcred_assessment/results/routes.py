@@ -18,6 +18,7 @@ from microcred_assessment.results.domain import InvalidResult, Refused
 from microcred_assessment.results.handlers import Conflict, Submitted
 from microcred_shared import problems
 from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_shared.lean import lean_route
 from microcred_shared.problems import TYPE_BASE, Problem
 from microcred_shared.telemetry import trace_id_of, traceparent_of
 
@@ -66,7 +67,10 @@ def _accepted(request: Request, result_id: str, s: Submitted, trace_id: str | No
             "status_url": _status_base(request) + quote(result_id, safe="")}
 
 
-@router.post("/v1/assessment-results", responses=problems.responses(403, 409), status_code=202)
+# A LeanRoute: the plain request (a JSON body the model accepts) skips FastAPI's generic
+# handling, anything else gets FastAPI's own answer (microcred_shared.lean, issue 12).
+@lean_route(router, "/v1/assessment-results", methods=["POST"],
+            responses=problems.responses(403, 409), status_code=202)
 async def submit(result: AssessmentResultSubmitted, provider_id: ProviderId, rt: Runtime,
                  request: Request) -> JSONResponse:
     """One result. 202 once it is durably stored (it is then published and decided);

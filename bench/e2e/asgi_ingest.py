@@ -1,0 +1,165 @@
+"""One result per request through assessment's ASGI app, in process: no network, no
+database, no broker — the HTTP stack's and the ingest route's own CPU per request.
+
+    uv run python bench/e2e/asgi_ingest.py                   # 20,000 requests, 16 at once
+    uv run python bench/e2e/asgi_ingest.py --cprofile 30     # + the 30 costliest functions
+    cd /tmp/old && uv run python /path/to/bench/e2e/asgi_ingest.py   # another checkout
+
+The app is the one `microcred_assessment.main.build` makes (every middleware, the
+problem handlers, the real routes, authentication with the real key verifier, the real
+ingest check and group commit), wrapped in uvicorn's proxy-headers middleware as
+`runtime.serve` runs it, on uvloop. Only the I/O is replaced: the verified API keys are
+in the verifier's cache (as they are after a key's first request), the catalogue is the
+seed's, and a flush "commits" after `--flush-ms` without a database. Requests are the
+bench's workload (`run.build_workload`), sent as uvicorn hands them to the app.
+
+It imports only what every recent checkout has, so the same file measures an older tree
+(run it with that tree's environment); the figure to compare is the CPU per request of two
+runs side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PATH = "/v1/assessment-results"
+
+
+def _app(flush_s: float) -> tuple[Any, dict[str, str]]:
+    from microcred_assessment.main import build
+    from microcred_assessment.results.ingest import IngestStore, Stored
+    from microcred_shared.auth import digest
+    from microcred_shared.catalog import load_catalog
+
+    app, rt = build()
+
+    class NoDatabase(IngestStore):
+        async def _write(self, items: list[Any]) -> list[Stored]:
+            await asyncio.sleep(flush_s)  # the statement's round trip, no CPU
+            return [Stored("accepted", i.event_id) for i in items]
+
+    class Relay:
+        def wake(self) -> None:
+            pass
+
+    rt.engine = object()  # type: ignore[assignment]  # only audits (none here) use it
+    rt.relay = Relay()  # type: ignore[assignment]
+    rt.ingest = NoDatabase(rt.engine, rt.relay.wake)  # type: ignore[arg-type]
+    rt.catalog = SimpleNamespace(current=load_catalog(rt.settings.seed_file))  # type: ignore
+    from microcred_shared.auth import KeyVerifier
+
+    rt.key_verifier = KeyVerifier(rt.engine)  # type: ignore[arg-type]
+    keys = {}
+    for n, provider in enumerate(sorted(p.id for p in rt.catalog.current.providers)):
+        key_id, secret = f"bench{n:04d}", f"secret-{n}-" + "x" * 32
+        keys[provider] = f"mcp_{key_id}.{secret}"
+        # as after the key's first request: verified, cached
+        rt.key_verifier._cache[(key_id, digest(secret))] = (float("inf"), provider)
+
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1"), keys
+
+
+def _scope(body: bytes, token: str) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1", "server": ("127.0.0.1", 8101),
+            "client": ("127.0.0.1", 50000), "scheme": "http", "method": "POST",
+            "root_path": "", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
+            "headers": [(b"host", b"127.0.0.1:8101"), (b"accept", b"*/*"),
+                        (b"accept-encoding", b"gzip, deflate"),
+                        (b"connection", b"keep-alive"),
+                        (b"authorization", f"Bearer {token}".encode()),
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode())],
+            "state": {}}
+
+
+async def _run(app: Any, requests: list[tuple[bytes, str]], clients: int) -> list[int]:
+    statuses: list[int] = []
+    nxt = iter(requests)
+
+    async def client() -> None:
+        for body, token in nxt:
+            pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def receive(pending: list[dict[str, Any]] = pending) -> dict[str, Any]:
+                if pending:
+                    return pending.pop()
+                await asyncio.Event().wait()  # the client stays connected
+                raise AssertionError
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await app(_scope(body, token), receive, send)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return statuses
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20000, help="requests per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=16, help="requests in flight at once")
+    ap.add_argument("--flush-ms", type=float, default=1.0)
+    ap.add_argument("--cprofile", type=int, metavar="TOP", default=0,
+                    help="profile one round and print the TOP functions")
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    import run  # bench/e2e/run.py: the workload http_ingest.py sends
+    import uvloop
+
+    from microcred_shared.contract import events as contract
+
+    app, keys = _app(args.flush_ms / 1000)
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    per_request = []
+    for r in range(args.rounds + 1):  # round 0 warms up
+        events = run.build_workload(args.n, f"asgi{r}").events
+        requests = [(e.model_dump_json().encode(), keys[e.provider_id]) for e in events]
+        # Building the workload checked its learners' addresses, and the contract remembers
+        # the ones it accepted: the service has seen none of them (a new learner per result).
+        forget = getattr(contract, "_checked_email", None)
+        if forget is not None:
+            forget.cache_clear()
+        if r == 1 and args.cprofile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+        cpu = time.process_time()
+        statuses = loop.run_until_complete(_run(app, requests, args.clients))
+        cpu = time.process_time() - cpu
+        if r == 1 and args.cprofile:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(args.cprofile)
+            pstats.Stats(prof).sort_stats("cumtime").print_stats(args.cprofile)
+            continue
+        bad = [s for s in statuses if s != 202]
+        if bad or len(statuses) != args.n:
+            raise SystemExit(f"{len(bad)} answers were not 202: {bad[:5]}")
+        if r:
+            per_request.append(cpu / args.n * 1e6)
+            print(f"round {r}: {per_request[-1]:.1f} µs CPU per request", flush=True)
+    print(f"one result per request through the app: median {statistics.median(per_request):.1f}"
+          f" µs CPU (min {min(per_request):.1f}, max {max(per_request):.1f}) over "
+          f"{len(per_request)} rounds of {args.n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

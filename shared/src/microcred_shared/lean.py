@@ -1,0 +1,159 @@
+"""A FastAPI route that serves its common request without FastAPI's generic machinery.
+
+For a route taking one JSON body model, the `Request` and dependencies that need only the
+request (who is calling, the runtime), FastAPI's request handler does, per request: parse
+the content type with `email.message`, `json.loads` the body and validate the dict in
+pydantic's python mode, then solve the dependency tree generically (a `Response` object,
+caches, the query string, the headers and the cookies parsed for every dependant). For
+HTTP ingest that was about a third of the CPU of a request (issue 12, item 2).
+
+`LeanRoute` keeps the route exactly as declared (OpenAPI, dependencies, problems) and
+serves the plain case itself: a body declared `application/json` that the model accepts,
+parsed in one step from the bytes (`model_validate_json`), the dependencies called in
+declaration order, once each, then the endpoint. Anything else — no or another content
+type, an empty or invalid body, dependency overrides (tests), FastAPI's own telemetry
+active — goes to FastAPI's handler unchanged, with the same request (its body already
+read), so every refusal is the answer it was, in FastAPI's order: the 400 of a body that
+is not JSON, the 401 of a dependency, the 400 of a body the model refuses.
+
+A strict model parses alike from JSON and from parsed JSON (the event contract's
+models are strict per field for that reason, ADR 23); a route whose model does not must
+not use this class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+try:  # FastAPI's own OpenTelemetry (0.16x): when it records, FastAPI serves the request
+    _telemetry: Callable[[], Any] | None = importlib.import_module(
+        "fastapi.telemetry").get_telemetry_data
+except (ImportError, AttributeError):  # older FastAPI
+    _telemetry = None
+
+F = TypeVar("F", bound=Callable[..., Any])
+_JSON = b"application/json"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    endpoint: Callable[..., Awaitable[Any]]
+    body_name: str
+    model: type[BaseModel]
+    request_name: str | None
+    # (parameter, dependency, its request parameter, cached per request)
+    deps: tuple[tuple[str, Callable[..., Awaitable[Any]], str, bool], ...]
+
+
+def _ineligible(route: APIRoute, why: str) -> TypeError:
+    return TypeError(f"LeanRoute {route.path}: {why}; declare it as a plain APIRoute")
+
+
+def _request_only(route: APIRoute, d: Dependant) -> str:
+    """The request parameter of a dependency that takes only the request."""
+    if not (inspect.iscoroutinefunction(d.call) and d.request_param_name and
+            not (d.dependencies or d.path_params or d.query_params or d.header_params or
+                 d.cookie_params or d.body_params or d.websocket_param_name or
+                 d.http_connection_param_name or d.response_param_name or
+                 d.background_tasks_param_name or d.security_scopes_param_name or
+                 d.own_oauth_scopes)):
+        raise _ineligible(route, f"dependency {d.name!r} must be an `async def` taking only "
+                          "the Request")
+    return d.request_param_name
+
+
+def _plan(route: APIRoute, dependant: Dependant) -> _Plan:
+    d = dependant
+    if not inspect.iscoroutinefunction(d.call):
+        raise _ineligible(route, "the endpoint must be an `async def`")
+    if route.response_field is not None:
+        raise _ineligible(route, "the endpoint must return a Response")
+    if (d.path_params or d.query_params or d.header_params or d.cookie_params or
+            d.websocket_param_name or d.http_connection_param_name or d.response_param_name
+            or d.background_tasks_param_name or d.security_scopes_param_name):
+        raise _ineligible(route, "only a body model, the Request and dependencies")
+    if len(d.body_params) != 1 or route._embed_body_fields:
+        raise _ineligible(route, "exactly one body parameter, not embedded")
+    body = d.body_params[0]
+    model = body.field_info.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or \
+            not body.field_info.is_required() or body.field_info.metadata:
+        raise _ineligible(route, "the body must be a required pydantic model")
+    deps = tuple((sub.name, sub.call, _request_only(route, sub), sub.use_cache)
+                 for sub in d.dependencies if sub.name is not None and sub.call is not None)
+    if len(deps) != len(d.dependencies):
+        raise _ineligible(route, "every dependency must be a named parameter")
+    assert d.call is not None
+    return _Plan(d.call, body.name, model, d.request_param_name, deps)
+
+
+def _json_content_type(request: Request) -> bool:
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":  # the first one, as FastAPI reads it
+            value = value.lower()
+            return value == _JSON or value.startswith(_JSON + b";")
+    return False
+
+
+class LeanRoute(APIRoute):
+    """See the module docstring. Use with `lean_route`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+        # Included in an app, FastAPI (0.16x) builds the handler once per inclusion, for
+        # that inclusion's dependant (the including router's dependencies added): plan the
+        # same one. Older FastAPI copied the route on inclusion: its own dependant is it.
+        current = getattr(routing, "_effective_route_context_var", None)
+        context = current.get() if current is not None else None
+        dependant = context.dependant if context is not None and \
+            context.original_route is self else self.dependant
+        plan = _plan(self, dependant)
+
+        async def handler(request: Request) -> Response:
+            if (request.app.dependency_overrides or not _json_content_type(request)
+                    or (_telemetry is not None and _telemetry() is not None)):
+                return await full(request)
+            body = await request.body()
+            try:
+                value = plan.model.model_validate_json(body)
+            except ValidationError:  # FastAPI answers it, exactly as it always did
+                return await full(request)
+            values: dict[str, Any] = {}
+            cache: dict[Any, Any] = {}
+            for name, call, request_name, use_cache in plan.deps:
+                if use_cache and call in cache:
+                    values[name] = cache[call]
+                else:
+                    values[name] = cache[call] = await call(**{request_name: request})
+            values[plan.body_name] = value
+            if plan.request_name:
+                values[plan.request_name] = request
+            response = await plan.endpoint(**values)
+            if not isinstance(response, Response):
+                raise TypeError(f"LeanRoute {self.path}: the endpoint returned "
+                                f"{type(response).__name__}, not a Response")
+            return response
+
+        return handler
+
+
+def lean_route(router: APIRouter, path: str, *, methods: list[str],
+               **options: Any) -> Callable[[F], F]:
+    """`@router.post(path, ...)` for a LeanRoute: `@lean_route(router, path, methods=["POST"],
+    ...)` (FastAPI's decorators take no route class of their own)."""
+    def add(endpoint: F) -> F:
+        router.add_api_route(path, endpoint, methods=methods, route_class_override=LeanRoute,
+                             **options)
+        return endpoint
+    return add
