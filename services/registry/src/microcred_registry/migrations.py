@@ -9,6 +9,7 @@ from microcred_registry.credentials.models import (
     StatusEvent,
     StatusListRecord,
     index_definition_versions,
+    keep_documents_in_row,
 )
 from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.employers.models import EmployerEntry, EmployerKey
@@ -54,4 +55,6 @@ MIGRATIONS: list[Migration] = [
     index_credential_ids,
     # 13: instances share publishing from the outbox by shard (ADR 2).
     add_outbox_shard,
+    # 14: a credential's document is its JSON text, kept in its row (one page per read).
+    keep_documents_in_row,
 ]

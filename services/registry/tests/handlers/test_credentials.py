@@ -4,6 +4,7 @@ and each new registration is announced for notify."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -253,3 +254,54 @@ async def test_a_batch_of_status_changes_is_one_statement_with_every_effect(db: 
     async with db.engine.connect() as conn:
         assert await handlers.issuer_reason(conn, b.credential_id) == "review cleared"
         assert await handlers.issuer_reason(conn, unknown) == "not here yet"
+
+
+def issued_like_issuance(n: int) -> dict[str, Any]:
+    """A signed credential the size and make of issuance's (~4 KB of JSON): both status
+    entries, a hashed identity, results and evidence, an Ed25519 proof."""
+    import hashlib
+
+    from microcred_shared.vc import proofs as vc_proofs
+    from microcred_testkit.vc_examples import example_credential
+
+    base = "https://registry.test/status/lakeshore"
+    doc = example_credential(
+        credential_id=f"urn:uuid:{uuid.UUID(int=n)}", valid_until="2031-06-30T00:00:00Z",
+        credential_status=[{
+            "id": f"{base}/{purpose}/0#{4096 + n}", "type": "BitstringStatusListEntry",
+            "statusPurpose": purpose, "statusListIndex": str(4096 + n),
+            "statusListCredential": f"{base}/{purpose}/0"} for purpose in (
+                "revocation", "suspension")])
+    salt = hashlib.sha256(f"salt-{n}".encode()).hexdigest()[:16]
+    doc["credentialSubject"]["identifier"] = [{
+        "type": "IdentityObject", "identityType": "emailAddress", "hashed": True,
+        "salt": salt, "identityHash": "sha256$" + hashlib.sha256(
+            f"learner{n}@learners.example{salt}".encode()).hexdigest()}]
+    doc["credentialSubject"]["result"] += [
+        {"type": ["Result"], "value": str(60 + k),
+         "resultDescription": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, str(k))}"}
+        for k in range(4)]
+    doc["evidence"] = [{"type": ["Evidence"], "id": f"https://lakeshore.example.ca/evidence/{n}",
+                        "name": "Observed practical test", "description":
+                        "Assessed by a certified assessor on site, with a written quiz."}]
+    return vc_proofs.sign(doc, private_key_from_seed(bytes(32)),
+                          "https://issuers.example.ca/lakeshore-college#key-1")
+
+
+async def test_a_signed_credential_is_kept_compressed_in_its_own_row_and_served_as_sent(
+        db: Any) -> None:
+    """One page read per credential: a learner's listing in a registry of millions reads
+    ten credentials from ten places on disk (bench/registry/README.md)."""
+    events = [issued(n, credential=issued_like_issuance(n)) for n in range(1, 4)]
+    await register(db, *events)
+
+    [(toast,)] = await db.rows(
+        "SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'credentials'")
+    [(chunks,)] = await db.rows(f"SELECT count(*) FROM {toast}")
+    assert chunks == 0  # nothing of any document moved out of its row
+    for stored, text in await db.rows(
+            "SELECT pg_column_size(document), octet_length(document::text) FROM credentials"):
+        assert text > 3500 and stored < 0.65 * text  # compressed, in the row
+    for event in events:
+        served = await handlers.learner_credentials_json(db.engine, event.learner_key, BASE)
+        assert event.credential in [c["credential"] for c in json.loads(served)["credentials"]]

@@ -57,7 +57,7 @@ WalletLinks = Callable[[AsyncConnection, list[tuple[uuid.UUID, str]]],
 _REGISTER = sa.text(
     "INSERT INTO credentials (credential_id, assessment_id, provider_id, definition_id, "
     "definition_version, learner_key, title, document, status, issued_at, registered_at) "
-    "SELECT c, a, p, d, v, l, t, CAST(convert_from(b, 'UTF8') AS jsonb) -> 'credential', "
+    "SELECT c, a, p, d, v, l, t, CAST(convert_from(b, 'UTF8') AS json) -> 'credential', "
     "'active', i, now() FROM unnest(CAST(:cids AS uuid[]), CAST(:aids AS uuid[]), "
     "CAST(:pids AS text[]), CAST(:dids AS text[]), CAST(:vers AS int[]), "
     "CAST(:lkeys AS text[]), CAST(:titles AS text[]), CAST(:payloads AS bytea[]), "
@@ -227,7 +227,7 @@ async def issuer_document(conn: AsyncConnection, provider_id: str, base: str, *,
 VERIFICATION_VERSIONS = (
     "(SELECT coalesce(jsonb_object_agg(x.k, x.v), '{}')::text FROM ("
     "SELECT s.url AS k, s.version::text AS v FROM status_lists s WHERE s.url IN ("
-    "SELECT jsonb_path_query(c.document, 'lax $.credentialStatus[*].statusListCredential') "
+    "SELECT jsonb_path_query(c.document::jsonb, 'lax $.credentialStatus[*].statusListCredential') "
     "#>> '{}') "
     "UNION ALL SELECT 'issuer:' || i.provider_id, md5(i.profile::text || i.keys::text) "
     "FROM issuers i WHERE i.provider_id = c.provider_id "

@@ -77,7 +77,7 @@ _PRUNE = sa.text("DELETE FROM ob_tokens WHERE expires_at < :before")
 
 _LISTING = """
     SELECT document, at, key FROM (
-      SELECT document, registered_at AS at, credential_id::text AS key FROM credentials
+      SELECT document::jsonb, registered_at AS at, credential_id::text AS key FROM credentials
         WHERE learner_key = :learner AND status <> 'revoked' AND registered_at >= :since
       UNION ALL
       SELECT document, updated_at AS at, credential_key AS key FROM ob_backpack
@@ -100,7 +100,8 @@ _NEW_PROFILE = sa.text(
 _SET_PROFILE = sa.text("UPDATE ob_profiles SET fields = CAST(:fields AS JSONB), "
                        "updated_at = :now WHERE learner_key = :learner")
 _NAME = sa.text("SELECT document->'credentialSubject'->>'name' FROM credentials "
-                "WHERE learner_key = :learner AND document->'credentialSubject' ? 'name' "
+                "WHERE learner_key = :learner "
+                "AND document->'credentialSubject'->>'name' IS NOT NULL "
                 "ORDER BY registered_at DESC LIMIT 1")
 _CONNECTIONS = sa.text(
     "SELECT g.grant_id, g.client_id, g.scope, g.created_at, c.client_metadata, "
