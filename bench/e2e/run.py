@@ -980,7 +980,9 @@ def report_latency(res: dict[str, Any],
     idle, net = idle_burn, {}
     if idle:
         wall = res["usage"]["wall"]
-        net = {k: max(v - 1000 * idle["cpu"].get(k, 0.0) * wall / idle["wall"]
+        # the probe's own JIT seconds are left out of its burn: this phase's are counted
+        burn = {k: v - idle.get("jit", {}).get(k, 0.0) for k, v in idle["cpu"].items()}
+        net = {k: max(v - 1000 * burn.get(k, 0.0) * wall / idle["wall"]
                       / max(len(mailed), 1) - jit.get(k, 0.0), 0.0) for k, v in per.items()}
         print(f"  of which the idle burn over {wall:.0f}s: "
               f"{sum(per.values()) - sum(net.values()) - sum(jit.values()):.2f}ms, "
