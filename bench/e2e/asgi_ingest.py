@@ -132,6 +132,13 @@ def main() -> int:
     from microcred_shared.contract import events as contract
 
     app, keys = _app(args.flush_ms / 1000)
+    # As `runtime.serve` leaves a service's heap once its app is built (where it does):
+    # start-up's objects frozen, young collections rarer.
+    from microcred_shared import runtime as shared_runtime
+
+    settle = getattr(shared_runtime, "settle_heap", None)
+    if settle is not None:
+        settle()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     per_request = []

@@ -6,6 +6,7 @@ Pure functions: no broker, database or HTTP here.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def actor_of(provider_id: str | None) -> str:
     return f"provider:{provider_id}" if provider_id else "unknown"
 
 
+@functools.lru_cache(maxsize=16_384)  # asked at the door and again by the decision
 def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
     """The same provider result always gets the same assessment id, whichever way it came."""
     return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
