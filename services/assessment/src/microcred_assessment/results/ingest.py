@@ -45,13 +45,6 @@ MAX_ROWS = 2000
 # Flushes in flight at once. Each locks its ledger rows in (provider, result id) order, so
 # two of them holding the same results wait for each other, never deadlock.
 FLUSHES = 4
-# While a flush is in flight, another starts only once this many results wait (a batch
-# request, a burst); fewer wait for the flush in flight to end and then go together. Every
-# single request starting a flush of its own, as soon as a slot was free, made a flush -
-# a statement, a commit and a relay wake - per request or two once requests came faster
-# than a flush's round trip (issue 12, item 2): the requests a flush's round trip gathers
-# now share one.
-EAGER_ROWS = 64
 
 
 def content_digest(result: AssessmentResultSubmitted) -> bytes:
@@ -129,8 +122,6 @@ class IngestStore:
         self._task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(FLUSHES)
         self._flushing: set[asyncio.Task[None]] = set()
-        self._waiting = 0  # results in the queue
-        self._turn = asyncio.Event()  # a flush ended, or EAGER_ROWS results wait
         self.flushes = 0
         self.stored = 0
 
@@ -142,10 +133,7 @@ class IngestStore:
         self._ensure_running()
         request = _Request(items, asyncio.get_running_loop().create_future())
         self._queue.append(request)
-        self._waiting += len(items)
         self._pending.set()
-        if self._waiting >= EAGER_ROWS:
-            self._turn.set()
         return await request.done
 
     def _ensure_running(self) -> None:
@@ -166,22 +154,18 @@ class IngestStore:
         while True:
             await self._pending.wait()
             await self._slots.acquire()
-            while self._flushing and self._waiting < EAGER_ROWS:
-                self._turn.clear()
-                await self._turn.wait()
             taken: list[_Request] = []
             rows = 0
             while self._queue and (not taken or rows + len(self._queue[0].items) <= MAX_ROWS):
                 request = self._queue.pop(0)
                 taken.append(request)
                 rows += len(request.items)
-            self._waiting -= rows
             if not self._queue:
                 self._pending.clear()
             # In the first request's context: with tracing on, the flush's database spans
             # belong to that request's trace (alone in its flush when traffic is light).
-            # Up to FLUSHES at once when results pile up (EAGER_ROWS): a flush waits on the
-            # database most of its time, and a batch need not wait for it to start its own.
+            # Up to FLUSHES at once: a flush waits on the database most of its time, and
+            # the next requests need not wait for it to start theirs.
             task = asyncio.get_running_loop().create_task(self._flush(taken),
                                                           context=taken[0].context)
             self._flushing.add(task)
@@ -189,7 +173,6 @@ class IngestStore:
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._flushing.discard(task)
-        self._turn.set()
         self._slots.release()
 
     async def _flush(self, taken: list[_Request]) -> None:
