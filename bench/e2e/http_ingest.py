@@ -262,6 +262,8 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         import psutil
 
         sys_start = psutil.cpu_times()
+        if args.pg_statements:
+            await _statements(target, None)
         meter.begin()
         if profiler:
             profiler.start({"assessment": target.service_pid("assessment")}, mode)
@@ -283,6 +285,8 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         decided_at = await _wait_decided(target, [e.result_id for e in events], args.timeout)
         usage = meter.end()
         usage["busy"] = run.machine_busy_fraction(sys_start, psutil.cpu_times())
+        if args.pg_statements:
+            await _statements(target, args.n)
         if profiler:
             profiler.stop()
             for name, path in sorted(profiler.files.items()):
@@ -331,6 +335,29 @@ def print_side_by_side(out: dict[str, Any], args: argparse.Namespace) -> None:
           "the machine as it was, CPU per result holds up better on a shared one)")
 
 
+async def _statements(target: Any, n: int | None) -> None:
+    """`--pg-statements`: reset the counts (n None), or print assessment's statements per
+    result since the reset (the bench's own progress query included)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(target.db_url("assessment"))
+    try:
+        if n is None:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.execute("SELECT pg_stat_statements_reset()")
+            return
+        rows = await conn.fetch(
+            "SELECT s.calls, s.rows, s.query FROM pg_stat_statements s "
+            "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+            "ORDER BY s.calls DESC")
+    finally:
+        await conn.close()
+    print(f"    assessment's statements per result: {sum(r['calls'] for r in rows) / n:.3f}")
+    for r in rows[:12]:
+        print(f"      {r['calls'] / n:7.3f} ({r['rows'] / max(r['calls'], 1):6.1f} rows) "
+              f"{' '.join(r['query'].split())[:100]}")
+
+
 async def _wait_decided(target: Any, result_ids: list[str], limit: float) -> float:
     """When the last of `result_ids` was decided (assessment's `results` table)."""
     import asyncpg
@@ -368,6 +395,8 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=3.0, help="pause between modes (s)")
     ap.add_argument("--timeout", type=float, default=600.0, help="per mode (s)")
     ap.add_argument("--idle", type=float, default=5.0, help="idle probe before the modes (s)")
+    ap.add_argument("--pg-statements", action="store_true",
+                    help="own stack only: count assessment's statements per result by mode")
     ap.add_argument("--reuse-stack", action="store_true")
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--keep-state", action="store_true")
@@ -376,7 +405,6 @@ def main() -> int:
     args = ap.parse_args()
     # what run.start_own_stack reads
     args.otlp, args.batch_size, args.cryptosuite = False, None, "rdfc"
-    args.pg_statements = False
     target = None
     try:
         target = run.reuse_stack(args) if args.reuse_stack else \

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from microcred_shared.contract.cloudevents import Envelope, RawHeaders, encode, new_envelope
+from microcred_shared.contract.cloudevents import RawHeaders, encode, new_envelope
 from microcred_shared.contract.events import Event
 from microcred_shared.db import SHARD_OF_KEY, SHARDS, unavailable
 from microcred_shared.logs import outages
@@ -62,8 +62,8 @@ class Outgoing:
 
 def event_record(topic: str, event: Event, source: str, *, traceparent: str | None,
                  event_id: str | None = None, subject: str | None = None) -> Outgoing:
-    env = new_envelope(event, source, event_id=event_id, subject=subject)
-    env = Envelope(**{**env.__dict__, "traceparent": traceparent})
+    env = new_envelope(event, source, event_id=event_id, subject=subject,
+                       traceparent=traceparent)
     return Outgoing(topic=topic, key=event.key(), headers=env.headers(), payload=encode(event))
 
 

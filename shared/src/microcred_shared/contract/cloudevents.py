@@ -58,13 +58,14 @@ class Envelope:
 
 
 def new_envelope(event: Event, source: str, *, event_id: str | None = None,
-                 subject: str | None = None) -> Envelope:
+                 subject: str | None = None, traceparent: str | None = None) -> Envelope:
     return Envelope(
         id=event_id or str(uuid.uuid4()),
         type=event.ce_type,
         source=source,
         time=datetime.now(UTC),
         subject=subject,
+        traceparent=traceparent,
     )
 
 

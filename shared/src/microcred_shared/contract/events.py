@@ -38,6 +38,9 @@ def normalize_email(email: str) -> str:
     return f"{local}@{domain}"
 
 
+# Pure, and asked twice per result in assessment (the record's Kafka key at ingest, the
+# decision's learner key): remembered for the addresses of the last few seconds' results.
+@functools.lru_cache(maxsize=16_384)
 def learner_key(email: str) -> str:
     """The backbone's learner id: one per mailbox, the same across providers.
 

@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -64,9 +65,9 @@ class Item:
 def item(result: AssessmentResultSubmitted, provider_id: str, *,
          traceparent: str | None) -> Item:
     """The outbox record of a result `provider_id` submitted (ce_source from the key)."""
+    event_id = str(uuid.uuid4())
     record = outbox.event_record(topics.RESULTS, result, f"/providers/{provider_id}",
-                                 traceparent=traceparent)
-    event_id = (dict(record.headers)["ce_id"] or b"").decode()
+                                 traceparent=traceparent, event_id=event_id)
     # The payload is the result's JSON (`content_digest`), already encoded once.
     return Item(result, record, hashlib.sha256(record.payload).digest(), event_id)
 

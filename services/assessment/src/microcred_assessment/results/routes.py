@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from microcred_assessment.deps import ProviderId, Runtime
 from microcred_assessment.results import handlers
@@ -139,6 +139,28 @@ def _item_problem(status: int, title: str, detail: str, kind: str,
     return out
 
 
+class _PlainBatch(BaseModel):
+    """A batch body whose every result the model accepts, parsed from the bytes in one
+    step (`_parse_plain`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    results: list[AssessmentResultSubmitted]
+
+
+def _parse_plain(body: bytes) -> list[AssessmentResultSubmitted] | None:
+    """The results of a plain batch — `{"results": [...]}`, 1 to MAX_BATCH results that all
+    parse — read from the bytes in one step (`model_validate_json`, as `LeanRoute` reads a
+    single result: issue 12, item 2), or None: anything else takes the item-by-item path
+    below, which says what is wrong with each one. The strict models parse alike from JSON
+    bytes and from parsed JSON (ADR 23, `shared/tests/test_lean_route.py`), so a batch
+    both paths read gets the same results from either."""
+    try:
+        results = _PlainBatch.model_validate_json(body).results
+    except ValidationError:
+        return None
+    return results if 0 < len(results) <= MAX_BATCH else None
+
+
 def _parse(raw: Any) -> AssessmentResultSubmitted | dict[str, Any]:
     """The result, or the problem its own request would have got (400: does not parse)."""
     if not isinstance(raw, dict):
@@ -152,6 +174,28 @@ def _parse(raw: Any) -> AssessmentResultSubmitted | dict[str, Any]:
         return _item_problem(400, "Invalid request body",
                              f"{len(errors)} problem(s) in the result", "invalid-request",
                              errors)
+
+
+def _parse_items(body: bytes) -> tuple[list[AssessmentResultSubmitted | dict[str, Any]],
+                                       list[str | None]]:
+    """A batch that is not plain, result by result: each result or the problem its own
+    request would get, and each `result_id` as sent when it is a string; raises the
+    problem of a body that is not a batch of 1 to MAX_BATCH results."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise Problem(400, "Invalid request body", "the body is not JSON",
+                      kind="invalid-request") from exc
+    raw = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(raw, list) or not raw or set(doc) != {"results"}:
+        raise Problem(400, "Invalid request body", 'the body must be {"results": [...]} '
+                      f"with 1 to {MAX_BATCH} results", kind="invalid-request",
+                      errors=[{"pointer": "/results", "detail": "an array of results"}])
+    if len(raw) > MAX_BATCH:
+        raise Problem(413, "Batch too large", f"{len(raw)} results: a batch holds at most "
+                      f"{MAX_BATCH}; split it", kind="batch-too-large")
+    sent = [r.get("result_id") if isinstance(r, dict) else None for r in raw]
+    return [_parse(r) for r in raw], [s if isinstance(s, str) else None for s in sent]
 
 
 @router.post("/v1/assessment-results:batch", response_model=BatchAnswer,
@@ -173,21 +217,14 @@ async def submit_batch(provider_id: ProviderId, rt: Runtime, request: Request) -
     if len(body) > MAX_BATCH_BYTES:
         raise Problem(413, "Batch too large", f"a batch body may hold at most "
                       f"{MAX_BATCH_BYTES} bytes", kind="batch-too-large")
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise Problem(400, "Invalid request body", "the body is not JSON",
-                      kind="invalid-request") from exc
-    raw = doc.get("results") if isinstance(doc, dict) else None
-    if not isinstance(raw, list) or not raw or set(doc) != {"results"}:
-        raise Problem(400, "Invalid request body", 'the body must be {"results": [...]} '
-                      f"with 1 to {MAX_BATCH} results", kind="invalid-request",
-                      errors=[{"pointer": "/results", "detail": "an array of results"}])
-    if len(raw) > MAX_BATCH:
-        raise Problem(413, "Batch too large", f"{len(raw)} results: a batch holds at most "
-                      f"{MAX_BATCH}; split it", kind="batch-too-large")
-    parsed = [_parse(r) for r in raw]
-    results = [p for p in parsed if isinstance(p, AssessmentResultSubmitted)]
+    plain = _parse_plain(body)
+    if plain is not None:
+        parsed: list[AssessmentResultSubmitted | dict[str, Any]] = list(plain)
+        sent_ids: list[str | None] = [r.result_id for r in plain]
+        results = plain
+    else:
+        parsed, sent_ids = _parse_items(body)
+        results = [p for p in parsed if isinstance(p, AssessmentResultSubmitted)]
     traceparent = traceparent_of()
     outcomes = iter(await handlers.submit_many(
         rt.engine, rt.ingest, results, provider_id, catalog=rt.catalog.current,
@@ -195,10 +232,8 @@ async def submit_batch(provider_id: ProviderId, rt: Runtime, request: Request) -
     rows: list[dict[str, Any]] = []
     counts = {"accepted": 0, "duplicate": 0, "refused": 0}
     status_base = _status_base(request)
-    for index, (item, sent) in enumerate(zip(parsed, raw, strict=True)):
-        result_id = sent.get("result_id") if isinstance(sent, dict) else None
-        row: dict[str, Any] = {"index": index, "result_id": result_id
-                               if isinstance(result_id, str) else None}
+    for index, (item, result_id) in enumerate(zip(parsed, sent_ids, strict=True)):
+        row: dict[str, Any] = {"index": index, "result_id": result_id}
         if not isinstance(item, AssessmentResultSubmitted):
             row |= {"outcome": "refused", "problem": item}
         else:
