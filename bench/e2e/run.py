@@ -333,6 +333,7 @@ class CpuMeter:
         self.start: dict[str, float] = {}
         self.t0 = 0.0
         self._jit: dict[int, float] = {}  # JIT compiler seconds by pid, at the last sample
+        self.titles: dict[int, str] = {}  # a child's database (PostgreSQL backends)
         self.start_jit: dict[int, float] = {}
 
     def _procs(self, name: str) -> list[psutil.Process]:
@@ -356,6 +357,8 @@ class CpuMeter:
                 try:
                     c = p.cpu_times()
                     res[name][p.pid] = c.user + c.system
+                    if name in self.include_children:
+                        self.titles.setdefault(p.pid, backend_database(p))
                 except psutil.Error:
                     pass
         return res
@@ -373,6 +376,15 @@ class CpuMeter:
             before = self.start_pp.get(name, {})
             # a process that appeared during the window counts from zero
             out["cpu"][name] = sum(v - before.get(pid, 0.0) for pid, v in pids.items())
+        # PostgreSQL's CPU by database, from each backend's process title (a backend that
+        # ended inside the window is not counted, as in the total)
+        out["by_database"] = {}
+        for name in self.include_children:
+            split: dict[str, float] = {}
+            for pid, v in now.get(name, {}).items():
+                db = self.titles.get(pid, "other")
+                split[db] = split.get(db, 0.0) + v - self.start_pp.get(name, {}).get(pid, 0.0)
+            out["by_database"][name] = split
         # of which a JVM's JIT compiler threads (the broker's; none for the others)
         out["jit"] = {name: sum(self._jit[p] - self.start_jit.get(p, 0.0)
                                 for p in self.groups[name] if self._jit.get(p))
@@ -397,6 +409,19 @@ def jit_seconds(pid: int) -> float:
             fields = rest.split()
             total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def backend_database(p: psutil.Process) -> str:
+    """A PostgreSQL backend's database from its title (`postgres: user db host(port)
+    state`); the server's own processes (checkpointer, WAL writer, autovacuum) are
+    "background"."""
+    try:
+        words = " ".join(p.cmdline()).split()
+    except psutil.Error:
+        return "other"
+    if len(words) >= 4 and words[0] == "postgres:" and "(" in words[3]:
+        return words[2]
+    return "background"
 
 
 def print_cpu(title: str, usage: dict[str, Any], cores: int, busy: float) -> None:
@@ -864,6 +889,11 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
         + f"; total {sum(per.values()):.1f}ms (2000/s on {res['cores']} cores needs "
         f"<= {1000 * res['cores'] / 2000:.1f}ms)")
     summary["cpu_ms_per_credential"] = per
+    for name, split in res["usage"].get("by_database", {}).items():
+        ms = {db: 1000 * v / max(len(delivered), 1) for db, v in split.items()}
+        print(f"    of {name.split(' ')[0]}, by database: " + ", ".join(
+            f"{db} {v:.3f}ms" for db, v in sorted(ms.items(), key=lambda kv: -kv[1])))
+        summary.setdefault("db_cpu_ms_per_credential", {})[name] = ms
     if res.get("idle"):
         idle = res["idle"]
         print(f"    idle stack (no load, {idle['wall']:.0f}s before the run): " + ", ".join(

@@ -98,27 +98,46 @@ def header_map(headers: Any) -> dict[str, str]:
 # The attributes a record may carry once: two differing values make its identity ambiguous.
 _SINGLE = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject",
            "content-type", "traceparent", "tracestate")
+_SINGLE_NAMES = frozenset(_SINGLE)
+_PLAIN = frozenset(("content-type", "traceparent", "tracestate"))  # ours without ce_
 
 
 def parse_envelope(headers: Any) -> Envelope:
-    h = header_map(headers)
-    names = [key for key, _ in headers or ()]
-    repeated = sorted({n for n in names if n in _SINGLE and names.count(n) > 1})
+    # One pass over the headers: `header_map` and a count per name (each record of every
+    # service comes through here, issue 12); the same checks in the same order.
+    h: dict[str, str] = {}
+    repeated: set[str] = set()
+    for key, value in headers or ():
+        if not (key.startswith("ce_") or key in _PLAIN):
+            continue
+        if key in h and key in _SINGLE_NAMES:
+            repeated.add(key)
+        if value is None:
+            h[key] = ""
+        elif isinstance(value, bytes | bytearray):
+            try:
+                h[key] = value.decode()
+            except UnicodeDecodeError as exc:
+                raise EnvelopeError(f"header {key!r} is not UTF-8") from exc
+        else:
+            h[key] = str(value)
     if repeated:
-        raise EnvelopeError("header(s) given more than once: " + ", ".join(repeated))
+        raise EnvelopeError("header(s) given more than once: " + ", ".join(sorted(repeated)))
     # A NUL cannot be stored (PostgreSQL text) nor signed: the inbox would refuse the ce_id
     # and the whole batch with it, forever.
-    unstorable = sorted(k for k, v in h.items() if "\x00" in v)
-    if unstorable:
+    if any("\x00" in v for v in h.values()):
+        unstorable = sorted(k for k, v in h.items() if "\x00" in v)
         raise EnvelopeError("header(s) contain a NUL character: " + ", ".join(unstorable))
     missing = [n for n in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not h.get(n)]
     if missing:
         raise EnvelopeError("missing CloudEvents header(s): " + ", ".join(missing))
     if h["ce_specversion"] != SPECVERSION:
         raise EnvelopeError(f"unsupported ce_specversion {h['ce_specversion']!r}")
-    ctype = h.get("content-type", CONTENT_TYPE).split(";")[0].strip()
+    ctype = h.get("content-type", CONTENT_TYPE)
     if ctype != CONTENT_TYPE:
-        raise EnvelopeError(f"unsupported content-type {ctype!r}")
+        ctype = ctype.split(";")[0].strip()
+        if ctype != CONTENT_TYPE:
+            raise EnvelopeError(f"unsupported content-type {ctype!r}")
     try:
         time = datetime.fromisoformat(h["ce_time"]) if h.get("ce_time") else datetime.now(UTC)
     except ValueError as exc:

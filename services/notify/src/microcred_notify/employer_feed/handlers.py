@@ -10,12 +10,19 @@ and turn each change an employer may see into employer events, in the same trans
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_notify.employer_feed.domain import STATUS_CHANGED, facts_of, targets
-from microcred_notify.employer_feed.projection import open_batch, view_facts
+from microcred_notify.employer_feed.projection import (
+    insert_new_views,
+    open_batch,
+    view_facts,
+)
 from microcred_shared.consumer import Incoming
 from microcred_shared.contract.events import CredentialIssued, CredentialStatusChanged
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
@@ -30,6 +37,32 @@ def _payload(item: Incoming) -> str | None:
 
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
                     owe: Callable[[], None] = lambda: None) -> dict[int, str]:
+    """A credential seen for the first time gets its view in one insert: private, it is
+    nobody's yet. One already known (its holder's choice or its status came first, or a
+    redelivery under another ce_id) is locked and reconciled."""
+    first: dict[uuid.UUID, dict[str, Any]] = {}
+    for item in items:
+        e = item.event
+        assert isinstance(e, CredentialIssued)
+        if e.credential_id not in first:
+            facts = facts_of(e.credential, e.provider_id, e.definition_id)
+            first[e.credential_id] = {
+                "credential_id": e.credential_id, "learner_key": e.learner_key,
+                "provider_id": e.provider_id, "definition_id": e.definition_id,
+                "jurisdiction": facts.jurisdiction,
+                "skills": json.dumps(sorted(facts.skills), separators=(",", ":")),
+                "source": _payload(item) or json.dumps(
+                    {"credential": e.credential}, separators=(",", ":"))}
+    written = await insert_new_views(conn, list(first.values()))
+    known = [item for item in items
+             if cast(CredentialIssued, item.event).credential_id not in written]
+    if known:
+        await _reconcile_issued(conn, known, base_url, owe)
+    return {}
+
+
+async def _reconcile_issued(conn: AsyncConnection, items: list[Incoming], base_url: str,
+                            owe: Callable[[], None]) -> None:
     views, fx = await open_batch(conn, items, base_url)
     for item in items:
         e = item.event
@@ -45,7 +78,6 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *, base_url: s
         fx.reconcile(views[e.credential_id])
     if await fx.write(conn):
         owe()  # webhook deliveries are due once this commits
-    return {}
 
 
 async def on_visibility(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
