@@ -321,12 +321,16 @@ def check_related(value: Any) -> Check:
 
 
 async def verify_credential(document: dict[str, Any], *, resolve_document: DocumentResolver,
-                            now: datetime | None = None,
-                            check_schema: bool = True) -> VerificationResult:
-    """All checks on `document`; `verified` only when every one passes and status is valid."""
+                            now: datetime | None = None, check_schema: bool = True,
+                            source: str | None = None) -> VerificationResult:
+    """All checks on `document`; `verified` only when every one passes and status is valid.
+    `source`: the JSON text `document` was parsed from, when there is one (a stored
+    credential): the proofs' canonical hashes and signatures, pure functions of those
+    bytes (and of the key), are then computed once per text (vc.proofs.verify_proof)."""
     now = now or datetime.now(UTC)
     keys = KeyResolver(resolve_document)
-    proof = await verify_proof(document, keys.public_key)
+    digest = None if source is None else hashlib.sha256(source.encode()).digest()
+    proof = await verify_proof(document, keys.public_key, source_digest=digest)
     checks = {"proof": Check(proof.ok, proof.reason or f"{proof.cryptosuite} signature valid")}
     checks["issuer_key"] = await check_issuer_key(document, keys)
     checks["validity_window"], window_state = check_window(document, now)
