@@ -115,8 +115,7 @@ class Pages:
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
             return ""
-        async with self.engine.connect() as conn:
-            return await credentials.issuer_reason(conn, row.credential_id)
+        return await credentials.issuer_reason_read(self.reads, row.credential_id)
 
     async def by_id(self, request: Request, credential_id: uuid.UUID,
                     viewer: Viewer) -> Response:
