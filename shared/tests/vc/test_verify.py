@@ -225,3 +225,24 @@ async def test_a_key_replaced_after_a_verification_is_used_by_the_next_one(issue
     issuer.documents[issuer.issuer_id] = controller_document(issuer.issuer_id, [IssuerKey(
         "key-1", issuer.private_key.public_key(), revoked=datetime(2027, 1, 1, tzinfo=UTC))])
     assert (await verify(issuer, json.loads(text), source=text)).status == "invalid"
+
+
+async def test_a_stored_credentials_schema_verdict_is_reached_once_per_text(issuer, monkeypatch):
+    import json
+
+    from microcred_shared.vc import verify as verifying
+
+    broken = issuer.credential(23)
+    broken["credentialSubject"]["type"] = 7  # breaks the OB 3.0 schema (and the proof)
+    text = json.dumps(broken)
+    judged = []
+    real = verifying.schema_problems
+    monkeypatch.setattr(verifying, "schema_problems",
+                        lambda doc: judged.append(1) or real(doc))
+    verdicts = [(await verify(issuer, json.loads(text), source=text)).checks["schema"]
+                for _ in range(3)]
+    assert len(judged) == 1
+    assert all(not v.ok and "credentialSubject.type" in v.detail for v in verdicts), verdicts
+    fixed = json.loads(text)
+    fixed["credentialSubject"]["type"] = ["AchievementSubject"]
+    assert (await verify(issuer, fixed, source=json.dumps(fixed))).checks["schema"].ok
