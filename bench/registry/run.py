@@ -129,14 +129,15 @@ async def drop_database(server_url: str) -> None:
 
 def start_registry(db_url: str, port: int, log_file: Path,
                    source: Path | None = None) -> subprocess.Popen[bytes]:
-    """The registry's app under uvicorn; `source`: a checkout whose
-    services/registry/src is imported instead of this one's (the code compared with)."""
+    """The registry's app under uvicorn; `source`: a checkout whose services/registry/src
+    and shared/src are imported instead of this one's (the code compared with)."""
     env = {**os.environ, "MICROCRED_REGISTRY_DATABASE_URL": db_url,
            "MICROCRED_REGISTRY_HTTP_PORT": str(port), "MICROCRED_PUBLIC_BASE_URL": data.BASE,
            "MICROCRED_OPERATOR_TOKEN": TOKEN, "OTEL_SDK_DISABLED": "true"}
     env.pop("DATABASE_URL", None)
     if source is not None:
-        env["PYTHONPATH"] = str(source / "services" / "registry" / "src")
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(source / part) for part in ("services/registry/src", "shared/src"))
     out = log_file.open("ab")
     return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve.py")],
                             env=env, stdout=out, stderr=out, cwd=REPO)
@@ -570,7 +571,8 @@ def main() -> None:
                              "only the rows it lacks")
     parser.add_argument("--compare", default=None, metavar="GIT-REF",
                         help="also measure the registry's code at this commit, side by side "
-                             "(its services/registry/src; the two take turns, block by block)")
+                             "(its services/registry/src and shared/src; the two take turns, "
+                             "block by block)")
     parser.add_argument("--load-workers", type=int, default=2,
                         help="COPY transactions at a time while loading")
     parser.add_argument("--load-only", action="store_true",
@@ -600,12 +602,13 @@ def status_handler_at(source: Path | None) -> Any:
 
 
 def checkout(ref: str, state: Path) -> Path:
-    """The registry's sources at `ref`, extracted under `state` (git archive)."""
+    """The registry's sources at `ref` and the shared package it runs on (verification,
+    proofs, the middleware), extracted under `state` (git archive)."""
     out = state / f"compare-{ref.replace('/', '_')}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", ref, "services/registry/src"], cwd=REPO,
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(["git", "archive", ref, "services/registry/src", "shared/src"],
+                             cwd=REPO, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
     return out
 

@@ -9,7 +9,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from microcred_shared.vc.schema import _as_schema_shape, _validator, schema_problems
+from microcred_shared.vc.schema import _as_schema_shape, _conforms, _validator, schema_problems
 from microcred_testkit import vc_examples as examples
 
 
@@ -82,3 +82,63 @@ def test_a_second_status_entry_is_checked_on_its_own():
     doc["credentialStatus"][1]["type"] = 7
     assert schema_problems(doc) == whole_document_problems(doc) == [
         "$.credentialStatus.type: 7 is not of type 'string'"]
+
+
+# Values where two validators of one schema may part ways: numbers written as floats,
+# booleans next to integers, digits outside ASCII, a final newline (Python's `$` matches
+# before it), values JSON cannot hold (NaN, a 70-bit integer), odd strings for patterns.
+TRICKY = [1.0, 0, -0.0, True, False, 2**70, float("nan"), float("inf"), "", "\n", "en\n",
+          "fr-CA", "ext:Thing", "ext:\n", "ext:é", "\u0663", "2026-01-01T00:00:00Z\n",
+          "https://purl.imsglobal.org/spec/ob/v3p0/context-3.\u0660.\u0663.json",
+          "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json\n", [None], [[]], {"id": 1}]
+
+
+def tricky(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    doc = copy.deepcopy(document)
+    where = [p for p in paths(doc) if p]
+    for _ in range(rng.randint(1, 2)):
+        path = rng.choice(where)
+        parent: Any = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = copy.deepcopy(rng.choice(TRICKY))
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+def test_the_compiled_validator_never_accepts_what_jsonschema_refuses():
+    """A conforming credential is accepted by the compiled validator (jsonschema-rs) alone;
+    anything it accepts must conform for jsonschema too, or a broken credential would pass.
+    So on credentials broken in the ways two validators may disagree, the problems
+    reported stay jsonschema's, and the compiled one does take the good ones."""
+    issuer = examples.ExampleIssuer()
+    issuer.publish_lists()
+    good = issuer.credential(5)
+    assert _conforms(_as_schema_shape(good))  # the fast path is taken: not a dead branch
+    rng = random.Random(34)
+    accepted = refused = 0
+    for _ in range(600):
+        doc = tricky(good, rng)
+        expected = whole_document_problems(doc)
+        fast = _conforms(_as_schema_shape(doc))
+        assert not (fast and expected), (doc, expected)
+        assert schema_problems(doc) == expected
+        accepted += fast
+        refused += bool(expected)
+    assert accepted > 50 and refused > 150
+
+
+def test_a_newline_or_a_foreign_digit_is_judged_as_jsonschema_judges_it():
+    issuer = examples.ExampleIssuer()
+    issuer.publish_lists()
+    doc = issuer.credential(6)
+    # Python's `$` matches before a final newline: jsonschema accepts this language tag.
+    doc["credentialSubject"]["achievement"]["inLanguage"] = "en\n"
+    assert not _conforms(_as_schema_shape(doc))  # the compiled one refuses it...
+    assert schema_problems(doc) == whole_document_problems(doc) == []  # ...jsonschema decides
+    # An Arabic-Indic digit is a digit to Python's `\d`, never to the compiled copy's [0-9].
+    doc["@context"][1] = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.\u0660.\u0663.json"
+    assert not _conforms(_as_schema_shape(doc))
+    assert schema_problems(doc) == whole_document_problems(doc)

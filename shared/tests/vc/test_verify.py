@@ -175,3 +175,74 @@ async def test_a_status_list_verified_once_is_not_believed_after_its_key_is_revo
     assert result.status == "invalid" and not result.checks["issuer_key"].ok
     assert result.checks["status"].ok is None
     assert "not signed by the credential's issuer" in result.checks["status"].detail
+
+
+async def test_a_stored_credential_is_canonicalized_once_and_a_tampered_copy_still_fails(
+        issuer, monkeypatch):
+    """With the JSON text a document was parsed from (a stored credential), the hash of its
+    canonical form is computed once per text: other bytes, even with the same proof, are
+    canonicalized afresh and fail."""
+    import json
+
+    from microcred_shared.vc import proofs
+
+    credential = issuer.credential(21)
+    text = json.dumps(credential)
+    calls = []  # the credentials canonicalized (not the status lists)
+    real = proofs.hash_data
+
+    def counted(unsecured, *args, **kw):
+        if "encodedList" not in str(unsecured.get("credentialSubject")):
+            calls.append(unsecured.get("id"))
+        return real(unsecured, *args, **kw)
+
+    monkeypatch.setattr(proofs, "hash_data", counted)
+    for _ in range(3):
+        result = await verify(issuer, json.loads(text), source=text)
+        assert result.verified, result.problems()
+    assert len(calls) == 1
+    tampered = json.loads(text)
+    tampered["credentialSubject"]["name"] = "Mallory"
+    result = await verify(issuer, tampered, source=json.dumps(tampered))
+    assert not result.checks["proof"].ok and result.status == "invalid"
+    assert len(calls) == 2
+
+
+async def test_a_key_replaced_after_a_verification_is_used_by_the_next_one(issuer):
+    """A signature found valid is remembered with the key it was checked against: the
+    issuer's document naming another key under the same id fails the next verification,
+    a key withdrawn as compromised too."""
+    import json
+
+    credential = issuer.credential(22)
+    text = json.dumps(credential)
+    assert (await verify(issuer, json.loads(text), source=text)).verified
+    other = keys.private_key_from_seed(bytes([77] * 32)).public_key()
+    issuer.documents[issuer.issuer_id] = controller_document(issuer.issuer_id,
+                                                             [IssuerKey("key-1", other)])
+    result = await verify(issuer, json.loads(text), source=text)
+    assert not result.checks["proof"].ok and not result.verified
+    issuer.documents[issuer.issuer_id] = controller_document(issuer.issuer_id, [IssuerKey(
+        "key-1", issuer.private_key.public_key(), revoked=datetime(2027, 1, 1, tzinfo=UTC))])
+    assert (await verify(issuer, json.loads(text), source=text)).status == "invalid"
+
+
+async def test_a_stored_credentials_schema_verdict_is_reached_once_per_text(issuer, monkeypatch):
+    import json
+
+    from microcred_shared.vc import verify as verifying
+
+    broken = issuer.credential(23)
+    broken["credentialSubject"]["type"] = 7  # breaks the OB 3.0 schema (and the proof)
+    text = json.dumps(broken)
+    judged = []
+    real = verifying.schema_problems
+    monkeypatch.setattr(verifying, "schema_problems",
+                        lambda doc: judged.append(1) or real(doc))
+    verdicts = [(await verify(issuer, json.loads(text), source=text)).checks["schema"]
+                for _ in range(3)]
+    assert len(judged) == 1
+    assert all(not v.ok and "credentialSubject.type" in v.detail for v in verdicts), verdicts
+    fixed = json.loads(text)
+    fixed["credentialSubject"]["type"] = ["AchievementSubject"]
+    assert (await verify(issuer, fixed, source=json.dumps(fixed))).checks["schema"].ok

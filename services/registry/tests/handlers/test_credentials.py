@@ -254,6 +254,10 @@ async def test_a_batch_of_status_changes_is_one_statement_with_every_effect(db: 
     async with db.engine.connect() as conn:
         assert await handlers.issuer_reason(conn, b.credential_id) == "review cleared"
         assert await handlers.issuer_reason(conn, unknown) == "not here yet"
+    # The page reads the same on the read engine (microcred_registry.reads), latest first.
+    assert await handlers.issuer_reason_read(db.engine, b.credential_id) == "review cleared"
+    assert await handlers.issuer_reason_read(db.engine, unknown) == "not here yet"
+    assert await handlers.issuer_reason_read(db.engine, c.credential_id) == ""
 
 
 def issued_like_issuance(n: int) -> dict[str, Any]:

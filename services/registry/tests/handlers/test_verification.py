@@ -218,3 +218,31 @@ async def test_a_read_survives_a_connection_the_server_dropped(db: Any, reads: A
     await db.rows("SELECT pg_terminate_backend(:pid)", pid=pid)
     again = await hot.fetchrow(reads, "SELECT pg_backend_pid() AS pid")
     assert again is not None and again["pid"] != pid
+
+
+async def test_a_stored_credential_changed_in_the_database_fails_the_next_verification(
+        db: Any, reads: Any) -> None:
+    """What a verification computes from a stored credential's bytes alone (its canonical
+    hash, its signature) is kept by those bytes: the same credential with one word changed
+    where it is stored, proof and all, is verified afresh and fails."""
+    import json
+
+    import sqlalchemy as sa
+
+    from microcred_registry.wallet.domain import Viewer
+
+    await _publish_issuer_and_lists(db)
+    cid = uuid.UUID(int=44)
+    doc = _credential(DID, 3, f"{BASE}/contexts/microcred/v1")
+    await _store(db, cid, doc)
+    operator = Viewer(operator=True)
+    for _ in range(2):
+        good = await handlers.verify_stored(reads, BASE, cid, operator)
+        assert good["verified"], good["problems"]
+    doc["credentialSubject"]["name"] = "Mallory"
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE credentials SET document = CAST(:d AS json) "
+                                   "WHERE credential_id = :c"), {"c": cid, "d": json.dumps(doc)})
+    tampered = await handlers.verify_stored(reads, BASE, cid, operator)
+    assert not tampered["verified"] and tampered["status"] == "invalid"
+    assert [c["ok"] for c in tampered["checks"] if c["check"] == "proof"] == [False]

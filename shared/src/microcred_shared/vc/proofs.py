@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,10 +228,31 @@ def _proof_config(document: dict[str, Any], proof: dict[str, Any]) -> tuple[dict
     return config, str(suite)
 
 
+# A stored credential's bytes never change: what verifying its proofs computes from the
+# bytes alone — each proof's hashData, the hashes of its canonical forms — is kept by the
+# digest of the JSON text the document was parsed from (`source_digest`) and the proof's
+# place. A signature found valid is kept by (public key, signature, hashData): a pure
+# function of the three. Neither depends on anything a status change, a key rotation or
+# revocation (checked by the caller against the controller document on every
+# verification) or the clock can change; a tampered document is other bytes, other keys.
+_HASHES: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
+_GOOD_SIGNATURES: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+MEMO_SIZE = 8192
+
+
+def _remember(memo: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    memo[key] = value
+    if len(memo) > MEMO_SIZE:
+        memo.popitem(last=False)
+
+
 async def verify_proof(document: dict[str, Any], resolve_public_key: KeyResolver, *,
-                       fast: bool = True) -> ProofResult:
-    """Check every attached DataIntegrityProof; the first failure is the result."""
-    results = await verify_proofs(document, resolve_public_key, fast=fast)
+                       fast: bool = True, source_digest: bytes | None = None) -> ProofResult:
+    """Check every attached DataIntegrityProof; the first failure is the result.
+    `source_digest`: SHA-256 of the JSON text `document` was parsed from, when the caller
+    has it (a stored credential): what depends on those bytes alone is computed once."""
+    results = await verify_proofs(document, resolve_public_key, fast=fast,
+                                  source_digest=source_digest)
     for result in results:
         if not result.ok:
             return result
@@ -238,7 +260,8 @@ async def verify_proof(document: dict[str, Any], resolve_public_key: KeyResolver
 
 
 async def verify_proofs(document: dict[str, Any], resolve_public_key: KeyResolver, *,
-                        fast: bool = True) -> list[ProofResult]:
+                        fast: bool = True, source_digest: bytes | None = None,
+                        ) -> list[ProofResult]:
     """One result per attached proof, in order (Data Integrity "Verify Proof Sets and
     Chains"): a proof without `previousProof` is checked against the document without
     any proof; a chained one against the document carrying the proofs it names. A
@@ -247,12 +270,14 @@ async def verify_proofs(document: dict[str, Any], resolve_public_key: KeyResolve
     if not proofs:
         return [ProofResult(False, "document has no proof")]
     listed = proofs if isinstance(proofs, list) else [proofs]
-    return [await _verify_one(document, proof, listed, resolve_public_key, fast)
-            for proof in listed]
+    return [await _verify_one(document, proof, listed, resolve_public_key, fast,
+                              None if source_digest is None else (source_digest, n))
+            for n, proof in enumerate(listed)]
 
 
 async def _verify_one(document: dict[str, Any], proof: Any, listed: list[Any],
-                      resolve: KeyResolver, fast: bool) -> ProofResult:
+                      resolve: KeyResolver, fast: bool,
+                      memo: tuple[bytes, int] | None = None) -> ProofResult:
     if not isinstance(proof, dict):
         return ProofResult(False, "proof is not an object")
     vm, suite = proof.get("verificationMethod"), proof.get("cryptosuite")
@@ -271,14 +296,23 @@ async def _verify_one(document: dict[str, Any], proof: Any, listed: list[Any],
             key = await key
     except Exception as exc:  # noqa: BLE001 - whatever the resolver raises, the proof fails
         return ProofResult(False, f"cannot resolve {vm}: {exc}", vm, suite)
-    try:
-        data = hash_data(unsecured, config, suite, fast=fast, allow_issuer_dependent=True)
-    except (VcError, ValueError, KeyError, LookupError, TypeError) as exc:
-        return ProofResult(False, str(exc), vm, suite)
-    try:
-        key.verify(signature, data)
-    except InvalidSignature:
-        return ProofResult(False, "signature does not match the document", vm, suite)
+    data = _HASHES.get(memo) if memo is not None and fast else None
+    if data is None:
+        try:
+            data = hash_data(unsecured, config, suite, fast=fast, allow_issuer_dependent=True)
+        except (VcError, ValueError, KeyError, LookupError, TypeError) as exc:
+            return ProofResult(False, str(exc), vm, suite)
+        if memo is not None and fast:
+            _remember(_HASHES, memo, data)
+    seen = (key.public_bytes_raw(), signature, data) if isinstance(key, Ed25519PublicKey) \
+        else None
+    if seen is None or seen not in _GOOD_SIGNATURES:
+        try:
+            key.verify(signature, data)
+        except InvalidSignature:
+            return ProofResult(False, "signature does not match the document", vm, suite)
+        if seen is not None:
+            _remember(_GOOD_SIGNATURES, seen, None)
     return ProofResult(True, None, vm, suite)
 
 

@@ -320,13 +320,35 @@ def check_related(value: Any) -> Check:
                        "digests (the others are not held here)")
 
 
+# The schema's verdict on a stored credential, by the SHA-256 of its JSON text (a pure
+# function of those bytes, like the proofs' hashes: vc.proofs._HASHES).
+_SCHEMA_VERDICTS: OrderedDict[bytes, list[str]] = OrderedDict()
+SCHEMA_VERDICTS = 8192
+
+
+def _schema_problems(document: dict[str, Any], digest: bytes | None) -> list[str]:
+    if digest is None:
+        return schema_problems(document)
+    found = _SCHEMA_VERDICTS.get(digest)
+    if found is None:
+        found = _SCHEMA_VERDICTS[digest] = schema_problems(document)
+        if len(_SCHEMA_VERDICTS) > SCHEMA_VERDICTS:
+            _SCHEMA_VERDICTS.popitem(last=False)
+    return list(found)
+
+
 async def verify_credential(document: dict[str, Any], *, resolve_document: DocumentResolver,
-                            now: datetime | None = None,
-                            check_schema: bool = True) -> VerificationResult:
-    """All checks on `document`; `verified` only when every one passes and status is valid."""
+                            now: datetime | None = None, check_schema: bool = True,
+                            source: str | None = None) -> VerificationResult:
+    """All checks on `document`; `verified` only when every one passes and status is valid.
+    `source`: the JSON text `document` was parsed from, when there is one (a stored
+    credential): the proofs' canonical hashes and signatures and the schema's verdict,
+    pure functions of those bytes (and of the key), are then computed once per text
+    (vc.proofs.verify_proof)."""
     now = now or datetime.now(UTC)
     keys = KeyResolver(resolve_document)
-    proof = await verify_proof(document, keys.public_key)
+    digest = None if source is None else hashlib.sha256(source.encode()).digest()
+    proof = await verify_proof(document, keys.public_key, source_digest=digest)
     checks = {"proof": Check(proof.ok, proof.reason or f"{proof.cryptosuite} signature valid")}
     checks["issuer_key"] = await check_issuer_key(document, keys)
     checks["validity_window"], window_state = check_window(document, now)
@@ -334,7 +356,7 @@ async def verify_credential(document: dict[str, Any], *, resolve_document: Docum
     # The OB 3.0 JSON Schema we hold is the VC 2.0 one; a VC 1.1 Open Badge (as OB 3.0 was
     # first published) is checked for everything else, not against it.
     if check_schema and is_open_badge(document) and not is_v1(document):
-        problems = schema_problems(document)
+        problems = _schema_problems(document, digest)
         checks["schema"] = Check(not problems, "; ".join(problems) or "OB 3.0 schema")
     if "relatedResource" in document:
         checks["related_resources"] = check_related(document["relatedResource"])

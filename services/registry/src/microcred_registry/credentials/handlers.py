@@ -274,6 +274,16 @@ async def status_list(conn: AsyncConnection, url: str) -> tuple[dict[str, Any], 
     return None if row is None else (dict(row.credential), row.version)
 
 
+_REASON = ("SELECT reason FROM status_events WHERE credential_id = $1 "
+           "ORDER BY id DESC LIMIT 1")
+
+
+async def issuer_reason_read(engine: AsyncEngine, credential_id: uuid.UUID) -> str:
+    """`issuer_reason` in one round trip on the read engine (microcred_registry.reads)."""
+    row = await reads.fetchrow(engine, _REASON, credential_id)
+    return (row["reason"] if row else None) or ""
+
+
 async def issuer_reason(conn: AsyncConnection, credential_id: uuid.UUID) -> str:
     """The reason the issuer gave for the credential's latest status change."""
     reason = (await conn.execute(sa.select(col(StatusEvent.reason)).where(

@@ -68,8 +68,10 @@ class Pages:
     async def page(self, request: Request, row: Any, *, canonical: str, json_url: str,
                    indexable: bool, owner: dict[str, Any] | None = None) -> HTMLResponse:
         doc = dict(row.document)
+        # A credential read by its id comes with its stored JSON text (wallet.sharing.Stored).
         verification = await verify_document(self.reads, self.base, doc,
-                                             versions=getattr(row, "versions", None))
+                                             versions=getattr(row, "versions", None),
+                                             source=getattr(row, "document_json", None))
         lang = language(request)
         t = translator(lang)
         view = present(doc, verification, lang, t, await self._issuer_reason(row),
@@ -113,8 +115,7 @@ class Pages:
     async def _issuer_reason(self, row: Any) -> str:
         if row.status == "active":
             return ""
-        async with self.engine.connect() as conn:
-            return await credentials.issuer_reason(conn, row.credential_id)
+        return await credentials.issuer_reason_read(self.reads, row.credential_id)
 
     async def by_id(self, request: Request, credential_id: uuid.UUID,
                     viewer: Viewer) -> Response:

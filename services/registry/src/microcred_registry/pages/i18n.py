@@ -4,7 +4,8 @@ the language choice: `?lang=` first, then Accept-Language, then English."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 
 from babel.dates import format_date
 
@@ -464,5 +465,11 @@ def province_name(code: str | None, lang: str) -> str:
 
 
 def long_date(moment: datetime | None, lang: str) -> str:
-    return format_date(moment, format="long", locale=LOCALES.get(lang, "en_CA")) \
-        if moment else ""
+    # Babel formats the date part of a datetime as it is (no time zone conversion).
+    return _long_date(moment.date(), lang) if moment else ""
+
+
+@lru_cache(maxsize=8192)
+def _long_date(day: date, lang: str) -> str:
+    """Babel's long date, once per day and language (a page shows two)."""
+    return format_date(day, format="long", locale=LOCALES.get(lang, "en_CA"))

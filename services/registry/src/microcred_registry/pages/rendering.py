@@ -16,9 +16,11 @@ from microcred_registry.pages.negotiation import wants_json
 
 KNOWN_CHECKS = {"check.proof", "check.issuer_key", "check.validity_window", "check.status",
                 "check.revocation", "check.schema"}
+# The templates are package files: each is compiled once, on first use, and not looked at
+# again (auto_reload would stat every template of a page on every request).
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html"]), trim_blocks=True,
-                        lstrip_blocks=True)
+                        lstrip_blocks=True, auto_reload=False)
 # `{{ qr(url, label) }}`: an inline SVG QR code, drawn on the server (qr.py).
 TEMPLATES.globals["qr"] = qr.inline
 # A page changes with the live status and with the language asked for. `same-origin`, not

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from microcred_registry.credentials.domain import VC_JSON, credential_url
 from microcred_registry.delivery.routes import ExchangeService
-from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, PagesService, Reads
+from microcred_registry.deps import BaseUrl, CredentialRead, CredentialViewer, Engine, PagesService
 from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
 from microcred_registry.wallet import sharing
@@ -55,16 +55,16 @@ VARY = "Accept, Authorization, Cookie"
                      "page for a browser (Accept: text/html)"),
     404: {**problems.response(404, "text/html"),
           "description": "no such credential, or one its holder has not opened to the caller"}})
-async def get_credential(credential_id: uuid.UUID, request: Request, reads: Reads,
-                         pages: PagesService, viewer: CredentialViewer) -> Response:
+async def get_credential(credential_id: uuid.UUID, request: Request,
+                         read: CredentialRead) -> Response:
     """The credential's own URL. Programs get the signed JSON, people asking for HTML the
     page; both only for who may read it (ADR 9): anyone when the holder made it public;
     always the holder (session), its issuer (provider API key) and the operator; an
     approved employer (employer API key) while it is shared with it or open to employers.
     Share links are read at their own URL, `/c/{token}`."""
     if not wants_json_page(request, default=True):
-        return await pages.by_id(request, credential_id, viewer)
-    stored = await sharing.read_by_id(reads, credential_id, viewer)
+        return await read.pages().by_id(request, credential_id, read.viewer)
+    stored = await sharing.read_by_id(read.reads, credential_id, read.viewer)
     if stored is None:
         raise not_found(credential_id)
     # The stored JSON as PostgreSQL holds it: never parsed and encoded again on the way out.

@@ -120,10 +120,12 @@ class Resolver:
 
 
 async def verify_document(engine: AsyncEngine, base: str, doc: dict[str, Any], *,
-                          versions: dict[str, str] | None = None) -> dict[str, Any]:
-    """The live verification result of a credential document; `versions` as Resolver's."""
+                          versions: dict[str, str] | None = None,
+                          source: str | None = None) -> dict[str, Any]:
+    """The live verification result of a credential document; `versions` as Resolver's;
+    `source`: the stored JSON text `doc` was parsed from (vc.verify.verify_credential)."""
     return as_json(await verify_credential(doc, resolve_document=Resolver(
-        engine, base, versions=versions)))
+        engine, base, versions=versions), source=source))
 
 
 async def readable_document(engine: AsyncEngine, credential_id: uuid.UUID,
@@ -155,7 +157,8 @@ async def verify_stored(engine: AsyncEngine, base: str, credential_id: uuid.UUID
     if stored is None:
         raise Problem(404, "Not found", f"no credential {credential_id} you may read",
                       kind="not-found")
-    return await verify_document(engine, base, stored.document, versions=stored.versions)
+    return await verify_document(engine, base, stored.document, versions=stored.versions,
+                                 source=stored.document_json)
 
 
 async def linked_document(engine: AsyncEngine, token: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from microcred_registry.deps import BaseUrl, CredentialViewer, Engine, Reads
+from microcred_registry.deps import BaseUrl, CredentialRead, CredentialViewer, Engine
 from microcred_registry.verification import handlers
 from microcred_registry.verification.domain import vcapi_failure
 from microcred_shared import problems
@@ -19,11 +19,10 @@ router = APIRouter()
 
 
 @router.get("/v1/credentials/{credential_id}/verification", responses=problems.responses(404))
-async def verification(credential_id: uuid.UUID, base: BaseUrl, engine: Reads,
-                       viewer: CredentialViewer) -> dict[str, Any]:
+async def verification(credential_id: uuid.UUID, read: CredentialRead) -> dict[str, Any]:
     """A stored credential's live verification, for who may read the credential (ADR 9);
     404 otherwise. To verify a document you hold, POST it to /credentials/verify."""
-    return await handlers.verify_stored(engine, base, credential_id, viewer)
+    return await handlers.verify_stored(read.reads, read.base, credential_id, read.viewer)
 
 
 @router.get("/v1/verify", responses=problems.responses(404, 410))
