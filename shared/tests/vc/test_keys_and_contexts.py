@@ -71,3 +71,17 @@ def test_the_microcred_context_is_protected_and_defines_every_extension_term():
                  "definitionVersion", "cipCode", "nocCode", "language", "components",
                  "nameFr", "descriptionFr"):
         assert ctx[term]["@id"].startswith(contexts.MICROCRED_VOCAB), term
+
+
+def test_base58btc_encodes_as_the_base58_library_does():
+    # The proof value of every credential goes through it: any difference breaks proofs.
+    import os
+
+    import base58
+    samples = [b"", b"\0", b"\0" * 64, b"\0\0\x01", b"\x01", b"\xff" * 64, b"9",
+               *(os.urandom(n) for n in (1, 2, 3, 31, 32, 34, 64) for _ in range(200)),
+               *(b"\0" * z + os.urandom(64 - z) for z in range(1, 5))]
+    for data in samples:
+        assert keys.b58encode(data) == base58.b58encode(data).decode(), data
+        if data:
+            assert keys.multibase_decode(keys.multibase_encode(data)) == data
