@@ -25,6 +25,7 @@ from microcred_issuance.keys.signing import Signer
 from microcred_issuance.status import lists
 from microcred_shared.catalog import load_catalog
 from microcred_shared.contract.events import AssessmentDecided, learner_key
+from microcred_shared.runtime import settle_heap
 from microcred_shared.settings import REPO_ROOT
 from microcred_testkit.backbone import learner
 
@@ -86,6 +87,7 @@ async def main() -> None:
     # Batches as a burst delivers them: decisions of several definitions mixed, grouped by
     # issuer as on_decisions does.
     decisions = [_decision(defs[i % len(defs)], i) for i in range(args.n)]
+    settle_heap()  # as the service does once started
     now = datetime.now(UTC)
     best = float("inf")
     for _ in range(args.rounds):

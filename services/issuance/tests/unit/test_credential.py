@@ -174,3 +174,49 @@ def test_a_definition_image_must_be_a_plain_https_url(bad):
     d = CATALOG.definition("cmu-sustainable-forestry").model_dump()
     with pytest.raises(ValueError, match="https URL"):
         type(CATALOG.definition("cmu-sustainable-forestry")).model_validate({**d, "image": bad})
+
+
+def _build_with(d, p, n: int = 0):
+    who = learner(f"cache{n}")
+    decision = AssessmentDecided(
+        assessment_id=uuid.uuid4(), provider_id=p.id, result_id=f"r-{n}", definition_id=d.id,
+        definition_version=d.version, learner=who, learner_key=learner_key(who.email),
+        achieved=True, reason="ok", assessed_at=datetime(2026, 11, 3, tzinfo=UTC),
+        decided_at=datetime.now(UTC), score=88)
+    return credential.build(decision=decision, definition=d, provider=p,
+                            profile=credential.issuer_profile(p, BASE),
+                            credential_id=uuid.uuid4(), issued_at=datetime.now(UTC),
+                            base_url=BASE, status_index=7, salt="abcd")
+
+
+def test_a_definitions_new_version_or_a_renamed_provider_is_not_served_from_the_old_achievement():
+    # The achievement is built once per definition version and provider (issue 12); the
+    # catalog projection hands a new version, or a provider changed, as a new object.
+    d = CATALOG.definition("lakeshore-data-analytics-fundamentals")
+    p = CATALOG.provider(d.provider_id)
+    first = _build_with(d, p)["credentialSubject"]["achievement"]
+    assert _build_with(d, p, 1)["credentialSubject"]["achievement"] == first
+    v2 = d.model_copy(update={"version": d.version + 1, "credits": 4,
+                              "title": d.title.model_copy(update={"en": "Data Analytics II"})})
+    ach = _build_with(v2, p, 2)["credentialSubject"]["achievement"]
+    assert ach["id"].endswith(f"/v{d.version + 1}") and ach["version"] == str(d.version + 1)
+    assert (ach["name"], ach["creditsAvailable"]) == ("Data Analytics II", 4)
+    assert ach["resultDescription"][0]["id"].endswith(f"/v{d.version + 1}#result")
+    renamed = p.model_copy(update={"name": p.name.model_copy(update={"en": "Lakeshore Poly"})})
+    assert "from Lakeshore Poly" in _build_with(d, renamed, 3)[
+        "credentialSubject"]["achievement"]["image"]["caption"]
+    # And the old entry still serves the old version, unchanged by the others.
+    assert _build_with(d, p, 4)["credentialSubject"]["achievement"] == first
+
+
+def test_credentials_sharing_an_achievement_are_signed_as_when_each_built_its_own():
+    # Shared between the credentials of a version: the proofs stay those of fresh copies.
+    import copy
+    d = CATALOG.definition("lakeshore-data-analytics-fundamentals")
+    p = CATALOG.provider(d.provider_id)
+    key, at = Ed25519PrivateKey.generate(), datetime(2026, 12, 6, tzinfo=UTC)
+    for n in range(4):
+        doc = _build_with(d, p, n)
+        fresh = {**doc, "credentialSubject": copy.deepcopy(doc["credentialSubject"])}
+        assert proofs.sign(doc, key, f"{BASE}/issuers/x#k", created=at) == proofs.sign(
+            fresh, key, f"{BASE}/issuers/x#k", created=at, fast=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from microcred_issuance.keys.domain import issuer_id, issuer_profile
@@ -190,11 +191,34 @@ def build_stack(*, definition: Definition, provider: Provider, profile: dict[str
     return doc
 
 
+# The achievement of a definition version as its issuer names it: the same in every
+# credential of that version, so built once and shared by them (a burst's credentials of
+# one definition, issue 12). Keyed by the objects themselves, held in the entry so that
+# their ids are not reused while it lives: a new version, or a provider renamed, is a new
+# object in the catalog projection, hence a new entry. Shared: nothing may modify a built
+# credential's achievement (nothing does; `sign` copies what it changes).
+_ACHIEVEMENTS: dict[tuple[int, int, str, str], tuple[Definition, Provider, dict[str, Any]]] = {}
+_ACHIEVEMENTS_MAX = 1024
+
+
+def _achievement_with_results(definition: Definition, provider: Provider, base_url: str,
+                              rd_id: str) -> dict[str, Any]:
+    key = (id(definition), id(provider), base_url, rd_id)
+    entry = _ACHIEVEMENTS.get(key)
+    if entry is not None and entry[0] is definition and entry[1] is provider:
+        return entry[2]
+    ach = achievement(definition, base_url, provider.name.en)
+    ach["resultDescription"] = [_result_description(definition, rd_id)]
+    if len(_ACHIEVEMENTS) >= _ACHIEVEMENTS_MAX:
+        _ACHIEVEMENTS.clear()
+    _ACHIEVEMENTS[key] = (definition, provider, ach)
+    return ach
+
+
 def _subject(definition: Definition, provider: Provider, base_url: str, rd_id: str,
              learner: KnownLearner, salt: str, result: dict[str, Any],
              ended: datetime) -> dict[str, Any]:
-    ach = achievement(definition, base_url, provider.name.en)
-    ach["resultDescription"] = [_result_description(definition, rd_id)]
+    ach = _achievement_with_results(definition, provider, base_url, rd_id)
     subject: dict[str, Any] = {
         "type": ["AchievementSubject"],
         "name": learner.full_name,
@@ -238,6 +262,7 @@ def _document(definition: Definition, provider: Provider, profile: dict[str, Any
     return doc
 
 
+@lru_cache(maxsize=256)  # a batch's credentials share their issuance time: 3-4 per credential
 def _iso(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
