@@ -35,15 +35,20 @@ def paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
             yield from paths(item, (*at, n))
 
 
+def parent_of(doc: Any, path: tuple[Any, ...]) -> Any:
+    """The container holding the value at `path` (KeyError etc. if a mutation removed it)."""
+    for step in path[:-1]:
+        doc = doc[step]
+    return doc
+
+
 def mutated(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     doc = copy.deepcopy(document)
     where = [p for p in paths(doc) if p]
     for _ in range(rng.randint(1, 3)):
         path = rng.choice(where)
-        parent: Any = doc
         try:
-            for step in path[:-1]:
-                parent = parent[step]
+            parent = parent_of(doc, path)
             last = path[-1]
             roll = rng.random()
             if roll < 0.3:
@@ -98,11 +103,8 @@ def tricky(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     where = [p for p in paths(doc) if p]
     for _ in range(rng.randint(1, 2)):
         path = rng.choice(where)
-        parent: Any = doc
         try:
-            for step in path[:-1]:
-                parent = parent[step]
-            parent[path[-1]] = copy.deepcopy(rng.choice(TRICKY))
+            parent_of(doc, path)[path[-1]] = copy.deepcopy(rng.choice(TRICKY))
         except (KeyError, IndexError, TypeError):
             continue
     return doc
