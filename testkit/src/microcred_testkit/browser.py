@@ -44,7 +44,11 @@ def read_qr_image(data: bytes) -> list[str]:
     import zxingcpp
     from PIL import Image
 
-    return [code.text for code in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+    # QR codes only, as a wallet's scanner reads them: with every format on, zxing now and
+    # then also "found" a short linear barcode in the QR code's own modules.
+    qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    image = Image.open(io.BytesIO(data))
+    return [code.text for code in zxingcpp.read_barcodes(image, formats=qr_only)]
 
 
 async def read_qr(element: Any) -> list[str]:
