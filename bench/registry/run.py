@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import random
 import shutil
@@ -92,18 +93,19 @@ def log(msg: str) -> None:
 # --- the server -------------------------------------------------------------------------
 
 
-async def tune(server_url: str) -> bool:
-    """Apply SERVER_SETTINGS; True when a restart is needed for them to take effect."""
+async def tune(server_url: str, settings: dict[str, str]) -> bool:
+    """Apply `settings` (SERVER_SETTINGS and --pg-set); True when a restart is needed for
+    them to take effect (a setting read at server start whose value differs)."""
     conn = await asyncpg.connect(server_url)
     try:
         restart = False
-        for name, value in SERVER_SETTINGS.items():
-            current = await conn.fetchval(
-                "SELECT setting || coalesce(unit, '') FROM pg_settings WHERE name = $1", name)
+        for name, value in settings.items():
             await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-            if name == "shared_buffers" and current not in ("262144" "8kB", value):
-                restart = True
         await conn.execute("SELECT pg_reload_conf()")
+        for name in settings:
+            row = await conn.fetchrow(
+                "SELECT context, pending_restart FROM pg_settings WHERE name = $1", name)
+            restart = restart or (row["context"] == "postmaster" and row["pending_restart"])
         return restart
     finally:
         await conn.close()
@@ -387,7 +389,7 @@ BLOCKS = 4  # each case is timed in this many blocks per registry, the registrie
 async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: Any, rows: int,
                   signed: list[int], n: int, rng: random.Random,
                   postmaster: int | None, status_handlers: dict[str, Any] | None = None,
-                  ) -> dict[str, dict[str, list[float]]]:
+                  cases: str | None = None) -> dict[str, dict[str, list[float]]]:
     """Every case against every registry in `registries` (code label: its client and pid),
     the registries taking turns in blocks so that both see the same machine.
     `status_handlers`: a compared code's status-change handler, by label (default: this
@@ -399,7 +401,12 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
         if r.status_code != 200:
             raise SystemExit(f"{what}: {r.status_code} {r.text[:300]}")
 
-    def cases(client: httpx.AsyncClient) -> dict[str, Callable[[int], Awaitable[None]]]:
+    wanted = [w.strip().lower() for w in cases.split(",")] if cases else None
+
+    def chosen(name: str) -> bool:
+        return wanted is None or any(w in name.lower() for w in wanted)
+
+    def requests(client: httpx.AsyncClient) -> dict[str, Callable[[int], Awaitable[None]]]:
         async def get_json(_: int) -> None:
             cid = data.credential_id(rng.randrange(rows))
             r = await client.get(f"/v1/credentials/{cid}", headers=auth)
@@ -461,8 +468,8 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
 
     results: dict[str, dict[str, list[float]]] = {label: {} for label in registries}
     cpu = CPU.setdefault(rows, {})
-    per_code = {label: cases(client) for label, (client, _) in registries.items()}
-    names = list(next(iter(per_code.values())))
+    per_code = {label: requests(client) for label, (client, _) in registries.items()}
+    names = [name for name in next(iter(per_code.values())) if chosen(name)]
     block = max(1, n // BLOCKS)
     for name in names:
         spent: dict[str, list[float]] = {label: [0.0, 0.0] for label in registries}
@@ -482,6 +489,8 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
     # The status change runs the registry's consumer in this process, with each compared
     # code's handler (`status_handlers`), taking turns in blocks like the requests.
     name = "status change (revoke)"
+    if not chosen(name):
+        return results
     changes = {label: status_change_with(status_handlers.get(label,
                                                              credentials.on_status_changed))
                for label in registries}
@@ -523,7 +532,83 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def machine_cpu() -> float:
+    """CPU seconds every process on the machine has spent (/proc/stat: all but idle and
+    I/O wait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def our_cpu(pids: list[int], postmaster: int | None) -> float:
+    """CPU seconds of the processes measured: this driver, the registries, PostgreSQL."""
+    return sum(cpu_seconds(pid) for pid in pids) + pg_cpu(postmaster)
+
+
+class Priority:
+    """--priority: the measured processes in a CPU cgroup of their own with `shares` weight
+    (cgroup v1 `cpu.shares`; v2 `cpu.weight`), so that busy neighbours on a shared machine
+    delay them as little as a host of their own would. PostgreSQL's postmaster and its
+    processes are moved in, and the backends it forks later are born there."""
+
+    def __init__(self, shares: int) -> None:
+        v1 = Path("/sys/fs/cgroup/cpu")
+        self.v1 = (v1 / "cgroup.procs").exists()
+        root = v1 if self.v1 else Path("/sys/fs/cgroup")
+        self.root, self.shares = root, shares
+        self.path = root / f"microcred-bench-registry-{os.getpid()}"
+        self.path.mkdir()
+        if self.v1:
+            (self.path / "cpu.shares").write_text(str(shares))
+        else:
+            (self.path / "cpu.weight").write_text(str(max(1, min(10000, shares * 100 // 1024))))
+
+    def describe(self) -> str:
+        return (f"cpu.shares {self.shares}" if self.v1 else
+                f"cpu.weight {max(1, min(10000, self.shares * 100 // 1024))}") + \
+            " (every other process: 1024)"
+
+    def add(self, pids: list[int], postmaster: int | None) -> None:
+        everyone = list(pids)
+        if postmaster is not None:
+            everyone.append(postmaster)
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    if int(stat[1]) == postmaster:
+                        everyone.append(int(entry.name))
+        for pid in everyone:
+            try:
+                (self.path / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                pass  # gone meanwhile
+
+    def remove(self) -> None:
+        """Every process back in the root group, then the group removed."""
+        for _ in range(3):
+            try:
+                pids = (self.path / "cgroup.procs").read_text().split()
+            except OSError:
+                return
+            for pid in pids:
+                try:
+                    (self.root / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.2)
+
+
 Table = dict[int, dict[str, dict[str, list[float]]]]  # size -> code -> case -> ms
+
+
+def dump(path: Path, table: Table) -> None:
+    path.write_text(json.dumps({str(size): codes for size, codes in table.items()}))
 
 
 def print_table(table: Table, notes: dict[int, str]) -> None:
@@ -563,7 +648,10 @@ def print_table(table: Table, notes: dict[int, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000,10000000")
-    parser.add_argument("--requests", type=int, default=400, help="timed requests per case")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="timed requests per case (the p99 is the 1/100 slowest: with "
+                             "400 it is the 4th slowest request and moves by milliseconds "
+                             "between runs; 2,000 is the default)")
     parser.add_argument("--state", default=str(REPO / ".state" / "bench-registry"))
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--reuse", action="store_true",
@@ -579,6 +667,21 @@ def main() -> None:
                         help="load up to the largest size and keep the database, measuring "
                              "nothing (measure later, on a quiet machine, with --reuse)")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--dump", default=None, metavar="FILE",
+                        help="write every request's time (ms, in the order measured) to FILE "
+                             "as JSON: size -> code -> case -> list")
+    parser.add_argument("--cases", default=None, metavar="WORDS",
+                        help="measure only the cases whose name contains one of these "
+                             "comma-separated words (e.g. 'verification,status list')")
+    parser.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a PostgreSQL server setting besides SERVER_SETTINGS (the server "
+                             "is restarted when it needs to be); repeatable")
+    parser.add_argument("--priority", type=int, default=0, metavar="SHARES",
+                        help="run the measured processes (registry, PostgreSQL, this driver) "
+                             "in a CPU cgroup of this weight (cgroup v1 cpu.shares, v2 "
+                             "cpu.weight x 10; every other process has 1024): how the "
+                             "registry answers when its host is not shared, on a shared "
+                             "machine (root)")
     parser.add_argument("--load-until", default=None, metavar="HH:MM",
                         help="UTC time after which no more rows are loaded: the last size is "
                              "measured at the rows reached (and says so)")
@@ -633,7 +736,8 @@ async def run(args: argparse.Namespace) -> None:
 
     handle = start_postgres(state)
     try:
-        if await tune(handle.url) and handle.embedded:
+        if await tune(handle.url, {**SERVER_SETTINGS, **dict(
+                kv.split("=", 1) for kv in args.pg_set)}) and handle.embedded:
             handle.stop()
             handle = start_postgres(state)
     except BaseException:
@@ -657,6 +761,7 @@ async def run(args: argparse.Namespace) -> None:
     notes: dict[int, str] = {}
     templates = data.Templates()
     procs: list[subprocess.Popen[bytes]] = []
+    group = Priority(args.priority) if args.priority else None
     try:
         deadline = None
         if args.load_until:
@@ -702,21 +807,31 @@ async def run(args: argparse.Namespace) -> None:
                 clients.append(client)
                 await wait_ready(client, proc)
                 registries[label] = client, proc.pid
+            ours = [os.getpid(), *(pid for _, pid in registries.values())]
+            if group is not None:
+                group.add(ours, handle.pid)
             t0 = time.perf_counter()
             cpu0 = {label: cpu_seconds(pid) for label, (_, pid) in registries.items()}
+            machine0, ours0 = machine_cpu(), our_cpu(ours, handle.pid)
             try:
                 table[size] = await measure(registries, engine, size, kept, args.requests,
                                             rng, handle.pid, {
                                                 label: status_handler_at(source)
-                                                for label, source in sources.items()})
+                                                for label, source in sources.items()},
+                                            cases=args.cases)
             finally:
                 for client in clients:
                     await client.aclose()
             wall = time.perf_counter() - t0
+            others = (machine_cpu() - machine0) - (our_cpu(ours, handle.pid) - ours0)
             share = ", ".join(f"{label} {(cpu_seconds(pid) - cpu0[label]) / wall * 100:.0f}%"
                               for label, (_, pid) in registries.items())
             notes[size] = (f"{disk}; load {seconds:,.0f} s ({rate}); registry CPU while "
-                           f"measured (share of a core): {share}; {busy()}")
+                           f"measured (share of a core): {share}; {busy()}; not ours: "
+                           f"{max(0.0, others):,.0f} of {wall * (os.cpu_count() or 1):,.0f} "
+                           f"core-seconds ({max(0.0, others) / wall:.2f} cores) over "
+                           f"{wall:,.0f} s" + (f"; measured processes in a cgroup of "
+                                                f"{group.describe()}" if group else ""))
             for proc in procs:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -726,9 +841,13 @@ async def run(args: argparse.Namespace) -> None:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
+        if group is not None:
+            group.remove()
         await engine.dispose()
         if table:
             print_table(table, notes)
+            if args.dump:
+                dump(Path(args.dump), table)
         if not args.keep:
             await drop_database(handle.url)
             log(f"dropped {DB}")
