@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -155,5 +157,117 @@ def lean_route(router: APIRouter, path: str, *, methods: list[str],
     def add(endpoint: F) -> F:
         router.add_api_route(path, endpoint, methods=methods, route_class_override=LeanRoute,
                              **options)
+        return endpoint
+    return add
+
+
+# --- reads: GET routes with path parameters -------------------------------------------
+
+# The canonical spellings a path parameter is converted from on the fast path; any other
+# spelling (upper-case or braced UUIDs, signs, blanks, huge numbers) is left to FastAPI,
+# which accepts or refuses it as it always did.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_INT = re.compile(r"[0-9]{1,18}\Z")
+
+
+def _as_str(value: str) -> str | None:
+    return value
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    return uuid.UUID(value) if _UUID.match(value) else None
+
+
+def _as_int(value: str) -> int | None:
+    return int(value) if _INT.match(value) else None
+
+
+_CONVERT: dict[Any, Callable[[str], Any]] = {str: _as_str, uuid.UUID: _as_uuid, int: _as_int}
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    endpoint: Callable[..., Awaitable[Any]]
+    request_name: str | None
+    # (parameter, its name in the path, converter: None for a spelling left to FastAPI)
+    path: tuple[tuple[str, str, Callable[[str], Any]], ...]
+    deps: tuple[tuple[str, Callable[..., Awaitable[Any]], str, bool], ...]
+
+
+def _read_plan(route: APIRoute, dependant: Dependant) -> _ReadPlan:
+    d = dependant
+    if not inspect.iscoroutinefunction(d.call):
+        raise _ineligible(route, "the endpoint must be an `async def`")
+    if (d.query_params or d.header_params or d.cookie_params or d.body_params or
+            d.websocket_param_name or d.http_connection_param_name or d.response_param_name
+            or d.background_tasks_param_name or d.security_scopes_param_name):
+        raise _ineligible(route, "only path parameters, the Request and dependencies")
+    path = []
+    for field in d.path_params:
+        info = field.field_info
+        convert = _CONVERT.get(info.annotation)
+        if convert is None or info.metadata or not info.is_required():
+            raise _ineligible(route, f"path parameter {field.name!r} must be a plain str, "
+                              "uuid.UUID or int")
+        path.append((field.name, field.alias, convert))
+    deps = tuple((sub.name, sub.call, _request_only(route, sub), sub.use_cache)
+                 for sub in d.dependencies if sub.name is not None and sub.call is not None)
+    if len(deps) != len(d.dependencies):
+        raise _ineligible(route, "every dependency must be a named parameter")
+    assert d.call is not None
+    return _ReadPlan(d.call, d.request_param_name, tuple(path), deps)
+
+
+class LeanReadRoute(APIRoute):
+    """LeanRoute's idea for a read (issue 12, item 4): a route taking plain path
+    parameters (str, uuid.UUID, int), the `Request` and dependencies that take only the
+    request, and returning a `Response`. Its request is served without FastAPI's generic
+    dependency solving and parameter validation when every path parameter is spelled
+    canonically (a lower-case hyphenated UUID, decimal digits); anything else — another
+    spelling, dependency overrides, FastAPI's own telemetry — goes to FastAPI's handler,
+    which answers as it always did (its 422 included). The route is declared as before:
+    its OpenAPI document, dependencies and problems are unchanged. Use with `lean_read`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+        current = getattr(routing, "_effective_route_context_var", None)
+        context = current.get() if current is not None else None
+        dependant = context.dependant if context is not None and \
+            context.original_route is self else self.dependant
+        plan = _read_plan(self, dependant)
+
+        async def handler(request: Request) -> Response:
+            if request.app.dependency_overrides or (
+                    _telemetry is not None and _telemetry() is not None):
+                return await full(request)
+            values: dict[str, Any] = {}
+            given = request.path_params
+            for name, alias, convert in plan.path:
+                value = convert(given[alias])
+                if value is None:
+                    return await full(request)
+                values[name] = value
+            cache: dict[Any, Any] = {}
+            for name, call, request_name, use_cache in plan.deps:
+                if use_cache and call in cache:
+                    values[name] = cache[call]
+                else:
+                    values[name] = cache[call] = await call(**{request_name: request})
+            if plan.request_name:
+                values[plan.request_name] = request
+            response = await plan.endpoint(**values)
+            if not isinstance(response, Response):
+                raise TypeError(f"LeanReadRoute {self.path}: the endpoint returned "
+                                f"{type(response).__name__}, not a Response")
+            return response
+
+        return handler
+
+
+def lean_read(router: APIRouter, path: str, **options: Any) -> Callable[[F], F]:
+    """`@router.get(path, ...)` for a LeanReadRoute: `@lean_read(router, path, ...)`."""
+    def add(endpoint: F) -> F:
+        router.add_api_route(path, endpoint, methods=["GET"],
+                             route_class_override=LeanReadRoute, **options)
         return endpoint
     return add

@@ -227,3 +227,37 @@ async def _credential_reader(request: Request) -> CredentialReader:
 
 # A read of a credential by its id (CredentialViewer's rules, ADR 9), in one dependency.
 CredentialRead = Annotated[CredentialReader, Depends(_credential_reader)]
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """BaseUrl and Reads as one value, for the hot reads that take no caller."""
+
+    base: str
+    reads: AsyncEngine
+
+
+async def _read_context(request: Request) -> ReadContext:
+    """BaseUrl and Reads in one dependency that takes only the request (what a
+    LeanReadRoute calls directly, microcred_shared.lean)."""
+    rt = await _runtime(request)
+    assert rt.engine is not None, "the service has not started"
+    return ReadContext(base_url(rt), rt.reads)
+
+
+# The public base URL and the read engine (microcred_registry.reads).
+ReadsAt = Annotated[ReadContext, Depends(_read_context)]
+
+
+@problems.declares(401)
+async def _operator_reads(request: Request) -> ReadContext:
+    """Operator, BaseUrl and Reads in one dependency that takes only the request: the
+    operator token checked first (401 otherwise), as Operator does."""
+    rt = await _runtime(request)
+    require_operator(request, rt.settings.operator_token)
+    assert rt.engine is not None, "the service has not started"
+    return ReadContext(base_url(rt), rt.reads)
+
+
+# An operator's read: the operator token or a 401, then the base URL and the read engine.
+OperatorReads = Annotated[ReadContext, Depends(_operator_reads)]

@@ -20,21 +20,24 @@ from microcred_registry.credentials.domain import (
     VC_JSON,
     status_list_url,
 )
-from microcred_registry.deps import BaseUrl, Engine, Operator, Reads
+from microcred_registry.deps import BaseUrl, Engine, OperatorReads, ReadsAt
 from microcred_shared import problems
+from microcred_shared.lean import lean_read
 from microcred_shared.problems import Problem
 from microcred_shared.vc import contexts
 
 router = APIRouter()
 
 
-@router.get("/v1/learners/{learner_key}/credentials",
-            responses=problems.media(200, "application/json", description=(
-                "the learner's credentials, oldest first: `learner`, `count`, and "
-                "`credentials` (id, title, provider, status, issued_at, url, credential)")))
-async def learner_credentials(learner_key: str, _: Operator, base: BaseUrl,
-                              reads: Reads) -> Response:
-    return Response(await handlers.learner_credentials_json(reads, learner_key, base),
+# The hot reads are LeanReadRoutes (microcred_shared.lean): the same routes, OpenAPI and
+# answers, served without FastAPI's generic dependency solving (issue 12, item 4).
+@lean_read(router, "/v1/learners/{learner_key}/credentials",
+           responses=problems.media(200, "application/json", description=(
+               "the learner's credentials, oldest first: `learner`, `count`, and "
+               "`credentials` (id, title, provider, status, issued_at, url, credential)")))
+async def learner_credentials(learner_key: str, read: OperatorReads) -> Response:
+    return Response(await handlers.learner_credentials_json(read.reads, learner_key,
+                                                            read.base),
                     media_type="application/json")
 
 
@@ -71,11 +74,12 @@ async def issuer_did(provider_id: str, base: BaseUrl, engine: Engine) -> JSONRes
                         headers={"Cache-Control": "public, max-age=300", **PUBLIC})
 
 
-@router.get("/status/{provider_id}/{purpose}/{list_no}", responses={
+@lean_read(router, "/status/{provider_id}/{purpose}/{list_no}", responses={
     **problems.responses(404), **problems.media(200, VC_JSON),
     304: {"description": "unchanged since the ETag given in If-None-Match"}})
 async def status_list(provider_id: str, purpose: str, list_no: int, request: Request,
-                      base: BaseUrl, reads: Reads) -> Response:
+                      read: ReadsAt) -> Response:
+    base, reads = read.base, read.reads
     url = status_list_url(base, provider_id, purpose, list_no)
     # The stored JSON as it is, in one round trip (microcred_registry.reads)...
     stored = await handlers.status_list_json(reads, url)

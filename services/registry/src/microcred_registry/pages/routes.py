@@ -22,6 +22,7 @@ from microcred_registry.pages import qr
 from microcred_registry.pages.rendering import wants_json_page
 from microcred_registry.wallet import sharing
 from microcred_shared import problems
+from microcred_shared.lean import lean_read
 from microcred_shared.problems import Problem
 
 router = APIRouter()
@@ -50,7 +51,9 @@ def not_found(credential_id: uuid.UUID) -> Problem:
 VARY = "Accept, Authorization, Cookie"
 
 
-@router.get("/v1/credentials/{credential_id}", responses={
+# A LeanReadRoute (microcred_shared.lean): the same route, OpenAPI and answers, served
+# without FastAPI's generic dependency solving (issue 12, item 4).
+@lean_read(router, "/v1/credentials/{credential_id}", responses={
     **problems.media(200, VC_JSON, "text/html", description="the signed credential, or its "
                      "page for a browser (Accept: text/html)"),
     404: {**problems.response(404, "text/html"),

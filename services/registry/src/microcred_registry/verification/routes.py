@@ -13,16 +13,21 @@ from microcred_registry.deps import BaseUrl, CredentialRead, CredentialViewer, E
 from microcred_registry.verification import handlers
 from microcred_registry.verification.domain import vcapi_failure
 from microcred_shared import problems
+from microcred_shared.lean import lean_read
 from microcred_shared.problems import PROBLEM, TYPE_BASE, Problem
 
 router = APIRouter()
 
 
-@router.get("/v1/credentials/{credential_id}/verification", responses=problems.responses(404))
-async def verification(credential_id: uuid.UUID, read: CredentialRead) -> dict[str, Any]:
+# A LeanReadRoute (microcred_shared.lean): it returns its JSON as a Response, the bytes
+# FastAPI made of the dict it returned before; `response_model` keeps the OpenAPI as it was.
+@lean_read(router, "/v1/credentials/{credential_id}/verification",
+           response_model=dict[str, Any], responses=problems.responses(404))
+async def verification(credential_id: uuid.UUID, read: CredentialRead) -> JSONResponse:
     """A stored credential's live verification, for who may read the credential (ADR 9);
     404 otherwise. To verify a document you hold, POST it to /credentials/verify."""
-    return await handlers.verify_stored(read.reads, read.base, credential_id, read.viewer)
+    return JSONResponse(await handlers.verify_stored(read.reads, read.base, credential_id,
+                                                     read.viewer))
 
 
 @router.get("/v1/verify", responses=problems.responses(404, 410))
