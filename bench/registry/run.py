@@ -68,8 +68,12 @@ CHUNK = 100_000  # rows per COPY transaction
 SIGNED_PER_SIZE = 300  # rows of each size step signed for real (verification samples)
 # A production-sized server, not the devstack's defaults (128 MB of shared buffers). Only
 # settings an operator sets in postgresql.conf; nothing here changes the schema.
+# shared_buffers: a sixth of the machine's 24 GiB (the usual advice is a quarter). On this
+# VM the page cache is no cache to count on: its memory manager (DAMON reclaim) pages out
+# whatever was not touched for about a minute, so the server's own buffers are what keeps
+# the indexes every read descends (PREWARM) in memory.
 SERVER_SETTINGS = {
-    "shared_buffers": "2GB", "effective_cache_size": "12GB", "maintenance_work_mem": "512MB",
+    "shared_buffers": "4GB", "effective_cache_size": "12GB", "maintenance_work_mem": "512MB",
     "max_wal_size": "4GB", "checkpoint_timeout": "15min",
     "random_page_cost": "1.1", "effective_io_concurrency": "200",
 }
@@ -107,6 +111,19 @@ async def tune(server_url: str, settings: dict[str, str]) -> bool:
                 "SELECT context, pending_restart FROM pg_settings WHERE name = $1", name)
             restart = restart or (row["context"] == "postmaster" and row["pending_restart"])
         return restart
+    finally:
+        await conn.close()
+
+
+async def untune(server_url: str, names: list[str]) -> None:
+    """--pg-set's settings back to the server's defaults (ALTER SYSTEM keeps them in the
+    state folder's configuration otherwise, for every later run)."""
+    if not names:
+        return
+    conn = await asyncpg.connect(server_url)
+    try:
+        for name in names:
+            await conn.execute(f"ALTER SYSTEM RESET {name}")
     finally:
         await conn.close()
 
@@ -269,6 +286,32 @@ async def autovacuum_done(dsn: str, limit_s: float = 900) -> None:
                 break
             log(f"  waiting for autovacuum: {', '.join(r['query'] for r in running)}")
             await asyncio.sleep(15)
+    finally:
+        await conn.close()
+
+
+# What every read descends (the credential's primary key, who may see it, a learner's
+# index, the status lists and issuers): a registry that has been serving has these in the
+# server's memory. The credentials themselves (25 GB at 10M) are not prewarmed: a read of
+# one not read lately comes from the disk, as it would.
+PREWARM = ("credentials_pkey", "ix_credentials_learner_key", "credential_visibility",
+           "credential_visibility_pkey", "status_lists", "status_lists_pkey", "issuers",
+           "issuers_pkey")
+
+
+async def prewarm(dsn: str) -> str:
+    """PREWARM into shared_buffers (pg_prewarm): a server restarted for the benchmark
+    starts with empty buffers, and this machine's memory manager also takes back page
+    cache not used for a minute or so (DAMON reclaim), so without this the first minute
+    of every run measures the disk, not the registry."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        blocks = 0
+        for name in PREWARM:
+            if await conn.fetchval("SELECT to_regclass($1)", name) is not None:
+                blocks += await conn.fetchval("SELECT pg_prewarm($1::regclass)", name)
+        return f"{blocks * 8 / 1024:,.0f} MiB of indexes and small tables prewarmed"
     finally:
         await conn.close()
 
@@ -488,7 +531,7 @@ async def measure(registries: dict[str, tuple[httpx.AsyncClient, int]], engine: 
                                                spent[label][1] / done * 1000)
     # The status change runs the registry's consumer in this process, with each compared
     # code's handler (`status_handlers`), taking turns in blocks like the requests.
-    name = "status change (revoke)"
+    name = STATUS_CHANGE
     if not chosen(name):
         return results
     changes = {label: status_change_with(status_handlers.get(label,
@@ -605,6 +648,8 @@ class Priority:
 
 
 Table = dict[int, dict[str, dict[str, list[float]]]]  # size -> code -> case -> ms
+STATUS_CHANGE = "status change (revoke)"  # a write: measured, not held to the reads' goal
+P99_GOAL_MS = 10.0
 
 
 def dump(path: Path, table: Table) -> None:
@@ -630,6 +675,13 @@ def print_table(table: Table, notes: dict[int, str]) -> None:
             values = table[s][label][name]
             line += f"{statistics.median(values):11.2f}{pct(values, 0.99):11.2f}"
         print(line)
+    for s, label in columns:  # issue 12, item 4: p99 <= 10 ms for every read
+        over = [f"{name} {pct(table[s][label][name], 0.99):.2f}" for name in names
+                if name != STATUS_CHANGE and pct(table[s][label][name], 0.99) > P99_GOAL_MS]
+        count = min(len(table[s][label][name]) for name in names)
+        print(f"  {s:,} rows{'' if len(labels) == 1 else ', ' + label}: every read's p99 "
+              f"<= {P99_GOAL_MS:g} ms ({count:,} requests each): "
+              + ("yes" if not over else "no: " + ", ".join(over)))
     print("\nCPU per request in ms: the service's / PostgreSQL's (survives busy neighbours)")
     print(head)
     for name in names:
@@ -796,6 +848,8 @@ async def run(args: argparse.Namespace) -> None:
             log(f"loaded in {seconds:,.0f} s ({rate}); {disk}; {lists} status lists; "
                 "measuring")
             await autovacuum_done(dsn)
+            warm = await prewarm(dsn)
+            log(f"  {warm}")
             # Fresh registry processes for every size: the code measured is the code of now.
             registries: dict[str, tuple[httpx.AsyncClient, int]] = {}
             clients = []
@@ -826,7 +880,7 @@ async def run(args: argparse.Namespace) -> None:
             others = (machine_cpu() - machine0) - (our_cpu(ours, handle.pid) - ours0)
             share = ", ".join(f"{label} {(cpu_seconds(pid) - cpu0[label]) / wall * 100:.0f}%"
                               for label, (_, pid) in registries.items())
-            notes[size] = (f"{disk}; load {seconds:,.0f} s ({rate}); registry CPU while "
+            notes[size] = (f"{disk}; {warm}; load {seconds:,.0f} s ({rate}); registry CPU while "
                            f"measured (share of a core): {share}; {busy()}; not ours: "
                            f"{max(0.0, others):,.0f} of {wall * (os.cpu_count() or 1):,.0f} "
                            f"core-seconds ({max(0.0, others) / wall:.2f} cores) over "
@@ -851,6 +905,7 @@ async def run(args: argparse.Namespace) -> None:
         if not args.keep:
             await drop_database(handle.url)
             log(f"dropped {DB}")
+        await untune(handle.url, [kv.split("=", 1)[0] for kv in args.pg_set])
         handle.stop()
 
 
