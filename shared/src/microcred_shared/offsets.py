@@ -9,9 +9,9 @@ pending offsets are sent at once when the group takes partitions away (a rebalan
 when the consumer stops (a graceful shutdown), so neither redelivers work that was done.
 A crash (SIGKILL, a lost machine) loses at most `interval` seconds of commits: those
 records are delivered again and the inbox turns them into no-ops (at least once,
-exactly-once effect, as before). A commit that fails is dropped, not retried: the next
-one carries higher offsets for the same partitions, and a partition that went elsewhere
-is read again from its last commit by its new owner.
+exactly-once effect, as before). A commit that fails goes back to the pending offsets
+(the next flush, or the revocation's, sends it with whatever came since); a partition that
+went elsewhere is then dropped, and read again from its last commit by its new owner.
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ class CoalescedCommits(ConsumerRebalanceListener):
         self._lock = asyncio.Lock()
         self.requests = 0  # OffsetCommit requests sent (tests, metrics)
         self.failed = 0
+        self._closed = False
+
+    def attach(self, consumer: Any) -> None:
+        """The subscription's (new) consumer, started: commits go through it."""
+        self.consumer = consumer
+        self._closed = False
 
     @property
     def pending(self) -> dict[TopicPartition, int]:
@@ -65,7 +71,7 @@ class CoalescedCommits(ConsumerRebalanceListener):
             nxt = record.offset + 1
             if nxt > pending.get(tp, -1):
                 pending[tp] = nxt
-        if pending and self._timer is None:
+        if pending and self._timer is None and not self._closed:
             if self.interval <= 0:
                 self._start_flush()
             else:
@@ -74,6 +80,8 @@ class CoalescedCommits(ConsumerRebalanceListener):
 
     def _start_flush(self) -> None:
         self._timer = None
+        if self._closed:
+            return
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self.flush())
         else:  # one is on its way: what came since goes with the next
@@ -96,15 +104,25 @@ class CoalescedCommits(ConsumerRebalanceListener):
             try:
                 await consumer.commit(offsets)
             except (KafkaError, IllegalStateError) as exc:
-                # A rebalance took partitions away (CommitFailedError), or the consumer is
-                # closing: the records are read again and the inbox drops them.
+                # The group is rebalancing (CommitFailedError) or the consumer is closing.
+                # The offsets go back to the pending ones: the revocation's flush sends them
+                # while the partitions are still this member's; a partition that went
+                # elsewhere is dropped then, and its records are read again and dropped by
+                # the inbox.
                 self.failed += 1
                 log.warning("offset commit on %s failed: %s", self.name, exc)
+                for tp, offset in offsets.items():
+                    if offset > self._pending.get(tp, -1):
+                        self._pending[tp] = offset
+                if self._timer is None and self.interval > 0 and not self._closed:
+                    self._timer = asyncio.get_running_loop().call_later(
+                        self.interval, self._start_flush)
 
     async def close(self) -> None:
         """Flush once more and stop the timer (the consumer is about to stop). Bounded: a
         consumer whose coordinator is gone must still stop; what it could not commit is
         read again."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

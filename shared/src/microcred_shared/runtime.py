@@ -337,7 +337,7 @@ def commit_on_stop(subscriber: Any, commits: CoalescedCommits) -> None:
     async def starting() -> None:
         await start()
         consumer = subscriber.consumer
-        commits.consumer = consumer
+        commits.attach(consumer)
         stop = consumer.stop
 
         async def stopping() -> None:
