@@ -389,8 +389,14 @@ class OutboxRelay:
 
 
 def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
-    """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 19)."""
+    """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 19).
+
+    No linger: a claim's sends are all queued before the relay waits for them (nothing in
+    between yields to the producer's sender), so they leave in one produce request either
+    way, and a 5 ms linger only made every claim, hence every hop, 5 ms later (measured on
+    the real broker: 1.00 produce requests per claim of 5 rows with 5 ms or none; acked in
+    a median 10.7-19.0 ms against 1.6-5.4 ms, issue 12)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-        enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024, **client_options,
+        enable_idempotence=True, linger_ms=0, max_batch_size=256 * 1024, **client_options,
     )

@@ -16,7 +16,6 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +37,7 @@ from microcred_shared.consumer import (
 from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
 from microcred_shared.logs import outages
+from microcred_shared.offsets import CoalescedCommits
 from microcred_shared.outbox import OutboxRelay, make_producer, recording
 from microcred_shared.settings import ServiceSettings
 from microcred_shared.storable import RefuseUnstorable
@@ -70,6 +70,7 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.consumers: dict[str, BatchConsumer] = {}
         self.subscribers: dict[str, Any] = {}  # FastStream's, by subscription (metrics: lag)
+        self.commits: dict[str, CoalescedCommits] = {}  # each subscription's offsets (ADR 2)
         self._subs: list[tuple[str, BatchHandler, type[Event] | None, int | None,
                                str | None, int | None, ConflictHook | None]] = []
         self._on_start: list[Hook] = []
@@ -136,6 +137,8 @@ class ServiceRuntime:
         self.consumers[topic] = consumer
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
+        commits = CoalescedCommits(topic, self.settings.commit_interval_ms / 1000)
+        self.commits[topic] = commits
 
         # Topics are a contract, made on purpose by the deployment (8 partitions, compacted
         # where it says so): a service never creates one, and says nothing about trying to
@@ -147,10 +150,11 @@ class ServiceRuntime:
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=600_000, fetch_max_wait_ms=FETCH_WAIT_MS,
             decoder=_leave_undecoded,
-            parser=lenient_batch_parser,
+            parser=lenient_batch_parser, listener=commits,
         )
         self.subscribers[topic] = subscriber
         wait_for_records(subscriber)
+        commit_on_stop(subscriber, commits)
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
@@ -169,12 +173,9 @@ class ServiceRuntime:
                 await msg.nack()
                 await asyncio.sleep(2.0)
                 return
-            try:
-                await msg.ack()
-            except (CommitFailedError, KafkaError) as exc:
-                # A rebalance took the partitions away: the new owner re-reads these records
-                # and the inbox turns them into no-ops.
-                log.warning("offset commit on %s failed after a rebalance: %s", topic, exc)
+            # Durable: these records' offsets go with the subscription's next commit, sent
+            # apart from the loop (not FastStream's ack, which would commit the position).
+            commits.done(records)
 
     def app(self, title: str, routes: Callable[[FastAPI, Self], None] | None = None,
             *, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -324,6 +325,30 @@ def consumer_option(subscriber: Any, name: str, value: Any) -> None:
         raise RuntimeError("FastStream's subscriber no longer keeps _connection_args: "
                            f"{name} cannot be set per subscription")
     args[name] = value
+
+
+def commit_on_stop(subscriber: Any, commits: CoalescedCommits) -> None:
+    """Hand each consumer the subscription builds to `commits`, and flush the pending
+    offsets when it stops. FastStream's `stop()` waits for the batch in flight and then
+    stops the consumer: the flush comes between the two, while the consumer is still a
+    member of its group."""
+    start = subscriber.start
+
+    async def starting() -> None:
+        await start()
+        consumer = subscriber.consumer
+        commits.attach(consumer)
+        stop = consumer.stop
+
+        async def stopping() -> None:
+            try:
+                await commits.close()
+            finally:
+                await stop()
+
+        consumer.stop = stopping
+
+    subscriber.start = starting
 
 
 def coordinator_failure(subscriber: Any) -> BaseException | None:

@@ -112,6 +112,10 @@ class ServiceSettings(KafkaClientSettings):
         None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     batch_size: int = Field(500, validation_alias=AliasChoices("MICROCRED_BATCH_SIZE"))
+    # How long a subscription's durable offsets may wait to be committed together (ADR 2):
+    # what a crash makes the inbox drop again, against one commit request per batch.
+    commit_interval_ms: int = Field(1000, ge=0, validation_alias=AliasChoices(
+        "MICROCRED_COMMIT_INTERVAL_MS"))
     # "text" for people, "json" (one object per line, with trace ids) for a log pipeline.
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=AliasChoices("MICROCRED_LOG_FORMAT"))
