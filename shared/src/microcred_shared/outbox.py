@@ -81,12 +81,23 @@ INSERT_ARRAYS = (
     "CAST({headers} AS text[]), CAST({payloads} AS bytea[])) AS u(t, k, h, p)")
 _INSERT = sa.text(INSERT_ARRAYS.format(topics=":topics", keys=":keys", headers=":headers",
                                        payloads=":payloads"))
-# The claimed shards' oldest rows. No SKIP LOCKED: a row of one's own shard is never locked
-# by another relay, and skipping one would publish a learner's later event first.
-_CLAIM = sa.text(
-    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-    "WHERE shard = ANY(CAST(:shards AS smallint[])) ORDER BY id LIMIT :n FOR UPDATE) "
-    "RETURNING id, topic, key, headers, payload")
+# A relay's cycle: one statement, in autocommit on the session that holds the shard locks
+# (ADR 2). It deletes the rows of the previous cycle, which the broker has acknowledged
+# ($1), and reads the claimed shards' oldest rows ($2, $3) - not those it just deleted: the
+# two parts see one snapshot. It used to be BEGIN, `DELETE ... RETURNING` of the oldest rows
+# (FOR UPDATE), the sends, and COMMIT once the broker acked: three round trips per claim
+# and a transaction held open across the broker's acks (issue 12). A row is still deleted
+# only after its ack: a crash or a failed send before the next cycle republishes it (at
+# least once; consumers drop repeats by ce_id). No row lock: a shard's rows are read and
+# deleted only by the relay holding its lock. No SKIP LOCKED: skipping a row would publish
+# a learner's later event first.
+_CYCLE = (
+    "WITH acked AS (DELETE FROM outbox WHERE id = ANY($1::bigint[])) "
+    "SELECT id, topic, key, headers, payload FROM outbox "
+    "WHERE shard = ANY($2::smallint[]) AND id <> ALL($1::bigint[]) ORDER BY id LIMIT $3")
+# The acknowledged rows alone: before a shard is let go (its next holder must not find
+# them), on leaving, and when no next cycle comes soon.
+_ACKED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
@@ -193,6 +204,7 @@ class OutboxRelay:
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
                  poll_interval: float = 0.5, name: str = "outbox",
                  standby_interval: float = 1.0, balance_interval: float = 1.0,
+                 acked_linger: float = 0.1,
                  renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._engine = engine
         self._producer = producer
@@ -205,6 +217,10 @@ class OutboxRelay:
         self._poll = poll_interval
         self._standby = standby_interval
         self._balance_every = balance_interval
+        # Rows the broker acknowledged, deleted by the next cycle's statement; a relay with
+        # nothing more to publish deletes them itself after `acked_linger` seconds.
+        self._acked: list[int] = []
+        self._linger = acked_linger
         self._lock_name = f"microcred-outbox-relay:{name}"
         self._key = 0  # hashtext(lock name), from the database
         self._wake = asyncio.Event()
@@ -289,6 +305,7 @@ class OutboxRelay:
         self.member, self.shards = False, frozenset()
         try:
             await conn.rollback()
+            await self._delete_acked(conn)  # before the shards are let go
             await conn.execute(_LEAVE)
             await conn.execute(_SYNC_COMMITS)
             await conn.commit()
@@ -298,7 +315,9 @@ class OutboxRelay:
 
     async def balance(self, conn: AsyncConnection) -> None:
         """Keep a fair share of the shards: ceil(SHARDS / members). Called between claims,
-        on the connection that holds the locks, so nothing of a shard let go is in flight."""
+        on the connection that holds the locks, so nothing of a shard let go is in flight;
+        the rows of the last cycle are deleted first, so its next holder finds none of them."""
+        await self._delete_acked(conn)
         key = self._key & 0xFFFF_FFFF_FFFF_FFFF  # the int8 key as pg_locks splits it
         rows = (await conn.execute(_LOCKS, {"hi": key >> 32, "lo": key & 0xFFFF_FFFF})).all()
         self.members = max(1, sum(1 for r in rows if r.objsubid == 1))
@@ -336,56 +355,81 @@ class OutboxRelay:
                 sent = await self.drain_once(conn)
                 # A short claim took all there was: what is committed later wakes the relay
                 # (set during the claim, the wake makes the pause below return at once), so
-                # claiming again now would be an empty transaction per wake. Stopping, it
-                # drains until a claim comes back empty.
+                # claiming again now would be an empty cycle per wake. Stopping, it drains
+                # until a claim comes back empty (that last cycle deletes what was acked).
                 if not sent or (sent < self._batch and not self._stopping):
                     break
             if self._stopping:
                 return  # the final drain above leaves nothing of its shards behind
-            await self._pause(min(self._poll, max(due - loop.time(), 0.0)))
+            pause = min(self._poll, max(due - loop.time(), 0.0))
+            if self._acked and pause > self._linger:
+                # What was acknowledged goes with the next cycle, if a wake-up comes soon;
+                # otherwise it is deleted alone and the relay sleeps on.
+                if not await self._pause(self._linger):
+                    await self._delete_acked(conn)
+                    await self._pause(pause - self._linger)
+            else:
+                await self._pause(pause)
 
-    async def _pause(self, seconds: float) -> None:
+    async def _pause(self, seconds: float) -> bool:
+        """Sleeps up to `seconds`; says whether a wake-up (or stop) ended it."""
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            woken = True
         except TimeoutError:
-            pass
+            woken = False
         self._wake.clear()
+        return woken
 
     async def drain_once(self, conn: AsyncConnection) -> int:
-        # Claimed rows are deleted in the same transaction that waits for the broker's
-        # acknowledgements: if a send fails, the rollback puts them back.
+        """One cycle: delete what the broker acknowledged last time and claim the shards'
+        oldest rows in one statement (`_CYCLE`), send them and wait for the broker. They
+        are deleted by the next cycle (or `_delete_acked`): a failed send leaves them."""
         if not self.shards:
+            await self._delete_acked(conn)
             return 0
-        async with conn.begin():
-            rows = sorted((await conn.execute(_CLAIM, {
-                "n": self._batch, "shards": sorted(self.shards)})).all(), key=lambda r: r.id)
-            if not rows:
-                return 0
-            futures = [await self._send(row) for row in rows]
-            await asyncio.gather(*futures)
+        driver = await _driver(conn)
+        rows = await driver.fetch(_CYCLE, self._acked, sorted(self.shards), self._batch)
+        self._acked = []
+        if not rows:
+            return 0
+        futures = [await self._send(row) for row in rows]
+        await asyncio.gather(*futures)
+        self._acked = [row["id"] for row in rows]
         self.published += len(rows)
         self.failures = 0
         outages.up("outbox relay")
         return len(rows)
 
-    async def _send(self, row: sa.Row) -> asyncio.Future:
-        headers = unpack_headers(row.headers)
+    async def _delete_acked(self, conn: AsyncConnection) -> None:
+        if self._acked:
+            await (await _driver(conn)).execute(_ACKED, self._acked)
+            self._acked = []
+
+    async def _send(self, row: Any) -> asyncio.Future:
+        topic, key, payload = row["topic"], row["key"], row["payload"]
+        headers = unpack_headers(row["headers"])
         if not recording():
-            return await self._producer.send(row.topic, value=row.payload, key=row.key,
-                                             headers=headers)
+            return await self._producer.send(topic, value=payload, key=key, headers=headers)
         text = {k: v.decode(errors="replace") for k, v in headers if v is not None}
         ctx = parent_context(text.get("traceparent"), text.get("tracestate"))
         with tracer.start_as_current_span(
-            f"{row.topic} publish", context=ctx, kind=trace.SpanKind.PRODUCER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": row.topic,
+            f"{topic} publish", context=ctx, kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
                         "messaging.message.id": text.get("ce_id", "")},
         ):
             tp = traceparent_of()
             if tp:  # this publish span becomes the consumer's parent
                 headers = [(k, v) for k, v in headers if k != "traceparent"]
                 headers.append(("traceparent", tp.encode()))
-            return await self._producer.send(row.topic, value=row.payload, key=row.key,
-                                             headers=headers)
+            return await self._producer.send(topic, value=payload, key=key, headers=headers)
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`. The relay's cycle goes to it directly: outside
+    any SQLAlchemy transaction it runs in autocommit (SQLAlchemy would send BEGIN first),
+    and without SQLAlchemy's per-statement work."""
+    return (await conn.get_raw_connection()).driver_connection
 
 
 def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
