@@ -232,3 +232,48 @@ async def test_a_relays_cycle_is_one_statement_and_deletes_only_what_the_broker_
         assert await relay.drain_once(conn) == 0
     assert producer.sent == [b"1", b"2", b"3", b"4", b"5", b"6"]
     assert await left() == []
+
+
+async def test_a_handlers_statements_join_the_consumers_transaction_without_a_begin_of_their_own(
+        engine: Any) -> None:
+    """The consumer loop sends BEGIN, its inbox and outbox statements and COMMIT on the
+    driver's connection; the handler's SQLAlchemy statements run inside that transaction
+    (no second BEGIN, committed and rolled back with the rest)."""
+    async def marks(conn: Any, items: list[Incoming]) -> dict[int, str]:
+        await conn.execute(sa.text(
+            "INSERT INTO inbox (topic, ce_id, received_at) "
+            "SELECT 'handler', unnest(CAST(:ids AS text[])), now()"),
+            {"ids": [i.envelope.id for i in items]})
+        return await echo(conn, items)
+
+    consumer = BatchConsumer(service="test", engine=engine, handler=marks,
+                             expected=AssessmentResultSubmitted)
+    await consumer.apply([record() for _ in range(3)])  # the driver looks its types up once
+    sent = Sent(engine)
+    await consumer.apply([record() for _ in range(5)])
+    await asyncio.sleep(0.1)
+    assert sent.kinds() == Counter({"BEGIN": 1, "INSERT INTO inbox": 2, "INSERT INTO outbox": 1,
+                                    "COMMIT": 1}), sent.sql
+
+    async def count(topic: str) -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(sa.text(
+                "SELECT count(*) FROM inbox WHERE topic = :t"), {"t": topic})).scalar())
+
+    assert await count("handler") == 8
+    # Rolled back together, and the connection goes back to the pool in no transaction.
+    async with engine.connect() as conn:
+        with pytest.raises(RuntimeError):
+            async with db.driver_transaction(conn) as driver:
+                await driver.execute("INSERT INTO inbox (topic, ce_id, received_at) "
+                                     "VALUES ('driver', 'x', now())")
+                await conn.execute(sa.text("INSERT INTO inbox (topic, ce_id, received_at) "
+                                           "VALUES ('handler', 'y', now())"))
+                raise RuntimeError("the handler failed")
+        assert not driver.is_in_transaction() and not conn.in_transaction()
+    assert await count("driver") == 0 and await count("handler") == 8
+    async with engine.connect() as conn:  # SQLAlchemy begins its own transactions again
+        await conn.execute(sa.text("INSERT INTO inbox (topic, ce_id, received_at) "
+                                   "VALUES ('after', 'z', now())"))
+        await conn.commit()
+    assert await count("after") == 1

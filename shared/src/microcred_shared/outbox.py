@@ -81,6 +81,7 @@ INSERT_ARRAYS = (
     "CAST({headers} AS text[]), CAST({payloads} AS bytea[])) AS u(t, k, h, p)")
 _INSERT = sa.text(INSERT_ARRAYS.format(topics=":topics", keys=":keys", headers=":headers",
                                        payloads=":payloads"))
+_INSERT_DRIVER = INSERT_ARRAYS.format(topics="$1", keys="$2", headers="$3", payloads="$4")
 # A relay's cycle: one statement, in autocommit on the session that holds the shard locks
 # (ADR 2). It deletes the rows of the previous cycle, which the broker has acknowledged
 # ($1), and reads the claimed shards' oldest rows ($2, $3) - not those it just deleted: the
@@ -144,6 +145,15 @@ async def write(conn: AsyncConnection, records: list[Outgoing]) -> None:
     wrote(conn, len(records))
 
 
+async def write_on(driver: Any, conn: AsyncConnection, records: list[Outgoing]) -> None:
+    """`write` on the driver's connection of `conn` (asyncpg), inside the transaction of
+    `db.driver_transaction(conn)` that yielded it: the consumer loop's rows."""
+    if not records:
+        return
+    await driver.execute(_INSERT_DRIVER, *columns(records))
+    wrote(conn, len(records))
+
+
 # Outbox rows written on a connection since `taken` last read it: the consumer loop wakes
 # the relay after a batch's commit only when its transaction wrote some (a wake is a claim
 # transaction on the relay's connection; most batches of most subscriptions write none).
@@ -204,7 +214,6 @@ class OutboxRelay:
     def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch: int = 1000,
                  poll_interval: float = 0.5, name: str = "outbox",
                  standby_interval: float = 1.0, balance_interval: float = 1.0,
-                 acked_linger: float = 0.1,
                  renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None) -> None:
         self._engine = engine
         self._producer = producer
@@ -217,10 +226,9 @@ class OutboxRelay:
         self._poll = poll_interval
         self._standby = standby_interval
         self._balance_every = balance_interval
-        # Rows the broker acknowledged, deleted by the next cycle's statement; a relay with
-        # nothing more to publish deletes them itself after `acked_linger` seconds.
+        # Rows the broker acknowledged, deleted by the next cycle's statement: the next
+        # wake-up's, at the latest the next poll's (or before a shard is let go).
         self._acked: list[int] = []
-        self._linger = acked_linger
         self._lock_name = f"microcred-outbox-relay:{name}"
         self._key = 0  # hashtext(lock name), from the database
         self._wake = asyncio.Event()
@@ -316,8 +324,7 @@ class OutboxRelay:
     async def balance(self, conn: AsyncConnection) -> None:
         """Keep a fair share of the shards: ceil(SHARDS / members). Called between claims,
         on the connection that holds the locks, so nothing of a shard let go is in flight;
-        the rows of the last cycle are deleted first, so its next holder finds none of them."""
-        await self._delete_acked(conn)
+        the rows of the last cycle are deleted before, so its next holder finds none of them."""
         key = self._key & 0xFFFF_FFFF_FFFF_FFFF  # the int8 key as pg_locks splits it
         rows = (await conn.execute(_LOCKS, {"hi": key >> 32, "lo": key & 0xFFFF_FFFF})).all()
         self.members = max(1, sum(1 for r in rows if r.objsubid == 1))
@@ -325,6 +332,8 @@ class OutboxRelay:
         fair = -(-SHARDS // self.members)
         mine = set(self.shards)
         if len(mine) > fair:
+            await conn.commit()  # the deletion commits on its own, before any unlock
+            await self._delete_acked(conn)
             for shard in sorted(mine)[fair:]:
                 await conn.execute(_FREE_SHARD, {"name": self._lock_name, "shard": shard})
                 mine.discard(shard)
@@ -361,25 +370,14 @@ class OutboxRelay:
                     break
             if self._stopping:
                 return  # the final drain above leaves nothing of its shards behind
-            pause = min(self._poll, max(due - loop.time(), 0.0))
-            if self._acked and pause > self._linger:
-                # What was acknowledged goes with the next cycle, if a wake-up comes soon;
-                # otherwise it is deleted alone and the relay sleeps on.
-                if not await self._pause(self._linger):
-                    await self._delete_acked(conn)
-                    await self._pause(pause - self._linger)
-            else:
-                await self._pause(pause)
+            await self._pause(min(self._poll, max(due - loop.time(), 0.0)))
 
-    async def _pause(self, seconds: float) -> bool:
-        """Sleeps up to `seconds`; says whether a wake-up (or stop) ended it."""
+    async def _pause(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-            woken = True
         except TimeoutError:
-            woken = False
+            pass
         self._wake.clear()
-        return woken
 
     async def drain_once(self, conn: AsyncConnection) -> int:
         """One cycle: delete what the broker acknowledged last time and claim the shards'
