@@ -186,16 +186,18 @@ _LEAVE = sa.text("SELECT pg_advisory_unlock_all()")
 # connection goes back to the pool.
 _ASYNC_COMMITS = sa.text("SET synchronous_commit = off")
 _SYNC_COMMITS = sa.text("RESET synchronous_commit")
-_TRY_SHARD = sa.text("SELECT pg_try_advisory_lock(hashtext(:name), :shard)")
-_FREE_SHARD = sa.text("SELECT pg_advisory_unlock(hashtext(:name), :shard)")
+# Balancing, once a second, goes to the driver's connection like the cycles: each of these
+# is one round trip in autocommit (through SQLAlchemy: BEGIN, the statements, COMMIT).
+_TRY_SHARD = "SELECT pg_try_advisory_lock($1::int, $2::int)"
+_FREE_SHARD = "SELECT pg_advisory_unlock($1::int, $2::int)"
 # Who holds what, in this database: members (objsubid 1: the int8 key, split in two oids)
 # and the shards held by other sessions (objsubid 2: the two int4 keys).
-_LOCKS = sa.text(
+_LOCKS = (
     "SELECT objsubid, objid::bigint AS objid, pid = pg_backend_pid() AS mine FROM pg_locks "
     "WHERE locktype = 'advisory' AND granted AND database = "
     "(SELECT oid FROM pg_database WHERE datname = current_database()) AND ("
-    "(objsubid = 1 AND classid::bigint = :hi AND objid::bigint = :lo) OR "
-    "(objsubid = 2 AND classid::bigint = :lo))")
+    "(objsubid = 1 AND classid::bigint = $1::bigint AND objid::bigint = $2::bigint) OR "
+    "(objsubid = 2 AND classid::bigint = $2::bigint))")
 
 
 class OutboxRelay:
@@ -325,17 +327,17 @@ class OutboxRelay:
         """Keep a fair share of the shards: ceil(SHARDS / members). Called between claims,
         on the connection that holds the locks, so nothing of a shard let go is in flight;
         the rows of the last cycle are deleted before, so its next holder finds none of them."""
+        driver = await _driver(conn)
         key = self._key & 0xFFFF_FFFF_FFFF_FFFF  # the int8 key as pg_locks splits it
-        rows = (await conn.execute(_LOCKS, {"hi": key >> 32, "lo": key & 0xFFFF_FFFF})).all()
-        self.members = max(1, sum(1 for r in rows if r.objsubid == 1))
-        taken = {int(r.objid) for r in rows if r.objsubid == 2 and not r.mine}
+        rows = await driver.fetch(_LOCKS, key >> 32, key & 0xFFFF_FFFF)
+        self.members = max(1, sum(1 for r in rows if r["objsubid"] == 1))
+        taken = {int(r["objid"]) for r in rows if r["objsubid"] == 2 and not r["mine"]}
         fair = -(-SHARDS // self.members)
         mine = set(self.shards)
         if len(mine) > fair:
-            await conn.commit()  # the deletion commits on its own, before any unlock
-            await self._delete_acked(conn)
+            await self._delete_acked(conn)  # committed (autocommit) before any unlock
             for shard in sorted(mine)[fair:]:
-                await conn.execute(_FREE_SHARD, {"name": self._lock_name, "shard": shard})
+                await driver.fetchval(_FREE_SHARD, self._key, shard)
                 mine.discard(shard)
         elif len(mine) < fair:
             free = [s for s in range(SHARDS) if s not in mine and s not in taken]
@@ -343,11 +345,8 @@ class OutboxRelay:
             for shard in free:
                 if len(mine) >= fair:
                     break
-                got = (await conn.execute(_TRY_SHARD, {"name": self._lock_name,
-                                                       "shard": shard})).scalar()
-                if got:
+                if await driver.fetchval(_TRY_SHARD, self._key, shard):
                     mine.add(shard)
-        await conn.commit()
         if mine != self.shards:
             log.info("outbox relay %s publishes %d of %d shards (%d relays)",
                      self._lock_name, len(mine), SHARDS, self.members)
