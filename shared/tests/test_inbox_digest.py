@@ -16,13 +16,9 @@ import pytest
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 
-from microcred_shared.consumer import BatchConsumer, Incoming, event_digest
+from microcred_shared.consumer import BatchConsumer, Incoming
 from microcred_shared.contract.cloudevents import Envelope
-from microcred_shared.contract.events import (
-    AssessmentDecided,
-    AssessmentResultSubmitted,
-    KnownLearner,
-)
+from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.contract.topics import dlq
 from microcred_shared.db import SHARED_TABLES, add_inbox_digest, create_tables
 from microcred_shared.outbox import Outgoing, unpack_headers
@@ -166,93 +162,3 @@ async def test_every_service_keeps_digests_after_its_migrations(handler_db: Any,
     await loop.feed(record(a_result(), ce_id))
     applied, [letter] = await loop.published()
     assert applied == [event.result_id] and "already used" in letter["dlq_reason"]
-
-
-DECISIONS = "microcred.assessment.decisions.v1"
-
-
-def a_decision() -> AssessmentDecided:
-    submitted = a_result()
-    now = datetime.now(UTC)
-    return AssessmentDecided(
-        assessment_id=uuid.uuid4(), provider_id=submitted.provider_id,
-        result_id=submitted.result_id, definition_id=submitted.definition_id,
-        definition_version=1, learner=KnownLearner(**submitted.learner.model_dump()),
-        learner_key="learner-key", achieved=True, reason="passed", assessed_at=now,
-        decided_at=now)
-
-
-def decision_record(event: AssessmentDecided, ce_id: str, *,
-                    value: bytes | None = None) -> ConsumerRecord:
-    env = Envelope(id=ce_id, type=event.ce_type, source="/microcred/assessment",
-                   time=datetime.now(UTC))
-    body = value if value is not None else event.model_dump_json().encode()
-    return ConsumerRecord(DECISIONS, 0, next(_offsets), 0, 0, b"k", body, None, 0, 0,
-                          env.headers())
-
-
-class Decisions:
-    """A subscription to an event the backbone itself writes (issuance's)."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-        async def applied(conn: Any, items: list[Incoming]) -> dict[int, str]:
-            for item in items:
-                assert isinstance(item.event, AssessmentDecided)
-                item.outgoing.append(Outgoing("applied", None, [],
-                                              item.event.result_id.encode()))
-            return {}
-
-        self.consumer = BatchConsumer(service="test", engine=engine, handler=applied,
-                                      expected=AssessmentDecided)
-
-    async def published(self) -> tuple[list[str], list[str]]:
-        """(result ids applied, dead letters' reasons), in order."""
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.text(
-                "SELECT topic, headers, payload FROM outbox ORDER BY id"))).all()
-        return ([bytes(p).decode() for t, _, p in rows if t == "applied"],
-                [dict(unpack_headers(h))["dlq_reason"].decode()
-                 for t, h, _ in rows if t == dlq(DECISIONS)])
-
-
-async def test_an_event_the_backbone_wrote_is_told_apart_by_its_bytes_without_encoding_it(
-        handler_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Its bytes for one event never change (the relay republishes the stored payload): the
-    inbox keeps their digest instead of encoding the event again (issue 12). A redelivery
-    is a silent no-op, a reuse of its ce_id for another event is refused, as before."""
-    loop = Decisions(await handler_db(MIGRATIONS))
-    first, other, ce_id = a_decision(), a_decision(), str(uuid.uuid4())
-    records = [decision_record(first, ce_id), decision_record(other, ce_id)]
-
-    def encoded(*args: Any, **kwargs: Any) -> str:
-        raise AssertionError("the event was encoded again for its digest")
-
-    monkeypatch.setattr(AssessmentDecided, "model_dump_json", encoded)
-    await loop.consumer.apply(records[:1])
-    await loop.consumer.apply(records[:1])  # a redelivery: the same bytes
-    monkeypatch.undo()
-    await loop.consumer.apply(records[1:])
-    applied, reasons = await loop.published()
-    assert applied == [first.result_id]
-    assert len(reasons) == 1 and "already used for a different payload" in reasons[0]
-
-
-async def test_a_backbone_event_recorded_by_what_it_said_before_stays_a_silent_no_op(
-        handler_db: Any) -> None:
-    """An inbox entry from before keeps the digest of the event as parsed; a redelivery is
-    still recognised, even where its bytes are not the event's own encoding."""
-    engine = await handler_db(MIGRATIONS)
-    loop = Decisions(engine)
-    event, ce_id = a_decision(), str(uuid.uuid4())
-    env = Envelope(id=ce_id, type=event.ce_type, source="/microcred/assessment",
-                   time=datetime.now(UTC))
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "INSERT INTO inbox (topic, ce_id, digest, received_at) VALUES (:t, :c, :d, now())"),
-            {"t": DECISIONS, "c": ce_id, "d": event_digest(env, event)})
-    spaced = json.dumps(json.loads(event.model_dump_json()), indent=2).encode()
-    await loop.consumer.apply([decision_record(event, ce_id, value=spaced)])
-    await loop.consumer.apply([decision_record(event, ce_id)])
-    assert await loop.published() == ([], [])

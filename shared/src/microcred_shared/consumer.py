@@ -29,7 +29,7 @@ from microcred_shared.contract.cloudevents import (
     decode,
     parse_envelope,
 )
-from microcred_shared.contract.events import AssessmentResultSubmitted, Event
+from microcred_shared.contract.events import Event
 from microcred_shared.contract.topics import dlq
 from microcred_shared.db import driver_transaction, unavailable
 from microcred_shared.logs import outages
@@ -95,24 +95,6 @@ def event_digest(envelope: Envelope, event: Event) -> bytes:
     trace context, which a retrying producer may renew, are left out)."""
     said = f"{envelope.type}\n{envelope.source}\n".encode() + event.model_dump_json().encode()
     return hashlib.sha256(said).digest()
-
-
-# Events a provider writes: the same result may come again serialised otherwise (a retry
-# that re-encodes it), so they are told apart by what they say. Every other event is
-# written by the backbone's own outbox, whose bytes for one event never change (the relay
-# republishes the stored payload, Kafka redelivers it, a dead letter's replay resends it):
-# their digest is taken over those bytes, without encoding the event again (for a signed
-# credential's ~5 KB event that was 7 % of registry's CPU at small batches, issue 12).
-_SAID_BY_PROVIDERS = (AssessmentResultSubmitted,)
-
-
-def record_digest(envelope: Envelope, event: Event, value: bytes) -> bytes:
-    """The digest the inbox keeps for a record: `event_digest` for what providers send, the
-    payload's bytes for the rest - the same digest wherever those bytes are the event's own
-    encoding (`encode`), which is how the backbone writes them."""
-    if isinstance(event, _SAID_BY_PROVIDERS):
-        return event_digest(envelope, event)
-    return hashlib.sha256(f"{envelope.type}\n{envelope.source}\n".encode() + value).digest()
 
 
 def dead_letter(record: ConsumerRecord, reason: str, service: str) -> Outgoing:
@@ -244,7 +226,7 @@ class BatchConsumer:
         if not items:
             return [], []
         # The first of a batch's copies of an id is the one recorded and applied.
-        digests = [record_digest(i.envelope, i.event, i.record.value or b"") for i in items]
+        digests = [event_digest(i.envelope, i.event) for i in items]
         first: dict[tuple[str, str], bytes] = {}
         for item, digest in zip(items, digests, strict=True):
             first.setdefault((item.record.topic, item.envelope.id), digest)
@@ -264,10 +246,7 @@ class BatchConsumer:
             if k in new and k not in applied:
                 applied.add(k)
                 fresh.append(item)
-            elif known is not None and known != digest and (
-                    # stored from the event as parsed (before: every digest was), or from
-                    # bytes that were not its own encoding
-                    known != event_digest(item.envelope, item.event)):
+            elif known is not None and known != digest:
                 conflicts.append((item, f"ce_id {item.envelope.id!r} was already used for a "
                                         "different payload; a new event needs a new ce_id"))
         return fresh, conflicts

@@ -31,7 +31,7 @@ class InboxEntry(SQLModel, table=True):
     topic: str = Field(primary_key=True)
     ce_id: str = Field(primary_key=True)
     received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
-    # SHA-256 of what the event said (consumer.record_digest): the same ce_id with another
+    # SHA-256 of what the event said (consumer.event_digest): the same ce_id with another
     # payload is refused, not dropped. NULL on entries from before (issue 13).
     digest: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
 
