@@ -90,7 +90,7 @@ class Service:
         watched: set[int] = set()
 
         def count(query: Any) -> None:
-            if "FROM outbox WHERE shard" in query.query:
+            if "SELECT id, topic, key, headers, payload FROM outbox" in query.query:
                 self.claims += 1
 
         def watch(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -85,19 +85,22 @@ _INSERT_DRIVER = INSERT_ARRAYS.format(topics="$1", keys="$2", headers="$3", payl
 # A relay's cycle: one statement, in autocommit on the session that holds the shard locks
 # (ADR 2). It deletes the rows of the previous cycle, which the broker has acknowledged
 # ($1), and reads the claimed shards' oldest rows ($2, $3) - not those it just deleted: the
-# two parts see one snapshot. It used to be BEGIN, `DELETE ... RETURNING` of the oldest rows
-# (FOR UPDATE), the sends, and COMMIT once the broker acked: three round trips per claim
-# and a transaction held open across the broker's acks (issue 12). A row is still deleted
+# two parts see one snapshot (an anti-join: `id <> ALL($1)` compared each row with every
+# id, 9 ms instead of 1.3 for 1,000 rows behind a backlog). It used to be BEGIN, `DELETE
+# ... RETURNING` of the oldest rows (FOR UPDATE), the sends, and COMMIT once the broker
+# acked: three round trips per claim and a transaction held open across the broker's acks
+# (issue 12, ADR 36). A row is still deleted
 # only after its ack: a crash or a failed send before the next cycle republishes it (at
 # least once; consumers drop repeats by ce_id). No row lock: a shard's rows are read and
 # deleted only by the relay holding its lock. No SKIP LOCKED: skipping a row would publish
 # a learner's later event first.
 _CYCLE = (
     "WITH acked AS (DELETE FROM outbox WHERE id = ANY($1::bigint[])) "
-    "SELECT id, topic, key, headers, payload FROM outbox "
-    "WHERE shard = ANY($2::smallint[]) AND id <> ALL($1::bigint[]) ORDER BY id LIMIT $3")
+    "SELECT id, topic, key, headers, payload FROM outbox o WHERE shard = ANY($2::smallint[]) "
+    "AND NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS a(id) WHERE a.id = o.id) "
+    "ORDER BY id LIMIT $3")
 # The acknowledged rows alone: before a shard is let go (its next holder must not find
-# them), on leaving, and when no next cycle comes soon.
+# them) and on leaving.
 _ACKED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
