@@ -126,8 +126,9 @@ class Producer:
     async def send(self, topic: str, *, value: bytes, key: bytes | None,
                    headers: Any) -> asyncio.Future[None]:
         self.sent.append(value)
-        self.commits.append((await self.conn.execute(
-            sa.text("SHOW synchronous_commit"))).scalar())
+        # On the relay's own session, as its cycle runs (straight on the driver's connection)
+        self.commits.append(await (await self.conn.get_raw_connection()).driver_connection
+                            .fetchval("SHOW synchronous_commit"))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -154,7 +155,7 @@ async def test_a_relays_claims_do_not_wait_for_the_disk_and_its_connection_goes_
     relay.stop()
     await task
     assert producer.sent == [b"%d" % i for i in range(5)]
-    assert set(producer.commits) == {"off"}  # the claim's transaction, on the relay's session
+    assert set(producer.commits) == {"off"}  # the relay's session, where its cycles run
     # Every pooled connection (the relay's among them) commits synchronously again.
     pool = engine.sync_engine.pool
     conns = [await engine.connect() for _ in range(pool.checkedin())]
@@ -165,3 +166,114 @@ async def test_a_relays_claims_do_not_wait_for_the_disk_and_its_connection_goes_
         for conn in conns:
             await conn.close()
     assert pool.checkedin() >= 1
+
+
+class Acking:
+    """Acknowledges every send, or fails every one while `failing`."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.failing = False
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None,
+                   headers: Any) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.failing:
+            done.set_exception(RuntimeError("the broker did not acknowledge"))
+        else:
+            self.sent.append(value)
+            done.set_result(None)
+        return done
+
+
+async def test_a_relays_cycle_is_one_statement_and_deletes_only_what_the_broker_acknowledged(
+        engine: Any) -> None:
+    """Before: BEGIN, a `DELETE ... RETURNING` of the oldest rows and, once the broker had
+    acknowledged them, COMMIT - three round trips per claim. Now one statement deletes what
+    the previous cycle's sends had acknowledged and reads the next rows."""
+    async def write(*payloads: bytes) -> None:
+        async with engine.begin() as conn:
+            await outbox.write(conn, [Outgoing("t", b"k", [], p) for p in payloads])
+
+    async def left() -> list[bytes]:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text(
+                "SELECT payload FROM outbox ORDER BY id"))).scalars())
+
+    producer = Acking()
+    relay = OutboxRelay(engine, producer, name=f"cycle-{uuid.uuid4()}")  # type: ignore[arg-type]
+    relay.shards = frozenset(range(db.SHARDS))  # as if balanced (no other relay here)
+    sent = Sent(engine)
+    async with engine.connect() as conn:
+        assert await relay.drain_once(conn) == 0  # the driver looks its types up once
+        await write(b"1", b"2", b"3")
+        await asyncio.sleep(0.1)
+        sent.sql.clear()
+        assert await relay.drain_once(conn) == 3
+        await asyncio.sleep(0.1)  # the driver's query log is written by the event loop
+        assert len(sent.sql) == 1 and "BEGIN" not in sent.sql and "COMMIT" not in sent.sql
+        assert producer.sent == [b"1", b"2", b"3"]
+        assert await left() == [b"1", b"2", b"3"]  # acknowledged: the next cycle deletes them
+        await write(b"4", b"5")
+        await asyncio.sleep(0.1)
+        sent.sql.clear()
+        assert await relay.drain_once(conn) == 2
+        await asyncio.sleep(0.1)
+        assert len(sent.sql) == 1, sent.sql
+        assert await left() == [b"4", b"5"]
+        # Sends the broker does not acknowledge: their rows stay for the next try.
+        producer.failing = True
+        await write(b"6")
+        with pytest.raises(RuntimeError):
+            await relay.drain_once(conn)
+        assert await left() == [b"6"]
+        producer.failing = False
+        assert await relay.drain_once(conn) == 1
+        assert await relay.drain_once(conn) == 0
+    assert producer.sent == [b"1", b"2", b"3", b"4", b"5", b"6"]
+    assert await left() == []
+
+
+async def test_a_handlers_statements_join_the_consumers_transaction_without_a_begin_of_their_own(
+        engine: Any) -> None:
+    """The consumer loop sends BEGIN, its inbox and outbox statements and COMMIT on the
+    driver's connection; the handler's SQLAlchemy statements run inside that transaction
+    (no second BEGIN, committed and rolled back with the rest)."""
+    async def marks(conn: Any, items: list[Incoming]) -> dict[int, str]:
+        await conn.execute(sa.text(
+            "INSERT INTO inbox (topic, ce_id, received_at) "
+            "SELECT 'handler', unnest(CAST(:ids AS text[])), now()"),
+            {"ids": [i.envelope.id for i in items]})
+        return await echo(conn, items)
+
+    consumer = BatchConsumer(service="test", engine=engine, handler=marks,
+                             expected=AssessmentResultSubmitted)
+    await consumer.apply([record() for _ in range(3)])  # the driver looks its types up once
+    sent = Sent(engine)
+    await consumer.apply([record() for _ in range(5)])
+    await asyncio.sleep(0.1)
+    assert sent.kinds() == Counter({"BEGIN": 1, "INSERT INTO inbox": 2, "INSERT INTO outbox": 1,
+                                    "COMMIT": 1}), sent.sql
+
+    async def count(topic: str) -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(sa.text(
+                "SELECT count(*) FROM inbox WHERE topic = :t"), {"t": topic})).scalar())
+
+    assert await count("handler") == 8
+    # Rolled back together, and the connection goes back to the pool in no transaction.
+    async with engine.connect() as conn:
+        with pytest.raises(RuntimeError):
+            async with db.driver_transaction(conn) as driver:
+                await driver.execute("INSERT INTO inbox (topic, ce_id, received_at) "
+                                     "VALUES ('driver', 'x', now())")
+                await conn.execute(sa.text("INSERT INTO inbox (topic, ce_id, received_at) "
+                                           "VALUES ('handler', 'y', now())"))
+                raise RuntimeError("the handler failed")
+        assert not driver.is_in_transaction() and not conn.in_transaction()
+    assert await count("driver") == 0 and await count("handler") == 8
+    async with engine.connect() as conn:  # SQLAlchemy begins its own transactions again
+        await conn.execute(sa.text("INSERT INTO inbox (topic, ce_id, received_at) "
+                                   "VALUES ('after', 'z', now())"))
+        await conn.commit()
+    assert await count("after") == 1

@@ -85,11 +85,21 @@ class Service:
                                     poll_interval=60.0, balance_interval=60.0)
         self.claims = 0
 
-        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("DELETE FROM outbox"):
+        # The relay's cycles go to the driver's connection directly (no SQLAlchemy event
+        # sees them): its query log counts the claims, which read the relay's shards.
+        watched: set[int] = set()
+
+        def count(query: Any) -> None:
+            if "SELECT id, topic, key, headers, payload FROM outbox" in query.query:
                 self.claims += 1
 
-        sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+        def watch(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            raw = dbapi_connection.driver_connection
+            if id(raw) not in watched:
+                watched.add(id(raw))
+                raw.add_query_logger(count)
+
+        sa.event.listen(engine.sync_engine.pool, "checkout", watch)
 
     async def __aenter__(self) -> Service:
         self.task = asyncio.create_task(self.rt.relay.run())  # type: ignore[union-attr]

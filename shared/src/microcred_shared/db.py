@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,6 +91,8 @@ def unavailable(exc: BaseException) -> bool:
         return True  # OSError covers refused connections and TimeoutError
     if isinstance(exc, _LOST):  # from the driver's own connection (no SQLAlchemy around it)
         return True
+    if isinstance(exc, asyncpg.PostgresError) and (exc.sqlstate or "")[:2] in _RETRYABLE_STATES:
+        return True  # the server's answer to a statement sent on the driver's connection
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -100,6 +103,60 @@ def unavailable(exc: BaseException) -> bool:
             if isinstance(state, str) and state[:2] in _RETRYABLE_STATES:
                 return True
     return False
+
+
+@asynccontextmanager
+async def driver_transaction(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction begun and ended on the asyncpg connection under `conn`, which yields
+    that connection: statements sent on it directly and SQLAlchemy's on `conn` (savepoints
+    included) run in the one transaction, committed when the block ends without an error
+    and rolled back otherwise. For the consumer loop (issue 12): its own statements (inbox,
+    outbox) and BEGIN and COMMIT skip SQLAlchemy's per-statement work, while handlers keep
+    `conn`. SQLAlchemy's asyncpg adapter begins a transaction before a statement only when
+    it holds none (`_transaction`): it is handed this one for the block, so it sends no
+    BEGIN of its own, and nothing is left for it to commit or roll back afterwards.
+    `conn` must be in no transaction (a plain `engine.connect()`), and nothing on it may
+    commit or roll back inside the block."""
+    raw = await conn.get_raw_connection()
+    adapter: Any = raw.dbapi_connection  # SQLAlchemy's AsyncAdapt_asyncpg_connection
+    driver: asyncpg.Connection = raw.driver_connection
+    if conn.in_transaction() or getattr(adapter, "_transaction", None) is not None:
+        raise RuntimeError("driver_transaction needs a connection in no transaction")
+    transaction = driver.transaction()
+    await transaction.start()
+    adapter._transaction = transaction
+    try:
+        yield driver
+    except BaseException:
+        await _release(conn, adapter)
+        try:
+            await transaction.rollback()
+        except Exception:
+            await _drop(conn)
+        raise
+    await _release(conn, adapter)
+    try:
+        await transaction.commit()
+    except BaseException as exc:
+        if isinstance(exc, _LOST) or not isinstance(exc, asyncpg.PostgresError):
+            await _drop(conn)  # not handed back to the pool as if it were sound
+        raise
+
+
+async def _release(conn: AsyncConnection, adapter: Any) -> None:
+    """The adapter forgets the transaction; SQLAlchemy's own marker of one, which its
+    statements set on `conn`, is cleared (a rollback that sends nothing: the adapter holds
+    no transaction), so `conn` can begin again."""
+    adapter._transaction = None
+    if conn.in_transaction() and not conn.invalidated:
+        await conn.rollback()
+
+
+async def _drop(conn: AsyncConnection) -> None:
+    try:
+        await conn.invalidate()
+    except Exception:  # already invalidated by SQLAlchemy
+        pass
 
 
 # A pooled connection is checked before use only when it sat unused this long (seconds):
