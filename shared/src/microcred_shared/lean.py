@@ -108,19 +108,24 @@ def _json_content_type(request: Request) -> bool:
     return False
 
 
+def _included_dependant(route: APIRoute) -> Any:
+    """The dependant FastAPI builds `route`'s handler for. Included in an app, FastAPI
+    (0.16x) builds the handler once per inclusion, for that inclusion's dependant (the
+    including router's dependencies added): plan the same one. Older FastAPI copied the
+    route on inclusion: its own dependant is it."""
+    current = getattr(routing, "_effective_route_context_var", None)
+    context = current.get() if current is not None else None
+    if context is not None and context.original_route is route:
+        return context.dependant
+    return route.dependant
+
+
 class LeanRoute(APIRoute):
     """See the module docstring. Use with `lean_route`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         full = super().get_route_handler()
-        # Included in an app, FastAPI (0.16x) builds the handler once per inclusion, for
-        # that inclusion's dependant (the including router's dependencies added): plan the
-        # same one. Older FastAPI copied the route on inclusion: its own dependant is it.
-        current = getattr(routing, "_effective_route_context_var", None)
-        context = current.get() if current is not None else None
-        dependant = context.dependant if context is not None and \
-            context.original_route is self else self.dependant
-        plan = _plan(self, dependant)
+        plan = _plan(self, _included_dependant(self))
 
         async def handler(request: Request) -> Response:
             if (request.app.dependency_overrides or not _json_content_type(request)
@@ -230,11 +235,7 @@ class LeanReadRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         full = super().get_route_handler()
-        current = getattr(routing, "_effective_route_context_var", None)
-        context = current.get() if current is not None else None
-        dependant = context.dependant if context is not None and \
-            context.original_route is self else self.dependant
-        plan = _read_plan(self, dependant)
+        plan = _read_plan(self, _included_dependant(self))
 
         async def handler(request: Request) -> Response:
             if request.app.dependency_overrides or (
