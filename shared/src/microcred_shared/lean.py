@@ -108,6 +108,25 @@ def _json_content_type(request: Request) -> bool:
     return False
 
 
+async def _call(plan: Any, values: dict[str, Any], request: Request, route: APIRoute,
+                kind: str) -> Response:
+    """Call a planned route's request-only dependencies (each once where FastAPI would
+    cache it), then its endpoint with `values` and them; the endpoint returns a Response."""
+    cache: dict[Any, Any] = {}
+    for name, call, request_name, use_cache in plan.deps:
+        if use_cache and call in cache:
+            values[name] = cache[call]
+        else:
+            values[name] = cache[call] = await call(**{request_name: request})
+    if plan.request_name:
+        values[plan.request_name] = request
+    response = await plan.endpoint(**values)
+    if not isinstance(response, Response):
+        raise TypeError(f"{kind} {route.path}: the endpoint returned "
+                        f"{type(response).__name__}, not a Response")
+    return response
+
+
 def _included_dependant(route: APIRoute) -> Any:
     """The dependant FastAPI builds `route`'s handler for. Included in an app, FastAPI
     (0.16x) builds the handler once per inclusion, for that inclusion's dependant (the
@@ -137,20 +156,8 @@ class LeanRoute(APIRoute):
             except ValidationError:  # FastAPI answers it, exactly as it always did
                 return await full(request)
             values: dict[str, Any] = {}
-            cache: dict[Any, Any] = {}
-            for name, call, request_name, use_cache in plan.deps:
-                if use_cache and call in cache:
-                    values[name] = cache[call]
-                else:
-                    values[name] = cache[call] = await call(**{request_name: request})
             values[plan.body_name] = value
-            if plan.request_name:
-                values[plan.request_name] = request
-            response = await plan.endpoint(**values)
-            if not isinstance(response, Response):
-                raise TypeError(f"LeanRoute {self.path}: the endpoint returned "
-                                f"{type(response).__name__}, not a Response")
-            return response
+            return await _call(plan, values, request, self, "LeanRoute")
 
         return handler
 
@@ -248,19 +255,7 @@ class LeanReadRoute(APIRoute):
                 if value is None:
                     return await full(request)
                 values[name] = value
-            cache: dict[Any, Any] = {}
-            for name, call, request_name, use_cache in plan.deps:
-                if use_cache and call in cache:
-                    values[name] = cache[call]
-                else:
-                    values[name] = cache[call] = await call(**{request_name: request})
-            if plan.request_name:
-                values[plan.request_name] = request
-            response = await plan.endpoint(**values)
-            if not isinstance(response, Response):
-                raise TypeError(f"LeanReadRoute {self.path}: the endpoint returned "
-                                f"{type(response).__name__}, not a Response")
-            return response
+            return await _call(plan, values, request, self, "LeanReadRoute")
 
         return handler
 
