@@ -247,3 +247,26 @@ async def test_a_handler_that_raises_on_a_batch_loses_only_the_record_it_raised_
     assert letters[0]["dlq_offset"] == b"2"
     consumer = rt.consumers[TOPIC]
     assert (consumer.applied, consumer.dead_lettered) == (4, 1)
+
+
+async def test_a_batch_reaches_the_handler_without_a_worker_thread(subscription, monkeypatch):
+    """FastStream's dependency injection resolved the handler's message parameter with a
+    synchronous lookup run in a worker thread: a thread hop (and a wake-up of the event loop
+    from that thread) for every batch, the largest item of a service's futex and write
+    system calls at a steady 100 records/s (issue 12). The batch is applied with no
+    worker thread involved."""
+    import anyio.to_thread
+
+    hops: list[object] = []
+
+    async def no_thread(func, *args, **kwargs):  # what FastDepends called per batch
+        hops.append(func)
+        raise AssertionError("a batch went through a worker thread")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
+    subscriber, consumer, engine = subscription
+    records = [valid_record(i) for i in range(3)]
+    await subscriber.consume(tuple(r for r, _ in records))
+    applied, letters = await _outbox(engine)
+    assert sorted(applied) == sorted(ce_id for _, ce_id in records)
+    assert (letters, hops) == ([], [])

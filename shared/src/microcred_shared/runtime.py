@@ -64,7 +64,13 @@ class ServiceRuntime:
             # per-record baggage lookups were work for nothing (issue 12).
             middlewares=[KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider)]
             if recording() else [],
-            graceful_timeout=15.0, **broker_options,
+            graceful_timeout=15.0,
+            # No dependency injection into the batch handler (the only subscriber, below):
+            # FastDepends resolved its `KafkaMessage` parameter, a context field, by running
+            # a synchronous lookup in a worker thread - a thread hop, a task group and a
+            # wake-up of the event loop for every batch (issue 12). The decoder hands the
+            # handler the message itself.
+            apply_types=False, **broker_options,
         )
         self.engine: AsyncEngine | None = None
         self.relay: OutboxRelay | None = None
@@ -149,7 +155,7 @@ class ServiceRuntime:
             max_records=max_records or self.settings.batch_size, batch_timeout_ms=20,
             auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
             max_poll_interval_ms=600_000, fetch_max_wait_ms=FETCH_WAIT_MS,
-            decoder=_leave_undecoded,
+            decoder=_the_message_itself,
             parser=lenient_batch_parser, listener=commits,
         )
         self.subscribers[topic] = subscriber
@@ -398,10 +404,11 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return rt
 
 
-async def _leave_undecoded(msg: Any) -> None:
-    # The consumer decodes each record itself: FastStream's JSON decoding of a batch would
-    # raise on one malformed record before our handler could dead-letter it.
-    return None
+async def _the_message_itself(msg: Any) -> Any:
+    # What the handler is called with (no dependency injection: see the broker). The
+    # consumer decodes each record itself: FastStream's JSON decoding of a batch would raise
+    # on one malformed record before our handler could dead-letter it.
+    return msg
 
 
 def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None = None,
