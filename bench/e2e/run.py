@@ -210,6 +210,12 @@ def service_env(smtp_port: int, suite: str, otlp: str | None, batch: int | None)
     return env
 
 
+def _setting(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return text
+
+
 def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
     from microcred_devstack import Stack, free_port
 
@@ -236,6 +242,9 @@ def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
         target.otlp = collector  # type: ignore[attr-defined]
         otlp = collector.url
     target.env = service_env(target.smtp.controller.port, suite, otlp, args.batch_size)
+    # The caller's own MICROCRED_* settings are not inherited (a developer's shell may carry
+    # a `make up`'s ports): settings for the services under test are given by --set.
+    target.env.update(dict(kv.split("=", 1) for kv in args.set))
     start_services(target)
     return target
 
@@ -1251,6 +1260,9 @@ def parse_args() -> argparse.Namespace:
                     help="signing suite of issuance (default rdfc = eddsa-rdfc-2022)")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="MICROCRED_BATCH_SIZE for the services (default: theirs, 500)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_setting,
+                    help="a setting for every service, e.g. MICROCRED_CONSUMER_LINGER_MS=0 "
+                         "(repeatable; MICROCRED_* of the caller's shell are not passed on)")
     ap.add_argument("--idle-probe", type=float, default=5.0,
                     help="seconds of CPU measurement with no load before the run (0: off)")
     ap.add_argument("--latency-rate", type=float, default=500.0,
