@@ -107,5 +107,30 @@ async def test_the_same_provider_result_submitted_twice_gives_one_credential(bac
     assert len(mails) == 1
 
 
+async def test_a_steady_flow_writes_no_line_per_batch_in_the_services_logs(backbone):
+    """An operator reads a service's log for what went wrong. FastStream wrote "Received"
+    and "Processed" at INFO for every batch of every subscription, in its own colours
+    whatever the service's log format: two lines per batch, most of each log (issue 12).
+    Six credentials go through all four services; none of them leaves such a line."""
+    services = ("assessment", "issuance", "registry", "notify")
+    logs = {s: backbone.stack.log_dir / f"{s}.log" for s in services}
+    before = {s: path.stat().st_size for s, path in logs.items()}
+    people = [learner(f"quiet-log-{i}") for i in range(6)]
+    async with ProviderPublisher(backbone.bootstrap) as kafka:
+        for who in people:  # one by one: each is a batch of its own at every hop
+            await kafka.publish(result("lakeshore-college", "lakeshore-workplace-safety",
+                                       who=who, passed=True))
+    for who in people:
+        await eventually(lambda w=who: _mails(backbone, w.email), lambda m: len(m) >= 1)
+    written = {}
+    for s, path in logs.items():
+        with path.open("rb") as f:
+            f.seek(before[s])
+            written[s] = f.read().decode(errors="replace").splitlines()
+    per_batch = {s: [line for line in lines if line.rstrip().endswith(("Received", "Processed"))]
+                 for s, lines in written.items()}
+    assert per_batch == {s: [] for s in services}, per_batch
+
+
 async def _json(request):
     return (await request).json()

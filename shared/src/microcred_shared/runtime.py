@@ -70,7 +70,14 @@ class ServiceRuntime:
             # a synchronous lookup in a worker thread - a thread hop, a task group and a
             # wake-up of the event loop for every batch (issue 12). The decoder hands the
             # handler the message itself.
-            apply_types=False, **broker_options,
+            apply_types=False,
+            # FastStream logged "Received" and "Processed" at INFO for every batch of every
+            # subscription, through a handler of its own (colours, never the JSON format):
+            # two log lines per batch, and their formatting and writes were a share of a
+            # service's CPU at a steady load (issue 12). Our logger, so its records take the
+            # service's format; those two lines at DEBUG.
+            logger=logging.getLogger("microcred.broker"), log_level=logging.DEBUG,
+            **broker_options,
         )
         self.engine: AsyncEngine | None = None
         self.relay: OutboxRelay | None = None
