@@ -27,7 +27,7 @@ from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import learner_key
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import approved_employer, eventually, learner, result
 
 pytestmark = pytest.mark.integration
 SAFETY = ("lakeshore-college", "lakeshore-workplace-safety")
@@ -100,19 +100,6 @@ def receiver() -> Any:
     r = Receiver()
     yield r
     r.server.shutdown()
-
-
-async def employer(bb: Any, name: str) -> tuple[str, str]:
-    async with bb.http("notify") as client:
-        r = await client.post("/v1/employers", json={
-            "organisation": f"{name} Inc.", "contact_name": "Hiring Lead",
-            "contact_email": f"hiring@{name}.example", "website": f"https://{name}.example"})
-        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
-        employer_id = r.json()["id"]
-    async with bb.http("notify", bb.operator_token) as client:
-        r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
-        assert r.status_code == 200, r.text
-    return employer_id, r.json()["api_key"]
 
 
 async def subscribe(bb: Any, key: str, receiver: Receiver | None = None, url: str | None = None,
@@ -208,7 +195,7 @@ async def whole_feed(bb: Any, key: str) -> list[dict[str, Any]]:
 
 async def test_a_subscriber_gets_a_shared_credential_signed_after_retries_and_then_its_revocation(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-retry")
+    employer_id, key = await approved_employer(backbone, "acme-retry Inc.")
     url = receiver.endpoint(fail_first=2)
     await subscribe(backbone, key, receiver, url, definition_ids=[SAFETY[1]])
     cred = await issued(backbone, SAFETY, learner("emp-retry"))
@@ -241,7 +228,7 @@ async def _async(value: Any) -> Any:
 
 async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
                                                                 receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-privacy")
+    employer_id, key = await approved_employer(backbone, "acme-privacy Inc.")
     url = receiver.endpoint()
     await subscribe(backbone, key, receiver, url)  # no filter: everything it may see
     holder = learner("emp-private")
@@ -266,7 +253,7 @@ async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
 
 async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_deliveries(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-unshare")
+    employer_id, key = await approved_employer(backbone, "acme-unshare Inc.")
     url = receiver.endpoint()
     await subscribe(backbone, key, receiver, url, jurisdictions=["CA-QC"])  # a direct share
     holder = learner("emp-unshare")                                        # ignores filters
@@ -297,7 +284,7 @@ async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_del
 
 async def test_a_failing_endpoint_is_dead_lettered_disabled_and_replayed_by_an_operator(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-down")
+    employer_id, key = await approved_employer(backbone, "acme-down Inc.")
     url = receiver.endpoint(failing=True)
     sub = await subscribe(backbone, key, receiver, url)
     holder = learner("emp-down")
@@ -357,7 +344,7 @@ async def dead_letters(webhook_ids: set[str], bootstrap: str) -> set[str]:
 
 async def test_the_pull_feed_of_a_thousand_events_resumes_from_cursors_without_gap_or_repeat(
         backbone: Any) -> None:
-    employer_id, key = await employer(backbone, "acme-feed")
+    employer_id, key = await approved_employer(backbone, "acme-feed Inc.")
     await subscribe(backbone, key)  # pull feed only
     creds = [await issued(backbone, what, learner(f"emp-feed-{n}"))
              for n, what in enumerate((SAFETY, FORESTRY, SAFETY, FORESTRY))]
@@ -397,7 +384,7 @@ async def test_the_pull_feed_of_a_thousand_events_resumes_from_cursors_without_g
 
 async def test_the_feed_answers_429_with_retry_after_when_an_employer_exceeds_its_rate(
         backbone: Any) -> None:
-    _, key = await employer(backbone, "acme-greedy")
+    _, key = await approved_employer(backbone, "acme-greedy Inc.")
     async with backbone.http("notify", key) as client:
         answers = await asyncio.gather(*(client.get("/v1/employer/feed") for _ in range(80)))
     limited = [r for r in answers if r.status_code == 429]
@@ -408,7 +395,7 @@ async def test_the_feed_answers_429_with_retry_after_when_an_employer_exceeds_it
 
 async def test_only_an_approved_employer_may_subscribe_and_only_to_https_endpoints(
         backbone: Any) -> None:
-    employer_id, key = await employer(backbone, "acme-gate")
+    employer_id, key = await approved_employer(backbone, "acme-gate Inc.")
     for bad in ("http://jobs.example/hook", "https://10.1.2.3/hook", "https://localhost/x"):
         async with backbone.http("notify", key) as client:
             r = await client.post("/v1/employer/subscriptions", json={"webhook_url": bad})
