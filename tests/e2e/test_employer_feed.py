@@ -27,7 +27,12 @@ from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import learner_key
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
-from microcred_testkit.backbone import approved_employer, eventually, learner, result
+from microcred_testkit.backbone import (
+    approved_employer,
+    eventually,
+    issue_over_http,
+    learner,
+)
 
 pytestmark = pytest.mark.integration
 SAFETY = ("lakeshore-college", "lakeshore-workplace-safety")
@@ -115,18 +120,7 @@ async def subscribe(bb: Any, key: str, receiver: Receiver | None = None, url: st
 
 async def issued(bb: Any, what: tuple[str, str], who: Any) -> dict[str, Any]:
     """A credential issued through the whole pipeline, once the registry serves it."""
-    async with bb.http("registry", bb.operator_token) as registry:
-        async def listing() -> list[dict[str, Any]]:
-            r = await registry.get(f"/v1/learners/{learner_key(who.email)}/credentials")
-            return r.json()["credentials"]
-        before = {c["id"] for c in await listing()}
-        async with bb.http("assessment", bb.api_keys[what[0]]) as client:
-            r = await client.post("/v1/assessment-results", content=result(
-                *what, who=who, **PASSING[what[1]]).model_dump_json(),
-                headers={"content-type": "application/json"})
-            assert r.status_code == 202, r.text
-        creds = await eventually(listing, lambda cs: {c["id"] for c in cs} - before)
-    (cred,) = [c for c in creds if c["id"] not in before]
+    cred = await issue_over_http(bb, *what, who, **PASSING[what[1]])
     return {**cred, "learner_key": learner_key(who.email), "provider": what[0]}
 
 

@@ -19,33 +19,12 @@ from microcred_testkit.backbone import (
     eventually,
     learner,
     records_on,
-    result,
 )
+from microcred_testkit.backbone import issue_over_http as issue
 
 pytestmark = pytest.mark.integration
 JSON = {"accept": "application/json"}
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
-
-
-async def issue(bb, provider: str, definition: str, who, **outcome) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    # The operator listing is how a test learns a credential exists; the learner would
-    # learn it from the e-mail.
-    async with bb.http("registry", bb.operator_token) as registry:
-        before = {c["id"] for c in (await registry.get(path)).json()["credentials"]}
-        async with bb.http("assessment", bb.api_keys[provider]) as client:
-            r = await client.post("/v1/assessment-results", content=result(
-                provider, definition, who=who, **outcome).model_dump_json(),
-                headers={"content-type": "application/json"})
-            assert r.status_code == 202, r.text
-
-        async def fresh():
-            body = (await registry.get(path)).json()
-            return [c for c in body["credentials"] if c["id"] not in before]
-
-        new = await eventually(fresh, lambda c: len(c) >= 1)
-    assert new, "credential not registered"
-    return new[-1]
 
 
 async def ask_link(bb, who) -> str:

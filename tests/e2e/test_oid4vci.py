@@ -20,8 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from microcred_shared.contract.events import learner_key
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, issue_over_http, learner
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
@@ -68,21 +67,7 @@ def checks(verdict: dict) -> dict[str, bool]:
 
 
 async def issued(bb, who) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, passed=True).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as registry:
-        body = await eventually(lambda: _json(registry.get(path)),
-                                lambda b: len(b["credentials"]) >= 1)
-    [credential] = body["credentials"]
-    return credential
-
-
-async def _json(request):
-    return (await request).json()
+    return await issue_over_http(bb, PROVIDER, DEFINITION, who, passed=True)
 
 
 async def session_token(bb, who) -> str:

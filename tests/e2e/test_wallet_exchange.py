@@ -20,10 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from microcred_shared.contract.events import learner_key
 from microcred_shared.vc.keys import did_key, did_key_verification_method, private_key_from_seed
 from microcred_shared.vc.proofs import sign
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, issue_over_http, learner
 from microcred_testkit.served import served_documents as served
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -44,15 +43,7 @@ async def _json(request):
 
 
 async def issued(bb, who) -> dict:
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, score=91).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as client:
-        body = await eventually(lambda: _json(client.get(
-            f"/v1/learners/{learner_key(who.email)}/credentials")), lambda b: b["count"] >= 1)
-    return body["credentials"][-1]
+    return await issue_over_http(bb, PROVIDER, DEFINITION, who, score=91)
 
 
 async def signed_in(bb, who) -> str:
