@@ -18,11 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from microcred_shared.vc.keys import did_key, did_key_verification_method, private_key_from_seed
-from microcred_shared.vc.proofs import sign
 from microcred_testkit.backbone import eventually, issue_over_http, learner
 from microcred_testkit.js_verifier import checks, js_verify, verifier_core
 from microcred_testkit.served import served_documents as served
+from microcred_testkit.vc_examples import ExampleHolder
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
@@ -62,20 +61,12 @@ async def _async(value):
     return value
 
 
-class Holder:
-    """A wallet's key: a did:key from a seed."""
+class Holder(ExampleHolder):
+    """A wallet's key: a did:key from a seed (hex), signing in Python or in JavaScript."""
 
     def __init__(self, seed_hex: str) -> None:
+        super().__init__(bytes.fromhex(seed_hex))
         self.seed = seed_hex
-        key = private_key_from_seed(bytes.fromhex(seed_hex))
-        self.key, self.did = key, did_key(key.public_key())
-        self.method = did_key_verification_method(key.public_key())
-
-    def present(self, challenge: str, domain: str) -> dict:
-        """DID authentication signed in Python (shared/vc)."""
-        return sign({"@context": [VC_V2], "type": ["VerifiablePresentation"],
-                     "holder": self.did}, self.key, self.method,
-                    proof_purpose="authentication", challenge=challenge, domain=domain)
 
     def present_js(self, challenge: str, domain: str) -> dict:
         """DID authentication signed by the reference JavaScript stack (present.mjs)."""
