@@ -412,16 +412,21 @@ def pg_cpu(postmaster: int | None) -> float:
     """CPU seconds of the PostgreSQL server: the postmaster and every backend it forked."""
     if postmaster is None:
         return 0.0
-    total = cpu_seconds(postmaster)
+    return cpu_seconds(postmaster) + sum(cpu_seconds(pid) for pid in children(postmaster))
+
+
+def children(parent: int) -> list[int]:
+    """The processes `parent` forked (for PostgreSQL's postmaster: its backends and helpers)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue
-            if int(stat[1]) == postmaster:
-                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+                continue  # gone meanwhile
+            if int(stat[1]) == parent:
+                found.append(int(entry.name))
+    return found
 
 
 # size -> code ("this", "base") -> case -> (service, PostgreSQL) CPU ms per request
@@ -613,15 +618,7 @@ class Priority:
     def add(self, pids: list[int], postmaster: int | None) -> None:
         everyone = list(pids)
         if postmaster is not None:
-            everyone.append(postmaster)
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    except OSError:
-                        continue
-                    if int(stat[1]) == postmaster:
-                        everyone.append(int(entry.name))
+            everyone += [postmaster, *children(postmaster)]
         for pid in everyone:
             try:
                 (self.path / "cgroup.procs").write_text(str(pid))

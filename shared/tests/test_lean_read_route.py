@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import fastapi.routing
@@ -22,8 +21,6 @@ from fastapi.responses import JSONResponse, Response
 
 from microcred_shared.lean import LeanReadRoute, lean_read
 from microcred_shared.problems import Problem, declares
-from microcred_shared.runtime import ServiceRuntime
-from microcred_shared.settings import ServiceSettings
 
 calls: list[str] = []
 
@@ -63,23 +60,11 @@ async def as_response(item_id: uuid.UUID) -> JSONResponse:
     return JSONResponse(RESULT)
 
 
-router = APIRouter()
+router = APIRouter()  # served by the `app` fixture (conftest.py)
 router.add_api_route("/plain/{item_id}/{number}/{name}", read, methods=["GET"])
 lean_read(router, "/lean/{item_id}/{number}/{name}")(read)
 router.add_api_route("/dict/{item_id}", as_dict, methods=["GET"])
 lean_read(router, "/json/{item_id}", response_model=dict[str, Any])(as_response)
-
-
-@pytest.fixture
-def app() -> Any:
-    return ServiceRuntime(ServiceSettings(), []).app("test", routers=[router])
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
-        yield c
 
 
 async def both(client: httpx.AsyncClient, path: str, headers: dict[str, str],

@@ -8,7 +8,6 @@ overrides still apply."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import fastapi.routing
@@ -22,8 +21,6 @@ from hypothesis import strategies as st
 from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.lean import LeanRoute, lean_route
 from microcred_shared.problems import Problem
-from microcred_shared.runtime import ServiceRuntime
-from microcred_shared.settings import ServiceSettings
 from microcred_testkit.backbone import result
 
 calls: list[str] = []
@@ -48,21 +45,9 @@ async def submit(result: AssessmentResultSubmitted, who: Caller, again: Caller,
         "result": json.loads(result.model_dump_json())})
 
 
-router = APIRouter()
+router = APIRouter()  # served by the `app` fixture (conftest.py)
 router.add_api_route("/plain", submit, methods=["POST"], status_code=202)
 lean_route(router, "/lean", methods=["POST"], status_code=202)(submit)
-
-
-@pytest.fixture
-def app() -> Any:
-    return ServiceRuntime(ServiceSettings(), []).app("test", routers=[router])
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
-        yield c
 
 
 def valid() -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode
@@ -16,6 +15,7 @@ from microcred_testkit.backbone import (
     eventually,
     learner,
     provider_headers,
+    records_on,
     result,
 )
 
@@ -109,20 +109,9 @@ async def _get(client, path):
 
 async def _dead_letters(bb, who) -> list[dict[str, str]]:
     """Dead letters about `who` (matched on the original bytes, kept verbatim)."""
-    consumer = AIOKafkaConsumer(topics.dlq(topics.RESULTS), bootstrap_servers=bb.bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    found = []
-    try:
-        batches = await consumer.getmany(timeout_ms=2000)
-        while batches:
-            for records in batches.values():
-                for rec in records:
-                    if who.email.encode() in (rec.value or b"") or \
-                            (rec.key or b"").startswith(b"poison-" + who.id.encode()):
-                        found.append({k: v.decode(errors="replace") for k, v in rec.headers})
-            batches = await consumer.getmany(timeout_ms=500)
-    finally:
-        await consumer.stop()
+    found = [{k: v.decode(errors="replace") for k, v in rec.headers}
+             for rec in await records_on(bb, topics.dlq(topics.RESULTS))
+             if who.email.encode() in (rec.value or b"")
+             or (rec.key or b"").startswith(b"poison-" + who.id.encode())]
     await asyncio.sleep(0)
     return found

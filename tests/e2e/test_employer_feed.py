@@ -27,7 +27,12 @@ from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import learner_key
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import (
+    approved_employer,
+    eventually,
+    issue_over_http,
+    learner,
+)
 
 pytestmark = pytest.mark.integration
 SAFETY = ("lakeshore-college", "lakeshore-workplace-safety")
@@ -102,19 +107,6 @@ def receiver() -> Any:
     r.server.shutdown()
 
 
-async def employer(bb: Any, name: str) -> tuple[str, str]:
-    async with bb.http("notify") as client:
-        r = await client.post("/v1/employers", json={
-            "organisation": f"{name} Inc.", "contact_name": "Hiring Lead",
-            "contact_email": f"hiring@{name}.example", "website": f"https://{name}.example"})
-        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
-        employer_id = r.json()["id"]
-    async with bb.http("notify", bb.operator_token) as client:
-        r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
-        assert r.status_code == 200, r.text
-    return employer_id, r.json()["api_key"]
-
-
 async def subscribe(bb: Any, key: str, receiver: Receiver | None = None, url: str | None = None,
                     **filters: list[str]) -> dict[str, Any]:
     async with bb.http("notify", key) as client:
@@ -128,18 +120,7 @@ async def subscribe(bb: Any, key: str, receiver: Receiver | None = None, url: st
 
 async def issued(bb: Any, what: tuple[str, str], who: Any) -> dict[str, Any]:
     """A credential issued through the whole pipeline, once the registry serves it."""
-    async with bb.http("registry", bb.operator_token) as registry:
-        async def listing() -> list[dict[str, Any]]:
-            r = await registry.get(f"/v1/learners/{learner_key(who.email)}/credentials")
-            return r.json()["credentials"]
-        before = {c["id"] for c in await listing()}
-        async with bb.http("assessment", bb.api_keys[what[0]]) as client:
-            r = await client.post("/v1/assessment-results", content=result(
-                *what, who=who, **PASSING[what[1]]).model_dump_json(),
-                headers={"content-type": "application/json"})
-            assert r.status_code == 202, r.text
-        creds = await eventually(listing, lambda cs: {c["id"] for c in cs} - before)
-    (cred,) = [c for c in creds if c["id"] not in before]
+    cred = await issue_over_http(bb, *what, who, **PASSING[what[1]])
     return {**cred, "learner_key": learner_key(who.email), "provider": what[0]}
 
 
@@ -208,7 +189,7 @@ async def whole_feed(bb: Any, key: str) -> list[dict[str, Any]]:
 
 async def test_a_subscriber_gets_a_shared_credential_signed_after_retries_and_then_its_revocation(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-retry")
+    employer_id, key = await approved_employer(backbone, "acme-retry Inc.")
     url = receiver.endpoint(fail_first=2)
     await subscribe(backbone, key, receiver, url, definition_ids=[SAFETY[1]])
     cred = await issued(backbone, SAFETY, learner("emp-retry"))
@@ -241,7 +222,7 @@ async def _async(value: Any) -> Any:
 
 async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
                                                                 receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-privacy")
+    employer_id, key = await approved_employer(backbone, "acme-privacy Inc.")
     url = receiver.endpoint()
     await subscribe(backbone, key, receiver, url)  # no filter: everything it may see
     holder = learner("emp-private")
@@ -266,7 +247,7 @@ async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
 
 async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_deliveries(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-unshare")
+    employer_id, key = await approved_employer(backbone, "acme-unshare Inc.")
     url = receiver.endpoint()
     await subscribe(backbone, key, receiver, url, jurisdictions=["CA-QC"])  # a direct share
     holder = learner("emp-unshare")                                        # ignores filters
@@ -297,7 +278,7 @@ async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_del
 
 async def test_a_failing_endpoint_is_dead_lettered_disabled_and_replayed_by_an_operator(
         backbone: Any, receiver: Receiver) -> None:
-    employer_id, key = await employer(backbone, "acme-down")
+    employer_id, key = await approved_employer(backbone, "acme-down Inc.")
     url = receiver.endpoint(failing=True)
     sub = await subscribe(backbone, key, receiver, url)
     holder = learner("emp-down")
@@ -357,7 +338,7 @@ async def dead_letters(webhook_ids: set[str], bootstrap: str) -> set[str]:
 
 async def test_the_pull_feed_of_a_thousand_events_resumes_from_cursors_without_gap_or_repeat(
         backbone: Any) -> None:
-    employer_id, key = await employer(backbone, "acme-feed")
+    employer_id, key = await approved_employer(backbone, "acme-feed Inc.")
     await subscribe(backbone, key)  # pull feed only
     creds = [await issued(backbone, what, learner(f"emp-feed-{n}"))
              for n, what in enumerate((SAFETY, FORESTRY, SAFETY, FORESTRY))]
@@ -397,7 +378,7 @@ async def test_the_pull_feed_of_a_thousand_events_resumes_from_cursors_without_g
 
 async def test_the_feed_answers_429_with_retry_after_when_an_employer_exceeds_its_rate(
         backbone: Any) -> None:
-    _, key = await employer(backbone, "acme-greedy")
+    _, key = await approved_employer(backbone, "acme-greedy Inc.")
     async with backbone.http("notify", key) as client:
         answers = await asyncio.gather(*(client.get("/v1/employer/feed") for _ in range(80)))
     limited = [r for r in answers if r.status_code == 429]
@@ -408,7 +389,7 @@ async def test_the_feed_answers_429_with_retry_after_when_an_employer_exceeds_it
 
 async def test_only_an_approved_employer_may_subscribe_and_only_to_https_endpoints(
         backbone: Any) -> None:
-    employer_id, key = await employer(backbone, "acme-gate")
+    employer_id, key = await approved_employer(backbone, "acme-gate Inc.")
     for bad in ("http://jobs.example/hook", "https://10.1.2.3/hook", "https://localhost/x"):
         async with backbone.http("notify", key) as client:
             r = await client.post("/v1/employer/subscriptions", json={"webhook_url": bad})

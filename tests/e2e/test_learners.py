@@ -9,38 +9,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import decode, parse_envelope
 from microcred_shared.contract.events import learner_key
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import (
+    approved_employer,
+    eventually,
+    learner,
+    records_on,
+)
+from microcred_testkit.backbone import issue_over_http as issue
 
 pytestmark = pytest.mark.integration
 JSON = {"accept": "application/json"}
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
-
-
-async def issue(bb, provider: str, definition: str, who, **outcome) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    # The operator listing is how a test learns a credential exists; the learner would
-    # learn it from the e-mail.
-    async with bb.http("registry", bb.operator_token) as registry:
-        before = {c["id"] for c in (await registry.get(path)).json()["credentials"]}
-        async with bb.http("assessment", bb.api_keys[provider]) as client:
-            r = await client.post("/v1/assessment-results", content=result(
-                provider, definition, who=who, **outcome).model_dump_json(),
-                headers={"content-type": "application/json"})
-            assert r.status_code == 202, r.text
-
-        async def fresh():
-            body = (await registry.get(path)).json()
-            return [c for c in body["credentials"] if c["id"] not in before]
-
-        new = await eventually(fresh, lambda c: len(c) >= 1)
-    assert new, "credential not registered"
-    return new[-1]
 
 
 async def ask_link(bb, who) -> str:
@@ -168,35 +152,10 @@ async def test_the_learner_api_needs_a_session_and_shows_only_the_learners_own(b
 
 
 async def visibility_events(bb, credential_id: str) -> list[CredentialVisibilityChanged]:
-    consumer = AIOKafkaConsumer(topics.CREDENTIAL_VISIBILITY, bootstrap_servers=bb.bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    found = []
-    try:
-        batches = await consumer.getmany(timeout_ms=2000)
-        while batches:
-            for records in batches.values():
-                for rec in records:
-                    event = decode(parse_envelope(rec.headers), rec.value)
-                    if isinstance(event, CredentialVisibilityChanged) and \
-                            str(event.credential_id) == credential_id:
-                        found.append(event)
-            batches = await consumer.getmany(timeout_ms=500)
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def approved_employer(bb, organisation: str) -> str:
-    async with bb.http("notify") as client:
-        r = await client.post("/v1/employers", json={
-            "organisation": organisation, "contact_name": "Hiring Lead",
-            "contact_email": "hiring@employer.example"})
-        assert r.status_code == 201, r.text
-    async with bb.http("notify", bb.operator_token) as client:
-        approved = await client.post(f"/v1/admin/employers/{r.json()['id']}/approve")
-        assert approved.status_code == 200, approved.text
-    return r.json()["id"]
+    events = [decode(parse_envelope(rec.headers), rec.value)
+              for rec in await records_on(bb, topics.CREDENTIAL_VISIBILITY)]
+    return [e for e in events if isinstance(e, CredentialVisibilityChanged)
+            and str(e.credential_id) == credential_id]
 
 
 async def test_each_visibility_and_direct_share_change_is_published_for_employers(backbone):
@@ -204,7 +163,7 @@ async def test_each_visibility_and_direct_share_change_is_published_for_employer
     cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", eve,
                        passed=True)
     organisation = f"Acme Hiring {uuid.uuid4().hex[:6]} Inc."
-    acme = await approved_employer(backbone, organisation)
+    acme, _ = await approved_employer(backbone, organisation)
     async with backbone.http("registry", await session_token(backbone, eve)) as client:
         base = f"/v1/learner/credentials/{cred['id']}"
         r = await client.put(base + "/visibility", json={"visibility": "employers"})

@@ -19,9 +19,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from microcred_shared.contract.events import learner_key
 from microcred_shared.vc import keys, proofs
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, issue_over_http, learner
 from microcred_testkit.vc_examples import example_credential
 
 pytestmark = pytest.mark.integration
@@ -51,18 +50,7 @@ def path_of(url: str) -> str:
 
 
 async def issued(bb: Any, who: Any) -> dict[str, Any]:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, passed=True).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as registry:
-        async def listed() -> dict[str, Any]:
-            return (await registry.get(path)).json()
-        body = await eventually(listed, lambda b: len(b["credentials"]) >= 1)
-    [credential] = body["credentials"]
-    return dict(credential["credential"])
+    return dict((await issue_over_http(bb, PROVIDER, DEFINITION, who, passed=True))["credential"])
 
 
 async def register(client: httpx.AsyncClient, scope: str) -> dict[str, Any]:

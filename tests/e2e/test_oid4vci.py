@@ -10,25 +10,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import ssl
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
-from microcred_shared.contract.events import learner_key
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, issue_over_http, learner
+from microcred_testkit.js_verifier import checks, verifier_core
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
-SCHEMA = (Path(__file__).resolve().parents[2] / "shared/src/microcred_shared/vc/schema/"
-          "achievementcredential.json")
-OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
-                 "ob_v3p0_achievementcredential_schema.json")
 JSON = {"accept": "application/json"}
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
 PROVIDER, DEFINITION = "lakeshore-college", "lakeshore-workplace-safety"
@@ -51,38 +44,8 @@ def wallet(bb, link: str, tx_code: str, *flags: str) -> dict:
     return out
 
 
-def verifier_core(bb, credential: dict) -> dict:
-    """The wallets' verifier (see tests/interop/verifier_core.mjs) with our trust list."""
-    registries = httpx.get(f"{bb.public_base_url}/trust/known-registries.json",
-                           verify=ssl.create_default_context(cafile=str(bb.ca_file))).json()
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
-        json.dump(registries, listed)
-        listed.flush()
-        [verdict] = node(bb, "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}",
-                         "--registries", listed.name, stdin=json.dumps(credential) + "\n")
-    return verdict
-
-
-def checks(verdict: dict) -> dict[str, bool]:
-    return {step["id"]: step.get("valid") for step in verdict.get("log", [])}
-
-
 async def issued(bb, who) -> dict:
-    path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, passed=True).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as registry:
-        body = await eventually(lambda: _json(registry.get(path)),
-                                lambda b: len(b["credentials"]) >= 1)
-    [credential] = body["credentials"]
-    return credential
-
-
-async def _json(request):
-    return (await request).json()
+    return await issue_over_http(bb, PROVIDER, DEFINITION, who, passed=True)
 
 
 async def session_token(bb, who) -> str:
@@ -174,7 +137,7 @@ async def test_a_wallet_receives_the_learners_credential_bound_to_its_key(backbo
         # Our verifier, and the wallets' own.
         ours = await client.post("/credentials/verify", json={"verifiableCredential": bound})
         assert ours.status_code == 200 and ours.json()["verified"] is True, ours.text
-    verdict = verifier_core(backbone, bound)
+    [verdict] = verifier_core(backbone, [bound])
     assert not verdict.get("errors"), verdict
     # A default definition's credential can be revoked, not suspended (ADR 8): one status
     # entry, and verifier-core runs every check it has on it.
@@ -193,7 +156,8 @@ async def test_a_wallet_receives_the_learners_credential_bound_to_its_key(backbo
 
 
 async def _verdict(bb, credential: dict) -> dict:
-    return verifier_core(bb, credential)
+    [verdict] = verifier_core(bb, [credential])
+    return verdict
 
 
 async def test_a_wallet_with_a_jwk_a_bad_proof_or_no_nonce_is_refused_or_served(backbone):

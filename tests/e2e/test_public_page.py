@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from microcred_shared.contract.events import Learner
-from microcred_testkit.backbone import eventually
+from microcred_testkit.backbone import approved_employer, eventually
 from microcred_testkit.backbone import issue_over_http as issue
 from microcred_testkit.browser import read_qr
 
@@ -219,7 +219,7 @@ async def test_a_learner_sees_a_direct_employer_share_on_the_page_and_removing_i
     yan = person("yan-employer", "Yan Côté")
     cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", yan,
                        passed=True)
-    employer_id, key = await approved_employer(backbone, "page-unshare")
+    employer_id, key = await approved_employer(backbone, "page-unshare Inc.")
     async with backbone.http("notify", key) as client:
         # Ontario credential, Quebec filter: only the direct share lets it through.
         r = await client.post("/v1/employer/subscriptions",
@@ -270,7 +270,7 @@ async def test_a_learner_shares_with_an_employer_chosen_by_name_and_revokes_a_li
     noa = person("noa-revoke", "Noa Lévesque")
     cred = await issue(backbone, "lakeshore-college", "lakeshore-workplace-safety", noa,
                        passed=True)
-    employer_id, _ = await approved_employer(backbone, "page-choose")
+    employer_id, _ = await approved_employer(backbone, "page-choose Inc.")
     organisation = "page-choose Inc."
     token = await signed_in(backbone, browser, noa)
     registry = backbone.url("registry")
@@ -313,19 +313,6 @@ async def test_a_learner_shares_with_an_employer_chosen_by_name_and_revokes_a_li
         has_text=organisation).inner_text()
     assert await page.get_by_role("button", name=f"Ne plus partager avec {organisation}"
                                   ).count() == 1
-
-
-async def approved_employer(bb, name: str) -> tuple[str, str]:
-    async with bb.http("notify") as client:
-        r = await client.post("/v1/employers", json={
-            "organisation": f"{name} Inc.", "contact_name": "Hiring Lead",
-            "contact_email": f"hiring@{name}.example", "website": f"https://{name}.example"})
-        assert r.status_code == 201, r.text
-        employer_id = r.json()["id"]
-    async with bb.http("notify", bb.operator_token) as client:
-        r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
-        assert r.status_code == 200, r.text
-    return employer_id, r.json()["api_key"]
 
 
 async def feed_of(bb, key: str, credential_id: str) -> list[dict]:

@@ -10,7 +10,6 @@ import json
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode
@@ -20,6 +19,7 @@ from microcred_testkit.backbone import (
     eventually,
     learner,
     provider_headers,
+    records_on,
     result,
 )
 
@@ -37,22 +37,11 @@ async def _credentials(bb, who) -> list[dict]:
 
 async def _dead_letters(bb, tag: bytes) -> dict[str, dict[str, str]]:
     """Dead letters of records keyed with `tag`, by their stable dlq_id."""
-    consumer = AIOKafkaConsumer(topics.dlq(topics.RESULTS), bootstrap_servers=bb.bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
     found: dict[str, dict[str, str]] = {}
-    try:
-        batches = await consumer.getmany(timeout_ms=2000)
-        while batches:
-            for records in batches.values():
-                for rec in records:
-                    if (rec.key or b"").startswith(tag):
-                        headers = {k: (v or b"").decode(errors="replace")
-                                   for k, v in rec.headers}
-                        found[headers["dlq_id"]] = headers
-            batches = await consumer.getmany(timeout_ms=500)
-    finally:
-        await consumer.stop()
+    for rec in await records_on(bb, topics.dlq(topics.RESULTS)):
+        if (rec.key or b"").startswith(tag):
+            headers = {k: (v or b"").decode(errors="replace") for k, v in rec.headers}
+            found[headers["dlq_id"]] = headers
     return found
 
 

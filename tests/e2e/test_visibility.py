@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from microcred_testkit.backbone import eventually, learner
+from microcred_testkit.backbone import approved_employer, eventually, learner
 from microcred_testkit.backbone import issue_over_http as issue
 
 pytestmark = pytest.mark.integration
@@ -56,19 +56,6 @@ async def statuses(client, cid: str, registry: str) -> dict[str, int]:
 
 def every(code: int, cid: str) -> dict[str, int]:
     return {**{p: code for p in paths(cid)}, "page": code, "verify-url": code}
-
-
-async def employer(bb, name: str) -> tuple[str, str]:
-    """An employer registered and approved through notify: (its id, its API key)."""
-    async with bb.http("notify") as client:
-        r = await client.post("/v1/employers", json={
-            "organisation": name, "contact_name": "Hiring Lead",
-            "contact_email": "hiring@employer.example"})
-        assert r.status_code == 201, r.text
-    async with bb.http("notify", bb.operator_token) as client:
-        approved = await client.post(f"/v1/admin/employers/{r.json()['id']}/approve")
-        assert approved.status_code == 200, approved.text
-    return r.json()["id"], approved.json()["api_key"]
 
 
 async def test_a_private_credential_is_404_to_anyone_and_readable_by_holder_issuer_operator(
@@ -144,8 +131,8 @@ async def test_an_employer_reads_while_shared_with_it_and_not_once_unshared(back
     ivy = learner(f"ivy-employer-{uuid.uuid4().hex[:6]}")
     cred = await issue(backbone, PROVIDER, "lakeshore-workplace-safety", ivy, passed=True)
     cid, registry = cred["id"], backbone.url("registry")
-    acme, acme_key = await employer(backbone, f"Acme Readers {uuid.uuid4().hex[:6]}")
-    globex, globex_key = await employer(backbone, f"Globex Readers {uuid.uuid4().hex[:6]}")
+    acme, acme_key = await approved_employer(backbone, f"Acme Readers {uuid.uuid4().hex[:6]}")
+    globex, globex_key = await approved_employer(backbone, f"Globex Readers {uuid.uuid4().hex[:6]}")
     async with backbone.http("registry", await session_token(backbone, ivy)) as me, \
             backbone.http("registry", acme_key) as acme_reads, \
             backbone.http("registry", globex_key) as globex_reads, \

@@ -11,27 +11,20 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import ssl
 import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from microcred_shared.contract.events import learner_key
-from microcred_shared.vc.keys import did_key, did_key_verification_method, private_key_from_seed
-from microcred_shared.vc.proofs import sign
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import eventually, issue_over_http, learner
+from microcred_testkit.js_verifier import checks, js_verify, verifier_core
 from microcred_testkit.served import served_documents as served
+from microcred_testkit.vc_examples import ExampleHolder
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
-SCHEMA = (Path(__file__).resolve().parents[2] / "shared/src/microcred_shared/vc/schema/"
-          "achievementcredential.json")
-OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
-                 "ob_v3p0_achievementcredential_schema.json")
 PROVIDER, DEFINITION = "lakeshore-college", "lakeshore-data-analytics-fundamentals"
 LINK = r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+"
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
@@ -44,15 +37,7 @@ async def _json(request):
 
 
 async def issued(bb, who) -> dict:
-    async with bb.http("assessment", bb.api_keys[PROVIDER]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            PROVIDER, DEFINITION, who=who, score=91).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
-    async with bb.http("registry", bb.operator_token) as client:
-        body = await eventually(lambda: _json(client.get(
-            f"/v1/learners/{learner_key(who.email)}/credentials")), lambda b: b["count"] >= 1)
-    return body["credentials"][-1]
+    return await issue_over_http(bb, PROVIDER, DEFINITION, who, score=91)
 
 
 async def signed_in(bb, who) -> str:
@@ -76,20 +61,12 @@ async def _async(value):
     return value
 
 
-class Holder:
-    """A wallet's key: a did:key from a seed."""
+class Holder(ExampleHolder):
+    """A wallet's key: a did:key from a seed (hex), signing in Python or in JavaScript."""
 
     def __init__(self, seed_hex: str) -> None:
+        super().__init__(bytes.fromhex(seed_hex))
         self.seed = seed_hex
-        key = private_key_from_seed(bytes.fromhex(seed_hex))
-        self.key, self.did = key, did_key(key.public_key())
-        self.method = did_key_verification_method(key.public_key())
-
-    def present(self, challenge: str, domain: str) -> dict:
-        """DID authentication signed in Python (shared/vc)."""
-        return sign({"@context": [VC_V2], "type": ["VerifiablePresentation"],
-                     "holder": self.did}, self.key, self.method,
-                    proof_purpose="authentication", challenge=challenge, domain=domain)
 
     def present_js(self, challenge: str, domain: str) -> dict:
         """DID authentication signed by the reference JavaScript stack (present.mjs)."""
@@ -105,38 +82,6 @@ class Holder:
 def need_node() -> None:
     if shutil.which("node") is None or not (INTEROP / "node_modules/@digitalbazaar/vc").is_dir():
         pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-
-
-def verifier_core(bb, credential: dict) -> dict:
-    need_node()
-    registries = httpx.get(f"{bb.public_base_url}/trust/known-registries.json",
-                           verify=ssl.create_default_context(cafile=str(bb.ca_file))).text
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
-        listed.write(registries)
-        listed.flush()
-        done = subprocess.run(
-            ["node", "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}",
-             "--registries", listed.name], cwd=INTEROP, capture_output=True, text=True,
-            timeout=120, input=json.dumps(credential) + "\n",
-            env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
-                 "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[0])
-
-
-def checks(verdict: dict) -> dict:
-    return {step["id"]: step.get("valid") for step in verdict.get("log", [])}
-
-
-def js_verify(credential: dict, documents: dict, tmp_path: Path) -> dict:
-    need_node()
-    docs = tmp_path / "documents.json"
-    docs.write_text(json.dumps(documents))
-    done = subprocess.run(["node", "verify.mjs", "--documents", str(docs)], cwd=INTEROP,
-                          input=json.dumps(credential) + "\n", capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[0])
 
 
 async def start(bb, token: str, credential_id: str) -> dict:
@@ -198,11 +143,11 @@ async def test_a_wallet_gets_its_credential_bound_to_its_did_and_both_verifiers_
     assert again.json()["type"].endswith("exchange-used")
 
     # The wallets' verifier and the reference library accept the copy.
-    verdict = verifier_core(backbone, bound)
+    [verdict] = verifier_core(backbone, [bound])
     assert checks(verdict)["valid_signature"] is True, verdict
     assert checks(verdict)["revocation_status"] is True, verdict
     assert checks(verdict)["registered_issuer"] is True, verdict
-    ref = js_verify(bound, await _served(backbone, bound), tmp_path)
+    ref = js_verify([bound], await _served(backbone, bound), tmp_path)[0]
     assert ref["verified"] is True and ref["status"]["revocation"] is False, ref
 
     # Revoking the original reaches the wallet's copy (same status entry).
@@ -214,10 +159,10 @@ async def test_a_wallet_gets_its_credential_bound_to_its_did_and_both_verifiers_
         await eventually(lambda: _json(client.get(
             f"/v1/credentials/{original['id']}/verification")),
             lambda v: v["status"] == "revoked")
-    after = await eventually(lambda: _async(verifier_core(backbone, bound)),
+    after = await eventually(lambda: _async(verifier_core(backbone, [bound])[0]),
                              lambda v: checks(v).get("revocation_status") is False, timeout=30)
     assert checks(after)["revocation_status"] is False, after
-    ref = js_verify(bound, await _served(backbone, bound), tmp_path)
+    ref = js_verify([bound], await _served(backbone, bound), tmp_path)[0]
     assert ref["status"]["revocation"] is True, ref
     # And a revoked credential opens no new exchange.
     async with backbone.http("registry", token) as client:

@@ -19,10 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from microcred_shared.contract.events import Learner
-from microcred_shared.vc.keys import did_key, did_key_verification_method, private_key_from_seed
-from microcred_shared.vc.proofs import sign
 from microcred_testkit.backbone import eventually, issue_over_http
 from microcred_testkit.browser import read_qr, read_qr_image
+from microcred_testkit.vc_examples import ExampleHolder
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -30,7 +29,6 @@ PROVIDER, DEFINITION = "lakeshore-college", "lakeshore-data-analytics-fundamenta
 LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_?=-]+")
 LCW = re.compile(r"https://lcw\.app/request\.html\?\S+")
 JSON = {"accept": "application/json"}
-VC_V2 = "https://www.w3.org/ns/credentials/v2"
 SAYS = {
     "en": {"title": "Data Analytics Fundamentals",
            "issuer": "Lakeshore College of Applied Arts and Technology",
@@ -162,20 +160,6 @@ async def test_the_learner_adds_a_credential_to_either_wallet_from_their_pages(
     await page.close()
 
 
-class Holder:
-    """A wallet's key (did:key) answering DID authentication, signed in Python (shared/vc)."""
-
-    def __init__(self) -> None:
-        key = private_key_from_seed(bytes.fromhex("5a" * 32))
-        self.key, self.did = key, did_key(key.public_key())
-        self.method = did_key_verification_method(key.public_key())
-
-    def present(self, challenge: str, domain: str) -> dict:
-        return sign({"@context": [VC_V2], "type": ["VerifiablePresentation"],
-                     "holder": self.did}, self.key, self.method,
-                    proof_purpose="authentication", challenge=challenge, domain=domain)
-
-
 @pytest.mark.parametrize(("lang", "said"), [
     ("en", "In the Learner Credential Wallet, choose Add credential"),
     ("fr", "Dans le Learner Credential Wallet, choisissez Ajouter un titre")])
@@ -203,7 +187,7 @@ async def test_the_issue_mail_carries_a_wallet_link_and_qr_code_that_deliver_onc
         # A wallet opens the mailed exchange and gets the credential bound to its DID.
         vpr = (await client.post(path)).json()["verifiablePresentationRequest"]
         assert vpr["challenge"] == params["challenge"]
-        holder = Holder()
+        holder = ExampleHolder()
         r = await client.post(path, json={"verifiablePresentation": holder.present(
             vpr["challenge"], vpr["domain"])})
         assert r.status_code == 200, r.text

@@ -10,58 +10,20 @@ import base64
 import copy
 import json
 import re
-import shutil
-import ssl
-import subprocess
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from microcred_shared.contract.events import learner_key
 from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
+from microcred_testkit.js_verifier import OB_SCHEMA_URL, checks, verifier_core
 from microcred_testkit.providers import Admin, definition_doc
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
-INTEROP = Path(__file__).resolve().parents[1] / "interop"
-SCHEMA = (Path(__file__).resolve().parents[2] / "shared/src/microcred_shared/vc/schema/"
-          "achievementcredential.json")
 ADR = (Path(__file__).resolve().parents[2] / "docs/decisions/"
        "0022-did-web-issuers-and-published-contexts.md")
-OB_SCHEMA_URL = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
-                 "ob_v3p0_achievementcredential_schema.json")
-
-
-def known_registries(bb) -> list[dict]:
-    """Our trust list as a wallet names it in its `knownDIDRegistries` (the DCC
-    known-registries shape the Learner Credential Wallet loads), read from the registry."""
-    return json.loads(httpx.get(f"{bb.public_base_url}/trust/known-registries.json",
-                                verify=ssl.create_default_context(cafile=str(bb.ca_file))).text)
-
-
-def verifier_core(bb, credentials: list[dict], *, unreachable: str | None = None,
-                  registries: list[dict] | None = None) -> list[dict]:
-    """verifier-core's own result for each credential (see tests/interop/verifier_core.mjs),
-    with our trust list passed in as the wallets pass their registries (or `registries`)."""
-    if shutil.which("node") is None or not (
-            INTEROP / "node_modules/@digitalcredentials/verifier-core").is_dir():
-        pytest.fail("needs Node.js and `npm ci --prefix tests/interop` (make install does it)")
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
-        json.dump(known_registries(bb) if registries is None else registries, listed)
-        listed.flush()
-        argv = ["node", "verifier_core.mjs", "--schema", f"{OB_SCHEMA_URL}={SCHEMA}",
-                "--registries", listed.name]
-        if unreachable:
-            argv += ["--unreachable", unreachable]
-        done = subprocess.run(argv, cwd=INTEROP, capture_output=True, text=True, timeout=120,
-                              input="".join(json.dumps(c) + "\n" for c in credentials),
-                              env={"PATH": shutil.which("node").rsplit("/", 1)[0],  # type: ignore[union-attr]
-                                   "NODE_EXTRA_CA_CERTS": str(bb.ca_file)})
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 def registered_in(verdict: dict) -> list[str]:
@@ -69,10 +31,6 @@ def registered_in(verdict: dict) -> list[str]:
     step = next(s for s in verdict["log"] if s["id"] == "registered_issuer")
     assert step["uncheckedRegistries"] == [], step  # both of ours answered
     return sorted(m["registry"].get("type", "oidf") for m in step["matchingIssuers"])
-
-
-def checks(verdict: dict) -> dict[str, bool]:
-    return {step["id"]: step.get("valid") for step in verdict.get("log", [])}
 
 
 def fatal(verdict: dict) -> list[str]:

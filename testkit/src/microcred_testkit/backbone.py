@@ -15,7 +15,8 @@ from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import Envelope, encode, new_envelope
@@ -182,21 +183,62 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
 async def issue_over_http(bb: Any, provider: str, definition: str, who: Learner,
                           **outcome: Any) -> dict[str, Any]:
     """One result submitted over HTTP as `provider` to the running backbone `bb` (the e2e
-    fixture); returns the learner's newest credential as the operator's listing shows it."""
+    fixture); returns the credential it led to as the operator's listing shows it (the
+    newest one the learner's listing did not show before)."""
     path = f"/v1/learners/{learner_key(who.email)}/credentials"
-    async with bb.http("assessment", bb.api_keys[provider]) as client:
-        r = await client.post("/v1/assessment-results", content=result(
-            provider, definition, who=who, **outcome).model_dump_json(),
-            headers={"content-type": "application/json"})
-        assert r.status_code == 202, r.text
+    # The operator listing is how a test learns a credential exists; the learner would
+    # learn it from the e-mail.
     async with bb.http("registry", bb.operator_token) as registry:
 
-        async def listing() -> dict[str, Any]:
-            return dict((await registry.get(path)).json())
+        async def listing() -> list[dict[str, Any]]:
+            return list((await registry.get(path)).json()["credentials"])
 
-        body = await eventually(listing, lambda b: b["count"] >= 1)
-    return dict(body["credentials"][-1])
+        before = {c["id"] for c in await listing()}
+        async with bb.http("assessment", bb.api_keys[provider]) as client:
+            r = await client.post("/v1/assessment-results", content=result(
+                provider, definition, who=who, **outcome).model_dump_json(),
+                headers={"content-type": "application/json"})
+            assert r.status_code == 202, r.text
+        creds = await eventually(listing, lambda cs: any(c["id"] not in before for c in cs))
+    new = [c for c in creds if c["id"] not in before]
+    assert new, f"no credential was registered for {who.email}"
+    return dict(new[-1])
 
 
-__all__ = ["Envelope", "OtlpCollector", "ProviderPublisher", "SmtpRecorder", "eventually",
-           "issue_over_http", "learner", "provider_headers", "result"]
+async def approved_employer(bb: Any, organisation: str) -> tuple[str, str]:
+    """An employer that registered through notify as `organisation` (pending until an
+    operator decides) and that the operator approved, on the running backbone `bb`: its id
+    and its API key."""
+    async with bb.http("notify") as client:
+        r = await client.post("/v1/employers", json={
+            "organisation": organisation, "contact_name": "Hiring Lead",
+            "contact_email": "hiring@employer.example"})
+        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+        employer_id = r.json()["id"]
+    async with bb.http("notify", bb.operator_token) as client:
+        r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
+        assert r.status_code == 200, r.text
+    return employer_id, r.json()["api_key"]
+
+
+async def records_on(bb: Any, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` of the running backbone `bb`, from the beginning: read by a
+    consumer of no group until a poll comes back empty (2 s for the first, 0.5 s after)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bb.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        batches = await consumer.getmany(timeout_ms=2000)
+        while batches:
+            for records in batches.values():
+                found += records
+            batches = await consumer.getmany(timeout_ms=500)
+    finally:
+        await consumer.stop()
+    return found
+
+
+__all__ = ["Envelope", "OtlpCollector", "ProviderPublisher", "SmtpRecorder",
+           "approved_employer", "eventually", "issue_over_http", "learner", "provider_headers",
+           "records_on", "result"]

@@ -94,6 +94,26 @@ def example_credential(*, issuer_id: str = "https://issuers.example.ca/lakeshore
     return credential
 
 
+class ExampleHolder:
+    """A wallet's key for tests: a did:key from a seed, answering DID authentication (the
+    presentation a wallet signs for a verifier's challenge and domain)."""
+
+    def __init__(self, seed: bytes = bytes.fromhex("5a" * 32)) -> None:
+        from microcred_shared.vc import keys, proofs
+
+        self._proofs = proofs
+        self.key = keys.private_key_from_seed(seed)
+        self.did = keys.did_key(self.key.public_key())
+        self.method = keys.did_key_verification_method(self.key.public_key())
+
+    def present(self, challenge: str, domain: str) -> dict[str, Any]:
+        """DID authentication signed in Python (shared/vc)."""
+        return self._proofs.sign({"@context": [VC_V2_URL], "type": ["VerifiablePresentation"],
+                                  "holder": self.did}, self.key, self.method,
+                                 proof_purpose="authentication", challenge=challenge,
+                                 domain=domain)
+
+
 class ExampleIssuer:
     """A whole issuer for tests, interop checks and benchmarks: a deterministic key, its
     controller document, one revocation and one suspension list, and a resolver that

@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_assessment.access.keys import create_key
 from microcred_assessment.catalogue.seed import import_seed, load_seed
+from microcred_assessment.main import build
 from microcred_assessment.models import MIGRATIONS
+from microcred_assessment.results.ingest import IngestStore
+from microcred_shared.auth import KeyVerifier
 from microcred_shared.consumer import BatchConsumer, BatchHandler
 from microcred_shared.contract.events import Event
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.settings import REPO_ROOT
 
 SEED = REPO_ROOT / "deploy" / "seed" / "providers.json"
+PROVIDER = "lakeshore-college"  # the provider whose key the `app` fixture's client presents
 _offsets = itertools.count()
 
 
@@ -95,3 +101,28 @@ async def live(kit: Kit) -> LiveCatalog:
     catalog = LiveCatalog(kit.engine)
     await catalog.refresh(force=True)
     return catalog
+
+
+class Relay:
+    """The outbox relay's wake-up, counted: what is written is read back from the outbox."""
+
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+@pytest.fixture
+async def app(kit: Kit, live: LiveCatalog) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The real assessment app, in process, on the test's database: a client presenting
+    lakeshore's key, and the app's runtime."""
+    app, rt = build()
+    rt.engine, rt.catalog = kit.engine, live
+    rt.key_verifier, rt.relay = KeyVerifier(kit.engine), Relay()  # type: ignore[assignment]
+    rt.ingest = IngestStore(kit.engine, rt.relay.wake)
+    secret = await create_key(kit.engine, PROVIDER)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a",
+                                 headers={"Authorization": f"Bearer {secret}"}) as client:
+        yield client, rt
+    await rt.ingest.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -17,11 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from microcred_assessment.access.keys import create_key
-from microcred_assessment.main import build
 from microcred_assessment.results import handlers
-from microcred_assessment.results.ingest import IngestStore
-from microcred_shared.auth import KeyVerifier
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_testkit.backbone import learner, result
@@ -30,28 +25,6 @@ SKEW = timedelta(minutes=5)
 PROVIDER = "lakeshore-college"
 SCORED = (PROVIDER, "lakeshore-data-analytics-fundamentals")
 BATCH = "/v1/assessment-results:batch"
-
-
-class _Relay:
-    def __init__(self) -> None:
-        self.wakes = 0
-
-    def wake(self) -> None:
-        self.wakes += 1
-
-
-@pytest.fixture
-async def app(kit: Any, live: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    """The real assessment app, in process, on the test's database, with lakeshore's key."""
-    app, rt = build()
-    rt.engine, rt.catalog = kit.engine, live
-    rt.key_verifier, rt.relay = KeyVerifier(kit.engine), _Relay()  # type: ignore[assignment]
-    rt.ingest = IngestStore(kit.engine, rt.relay.wake)
-    secret = await create_key(kit.engine, PROVIDER)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a",
-                                 headers={"Authorization": f"Bearer {secret}"}) as client:
-        yield client, rt
-    await rt.ingest.stop()
 
 
 def body(*results: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ result is never decided, so it never reaches issuance."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -16,11 +15,7 @@ import httpx
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from microcred_assessment.access.keys import create_key
-from microcred_assessment.main import build
 from microcred_assessment.results import handlers
-from microcred_assessment.results.ingest import IngestStore
-from microcred_shared.auth import KeyVerifier
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_testkit.backbone import provider_headers, result
@@ -30,24 +25,10 @@ PASS_FAIL = ("lakeshore-college", "lakeshore-workplace-safety")
 PROVIDER = "lakeshore-college"
 
 
-class _Relay:
-    """The outbox relay's wake-up: what is written is read back from the outbox table."""
-
-    def wake(self) -> None:
-        pass
-
-
 @pytest.fixture
-async def api(kit: Any, live: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The real assessment app, in process, on the test's database, with lakeshore's key."""
-    app, rt = build()
-    rt.engine, rt.catalog = kit.engine, live
-    rt.key_verifier, rt.relay = KeyVerifier(kit.engine), _Relay()  # type: ignore[assignment]
-    rt.ingest = IngestStore(kit.engine, rt.relay.wake)
-    secret = await create_key(kit.engine, PROVIDER)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a",
-                                 headers={"Authorization": f"Bearer {secret}"}) as client:
-        yield client
+def api(app: tuple[httpx.AsyncClient, Any]) -> httpx.AsyncClient:
+    """The real assessment app's client, presenting lakeshore's key (conftest.py)."""
+    return app[0]
 
 
 def payload(**changes: Any) -> dict[str, Any]:

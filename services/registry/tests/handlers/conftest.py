@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,10 +18,12 @@ import sqlalchemy as sa
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_registry.credentials import handlers as credentials
 from microcred_registry.migrations import MIGRATIONS
 from microcred_shared.consumer import BatchConsumer, BatchHandler
+from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode, new_envelope
-from microcred_shared.contract.events import Event
+from microcred_shared.contract.events import CredentialIssued, Event
 
 BASE = "https://registry.test"
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -52,6 +55,13 @@ class Registry:
         await consumer.apply([r if isinstance(r, ConsumerRecord) else self.record(topic, r)
                               for r in records])
         return consumer
+
+    async def register(self, *records: ConsumerRecord | Event) -> BatchConsumer:
+        """Records on the issued-credentials topic, through the subscription main.py makes
+        (the credentials handler bound to the public base URL)."""
+        return await self.deliver(topics.CREDENTIALS_ISSUED,
+                                  partial(credentials.on_issued, base_url=BASE),
+                                  CredentialIssued, records)
 
     async def published(self) -> list[dict[str, Any]]:
         """The outbox, oldest first: topic, CloudEvents type, payload (decoded JSON) and,

@@ -7,12 +7,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
 
-from microcred_registry.credentials import handlers as credentials
 from microcred_registry.employers.handlers import on_employer_published
 from microcred_registry.employers.keys import EmployerKeys, on_employer_keys
 from microcred_registry.verification import handlers as verification
@@ -32,11 +30,10 @@ CID = uuid.UUID(int=1)
 
 @pytest.fixture
 async def wallet(db: Any) -> Wallet:
-    await db.deliver(topics.CREDENTIALS_ISSUED, partial(credentials.on_issued, base_url=BASE),
-                     CredentialIssued, [CredentialIssued(
-                         credential_id=CID, provider_id="lakeshore", learner_key=ADA.learner_key,
-                         title="Data analysis", issued_at=T0,
-                         credential={"id": f"urn:uuid:{CID}", "name": "Data analysis"})])
+    await db.register(CredentialIssued(
+        credential_id=CID, provider_id="lakeshore", learner_key=ADA.learner_key,
+        title="Data analysis", issued_at=T0,
+        credential={"id": f"urn:uuid:{CID}", "name": "Data analysis"}))
     await db.deliver(topics.EMPLOYERS, on_employer_published, EmployerPublished, [
         EmployerPublished(employer_id="acme", organisation="Acme", status="approved",
                           published_at=T0)])

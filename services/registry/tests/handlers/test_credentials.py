@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
@@ -42,16 +41,10 @@ def issued(n: int = 1, *, learner: str = "learner-a", **fields: Any) -> Credenti
         **fields)
 
 
-async def register(db: Any, *records: Any) -> Any:
-    """Through the subscription main.py makes (the handler bound to the public base URL)."""
-    handler = partial(handlers.on_issued, base_url=BASE)
-    return await db.deliver(topics.CREDENTIALS_ISSUED, handler, CredentialIssued, records)
-
-
 async def test_an_issued_credential_is_stored_exactly_as_signed_and_its_registration_announced(
         db: Any) -> None:
     event = issued(1)
-    await register(db, event)
+    await db.register(event)
 
     doc = await handlers.document(db.engine, event.credential_id)
     assert doc == event.credential
@@ -65,8 +58,8 @@ async def test_an_issued_credential_is_stored_exactly_as_signed_and_its_registra
 
 async def test_a_credential_issued_twice_is_registered_and_announced_once(db: Any) -> None:
     # Issuance may republish (at least once): a new ce_id, the same credential.
-    await register(db, issued(1), issued(1))
-    await register(db, issued(1))
+    await db.register(issued(1), issued(1))
+    await db.register(issued(1))
 
     assert len(await db.rows("SELECT 1 FROM credentials")) == 1
     assert [o["topic"] for o in await db.published()] == [topics.CREDENTIALS_REGISTERED]
@@ -74,8 +67,8 @@ async def test_a_credential_issued_twice_is_registered_and_announced_once(db: An
 
 async def test_a_redelivered_record_is_a_no_op(db: Any) -> None:
     record = db.record(topics.CREDENTIALS_ISSUED, issued(1), ce_id="same-id")
-    await register(db, record)
-    await register(db, db.record(topics.CREDENTIALS_ISSUED, issued(2), ce_id="same-id"))
+    await db.register(record)
+    await db.register(db.record(topics.CREDENTIALS_ISSUED, issued(2), ce_id="same-id"))
 
     assert [r.title for r in await db.rows("SELECT title FROM credentials")] == ["Credential 1"]
 
@@ -83,7 +76,7 @@ async def test_a_redelivered_record_is_a_no_op(db: Any) -> None:
 async def test_an_event_that_does_not_belong_on_the_topic_is_dead_lettered(db: Any) -> None:
     stray = EmployerPublished(employer_id="acme", organisation="Acme", status="approved",
                               published_at=T0)
-    consumer = await register(db, issued(1), stray)
+    consumer = await db.register(issued(1), stray)
 
     assert consumer.dead_lettered == 1
     letters = [o for o in await db.published() if o["topic"] == topics.dlq(
@@ -99,7 +92,7 @@ async def test_a_missing_credential_is_a_404_problem(db: Any) -> None:
 
 
 async def test_an_operator_lists_a_learners_credentials_oldest_first(db: Any) -> None:
-    await register(db, issued(2, learner="k"), issued(1, learner="k"), issued(3, learner="other"))
+    await db.register(issued(2, learner="k"), issued(1, learner="k"), issued(3, learner="other"))
 
     listed = await handlers.learner_credentials(db.engine, "k", BASE)
     assert listed["count"] == 2
@@ -185,7 +178,7 @@ async def test_a_replayed_older_status_list_does_not_override_the_newer(db: Any)
 
 async def test_a_revocation_changes_the_status_and_keeps_the_issuers_reason(db: Any) -> None:
     event = issued(1)
-    await register(db, event)
+    await db.register(event)
     change = CredentialStatusChanged(
         credential_id=event.credential_id, provider_id="lakeshore", learner_key="learner-a",
         status="revoked", action="revoke", reason="issued in error", changed_at=T0)
@@ -212,7 +205,7 @@ async def test_a_batch_of_status_changes_is_one_statement_with_every_effect(db: 
     status (a change for a credential not registered yet is kept too), and a redelivered
     batch changes nothing (the consumer's inbox)."""
     a, b, c = issued(1), issued(2), issued(3)
-    await register(db, a, b, c)
+    await db.register(a, b, c)
     unknown = uuid.UUID(int=99)
     changes = [status_change(a.credential_id, "revoked", "revoke", "issued in error", 1),
                status_change(b.credential_id, "suspended", "suspend", "under review", 2),
@@ -297,7 +290,7 @@ async def test_a_signed_credential_is_kept_compressed_in_its_own_row_and_served_
     """One page read per credential: a learner's listing in a registry of millions reads
     ten credentials from ten places on disk (bench/registry/README.md)."""
     events = [issued(n, credential=issued_like_issuance(n)) for n in range(1, 4)]
-    await register(db, *events)
+    await db.register(*events)
 
     [(toast,)] = await db.rows(
         "SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'credentials'")

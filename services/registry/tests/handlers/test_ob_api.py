@@ -10,17 +10,14 @@ import base64
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
 
-from microcred_registry.credentials import handlers as credentials
 from microcred_registry.ob_api import domain
 from microcred_registry.ob_api.domain import ApiError, OAuthError
 from microcred_registry.ob_api.handlers import Lifetimes, ObApi, UnknownClient
 from microcred_registry.verification.handlers import verify_document
-from microcred_shared.contract import topics
 from microcred_shared.contract.events import CredentialIssued, learner_key
 from microcred_shared.vc import keys, proofs
 from microcred_testkit.vc_examples import example_credential
@@ -58,14 +55,13 @@ def foreign_credential(n: int = 1) -> dict[str, Any]:
 async def svc(db: Any) -> ObApi:
     for n, who in ((1, ADA), (2, BOB)):
         cid = uuid.UUID(int=n)
-        await db.deliver(topics.CREDENTIALS_ISSUED, partial(
-            credentials.on_issued, base_url=BASE), CredentialIssued, [CredentialIssued(
-                credential_id=cid, provider_id="lakeshore", learner_key=who,
-                title=f"Course {n}", issued_at=T0, credential={
-                    "id": f"urn:uuid:{cid}", "name": f"Course {n}",
-                    "type": ["VerifiableCredential", "OpenBadgeCredential"],
-                    "credentialSubject": {"type": ["AchievementSubject"], "name": "Ada"},
-                    "proof": [{"type": "DataIntegrityProof"}]})])
+        await db.register(CredentialIssued(
+            credential_id=cid, provider_id="lakeshore", learner_key=who,
+            title=f"Course {n}", issued_at=T0, credential={
+                "id": f"urn:uuid:{cid}", "name": f"Course {n}",
+                "type": ["VerifiableCredential", "OpenBadgeCredential"],
+                "credentialSubject": {"type": ["AchievementSubject"], "name": "Ada"},
+                "proof": [{"type": "DataIntegrityProof"}]}))
     return ObApi(db.engine, BASE, LIFETIMES)
 
 

@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import httpx
@@ -19,7 +18,6 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from microcred_registry.credentials import handlers as credentials
 from microcred_registry.delivery.issuance import Issuance as IssuanceClient
 from microcred_registry.oid4vci import domain
 from microcred_registry.oid4vci.domain import OAuthError
@@ -61,10 +59,9 @@ async def issuance() -> Issuance:
 
 @pytest.fixture
 async def svc(db: Any, issuance: Issuance) -> Oid4vci:
-    await db.deliver(topics.CREDENTIALS_ISSUED, partial(credentials.on_issued, base_url=BASE),
-                     CredentialIssued, [CredentialIssued(
-                         credential_id=CID, provider_id="lakeshore", learner_key=ADA,
-                         title="Data analysis", issued_at=T0, credential=DOC)])
+    await db.register(CredentialIssued(
+        credential_id=CID, provider_id="lakeshore", learner_key=ADA, title="Data analysis",
+        issued_at=T0, credential=DOC))
     binding = IssuanceClient("http://issuance.test", SecretStr("service-secret"),
                              transport=httpx.MockTransport(issuance.handle))
     return Oid4vci(db.engine, BASE, timedelta(minutes=10), binding)

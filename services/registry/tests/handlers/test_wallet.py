@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pytest
 
-from microcred_registry.credentials import handlers as credentials
 from microcred_registry.employers.handlers import on_employer_published, shareable_employers
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import Session, SignInPolicy
@@ -32,11 +30,10 @@ CID = uuid.UUID(int=1)
 @pytest.fixture
 async def wallet(db: Any) -> Wallet:
     """Ada holds one credential; Acme is approved, Initech only registered (pending)."""
-    await db.deliver(topics.CREDENTIALS_ISSUED, partial(credentials.on_issued, base_url=BASE),
-                     CredentialIssued, [CredentialIssued(
-                         credential_id=CID, provider_id="lakeshore", learner_key=ADA.learner_key,
-                         title="Data analysis", issued_at=T0,
-                         credential={"id": f"urn:uuid:{CID}", "name": "Data analysis"})])
+    await db.register(CredentialIssued(
+        credential_id=CID, provider_id="lakeshore", learner_key=ADA.learner_key,
+        title="Data analysis", issued_at=T0,
+        credential={"id": f"urn:uuid:{CID}", "name": "Data analysis"}))
     await employers(db, ("acme", "Acme", "approved"), ("initech", "Initech", "pending"))
     await db.rows("DELETE FROM outbox RETURNING id")  # the registration: not under test here
     return Wallet(db.engine, BASE, db.wake)

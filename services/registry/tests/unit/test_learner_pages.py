@@ -123,6 +123,10 @@ def test_a_credential_with_several_subjects_or_in_vc_1_1_gets_a_page() -> None:
     assert "2026" in view.issued and "2027" in view.valid_until
     odd = present({"credentialSubject": {"achievement": ["x"]}}, {}, "en", translator("en"))
     assert odd.title == ""
+    # Criteria as text, not the object OB 3.0 names: no outcomes listed, and still a page.
+    text = present({"credentialSubject": {"achievement": {"name": "Lab", "criteria": "x"}}},
+                   {}, "fr", translator("fr"))
+    assert (text.title, text.outcomes) == ("Lab", [])
 
 
 def _status_row(doc: dict, lang: str) -> str:

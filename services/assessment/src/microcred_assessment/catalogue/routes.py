@@ -5,13 +5,14 @@ provider reads about itself with its API key, and nothing about the others (/v1/
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_assessment.catalogue import handlers as catalogue
-from microcred_assessment.catalogue.domain import Status
 from microcred_assessment.deps import Operator, ProviderId, Runtime
 from microcred_assessment.runtime import AssessmentRuntime
 from microcred_shared import problems
@@ -19,6 +20,7 @@ from microcred_shared.catalog import Definition, Provider
 from microcred_shared.problems import Problem
 
 router = APIRouter()
+P = ParamSpec("P")
 
 
 class Reason(BaseModel):
@@ -26,12 +28,20 @@ class Reason(BaseModel):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-async def _refreshed(rt: AssessmentRuntime) -> None:
+async def _change(rt: AssessmentRuntime,
+                  change: Callable[Concatenate[AsyncConnection, P], Awaitable[BaseModel]],
+                  *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+    """One catalogue change (`change(conn, *args, **kwargs)`) in a transaction of its own;
+    the changed provider or definition as JSON."""
+    assert rt.engine is not None
+    async with rt.engine.begin() as conn:
+        changed = await change(conn, *args, **kwargs)
     # This instance must judge the next result by the state it just wrote.
     await rt.catalog.refresh()
     assert rt.relay is not None
     rt.relay.wake()
     rt.catalog.poke()
+    return changed.model_dump(mode="json")
 
 
 def _same_id(path_id: str, body_id: str, kind: str) -> None:
@@ -47,11 +57,7 @@ async def list_providers(_: Operator, rt: Runtime) -> list[dict[str, Any]]:
 
 @router.post("/v1/admin/providers", responses=problems.responses(409), status_code=201)
 async def create_provider(body: Provider, actor: Operator, rt: Runtime) -> dict[str, Any]:
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        provider = await catalogue.create_provider(conn, body, actor)
-    await _refreshed(rt)
-    return provider.model_dump(mode="json")
+    return await _change(rt, catalogue.create_provider, body, actor)
 
 
 @router.get("/v1/admin/providers/{provider_id}", responses=problems.responses(404))
@@ -65,33 +71,20 @@ async def get_provider(provider_id: str, _: Operator, rt: Runtime) -> dict[str, 
 async def update_provider(provider_id: str, body: Provider, actor: Operator,
                           rt: Runtime) -> dict[str, Any]:
     _same_id(provider_id, body.id, "provider")
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        provider = await catalogue.update_provider(conn, body, actor)
-    await _refreshed(rt)
-    return provider.model_dump(mode="json")
-
-
-async def _set_status(rt: AssessmentRuntime, provider_id: str, status: Status, reason: str,
-                      actor: str) -> dict[str, Any]:
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        provider = await catalogue.set_status(conn, provider_id, status, reason, actor)
-    await _refreshed(rt)
-    return provider.model_dump(mode="json")
+    return await _change(rt, catalogue.update_provider, body, actor)
 
 
 @router.post("/v1/admin/providers/{provider_id}/suspend", responses=problems.responses(404, 409))
 async def suspend(provider_id: str, body: Reason, actor: Operator,
                   rt: Runtime) -> dict[str, Any]:
     """New results are refused with the reason; past credentials stay verifiable."""
-    return await _set_status(rt, provider_id, "suspended", body.reason, actor)
+    return await _change(rt, catalogue.set_status, provider_id, "suspended", body.reason, actor)
 
 
 @router.post("/v1/admin/providers/{provider_id}/reactivate", responses=problems.responses(404, 409))
 async def reactivate(provider_id: str, body: Reason, actor: Operator,
                      rt: Runtime) -> dict[str, Any]:
-    return await _set_status(rt, provider_id, "active", body.reason, actor)
+    return await _change(rt, catalogue.set_status, provider_id, "active", body.reason, actor)
 
 
 @router.get("/v1/admin/definitions")
@@ -112,32 +105,20 @@ async def get_definition(definition_id: str, _: Operator, rt: Runtime) -> dict[s
 @router.post("/v1/admin/definitions", responses=problems.responses(409), status_code=201)
 async def create_definition(body: Definition, actor: Operator,
                             rt: Runtime) -> dict[str, Any]:
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        d = await catalogue.create_definition(conn, body, actor)
-    await _refreshed(rt)
-    return d.model_dump(mode="json")
+    return await _change(rt, catalogue.create_definition, body, actor)
 
 
 @router.put("/v1/admin/definitions/{definition_id}", responses=problems.responses(404, 409))
 async def new_version(definition_id: str, body: Definition, actor: Operator,
                       rt: Runtime) -> dict[str, Any]:
     _same_id(definition_id, body.id, "definition")
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        d = await catalogue.new_version(conn, body, actor)
-    await _refreshed(rt)
-    return d.model_dump(mode="json")
+    return await _change(rt, catalogue.new_version, body, actor)
 
 
 @router.post("/v1/admin/definitions/{definition_id}/retire", responses=problems.responses(404, 409))
 async def retire(definition_id: str, body: Reason, actor: Operator,
                  rt: Runtime) -> dict[str, Any]:
-    assert rt.engine is not None
-    async with rt.engine.begin() as conn:
-        d = await catalogue.retire(conn, definition_id, body.reason, actor)
-    await _refreshed(rt)
-    return d.model_dump(mode="json")
+    return await _change(rt, catalogue.retire, definition_id, body.reason, actor)
 
 
 @router.get("/v1/provider/profile", responses=problems.responses(404))

@@ -4,27 +4,12 @@ month, the credential's URL and its id. Pure: read from the signed document."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from microcred_registry.credentials.document import localised, moment
+
 ADD_TO_PROFILE = "https://www.linkedin.com/profile/add"
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _text(obj: Any, term: str, lang: str) -> str:
-    if not isinstance(obj, dict):
-        return ""
-    value = (obj.get(term + "Fr") if lang == "fr" else None) or obj.get(term)
-    return value if isinstance(value, str) else ""
 
 
 def credential_name(doc: dict[str, Any], lang: str = "en") -> str:
@@ -32,7 +17,7 @@ def credential_name(doc: dict[str, Any], lang: str = "en") -> str:
     subject: Any = doc.get("credentialSubject") or {}
     subject = subject[0] if isinstance(subject, list) and subject else subject
     ach = subject.get("achievement") if isinstance(subject, dict) else None
-    return _text(ach, "name", lang) or _text(doc, "name", lang)
+    return localised(ach, "name", lang) or localised(doc, "name", lang)
 
 
 def add_to_profile(doc: dict[str, Any], cert_url: str, cert_id: str, lang: str = "en") -> str:
@@ -40,15 +25,15 @@ def add_to_profile(doc: dict[str, Any], cert_url: str, cert_id: str, lang: str =
     organisation follow the learner's language where the credential has it; a credential
     without `validUntil` has no expiration fields (LinkedIn then shows no expiry)."""
     name = credential_name(doc, lang)
-    issued = _moment(doc.get("awardedDate")) or _moment(doc.get("validFrom"))
+    issued = moment(doc.get("awardedDate")) or moment(doc.get("validFrom"))
     if not name or issued is None:
         return ""
     params: dict[str, str | int] = {"startTask": "CERTIFICATION_NAME", "name": name}
-    organisation = _text(doc.get("issuer"), "name", lang)
+    organisation = localised(doc.get("issuer"), "name", lang)
     if organisation:
         params["organizationName"] = organisation
     params |= {"issueYear": issued.year, "issueMonth": issued.month}
-    expires = _moment(doc.get("validUntil"))
+    expires = moment(doc.get("validUntil"))
     if expires is not None:
         params |= {"expirationYear": expires.year, "expirationMonth": expires.month}
     params |= {"certUrl": cert_url, "certId": cert_id}

@@ -4,9 +4,9 @@ verification result. Pure: no I/O, so the page's content is unit-tested."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from microcred_registry.credentials.document import localised, moment
 from microcred_registry.pages.badges import badge_of, image_of
 from microcred_registry.pages.i18n import long_date, province_name
 
@@ -39,21 +39,6 @@ class CredentialView:
     registered: bool | None = None
 
 
-def _dt(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _localised(obj: dict[str, Any], term: str, lang: str) -> str:
-    value = obj.get(term + "Fr") if lang == "fr" else None
-    value = value or obj.get(term) or ""
-    return value if isinstance(value, str) else ""
-
-
 def listed(doc: dict[str, Any], lang: str, fallback_title: str = "") -> tuple[str, str]:
     """A credential's title and issuer name in the reader's language, as a list shows
     them (the names the credential states, not the register's ids)."""
@@ -61,8 +46,8 @@ def listed(doc: dict[str, Any], lang: str, fallback_title: str = "") -> tuple[st
     subject = subject if isinstance(subject, dict) else {}
     ach: Any = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
     issuer: Any = doc.get("issuer") if isinstance(doc.get("issuer"), dict) else {}
-    title = _localised(ach, "name", lang) or _localised(doc, "name", lang) or fallback_title
-    return title, _localised(issuer, "name", lang)
+    title = localised(ach, "name", lang) or localised(doc, "name", lang) or fallback_title
+    return title, localised(issuer, "name", lang)
 
 
 def outcomes_of(narrative: str) -> list[str]:
@@ -120,22 +105,22 @@ def present(doc: dict[str, Any], verification: dict[str, Any], lang: str, t: Any
     image, image_alt = image_and_alt(doc, lang, image_fallback)
     return CredentialView(
         holder=str(subject.get("name") or ""),
-        title=_localised(ach, "name", lang) or _localised(doc, "name", lang),
-        description=_localised(ach, "description", lang),
-        outcomes=outcomes_of(_localised(criteria, "narrative", lang)),
+        title=localised(ach, "name", lang) or localised(doc, "name", lang),
+        description=localised(ach, "description", lang),
+        outcomes=outcomes_of(localised(criteria, "narrative", lang)),
         skills=[{"name": str(a.get("targetName", "")), "framework": str(
             a.get("targetFramework", "")), "url": str(a.get("targetUrl", ""))}
             for a in ach.get("alignment") or [] if isinstance(a, dict)],
-        issuer_name=_localised(issuer, "name", lang),
+        issuer_name=localised(issuer, "name", lang),
         issuer_url=str(issuer.get("url") or ""),
         province=province_name(region, lang), province_code=str(region),
         credits=_number(subject.get("creditsEarned", ach.get("creditsAvailable"))),
         level=" ".join(str(level.get(k)) for k in ("framework", "value") if level.get(k)),
         workload=[t(unit, n=_number(workload[unit])) for unit in ("hours", "ects")
                   if workload.get(unit) is not None],
-        issued=long_date(_dt(doc.get("awardedDate") or doc.get("validFrom")
+        issued=long_date(moment(doc.get("awardedDate") or doc.get("validFrom")
                              or doc.get("issuanceDate")), lang),  # the last: VC 1.1
-        valid_until=long_date(_dt(doc.get("validUntil") or doc.get("expirationDate")), lang),
+        valid_until=long_date(moment(doc.get("validUntil") or doc.get("expirationDate")), lang),
         status=status if status in STATUSES else "unknown",
         checks=[{"name": _check_name(c["check"], doc), "ok": c["ok"],
                  "detail": c.get("detail", "")} for c in verification.get("checks", [])],
