@@ -103,6 +103,11 @@ def credentials(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+def utf8(doc: dict[str, Any]) -> str:
+    """The fast path's UTF-8 bytes (what a proof hashes), as text to compare."""
+    return fastcanon.rdfc_fast_utf8(doc).decode("utf-8")
+
+
 def outcome(canonicalize: Any, doc: dict[str, Any]) -> tuple[str, str]:
     try:
         return "ok", canonicalize(doc)
@@ -116,6 +121,7 @@ def outcome(canonicalize: Any, doc: dict[str, Any]) -> tuple[str, str]:
 def test_fast_canonical_nquads_equal_the_reference_for_random_credentials(doc: dict) -> None:
     expected = outcome(canon.rdfc_reference, doc)
     assert outcome(fastcanon.rdfc_fast, doc) == expected
+    assert outcome(utf8, doc) == expected  # what a proof hashes: the same bytes
     if expected[0] == "ok":
         # and the comparison is not vacuous: every accepted credential of this shape is
         # really walked by the fast path (fast_quads raises Fallback otherwise).
@@ -209,7 +215,9 @@ def test_credentials_sharing_a_definition_canonicalize_as_pyld_does(doc: dict) -
     for _ in range(4):
         other = learner_copy(doc)
         assert outcome(fastcanon.rdfc_fast, other) == outcome(canon.rdfc_reference, other)
+        assert outcome(utf8, other) == outcome(canon.rdfc_reference, other)
     assert outcome(fastcanon.rdfc_fast, doc) == expected
+    assert outcome(utf8, doc) == expected
 
 
 def remembered(achievement: dict[str, Any]) -> dict[str, Any]:
