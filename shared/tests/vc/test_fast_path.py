@@ -220,6 +220,27 @@ def test_credentials_sharing_a_definition_canonicalize_as_pyld_does(doc: dict) -
     assert outcome(utf8, doc) == expected
 
 
+def test_a_node_in_two_fragments_and_the_document_is_signed_once() -> None:
+    # The same image (an IRI node without blank nodes) in the achievement, the issuer and
+    # the credential itself: its quads are in two fragments and among the document's own,
+    # and the canonical form, like the RDF dataset, has each once.
+    doc = examples.example_credential()
+    image = {"id": f"https://issuers.example.ca/img/{next(_serial)}.png", "type": "Image",
+             "caption": "The badge"}
+    doc["credentialSubject"]["achievement"]["id"] = achievement_id("image")
+    doc["credentialSubject"]["achievement"]["image"] = dict(image)
+    doc["issuer"]["image"] = dict(image)
+    doc["image"] = dict(image)
+    for n in range(4):
+        other = learner_copy(doc)
+        expected = canon.rdfc_reference(other)
+        assert expected.count('"The badge"') == 1
+        assert fastcanon.rdfc_fast(other) == expected
+        assert utf8(other) == expected
+        if n >= 2:
+            assert len(reused_ids(learner_copy(doc))) >= 2  # achievement and issuer
+
+
 def remembered(achievement: dict[str, Any]) -> dict[str, Any]:
     """A credential whose achievement has been seen twice (so it is remembered)."""
     doc = examples.example_credential()

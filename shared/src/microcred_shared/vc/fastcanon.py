@@ -415,10 +415,52 @@ def _canonicalize_utf8(quads: set[Quad], fragments: list[Fragment]) -> bytes:
     if not fragments:
         lines.sort()
         return b"".join(lines)
+    merged = _merged(fragments)
+    # A quad can be twice only as a line without blank nodes (a fragment's plain line, or
+    # one of the document's own equal to it): every other line names a blank node of its
+    # own. The fragments' plain lines come deduplicated and sorted, one run for the sort.
+    members = merged.members
+    lines = [line for line in lines if line not in members]
     for fragment in fragments:
-        lines += fragment.plain_utf8
         lines += [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in fragment.linked]
-    return b"".join(sorted(dict.fromkeys(lines)))
+    lines += merged.plain
+    lines.sort()
+    return b"".join(lines)
+
+
+class _Merged:
+    """The plain lines of a set of fragments, as UTF-8, deduplicated and sorted."""
+
+    __slots__ = ("fragments", "plain", "members")
+
+    def __init__(self, fragments: tuple[Fragment, ...]) -> None:
+        self.fragments = fragments  # pinned: the cache's keys are their id()
+        self.members: frozenset[bytes] = frozenset().union(
+            *(f.plain_utf8 for f in fragments))
+        self.plain = sorted(self.members)
+
+
+_MERGED: dict[tuple[int, ...], _Merged] = {}
+_MERGED_MAX = 1024  # entries, and as many characters of fragments held as the memo holds
+_merged_weight = 0
+
+
+def _merged(fragments: list[Fragment]) -> _Merged:
+    """The documents of a definition reuse the same fragments (achievement, issuer, ...):
+    their lines are merged once for all of them."""
+    key = tuple(map(id, fragments))
+    merged = _MERGED.get(key)
+    if merged is None or any(a is not b for a, b in zip(merged.fragments, fragments,
+                                                         strict=True)):
+        global _merged_weight
+        merged = _Merged(tuple(fragments))
+        weight = sum(f.weight for f in fragments)
+        if len(_MERGED) >= _MERGED_MAX or _merged_weight + weight > _FRAGMENT_WEIGHT_MAX:
+            _MERGED.clear()  # it pins the fragments it holds: bounded like the memo
+            _merged_weight = 0
+        _MERGED[key] = merged
+        _merged_weight += weight
+    return merged
 
 
 def rdfc_fast_utf8(document: dict[str, Any], *, allow_issuer_dependent: bool = False) -> bytes:
