@@ -33,9 +33,25 @@ BASE = "https://registry.microcred.example"
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 
 
+class _Driver:
+    """asyncpg's connection, inside the consumer's transaction (as in the service)."""
+
+    def is_in_transaction(self) -> bool:
+        return True
+
+    async def execute(self, *_: Any, **__: Any) -> None:
+        return None
+
+    async def fetch(self, *_: Any, **__: Any) -> list[Any]:
+        return []
+
+
 class _Conn:
     async def execute(self, *_: Any, **__: Any) -> None:
         return None
+
+    async def get_raw_connection(self) -> Any:
+        return SimpleNamespace(driver_connection=_Driver())
 
 
 class _Keys:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -103,7 +102,7 @@ def _now_text() -> str:
     return _now_cache[1]
 
 
-_ASTRAL_LEAD = re.compile(b"[\xf0-\xf4]")
+_ASTRAL_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 _CONFIG_HASHES: dict[tuple[Any, ...], bytes] = {}
 _CONFIG_HASHES_MAX = 256
 
@@ -147,8 +146,9 @@ def hash_data(unsecured: dict[str, Any], proof_config: dict[str, Any], cryptosui
                                          allow_issuer_dependent=allow_issuer_dependent)
         # i.e. signing: only sign what JS verifiers can check. Only a character beyond
         # U+FFFF (4 UTF-8 bytes, lead byte F0-F4) can make them order the lines otherwise.
+        # A search per lead byte (memchr, C speed): a regex scan of the document was ~10 µs.
         if not allow_issuer_dependent and not doc_nquads.isascii() \
-                and _ASTRAL_LEAD.search(doc_nquads):
+                and any(lead in doc_nquads for lead in _ASTRAL_LEADS):
             canon.check_javascript_sort_order(doc_nquads.decode("utf-8"))
         return config_hash + hashlib.sha256(doc_nquads).digest()
     if cryptosuite == JCS:
