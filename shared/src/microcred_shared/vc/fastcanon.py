@@ -303,17 +303,6 @@ def _shared_memo() -> Memo:
     return _memo
 
 
-def _first_degree_hash(node: int, quads: list[Quad]) -> bytes:
-    # Blank nodes: the node itself `_:a`, any other `_:z`. Inline, not a Python call per
-    # term: the same lines, faster. The raw digest, not its hex: the hashes are only
-    # compared (equal or not, and their order, which is the hex strings' order too).
-    a, z = "_:a", "_:z"
-    lines = sorted([f"{(a if s == node else z) if isinstance(s, int) else s} {p} "
-                    f"{(a if o == node else z) if isinstance(o, int) else o} .\n"
-                    for s, p, o in quads])
-    return hashlib.sha256("".join(lines).encode("utf-8")).digest()
-
-
 def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
     # Terms are str (IRIs, literals) or int (blank nodes, all in `labels`): `get(t, t)`
     # renders both without a Python call per term.
@@ -324,15 +313,27 @@ def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
 
 
 def _hashes(quads: set[Quad]) -> dict[int, bytes]:
-    """First-degree hash of every blank node of `quads` (all the quads mentioning them)."""
-    mentions: dict[int, list[Quad]] = defaultdict(list)
-    for quad in quads:
-        s, _, o = quad
+    """First-degree hash of every blank node of `quads` (all the quads mentioning them):
+    sha256 of the sorted lines that mention it, itself written `_:a`, any other blank node
+    `_:z`. Each line is rendered once, in one pass over the quads (issue 12). The raw
+    digests, not their hex: the hashes are only compared (equal or not, and their order,
+    which is the hex strings' order too)."""
+    lines: defaultdict[int, list[str]] = defaultdict(list)
+    for s, p, o in quads:
         if isinstance(s, int):
-            mentions[s].append(quad)
-        if isinstance(o, int) and o != s:
-            mentions[o].append(quad)
-    return {node: _first_degree_hash(node, qs) for node, qs in mentions.items()}
+            if isinstance(o, int):
+                if o == s:
+                    lines[s].append(f"_:a {p} _:a .\n")
+                else:
+                    lines[s].append(f"_:a {p} _:z .\n")
+                    lines[o].append(f"_:z {p} _:a .\n")
+            else:
+                lines[s].append(f"_:a {p} {o} .\n")
+        elif isinstance(o, int):
+            lines[o].append(f"{s} {p} _:a .\n")
+    sha256 = hashlib.sha256
+    return {node: sha256("".join(sorted(mine)).encode("utf-8")).digest()
+            for node, mine in lines.items()}
 
 
 def canonicalize_quads(quads: set[Quad]) -> str:
