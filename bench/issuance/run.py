@@ -5,15 +5,20 @@ credential besides its round trips: build the document, sign it (eddsa-rdfc-2022
 and encode its announcement.
 
     uv run --frozen python bench/issuance/run.py [--n 3000] [--batch 100] [--rounds 5]
+    uv run --frozen python bench/issuance/run.py --against /tmp/old-tree   # side by side
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,9 +38,25 @@ BASE = "https://registry.microcred.example"
 CATALOG = load_catalog(REPO_ROOT / "deploy" / "seed" / "providers.json")
 
 
+class _Driver:
+    """asyncpg's connection, inside the consumer's transaction (as in the service)."""
+
+    def is_in_transaction(self) -> bool:
+        return True
+
+    async def execute(self, *_: Any, **__: Any) -> None:
+        return None
+
+    async def fetch(self, *_: Any, **__: Any) -> list[Any]:
+        return []
+
+
 class _Conn:
     async def execute(self, *_: Any, **__: Any) -> None:
         return None
+
+    async def get_raw_connection(self) -> Any:
+        return SimpleNamespace(driver_connection=_Driver())
 
 
 class _Keys:
@@ -77,7 +98,14 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout (`git archive <ref> | tar -x -C DIR`, `uv sync`): "
+                             "this script runs in both at the same time on one core")
+    parser.add_argument("--cpu", type=int, default=1, help="the core both share (--against)")
     args = parser.parse_args()
+    if args.against is not None:
+        _side_by_side(args)
+        return
     lists.reserve = _reserve  # type: ignore[assignment]
     keys = _Keys()
     signer = Signer(keys, BASE, "eddsa-rdfc-2022")  # type: ignore[arg-type]
@@ -104,6 +132,24 @@ async def main() -> None:
         best = min(best, (time.process_time() - start) / args.n)
     print(f"issue(): {best * 1e3:.3f} ms CPU per credential (best of {args.rounds} rounds, "
           f"n={args.n}, batch={args.batch}, {len(defs)} definitions)")
+
+
+def _side_by_side(args: argparse.Namespace) -> None:
+    """This checkout and `args.against`, started together and pinned to one core: whatever
+    else the machine runs slows both alike, and each reports its own CPU time."""
+    me = [a for a in sys.argv[1:] if a not in ("--against", str(args.against), "--cpu",
+                                               str(args.cpu))]
+    runs = {}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name, tree in (("against", args.against.resolve()), ("this", REPO_ROOT)):
+        runs[name] = subprocess.Popen(
+            ["taskset", "-c", str(args.cpu), "uv", "run", "--frozen", "python",
+             str(Path(__file__).resolve()), *me],
+            cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = {name: run.communicate()[0].strip().splitlines()[-1] for name, run in runs.items()}
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name, tree in (("against", args.against), ("this", REPO_ROOT)):
+        print(f"{name:8s} {tree}: {out[name]}")
 
 
 if __name__ == "__main__":

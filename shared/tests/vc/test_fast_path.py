@@ -103,6 +103,11 @@ def credentials(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+def utf8(doc: dict[str, Any]) -> str:
+    """The fast path's UTF-8 bytes (what a proof hashes), as text to compare."""
+    return fastcanon.rdfc_fast_utf8(doc).decode("utf-8")
+
+
 def outcome(canonicalize: Any, doc: dict[str, Any]) -> tuple[str, str]:
     try:
         return "ok", canonicalize(doc)
@@ -116,6 +121,7 @@ def outcome(canonicalize: Any, doc: dict[str, Any]) -> tuple[str, str]:
 def test_fast_canonical_nquads_equal_the_reference_for_random_credentials(doc: dict) -> None:
     expected = outcome(canon.rdfc_reference, doc)
     assert outcome(fastcanon.rdfc_fast, doc) == expected
+    assert outcome(utf8, doc) == expected  # what a proof hashes: the same bytes
     if expected[0] == "ok":
         # and the comparison is not vacuous: every accepted credential of this shape is
         # really walked by the fast path (fast_quads raises Fallback otherwise).
@@ -209,7 +215,30 @@ def test_credentials_sharing_a_definition_canonicalize_as_pyld_does(doc: dict) -
     for _ in range(4):
         other = learner_copy(doc)
         assert outcome(fastcanon.rdfc_fast, other) == outcome(canon.rdfc_reference, other)
+        assert outcome(utf8, other) == outcome(canon.rdfc_reference, other)
     assert outcome(fastcanon.rdfc_fast, doc) == expected
+    assert outcome(utf8, doc) == expected
+
+
+def test_a_node_in_two_fragments_and_the_document_is_signed_once() -> None:
+    # The same image (an IRI node without blank nodes) in the achievement, the issuer and
+    # the credential itself: its quads are in two fragments and among the document's own,
+    # and the canonical form, like the RDF dataset, has each once.
+    doc = examples.example_credential()
+    image = {"id": f"https://issuers.example.ca/img/{next(_serial)}.png", "type": "Image",
+             "caption": "The badge"}
+    doc["credentialSubject"]["achievement"]["id"] = achievement_id("image")
+    doc["credentialSubject"]["achievement"]["image"] = dict(image)
+    doc["issuer"]["image"] = dict(image)
+    doc["image"] = dict(image)
+    for n in range(4):
+        other = learner_copy(doc)
+        expected = canon.rdfc_reference(other)
+        assert expected.count('"The badge"') == 1
+        assert fastcanon.rdfc_fast(other) == expected
+        assert utf8(other) == expected
+        if n >= 2:
+            assert len(reused_ids(learner_copy(doc))) >= 2  # achievement and issuer
 
 
 def remembered(achievement: dict[str, Any]) -> dict[str, Any]:

@@ -127,6 +127,22 @@ def test_tabs_newlines_quotes_and_unicode_are_signed_and_verify(key):
                           created=datetime.fromisoformat(signed["proof"][0]["created"]))
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_text_javascript_canonicalizers_order_differently_is_refused(key, fast):
+    # U+E000 sorts before U+1F600 by code point (RDFC-1.0), after it by UTF-16 code unit
+    # (rdf-canonize's Array.sort): a proof over these lines would not verify there.
+    doc = examples.example_credential()
+    doc["credentialSubject"]["achievement"]["name"] = "Badge \U0001F600"
+    doc["credentialSubject"]["achievement"]["description"] = "x"
+    doc["credentialSubject"]["achievement"]["nameFr"] = "Badge \ue000"
+    doc["credentialSubject"]["name"] = ["Learner \U0001F600", "Learner \ue000"]
+    with pytest.raises(UnsafeValueError, match="sort differently"):
+        sign(doc, key, "https://x/i#k", fast=fast)
+    doc["credentialSubject"]["name"] = ["Learner \U0001F600", "Learner \u00e9"]
+    assert verify_proof_sync(sign(doc, key, "https://x/i#k", fast=fast),
+                             lambda vm: key.public_key()).ok
+
+
 def test_integers_javascript_cannot_hold_exactly_are_refused(key):
     doc = examples.example_credential()
     doc["credentialSubject"]["achievement"]["notionalWorkload"]["hours"] = 2**60

@@ -265,6 +265,8 @@ async def test_lists_a_rolled_back_batch_made_are_made_again_by_the_next(world):
             await on_decisions(conn, [_incoming(world.decided(SAFETY))], ctx=ctx)
             raise RuntimeError("the batch fails after issuing")
     assert await world.scalar("SELECT count(*) FROM status_lists") == 0
+    # The record went to the driver's connection once SQLAlchemy had begun: rolled back too.
+    assert await world.scalar("SELECT count(*) FROM issued_credentials") == 0
     await decide(world, world.decided(SAFETY))
     assert await world.scalar("SELECT count(*) FROM status_lists") == 2
     out = await world.published()
@@ -283,3 +285,32 @@ async def test_a_credentials_event_waits_in_the_outbox_as_written_not_compressed
         t=topics.CREDENTIALS_ISSUED)
     assert size > 2100  # over the size PostgreSQL compresses by default
     assert compression is None and stored >= size
+
+
+async def test_a_batch_that_fails_after_recording_keeps_each_credential_once(world, monkeypatch):
+    """Issue 12: a batch's redelivery check, record and stack queries go to the driver's
+    connection inside the consumer's transaction. A batch whose handler fails after
+    recording is rolled back whole, and the retry one by one (a savepoint each) keeps every
+    other decision's credential exactly once and dead-letters the failing one."""
+    from microcred_issuance.issuing import handlers
+
+    bad = world.decided(DATA, score=80)
+    good = [world.decided(DATA, score=90), world.decided(SAFETY),
+            world.decided(FORESTRY, rubric_level="exemplary")]
+    real = handlers.issue
+
+    async def failing(conn, ctx, issuer, drafts, now, allocated=None):
+        out = await real(conn, ctx, issuer, drafts, now, allocated)
+        if any(d.assessment_id == bad.assessment_id for d in drafts):
+            raise ValueError("failed after recording")
+        return out
+
+    monkeypatch.setattr(handlers, "issue", failing)
+    await decide(world, good[0], bad, *good[1:])
+    rows = await world.rows("SELECT assessment_id FROM issued_credentials")
+    assert sorted(r.assessment_id for r in rows) == sorted(g.assessment_id for g in good)
+    issued = await world.published(topics.CREDENTIALS_ISSUED)
+    assert sorted(p.event.assessment_id for p in issued) == sorted(
+        g.assessment_id for g in good)
+    [letter] = [p for p in await world.published() if p.topic.endswith(".dlq")]
+    assert "failed after recording" in str(letter.headers)

@@ -162,11 +162,11 @@ class Fragment:
     """The walk of one nested IRI-rooted node, remembered (see the module's docstring).
     Its blank nodes are negative ints, unique in the process: never a walk's own."""
 
-    __slots__ = ("ctx", "via", "element", "root", "numbers", "quads", "plain", "linked",
-                 "hashes", "weight")
+    __slots__ = ("ctx", "via", "element", "root", "numbers", "quads", "plain", "plain_utf8",
+                 "linked", "hashes", "weight")
 
     def __init__(self, ctx: Ctx, via: Plan, element: dict[str, Any], root: Term,
-                 quads: set[Quad], hashes: dict[int, str]) -> None:
+                 quads: set[Quad], hashes: dict[int, bytes]) -> None:
         self.ctx, self.via = ctx, via  # pinned: the memo's keys hold their id()
         self.element = element  # a private deep copy
         self.root = root
@@ -176,9 +176,10 @@ class Fragment:
         # Sorted: one presorted run for the document's final sort.
         self.plain = sorted(f"{s} {p} {o} .\n" for s, p, o in quads
                             if not isinstance(s, int) and not isinstance(o, int))
+        self.plain_utf8 = [line.encode("utf-8") for line in self.plain]  # same order
         self.linked = [q for q in quads if isinstance(q[0], int) or isinstance(q[2], int)]
         self.hashes = hashes
-        self.weight = sum(len(line) for line in self.plain) + sum(
+        self.weight = 2 * sum(len(line) for line in self.plain) + sum(
             len(t) if isinstance(t, str) else 8 for q in self.linked for t in q)
 
     def matches(self, element: dict[str, Any]) -> bool:
@@ -302,16 +303,6 @@ def _shared_memo() -> Memo:
     return _memo
 
 
-def _first_degree_hash(node: int, quads: list[Quad]) -> str:
-    # Blank nodes: the node itself `_:a`, any other `_:z`. Inline, not a Python call per
-    # term: the same lines, faster.
-    a, z = "_:a", "_:z"
-    lines = sorted([f"{(a if s == node else z) if isinstance(s, int) else s} {p} "
-                    f"{(a if o == node else z) if isinstance(o, int) else o} .\n"
-                    for s, p, o in quads])
-    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-
-
 def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
     # Terms are str (IRIs, literals) or int (blank nodes, all in `labels`): `get(t, t)`
     # renders both without a Python call per term.
@@ -321,16 +312,28 @@ def _nquads(quads: set[Quad], labels: dict[int, str]) -> str:
     return "".join(lines)
 
 
-def _hashes(quads: set[Quad]) -> dict[int, str]:
-    """First-degree hash of every blank node of `quads` (all the quads mentioning them)."""
-    mentions: dict[int, list[Quad]] = defaultdict(list)
-    for quad in quads:
-        s, _, o = quad
+def _hashes(quads: set[Quad]) -> dict[int, bytes]:
+    """First-degree hash of every blank node of `quads` (all the quads mentioning them):
+    sha256 of the sorted lines that mention it, itself written `_:a`, any other blank node
+    `_:z`. Each line is rendered once, in one pass over the quads (issue 12). The raw
+    digests, not their hex: the hashes are only compared (equal or not, and their order,
+    which is the hex strings' order too)."""
+    lines: defaultdict[int, list[str]] = defaultdict(list)
+    for s, p, o in quads:
         if isinstance(s, int):
-            mentions[s].append(quad)
-        if isinstance(o, int) and o != s:
-            mentions[o].append(quad)
-    return {node: _first_degree_hash(node, qs) for node, qs in mentions.items()}
+            if isinstance(o, int):
+                if o == s:
+                    lines[s].append(f"_:a {p} _:a .\n")
+                else:
+                    lines[s].append(f"_:a {p} _:z .\n")
+                    lines[o].append(f"_:z {p} _:a .\n")
+            else:
+                lines[s].append(f"_:a {p} {o} .\n")
+        elif isinstance(o, int):
+            lines[o].append(f"{s} {p} _:a .\n")
+    sha256 = hashlib.sha256
+    return {node: sha256("".join(sorted(mine)).encode("utf-8")).digest()
+            for node, mine in lines.items()}
 
 
 def canonicalize_quads(quads: set[Quad]) -> str:
@@ -338,16 +341,24 @@ def canonicalize_quads(quads: set[Quad]) -> str:
     return _canonicalize(quads, ())
 
 
-def _canonicalize(quads: set[Quad], fragments: list[Fragment] | tuple[()]) -> str:
-    """`canonicalize_quads` of `quads` plus the fragments' quads (blank nodes of the ones
-    and the others are distinct ints), the fragments' hashes and lines taken as they are."""
+def _labels(quads: set[Quad], fragments: list[Fragment] | tuple[()]) -> dict[int, str] | None:
+    """The canonical label of every blank node of `quads` and the fragments, or None when
+    two first-degree hashes are equal (the N-degree step is needed)."""
     hashes = _hashes(quads)
     for fragment in fragments:
         hashes.update(fragment.hashes)
     if len(set(hashes.values())) != len(hashes):
-        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments)))
+        return None
     order = sorted(hashes, key=hashes.__getitem__)
-    labels = {node: f"_:c14n{i}" for i, node in enumerate(order)}
+    return {node: f"_:c14n{i}" for i, node in enumerate(order)}
+
+
+def _canonicalize(quads: set[Quad], fragments: list[Fragment] | tuple[()]) -> str:
+    """`canonicalize_quads` of `quads` plus the fragments' quads (blank nodes of the ones
+    and the others are distinct ints), the fragments' hashes and lines taken as they are."""
+    labels = _labels(quads, fragments)
+    if labels is None:
+        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments)))
     if not fragments:
         return _nquads(quads, labels)
     terms: dict[Any, str] = labels
@@ -389,6 +400,78 @@ def fast_parts(document: dict[str, Any]) -> tuple[set[Quad], list[Fragment]]:
 def canonicalize_parts(quads: set[Quad], fragments: list[Fragment]) -> str:
     """`canonicalize_quads` of what `fast_parts` returned."""
     return _canonicalize(quads, fragments)
+
+
+def _canonicalize_utf8(quads: set[Quad], fragments: list[Fragment]) -> bytes:
+    """`_canonicalize(...).encode("utf-8")`, built from UTF-8 lines: the fragments' lines
+    are encoded once, when remembered, and the text of a document with one non-ASCII
+    character is not widened and encoded whole (issue 12). The same order: UTF-8 bytes
+    sort as their code points do (lone surrogates never get here: the walk refuses them)."""
+    labels = _labels(quads, fragments)
+    if labels is None:
+        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments))).encode("utf-8")
+    terms: dict[Any, str] = labels
+    get = terms.get
+    lines = [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in quads]
+    if not fragments:
+        lines.sort()
+        return b"".join(lines)
+    merged = _merged(fragments)
+    # A quad can be twice only as a line without blank nodes (a fragment's plain line, or
+    # one of the document's own equal to it): every other line names a blank node of its
+    # own. The fragments' plain lines come deduplicated and sorted, one run for the sort.
+    members = merged.members
+    lines = [line for line in lines if line not in members]
+    for fragment in fragments:
+        lines += [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in fragment.linked]
+    lines += merged.plain
+    lines.sort()
+    return b"".join(lines)
+
+
+class _Merged:
+    """The plain lines of a set of fragments, as UTF-8, deduplicated and sorted."""
+
+    __slots__ = ("fragments", "plain", "members")
+
+    def __init__(self, fragments: tuple[Fragment, ...]) -> None:
+        self.fragments = fragments  # pinned: the cache's keys are their id()
+        self.members: frozenset[bytes] = frozenset().union(
+            *(f.plain_utf8 for f in fragments))
+        self.plain = sorted(self.members)
+
+
+_MERGED: dict[tuple[int, ...], _Merged] = {}
+_MERGED_MAX = 1024  # entries, and as many characters of fragments held as the memo holds
+_merged_weight = 0
+
+
+def _merged(fragments: list[Fragment]) -> _Merged:
+    """The documents of a definition reuse the same fragments (achievement, issuer, ...):
+    their lines are merged once for all of them."""
+    key = tuple(map(id, fragments))
+    merged = _MERGED.get(key)
+    if merged is None or any(a is not b for a, b in zip(merged.fragments, fragments,
+                                                         strict=True)):
+        global _merged_weight
+        merged = _Merged(tuple(fragments))
+        weight = sum(f.weight for f in fragments)
+        if len(_MERGED) >= _MERGED_MAX or _merged_weight + weight > _FRAGMENT_WEIGHT_MAX:
+            _MERGED.clear()  # it pins the fragments it holds: bounded like the memo
+            _merged_weight = 0
+        _MERGED[key] = merged
+        _merged_weight += weight
+    return merged
+
+
+def rdfc_fast_utf8(document: dict[str, Any], *, allow_issuer_dependent: bool = False) -> bytes:
+    """`rdfc_fast(document).encode("utf-8")`, cheaper: what a proof hashes."""
+    try:
+        quads, fragments = fast_parts(document)
+    except Fallback:
+        return canon.rdfc_reference(
+            document, allow_issuer_dependent=allow_issuer_dependent).encode("utf-8")
+    return _canonicalize_utf8(quads, fragments)
 
 
 def rdfc_fast(document: dict[str, Any], *, allow_issuer_dependent: bool = False) -> str:

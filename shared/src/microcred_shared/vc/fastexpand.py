@@ -46,6 +46,7 @@ _ABSOLUTE = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*|_):[^\s]*$")
 _MAX_SAFE_INT = 2**53 - 1
 ID, TYPE, PROPERTY = 0, 1, 2
 _CACHE_LIMIT = 100_000
+_TOPS_MAX = 256
 
 
 class Fallback(Exception):
@@ -180,8 +181,24 @@ class Contexts:
         self._type_keys: dict[tuple[int, tuple[str, ...]], list[str]] = {}
         self._layouts: dict[tuple[int, tuple[str, ...]], list[Plan | None]] = {}
         self._known = known_urls()
+        self._tops: dict[tuple[str, ...], Ctx] = {}
 
     def top(self, spec: Any) -> Ctx:
+        # Every document of a deployment names the same few lists of URLs: their active
+        # context by the list itself (its URLs parsed and looked up once; issue 12).
+        if isinstance(spec, list):
+            try:
+                return self._tops[tuple(spec)]
+            except (KeyError, TypeError):  # TypeError: an inline context (a dict)
+                pass
+        ctx = self._top(spec)
+        if isinstance(spec, list):
+            if len(self._tops) >= _TOPS_MAX:  # documents may name any origin: bounded
+                self._tops.clear()
+            self._tops[tuple(spec)] = ctx
+        return ctx
+
+    def _top(self, spec: Any) -> Ctx:
         urls = (spec,) if isinstance(spec, str) else spec
         if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
             raise Fallback("top-level @context is not a list of vendored URLs")

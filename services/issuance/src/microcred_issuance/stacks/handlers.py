@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+from microcred_issuance.driver import in_transaction
 from microcred_issuance.keys.signing import Signer
 from microcred_issuance.stacks.domain import VERB, Held, completion, reaction
 from microcred_issuance.stacks.models import StackAward
@@ -78,13 +79,18 @@ async def claim(conn: AsyncConnection, stack: Definition, learner_key: str,
 
 # A batch's learners locked in one statement, in code point order (the order Python's
 # sorted() gives, so every batch locks any two learners in the same order: no deadlock).
-_LOCK_LEARNERS = sa.text(
+_LOCK_LEARNERS_SQL = (
     "SELECT count(pg_advisory_xact_lock(hashtext('stack-learner:' || k))) FROM "
-    "(SELECT k FROM unnest(CAST(:keys AS text[])) AS u(k) ORDER BY k COLLATE \"C\") AS s")
-_HELD = sa.text(
+    "(SELECT k FROM unnest(CAST({keys} AS text[])) AS u(k) ORDER BY k COLLATE \"C\") AS s")
+_LOCK_LEARNERS = sa.text(_LOCK_LEARNERS_SQL.format(keys=":keys"))
+_HELD_SQL = (
     "SELECT learner_key, credential_id, definition_id, issued_at FROM issued_credentials "
-    "WHERE learner_key = ANY(CAST(:keys AS text[])) AND status = 'active' "
-    "AND definition_id = ANY(CAST(:definitions AS text[]))")
+    "WHERE learner_key = ANY(CAST({keys} AS text[])) AND status = 'active' "
+    "AND definition_id = ANY(CAST({definitions} AS text[]))")
+_HELD = sa.text(_HELD_SQL.format(keys=":keys", definitions=":definitions"))
+# The same on the driver's connection, inside the consumer's transaction (issue 12).
+_LOCK_LEARNERS_DRIVER = _LOCK_LEARNERS_SQL.format(keys="$1")
+_HELD_DRIVER = _HELD_SQL.format(keys="$1", definitions="$2")
 
 Completion = tuple[Definition, uuid.UUID, list[Held]]
 
@@ -98,12 +104,18 @@ async def completed_many(conn: AsyncConnection, catalog: Catalog,
     keys = sorted(key for key, found in stacks_of.items() if found)
     if not keys:
         return {}
-    await conn.execute(_LOCK_LEARNERS, {"keys": keys})
     wanted = sorted({c for key in keys for s in stacks_of[key].values()
                      for c in s.stack.components})  # type: ignore[union-attr]
     held: dict[str, list[Held]] = {key: [] for key in keys}
-    for row in await conn.execute(_HELD, {"keys": keys, "definitions": wanted}):
-        held[row.learner_key].append(Held(row.credential_id, row.definition_id, row.issued_at))
+    if (driver := await in_transaction(conn)) is not None:
+        await driver.execute(_LOCK_LEARNERS_DRIVER, keys)
+        rows: Any = await driver.fetch(_HELD_DRIVER, keys, wanted)
+    else:
+        await conn.execute(_LOCK_LEARNERS, {"keys": keys})
+        rows = (await conn.execute(_HELD, {"keys": keys, "definitions": wanted})).mappings()
+    for row in rows:
+        held[row["learner_key"]].append(
+            Held(row["credential_id"], row["definition_id"], row["issued_at"]))
     out: dict[str, list[Completion]] = {}
     for key in keys:
         out[key] = await _claim_completed(conn, stacks_of[key], key, held[key])

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+from microcred_issuance.driver import outside_transaction
 from microcred_issuance.keys.domain import issuer_id
 from microcred_issuance.keys.signing import Signer
 from microcred_issuance.status.domain import PURPOSES, STATUS_LIST_SIZE, TTL, VALIDITY, list_url
@@ -30,8 +31,8 @@ SOURCE = "/microcred/issuance"
 # CONFLICT DO NOTHING per purpose and list, each binding a whole empty list (16 KB), for
 # lists that exist after a provider's first credential (issue 12). The rows are upserted in
 # provider order: two batches allocating for the same providers lock them in the same order.
-_ALLOCATE = sa.text(
-    "WITH u AS (SELECT * FROM unnest(CAST(:pids AS text[]), CAST(:counts AS int[])) "
+_ALLOCATE = (
+    "WITH u AS (SELECT * FROM unnest(CAST($1 AS text[]), CAST($2 AS int[])) "
     "AS u(p, n)), "
     "a AS (INSERT INTO status_allocations (provider_id, next_index) "
     "SELECT p, n FROM u ORDER BY p ON CONFLICT (provider_id) DO UPDATE "
@@ -40,7 +41,7 @@ _ALLOCATE = sa.text(
     "SELECT a.provider_id, a.next_index - u.n AS first, s.purpose, s.list_no "
     "FROM a JOIN u ON u.p = a.provider_id LEFT JOIN status_lists s "
     "ON s.provider_id = a.provider_id AND s.list_no BETWEEN "
-    "(a.next_index - u.n) / CAST(:size AS int) AND (a.next_index - 1) / CAST(:size AS int)")
+    "(a.next_index - u.n) / CAST($3 AS int) AND (a.next_index - 1) / CAST($3 AS int)")
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,15 @@ async def allocate(conn: AsyncConnection, counts: dict[str, int]) -> dict[str, A
     ones count as existing: one the caller's own transaction made is not taken for one."""
     pids = sorted(counts)
     async with conn.engine.connect() as own:
-        own = await own.execution_options(isolation_level="AUTOCOMMIT")
-        rows = (await own.execute(_ALLOCATE, {
-            "pids": pids, "counts": [counts[p] for p in pids],
-            "size": STATUS_LIST_SIZE})).all()
-    first = {r.provider_id: int(r.first) for r in rows}
+        # On the driver's connection, in no transaction: the statement commits on its own
+        # (through SQLAlchemy in autocommit: ~300 µs of client CPU, here ~220; issue 12).
+        rows = await (await outside_transaction(own)).fetch(
+            _ALLOCATE, pids, [counts[p] for p in pids], STATUS_LIST_SIZE)
+    first = {r["provider_id"]: int(r["first"]) for r in rows}
     existing: dict[str, set[tuple[str, int]]] = {p: set() for p in first}
     for r in rows:
-        if r.purpose is not None:
-            existing[r.provider_id].add((r.purpose, r.list_no))
+        if r["purpose"] is not None:
+            existing[r["provider_id"]].add((r["purpose"], r["list_no"]))
     return {p: Allocation(first[p], frozenset(existing[p])) for p in pids}
 
 
