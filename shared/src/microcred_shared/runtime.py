@@ -166,7 +166,7 @@ class ServiceRuntime:
             parser=lenient_batch_parser, listener=commits,
         )
         self.subscribers[topic] = subscriber
-        wait_for_records(subscriber, linger_ms=self.settings.consumer_linger_ms)
+        wait_for_records(subscriber)
         commit_on_stop(subscriber, commits)
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
@@ -385,13 +385,9 @@ FETCH_WAIT_MS = 2000
 # Records that arrive end the wait at once, so this is no latency: only how often a
 # subscription with nothing to do wakes up.
 IDLE_WAIT_MS = 1000
-# A subscription whose previous batch came less than this long ago is taking a stream of
-# records: with a linger, a short batch waits for more (see `wait_for_records`).
-FLOWING_S = 0.1
 
 
-def wait_for_records(subscriber: Any, wait_ms: int = IDLE_WAIT_MS, *,
-                     linger_ms: int = 0) -> None:
+def wait_for_records(subscriber: Any, wait_ms: int = IDLE_WAIT_MS) -> None:
     """Let a FastStream batch subscriber wait for records instead of spinning.
 
     FastStream's batch loop calls `getmany(timeout_ms=batch_timeout_ms)` and, when that
@@ -400,30 +396,11 @@ def wait_for_records(subscriber: Any, wait_ms: int = IDLE_WAIT_MS, *,
     do (about a third of a service's idle CPU: issue 12), and the sleep added up to 20 ms
     to the first record after a quiet spell. Here `getmany` waits up to `wait_ms` and
     returns as soon as a fetch brings records (aiokafka wakes the waiter), with no sleep;
-    a stopping consumer wakes it too.
-
-    With `linger_ms` (`MICROCRED_CONSUMER_LINGER_MS`, off by default), a short batch taken
-    while records keep coming (the previous one came less than `FLOWING_S` before) waits
-    that long for the records behind it and takes them too: fewer, larger batches (each
-    costs a transaction, an outbox claim and a produce request whatever its size) for up
-    to `linger_ms` more per hop. A record after a quiet spell does not wait."""
-    last = [float("-inf")]  # when the previous batch with records came
-
+    a stopping consumer wakes it too."""
     async def get_msg(consumer: Any) -> tuple[ConsumerRecord, ...]:
-        limit = subscriber.max_records
-        messages = await consumer.getmany(timeout_ms=wait_ms, max_records=limit)
-        records = list(chain.from_iterable(messages.values()))
-        if not records or linger_ms <= 0:
-            return tuple(records)
-        now = asyncio.get_running_loop().time()
-        flowing, last[0] = now - last[0] < FLOWING_S, now
-        if flowing and len(records) < limit:
-            await asyncio.sleep(linger_ms / 1000)
-            more = await consumer.getmany(timeout_ms=0, max_records=limit - len(records))
-            # A partition's later fetch holds its later offsets: each partition's records
-            # stay in order, and a nack rewinds each to its first record of the batch.
-            records.extend(chain.from_iterable(more.values()))
-        return tuple(records)
+        messages = await consumer.getmany(timeout_ms=wait_ms,
+                                          max_records=subscriber.max_records)
+        return tuple(chain.from_iterable(messages.values()))
 
     subscriber.get_msg = get_msg
 

@@ -116,11 +116,6 @@ class ServiceSettings(KafkaClientSettings):
     # what a crash makes the inbox drop again, against one commit request per batch.
     commit_interval_ms: int = Field(1000, ge=0, validation_alias=AliasChoices(
         "MICROCRED_COMMIT_INTERVAL_MS"))
-    # How long a short batch may wait for the records behind it while records keep coming:
-    # latency per hop under load against fewer, larger batches. 0 (the default) takes what
-    # is there at once. See runtime.wait_for_records.
-    consumer_linger_ms: int = Field(0, ge=0, le=1000, validation_alias=AliasChoices(
-        "MICROCRED_CONSUMER_LINGER_MS"))
     # "text" for people, "json" (one object per line, with trace ids) for a log pipeline.
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=AliasChoices("MICROCRED_LOG_FORMAT"))
