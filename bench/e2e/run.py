@@ -166,9 +166,9 @@ class LeanSmtp:
 
     It stands in for the organisation's mail relay, which runs on other machines: its CPU
     is not the backbone's, yet here it shares the two cores. aiosmtpd (`--smtp-sink
-    aiosmtpd`) spent ~0.55 ms of CPU per mail on this machine against ~0.03 ms for this
-    (`bench/e2e/README.md`, wave 11), i.e. a quarter of a core at 500 mails/s taken from
-    the services being measured. It speaks what a relay must to notify's client: the
+    aiosmtpd`) spent ~0.5 ms more CPU per mail than this on the 2-core machine
+    (`bench/e2e/README.md`, the tenth session), a quarter of a core at 500 mails/s taken
+    from the services being measured. It speaks what a relay must to notify's client: the
     greeting, EHLO (PIPELINING, 8BITMIME, SMTPUTF8) or HELO, MAIL, RCPT, DATA with the
     dot-terminated content, RSET, NOOP and QUIT; anything else gets 502. The tests' mail
     server stays aiosmtpd (testkit)."""
