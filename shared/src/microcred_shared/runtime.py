@@ -73,9 +73,8 @@ class ServiceRuntime:
             apply_types=False,
             # FastStream logged "Received" and "Processed" at INFO for every batch of every
             # subscription, through a handler of its own (colours, never the JSON format):
-            # two log lines per batch, and their formatting and writes were a share of a
-            # service's CPU at a steady load (issue 12). Our logger, so its records take the
-            # service's format; those two lines at DEBUG.
+            # two lines formatted and written per batch, most of a service's log (issue 12).
+            # Our logger, so its records take the service's format; those two at DEBUG.
             logger=logging.getLogger("microcred.broker"), log_level=logging.DEBUG,
             **broker_options,
         )
