@@ -405,6 +405,7 @@ def main() -> int:
     args = ap.parse_args()
     # what run.start_own_stack reads
     args.otlp, args.batch_size, args.cryptosuite = False, None, "rdfc"
+    args.smtp_sink, args.set = "lean", []
     target = None
     try:
         target = run.reuse_stack(args) if args.reuse_stack else \

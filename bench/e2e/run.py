@@ -351,8 +351,7 @@ def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
     stack.start_infra()
     log(f"infra up in {time.monotonic() - t:.1f}s: kafka {stack.bootstrap}")
     target.bootstrap, target.server_url = stack.bootstrap, stack.database_url
-    # http_ingest.py starts its stack with its own options: the defaults where it has none.
-    sink = CountingSmtp if getattr(args, "smtp_sink", "lean") == "aiosmtpd" else LeanSmtp
+    sink = LeanSmtp if args.smtp_sink == "lean" else CountingSmtp
     target.smtp = sink(free_port()).start()
     otlp = None
     if args.otlp:
@@ -364,7 +363,7 @@ def start_own_stack(args: argparse.Namespace, suite: str) -> Target:
     target.env = service_env(target.smtp.port, suite, otlp, args.batch_size)
     # The caller's own MICROCRED_* settings are not inherited (a developer's shell may carry
     # a `make up`'s ports): settings for the services under test are given by --set.
-    target.env.update(dict(kv.split("=", 1) for kv in getattr(args, "set", [])))
+    target.env.update(dict(kv.split("=", 1) for kv in args.set))
     start_services(target)
     return target
 
