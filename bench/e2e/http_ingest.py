@@ -253,6 +253,14 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
     # CPU is printed beside, not in the door's total.
     behind = {} if args.door_only else \
         {name: [target.service_pid(name)] for name in BEHIND if target.service_pid(name)}
+    if args.behind_nice:
+        # The door first: the services behind it yield the cores to it (what a deployment
+        # that gives the ingest door its own CPU, or a higher priority, would see). They
+        # still issue everything, later.
+        for pids in behind.values():
+            for pid in pids:
+                os.setpriority(os.PRIO_PROCESS, pid, args.behind_nice)
+        print(f"issuance, registry and notify at nice {args.behind_nice}")
     out: dict[str, Any] = {}
     # What the stack burns doing nothing (consumers' long polls, the relay's and the
     # catalogue's polls): subtracted below, since a slow mode's window holds more of it.
@@ -427,6 +435,9 @@ def main() -> int:
     ap.add_argument("--door-only", action="store_true",
                     help="own stack only: stop issuance, registry and notify first, so the "
                     "door and assessment's decisions have the cores to themselves")
+    ap.add_argument("--behind-nice", type=int, default=0, metavar="N",
+                    help="own stack only: run issuance, registry and notify at nice N (the "
+                    "door's process and PostgreSQL and Kafka unchanged)")
     ap.add_argument("--reuse-stack", action="store_true")
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--keep-state", action="store_true")
