@@ -94,15 +94,18 @@ class RawClient:
             self.writer.close()
 
 
-async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
+async def post_single(base_url: str | list[str], keys: dict[str, str], events: list[Any], *,
                       clients: int = 16, client: str = "httpx") -> dict[str, Any]:
     """Each result in its own request, from `clients` keep-alive connections (one client
-    each, taking the next result as soon as its last one was answered)."""
+    each, taking the next result as soon as its last one was answered); several base URLs
+    (instances of assessment) share the clients in turn."""
+    urls = [base_url] if isinstance(base_url, str) else base_url
+    turn = iter(range(clients))
     bodies = [(e.provider_id, e.model_dump_json().encode()) for e in events]
     sub, lat = [0.0] * len(events), [0.0] * len(events)
     nxt = iter(range(len(events)))
 
-    async def raw_worker() -> None:
+    async def raw_worker(base_url: str) -> None:
         c = RawClient(base_url)
         try:
             for i in nxt:
@@ -119,8 +122,9 @@ async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
             await c.close()
 
     async def worker() -> None:
+        base_url = urls[next(turn) % len(urls)]
         if client == "raw":
-            await raw_worker()
+            await raw_worker(base_url)
             return
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as c:
@@ -246,7 +250,16 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         for name in BEHIND:
             target.stack.stop_service(name)
         print(f"--door-only: {', '.join(BEHIND)} stopped")
-    groups = {"assessment": [target.service_pid("assessment")],
+    urls = [url]
+    for number in range(2, args.assessment_instances + 1):
+        # Another process of assessment beside the first (its own HTTP port; the consumer
+        # group, the database and the outbox's shards shared): the clients take turns.
+        proc = target.stack.start_instance("assessment", number, target.env)
+        urls.append(target.stack.instance_url("assessment", number))
+        print(f"assessment instance {number} (pid {proc.pid}) at {urls[-1]}")
+    groups = {"assessment": [target.service_pid("assessment")] +
+              [target.stack.instance("assessment", n).pid
+               for n in range(2, args.assessment_instances + 1)],
               "postgres (all backends)": [target.postgres_pid()],
               "kafka": [target.kafka_pid()], "bench driver": [os.getpid()]}
     # The services behind the door (issuing what assessment decided) share the cores: their
@@ -295,7 +308,7 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
             res = {"requests": -(-args.n // args.chunk), "seconds": seconds, "submit": sub,
                    "request_latency": [a - s for s, a in zip(sub, ack, strict=True)]}
         elif mode in ("http", "http-raw"):
-            res = await post_single(url, keys, events, clients=args.clients,
+            res = await post_single(urls, keys, events, clients=args.clients,
                                     client="raw" if mode == "http-raw" else "httpx")
         else:
             res = await post_batches(url, keys, events, batch=args.batch,
@@ -438,6 +451,9 @@ def main() -> int:
     ap.add_argument("--behind-nice", type=int, default=0, metavar="N",
                     help="own stack only: run issuance, registry and notify at nice N (the "
                     "door's process and PostgreSQL and Kafka unchanged)")
+    ap.add_argument("--assessment-instances", type=int, default=1, metavar="N",
+                    help="own stack only: N processes of assessment, the one-per-request "
+                    "clients spread over them")
     ap.add_argument("--reuse-stack", action="store_true")
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--keep-state", action="store_true")
