@@ -33,6 +33,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 PATH = "/v1/assessment-results"
 BATCH_PATH = "/v1/assessment-results:batch"
+BEHIND = ("issuance", "registry", "notify")
 
 
 def operator_token(target: Any) -> str:
@@ -93,15 +94,18 @@ class RawClient:
             self.writer.close()
 
 
-async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
+async def post_single(base_url: str | list[str], keys: dict[str, str], events: list[Any], *,
                       clients: int = 16, client: str = "httpx") -> dict[str, Any]:
     """Each result in its own request, from `clients` keep-alive connections (one client
-    each, taking the next result as soon as its last one was answered)."""
+    each, taking the next result as soon as its last one was answered); several base URLs
+    (instances of assessment) share the clients in turn."""
+    urls = [base_url] if isinstance(base_url, str) else base_url
+    turn = iter(range(clients))
     bodies = [(e.provider_id, e.model_dump_json().encode()) for e in events]
     sub, lat = [0.0] * len(events), [0.0] * len(events)
     nxt = iter(range(len(events)))
 
-    async def raw_worker() -> None:
+    async def raw_worker(base_url: str) -> None:
         c = RawClient(base_url)
         try:
             for i in nxt:
@@ -118,8 +122,9 @@ async def post_single(base_url: str, keys: dict[str, str], events: list[Any], *,
             await c.close()
 
     async def worker() -> None:
+        base_url = urls[next(turn) % len(urls)]
         if client == "raw":
-            await raw_worker()
+            await raw_worker(base_url)
             return
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as c:
@@ -239,9 +244,36 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
     await post_single(url, keys, warm.events[:100], clients=args.clients)
     if "http-batch" in modes:
         await post_batches(url, keys, warm.events[100:], batch=args.batch)
-    groups = {"assessment": [target.service_pid("assessment")],
+    if args.door_only:
+        # The services behind assessment stop: what the door alone can take, with the
+        # decisions left on Kafka for them (a burst the backbone catches up with later).
+        for name in BEHIND:
+            target.stack.stop_service(name)
+        print(f"--door-only: {', '.join(BEHIND)} stopped")
+    urls = [url]
+    for number in range(2, args.assessment_instances + 1):
+        # Another process of assessment beside the first (its own HTTP port; the consumer
+        # group, the database and the outbox's shards shared): the clients take turns.
+        proc = target.stack.start_instance("assessment", number, target.env)
+        urls.append(target.stack.instance_url("assessment", number))
+        print(f"assessment instance {number} (pid {proc.pid}) at {urls[-1]}")
+    groups = {"assessment": [target.service_pid("assessment")] +
+              [target.stack.instance("assessment", n).pid
+               for n in range(2, args.assessment_instances + 1)],
               "postgres (all backends)": [target.postgres_pid()],
               "kafka": [target.kafka_pid()], "bench driver": [os.getpid()]}
+    # The services behind the door (issuing what assessment decided) share the cores: their
+    # CPU is printed beside, not in the door's total.
+    behind = {} if args.door_only else \
+        {name: [target.service_pid(name)] for name in BEHIND if target.service_pid(name)}
+    if args.behind_nice:
+        # The door first: the services behind it yield the cores to it (what a deployment
+        # that gives the ingest door its own CPU, or a higher priority, would see). They
+        # still issue everything, later.
+        for pids in behind.values():
+            for pid in pids:
+                os.setpriority(os.PRIO_PROCESS, pid, args.behind_nice)
+        print(f"issuance, registry and notify at nice {args.behind_nice}")
     out: dict[str, Any] = {}
     # What the stack burns doing nothing (consumers' long polls, the relay's and the
     # catalogue's polls): subtracted below, since a slow mode's window holds more of it.
@@ -259,6 +291,8 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.settle)  # let the pipeline catch up with the last mode
         meter = run.CpuMeter({k: [p for p in v if p] for k, v in groups.items()},
                              {"postgres (all backends)"})
+        behind_meter = run.CpuMeter(behind, set())
+        behind_meter.begin()
         import psutil
 
         sys_start = psutil.cpu_times()
@@ -274,7 +308,7 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
             res = {"requests": -(-args.n // args.chunk), "seconds": seconds, "submit": sub,
                    "request_latency": [a - s for s, a in zip(sub, ack, strict=True)]}
         elif mode in ("http", "http-raw"):
-            res = await post_single(url, keys, events, clients=args.clients,
+            res = await post_single(urls, keys, events, clients=args.clients,
                                     client="raw" if mode == "http-raw" else "httpx")
         else:
             res = await post_batches(url, keys, events, batch=args.batch,
@@ -284,6 +318,7 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         t_sent = time.time()
         decided_at = await _wait_decided(target, [e.result_id for e in events], args.timeout)
         usage = meter.end()
+        behind_cpu = behind_meter.end()["cpu"] if behind else {}
         usage["busy"] = run.machine_busy_fraction(sys_start, psutil.cpu_times())
         if args.pg_statements:
             await _statements(target, args.n)
@@ -307,8 +342,18 @@ async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
         total = sum(above.values())
         print("    above idle: " + ", ".join(f"{k} {v:.3f} ms" for k, v in above.items()) +
               f"; total {total:.2f} ms per result = {2000 / total:.0f} results/s on 2 cores")
+        split = usage.get("by_database", {}).get("postgres (all backends)", {})
+        if split:
+            print("    PostgreSQL by database: " + ", ".join(
+                f"{k} {1000 * v / args.n:.3f} ms" for k, v in sorted(split.items())))
+        if behind_cpu:
+            print("    behind the door (not in the total): " + ", ".join(
+                f"{k} {1000 * v / args.n:.3f} ms" for k, v in behind_cpu.items()) +
+                " per result in the same window")
         out[mode] = {**rates, "cpu_ms_per_result": {k: 1000 * v / args.n
                                                      for k, v in cpu.items()},
+                     "behind_cpu_ms_per_result": {k: 1000 * v / args.n
+                                                  for k, v in behind_cpu.items()},
                      "cpu_ms_per_result_above_idle": above, "wall": usage["wall"],
                      "machine_busy": usage["busy"]}
     print_side_by_side(out, args)
@@ -321,7 +366,7 @@ def print_side_by_side(out: dict[str, Any], args: argparse.Namespace) -> None:
           f"(batches of {args.batch}; Kafka in chunks of {args.chunk}) ===")
     print(f"  {'mode':<11} {'requests/s':>10} {'results/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
           f" {'CPU/result above idle, ms: total':>33} {'w/o driver':>10} {'assessment':>10}"
-          f" {'postgres':>8} {'busy':>5}")
+          f" {'postgres':>8} {'behind':>7} {'busy':>5}")
     for mode, r in out.items():
         above = r["cpu_ms_per_result_above_idle"]
         total = sum(above.values())
@@ -330,9 +375,12 @@ def print_side_by_side(out: dict[str, Any], args: argparse.Namespace) -> None:
               f"{total - above.get('bench driver', 0.0):10.3f} "
               f"{above.get('assessment', float('nan')):10.3f} "
               f"{above.get('postgres (all backends)', float('nan')):8.3f} "
+              f"{sum(r['behind_cpu_ms_per_result'].values()):7.3f} "
               f"{100 * r['machine_busy']:4.0f}%")
     print("  (the machine's busy share includes work that was not ours; requests/s is for "
-          "the machine as it was, CPU per result holds up better on a shared one)")
+          "the machine as it was, CPU per result holds up better on a shared one; `behind`: "
+          "issuance, registry and notify issuing the decided results in the same window, "
+          "not in the total: their PostgreSQL and Kafka work is)")
 
 
 async def _statements(target: Any, n: int | None) -> None:
@@ -347,15 +395,15 @@ async def _statements(target: Any, n: int | None) -> None:
             await conn.execute("SELECT pg_stat_statements_reset()")
             return
         rows = await conn.fetch(
-            "SELECT s.calls, s.rows, s.query FROM pg_stat_statements s "
+            "SELECT s.calls, s.rows, s.mean_exec_time, s.query FROM pg_stat_statements s "
             "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
             "ORDER BY s.calls DESC")
     finally:
         await conn.close()
     print(f"    assessment's statements per result: {sum(r['calls'] for r in rows) / n:.3f}")
     for r in rows[:12]:
-        print(f"      {r['calls'] / n:7.3f} ({r['rows'] / max(r['calls'], 1):6.1f} rows) "
-              f"{' '.join(r['query'].split())[:100]}")
+        print(f"      {r['calls'] / n:7.3f} ({r['rows'] / max(r['calls'], 1):6.1f} rows, "
+              f"{r['mean_exec_time']:6.2f} ms) {' '.join(r['query'].split())[:90]}")
 
 
 async def _wait_decided(target: Any, result_ids: list[str], limit: float) -> float:
@@ -397,6 +445,15 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=5.0, help="idle probe before the modes (s)")
     ap.add_argument("--pg-statements", action="store_true",
                     help="own stack only: count assessment's statements per result by mode")
+    ap.add_argument("--door-only", action="store_true",
+                    help="own stack only: stop issuance, registry and notify first, so the "
+                    "door and assessment's decisions have the cores to themselves")
+    ap.add_argument("--behind-nice", type=int, default=0, metavar="N",
+                    help="own stack only: run issuance, registry and notify at nice N (the "
+                    "door's process and PostgreSQL and Kafka unchanged)")
+    ap.add_argument("--assessment-instances", type=int, default=1, metavar="N",
+                    help="own stack only: N processes of assessment, the one-per-request "
+                    "clients spread over them")
     ap.add_argument("--reuse-stack", action="store_true")
     ap.add_argument("--state-dir", default=None)
     ap.add_argument("--keep-state", action="store_true")
