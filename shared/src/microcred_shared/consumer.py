@@ -365,9 +365,11 @@ def _sound(conn: AsyncConnection) -> bool:
 
 
 async def _give_back(conn: AsyncConnection) -> None:
-    """Return a connection to the pool; one that cannot go back cleanly is dropped."""
+    """Return a connection to the pool; one that cannot go back cleanly is dropped.
+    Shielded, as SQLAlchemy's own `async with engine.connect()` closes: a cancelled batch
+    (a service stopping) still returns its connection."""
     try:
-        await conn.close()
+        await asyncio.shield(conn.close())
     except Exception:
         try:
             await conn.invalidate()
