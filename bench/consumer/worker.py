@@ -19,6 +19,7 @@ import psutil
 from aiokafka.structs import ConsumerRecord
 
 import microcred_shared
+from microcred_shared import consumer as consumer_module
 from microcred_shared.consumer import BatchConsumer
 from microcred_shared.contract.cloudevents import Envelope
 from microcred_shared.contract.events import AssessmentResultSubmitted
@@ -99,9 +100,13 @@ async def main() -> None:
     await migrate(engine, [create_tables(SHARED_TABLES), add_inbox_digest, add_outbox_shard])
     producer = Producer()
     relay = OutboxRelay(engine, producer, name=DATABASE)  # type: ignore[arg-type]
+    # As a service's subscription runs it: keeping its connection between batches where the
+    # tree's consumer can (`hold`, since wave 12).
+    held = {"hold": consumer_module.HOLD} if hasattr(consumer_module, "HOLD") else {}
     consumer = BatchConsumer(service="bench", engine=engine, handler=echo,
                              expected=AssessmentResultSubmitted,
-                             on_committed=lambda wrote: relay.wake() if wrote else None)
+                             on_committed=lambda wrote: relay.wake() if wrote else None,
+                             **held)
     task = asyncio.create_task(relay.run())
     warm = [[record() for _ in range(CHUNK)] for _ in range(40)]
     batches = [[record() for _ in range(CHUNK)] for _ in range(N // CHUNK)]
@@ -122,6 +127,8 @@ async def main() -> None:
     c1, s1, w1 = me.cpu_times(), cpu(servers), time.monotonic()
     relay.stop()
     await task
+    if held:
+        await consumer.close()
     await engine.dispose()
     client = c1.user + c1.system - c0.user - c0.system
     print(json.dumps({"tree": os.path.dirname(microcred_shared.__file__), "wall": w1 - w0,

@@ -119,9 +119,11 @@ class BatchConsumer:
     def __init__(self, *, service: str, engine: AsyncEngine, handler: BatchHandler,
                  expected: type[Event] | None,
                  on_committed: Callable[[bool], None] | None = None,
-                 on_conflict: ConflictHook | None = None) -> None:
+                 on_conflict: ConflictHook | None = None, hold: float = 0.0) -> None:
         """`on_committed(wrote)` runs after each batch's commit; `wrote`: whether the
-        transaction wrote outbox rows (the handler's, its `outgoing`, dead letters)."""
+        transaction wrote outbox rows (the handler's, its `outgoing`, dead letters).
+        `hold`: seconds a connection is kept after a batch for the next one (a service's
+        subscriptions: HOLD; `close()` gives it back); 0 gives it back at once."""
         self.service = service
         self._on_conflict = on_conflict
         self._engine = engine
@@ -130,6 +132,22 @@ class BatchConsumer:
         self._on_committed = on_committed
         self.applied = 0
         self.dead_lettered = 0
+        self._hold = hold
+        # The connection kept between batches (see HOLD), when the subscription is busy.
+        self._held: AsyncConnection | None = None
+        self._held_since = 0.0
+        self._release: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Give the kept connection back (the service stops; no batch is in flight)."""
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+        held, self._held = self._held, None
+        if held is not None:
+            await _give_back(held)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def apply(self, records: Sequence[ConsumerRecord]) -> None:
         """Make a batch durable. Retries transient database failures; raises if it can't."""
@@ -199,25 +217,70 @@ class BatchConsumer:
         # BEGIN, the inbox, the outbox rows and COMMIT on the driver's connection, the
         # handler's statements through SQLAlchemy, all in one transaction: SQLAlchemy's
         # work per statement was most of a small batch's cost in the consumer (issue 12).
-        async with self._engine.connect() as conn, driver_transaction(conn) as driver:
-            outbox.taken(conn)  # count this transaction's rows only
-            fresh, conflicts = await self._dedupe(driver, items)
-            if conflicts and self._on_conflict is not None:
-                await self._on_conflict(conn, conflicts)
-            letters.extend(dead_letter(item.record, reason, self.service)
-                           for item, reason in conflicts)
-            refused = await (self._run_whole(conn, fresh) if whole
-                             else self._run_one_by_one(conn, fresh))
-            for index, item in enumerate(fresh):
-                if index in refused:
-                    if item.span is not None:
-                        item.span.set_attribute("microcred.rejected", refused[index])
-                    letters.append(dead_letter(item.record, refused[index], self.service))
-                else:
-                    letters.extend(item.outgoing)
-            await outbox.write_on(driver, conn, letters)
-            wrote = outbox.taken(conn) > 0
+        conn = await self._connection()
+        try:
+            async with driver_transaction(conn) as driver:
+                outbox.taken(conn)  # count this transaction's rows only
+                fresh, conflicts = await self._dedupe(driver, items)
+                if conflicts and self._on_conflict is not None:
+                    await self._on_conflict(conn, conflicts)
+                letters.extend(dead_letter(item.record, reason, self.service)
+                               for item, reason in conflicts)
+                refused = await (self._run_whole(conn, fresh) if whole
+                                 else self._run_one_by_one(conn, fresh))
+                for index, item in enumerate(fresh):
+                    if index in refused:
+                        if item.span is not None:
+                            item.span.set_attribute("microcred.rejected", refused[index])
+                        letters.append(dead_letter(item.record, refused[index], self.service))
+                    else:
+                        letters.extend(item.outgoing)
+                await outbox.write_on(driver, conn, letters)
+                wrote = outbox.taken(conn) > 0
+        except BaseException:
+            await _give_back(conn)  # a failed transaction's connection is not kept
+            raise
+        if self._hold > 0:
+            self._keep(conn)
+        else:
+            await _give_back(conn)
         return len(fresh) - len(refused), len(refused) + len(conflicts), wrote
+
+    async def _connection(self) -> AsyncConnection:
+        """The kept connection if it is sound, else one from the pool. A batch applied while
+        another is (never in a service: one loop per subscription) gets its own."""
+        held, self._held = self._held, None
+        if held is not None:
+            if _sound(held):
+                return held
+            await _give_back(held)
+        return await self._engine.connect()
+
+    def _keep(self, conn: AsyncConnection) -> None:
+        if self._held is not None:  # two at once: one is enough
+            self._closing_task(conn)
+            return
+        loop = asyncio.get_running_loop()
+        self._held, self._held_since = conn, loop.time()
+        if self._release is None:
+            self._release = loop.call_later(self._hold, self._release_if_idle)
+
+    def _release_if_idle(self) -> None:
+        self._release = None
+        if self._held is None:
+            return  # in use: its batch keeps it and starts the timer again
+        idle = asyncio.get_running_loop().time() - self._held_since
+        if idle < self._hold:
+            self._release = asyncio.get_running_loop().call_later(self._hold - idle,
+                                                                  self._release_if_idle)
+            return
+        held, self._held = self._held, None
+        self._closing_task(held)
+
+    def _closing_task(self, conn: AsyncConnection) -> None:
+        task = asyncio.ensure_future(_give_back(conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _dedupe(self, driver: Any, items: list[Incoming],
                       ) -> tuple[list[Incoming], list[tuple[Incoming, str]]]:
@@ -278,6 +341,40 @@ class BatchConsumer:
                 item.outgoing.clear()
                 refused[index] = f"{type(exc).__name__}: {exc}"
         return refused
+
+
+# How long a service's subscription keeps its connection after a batch (seconds). Batches
+# that follow each other within it share one connection, instead of a checkout from the pool
+# and a checkin (with the pool's events and reset) per batch - about a hundred Python calls
+# and two greenlet switches, which a batch of two records pays in full (issue 12). Shorter
+# than db.IDLE_CHECK: a connection in use this recently is not checked at checkout either.
+# One the driver knows closed is replaced (`_sound`); one that fails a batch is dropped.
+HOLD = 1.0
+
+
+def _sound(conn: AsyncConnection) -> bool:
+    """Whether a kept connection may serve the next batch: not invalidated, not closed,
+    and its driver connection not closed by the server (the pool's checkout check)."""
+    try:
+        if conn.closed or conn.invalidated:
+            return False
+        sync: Any = conn.sync_connection  # set while the connection is open
+        return not sync.connection.driver_connection.is_closed()
+    except Exception:
+        return False
+
+
+async def _give_back(conn: AsyncConnection) -> None:
+    """Return a connection to the pool; one that cannot go back cleanly is dropped.
+    Shielded, as SQLAlchemy's own `async with engine.connect()` closes: a cancelled batch
+    (a service stopping) still returns its connection."""
+    try:
+        await asyncio.shield(conn.close())
+    except Exception:
+        try:
+            await conn.invalidate()
+        except Exception:
+            pass
 
 
 class _HandlerFailed(Exception):

@@ -15,7 +15,7 @@ from itertools import chain
 from typing import Any, Self
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from microcred_shared import logs, metrics, problems
 from microcred_shared.consumer import (
+    HOLD,
     BatchConsumer,
     BatchHandler,
     ConflictHook,
@@ -145,7 +146,7 @@ class ServiceRuntime:
         consumer = BatchConsumer(service=self.settings.service, engine=self.engine,
                                  handler=handler, expected=expected,
                                  on_committed=partial(self._committed, topic),
-                                 on_conflict=on_conflict)
+                                 on_conflict=on_conflict, hold=HOLD)
         self.consumers[topic] = consumer
 
         where: dict[str, Any] = {"pattern": pattern} if pattern else {}
@@ -170,24 +171,29 @@ class ServiceRuntime:
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
-        @subscriber
-        async def on_batch(msg: KafkaMessage) -> None:
-            records = records_of(msg.raw_message)
+        async def durable(records: tuple[ConsumerRecord, ...]) -> bool:
+            """Apply a batch; whether it is durable (else it is to be read again)."""
             try:
                 await consumer.apply(records)
             except DatabaseUnavailable as exc:
                 outages.down("database", exc)  # said once per outage, not per batch
-                await msg.nack()
-                await asyncio.sleep(2.0)
-                return
+                return False
             except Exception:
                 log.exception("batch on %s not applied; rewinding for redelivery", topic)
-                await msg.nack()
-                await asyncio.sleep(2.0)
-                return
+                return False
             # Durable: these records' offsets go with the subscription's next commit, sent
             # apart from the loop (not FastStream's ack, which would commit the position).
             commits.done(records)
+            return True
+
+        @subscriber
+        async def on_batch(msg: KafkaMessage) -> None:
+            if not await durable(records_of(msg.raw_message)):
+                await msg.nack()
+                await asyncio.sleep(2.0)
+
+        if not recording():  # no telemetry middleware to run: straight to the consumer
+            consume_directly(subscriber, durable)
 
     def app(self, title: str, routes: Callable[[FastAPI, Self], None] | None = None,
             *, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -316,6 +322,8 @@ class ServiceRuntime:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self.consumers.values():
+            await consumer.close()  # the connections kept between batches
         if self.relay:
             self.relay.stop()
             await self._relay_task
@@ -337,6 +345,45 @@ def consumer_option(subscriber: Any, name: str, value: Any) -> None:
         raise RuntimeError("FastStream's subscriber no longer keeps _connection_args: "
                            f"{name} cannot be set per subscription")
     args[name] = value
+
+
+def consume_directly(subscriber: Any,
+                     durable: Callable[[tuple[ConsumerRecord, ...]], Awaitable[bool]]) -> None:
+    """Hand each batch the subscription's loop fetched straight to `durable`, past
+    FastStream's per-message machinery (FastStream 0.7.8: an exit stack, context scopes,
+    its logging middleware, the parser, the decoder, the handler's call wrappers and a
+    response object per batch - about 300 Python calls, which a batch of two records pays
+    in full: issue 12). Kept: the `running` check and the subscriber's lock, which
+    `subscriber.stop()` waits on, so a stopping service still lets the batch in flight
+    commit. The records reach the consumer exactly as they came (no parser to trip on a
+    header: the consumer dead-letters what it cannot read). A batch that is not durable
+    is read again: each of its partitions rewound to its earliest record, as FastStream's
+    `nack` does, then a pause. Where spans are recorded, FastStream's path stays: its
+    telemetry middleware makes the batch's span."""
+    async def consume_one(records: tuple[ConsumerRecord, ...]) -> None:
+        if not subscriber.running:
+            return
+        with subscriber.lock:
+            try:
+                if await durable(records):
+                    return
+                rewind(subscriber.consumer, records)
+            except Exception:  # the subscription's loop must go on whatever happens here
+                log.exception("a batch on %s could not be rewound", records[0].topic)
+            await asyncio.sleep(2.0)
+
+    subscriber.consume_one = consume_one
+
+
+def rewind(consumer: Any, records: Sequence[ConsumerRecord]) -> None:
+    """Seek each partition of `records` back to its earliest one: read again next."""
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        if record.offset < earliest.get(tp, record.offset + 1):
+            earliest[tp] = record.offset
+    for tp, offset in earliest.items():
+        consumer.seek(tp, offset)
 
 
 def commit_on_stop(subscriber: Any, commits: CoalescedCommits) -> None:
