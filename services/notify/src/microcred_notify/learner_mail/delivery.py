@@ -1,22 +1,24 @@
 """Mail delivery: a database state machine per notification (pending → delivered, or
 pending → retries → failed and dead-lettered), run in rounds by a background worker.
 
-A round first claims its due rows in a short transaction of its own: it leases them by
-pushing `next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never
-claim the same row) and commits before anything is sent. Then at most `connections`
-senders (the SMTP pool's size) send the rows one by one, and each outcome is committed,
-with its outbox records, before that sender sends its next mail; the outcomes that arrive
-together share one transaction (a group commit). So when the database fails, only the mails
-in flight at that moment (at most one per sender) can have gone out unrecorded: the failed
-commit stops the round, and those rows and the round's unsent ones are retried once the
-lease has passed. A sender starts no mail after half the lease, so a round that runs long
-never sends a row another instance may already have claimed again.
+A round claims due rows in short transactions of its own: a claim leases them by pushing
+`next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never claim
+the same row) and commits before anything is sent. It claims when it starts and again
+while it runs: after each commit that owes mail, when its queue runs low after a claim
+that took all it asked for, and every half second; so a row committed mid-round starts as
+soon as a sender is free. At most `connections` senders (the SMTP pool's size) send the
+queued rows one by one, and each outcome is committed, with its outbox records, before
+that sender sends its next mail; the outcomes that arrive together share one transaction
+(a group commit). So when the database fails, only the mails in flight at that moment (at
+most one per sender) can have gone out unrecorded: the failed commit stops the round, and
+those rows and the round's unsent ones are retried once their lease has passed. No mail is
+started after half its claim's lease, so a round that runs long never sends a row another
+instance may already have claimed again (such rows are handed back when the round ends).
 
-A round keeps one database connection from its claim to its last record (checking one out
-of the pool per group cost a ping, the largest single item of notify's profile), and wakes
-the outbox relay once, when it ends: the `notification.*` events of a round go out in one
-drain instead of one per group (the relay's own poll picks them up within half a second
-during a long round)."""
+A round keeps one database connection from its first claim to its last record (checking
+one out of the pool per group cost a ping, the largest single item of notify's profile),
+and wakes the outbox relay at most every `ANNOUNCE` while it runs and once when it ends,
+not once per group."""
 
 from __future__ import annotations
 
@@ -327,6 +329,7 @@ class _Round:
         loop = asyncio.get_running_loop()
         wake = self._owner._wake
         woken: asyncio.Task[bool] | None = None
+        stirred: asyncio.Task[bool] | None = None
         announced = loop.time()
         try:
             while True:
@@ -341,11 +344,11 @@ class _Round:
                     return
                 if woken is None or woken.done():
                     woken = asyncio.ensure_future(wake.wait())
-                stirred = asyncio.ensure_future(self._stir.wait())
+                if stirred is None or stirred.done():
+                    self._stir.clear()
+                    stirred = asyncio.ensure_future(self._stir.wait())
                 await asyncio.wait((woken, stirred), timeout=POLL,
                                    return_when=asyncio.FIRST_COMPLETED)
-                stirred.cancel()
-                self._stir.clear()
                 if not self._going_on():
                     continue
                 polled = loop.time() >= self._claimed_at + POLL  # retries coming due
@@ -358,8 +361,9 @@ class _Round:
                         log.warning("mail delivery: a claim failed, the round stops: %s", exc)
                         self.broken = self.broken or exc
         finally:
-            if woken is not None and not woken.done():
-                woken.cancel()
+            for waiting in (woken, stirred):
+                if waiting is not None and not waiting.done():
+                    waiting.cancel()
             if self._senders:
                 await asyncio.gather(*self._senders, return_exceptions=True)
 
@@ -373,7 +377,8 @@ class _Round:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._senders.discard(task)
-        self._stir.set()
+        if not self._senders:  # the round may be over (senders start only after claims)
+            self._stir.set()
 
     def _take(self) -> _Taken | None:
         now = asyncio.get_running_loop().time()
