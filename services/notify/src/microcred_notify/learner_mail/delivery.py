@@ -261,16 +261,18 @@ class Deliverer(RoundWorker):
 class _Round:
     """One round: a feeder that claims, senders that send, and their group commit.
 
-    The round's queue is refilled while it runs: by a claim after each commit that owes
-    mail (the worker's wake-up), when the queue runs low after a claim that took all it
-    asked for, and every half second. Each claimed row keeps its own deadline, half its
-    claim's lease (read before the claim): a row whose deadline has passed is not sent but
-    handed back when the round ends, so another instance never sends a row this one still
-    holds. Senders (at most `connections`, never more than there are rows) send one mail
-    at a time, each recorded before the next one's content goes out; a sender with nothing
-    left to take ends, and the feeder starts new ones when rows come. Rows committed while
-    the round runs so start as soon as a sender is free, instead of waiting for the
-    round's slowest mail and the next claim (issue 12, latency below capacity).
+    The round's queue is refilled while it runs: after a commit that owes mail (the
+    worker's wake-up), after a claim that took all it asked for, and every half second, a
+    claim runs as soon as the queue holds fewer rows than there are senders (rows in the
+    queue are held from other instances, and their deadlines run). Each claimed row keeps
+    its own deadline, half its claim's lease (read before the claim): a row whose deadline
+    has passed is not sent but handed back when the round ends, so another instance never
+    sends a row this one still holds. Senders (at most `connections`, never more than there
+    are rows) send one mail at a time, each recorded before the next one's content goes
+    out; a sender with nothing left to take ends, and the feeder starts new ones after a
+    claim. Rows committed while the round runs so start as soon as a sender is free,
+    instead of waiting for the round's slowest mail and the next claim (issue 12, latency
+    below capacity).
 
     A sender waits for its outcome to be committed before it sends its next mail;
     whichever sender finds no commit running commits every outcome waiting, once the mails
@@ -284,7 +286,9 @@ class _Round:
         self.todo: deque[tuple[sa.Row, float]] = deque()  # (row, last moment to start it)
         self._late: list[sa.Row] = []  # past their deadline: handed back at the end
         self.claimed = 0
-        self._full = False  # the last claim took all it asked for: more may be due
+        # More rows may be due: the last claim took all it asked for, a commit owed mail
+        # while the queue was long, or the poll's time came.
+        self._more = False
         self._claimed_at = 0.0
         self._waiting: list[tuple[_Outcome, asyncio.Future[None]]] = []
         self._committing = asyncio.Lock()  # the round's connection: one statement at a time
@@ -322,7 +326,7 @@ class _Round:
             due = await self._owner._claim(self._conn, self._limit)
         self.todo.extend((n, deadline) for n in due)
         self.claimed += len(due)
-        self._full = len(due) >= self._limit
+        self._more = len(due) >= self._limit  # took all it asked for: more may be due
         return len(due)
 
     async def run(self) -> None:
@@ -340,7 +344,7 @@ class _Round:
                     self.announce()
                     announced = loop.time()
                 if not self._senders and (not self._going_on()
-                                          or (not self.todo and not self._full)):
+                                          or (not self.todo and not self._more)):
                     return
                 if woken is None or woken.done():
                     woken = asyncio.ensure_future(wake.wait())
@@ -351,10 +355,14 @@ class _Round:
                                    return_when=asyncio.FIRST_COMPLETED)
                 if not self._going_on():
                     continue
-                polled = loop.time() >= self._claimed_at + POLL  # retries coming due
-                low = self._full and len(self.todo) < self._owner._senders
-                if wake.is_set() or polled or low:
+                if wake.is_set():
                     wake.clear()
+                    self._more = True  # a commit owed mail
+                if loop.time() >= self._claimed_at + POLL:
+                    self._more = True  # retries come due on their own
+                # Claim only what the senders will soon take: rows in this queue are held
+                # from other instances and their deadlines run.
+                if self._more and len(self.todo) < self._owner._senders:
                     try:
                         await self.claim()
                     except Exception as exc:
@@ -387,7 +395,7 @@ class _Round:
             if now >= deadline:
                 self._late.append(n)  # half its lease is gone: handed back, not sent
                 continue
-            if self._full and len(self.todo) < self._owner._senders:
+            if self._more and len(self.todo) < self._owner._senders:
                 self._stir.set()  # running low: the feeder claims more
             return n, deadline, self._owner._message(n)
         return None
