@@ -365,8 +365,8 @@ async def test_two_instances_never_send_the_same_mail(db: Any, monkeypatch: Any)
     claims: list[int] = []
     claim = Deliverer._claim
 
-    async def counted(self: Deliverer, conn: Any, limit: int) -> list[Any]:
-        rows = await claim(self, conn, limit)
+    async def counted(self: Deliverer, conn: Any, limit: int, driver: Any) -> list[Any]:
+        rows = await claim(self, conn, limit, driver)
         claims.append(len(rows))
         return rows
 
