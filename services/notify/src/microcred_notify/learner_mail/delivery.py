@@ -381,6 +381,10 @@ class _Round:
                     except Exception as exc:
                         log.warning("mail delivery: a claim failed, the round stops: %s", exc)
                         self.broken = self.broken or exc
+        except BaseException:  # cancelled: so are the senders (their mails go unrecorded)
+            for task in self._senders:
+                task.cancel()
+            raise
         finally:
             for waiting in (woken, stirred):
                 if waiting is not None and not waiting.done():
