@@ -1129,6 +1129,16 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
     print("  per hop p50 / p99: " + ", ".join(
         f"{label} {fmt_s(h['p50']).strip()} / {fmt_s(h['p99']).strip()}"
         for label, h in hops.items()))
+    # The delivered hop in two: to notify (registry's relay, Kafka, notify's consumer up to
+    # its transaction's start, which is the row's created_at) and notify's delivery loop.
+    stored, registered = st.get("notify_created", {}), st["registered"]
+    if stored:
+        reach = dist([stored[k] - registered[k] for k in stored if k in registered])
+        loop_ = dist([mailed[k] - stored[k] for k in mailed if k in stored])
+        print(f"  delivered hop: registered -> stored by notify's consumer "
+              f"{fmt_s(reach['p50']).strip()} / {fmt_s(reach['p99']).strip()}, stored -> "
+              f"mailed (notify's delivery loop) {fmt_s(loop_['p50']).strip()} / "
+              f"{fmt_s(loop_['p99']).strip()}")
     per = {k: 1000 * v / max(len(mailed), 1) for k, v in res["usage"]["cpu"].items()}
     busy = res["machine_busy"] * res["usage"]["wall"] * res["cores"]
     print(f"  CPU per credential at this rate: total {sum(per.values()):.2f}ms ("

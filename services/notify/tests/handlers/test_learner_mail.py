@@ -17,13 +17,16 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_devstack import free_port
 from microcred_notify.learner_mail import handlers as mail
 from microcred_notify.learner_mail.delivery import Deliverer
 from microcred_notify.learner_mail.domain import Mail
+from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import CredentialRegistered, CredentialStatusChanged
 from microcred_shared.contract.events_learners import LearnerSignInRequested, WalletTxCodeIssued
 from microcred_shared.db import make_engine, unavailable
+from microcred_testkit.backbone import SmtpRecorder
 
 
 def now() -> datetime:
@@ -357,8 +360,17 @@ async def test_a_database_failure_mid_round_stops_the_round_and_doubles_only_mai
     assert sorted(delivered) == sorted(str(r.id) for r in rows)  # one event per mail
 
 
-async def test_two_instances_never_send_the_same_mail(db: Any) -> None:
+async def test_two_instances_never_send_the_same_mail(db: Any, monkeypatch: Any) -> None:
     await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, *learners(60))
+    claims: list[int] = []
+    claim = Deliverer._claim
+
+    async def counted(self: Deliverer, conn: Any, limit: int, driver: Any) -> list[Any]:
+        rows = await claim(self, conn, limit, driver)
+        claims.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(Deliverer, "_claim", counted)
     other_engine = make_engine(db.engine.url.render_as_string(hide_password=False),
                                pool_size=2)
     first, second = SlowPool(delay=0.01), SlowPool(delay=0.01)
@@ -366,8 +378,8 @@ async def test_two_instances_never_send_the_same_mail(db: Any) -> None:
         a, b = mail_deliverer(db.engine, first), mail_deliverer(other_engine, second)
 
         async def drain(d: Deliverer) -> None:
-            while n := await d.deliver_due(limit=10):
-                assert n <= 10  # a claim takes what it asked for, no more
+            while await d.deliver_due(limit=10):
+                pass
 
         await asyncio.gather(drain(a), drain(b))
     finally:
@@ -376,6 +388,7 @@ async def test_two_instances_never_send_the_same_mail(db: Any) -> None:
     sent = message_ids(first, second)
     assert len(sent) == 60 and set(sent.values()) == {1}
     assert first.sent and second.sent  # both took part
+    assert max(claims) == 10 and sum(claims) == 60  # a claim takes what it asked, no more
     assert {r.status for r in await notifications(db)} == {"delivered"}
 
 
@@ -412,6 +425,60 @@ async def test_the_mails_a_round_sends_together_are_recorded_together(db: Any,
     assert groups == [CONNECTIONS] * 10
     assert len(message_ids(pool)) == 40
     assert {r.status for r in await notifications(db)} == {"delivered"}
+
+
+class SlowRelay(SmtpRecorder):
+    """aiosmtpd that takes `delay` seconds to accept the mails to `slow`; `fast` is set
+    (on the test's loop) once it accepted `fast_count` others."""
+
+    def __init__(self, port: int, slow: str, delay: float, fast_count: int) -> None:
+        super().__init__(port)
+        self.slow, self.delay, self.fast_count = slow, delay, fast_count
+        self.fast = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.slow in envelope.rcpt_tos:
+            await asyncio.sleep(self.delay)
+        reply = await super().handle_DATA(server, session, envelope)
+        if sum(m["To"] != self.slow for m in self.messages) >= self.fast_count:
+            self._loop.call_soon_threadsafe(self.fast.set)
+        return reply
+
+
+async def test_a_mail_owed_mid_round_goes_out_without_waiting_for_the_rounds_slowest_mail(
+        db: Any) -> None:
+    """Issue 12 (latency below capacity): a row committed while a round is in flight is
+    claimed when its commit wakes the worker and sent by a free connection, not after the
+    round's last mail and the next claim. Real SMTP (aiosmtpd) and the real pool."""
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered,
+                     *learners(3), registered(email_="slow@example.org"))
+    relay = SlowRelay(free_port(), "slow@example.org", 2.0, fast_count=3).start()
+    pool = SmtpPool("127.0.0.1", relay.controller.port, CONNECTIONS)
+    wake = asyncio.Event()
+    d = Deliverer(db.engine, pool, sender="credentials@microcred.local", max_attempts=3,
+                  retry_base=0.0, wake=wake, on_published=lambda: None,
+                  connections=CONNECTIONS)
+    try:
+        round_ = asyncio.ensure_future(d.deliver_due())
+        async with asyncio.timeout(5):
+            await relay.fast.wait()  # the fast three are in; the slow one is not
+        await db.consume(REGISTERED, mail.on_registered, CredentialRegistered,
+                         registered(email_="late@example.org"))
+        wake.set()  # as the consumer's commit does (`Owed.committed`)
+        claimed = await round_
+        await d.deliver_due()  # what the round left, if anything: nothing is
+    finally:
+        await pool.close()
+        relay.stop()
+
+    received = [m["To"] for m in relay.messages]
+    assert sorted(received) == sorted([*(f"learner{i}@example.org" for i in range(3)),
+                                       "slow@example.org", "late@example.org"])
+    assert received.index("late@example.org") < received.index("slow@example.org")
+    at = {r.recipient: r.delivered_at for r in await notifications(db)}
+    assert at["late@example.org"] < at["slow@example.org"]  # recorded before it, too
+    assert claimed == 5  # by the round in flight
 
 
 async def test_a_round_sends_nothing_once_half_its_lease_is_gone_and_hands_the_rest_back(

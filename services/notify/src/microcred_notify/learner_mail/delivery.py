@@ -1,22 +1,24 @@
 """Mail delivery: a database state machine per notification (pending → delivered, or
 pending → retries → failed and dead-lettered), run in rounds by a background worker.
 
-A round first claims its due rows in a short transaction of its own: it leases them by
-pushing `next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never
-claim the same row) and commits before anything is sent. Then at most `connections`
-senders (the SMTP pool's size) send the rows one by one, and each outcome is committed,
-with its outbox records, before that sender sends its next mail; the outcomes that arrive
-together share one transaction (a group commit). So when the database fails, only the mails
-in flight at that moment (at most one per sender) can have gone out unrecorded: the failed
-commit stops the round, and those rows and the round's unsent ones are retried once the
-lease has passed. A sender starts no mail after half the lease, so a round that runs long
-never sends a row another instance may already have claimed again.
+A round claims due rows in short transactions of its own: a claim leases them by pushing
+`next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never claim
+the same row) and commits before anything is sent. It claims when it starts and again
+while it runs: after each commit that owes mail, when its queue runs low after a claim
+that took all it asked for, and every half second; so a row committed mid-round starts as
+soon as a sender is free. At most `connections` senders (the SMTP pool's size) send the
+queued rows one by one, and each outcome is committed, with its outbox records, before
+that sender sends its next mail; the outcomes that arrive together share one transaction
+(a group commit). So when the database fails, only the mails in flight at that moment (at
+most one per sender) can have gone out unrecorded: the failed commit stops the round, and
+those rows and the round's unsent ones are retried once their lease has passed. No mail is
+started after half its claim's lease, so a round that runs long never sends a row another
+instance may already have claimed again (such rows are handed back when the round ends).
 
-A round keeps one database connection from its claim to its last record (checking one out
-of the pool per group cost a ping, the largest single item of notify's profile), and wakes
-the outbox relay once, when it ends: the `notification.*` events of a round go out in one
-drain instead of one per group (the relay's own poll picks them up within half a second
-during a long round)."""
+A round keeps one database connection from its first claim to its last record (checking
+one out of the pool per group cost a ping, the largest single item of notify's profile),
+and wakes the outbox relay at most every `ANNOUNCE` while it runs and once when it ends,
+not once per group."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,17 +55,24 @@ LEASE = timedelta(seconds=60)
 # instead of one for each mail or two. A relay slow to answer one connection holds the
 # others back by at most this per mail; that mail is recorded with the next group.
 GATHER = 0.02
+# How often a round claims when nothing woke it (rows retried after a backoff come due on
+# their own), and at most how often it wakes the outbox relay for what it recorded.
+POLL = 0.5
+ANNOUNCE = 0.1
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("microcred.notify")
 
 # The database's clock for due times and leases: every instance reads the same one. The
 # rows are picked in a materialized CTE: as `id IN (SELECT ... LIMIT)` the planner may run
 # the subquery again per row, and the claim took (and locked) far more than the limit.
-_CLAIM = sa.text(
+# One statement, its own implicit transaction, on the round's driver connection: a round
+# claims again while it runs, and BEGIN, the claim and COMMIT through SQLAlchemy were three
+# round trips and most of a claim's CPU (issue 12).
+_CLAIM = (
     "WITH due AS MATERIALIZED (SELECT id FROM notifications WHERE status = 'pending' "
-    "AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT :limit "
+    "AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $2 "
     "FOR UPDATE SKIP LOCKED) "
-    "UPDATE notifications n SET next_attempt_at = now() + make_interval(secs => :lease) "
+    "UPDATE notifications n SET next_attempt_at = now() + make_interval(secs => $1) "
     "FROM due WHERE n.id = due.id RETURNING n.*")
 _DELIVERED = sa.text(
     "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, "
@@ -75,19 +85,28 @@ _DELIVERED_ANNOUNCED = (
     "delivered_at = $1, last_error = NULL WHERE id = ANY($2::uuid[])) "
     + outbox.INSERT_ARRAYS.format(topics="$3", keys="$4", headers="$5", payloads="$6"))
 # Rows a round claimed but did not send are due again at once, unless the lease is no
-# longer ours (its value is the round's fence: another claim would have moved it).
+# longer ours (its value is the fence: another claim would have moved it). A round claims
+# more than once, so each row goes back with its own claim's lease.
 _RELEASE = sa.text(
-    "UPDATE notifications SET next_attempt_at = now() WHERE id = ANY(CAST(:ids AS uuid[])) "
-    "AND status = 'pending' AND next_attempt_at = :lease")
+    "UPDATE notifications n SET next_attempt_at = now() "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:leases AS timestamptz[])) AS x(id, lease) "
+    "WHERE n.id = x.id AND n.status = 'pending' AND n.next_attempt_at = x.lease")
 
 
 def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+# A claimed notification row (its columns as attributes).
+Row = Any
+# A row taken from a round's queue: the row, the last moment to start it, its mail (or why
+# the mail cannot be built).
+_Taken = tuple[Row, float, Mail | str]
+
+
 @dataclass(frozen=True)
 class _Outcome:
-    row: sa.Row
+    row: Row
     error: str | None
     traceparent: str | None
 
@@ -106,35 +125,44 @@ class Deliverer(RoundWorker):
         self._lease = lease
 
     async def deliver_due(self, limit: int = 200) -> int:
-        loop = asyncio.get_running_loop()
-        # Read before the claim: the lease the database grants ends later than this.
-        deadline = loop.time() + self._lease.total_seconds() / 2
+        """One round: claims the due rows, sends them, and goes on claiming while it runs
+        (after a commit that owes mail, when its queue runs low after a full claim, and
+        every half second), so rows committed mid-round start as soon as a sender is free.
+        Ends when nothing is queued or being sent and the last claim was not full. Says
+        how many rows it claimed."""
         async with self._engine.connect() as conn:
-            async with conn.begin():
-                due = (await conn.execute(_CLAIM, {"lease": self._lease.total_seconds(),
-                                                   "limit": limit})).all()
-            if not due:
+            rnd = _Round(self, conn, limit)
+            if not await rnd.claim():
                 return 0
-            rnd = _Round(self, conn, deque(sorted(due, key=lambda n: n.created_at)), deadline)
             try:
-                await asyncio.gather(*(rnd.sender()
-                                       for _ in range(min(self._senders, len(due)))))
+                await rnd.run()
                 if rnd.broken is not None:
                     # The database failed: what is left of the round waits for the lease.
                     raise rnd.broken
-                if rnd.todo:
+                if left := rnd.unsent():
                     async with conn.begin():
-                        await conn.execute(_RELEASE, {"ids": [n.id for n in rnd.todo],
-                                                      "lease": due[0].next_attempt_at})
+                        await conn.execute(_RELEASE, {
+                            "ids": [n.id for n in left],
+                            "leases": [n.next_attempt_at for n in left]})
             finally:
-                if rnd.published:
-                    self._on_published()
-        return len(due)
+                rnd.announce()
+        return rnd.claimed
+
+    async def _claim(self, conn: AsyncConnection, limit: int, driver: Any) -> list[Row]:
+        """Leases up to `limit` due rows to this instance, oldest first."""
+        try:
+            due = await driver.fetch(_CLAIM, self._lease.total_seconds(), limit)
+        except Exception as exc:
+            # As SQLAlchemy would say it (`unavailable` reads it); the round's connection
+            # is not handed back to the pool as if it were sound.
+            await conn.invalidate()
+            raise sa.exc.DBAPIError(_CLAIM, None, exc) from exc
+        return sorted((SimpleNamespace(**r) for r in due), key=lambda n: n.created_at)
 
     def _stopped(self) -> bool:
         return self._stopping
 
-    def _message(self, n: sa.Row) -> Mail | str:
+    def _message(self, n: Row) -> Mail | str:
         """The row's mail, or why it cannot be built (that row fails, never the round,
         which would resend the round's other mails)."""
         try:
@@ -142,7 +170,7 @@ class Deliverer(RoundWorker):
         except Exception as exc:
             return _error(exc)
 
-    async def _send(self, n: sa.Row, mail: Mail | str, then: Mail | None
+    async def _send(self, n: Row, mail: Mail | str, then: Mail | None
                     ) -> tuple[str | None, str | None]:
         """Sends the row's mail, with the next one's envelope staged behind it (`then`)."""
         if not outbox.recording():  # no span to record: the row's trace context goes on
@@ -208,7 +236,7 @@ class Deliverer(RoundWorker):
         self.counts.attempts_failed += len(outcomes) - len(delivered) - given_up
         return bool(records)
 
-    def _delivered(self, n: sa.Row, traceparent: str | None, now: datetime) -> Outgoing:
+    def _delivered(self, n: Row, traceparent: str | None, now: datetime) -> Outgoing:
         """`outbox.event_record` of the event, its envelope made once (the record's
         `ce_time` is the delivery's time): one per mail, so its cost counts (issue 12)."""
         event = NotificationDelivered(
@@ -219,7 +247,7 @@ class Deliverer(RoundWorker):
         return Outgoing(topic=topics.NOTIFICATIONS, key=event.key(),
                         headers=envelope.headers(), payload=encode(event))
 
-    async def _record_failure(self, conn: AsyncConnection, n: sa.Row, error: str,
+    async def _record_failure(self, conn: AsyncConnection, n: Row, error: str,
                               traceparent: str | None, now: datetime) -> list[Outgoing]:
         attempts = n.attempts + 1
         where = col(Notification.id) == n.id
@@ -242,70 +270,198 @@ class Deliverer(RoundWorker):
 
 
 class _Round:
-    """One round's senders and their group commit. A sender waits for its outcome to be
-    committed before it sends its next mail; whichever sender finds no commit running
-    commits every outcome waiting, once the mails still being sent have their outcomes
-    too (or `GATHER` has passed). The senders so move in step: their mails go out
-    together and are recorded by one statement (groups averaged 1.8 mails of 4 senders,
-    i.e. one statement, one commit and one WAL flush per 1.8 mails: the largest item of
-    notify's database CPU in the e2e benchmark, issue 12). What may go out unrecorded is
-    unchanged: at most one mail per sender (ADR 4)."""
+    """One round: a feeder that claims, senders that send, and their group commit.
 
-    def __init__(self, owner: Deliverer, conn: AsyncConnection, todo: deque[sa.Row],
-                 deadline: float) -> None:
-        self._owner, self._conn, self.todo, self._deadline = owner, conn, todo, deadline
+    The round's queue is refilled while it runs: after a commit that owes mail (the
+    worker's wake-up), after a claim that took all it asked for, and every half second, a
+    claim runs as soon as the queue holds fewer rows than there are senders (rows in the
+    queue are held from other instances, and their deadlines run). Each claimed row keeps
+    its own deadline, half its claim's lease (read before the claim): a row whose deadline
+    has passed is not sent but handed back when the round ends, so another instance never
+    sends a row this one still holds. Senders (at most `connections`, never more than there
+    are rows) send one mail at a time, each recorded before the next one's content goes
+    out; a sender with nothing left to take ends, and the feeder starts new ones after a
+    claim. Rows committed while the round runs so start as soon as a sender is free,
+    instead of waiting for the round's slowest mail and the next claim (issue 12, latency
+    below capacity).
+
+    A sender waits for its outcome to be committed before it sends its next mail;
+    whichever sender finds no commit running commits every outcome waiting, once the mails
+    that were on their way when it started have their outcomes too (or `GATHER` has
+    passed): mails started later go with the next group, so a steady flow of new mails
+    does not hold a group back. The senders so move in step and a group is one statement.
+    What may go out unrecorded is unchanged: at most one mail per sender (ADR 4)."""
+
+    def __init__(self, owner: Deliverer, conn: AsyncConnection, limit: int) -> None:
+        self._owner, self._conn, self._limit = owner, conn, limit
+        self.todo: deque[tuple[Row, float]] = deque()  # (row, last moment to start it)
+        self._late: list[Row] = []  # past their deadline: handed back at the end
+        self.claimed = 0
+        # More rows may be due: the last claim took all it asked for, a commit owed mail
+        # while the queue was long, or the poll's time came.
+        self._more = False
+        self._claimed_at = 0.0
         self._waiting: list[tuple[_Outcome, asyncio.Future[None]]] = []
-        self._committing = asyncio.Lock()
+        self._committing = asyncio.Lock()  # the round's connection: one statement at a time
         self.broken: Exception | None = None
-        self.published = False  # a recorded group wrote to the outbox
+        self.published = False  # a recorded group wrote to the outbox, relay not woken yet
         self._driver: Any = None  # the round connection's asyncpg connection
-        self._sending = 0  # senders with a mail on its way whose outcome is not waiting yet
-        self._gathered: asyncio.Future[None] | None = None  # the committer waits on it
+        self._senders: set[asyncio.Task[None]] = set()
+        self._stir = asyncio.Event()  # a sender ended or the queue ran low
+        # Mails on their way whose outcome is not waiting yet, and those a gathering
+        # committer waits for (the ones on their way when it started).
+        self._inflight: set[int] = set()
+        self._awaited: set[int] = set()
+        self._tokens = 0
+        self._gathered: asyncio.Future[None] | None = None
 
     def _going_on(self) -> bool:
-        return (self.broken is None and not self._owner._stopped()
-                and asyncio.get_running_loop().time() < self._deadline)
+        return self.broken is None and not self._owner._stopped()
 
-    def _take(self) -> tuple[sa.Row, Mail | str] | None:
-        if not self.todo or not self._going_on():
-            return None
-        n = self.todo.popleft()
-        return n, self._owner._message(n)
+    def announce(self) -> None:
+        """Wakes the outbox relay if a group wrote to the outbox since it was last woken."""
+        if self.published:
+            self.published = False
+            self._owner._on_published()
+
+    def unsent(self) -> list[Row]:
+        """The claimed rows not sent: past their deadline, or left when the round stopped."""
+        return self._late + [n for n, _ in self.todo]
+
+    async def claim(self) -> int:
+        """Adds the due rows (up to the limit) to the queue; says how many."""
+        # Read before the claim: the lease the database grants ends later than this.
+        self._claimed_at = asyncio.get_running_loop().time()
+        deadline = self._claimed_at + self._owner._lease.total_seconds() / 2
+        async with self._committing:
+            if self._driver is None:
+                self._driver = (await self._conn.get_raw_connection()).driver_connection
+            due = await self._owner._claim(self._conn, self._limit, self._driver)
+        self.todo.extend((n, deadline) for n in due)
+        self.claimed += len(due)
+        self._more = len(due) >= self._limit  # took all it asked for: more may be due
+        return len(due)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake = self._owner._wake
+        woken: asyncio.Task[bool] | None = None
+        stirred: asyncio.Task[bool] | None = None
+        announced = loop.time()
+        try:
+            while True:
+                self._start_senders()
+                if loop.time() >= announced + ANNOUNCE:
+                    # A long round's events go out as they are recorded, the relay woken
+                    # at most every ANNOUNCE, not once per group.
+                    self.announce()
+                    announced = loop.time()
+                if not self._senders and (not self._going_on()
+                                          or (not self.todo and not self._more)):
+                    return
+                if woken is None or woken.done():
+                    woken = asyncio.ensure_future(wake.wait())
+                if stirred is None or stirred.done():
+                    self._stir.clear()
+                    stirred = asyncio.ensure_future(self._stir.wait())
+                await asyncio.wait((woken, stirred), timeout=POLL,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not self._going_on():
+                    continue
+                if wake.is_set():
+                    wake.clear()
+                    self._more = True  # a commit owed mail
+                if loop.time() >= self._claimed_at + POLL:
+                    self._more = True  # retries come due on their own
+                # Claim only what the senders will soon take: rows in this queue are held
+                # from other instances and their deadlines run.
+                if self._more and len(self.todo) < self._owner._senders:
+                    try:
+                        await self.claim()
+                    except Exception as exc:
+                        log.warning("mail delivery: a claim failed, the round stops: %s", exc)
+                        self.broken = self.broken or exc
+        except BaseException:  # cancelled: so are the senders (their mails go unrecorded)
+            for task in self._senders:
+                task.cancel()
+            raise
+        finally:
+            for waiting in (woken, stirred):
+                if waiting is not None and not waiting.done():
+                    waiting.cancel()
+            if self._senders:
+                await asyncio.gather(*self._senders, return_exceptions=True)
+
+    def _start_senders(self) -> None:
+        if not self._going_on():
+            return
+        for _ in range(min(self._owner._senders - len(self._senders), len(self.todo))):
+            task = asyncio.ensure_future(self.sender())
+            self._senders.add(task)
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._senders.discard(task)
+        if not self._senders:  # the round may be over (senders start only after claims)
+            self._stir.set()
+
+    def _take(self) -> _Taken | None:
+        now = asyncio.get_running_loop().time()
+        while self.todo and self._going_on():
+            n, deadline = self.todo.popleft()
+            if now >= deadline:
+                self._late.append(n)  # half its lease is gone: handed back, not sent
+                continue
+            if self._more and len(self.todo) < self._owner._senders:
+                self._stir.set()  # running low: the feeder claims more
+            return n, deadline, self._owner._message(n)
+        return None
 
     async def sender(self) -> None:
         """Sends one mail at a time, each recorded before the next one's content goes out;
         the next mail is taken early so that its envelope rides with this one's content."""
+        loop = asyncio.get_running_loop()
         upcoming = self._take()
         try:
             while upcoming is not None and self._going_on():
-                (n, mail), upcoming = upcoming, self._take()
-                then = upcoming[1] if upcoming and not isinstance(upcoming[1], str) else None
-                self._sending += 1
+                (n, deadline, mail), upcoming = upcoming, None
+                if loop.time() >= deadline:  # taken in time, but it waited past its deadline
+                    self._late.append(n)
+                    if not isinstance(mail, str):
+                        self._owner._pool.release(mail)
+                    upcoming = self._take()
+                    continue
+                upcoming = self._take()
+                then = upcoming[2] if upcoming and not isinstance(upcoming[2], str) else None
+                token = self._tokens = self._tokens + 1
+                self._inflight.add(token)
                 try:
                     error, traceparent = await self._owner._send(n, mail, then)
                 except BaseException:
-                    self._sent()
+                    self._sent(token)
                     raise
                 try:
-                    await self._settle(_Outcome(n, error, traceparent))
+                    await self._settle(_Outcome(n, error, traceparent), token)
                 except Exception:  # the database failed; `broken` says so, the round stops
                     return
         finally:
-            if upcoming is not None:  # taken, not sent: back to the round's rest
-                if not isinstance(upcoming[1], str):
-                    self._owner._pool.release(upcoming[1])
-                self.todo.appendleft(upcoming[0])
+            if upcoming is not None:  # taken, not sent: back to the front of the queue
+                if not isinstance(upcoming[2], str):
+                    self._owner._pool.release(upcoming[2])
+                self.todo.appendleft(upcoming[:2])
 
-    def _sent(self) -> None:
+    def _sent(self, token: int) -> None:
         """A sender's mail has its outcome (waiting to be recorded) or its send ended."""
-        self._sending -= 1
-        if not self._sending and self._gathered is not None and not self._gathered.done():
+        self._inflight.discard(token)
+        self._awaited.discard(token)
+        if not self._awaited and self._gathered is not None and not self._gathered.done():
             self._gathered.set_result(None)
 
     async def _gather(self) -> None:
-        """Wait until no mail is on its way without its outcome waiting, or `GATHER`."""
-        if not self._sending:
+        """Wait until the mails on their way now have their outcomes, or `GATHER`."""
+        if not self._inflight:
             return
+        self._awaited = set(self._inflight)
         self._gathered = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(GATHER):
@@ -314,11 +470,12 @@ class _Round:
             pass
         finally:
             self._gathered = None
+            self._awaited = set()
 
-    async def _settle(self, outcome: _Outcome) -> None:
+    async def _settle(self, outcome: _Outcome, token: int) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((outcome, done))
-        self._sent()
+        self._sent(token)
         async with self._committing:
             if not done.done() and self.broken is None:
                 await self._gather()
@@ -340,6 +497,7 @@ class _Round:
                     log.warning("mail delivery: recording %d sent mails failed, the round "
                                 "stops: %s", len(group), exc)
                     self.broken = self.broken or exc
+                    self._stir.set()
                     for _, f in group:
                         f.set_exception(exc)
                 except BaseException:
