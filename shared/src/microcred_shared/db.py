@@ -105,6 +105,15 @@ def unavailable(exc: BaseException) -> bool:
     return False
 
 
+async def driver_of(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one. Statements sent on it skip
+    SQLAlchemy's work per statement (issue 12) and join whatever transaction is open on
+    the session: none (each statement commits on its own), `driver_transaction`'s, or one
+    SQLAlchemy began."""
+    driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+    return driver
+
+
 @asynccontextmanager
 async def driver_transaction(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     """A transaction begun and ended on the asyncpg connection under `conn`, which yields

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from microcred_shared.contract.cloudevents import RawHeaders, encode, new_envelope
 from microcred_shared.contract.events import Event
-from microcred_shared.db import SHARD_OF_KEY, SHARDS, unavailable
+from microcred_shared.db import SHARD_OF_KEY, SHARDS, driver_of, unavailable
 from microcred_shared.logs import outages
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -330,7 +330,7 @@ class OutboxRelay:
         """Keep a fair share of the shards: ceil(SHARDS / members). Called between claims,
         on the connection that holds the locks, so nothing of a shard let go is in flight;
         the rows of the last cycle are deleted before, so its next holder finds none of them."""
-        driver = await _driver(conn)
+        driver = await driver_of(conn)
         key = self._key & 0xFFFF_FFFF_FFFF_FFFF  # the int8 key as pg_locks splits it
         rows = await driver.fetch(_LOCKS, key >> 32, key & 0xFFFF_FFFF)
         self.members = max(1, sum(1 for r in rows if r["objsubid"] == 1))
@@ -388,7 +388,7 @@ class OutboxRelay:
         if not self.shards:
             await self._delete_acked(conn)
             return 0
-        driver = await _driver(conn)
+        driver = await driver_of(conn)
         rows = await driver.fetch(_CYCLE, self._acked, sorted(self.shards), self._batch)
         self._acked = []
         if not rows:
@@ -403,7 +403,7 @@ class OutboxRelay:
 
     async def _delete_acked(self, conn: AsyncConnection) -> None:
         if self._acked:
-            await (await _driver(conn)).execute(_ACKED, self._acked)
+            await (await driver_of(conn)).execute(_ACKED, self._acked)
             self._acked = []
 
     async def _send(self, row: Any) -> asyncio.Future:
@@ -423,13 +423,6 @@ class OutboxRelay:
                 headers = [(k, v) for k, v in headers if k != "traceparent"]
                 headers.append(("traceparent", tp.encode()))
             return await self._producer.send(topic, value=payload, key=key, headers=headers)
-
-
-async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`. The relay's cycle goes to it directly: outside
-    any SQLAlchemy transaction it runs in autocommit (SQLAlchemy would send BEGIN first),
-    and without SQLAlchemy's per-statement work."""
-    return (await conn.get_raw_connection()).driver_connection
 
 
 def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:

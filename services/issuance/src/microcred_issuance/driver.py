@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from microcred_shared.db import driver_of
+
 
 async def in_transaction(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under `conn` if a transaction is open on it, else None."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
+    driver = await driver_of(conn)
     if driver is None or not driver.is_in_transaction():
         return None
     return driver
@@ -29,8 +30,7 @@ async def in_transaction(conn: AsyncConnection) -> Any | None:
 async def outside_transaction(conn: AsyncConnection) -> Any:
     """The asyncpg connection under `conn`, which must have no transaction open: each
     statement sent on it commits on its own (autocommit)."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
+    driver = await driver_of(conn)
     if driver is None or driver.is_in_transaction():
         raise RuntimeError("outside_transaction needs a connection in no transaction")
     return driver

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from microcred_shared.db import POOL_TIMEOUT, connect_args
+from microcred_shared.db import POOL_TIMEOUT, connect_args, driver_of
 
 # What a connection the server has dropped raises from asyncpg: the read is run again once.
 # InternalClientError ("cannot switch to state …") is what a statement meets when the
@@ -46,8 +46,7 @@ async def fetch(engine: AsyncEngine, sql: str, *args: Any) -> list[asyncpg.Recor
     the same answer at that engine's cost."""
     for attempt in (1, 2):
         async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
+            driver = await driver_of(conn)
             try:
                 return list(await driver.fetch(sql, *args))
             except _GONE:

@@ -45,6 +45,7 @@ from microcred_shared import outbox
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import Envelope, encode
 from microcred_shared.contract.events import NotificationDelivered, NotificationFailed
+from microcred_shared.db import driver_of
 from microcred_shared.outbox import Outgoing
 from microcred_shared.telemetry import parent_context, traceparent_of
 
@@ -206,7 +207,7 @@ class Deliverer(RoundWorker):
         if len(delivered) == len(outcomes):
             records = [self._delivered(o.row, o.traceparent, now) for o in outcomes]
             # The driver's connection: the round's (`driver`), looked up once per round.
-            raw = driver or (await conn.get_raw_connection()).driver_connection
+            raw = driver or await driver_of(conn)
             assert raw is not None
             try:
                 await raw.execute(_DELIVERED_ANNOUNCED, now, [o.row.id for o in outcomes],
@@ -335,7 +336,7 @@ class _Round:
         deadline = self._claimed_at + self._owner._lease.total_seconds() / 2
         async with self._committing:
             if self._driver is None:
-                self._driver = (await self._conn.get_raw_connection()).driver_connection
+                self._driver = await driver_of(self._conn)
             due = await self._owner._claim(self._conn, self._limit, self._driver)
         self.todo.extend((n, deadline) for n in due)
         self.claimed += len(due)
@@ -488,8 +489,7 @@ class _Round:
                 group, self._waiting = self._waiting, []
                 try:
                     if self._driver is None:
-                        self._driver = (await self._conn.get_raw_connection()
-                                        ).driver_connection
+                        self._driver = await driver_of(self._conn)
                     if await self._owner._record(self._conn, [o for o, _ in group],
                                                  self._driver):
                         self.published = True
