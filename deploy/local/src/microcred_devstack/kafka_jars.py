@@ -91,6 +91,18 @@ def java_cmd(lib: Path, main: str, *args: str, log_dir: Path | None = None,
         # 1.17 -> 1.06 ms (less JIT work and request handling without G1's barriers and
         # concurrent threads); its young-generation pauses are milliseconds on this heap.
         "-XX:+UseSerialGC",
+        # C2 (tier 4) only for code four times hotter than HotSpot's default thresholds; C1
+        # and its profiling stay as they are. A freshly started broker (every test session,
+        # `make up`, bench/e2e) spent more CPU in its C2 compiler thread than in handling
+        # requests. Measured side by side with main in bench/e2e (wave 13, issue 12): the
+        # broker's CPU per credential at 500/s offered 0.59/0.58 -> 0.48/0.47 ms and
+        # 0.80/0.49 -> 0.61/0.39 ms and 0.52/0.36 -> 0.47/0.35 ms, its JIT share 0.13-0.38
+        # -> 0.05-0.12 ms; in a burst of 5,000 0.56 -> 0.45 ms. Its C2 thread 5.4 -> 2.0 s and
+        # 3.9 -> 1.7 s per run, its request handlers 0.4-0.8 s more (longer in C1's profiled
+        # code). Dropped: -XX:-TieredCompilation (the interpreter ate the saving) and fewer
+        # network/io/background threads (no measurable change).
+        "-XX:Tier4InvocationThreshold=20000", "-XX:Tier4MinInvocationThreshold=2400",
+        "-XX:Tier4CompileThreshold=60000", "-XX:Tier4BackEdgeThreshold=160000",
         "-Djava.awt.headless=true",
         *props,
         "-cp",
