@@ -3,7 +3,7 @@ deployed database applied them)."""
 
 from __future__ import annotations
 
-from microcred_notify.employer_feed.models import EMPLOYER_TABLES
+from microcred_notify.employer_feed.models import EMPLOYER_TABLES, keep_view_documents_in_row
 from microcred_notify.learner_mail.models import Notification, add_wallet_links
 from microcred_shared.db import (
     SHARED_TABLES,
@@ -19,4 +19,5 @@ MIGRATIONS = [
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     add_outbox_shard,  # 4: instances share publishing by shard (ADR 2)
     add_wallet_links,  # 5: the credential mail's "Add to wallet" (ADR 31)
+    keep_view_documents_in_row,  # 6: the view's document as json text in its row (issue 12)
 ]

@@ -500,3 +500,45 @@ async def test_the_document_is_kept_as_sent_and_a_reformatted_redelivery_is_stil
     await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, event,
                      ce_ids=["ce-1"])  # compact this time
     assert await db.outbox() == []  # no dead letter: a redelivery, dropped
+
+
+async def test_a_view_keeps_its_document_as_issued_compressed_in_its_row(db: Any) -> None:
+    """Issue 12: the view's document was parsed into jsonb (the whole event, to take its
+    member) and, ~4.5 KB, moved out to the TOAST table. It is now the credential's text as
+    the event carried it, compressed in its row: the employer still receives the same
+    credential, now even in the issuer's key order (jsonb reordered keys)."""
+    emp, _ = await employer(db)
+    await subscribe(db, emp, webhook=True)
+    cid, learner = uuid.uuid4(), "k4HnXqT0sVb9Jw2LmPz7YcR1uE8aDf3Gi6Ko5Nt-Q_w"  # a real key's size
+    document = dict(issued(cid).credential)
+    subject = document.pop("credentialSubject")
+    document["evidence"] = [  # a real credential's size: ~4 KB, not all of it repetitive
+        {"id": f"https://lakeshore.example/evidence/{uuid.uuid4()}", "type": ["Evidence"],
+         "name": f"Assessment part {i}"} for i in range(45)]
+    event = issued(cid, learner=learner).model_copy(  # keys not in jsonb's order
+        update={"credential": {"credentialSubject": subject, **document}})
+    sent = event.model_dump_json()
+    member = json.dumps(json.loads(sent)["credential"], separators=(",", ":"))
+    assert len(member) > 4000
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, event,
+                     values=[sent.encode()])
+    (stored,) = await db.rows(
+        "SELECT CAST(document AS text) AS text, pg_column_size(document) AS size, "
+        "(SELECT CAST(attstorage AS text) FROM pg_attribute WHERE attrelid = CAST("
+        "'employer_credential_view' AS regclass) AND attname = 'document') AS storage "
+        "FROM employer_credential_view")
+    assert stored.text == member  # the text as sent, not parsed and written out again
+    assert stored.storage == "m" and stored.size < len(member) * 3 // 4  # compressed, in the row
+    (toast,) = await db.rows("SELECT CAST(reltoastrelid AS regclass) AS name FROM pg_class "
+                             "WHERE relname = 'employer_credential_view'")
+    (chunks,) = await db.rows(f"SELECT count(*) AS n FROM {toast.name}")
+    assert chunks.n == 0  # nothing of the row (not its key, not its skills) moved out
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, learner=learner))
+    (delivery,) = await deliveries(db)
+    shared = json.loads(bytes(delivery.body))["data"]["credential"]
+    assert shared == event.credential
+    assert list(shared) == ["credentialSubject", "id", "issuer", "evidence"]
+    page = await read(db, emp)
+    assert kinds(page) == ["credential.shared"]
+    assert page["entries"][0]["data"]["credential"] == event.credential

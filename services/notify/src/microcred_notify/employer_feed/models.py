@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from microcred_shared.db import table_of, utcnow
@@ -69,11 +70,35 @@ class CredentialView(SQLModel, table=True):
     definition_id: str | None = None
     jurisdiction: str | None = None
     skills: list[str] = Field(default_factory=list, sa_type=JSONB)
-    document: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    # The signed JSON as the event carried it (`json`, not `jsonb`: migration 6).
+    document: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     status: str = "active"
     visibility: str = "private"
     shared_with: list[str] = Field(default_factory=list, sa_type=JSONB)
     visibility_changed_at: datetime | None = Field(default=None, sa_type=TZ)
+
+
+async def keep_view_documents_in_row(conn: AsyncConnection) -> None:
+    """Migration 6: a view's document is kept as the text of the event's `credential`
+    member (`json`), compressed, in its row (`STORAGE MAIN`), as registry keeps its
+    credentials (its migration 14).
+
+    As `jsonb`, each credentials.issued parsed the whole ~4.3 KB event into jsonb to take
+    its member, and the ~4.5 KB binary document was compressed and moved out to the TOAST
+    table (its own rows and index entries): notify's most expensive statement per
+    credential (bench/e2e/README.md, wave 13). As text the database only checks the event's
+    syntax, the document compresses to ~2.1 KB and stays in the row. Nothing queries
+    inside it: the feed hands it out whole (parsed in Python, as before).
+    Its other columns are kept in the row too (MAIN): past ~2 KB a row's EXTENDED values,
+    however small (the learner's key, the skills), are moved out one by one to bring it
+    back under ~2 KB, each a TOAST row to write and to read back.
+    Rewrites the table (ALTER ... TYPE): on a large existing view, plan the time."""
+    await conn.execute(sa.text(
+        "ALTER TABLE employer_credential_view "
+        "ALTER COLUMN document TYPE json USING CAST(document AS json), "
+        + ", ".join(f"ALTER COLUMN {c} SET STORAGE MAIN" for c in (
+            "document", "learner_key", "provider_id", "definition_id", "jurisdiction",
+            "skills", "status", "visibility", "shared_with"))))
 
 
 class Exposure(SQLModel, table=True):

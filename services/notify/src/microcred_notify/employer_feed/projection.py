@@ -68,11 +68,13 @@ _CREATE_VIEWS = sa.text(
 # A credential's view written whole when it is new (the common case: the document comes
 # first), in credential-id order like _CREATE_VIEWS: one row version instead of an insert,
 # a lock and an update carrying the document, and no lock or read at all (issue 12). A new
-# view is private and shared with nobody, so no employer is told anything yet.
+# view is private and shared with nobody, so no employer is told anything yet. The document
+# is the `credential` member's text as the event carried it (`json`, migration 6): not
+# parsed into jsonb, compressed and kept in the row.
 _INSERT_NEW_VIEWS = sa.text(
     "INSERT INTO employer_credential_view (credential_id, learner_key, provider_id, "
     "definition_id, jurisdiction, skills, document, status, visibility, shared_with) "
-    "SELECT c, l, p, d, j, CAST(s AS jsonb), CAST(e AS jsonb) -> 'credential', 'active', "
+    "SELECT c, l, p, d, j, CAST(s AS jsonb), CAST(e AS json) -> 'credential', 'active', "
     "'private', CAST('[]' AS jsonb) "
     "FROM unnest(CAST(:credential_id AS uuid[]), CAST(:learner_key AS text[]), "
     "CAST(:provider_id AS text[]), CAST(:definition_id AS text[]), "
@@ -83,7 +85,9 @@ _LOCK_VIEWS = sa.select(VIEW).where(
 ).order_by(VIEW.c.credential_id).with_for_update()
 
 
-_JSON_COLUMNS = frozenset(c.name for c in VIEW.c if isinstance(c.type, JSONB))
+# JSON columns by the type they are cast to: `document` is `json` text, the others `jsonb`.
+_JSON_COLUMNS = {c.name: "jsonb" if isinstance(c.type, JSONB) else "json"
+                 for c in VIEW.c if isinstance(c.type, sa.JSON)}
 _EXPOSURES = sa.select(
     col(Exposure.employer_id), col(Exposure.credential_id), col(Exposure.visible)).where(
     col(Exposure.credential_id) == sa.any_(sa.cast(sa.bindparam("ids"), ARRAY(sa.Uuid()))))
@@ -102,14 +106,14 @@ def _array_of(kind: sa.types.TypeEngine[Any]) -> str:
 @functools.cache
 def _update_views(columns: tuple[str, ...]) -> sa.TextClause:
     """One UPDATE of many views from arrays (one per column): one statement per batch,
-    cached per column set whatever the batch size. JSONB values travel as JSON text; a
+    cached per column set whatever the batch size. JSON values travel as JSON text; a
     `document` as the text of the event it came from, whose `credential` member it is."""
     arrays, sets = ["CAST(:cid AS uuid[])"], []
     for c in columns:
         kind = VIEW.c[c].type
         if c in _JSON_COLUMNS:
             arrays.append(f"CAST(:v_{c} AS text[])")
-            value = f"CAST(u.{c} AS jsonb)"
+            value = f"CAST(u.{c} AS {_JSON_COLUMNS[c]})"
             if c == "document":
                 value = f"({value} -> 'credential')"
         else:
