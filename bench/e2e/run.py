@@ -57,6 +57,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from microcred_testkit.machine import cpu_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tail  # noqa: E402  (beside this file)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVICES = ("assessment", "issuance", "registry", "notify")
@@ -1076,6 +1079,8 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         meter = backbone_meter(target)
         sys_start = psutil.cpu_times()
         meter.begin()
+        timeline = tail.Timeline(meter.groups, meter.include_children).start() \
+            if args.timeline else None
         log(f"latency phase: {n} results offered at {args.latency_rate:g}/s, open loop, in "
             f"chunks of {args.latency_chunk} (run {run_id})")
         sub, _, pub_s = await publish(target.bootstrap, wl.events, args.latency_chunk,
@@ -1086,6 +1091,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
                                       args.stall, args.progress)
         usage = meter.end()
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        samples = timeline.stop() if timeline else None
         stages = await collect_stages(dbs, wl)
     finally:
         for c in dbs.values():
@@ -1097,7 +1103,8 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
                 if e in email_key}
     return {"n": n, "rate": args.latency_rate, "t0": t0, "publish_s": pub_s,
             "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
-            "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores}
+            "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores,
+            "timeline": samples}
 
 
 ROUND_NAMES = {1: "the broker as the throughput run left it",
@@ -1163,8 +1170,13 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
               + f"the credentials themselves {sum(net.values()):.2f}ms ("
               + ", ".join(f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(
                   net.items(), key=lambda kv: -kv[1])) + ")")
+    # The slowest 1 %: a stall or queueing (bench/e2e/tail.py); the timings are kept.
+    rows = tail.per_result(submit, st, mailed)
+    slowest = tail.analyse(rows, res.get("timeline"), res["cores"])
     return {"round": rnd, "n": n, "offered_per_s": res["rate"], "mailed": len(mailed),
-            "latency": lat,
+            "latency": lat, "tail": slowest, "timeline": res.get("timeline"),
+            "per_result": {k: [None if x is None else round(x, 4) for x in v]
+                           for k, v in rows.items()},
             "latency_source": source, "hops": hops, "cpu_ms_per_credential": per,
             "net_cpu_ms_per_credential": net, "jit_ms_per_credential": jit,
             "usage": res["usage"], "machine_busy": res["machine_busy"]}
@@ -1405,6 +1417,9 @@ def parse_args() -> argparse.Namespace:
                     help="latency phase: rounds run back to back, each printed; round 1 "
                          "meets the broker as the throughput run left it, round 2 one "
                          "warmed by round 1 (default 2)")
+    ap.add_argument("--timeline", action="store_true",
+                    help="latency phase: sample every process's CPU each 100 ms, to say what "
+                    "ran while the slowest 1 %% were in flight (bench/e2e/tail.py)")
     ap.add_argument("--latency-chunk", type=int, default=5,
                     help="latency phase: results per scheduled send (default 5)")
     ap.add_argument("--ingest", choices=("kafka", "http", "http-batch"), default="kafka",
