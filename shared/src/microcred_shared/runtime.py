@@ -168,6 +168,7 @@ class ServiceRuntime:
         self.subscribers[topic] = subscriber
         wait_for_records(subscriber)
         commit_on_stop(subscriber, commits)
+        consumer_option(subscriber, "consumer_timeout_ms", FETCHER_TICK_MS)
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
@@ -427,6 +428,15 @@ def coordinator_failure(subscriber: Any) -> BaseException | None:
 # again when that one returns - at once under load (another partition's records end it),
 # at most this long when the topic is quiet but for that partition.
 FETCH_WAIT_MS = 2000
+# How often aiokafka's background fetch routine goes round when nothing wakes it (its
+# `consumer_timeout_ms`; aiokafka's default is 200 ms). Everything the routine acts on
+# wakes it at once: a fetch that returns (at the latest FETCH_WAIT_MS after it left),
+# records consumed, a seek or rewind, a pause lifted, a lost assignment; a partition whose
+# records wait to be consumed sets its own, shorter timeout. So the timer only made each
+# idle subscription walk its partitions and re-arm its waits 5 times a second: the largest
+# part of an idle service's CPU (21 subscriptions in the four services; bench/e2e/README.md,
+# issue 12, wave 14).
+FETCHER_TICK_MS = FETCH_WAIT_MS
 # How long an idle subscription waits for records before its loop goes round again.
 # Records that arrive end the wait at once, so this is no latency: only how often a
 # subscription with nothing to do wakes up.
