@@ -9,7 +9,7 @@ import inspect
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from itertools import chain
 from typing import Any, Self
@@ -477,14 +477,24 @@ async def _the_message_itself(msg: Any) -> Any:
 def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None = None,
           ssl_keyfile: str | None = None) -> None:
     import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
+
+    from microcred_shared.http_server import QuietServer
 
     logs.configure(settings.service, settings.log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise SystemExit(f"{settings.service}: TLS needs both a certificate and its key file")
     settle_heap()
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile,
-                ssl_keyfile=ssl_keyfile, **SERVER_OPTIONS)
+    # What uvicorn.run does for one process without reload, with a main loop that is woken
+    # by the exit signal instead of waking ten times a second (http_server).
+    server = QuietServer(uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_level="warning",
+        timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        **SERVER_OPTIONS))
+    with suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 # The cyclic garbage collector's generation thresholds for a running service (CPython's
