@@ -9,7 +9,7 @@ import inspect
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from itertools import chain
 from typing import Any, Self
@@ -168,6 +168,7 @@ class ServiceRuntime:
         self.subscribers[topic] = subscriber
         wait_for_records(subscriber)
         commit_on_stop(subscriber, commits)
+        consumer_option(subscriber, "consumer_timeout_ms", FETCHER_TICK_MS)
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
@@ -427,6 +428,15 @@ def coordinator_failure(subscriber: Any) -> BaseException | None:
 # again when that one returns - at once under load (another partition's records end it),
 # at most this long when the topic is quiet but for that partition.
 FETCH_WAIT_MS = 2000
+# How often aiokafka's background fetch routine goes round when nothing wakes it (its
+# `consumer_timeout_ms`; aiokafka's default is 200 ms). Everything the routine acts on
+# wakes it at once: a fetch that returns (at the latest FETCH_WAIT_MS after it left),
+# records consumed, a seek or rewind, a pause lifted, a lost assignment; a partition whose
+# records wait to be consumed sets its own, shorter timeout. So the timer only made each
+# idle subscription walk its partitions and re-arm its waits 5 times a second: the largest
+# part of an idle service's CPU (21 subscriptions in the four services; bench/e2e/README.md,
+# issue 12, wave 14).
+FETCHER_TICK_MS = FETCH_WAIT_MS
 # How long an idle subscription waits for records before its loop goes round again.
 # Records that arrive end the wait at once, so this is no latency: only how often a
 # subscription with nothing to do wakes up.
@@ -467,14 +477,24 @@ async def _the_message_itself(msg: Any) -> Any:
 def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None = None,
           ssl_keyfile: str | None = None) -> None:
     import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
+
+    from microcred_shared.http_server import QuietServer
 
     logs.configure(settings.service, settings.log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise SystemExit(f"{settings.service}: TLS needs both a certificate and its key file")
     settle_heap()
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile,
-                ssl_keyfile=ssl_keyfile, **SERVER_OPTIONS)
+    # What uvicorn.run does for one process without reload, with a main loop that is woken
+    # by the exit signal instead of waking ten times a second (http_server).
+    server = QuietServer(uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_level="warning",
+        timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        **SERVER_OPTIONS))
+    with suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 # The cyclic garbage collector's generation thresholds for a running service (CPython's

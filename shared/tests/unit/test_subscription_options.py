@@ -1,7 +1,8 @@
 """A pattern subscription refreshes its topic list every `discovery_ms` (a provider's new
 results topic is consumed within seconds); every other subscription's consumer keeps
 aiokafka's 5-minute metadata age (each refresh is a request to the broker). The consumers
-are built as FastStream builds them at start, without a broker to talk to."""
+are built as FastStream builds them at start, without a broker to talk to. And every
+subscription's fetch routine waits for events, not aiokafka's 200 ms timer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from microcred_shared.runtime import ServiceRuntime
+from microcred_shared.runtime import FETCH_WAIT_MS, FETCHER_TICK_MS, ServiceRuntime
 from microcred_shared.settings import ServiceSettings
 
 
@@ -38,3 +39,21 @@ async def test_only_the_pattern_subscription_refreshes_its_metadata_often() -> N
     ages = {topic: consumer_of(s)._client._metadata_max_age_ms
             for topic, s in rt.subscribers.items()}
     assert ages == {"plain": 300_000, "by-pattern": 5000}
+
+
+async def test_every_subscription_s_fetch_routine_waits_for_events_not_a_200_ms_timer() -> None:
+    """aiokafka's fetch routine goes round on its own every `consumer_timeout_ms` (200 ms by
+    default), walking every partition of an idle subscription five times a second. Each
+    subscription's consumer, plain or by pattern, is built with FETCHER_TICK_MS instead,
+    whatever the broker's options say; a fetch in flight ends within FETCH_WAIT_MS anyway."""
+    rt = ServiceRuntime(ServiceSettings(), [])
+    rt.engine = object()  # type: ignore[assignment]
+    rt.subscribe("plain", nothing, None)
+    rt.subscribe("by-pattern", nothing, None, pattern=r"^microcred\.p\..*$", discovery_ms=5000)
+    for sub in rt._subs:
+        rt._register(*sub)
+    rt.broker.config.broker_config.builder = partial(
+        AIOKafkaConsumer, bootstrap_servers="127.0.0.1:9", consumer_timeout_ms=200)
+    ticks = {topic: consumer_of(s)._consumer_timeout for topic, s in rt.subscribers.items()}
+    assert FETCHER_TICK_MS >= FETCH_WAIT_MS
+    assert ticks == {"plain": FETCHER_TICK_MS / 1000, "by-pattern": FETCHER_TICK_MS / 1000}

@@ -173,6 +173,11 @@ class KafkaNode:
             # Tests start consumers and expect assignment now, not after the 3 s default.
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
+            # The active controller appends a no-op record to the metadata log this often
+            # (Kafka's default 500 ms) so that followers see the log advance; here the node
+            # is its own quorum, and each no-op was a raft append, a commit and a metadata
+            # publish twice a second with nothing changed (issue 12, wave 14: idle burn).
+            "metadata.max.idle.interval.ms": "5000",
         }
         if self.sasl:
             from .kafka_sasl import SERVICES_LISTENER, sasl_properties
