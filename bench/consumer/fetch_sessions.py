@@ -1,6 +1,8 @@
 """Full fetches against incremental fetch sessions (KIP-227) at a low rate (issue 12).
 
     uv run python bench/consumer/fetch_sessions.py [--rate 250 --seconds 10 --pairs 3]
+    uv run python bench/consumer/fetch_sessions.py --rate 0   # one record at a time
+    uv run python bench/consumer/fetch_sessions.py --direct 5000  # one fetch's own cost
 
 Starts the devstack's broker alone (own state dir), four topics of 8 partitions, and relays
 records one at a time through them as the services' hops do: a producer (acks=all,
@@ -26,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.fetch import FetchRequest
 
 from microcred_devstack.kafka import KafkaNode, create_topics
-from microcred_shared.fetch_sessions import SessionFetch, use_fetch_sessions
+from microcred_shared.fetch_sessions import SessionClient, SessionFetch, use_fetch_sessions
 from microcred_shared.runtime import FETCH_WAIT_MS
 
 HOPS = 4
@@ -104,6 +107,14 @@ async def phase(bootstrap: str, sessions: bool, rate: float, seconds: float,
     b0, c0, t0 = sum(broker.cpu_times()[:2]), time.process_time(), time.monotonic()
     sent = 0
     while (now := time.monotonic()) < t0 + seconds:
+        if not rate:  # one record at a time: every fetch of every hop carries one record
+            done[1] = sent + 1
+            drained.clear()
+            await producer.send("hop0", PAYLOAD, key=str(random.random()).encode())
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(drained.wait(), 10)
+            continue
         due = int((now - t0) * rate)
         while sent < due:
             await producer.send("hop0", PAYLOAD, key=str(random.random()).encode())
@@ -124,12 +135,70 @@ async def phase(bootstrap: str, sessions: bool, rate: float, seconds: float,
     return result
 
 
+async def fetches(bootstrap: str, sessions: bool, n: int,
+                  broker: psutil.Process) -> tuple[float, float]:
+    """`n` fetches in a row, each answered at once with the one record partition 0 holds
+    at the fetch position (the other 7 partitions are empty), as a fetch at a low rate is:
+    broker and client CPU per fetch, in microseconds."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    node = next(iter(client.cluster.brokers())).nodeId  # the one broker
+    ends = {p: 0 for p in range(8)}  # fetch positions: the end of each partition but 0
+    for topic_partition, offset in (await end_offsets(bootstrap)).items():
+        ends[topic_partition.partition] = offset
+    ends[0] = max(ends[0] - 1, 0)
+    request = FetchRequest(0, 0, 52428800, 0,
+                           [("hop0", [(p, at, 1048576) for p, at in ends.items()])])
+    sender: Any = SessionClient(client) if sessions else client
+    b0, c0 = sum(broker.cpu_times()[:2]), time.process_time()
+    for _ in range(n):
+        await sender.send(node, sender.session(node).request(request) if sessions else request)
+    b1, c1 = sum(broker.cpu_times()[:2]), time.process_time()
+    await client.close()
+    return 1e6 * (b1 - b0) / n, 1e6 * (c1 - c0) / n
+
+
+async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition("hop0", p) for p in range(8)]
+        return await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+
+
+async def direct(args: argparse.Namespace, bootstrap: str, broker: psutil.Process) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    await producer.send_and_wait("hop0", PAYLOAD, partition=0)
+    await producer.stop()
+    print(f"fetches in a row, {args.direct} a block: warm-up")
+    await fetches(bootstrap, False, args.direct, broker)
+    await fetches(bootstrap, True, args.direct, broker)
+    rows: dict[str, list[tuple[float, float]]] = {"full": [], "session": []}
+    for i in range(args.pairs):
+        for sessions in ((False, True) if i % 2 == 0 else (True, False)):
+            name = "session" if sessions else "full"
+            rows[name].append(r := await fetches(bootstrap, sessions, args.direct, broker))
+            print(f"  {name:8s} broker {r[0]:6.1f} us/fetch  client {r[1]:6.1f} us/fetch",
+                  flush=True)
+    for k, what in enumerate(("broker", "client")):
+        full = statistics.median(r[k] for r in rows["full"])
+        sess = statistics.median(r[k] for r in rows["session"])
+        print(f"median {what} us/fetch: full {full:.1f}  session {sess:.1f}  "
+              f"ratio {sess / full:.2f}")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     node = KafkaNode(Path(tempfile.mkdtemp(prefix="fetch-sessions-"))).start()
     try:
         node.wait_ready()
         await create_topics(node.bootstrap, [f"hop{h}" for h in range(HOPS)])
         broker = psutil.Process(node.pid)
+        if args.direct:
+            await direct(args, node.bootstrap, broker)
+            return
         print(f"broker pid {node.pid}; warm-up ({args.seconds:.0f} s, full fetches)")
         await phase(node.bootstrap, False, args.rate, args.seconds, broker)
         rows: dict[str, list[dict[str, float]]] = {"full": [], "session": []}
@@ -155,9 +224,13 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rate", type=float, default=250.0, help="records/s offered")
+    ap.add_argument("--rate", type=float, default=250.0,
+                    help="records/s offered; 0: one record at a time, the next once it is "
+                         "through all hops (batches of one whatever the machine's load)")
     ap.add_argument("--seconds", type=float, default=10.0, help="per phase")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--direct", type=int, default=0, metavar="N",
+                    help="instead: blocks of N fetches in a row, full against session")
     asyncio.run(main_async(ap.parse_args()))
 
 
