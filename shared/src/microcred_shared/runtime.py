@@ -37,7 +37,6 @@ from microcred_shared.consumer import (
 )
 from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
-from microcred_shared.fetch_sessions import use_fetch_sessions
 from microcred_shared.logs import outages
 from microcred_shared.offsets import CoalescedCommits
 from microcred_shared.outbox import OutboxRelay, make_producer, recording
@@ -169,8 +168,6 @@ class ServiceRuntime:
         self.subscribers[topic] = subscriber
         wait_for_records(subscriber)
         commit_on_stop(subscriber, commits)
-        if self.settings.fetch_sessions:
-            fetch_in_sessions(subscriber)
         if discovery_ms is not None:
             consumer_option(subscriber, "metadata_max_age_ms", discovery_ms)
 
@@ -409,18 +406,6 @@ def commit_on_stop(subscriber: Any, commits: CoalescedCommits) -> None:
                 await stop()
 
         consumer.stop = stopping
-
-    subscriber.start = starting
-
-
-def fetch_in_sessions(subscriber: Any) -> None:
-    """Each consumer the subscription starts fetches within incremental fetch sessions
-    (`microcred_shared.fetch_sessions`) from its first fetch after the start."""
-    start = subscriber.start
-
-    async def starting() -> None:
-        await start()
-        use_fetch_sessions(subscriber.consumer)
 
     subscriber.start = starting
 

@@ -116,11 +116,6 @@ class ServiceSettings(KafkaClientSettings):
     # what a crash makes the inbox drop again, against one commit request per batch.
     commit_interval_ms: int = Field(1000, ge=0, validation_alias=AliasChoices(
         "MICROCRED_COMMIT_INTERVAL_MS"))
-    # Incremental fetch sessions (KIP-227, issue 12): each fetch names only the partitions
-    # whose position moved and its answer only those with news, instead of all 8 each way.
-    # Off: aiokafka's own full fetches (a broker whose session cache misbehaves).
-    fetch_sessions: bool = Field(True, validation_alias=AliasChoices(
-        "MICROCRED_FETCH_SESSIONS"))
     # "text" for people, "json" (one object per line, with trace ids) for a log pipeline.
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=AliasChoices("MICROCRED_LOG_FORMAT"))
