@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_notify.employer_feed import handlers as feed
 from microcred_notify.employer_feed.routes import router as employer_routes
-from microcred_notify.learner_mail import handlers as mail
+from microcred_notify.learner_mail import handlers as learner
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
@@ -24,31 +24,44 @@ from microcred_shared.contract.events import (
 )
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
+# The subscriptions whose batches may owe a worker work.
+OWING_TOPICS = (topics.CREDENTIALS_REGISTERED, topics.LEARNER_SIGNIN, topics.CREDENTIALS_ISSUED,
+                topics.CREDENTIAL_VISIBILITY, topics.CREDENTIAL_STATUS)
+
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     settings = settings or Settings()
     rt = NotifyRuntime(settings, MIGRATIONS)
     base_url = rt.employers.base_url
-    # Each worker is woken after a commit that owed it work (not after every commit).
-    mail_owed, hooks_owed = rt.mail.owed.owe, rt.employers.owed.owe
-    rt.subscribe(topics.CREDENTIALS_REGISTERED, owing(mail.on_registered, mail_owed),
+    # Each worker is woken after a commit that owed it work (not after every commit): the
+    # mark is the subscription's own, so another topic's commit cannot take it (`Owed`).
+    mail, hooks = rt.mail.owed, rt.employers.owed
+    rt.subscribe(topics.CREDENTIALS_REGISTERED,
+                 owing(learner.on_registered, partial(mail.owe, topics.CREDENTIALS_REGISTERED)),
                  CredentialRegistered)
     # Sign-in links and wallet transaction codes (either type; anything else dead-letters).
-    rt.subscribe(topics.LEARNER_SIGNIN, owing(mail.on_learner_messages, mail_owed), None)
+    rt.subscribe(topics.LEARNER_SIGNIN,
+                 owing(learner.on_learner_messages, partial(mail.owe, topics.LEARNER_SIGNIN)),
+                 None)
     rt.subscribe(topics.CREDENTIALS_ISSUED,
-                 partial(feed.on_issued, base_url=base_url, owe=hooks_owed), CredentialIssued)
+                 partial(feed.on_issued, base_url=base_url,
+                         owe=partial(hooks.owe, topics.CREDENTIALS_ISSUED)), CredentialIssued)
     rt.subscribe(topics.CREDENTIAL_VISIBILITY,
-                 partial(feed.on_visibility, base_url=base_url, owe=hooks_owed),
+                 partial(feed.on_visibility, base_url=base_url,
+                         owe=partial(hooks.owe, topics.CREDENTIAL_VISIBILITY)),
                  CredentialVisibilityChanged)
     # One consumer group per topic: the learner mail and the employer feed share it.
     rt.subscribe(topics.CREDENTIAL_STATUS,
-                 chain(owing(mail.on_status_changed, mail_owed),
-                       partial(feed.on_status_changed, base_url=base_url, owe=hooks_owed)),
+                 chain(owing(learner.on_status_changed,
+                             partial(mail.owe, topics.CREDENTIAL_STATUS)),
+                       partial(feed.on_status_changed, base_url=base_url,
+                               owe=partial(hooks.owe, topics.CREDENTIAL_STATUS))),
                  CredentialStatusChanged)
     for part in (rt.employers, rt.mail):  # stopped in this order too: webhooks, then mail
         rt.on_start(part.start)
         rt.on_stop(part.stop)
-        rt.commit_listeners.append(part.owed.committed)
+        for topic in OWING_TOPICS:
+            rt.after_commit(topic, partial(part.owed.committed, topic))
         rt.metric_sources.append(part.metrics)
     return rt.app("microcred notify", routers=[employer_routes]), rt
 

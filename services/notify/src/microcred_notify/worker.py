@@ -24,21 +24,28 @@ class DeliveryCounts:
 
 class Owed:
     """Wakes a delivery worker after a consumer commit only if that work was owed: a handler
-    marks it (`owe`) inside the transaction, the runtime's commit listener (`committed`)
-    wakes the worker. Every commit of every topic used to wake both workers, i.e. a
-    claim query per batch whatever it carried. A mark taken by another topic's commit a
-    moment early only delays the wake-up to the worker's own half-second poll."""
+    marks it (`owe`) inside its subscription's transaction, that subscription's commit
+    listener (`committed`, registered with `rt.after_commit`) wakes the worker. Every commit
+    of every topic used to wake both workers, i.e. a claim query per batch whatever it
+    carried.
+
+    The marks are kept per subscription. With one mark for all of them, another topic's
+    commit between a handler's `owe` and its own transaction's commit took the mark: the
+    worker woke before the rows were there and nothing woke it when they were, so those
+    rows waited for the worker's half-second poll (at 500 results/s, `credentials.issued`
+    and `credentials.registered` commit tens of times a second each, issue 12). A
+    subscription applies one batch at a time, so its mark and its commit cannot cross."""
 
     def __init__(self, wake: asyncio.Event) -> None:
         self._wake = wake
-        self._owed = False
+        self._owed: set[str] = set()
 
-    def owe(self) -> None:
-        self._owed = True
+    def owe(self, subscription: str) -> None:
+        self._owed.add(subscription)
 
-    def committed(self) -> None:
-        if self._owed:
-            self._owed = False
+    def committed(self, subscription: str) -> None:
+        if subscription in self._owed:
+            self._owed.discard(subscription)
             self._wake.set()
 
 
