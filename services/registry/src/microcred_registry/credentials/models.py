@@ -53,6 +53,33 @@ async def keep_documents_in_row(conn: AsyncConnection) -> None:
         "ALTER TABLE credentials ALTER COLUMN document SET STORAGE MAIN"))
 
 
+# The columns of `credentials` PostgreSQL could move out of a row (variable-length: text
+# and the document); the ids, the version and the dates are fixed-size and always in it.
+CREDENTIAL_TEXT_COLUMNS = ("provider_id", "definition_id", "learner_key", "title", "status",
+                           "document")
+
+
+async def keep_credential_rows_whole(conn: AsyncConnection) -> None:
+    """Migration 15: every column of a credential is kept in its row (`STORAGE MAIN`), not
+    only its document (migration 14).
+
+    A stored credential's row is ~2.3-2.5 KB (the ~2.2 KB compressed document and the rest),
+    over the ~2 KB past which PostgreSQL shrinks a row before writing it. It does so in
+    rounds, and the document, MAIN, is only compressed in the third: in the first two the
+    row still holds the document's ~4.2 KB of text, so every EXTENDED value over 24 bytes,
+    however short (the 43-character learner key, the title, the provider's and the
+    definition's ids), was moved out to the TOAST table, one TOAST row and index entry each.
+    At 10 million credentials that was 0.90 GB of TOAST, ~90 B per row
+    (bench/registry/README.md): each registration wrote up to four TOAST rows besides its
+    own, and a read of a credential's title or a learner's listing (by `learner_key`) went
+    to the TOAST index and table for them. As notify's view does (its migration 6), all of
+    it now stays in the row, which still fits a page many times over.
+    Changes no row already stored (no rewrite, instant): a value already in the TOAST table
+    stays there until its row is rewritten (VACUUM FULL, or an UPDATE of that column)."""
+    await conn.execute(sa.text("ALTER TABLE credentials " + ", ".join(
+        f"ALTER COLUMN {c} SET STORAGE MAIN" for c in CREDENTIAL_TEXT_COLUMNS)))
+
+
 class IssuerRecord(SQLModel, table=True):
     """Projection of the compacted issuer-keys topic: what /issuers/{id} serves."""
 
