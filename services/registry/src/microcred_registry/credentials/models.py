@@ -63,19 +63,22 @@ async def keep_credential_rows_whole(conn: AsyncConnection) -> None:
     """Migration 15: every column of a credential is kept in its row (`STORAGE MAIN`), not
     only its document (migration 14).
 
-    A stored credential's row is ~2.3-2.5 KB (the ~2.2 KB compressed document and the rest),
+    A stored credential's row is ~2.4 KB (the ~2.2 KB compressed document and the rest),
     over the ~2 KB past which PostgreSQL shrinks a row before writing it. It does so in
     rounds, and the document, MAIN, is only compressed in the third: in the first two the
     row still holds the document's ~4.2 KB of text, so every EXTENDED value over 24 bytes,
-    however short (the 43-character learner key, the title, the provider's and the
-    definition's ids), was moved out to the TOAST table, one TOAST row and index entry each.
-    At 10 million credentials that was 0.90 GB of TOAST, ~90 B per row
-    (bench/registry/README.md): each registration wrote up to four TOAST rows besides its
-    own, and a read of a credential's title or a learner's listing (by `learner_key`) went
-    to the TOAST index and table for them. As notify's view does (its migration 6), all of
-    it now stays in the row, which still fits a page many times over.
-    Changes no row already stored (no rewrite, instant): a value already in the TOAST table
-    stays there until its row is rewritten (VACUUM FULL, or an UPDATE of that column)."""
+    however short, was moved out to the TOAST table, one TOAST row and index entry each:
+    the learner's key (a 36-character UUID) always, a title or a provider's or definition's
+    id when longer than that. At 10 million credentials that was 0.90 GB of TOAST, ~90 B
+    per row (bench/registry/README.md); each registration wrote one to four TOAST rows
+    besides its own, and a learner's listing fetched the longer titles back from there.
+    As notify's view does (its migration 6), all of it now stays in the row: the row is as
+    large as before (the values move in, their TOAST pointers out), still three to a page.
+    Measured (bench/e2e/README.md, wave 14): the registry database's CPU per credential
+    ~10% lower in a burst, no TOAST rows.
+    Changes no stored row (no rewrite, instant): a value already in the TOAST table stays
+    there (an UPDATE, a revocation's, keeps an unchanged value where it is) until the table
+    is rewritten (VACUUM FULL brings them all back into their rows; tried)."""
     await conn.execute(sa.text("ALTER TABLE credentials " + ", ".join(
         f"ALTER COLUMN {c} SET STORAGE MAIN" for c in CREDENTIAL_TEXT_COLUMNS)))
 
