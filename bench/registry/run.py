@@ -380,13 +380,17 @@ async def signed_rows_of(dsn: str, rows: int) -> list[int]:
         await conn.close()
 
 
-async def sizes_on_disk(dsn: str) -> str:
+async def sizes_on_disk(dsn: str, rows: int) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         total = await conn.fetchval("SELECT pg_database_size(current_database())")
         table = await conn.fetchval("SELECT pg_total_relation_size('credentials')")
+        heap, toast = await conn.fetchrow(
+            "SELECT pg_relation_size(oid), pg_relation_size(reltoastrelid) "
+            "FROM pg_class WHERE relname = 'credentials'")
         return f"database {total / 2**30:.1f} GiB (credentials with TOAST and indexes " \
-               f"{table / 2**30:.1f} GiB)"
+               f"{table / 2**30:.1f} GiB; its heap {heap / 2**30:.2f} GiB, its TOAST " \
+               f"relation {toast / 2**20:.1f} MiB, {toast / max(rows, 1):.1f} B per row)"
     finally:
         await conn.close()
 
@@ -837,7 +841,7 @@ async def run(args: argparse.Namespace) -> None:
             await conn.close()
             rate = f"{(size - loaded) / seconds:,.0f} rows/s" if seconds else "none loaded"
             loaded = size
-            disk = await sizes_on_disk(dsn)
+            disk = await sizes_on_disk(dsn, size)
             if args.load_only:
                 log(f"loaded in {seconds:,.0f} s ({rate}); {disk}; {lists} status lists; "
                     "not measured (--load-only)")

@@ -9,6 +9,7 @@ from microcred_registry.credentials.models import (
     StatusEvent,
     StatusListRecord,
     index_definition_versions,
+    keep_credential_rows_whole,
     keep_documents_in_row,
 )
 from microcred_registry.delivery.models import WalletExchange
@@ -57,4 +58,6 @@ MIGRATIONS: list[Migration] = [
     add_outbox_shard,
     # 14: a credential's document is its JSON text, kept in its row (one page per read).
     keep_documents_in_row,
+    # 15: its other columns kept in its row too (no TOAST row per short value, issue 12).
+    keep_credential_rows_whole,
 ]

@@ -20,6 +20,7 @@ from microcred_shared.contract.events import (
     IssuerKeysPublished,
     IssuerPublicKey,
     StatusListPublished,
+    learner_key,
 )
 from microcred_shared.contract.events_employers import EmployerPublished
 from microcred_shared.problems import Problem
@@ -302,3 +303,32 @@ async def test_a_signed_credential_is_kept_compressed_in_its_own_row_and_served_
     for event in events:
         served = await handlers.learner_credentials_json(db.engine, event.learner_key, BASE)
         assert event.credential in [c["credential"] for c in json.loads(served)["credentials"]]
+
+
+async def test_a_realistic_credential_row_leaves_nothing_in_the_toast_table(db: Any) -> None:
+    """Issue 12: with only the document kept in the row, a row of real size (the document's
+    ~4 KB of text still uncompressed when PostgreSQL starts shrinking the row) had every
+    other text value over 24 bytes moved out, each a TOAST row written per registration
+    and fetched back by a listing: a learner's key (a 36-character UUID), a longer title,
+    a provider's or definition's longer id (migration 15 keeps them all in the row)."""
+    key = learner_key("ada.lovelace@learners.example.org")
+    event = issued(1, learner=key, credential=issued_like_issuance(1)).model_copy(update={
+        "provider_id": "lakeshore-college-of-applied-arts",
+        "definition_id": "lakeshore-college-of-applied-arts-data-analysis",
+        "title": "Applied Data Analysis: Practical Assessment (Level 2)"})
+    assert len(key) == 36
+    await db.register(event)
+
+    [(toast,)] = await db.rows(
+        "SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'credentials'")
+    [(chunks,)] = await db.rows(f"SELECT count(*) FROM {toast}")
+    assert chunks == 0  # not the learner's key, not the title, not the ids
+    [row] = await db.rows("SELECT provider_id, definition_id, learner_key, title, status, "
+                          "pg_column_size(document) AS stored, "
+                          "octet_length(document::text) AS text FROM credentials")
+    assert (row.provider_id, row.definition_id, row.learner_key, row.title, row.status) == (
+        event.provider_id, event.definition_id, key, event.title, "active")
+    assert row.text > 3500 and row.stored < 0.65 * row.text  # compressed, in the row
+    [listed] = json.loads(await handlers.learner_credentials_json(
+        db.engine, key, BASE))["credentials"]
+    assert listed["title"] == event.title and listed["credential"] == event.credential
