@@ -51,24 +51,27 @@ async def test_a_list_arriving_a_moment_later_is_waited_for_and_served(db: Any) 
 
     start = time.monotonic()
     found, _ = await asyncio.gather(
-        status_list_soon(db.engine, BASE, "lakeshore-college", "revocation", 0),
+        status_list_soon(db.engine, BASE, "lakeshore-college", "revocation", 0, wait=20),
         arrives_later())
     assert found is not None and found[0]["id"].endswith("/revocation/0")
-    assert 0.3 <= time.monotonic() - start < 1.5
+    # Served once it is there, not at the end of the wait (bounds wide enough for a busy
+    # machine: this asserts behaviour, it does not time anything).
+    assert 0.3 <= time.monotonic() - start < 10
 
 
 async def test_a_miss_that_cannot_be_about_to_arrive_answers_at_once(db: Any) -> None:
     await _provider(db, "lakeshore-college")
     start = time.monotonic()
     # An unknown provider, and a list with no list before it: not waited for.
-    assert await status_list_soon(db.engine, BASE, "nobody", "revocation", 0) is None
-    assert await status_list_soon(db.engine, BASE, "lakeshore-college", "revocation", 5) is None
-    assert time.monotonic() - start < 0.5
+    assert await status_list_soon(db.engine, BASE, "nobody", "revocation", 0, wait=20) is None
+    assert await status_list_soon(db.engine, BASE, "lakeshore-college", "revocation", 5,
+                                  wait=20) is None
+    assert time.monotonic() - start < 10  # far below either wait
     # A list that could arrive but does not: waited for, then None, within the bound.
     start = time.monotonic()
     assert await status_list_soon(db.engine, BASE, "lakeshore-college", "revocation", 0,
                                   wait=0.3) is None
-    assert 0.3 <= time.monotonic() - start < 1.0
+    assert 0.3 <= time.monotonic() - start < 10
 
 
 def test_only_status_list_paths_are_parsed() -> None:
