@@ -5,28 +5,14 @@ recipient. If it misread one of these, the benchmark would count mails wrongly."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 from microcred_devstack import free_port
 from microcred_notify.learner_mail.domain import Mail
 from microcred_notify.learner_mail.smtp import SmtpPool
 
-RUN = Path(__file__).parents[2] / "bench" / "e2e" / "run.py"
 
-
-def bench_module():
-    spec = importlib.util.spec_from_file_location("bench_e2e_run", RUN)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-async def test_the_lean_sink_accepts_what_notifys_client_sends_and_times_each_recipient():
-    sink = bench_module().LeanSmtp(free_port()).start()
+async def test_the_lean_sink_accepts_what_notifys_client_sends_and_times_each_recipient(
+        bench_e2e):
+    sink = bench_e2e("run").LeanSmtp(free_port()).start()
     pool = SmtpPool("127.0.0.1", sink.port, 2)
     body = b"Subject: hi\r\n\r\nline one\r\n.starts with a dot\r\n..two dots\r\nend\r\n"
     mails = [Mail("noreply@microcred.example", f"Learner{i}@Learners.example", body)

@@ -4,22 +4,8 @@ known, its verdict on a real round would mislead the next session."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import random
-import sys
-from pathlib import Path
-
-TAIL = Path(__file__).parents[2] / "bench" / "e2e" / "tail.py"
-
-
-def tail_module():
-    spec = importlib.util.spec_from_file_location("bench_e2e_tail", TAIL)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _round(extra_mail_hop) -> dict[str, list[float | None]]:
@@ -38,8 +24,8 @@ def _round(extra_mail_hop) -> dict[str, list[float | None]]:
     return rows
 
 
-def test_a_stall_is_reported_as_clustered_in_time_and_in_the_mail_hop() -> None:
-    tail = tail_module()
+def test_a_stall_is_reported_as_clustered_in_time_and_in_the_mail_hop(bench_e2e) -> None:
+    tail = bench_e2e("tail")
     rows = _round(lambda t: 0.4 if 6.0 <= t < 6.12 else 0.0)  # 60 results held 400 ms
     out = io.StringIO()
     res = tail.analyse(rows, None, out=out)
@@ -50,16 +36,16 @@ def test_a_stall_is_reported_as_clustered_in_time_and_in_the_mail_hop() -> None:
     assert "slowest 1 % (51 results" in out.getvalue()
 
 
-def test_queueing_spread_over_the_round_is_reported_as_spread() -> None:
-    tail = tail_module()
+def test_queueing_spread_over_the_round_is_reported_as_spread(bench_e2e) -> None:
+    tail = bench_e2e("tail")
     rng = random.Random(3)
     rows = _round(lambda t: rng.expovariate(1 / 0.05))  # every result may queue
     res = tail.analyse(rows, None, out=io.StringIO())
     assert res["slow_bins"] >= 20 and res["top3_share"] < 0.3
 
 
-def test_the_timeline_says_which_process_ran_while_the_slowest_were_in_flight() -> None:
-    tail = tail_module()
+def test_the_timeline_says_which_process_ran_while_the_slowest_were_in_flight(bench_e2e) -> None:
+    tail = bench_e2e("tail")
     rows = _round(lambda t: 0.4 if 6.0 <= t < 6.12 else 0.0)
     timeline = []
     for k in range(120):  # 100 ms samples over the round, a busy "pg checkpointer" at 6-7 s
