@@ -15,6 +15,7 @@ from microcred_notify.learner_mail import handlers as learner
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
+from microcred_notify.worker import Owed
 from microcred_shared.consumer import BatchHandler, Incoming
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import (
@@ -24,10 +25,6 @@ from microcred_shared.contract.events import (
 )
 from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 
-# The subscriptions whose batches may owe a worker work.
-OWING_TOPICS = (topics.CREDENTIALS_REGISTERED, topics.LEARNER_SIGNIN, topics.CREDENTIALS_ISSUED,
-                topics.CREDENTIAL_VISIBILITY, topics.CREDENTIAL_STATUS)
-
 
 def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     settings = settings or Settings()
@@ -36,32 +33,36 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     # Each worker is woken after a commit that owed it work (not after every commit): the
     # mark is the subscription's own, so another topic's commit cannot take it (`Owed`).
     mail, hooks = rt.mail.owed, rt.employers.owed
+
+    def marks(owed: Owed, topic: str) -> Callable[[], None]:
+        """The mark `topic`'s handlers set; `topic`'s own commits wake the worker."""
+        rt.after_commit(topic, partial(owed.committed, topic))
+        return partial(owed.owe, topic)
+
     rt.subscribe(topics.CREDENTIALS_REGISTERED,
-                 owing(learner.on_registered, partial(mail.owe, topics.CREDENTIALS_REGISTERED)),
+                 owing(learner.on_registered, marks(mail, topics.CREDENTIALS_REGISTERED)),
                  CredentialRegistered)
     # Sign-in links and wallet transaction codes (either type; anything else dead-letters).
     rt.subscribe(topics.LEARNER_SIGNIN,
-                 owing(learner.on_learner_messages, partial(mail.owe, topics.LEARNER_SIGNIN)),
+                 owing(learner.on_learner_messages, marks(mail, topics.LEARNER_SIGNIN)),
                  None)
     rt.subscribe(topics.CREDENTIALS_ISSUED,
                  partial(feed.on_issued, base_url=base_url,
-                         owe=partial(hooks.owe, topics.CREDENTIALS_ISSUED)), CredentialIssued)
+                         owe=marks(hooks, topics.CREDENTIALS_ISSUED)), CredentialIssued)
     rt.subscribe(topics.CREDENTIAL_VISIBILITY,
                  partial(feed.on_visibility, base_url=base_url,
-                         owe=partial(hooks.owe, topics.CREDENTIAL_VISIBILITY)),
+                         owe=marks(hooks, topics.CREDENTIAL_VISIBILITY)),
                  CredentialVisibilityChanged)
     # One consumer group per topic: the learner mail and the employer feed share it.
     rt.subscribe(topics.CREDENTIAL_STATUS,
                  chain(owing(learner.on_status_changed,
-                             partial(mail.owe, topics.CREDENTIAL_STATUS)),
+                             marks(mail, topics.CREDENTIAL_STATUS)),
                        partial(feed.on_status_changed, base_url=base_url,
-                               owe=partial(hooks.owe, topics.CREDENTIAL_STATUS))),
+                               owe=marks(hooks, topics.CREDENTIAL_STATUS))),
                  CredentialStatusChanged)
     for part in (rt.employers, rt.mail):  # stopped in this order too: webhooks, then mail
         rt.on_start(part.start)
         rt.on_stop(part.stop)
-        for topic in OWING_TOPICS:
-            rt.after_commit(topic, partial(part.owed.committed, topic))
         rt.metric_sources.append(part.metrics)
     return rt.app("microcred notify", routers=[employer_routes]), rt
 
