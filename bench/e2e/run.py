@@ -466,6 +466,10 @@ class CpuMeter:
         self._jit: dict[int, float] = {}  # JIT compiler seconds by pid, at the last sample
         self.titles: dict[int, str] = {}  # a child's database (PostgreSQL backends)
         self.start_jit: dict[int, float] = {}
+        # CPU of the children a group's parent has reaped (PostgreSQL: backends and
+        # autovacuum workers that ended), by group, at the last sample
+        self._reaped: dict[str, float] = {}
+        self.start_reaped: dict[str, float] = {}
 
     def _procs(self, name: str) -> list[psutil.Process]:
         out = []
@@ -481,6 +485,15 @@ class CpuMeter:
 
     def _sample(self) -> dict[str, dict[int, float]]:
         self._jit = {p: jit_seconds(p) for pids in self.groups.values() for p in pids}
+        self._reaped = {}
+        for name in self.include_children:
+            for pid in self.groups.get(name, []):
+                try:
+                    c = psutil.Process(pid).cpu_times()
+                    self._reaped[name] = (self._reaped.get(name, 0.0) + c.children_user
+                                          + c.children_system)
+                except psutil.Error:
+                    pass
         res: dict[str, dict[int, float]] = {}
         for name in self.groups:
             res[name] = {}
@@ -498,6 +511,7 @@ class CpuMeter:
         self.t0 = time.monotonic()
         self.start_pp = self._sample()
         self.start_jit = self._jit
+        self.start_reaped = self._reaped
 
     def end(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
@@ -507,14 +521,23 @@ class CpuMeter:
             before = self.start_pp.get(name, {})
             # a process that appeared during the window counts from zero
             out["cpu"][name] = sum(v - before.get(pid, 0.0) for pid, v in pids.items())
-        # PostgreSQL's CPU by database, from each backend's process title (a backend that
-        # ended inside the window is not counted, as in the total)
+        # PostgreSQL's CPU by database, from each backend's process title. A child that
+        # ended inside the window (an autovacuum worker, a backend whose connection closed)
+        # is counted from what its parent reaped, less what it had used before the window,
+        # under "ended" (it used to be missed, in the total too).
         out["by_database"] = {}
         for name in self.include_children:
             split: dict[str, float] = {}
             for pid, v in now.get(name, {}).items():
                 db = self.titles.get(pid, "other")
                 split[db] = split.get(db, 0.0) + v - self.start_pp.get(name, {}).get(pid, 0.0)
+            gone = sum(v for pid, v in self.start_pp.get(name, {}).items()
+                       if pid not in now.get(name, {}))
+            ended = max(self._reaped.get(name, 0.0) - self.start_reaped.get(name, 0.0)
+                        - gone, 0.0)
+            if ended:
+                split["ended"] = ended
+                out["cpu"][name] = out["cpu"].get(name, 0.0) + ended
             out["by_database"][name] = split
         # of which a JVM's JIT compiler threads (the broker's; none for the others)
         out["jit"] = {name: sum(self._jit[p] - self.start_jit.get(p, 0.0)
@@ -748,6 +771,58 @@ async def connect_dbs(target: Target) -> dict[str, asyncpg.Connection]:
     return {s: await asyncpg.connect(target.db_url(s), timeout=30) for s in SERVICES}
 
 
+# What PostgreSQL did over a window, from its cumulative statistics (cluster-wide: the four
+# services' databases and the server's own processes): transactions, WAL written and how
+# often it was flushed to disk (a commit's flush is ~150 µs of a backend's CPU here, the
+# same transaction without it ~40), table and index pages written and added. Backends
+# report their counts at the end of a transaction at most once a second, so a window's
+# figures are right to about a second's worth at either end.
+_PG_COUNTERS = (
+    "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database "
+    "        WHERE datname LIKE 'microcred_%') AS transactions, "
+    "(SELECT sum(sessions) FROM pg_stat_database WHERE datname LIKE 'microcred_%') "
+    "    AS sessions, "
+    "(SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes, "
+    "(SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal' "
+    "        AND context = 'normal') AS wal_flushes, "
+    "(SELECT coalesce(sum(write_bytes), 0) FROM pg_stat_io WHERE object = 'wal' "
+    "        AND context = 'init') AS wal_init_bytes, "
+    "(SELECT coalesce(sum(writes), 0) FROM pg_stat_io WHERE object = 'relation') "
+    "    AS pages_written, "
+    "(SELECT coalesce(sum(extends), 0) FROM pg_stat_io WHERE object = 'relation') "
+    "    AS pages_added")
+
+
+async def pg_counters(dbs: dict[str, asyncpg.Connection]) -> dict[str, float] | None:
+    """PostgreSQL's cumulative counters (_PG_COUNTERS) now; None where the server has no
+    pg_stat_io (before 16) or refuses."""
+    try:
+        row = await next(iter(dbs.values())).fetchrow(_PG_COUNTERS)
+    except asyncpg.PostgresError:
+        return None
+    return {k: float(v or 0) for k, v in dict(row).items()} if row else None
+
+
+def pg_window(before: dict[str, float] | None, after: dict[str, float] | None,
+              ) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    return {k: after[k] - before[k] for k in after}
+
+
+def print_pg_window(counts: dict[str, float] | None, n: int) -> dict[str, float]:
+    """One line: what PostgreSQL did per credential over the window."""
+    if not counts or n <= 0:
+        return {}
+    per = {k: v / n for k, v in counts.items()}
+    print(f"    PostgreSQL per credential: {per['transactions']:.2f} transactions, "
+          f"{per['wal_flushes']:.2f} WAL flushes, {per['wal_bytes'] / 1024:.1f} KiB of WAL "
+          f"(+ {per['wal_init_bytes'] / 1024:.1f} KiB zeroing new WAL segments), "
+          f"{per['pages_written']:.2f} pages written, {per['pages_added']:.2f} added, "
+          f"{per['sessions']:.3f} new sessions")
+    return per
+
+
 async def publish(bootstrap: str, events: list[Any], chunk: int, rate: float,
                   inflight: int = 1) -> tuple[list[float], list[float], float]:
     """ProviderPublisher.publish_many in chunks (at most `inflight` chunks awaiting their
@@ -901,6 +976,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         if statements:
             await reset_statements(dbs)
         sys_start = psutil.cpu_times()
+        pg_start = await pg_counters(dbs)
         meter.begin()
         log(f"publishing {args.n} results in chunks of {args.chunk}"
             + (f" at {args.rate:g}/s" if args.rate else " as fast as possible"))
@@ -912,6 +988,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
                                       args.progress)
         usage = meter.end()
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        pg = pg_window(pg_start, await pg_counters(dbs))
         if profiler:
             profiler.stop()
         counted = await read_statements(dbs) if statements else None
@@ -928,7 +1005,8 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
     return {"suite": suite, "run_id": run_id, "n": args.n, "t0": t0, "publish_s": pub_s,
             "submit": submit, "ack": dict(zip(wl.keys, ack, strict=True)), "stages": stages,
             "smtp": smtp_times, "counts": counts, "usage": usage, "machine_busy": busy,
-            "health": healthz(target), "cores": cores, "idle": idle, "statements": counted}
+            "health": healthz(target), "cores": cores, "idle": idle, "statements": counted,
+            "pg": pg}
 
 
 async def reset_statements(dbs: dict[str, asyncpg.Connection]) -> None:
@@ -1025,6 +1103,7 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
         print(f"    of {name.split(' ')[0]}, by database: " + ", ".join(
             f"{db} {v:.3f}ms" for db, v in sorted(ms.items(), key=lambda kv: -kv[1])))
         summary.setdefault("db_cpu_ms_per_credential", {})[name] = ms
+    summary["pg_per_credential"] = print_pg_window(res.get("pg"), len(delivered))
     if res.get("idle"):
         idle = res["idle"]
         print(f"    idle stack (no load, {idle['wall']:.0f}s before the run): " + ", ".join(
@@ -1078,6 +1157,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
     try:
         meter = backbone_meter(target)
         sys_start = psutil.cpu_times()
+        pg_start = await pg_counters(dbs)
         meter.begin()
         timeline = tail.Timeline(meter.groups, meter.include_children).start() \
             if args.timeline else None
@@ -1091,6 +1171,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
                                       args.stall, args.progress)
         usage = meter.end()
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
+        pg = pg_window(pg_start, await pg_counters(dbs))
         samples = timeline.stop() if timeline else None
         stages = await collect_stages(dbs, wl)
     finally:
@@ -1104,7 +1185,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
     return {"n": n, "rate": args.latency_rate, "t0": t0, "publish_s": pub_s,
             "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
             "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores,
-            "timeline": samples}
+            "timeline": samples, "pg": pg}
 
 
 ROUND_NAMES = {1: "the broker as the throughput run left it",
@@ -1153,6 +1234,12 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
               per.items(), key=lambda kv: -kv[1]))
           + f"); {max(busy - sum(res['usage']['cpu'].values()), 0):.1f} of {busy:.1f} busy "
           "core-s were not ours")
+    by_db = {}
+    for name, split in res["usage"].get("by_database", {}).items():
+        by_db[name] = {db: 1000 * v / max(len(mailed), 1) for db, v in split.items()}
+        print(f"    of {name.split(' ')[0]}, by database: " + ", ".join(
+            f"{db} {v:.3f}ms" for db, v in sorted(by_db[name].items(), key=lambda kv: -kv[1])))
+    pg_per = print_pg_window(res.get("pg"), len(mailed))
     # At a few hundred per second the stack's idle burn (Kafka's and the services' polls,
     # heartbeats) and a fresh broker's JIT compiler are a large part of that figure; what
     # the credentials themselves cost is the rest.
@@ -1179,6 +1266,7 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
                            for k, v in rows.items()},
             "latency_source": source, "hops": hops, "cpu_ms_per_credential": per,
             "net_cpu_ms_per_credential": net, "jit_ms_per_credential": jit,
+            "db_cpu_ms_per_credential": by_db, "pg_per_credential": pg_per,
             "usage": res["usage"], "machine_busy": res["machine_busy"]}
 
 
