@@ -87,7 +87,7 @@ async def _measure(url: str, args: argparse.Namespace) -> None:
         await conn.execute(_OLD_RECORD, {k: [r[k] for r in rs] for k in _OLD_COLUMNS})
 
     async def record_now(conn: Any, rs: Rows) -> None:
-        await handlers._record(conn, rs[0]["provider_id"], rs[0]["key_id"], now, rs)
+        await handlers._record(conn, now, rs)
 
     async def known_before(conn: Any, rs: Rows) -> None:
         (await conn.execute(handlers._KNOWN, {"ids": [r["assessment_id"] for r in rs]})).all()
