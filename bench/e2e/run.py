@@ -611,11 +611,12 @@ def find_py_spy() -> str | None:
 
 
 class Profiler:
-    def __init__(self, out_dir: Path, rate: int, nonblocking: bool) -> None:
+    def __init__(self, out_dir: Path, rate: int, nonblocking: bool, gil: bool = False) -> None:
         self.exe = find_py_spy()
         self.out_dir = out_dir
         self.rate = rate
         self.nonblocking = nonblocking
+        self.gil = gil
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.files: dict[str, Path] = {}
 
@@ -630,6 +631,8 @@ class Profiler:
             out = self.out_dir / f"{tag}-{name}.pyspy.txt"
             argv = [self.exe, "record", "--pid", str(pid), "--rate", str(self.rate),
                     "--format", "raw", "--output", str(out)]
+            if self.gil:  # only samples holding the GIL: on-CPU Python, not epoll waits
+                argv.append("--gil")
             if self.nonblocking:
                 argv.append("--nonblocking")
             logf = open(self.out_dir / f"{tag}-{name}.pyspy.log", "wb")  # noqa: SIM115
@@ -1520,6 +1523,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--state-dir", default=None, help="with --reuse-stack: its state dir")
     ap.add_argument("--profile", action="store_true", help="py-spy every service process")
     ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="py-spy --gil: only samples holding the GIL (CPU, not waits on a "
+                         "loaded machine)")
     ap.add_argument("--profile-nonblocking", action="store_true",
                     help="py-spy --nonblocking (less overhead, less exact stacks)")
     ap.add_argument("--top", type=int, default=12, help="hotspots shown per service")
@@ -1590,7 +1596,8 @@ def main() -> int:
           f"{', '.join(f'{x:.2f}' for x in m['loadavg'])} before the run "
           "(shared machine: other work adds noise)", flush=True)
     target: Target | None = None
-    profiler = Profiler(out_dir / "profiles", args.profile_rate, args.profile_nonblocking) \
+    profiler = Profiler(out_dir / "profiles", args.profile_rate, args.profile_nonblocking,
+                        args.profile_gil) \
         if args.profile else None
     if profiler and not profiler.exe:
         print("--profile needs py-spy: `uv run --with py-spy python bench/e2e/run.py ...`")

@@ -4,6 +4,9 @@ consumer's transaction (`microcred_issuance.driver`), batches of `--batch` crede
 
     uv run --frozen python bench/issuance/statements.py [--batch 5] [--batches 300] [--rounds 5]
 
+The last case is a batch of four issuers' credentials: one INSERT per issuer (until wave 15) or
+one for the batch.
+
 Starts the devstack's embedded PostgreSQL in a temporary folder (or uses DATABASE_URL's
 server) and stops it at the end. CPU is this process's (`time.process_time`): what the
 service pays per statement, the server's work not included.
@@ -87,7 +90,19 @@ async def _measure(url: str, args: argparse.Namespace) -> None:
         await conn.execute(_OLD_RECORD, {k: [r[k] for r in rs] for k in _OLD_COLUMNS})
 
     async def record_now(conn: Any, rs: Rows) -> None:
-        await handlers._record(conn, rs[0]["provider_id"], rs[0]["key_id"], now, rs)
+        await handlers._record(conn, now, rs)
+
+    issuers = ("lakeshore-college", "coast-mountain-university", "prairie-polytechnic",
+               "north-shore-institute")
+
+    async def record_per_issuer(conn: Any, rs: Rows) -> None:  # until wave 15
+        for i, issuer in enumerate(issuers):
+            if mine := [{**r, "provider_id": issuer} for r in rs[i::len(issuers)]]:
+                await handlers._record(conn, now, mine)
+
+    async def record_per_batch(conn: Any, rs: Rows) -> None:
+        await handlers._record(conn, now, [{**r, "provider_id": issuers[i % len(issuers)]}
+                                           for i, r in enumerate(rs)])
 
     async def known_before(conn: Any, rs: Rows) -> None:
         (await conn.execute(handlers._KNOWN, {"ids": [r["assessment_id"] for r in rs]})).all()
@@ -108,6 +123,8 @@ async def _measure(url: str, args: argparse.Namespace) -> None:
         "record (INSERT issued_credentials)": (record_before, record_now),
         "redelivery check (SELECT ... ANY)": (known_before, known_now),
         "status index allocation": (allocate_before, allocate_now),
+        # A batch of decisions of four issuers' definitions (wave 15).
+        "record, 4 issuers: per issuer -> batch": (record_per_issuer, record_per_batch),
     }
     print(f"batches of {args.batch}, {args.batches} per round, best and median of "
           f"{args.rounds} rounds, µs of client CPU per statement (per credential)")

@@ -16,15 +16,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from microcred_shared.db import driver_of
+from microcred_shared.db import driver_in_transaction, driver_of
 
 
 async def in_transaction(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under `conn` if a transaction is open on it, else None."""
-    driver = await driver_of(conn)
-    if driver is None or not driver.is_in_transaction():
-        return None
-    return driver
+    return await driver_in_transaction(conn)
 
 
 async def outside_transaction(conn: AsyncConnection) -> Any:

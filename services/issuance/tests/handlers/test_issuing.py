@@ -255,6 +255,28 @@ async def test_a_batch_reserves_every_issuers_status_indexes_in_one_statement(
     assert len(await world.published(topics.STATUS_LISTS)) == 4  # made once, by the first
 
 
+async def test_a_batch_records_every_issuers_credentials_in_one_statement_each_under_its_key(
+        world):
+    """Issue 12: a batch's credentials were recorded with one INSERT per issuer (a round
+    trip each). Now one for the batch; each row still names its own issuer and the key
+    that signed it, as the credential's proof does."""
+    sent = _Sent(world.engine)
+    batch = [world.decided(DATA, score=71), world.decided(SAFETY),
+             world.decided(FORESTRY, rubric_level="exemplary")]
+    await decide(world, *batch)
+    assert len(sent.naming("INSERT INTO issued_credentials")) == 1, sent.sql  # 2 issuers
+    rows = await world.rows("SELECT assessment_id, provider_id, key_id FROM issued_credentials")
+    issued = {p.event.assessment_id: p.event for p in
+              await world.published(topics.CREDENTIALS_ISSUED)}
+    assert {r.assessment_id for r in rows} == {d.assessment_id for d in batch}
+    for r in rows:
+        event = issued[r.assessment_id]
+        assert r.provider_id == event.provider_id
+        [proof] = event.credential["proof"]
+        assert proof["verificationMethod"].endswith("#" + r.key_id)
+    assert {r.provider_id for r in rows} == {LAKESHORE, "coast-mountain-university"}
+
+
 async def test_lists_a_rolled_back_batch_made_are_made_again_by_the_next(world):
     """The allocation is committed at once, the lists with the batch: a batch that rolls
     back leaves its indexes unused and no lists, and the next batch, whose indexes fall into
@@ -297,15 +319,14 @@ async def test_a_batch_that_fails_after_recording_keeps_each_credential_once(wor
     bad = world.decided(DATA, score=80)
     good = [world.decided(DATA, score=90), world.decided(SAFETY),
             world.decided(FORESTRY, rubric_level="exemplary")]
-    real = handlers.issue
+    real = handlers._record
 
-    async def failing(conn, ctx, issuer, drafts, now, allocated=None):
-        out = await real(conn, ctx, issuer, drafts, now, allocated)
-        if any(d.assessment_id == bad.assessment_id for d in drafts):
+    async def failing(conn, now, rows):
+        await real(conn, now, rows)
+        if any(r["assessment_id"] == bad.assessment_id for r in rows):
             raise ValueError("failed after recording")
-        return out
 
-    monkeypatch.setattr(handlers, "issue", failing)
+    monkeypatch.setattr(handlers, "_record", failing)
     await decide(world, good[0], bad, *good[1:])
     rows = await world.rows("SELECT assessment_id FROM issued_credentials")
     assert sorted(r.assessment_id for r in rows) == sorted(g.assessment_id for g in good)

@@ -4,6 +4,7 @@ registration event; the QR code is served only while the exchange is open."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -16,7 +17,9 @@ import sqlalchemy as sa
 from microcred_registry.credentials import handlers as credentials
 from microcred_registry.delivery.handlers import Exchanges, mail_exchanges
 from microcred_registry.delivery.issuance import Issuance
+from microcred_shared.consumer import Incoming
 from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import parse_envelope
 from microcred_shared.contract.events import CredentialIssued, learner_key
 from microcred_shared.problems import Problem
 
@@ -68,3 +71,28 @@ async def test_a_mailed_credential_gets_a_wallet_link_and_qr_code_that_work_once
     with pytest.raises(Problem) as used:
         await exchanges.open_link(exchange_id)
     assert used.value.status == 409  # used: its QR code is no longer drawn
+
+
+async def test_registered_in_a_plain_transaction_the_same_rows_links_and_announcement(
+        db: Any) -> None:
+    # Outside a consumer batch (a plain `engine.begin()`: no transaction open on the driver
+    # yet) the statements go through SQLAlchemy; inside one, on the driver's connection.
+    # Either way: stored as sent, once, with its wallet exchange, and announced once.
+    mailed = issued(email="ada@learners.example")
+    record = db.record(topics.CREDENTIALS_ISSUED, mailed)
+    links = partial(mail_exchanges, base_url=BASE, ttl=timedelta(days=7))
+    items = [Incoming(record, parse_envelope(record.headers), mailed, None)]
+    async with db.engine.begin() as conn:
+        assert await credentials.on_issued(conn, items, base_url=BASE,
+                                           wallet_links=links) == {}
+    [announced] = items[0].outgoing
+    registered = json.loads(announced.payload)
+    assert registered["credential_id"] == str(mailed.credential_id)
+    assert registered["wallet_url"].startswith("https://lcw.app/request.html?")
+    assert await credentials.document(db.engine, mailed.credential_id) == mailed.credential
+    assert len(await db.rows("SELECT 1 FROM wallet_exchanges")) == 1
+
+    # The same record again in a consumer batch: a redelivery, nothing new.
+    assert await register(db, mailed) == {}
+    assert len(await db.rows("SELECT 1 FROM credentials")) == 1
+    assert len(await db.rows("SELECT 1 FROM wallet_exchanges")) == 1

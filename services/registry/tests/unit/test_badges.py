@@ -12,7 +12,7 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -211,3 +211,24 @@ def test_the_issue_month_is_the_credentials_own(when):
     got = fields(add_to_profile(credential(awardedDate=when), BASE + "/c", "x"))
     assert (got["issueYear"], got["issueMonth"]) == ("2026", "1")
     assert datetime.fromisoformat(when.replace("Z", "+00:00")).tzinfo == UTC
+
+
+@pytest.mark.parametrize(("name", "organisation", "url", "lang"), [
+    ("Data & Analytics: 100% + more", "Collège Lakeshore / Campus #2", BASE + "/v1/c/a b", "en"),
+    ("Fondements de l'analyse", "École ÉTS — Montréal?x=1", "https://r.example/", "fr"),
+    ("名前 ✓", "", "no-slash-at-all", "en"),
+])
+def test_the_linkedin_link_is_the_query_urlencode_writes(name, organisation, url, lang):
+    # The announcement (and the issue mail) carries this link: built faster, the same bytes.
+    doc = credential(validUntil="2031-11-03T10:00:00Z")
+    doc["name"] = doc["credentialSubject"]["achievement"]["name"] = name
+    doc["credentialSubject"]["achievement"].pop("nameFr", None)
+    doc["issuer"] = {"name": organisation} if organisation else {}
+    cid = "id with spaces/and+plus"
+    params = {"startTask": "CERTIFICATION_NAME", "name": name,
+              **({"organizationName": organisation} if organisation else {}),
+              "issueYear": 2026, "issueMonth": 11, "expirationYear": 2031,
+              "expirationMonth": 11, "certUrl": url, "certId": cid}
+    for _ in range(2):  # the second time from what was remembered
+        assert add_to_profile(doc, url, cid, lang) == \
+            f"https://www.linkedin.com/profile/add?{urlencode(params)}"

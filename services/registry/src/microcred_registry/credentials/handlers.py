@@ -39,7 +39,7 @@ from microcred_shared.contract.events import (
     IssuerKeysPublished,
     StatusListPublished,
 )
-from microcred_shared.db import table_of
+from microcred_shared.db import driver_in_transaction, table_of
 from microcred_shared.outbox import event_record
 from microcred_shared.problems import Problem
 
@@ -53,16 +53,37 @@ WalletLinks = Callable[[AsyncConnection, list[tuple[uuid.UUID, str]]],
 
 # One cached statement per batch whatever its size (arrays in, ids out). The document is
 # taken by PostgreSQL from the record's own payload: the ~3 KB of signed JSON is never
-# re-encoded here, and is stored exactly as issuance signed and sent it.
-_REGISTER = sa.text(
+# re-encoded here, and is stored exactly as issuance signed and sent it. Inside the
+# consumer's transaction it is sent on the driver's connection (skipping SQLAlchemy's work
+# per statement: `db.driver_in_transaction`), through SQLAlchemy otherwise.
+_REGISTER_ARRAYS = ("cids", "aids", "pids", "dids", "vers", "lkeys", "titles", "payloads",
+                    "issued")
+_REGISTER_SQL = (
     "INSERT INTO credentials (credential_id, assessment_id, provider_id, definition_id, "
     "definition_version, learner_key, title, document, status, issued_at, registered_at) "
     "SELECT c, a, p, d, v, l, t, CAST(convert_from(b, 'UTF8') AS json) -> 'credential', "
-    "'active', i, now() FROM unnest(CAST(:cids AS uuid[]), CAST(:aids AS uuid[]), "
-    "CAST(:pids AS text[]), CAST(:dids AS text[]), CAST(:vers AS int[]), "
-    "CAST(:lkeys AS text[]), CAST(:titles AS text[]), CAST(:payloads AS bytea[]), "
-    "CAST(:issued AS timestamptz[])) AS u(c, a, p, d, v, l, t, b, i) "
+    "'active', i, now() FROM unnest(CAST({cids} AS uuid[]), CAST({aids} AS uuid[]), "
+    "CAST({pids} AS text[]), CAST({dids} AS text[]), CAST({vers} AS int[]), "
+    "CAST({lkeys} AS text[]), CAST({titles} AS text[]), CAST({payloads} AS bytea[]), "
+    "CAST({issued} AS timestamptz[])) AS u(c, a, p, d, v, l, t, b, i) "
     "ON CONFLICT DO NOTHING RETURNING credential_id")
+_REGISTER = sa.text(_REGISTER_SQL.format(**{k: f":{k}" for k in _REGISTER_ARRAYS}))
+_REGISTER_DRIVER = _REGISTER_SQL.format(**{k: f"${n}" for n, k in
+                                           enumerate(_REGISTER_ARRAYS, start=1)})
+
+
+async def _register(conn: AsyncConnection, pairs: list[tuple[Incoming, CredentialIssued]],
+                    ) -> set[str]:
+    """Insert the batch's credentials not registered yet; the ids inserted (as text)."""
+    arrays = ([e.credential_id for _, e in pairs], [e.assessment_id for _, e in pairs],
+              [e.provider_id for _, e in pairs], [e.definition_id for _, e in pairs],
+              [e.definition_version for _, e in pairs], [e.learner_key for _, e in pairs],
+              [e.title for _, e in pairs], [i.record.value for i, _ in pairs],
+              [e.issued_at for _, e in pairs])
+    if (driver := await driver_in_transaction(conn)) is not None:
+        return {str(r[0]) for r in await driver.fetch(_REGISTER_DRIVER, *arrays)}
+    return {str(cid) for cid in (await conn.execute(
+        _REGISTER, dict(zip(_REGISTER_ARRAYS, arrays, strict=True)))).scalars()}
 
 
 async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
@@ -71,18 +92,7 @@ async def on_issued(conn: AsyncConnection, items: list[Incoming], *,
     for item in items:
         assert isinstance(item.event, CredentialIssued)
         events.setdefault(str(item.event.credential_id), (item, item.event))
-    pairs = list(events.values())
-    inserted = {str(cid) for cid in (await conn.execute(_REGISTER, {
-        "cids": [e.credential_id for _, e in pairs],
-        "aids": [e.assessment_id for _, e in pairs],
-        "pids": [e.provider_id for _, e in pairs],
-        "dids": [e.definition_id for _, e in pairs],
-        "vers": [e.definition_version for _, e in pairs],
-        "lkeys": [e.learner_key for _, e in pairs],
-        "titles": [e.title for _, e in pairs],
-        "payloads": [i.record.value for i, _ in pairs],
-        "issued": [e.issued_at for _, e in pairs],
-    })).scalars()}
+    inserted = await _register(conn, list(events.values()))
     now = datetime.now(UTC)
     mailed = [(e.credential_id, e.learner_key) for cid, (_, e) in events.items()
               if cid in inserted and e.learner_email]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 LCW_REQUEST = "https://lcw.app/request.html"
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
@@ -26,11 +27,24 @@ def exchange_domain(base_url: str) -> str:
     return urlsplit(base_url).netloc
 
 
+@lru_cache(maxsize=64)
+def _link_head(base_url: str) -> str:
+    return f"{LCW_REQUEST}?issuer={quote_plus(exchange_domain(base_url))}&auth_type=bearer"
+
+
+@lru_cache(maxsize=64)
+def _quoted(text: str) -> str:
+    return quote_plus(text)
+
+
 def deep_link(base_url: str, url: str, challenge: str) -> str:
-    """The link (and QR code) that opens the exchange in the Learner Credential Wallet."""
-    return LCW_REQUEST + "?" + urlencode({
-        "issuer": exchange_domain(base_url), "auth_type": "bearer", "challenge": challenge,
-        "vc_request_url": url})
+    """The link (and QR code) that opens the exchange in the Learner Credential Wallet:
+    `LCW_REQUEST` and the query `urlencode` writes (`quote_plus` of each value) for its
+    issuer, auth_type, challenge and vc_request_url. Built for every mailed credential
+    (issue 12): what is the same for all of them, quoted once."""
+    head, slash, tail = url.rpartition("/")
+    return (f"{_link_head(base_url)}&challenge={quote_plus(challenge)}"
+            f"&vc_request_url={_quoted(head + slash)}{quote_plus(tail)}")
 
 
 def presentation_request(challenge: str, domain: str, url: str) -> dict[str, Any]:

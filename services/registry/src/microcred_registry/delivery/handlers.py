@@ -22,7 +22,7 @@ from microcred_registry.delivery.models import WalletExchange
 from microcred_registry.verification.handlers import Resolver
 from microcred_registry.wallet import sharing
 from microcred_registry.wallet.domain import Session
-from microcred_shared.db import table_of
+from microcred_shared.db import driver_in_transaction, table_of
 from microcred_shared.problems import Problem
 from microcred_shared.vc.presentation import verify_presentation
 
@@ -150,11 +150,18 @@ class Exchanges:
         return copy
 
 
-_MAIL_EXCHANGES = sa.text(
+_MAIL_EXCHANGES_SQL = (
     "INSERT INTO wallet_exchanges (exchange_id, credential_id, learner_key, challenge, "
-    "created_at, expires_at, failures) SELECT x, c, l, ch, :now, :exp, 0 FROM "
-    "unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:keys AS text[]), "
-    "CAST(:challenges AS text[])) AS u(x, c, l, ch)")
+    "created_at, expires_at, failures) SELECT x, c, l, ch, CAST({now} AS timestamptz), "
+    "CAST({exp} AS timestamptz), 0 FROM "
+    "unnest(CAST({ids} AS uuid[]), CAST({cids} AS uuid[]), CAST({keys} AS text[]), "
+    "CAST({challenges} AS text[])) AS u(x, c, l, ch)")
+_MAIL_EXCHANGES_PARAMS = ("ids", "cids", "keys", "challenges", "now", "exp")
+_MAIL_EXCHANGES = sa.text(_MAIL_EXCHANGES_SQL.format(
+    **{k: f":{k}" for k in _MAIL_EXCHANGES_PARAMS}))
+# Inside the consumer's transaction: on the driver's connection (db.driver_in_transaction).
+_MAIL_EXCHANGES_DRIVER = _MAIL_EXCHANGES_SQL.format(
+    **{k: f"${n}" for n, k in enumerate(_MAIL_EXCHANGES_PARAMS, start=1)})
 
 
 async def mail_exchanges(conn: AsyncConnection, owed: list[tuple[uuid.UUID, str]], *,
@@ -168,9 +175,12 @@ async def mail_exchanges(conn: AsyncConnection, owed: list[tuple[uuid.UUID, str]
     now = datetime.now(UTC)
     ids = [uuid.uuid4() for _ in owed]
     challenges = [secrets.token_urlsafe(24) for _ in owed]
-    await conn.execute(_MAIL_EXCHANGES, {
-        "ids": ids, "cids": [c for c, _ in owed], "keys": [k for _, k in owed],
-        "challenges": challenges, "now": now, "exp": now + ttl})
+    values = (ids, [c for c, _ in owed], [k for _, k in owed], challenges, now, now + ttl)
+    if (driver := await driver_in_transaction(conn)) is not None:
+        await driver.execute(_MAIL_EXCHANGES_DRIVER, *values)
+    else:
+        await conn.execute(_MAIL_EXCHANGES, dict(zip(_MAIL_EXCHANGES_PARAMS, values,
+                                                     strict=True)))
     out: dict[uuid.UUID, tuple[str, str]] = {}
     for (cid, _), xid, challenge in zip(owed, ids, challenges, strict=True):
         url = domain.exchange_url(base_url, str(xid))
