@@ -12,6 +12,8 @@ consumer batch that hold some of the same results wait for each other, never dea
 
 from __future__ import annotations
 
+from typing import Any
+
 from microcred_shared import outbox
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentDecided
@@ -37,6 +39,17 @@ def decide_from(rows: str) -> str:
     """The statement that stores the decisions of `rows` (see `_DECIDE`): it returns
     (provider id, result id, first) per row, first when the result was decided now."""
     return _DECIDE.format(rows=rows)
+
+
+def columns(decided: list[AssessmentDecided]) -> dict[str, list[Any]]:
+    """The decisions' own columns as the callers' arrays (`pids`, `rids`, `aids`, `dids`,
+    `vers`, `lkeys`, `achieved`, `reasons`), in the order of `decided`."""
+    return {"pids": [d.provider_id for d in decided], "rids": [d.result_id for d in decided],
+            "aids": [d.assessment_id for d in decided],
+            "dids": [d.definition_id for d in decided],
+            "vers": [d.definition_version for d in decided],
+            "lkeys": [d.learner_key for d in decided],
+            "achieved": [d.achieved for d in decided], "reasons": [d.reason for d in decided]}
 
 
 def record(decision: AssessmentDecided, traceparent: str | None) -> outbox.Outgoing:

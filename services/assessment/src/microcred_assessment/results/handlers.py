@@ -231,14 +231,7 @@ async def _record_decisions(conn: AsyncConnection, accepted: _Accepted,
     rows = list(accepted.values())
     decisions_ = [d for _, d, _ in rows]
     found = (await conn.execute(_DECIDE, {
-        "pids": [d.provider_id for d in decisions_],
-        "rids": [d.result_id for d in decisions_],
-        "aids": [d.assessment_id for d in decisions_],
-        "dids": [d.definition_id for d in decisions_],
-        "vers": [d.definition_version for d in decisions_],
-        "lkeys": [d.learner_key for d in decisions_],
-        "achieved": [d.achieved for d in decisions_],
-        "reasons": [d.reason for d in decisions_],
+        **decisions.columns(decisions_),
         "copies": [copies[(d.provider_id, d.result_id)] for d in decisions_],
         "ce_ids": [i.envelope.id for i, _, _ in rows],
         "trace_ids": [trace_id_of(i.envelope.traceparent) for i, _, _ in rows],

@@ -219,23 +219,14 @@ class IngestStore:
             firsts.append(natural not in seen)
             seen.add(natural)
         topics_, keys, headers, payloads = outbox.columns([it.record for it in items])
-        decided = [it.decision for it in items]
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await conn.execute(_FLUSH, {
-                "idx": list(range(len(items))),
-                "pids": [i.result.provider_id for i in items],
-                "rids": [i.result.result_id for i in items],
-                "digests": [i.digest for i in items],
+                **decisions.columns([it.decision for it in items]),
+                "idx": list(range(len(items))), "digests": [i.digest for i in items],
                 "eids": [i.event_id for i in items], "firsts": firsts,
-                "aids": [d.assessment_id for d in decided],
-                "dids": [d.definition_id for d in decided],
-                "vers": [d.definition_version for d in decided],
-                "lkeys": [d.learner_key for d in decided],
-                "achieved": [d.achieved for d in decided],
-                "reasons": [d.reason for d in decided],
                 "trace_ids": [i.trace_id for i in items],
-                "dats": [d.decided_at for d in decided],
+                "dats": [i.decision.decided_at for i in items],
                 "topics": topics_, "keys": keys, "headers": headers,
                 "payloads": payloads})).all()
         assert [i for i, _, _ in rows] == list(range(len(items)))
