@@ -357,23 +357,42 @@ async def test_a_batch_mixing_new_duplicate_conflicting_and_kafka_sent_results(a
     assert {s["status"] for s in statuses} == {"decided"}
 
 
-async def test_http_flushes_and_kafka_batches_deciding_the_same_results_never_deadlock(
+async def test_a_flush_and_a_consumer_batch_waiting_on_the_same_results_both_finish(
         app, kit, live):
-    """A flush and a consumer batch lock the same `results` rows in one order (provider,
-    result id), whatever order the requests and the records came in: both finish, each
-    result decided once and counted once per way it came."""
+    """The race that would deadlock if either side locked `results` rows in its own order:
+    a third transaction holds result A (not yet committed); a consumer batch holding [B, A]
+    and a flush of [A, B] (A before B in (provider, result id) order) both wait for it; it
+    rolls back and both go on. Locking A first, neither holds B while it waits for A, so
+    both finish whichever wins A (several rounds: the winner is the lock manager's
+    choice). A deadlock would fail the request (503) or the consumer batch."""
+    import sqlalchemy as sa
+
     client, _ = app
-    size, rounds = 200, 3
-    for round_ in range(rounds):
-        results = [result(*SCORED, score=70, who=learner(f"race-{round_}-{i}"))
-                   for i in range(2 * size)]
-        backwards = results[::-1]
-        kafka = asyncio.gather(*(decide_over_kafka(kit, live, *chunk) for chunk in (
-            backwards[:size], backwards[size:])))
-        http = asyncio.gather(*(client.post(BATCH, json=body(*chunk))
-                                for chunk in (results[:size], results[size:])))
-        _, answers = await asyncio.gather(kafka, http)
-        assert [a.status_code for a in answers] == [200, 200]
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                      "current_database() AND wait_event_type = 'Lock'")
+    for round_ in range(6):
+        a, b = (result(*SCORED, score=70, who=learner(f"order-{round_}-{x}"))
+                .model_copy(update={"result_id": f"order-{round_}-{x}"}) for x in "ab")
+        async with kit.engine.connect() as holder:
+            await holder.execute(sa.text(
+                "INSERT INTO results (provider_id, result_id, assessment_id, definition_id, "
+                "definition_version, learner_key, achieved, reason, submissions, ce_id, "
+                "decided_at) VALUES (:p, :r, :a, :d, 1, 'k', true, 'held', 1, 'held', now())"),
+                {"p": PROVIDER, "r": a.result_id, "d": SCORED[1],
+                 "a": handlers.assessment_id_for(PROVIDER, a.result_id)})
+            kafka = asyncio.ensure_future(decide_over_kafka(kit, live, b, a))
+            http = asyncio.ensure_future(client.post(BATCH, json=body(a, b)))
+            while True:  # pg_stat_activity is read once per transaction: a new one each
+                async with kit.engine.connect() as watcher:
+                    if (await watcher.execute(waiting)).scalar_one() >= 2:
+                        break
+                assert not kafka.done() and not http.done()
+                await asyncio.sleep(0.01)
+            await holder.rollback()
+        await kafka
+        answer = await http
+        assert answer.status_code == 200, answer.text
+        assert [o["outcome"] for o in answer.json()["outcomes"]] == ["accepted", "accepted"]
         counted = await submissions(kit)
-        assert [counted[r.result_id] for r in results] == [2] * len(results)
-    assert len(await kit.outbox(topics.DECISIONS)) == rounds * 2 * size
+        assert (counted[a.result_id], counted[b.result_id]) == (2, 2)
+    assert len(await kit.outbox(topics.DECISIONS)) == 6 * 2

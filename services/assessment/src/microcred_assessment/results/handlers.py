@@ -243,8 +243,9 @@ async def _record_decisions(conn: AsyncConnection, accepted: _Accepted,
 
 
 async def status_of(engine: AsyncEngine, provider_id: str, result_id: str) -> dict[str, Any]:
-    """What became of a provider's result: pending until decided (another provider's
-    result ids are invisible: they read as pending)."""
+    """What became of a provider's result: pending until decided — over HTTP it is decided
+    when the 202 comes, over Kafka once the consumer has it (another provider's result ids
+    are invisible: they read as pending)."""
     async with engine.connect() as conn:
         row = (await conn.execute(sa.select(ResultRecord).where(
             col(ResultRecord.provider_id) == provider_id,
