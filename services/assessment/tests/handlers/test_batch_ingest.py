@@ -363,14 +363,17 @@ async def test_a_flush_and_a_consumer_batch_waiting_on_the_same_results_both_fin
     a third transaction holds result A (not yet committed); a consumer batch holding [B, A]
     and a flush of [A, B] (A before B in (provider, result id) order) both wait for it; it
     rolls back and both go on. Locking A first, neither holds B while it waits for A, so
-    both finish whichever wins A (several rounds: the winner is the lock manager's
-    choice). A deadlock would fail the request (503) or the consumer batch."""
+    both finish whichever wins A (30 rounds: the winner is the lock manager's choice). A
+    deadlock would fail the request (503) or the consumer batch; so would a unique index
+    on `results` other than its primary key (the one ON CONFLICT handles): the later of
+    two inserts of the same new result fails on it (migration 6 dropped the one on
+    `assessment_id`)."""
     import sqlalchemy as sa
 
     client, _ = app
     waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
                       "current_database() AND wait_event_type = 'Lock'")
-    for round_ in range(6):
+    for round_ in range(30):
         a, b = (result(*SCORED, score=70, who=learner(f"order-{round_}-{x}"))
                 .model_copy(update={"result_id": f"order-{round_}-{x}"}) for x in "ab")
         async with kit.engine.connect() as holder:
@@ -395,4 +398,21 @@ async def test_a_flush_and_a_consumer_batch_waiting_on_the_same_results_both_fin
         assert [o["outcome"] for o in answer.json()["outcomes"]] == ["accepted", "accepted"]
         counted = await submissions(kit)
         assert (counted[a.result_id], counted[b.result_id]) == (2, 2)
-    assert len(await kit.outbox(topics.DECISIONS)) == 6 * 2
+    assert len(await kit.outbox(topics.DECISIONS)) == 30 * 2
+
+
+async def test_migration_6_leaves_results_one_unique_index(kit):
+    """A database made before ADR 40 had a unique index on `results.assessment_id`."""
+    import sqlalchemy as sa
+
+    from microcred_assessment.results.models import drop_unique_assessment_id
+
+    uniques = sa.text("SELECT count(*) FROM pg_index WHERE indrelid = 'results'::regclass "
+                      "AND indisunique")
+    async with kit.engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE results ADD CONSTRAINT "
+                                   "results_assessment_id_key UNIQUE (assessment_id)"))
+        assert (await conn.execute(uniques)).scalar_one() == 2
+        await drop_unique_assessment_id(conn)
+        await drop_unique_assessment_id(conn)  # again: a no-op
+        assert (await conn.execute(uniques)).scalar_one() == 1
