@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from microcred_shared.contract.events import learner_key
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
 
 pytestmark = pytest.mark.integration
 BATCH = "/v1/assessment-results:batch"
@@ -85,3 +85,43 @@ async def test_a_batch_over_1000_results_is_refused_and_nothing_of_it_is_stored(
         "assessment", "SELECT count(*) FROM ingested_results WHERE result_id = ANY($1)",
         [r.result_id for r in results])
     assert rows == 0
+
+
+async def test_a_result_published_over_kafka_then_posted_is_one_credential_counted_twice(
+        backbone):
+    """A partner that publishes a result over Kafka and then posts it (or a retry by the
+    other way): decided at the door or by the consumer, it is decided once (one credential,
+    one mail) and counted twice; over HTTP it reads decided as soon as it is answered."""
+    provider = "coast-mountain-university"
+    who = learner("both-ways")
+    res = result(provider, "cmu-sustainable-forestry", who=who, rubric_level="exemplary")
+    async with ProviderPublisher(backbone.bootstrap) as kafka:
+        await kafka.publish(res)
+    async with backbone.http("assessment", backbone.api_keys[provider]) as client:
+        path = f"/v1/assessment-results/{res.result_id}"
+        await eventually(lambda: client.get(path),
+                         lambda r: r.json()["status"] == "decided", timeout=60)
+        answer = await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                                   headers={"content-type": "application/json"})
+        assert answer.status_code == 202
+        status = (await client.get(path)).json()
+        assert (status["status"], status["submissions"]) == ("decided", 2)
+        # Posted first, a new result reads decided in the answer's wake, not pending.
+        new = result(provider, "cmu-sustainable-forestry", who=learner("both-ways-2"),
+                     rubric_level="exemplary")
+        posted = await client.post("/v1/assessment-results", content=new.model_dump_json(),
+                                   headers={"content-type": "application/json"})
+        assert posted.status_code == 202
+        now = (await client.get(posted.json()["status_url"])).json()
+        assert (now["status"], now["submissions"]) == ("decided", 1)
+    async with ProviderPublisher(backbone.bootstrap) as kafka:
+        await kafka.publish(new)
+    mails = await eventually(lambda: _mails(backbone, [who.email, new.learner.email]),
+                             lambda m: all(len(v) >= 1 for v in m.values()), timeout=120)
+    creds = await registered(backbone, [who.email, new.learner.email])
+    assert all(len(v) == 1 for v in creds.values()), creds
+    async with backbone.http("assessment", backbone.api_keys[provider]) as client:
+        later = await eventually(lambda: client.get(posted.json()["status_url"]),
+                                 lambda r: r.json()["submissions"] >= 2, timeout=60)
+    assert later.json()["submissions"] == 2
+    assert all(len(backbone.smtp.to(e)) == 1 for e in mails)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import learner_key
-from microcred_testkit.backbone import eventually, learner, result
+from microcred_testkit.backbone import ProviderPublisher, eventually, learner, result
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,13 @@ async def test_each_service_reports_its_work_and_nothing_personal(backbone):
     assessment = await scrape(backbone, "assessment")
     assert value(assessment, "microcred_http_request_seconds_count", method="POST",
                  route="/v1/assessment-results", status="202") >= 1
+    # Decided at the door (ADR 40): assessment's results consumer applies what providers
+    # publish over Kafka.
+    async with ProviderPublisher(backbone.bootstrap) as kafka:
+        await kafka.publish(result("lakeshore-college", "lakeshore-data-analytics-fundamentals",
+                                   who=learner(f"metrics-k-{uuid.uuid4().hex[:6]}"), score=90))
+    assessment = await eventually(lambda: scrape(backbone, "assessment"), lambda m: value(
+        m, "microcred_consumer_applied_total", subscription=topics.RESULTS) >= 1)
     assert value(assessment, "microcred_consumer_applied_total",
                  subscription=topics.RESULTS) >= 1
     issuance = await scrape(backbone, "issuance")

@@ -29,8 +29,8 @@ async def test_one_submitted_result_is_one_trace_with_spans_from_all_four_servic
     names = {s["name"] for s in found}
     assert "notify send email" in names
     assert any(n.endswith(" process") for n in names)
-    # Database spans say what they did: the ingest flush writes the ledger and the outbox in
-    # one statement (`INSERT ingested_results, INSERT outbox`), not the driver's `BEGIN;`.
+    # Database spans say what they did: the ingest flush writes the ledger, the decision and
+    # the outbox in one statement (ADR 40), not the driver's `BEGIN;`.
     assert any("INSERT outbox" in n.split(", ") for n in names), sorted(names)
     assert not names & {"BEGIN;", ";", "COMMIT;"}, sorted(names)
     # Every span hangs off another span of the same trace, back to the HTTP request.

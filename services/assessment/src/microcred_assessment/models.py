@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from microcred_assessment.access.models import KafkaPrincipal
 from microcred_assessment.audit.models import AuditEntry
-from microcred_assessment.results.models import IngestedResult, ResultRecord
+from microcred_assessment.results.models import (
+    IngestedResult,
+    ResultRecord,
+    drop_unique_assessment_id,
+)
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
 from microcred_shared.db import (
@@ -22,4 +26,5 @@ MIGRATIONS = [
     add_inbox_digest,  # 3: conflicting duplicates are refused (issue 13)
     create_tables([table_of(IngestedResult)]),  # 4: HTTP ingest's ledger (issue 12)
     add_outbox_shard,  # 5: instances share publishing by shard (ADR 2)
+    drop_unique_assessment_id,  # 6: one unique index on results (ADR 40)
 ]

@@ -2,8 +2,10 @@
 process on the test's database. A batch answers one outcome per result (accepted,
 duplicate, or refused with the problem its own request would get); the same batch twice is
 duplicates and decides nothing twice; a key acts only for its own provider; over 1,000
-results is refused whole. What is accepted is read back from the outbox, and decided by
-the service's own Kafka handler, as it would be after the relay published it."""
+results is refused whole. An accepted result is decided at the door (ADR 40): its
+decision is in `results` and, the first time, its event for issuance in the outbox, when
+the answer comes; the same result over Kafka and HTTP, either way first, is decided once
+and counted twice."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pytest
 from microcred_assessment.results import handlers
 from microcred_shared.contract import topics
 from microcred_shared.contract.events import AssessmentResultSubmitted
-from microcred_testkit.backbone import learner, result
+from microcred_testkit.backbone import learner, provider_headers, result
 
 SKEW = timedelta(minutes=5)
 PROVIDER = "lakeshore-college"
@@ -32,18 +34,20 @@ def body(*results: Any) -> dict[str, Any]:
         r, AssessmentResultSubmitted) else r for r in results]}
 
 
-async def decide_published(kit: Any, live: Any) -> None:
-    """What the relay would publish on topics.RESULTS, through assessment's consumer."""
-    async with kit.engine.connect() as conn:
-        import sqlalchemy as sa
+def provider_record(kit: Any, res: AssessmentResultSubmitted) -> Any:
+    """`res` as its provider publishes it on topics.RESULTS."""
+    return kit.record(topics.RESULTS, res, provider_headers(res))
 
-        rows = (await conn.execute(sa.text(
-            "SELECT headers, payload FROM outbox WHERE topic = :t ORDER BY id"),
-            {"t": topics.RESULTS})).all()
-    records = [kit.record(topics.RESULTS, AssessmentResultSubmitted.model_validate_json(p),
-                          [(k, v.encode()) for k, v in json.loads(h)]) for h, p in rows]
+
+async def decide_over_kafka(kit: Any, live: Any, *results: AssessmentResultSubmitted) -> None:
+    """`results` as the provider publishes them, through assessment's Kafka consumer."""
     await kit.consume(partial(handlers.on_results, live=live, skew=SKEW),
-                      AssessmentResultSubmitted, records)
+                      AssessmentResultSubmitted, [provider_record(kit, r) for r in results])
+
+
+async def submissions(kit: Any) -> dict[str, int]:
+    return {r["result_id"]: r["submissions"]
+            for r in await kit.rows("SELECT result_id, submissions FROM results")}
 
 
 async def test_a_batch_answers_one_outcome_per_result_in_order(app, kit):
@@ -75,11 +79,17 @@ async def test_a_batch_answers_one_outcome_per_result_in_order(app, kit):
     assert got[3]["problem"]["status"] == 403
     assert got[3]["problem"]["type"].endswith("/forbidden")
     assert got[4]["problem"]["status"] == 400 and got[4]["result_id"] is None
-    # Only the accepted ones go out, in the batch's order, sent as lakeshore.
-    published = await kit.outbox(topics.RESULTS)
+    # Only the accepted ones are decided, and go to issuance in the batch's order; nothing
+    # is published on topics.RESULTS for this service's own consumer to decide again.
+    assert await kit.outbox(topics.RESULTS) == []
+    published = await kit.outbox(topics.DECISIONS)
     assert [p.body["result_id"] for p in published] == [good.result_id, other_good.result_id]
-    assert {p.headers["ce_source"] for p in published} == {f"/providers/{PROVIDER}"}
-    assert [p.headers["ce_id"] for p in published] == [got[0]["event_id"], got[5]["event_id"]]
+    assert [p.body["achieved"] for p in published] == [True, True]
+    assert {p.headers["ce_source"] for p in published} == {"/microcred/assessment"}
+    rows = {r["result_id"]: r for r in await kit.rows("SELECT * FROM results")}
+    assert set(rows) == {good.result_id, other_good.result_id}
+    assert rows[good.result_id]["ce_id"] == got[0]["event_id"]
+    assert rows[good.result_id]["submissions"] == 1
     # The forged one is in the audit log, as a single forged submission is.
     [entry] = await kit.audit("result.forged-provider")
     assert entry["channel"] == "http" and entry["actor"] == f"provider:{PROVIDER}"
@@ -93,11 +103,12 @@ async def test_a_key_cannot_submit_a_batch_for_another_provider(app, kit):
     r = await client.post(BATCH, json=body(*theirs))
     assert r.status_code == 200
     assert [o["problem"]["status"] for o in r.json()["outcomes"]] == [403, 403, 403]
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
+    assert await kit.rows("SELECT * FROM results") == []
     assert len(await kit.audit("result.forged-provider")) == 3
 
 
-async def test_the_same_batch_twice_is_duplicates_and_decides_nothing_twice(app, kit, live):
+async def test_the_same_batch_twice_is_duplicates_and_decides_nothing_twice(app, kit):
     client, _ = app
     batch = body(*[result(*SCORED, score=70 + i, who=learner(f"twice-{i}")) for i in range(5)])
     first = await client.post(BATCH, json=batch)
@@ -107,11 +118,9 @@ async def test_the_same_batch_twice_is_duplicates_and_decides_nothing_twice(app,
     # A duplicate names the event its first submission got.
     assert [o["event_id"] for o in again.json()["outcomes"]] == \
         [o["event_id"] for o in first.json()["outcomes"]]
-    await decide_published(kit, live)
     decided = await kit.outbox(topics.DECISIONS)
     assert len(decided) == 5  # one decision per result, not per submission
-    rows = await kit.rows("SELECT submissions FROM results")
-    assert sorted(r["submissions"] for r in rows) == [2] * 5  # each counted twice
+    assert list((await submissions(kit)).values()) == [2] * 5  # each counted twice
 
 
 async def test_within_one_batch_a_repeat_is_a_duplicate_and_other_content_a_conflict(app, kit):
@@ -123,8 +132,9 @@ async def test_within_one_batch_a_repeat_is_a_duplicate_and_other_content_a_conf
     assert [o["outcome"] for o in got] == ["accepted", "duplicate", "refused"]
     assert got[2]["problem"]["status"] == 409
     assert got[0]["event_id"] in got[2]["problem"]["detail"]
-    published = await kit.outbox(topics.RESULTS)
-    assert [p.body["score"] for p in published] == [90.0, 90.0]  # never the changed one
+    [decided] = await kit.outbox(topics.DECISIONS)
+    assert decided.body["score"] == 90.0  # never the changed one
+    assert await submissions(kit) == {res.result_id: 2}  # the conflict is not counted
 
 
 async def test_a_single_resubmission_says_duplicate_and_other_content_is_a_409(app, kit):
@@ -142,7 +152,8 @@ async def test_a_single_resubmission_says_duplicate_and_other_content_is_a_409(a
                               .model_dump_json(), headers={"content-type": "application/json"})
     assert other.status_code == 409
     assert other.headers["content-type"] == "application/problem+json"
-    assert len(await kit.outbox(topics.RESULTS)) == 2
+    assert len(await kit.outbox(topics.DECISIONS)) == 1
+    assert await submissions(kit) == {res.result_id: 2}
 
 
 @pytest.mark.parametrize("size", [1001, 0])
@@ -152,8 +163,9 @@ async def test_a_batch_over_the_limit_or_empty_is_refused_whole(app, kit, size):
     r = await client.post(BATCH, json=batch)
     assert r.status_code == (413 if size else 400)
     assert r.headers["content-type"] == "application/problem+json"
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
     assert await kit.rows("SELECT * FROM ingested_results") == []
+    assert await kit.rows("SELECT * FROM results") == []
 
 
 async def test_concurrent_requests_share_transactions_and_each_gets_its_answer(app, kit):
@@ -166,11 +178,11 @@ async def test_concurrent_requests_share_transactions_and_each_gets_its_answer(a
 
     answers = await asyncio.gather(*(send(r) for r in results))
     assert [a.status_code for a in answers] == [202] * 40
-    published = {p.headers["ce_id"]: p.body["result_id"]
-                 for p in await kit.outbox(topics.RESULTS)}
-    # Every answer names the event that carries its own result.
-    assert {published[a.json()["event_id"]] for a in answers} == \
-        {r.result_id for r in results}
+    decided = {r["ce_id"]: r["result_id"]
+               for r in await kit.rows("SELECT ce_id, result_id FROM results")}
+    # Every answer names the submission that decided its own result.
+    assert {decided[a.json()["event_id"]] for a in answers} == {r.result_id for r in results}
+    assert len(await kit.outbox(topics.DECISIONS)) == 40
     assert rt.ingest.stored == 40 and rt.ingest.flushes < 40
 
 
@@ -187,7 +199,7 @@ async def test_a_suspended_provider_and_a_revoked_key_are_refused_at_once(app, k
     [refused] = r.json()["outcomes"]
     assert refused["problem"]["status"] == 403
     assert "suspended: accreditation under review" in refused["problem"]["detail"]
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
 
     key_id = client.headers["authorization"].split()[1][4:].split(".")[0]
     assert await revoke_key(kit.engine, key_id)
@@ -244,8 +256,9 @@ async def test_one_result_per_request_costs_one_statement_per_flush(app, kit):
     assert 1 <= flushed < 30
     assert len(statements.sent) == flushed, statements.sent
     assert all("ingested_results" in s for s in statements.sent)
-    # What each statement wrote is there, committed: the outbox holds all 32 results.
-    assert len(await kit.outbox(topics.RESULTS)) == 32
+    # What each statement wrote is there, committed: 32 decisions, in the outbox too.
+    assert len(await kit.rows("SELECT * FROM results")) == 32
+    assert len(await kit.outbox(topics.DECISIONS)) == 32
 
 
 async def test_the_status_url_follows_the_host_each_request_came_by(app):
@@ -265,3 +278,141 @@ async def test_the_status_url_follows_the_host_each_request_came_by(app):
     assert (await status_url("ingest.example")).startswith(
         "http://ingest.example/v1/assessment-results/")
     assert (await status_url()).startswith("http://a/v1/assessment-results/")
+
+
+async def post_one(client: httpx.AsyncClient, res: AssessmentResultSubmitted,
+                   ) -> httpx.Response:
+    return await client.post("/v1/assessment-results", content=res.model_dump_json(),
+                             headers={"content-type": "application/json"})
+
+
+async def test_an_accepted_result_reads_decided_at_once_and_goes_to_issuance_once(app, kit):
+    """ADR 40: the 202 comes once the result is decided, so its status URL says so at
+    once (it used to read `pending` until the service's own consumer had decided it)."""
+    client, _ = app
+    res = result(*SCORED, score=40, who=learner("at-once"))
+    answer = await post_one(client, res)
+    assert answer.status_code == 202 and answer.json()["outcome"] == "accepted"
+    status = (await client.get(answer.json()["status_url"])).json()
+    assert (status["status"], status["achieved"], status["submissions"]) == \
+        ("decided", False, 1)
+    assert status["assessment_id"] == answer.json()["assessment_id"]
+    assert "below the pass mark" in status["reason"]
+    [decision] = await kit.outbox(topics.DECISIONS)
+    assert decision.body["assessment_id"] == answer.json()["assessment_id"]
+    assert decision.body["learner"]["email"] == res.learner.email
+    assert decision.body["achieved"] is False
+
+
+async def test_a_result_sent_over_kafka_then_http_is_decided_once_and_counted_twice(
+        app, kit, live):
+    client, _ = app
+    res = result(*SCORED, score=85, who=learner("kafka-first"))
+    await decide_over_kafka(kit, live, res)
+    [first] = await kit.outbox(topics.DECISIONS)
+    answer = await post_one(client, res)
+    # New to HTTP ingest (its ledger), but known to the decision: counted, not redecided.
+    assert answer.status_code == 202
+    assert answer.json()["assessment_id"] == first.body["assessment_id"]
+    assert len(await kit.outbox(topics.DECISIONS)) == 1
+    status = (await client.get(answer.json()["status_url"])).json()
+    assert (status["status"], status["submissions"]) == ("decided", 2)
+
+
+async def test_a_result_sent_over_http_then_kafka_is_decided_once_and_counted_twice(
+        app, kit, live):
+    client, _ = app
+    res = result(*SCORED, score=85, who=learner("http-first"))
+    assert (await post_one(client, res)).status_code == 202
+    await decide_over_kafka(kit, live, res)
+    await decide_over_kafka(kit, live, res)  # a provider's retry: a new ce_id, counted
+    assert len(await kit.outbox(topics.DECISIONS)) == 1
+    assert await submissions(kit) == {res.result_id: 3}
+
+
+async def test_a_batch_mixing_new_duplicate_conflicting_and_kafka_sent_results(app, kit, live):
+    client, _ = app
+    known = result(*SCORED, score=60, who=learner("mix-known"))
+    over_kafka = result(*SCORED, score=61, who=learner("mix-kafka"))
+    new = result(*SCORED, score=62, who=learner("mix-new"))
+    assert (await post_one(client, known)).json()["outcome"] == "accepted"
+    await decide_over_kafka(kit, live, over_kafka)
+    assert len(await kit.outbox(topics.DECISIONS)) == 2
+    changed = known.model_copy(update={"score": 99.0})
+    r = await client.post(BATCH, json=body(new, known, changed, over_kafka, new))
+    assert r.status_code == 200
+    got = r.json()["outcomes"]
+    assert [o["outcome"] for o in got] == ["accepted", "duplicate", "refused", "accepted",
+                                           "duplicate"]
+    assert got[2]["problem"]["status"] == 409
+    assert got[4]["event_id"] == got[0]["event_id"]
+    # One new decision (the new result's, once), each other result counted, not redecided.
+    decided = await kit.outbox(topics.DECISIONS)
+    assert [d.body["result_id"] for d in decided] == \
+        [known.result_id, over_kafka.result_id, new.result_id]
+    assert decided[2].body["score"] == 62.0
+    assert await submissions(kit) == {known.result_id: 2, over_kafka.result_id: 2,
+                                      new.result_id: 2}
+    statuses = [(await client.get(o["status_url"])).json() for o in got if o.get("status_url")]
+    assert {s["status"] for s in statuses} == {"decided"}
+
+
+async def test_a_flush_and_a_consumer_batch_waiting_on_the_same_results_both_finish(
+        app, kit, live):
+    """The race that would deadlock if either side locked `results` rows in its own order:
+    a third transaction holds result A (not yet committed); a consumer batch holding [B, A]
+    and a flush of [A, B] (A before B in (provider, result id) order) both wait for it; it
+    rolls back and both go on. Locking A first, neither holds B while it waits for A, so
+    both finish whichever wins A (30 rounds: the winner is the lock manager's choice). A
+    deadlock would fail the request (503) or the consumer batch; so would a unique index
+    on `results` other than its primary key (the one ON CONFLICT handles): the later of
+    two inserts of the same new result fails on it (migration 6 dropped the one on
+    `assessment_id`)."""
+    import sqlalchemy as sa
+
+    client, _ = app
+    waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                      "current_database() AND wait_event_type = 'Lock'")
+    for round_ in range(30):
+        a, b = (result(*SCORED, score=70, who=learner(f"order-{round_}-{x}"))
+                .model_copy(update={"result_id": f"order-{round_}-{x}"}) for x in "ab")
+        async with kit.engine.connect() as holder:
+            await holder.execute(sa.text(
+                "INSERT INTO results (provider_id, result_id, assessment_id, definition_id, "
+                "definition_version, learner_key, achieved, reason, submissions, ce_id, "
+                "decided_at) VALUES (:p, :r, :a, :d, 1, 'k', true, 'held', 1, 'held', now())"),
+                {"p": PROVIDER, "r": a.result_id, "d": SCORED[1],
+                 "a": handlers.assessment_id_for(PROVIDER, a.result_id)})
+            kafka = asyncio.ensure_future(decide_over_kafka(kit, live, b, a))
+            http = asyncio.ensure_future(client.post(BATCH, json=body(a, b)))
+            while True:  # pg_stat_activity is read once per transaction: a new one each
+                async with kit.engine.connect() as watcher:
+                    if (await watcher.execute(waiting)).scalar_one() >= 2:
+                        break
+                assert not kafka.done() and not http.done()
+                await asyncio.sleep(0.01)
+            await holder.rollback()
+        await kafka
+        answer = await http
+        assert answer.status_code == 200, answer.text
+        assert [o["outcome"] for o in answer.json()["outcomes"]] == ["accepted", "accepted"]
+        counted = await submissions(kit)
+        assert (counted[a.result_id], counted[b.result_id]) == (2, 2)
+    assert len(await kit.outbox(topics.DECISIONS)) == 30 * 2
+
+
+async def test_migration_6_leaves_results_one_unique_index(kit):
+    """A database made before ADR 40 had a unique index on `results.assessment_id`."""
+    import sqlalchemy as sa
+
+    from microcred_assessment.results.models import drop_unique_assessment_id
+
+    uniques = sa.text("SELECT count(*) FROM pg_index WHERE indrelid = 'results'::regclass "
+                      "AND indisunique")
+    async with kit.engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE results ADD CONSTRAINT "
+                                   "results_assessment_id_key UNIQUE (assessment_id)"))
+        assert (await conn.execute(uniques)).scalar_one() == 2
+        await drop_unique_assessment_id(conn)
+        await drop_unique_assessment_id(conn)  # again: a no-op
+        assert (await conn.execute(uniques)).scalar_one() == 1

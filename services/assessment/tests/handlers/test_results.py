@@ -132,23 +132,27 @@ async def test_a_result_from_a_suspended_provider_is_refused_with_the_suspension
     assert len(await kit.audit("result.provider-suspended")) == 1
 
 
-async def test_http_ingest_puts_an_accepted_result_on_the_results_topic(kit, live):
+async def test_http_ingest_decides_an_accepted_result_at_the_door(kit, live):
+    """ADR 40: nothing goes to topics.RESULTS; the decision is stored and sent to issuance
+    under the assessment id the answer names, the same as over Kafka."""
     res = result(*SCORED, score=82)
     submitted = await handlers.submit(kit.engine, IngestStore(kit.engine, lambda: None), res,
                                       "lakeshore-college", catalog=live.current, skew=SKEW,
                                       traceparent=None)
-    [published] = await kit.outbox(topics.RESULTS)
-    assert published.headers["ce_id"] == submitted.event_id
-    assert published.headers["ce_source"] == "/providers/lakeshore-college"
-    assert published.body["result_id"] == res.result_id
+    assert await kit.outbox(topics.RESULTS) == []
+    [decided] = await kit.outbox(topics.DECISIONS)
+    assert decided.headers["ce_source"] == "/microcred/assessment"
+    assert decided.body["result_id"] == res.result_id and decided.body["achieved"] is True
     assert submitted.assessment_id == handlers.assessment_id_for("lakeshore-college",
                                                                  res.result_id)
-    # ... and when it comes back from Kafka it is decided under that assessment id.
-    rec = kit.record(topics.RESULTS, res, [(k, v.encode())
-                                           for k, v in published.headers.items()])
-    await consume(kit, live, rec)
-    [decided] = await kit.outbox(topics.DECISIONS)
     assert decided.body["assessment_id"] == str(submitted.assessment_id)
+    [row] = await kit.rows("SELECT ce_id, submissions FROM results")
+    assert (row["ce_id"], row["submissions"]) == (submitted.event_id, 1)
+    # ... and when the provider also publishes it over Kafka it is counted, not redecided.
+    await consume(kit, live, on_results_topic(kit, res))
+    assert len(await kit.outbox(topics.DECISIONS)) == 1
+    [row] = await kit.rows("SELECT submissions FROM results")
+    assert row["submissions"] == 2
 
 
 async def test_http_ingest_refuses_a_forged_provider_and_the_audit_record_commits(kit, live):
@@ -160,7 +164,7 @@ async def test_http_ingest_refuses_a_forged_provider_and_the_audit_record_commit
     assert refused.value.status == 403
     [entry] = await kit.audit("result.forged-provider")
     assert entry["channel"] == "http" and entry["actor"] == "provider:coast-mountain-university"
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
     assert len(await kit.outbox(topics.AUDIT)) == 1
 
 

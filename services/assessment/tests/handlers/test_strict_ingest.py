@@ -106,7 +106,7 @@ async def test_lax_input_is_a_400_problem_over_http(api: httpx.AsyncClient, kit:
     assert r.headers["content-type"] == "application/problem+json"
     pointers = [e["pointer"] for e in r.json()["errors"]]
     assert "/" + field.replace(".", "/") in pointers
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
 
 
 @pytest.mark.parametrize(("changes", "field"), LAX)
@@ -127,8 +127,8 @@ async def test_a_valid_result_over_http_is_still_accepted(api: httpx.AsyncClient
     body = payload(score=None)
     r = await api.post("/v1/assessment-results", json=body)
     assert r.status_code == 202, r.text
-    [published] = await kit.outbox(topics.RESULTS)
-    assert published.body["result_id"] == body["result_id"]
+    [decided] = await kit.outbox(topics.DECISIONS)
+    assert decided.body["result_id"] == body["result_id"]
 
 
 # Characters that cannot be signed (vc.canon) or that make a name display as other text.
@@ -173,7 +173,7 @@ async def test_unfit_text_is_a_422_problem_over_http(api: httpx.AsyncClient, kit
     assert r.headers["content-type"] == "application/problem+json"
     assert code in problem["detail"] and field.split(".")[-1] in (
         problem["detail"] + json.dumps(problem.get("errors", [])))
-    assert await kit.outbox(topics.RESULTS) == []
+    assert await kit.outbox(topics.DECISIONS) == []
 
 
 def test_everything_signing_refuses_assessment_refuses() -> None:

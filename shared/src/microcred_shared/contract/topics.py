@@ -90,8 +90,9 @@ SERVICE_TOPICS: dict[str, TopicAccess] = {
     "assessment": TopicAccess(
         consumes=(RESULTS, AUDIT, KAFKA_REFUSALS),
         consumes_prefixed=(PROVIDER_RESULTS_PREFIX,),
-        # RESULTS: HTTP ingest; KAFKA_REFUSALS: the broker-audit shipper inside assessment.
-        produces=(RESULTS, DECISIONS, PROVIDERS, DEFINITIONS, PROVIDER_API_KEYS, AUDIT,
+        # KAFKA_REFUSALS: the broker-audit shipper inside assessment. Not RESULTS: HTTP
+        # ingest decides at the door (ADR 40) and publishes decisions.
+        produces=(DECISIONS, PROVIDERS, DEFINITIONS, PROVIDER_API_KEYS, AUDIT,
                   KAFKA_REFUSALS),
         creates_prefixed=(PROVIDER_RESULTS_PREFIX,),
         manages_principals=True,

@@ -1,5 +1,6 @@
 """Use cases of assessing: the ingest check (one, for HTTP and Kafka alike), submitting a
-result over HTTP, deciding the results that arrive on Kafka, and a result's status.
+result over HTTP (decided at the door), deciding the results that arrive on Kafka, and a
+result's status.
 They take their I/O as arguments."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from microcred_assessment.audit import handlers as audit
-from microcred_assessment.results import ingest
+from microcred_assessment.results import decisions, ingest
 from microcred_assessment.results.domain import (
     InvalidResult,
     Refused,
@@ -29,7 +30,6 @@ from microcred_assessment.results.domain import (
 )
 from microcred_assessment.results.ingest import IngestStore
 from microcred_assessment.results.models import ResultRecord
-from microcred_shared import outbox
 from microcred_shared.audit import Channel
 from microcred_shared.catalog import Catalog, Definition
 from microcred_shared.consumer import Incoming
@@ -38,7 +38,6 @@ from microcred_shared.contract.events import AssessmentDecided, AssessmentResult
 from microcred_shared.projection import LiveCatalog
 from microcred_shared.telemetry import trace_id_of
 
-SOURCE = "/microcred/assessment"
 _PROVIDER_TOPIC = re.compile(topics.PROVIDER_RESULTS_PATTERN)
 
 
@@ -96,10 +95,11 @@ async def submit_many(engine: AsyncEngine, store: IngestStore,
                       catalog: Catalog, skew: timedelta, traceparent: str | None,
                       ) -> list[Submitted | InvalidResult]:
     """HTTP ingest: each result that passes the ingest check (`check`, as `screen` does
-    for Kafka) enters the same Kafka pipeline as one the provider publishes (the outbox
-    sends it to topics.RESULTS, ce_source set from the API key). One outcome per result,
-    in order: Submitted once it is durably in the outbox, or why it was refused —
-    Refused (its audit record committed), Conflict, or another InvalidResult."""
+    for Kafka) is decided at the door (ADR 40): the store writes the decision and, for a
+    result decided for the first time, its event for issuance, in the transaction that
+    records it in the ingest ledger. One outcome per result, in order: Submitted once it
+    is durably decided (or counted as a resubmission), or why it was refused — Refused
+    (its audit record committed), Conflict, or another InvalidResult."""
     source = f"/providers/{provider_id}"
     now = datetime.now(UTC)
     out: list[Submitted | InvalidResult | None] = [None] * len(results)
@@ -108,7 +108,7 @@ async def submit_many(engine: AsyncEngine, store: IngestStore,
     where: list[int] = []
     for index, result in enumerate(results):
         try:
-            check(result, source, catalog, now, skew)
+            definition = check(result, source, catalog, now, skew)
         except Refused as exc:
             out[index] = exc
             audits.append({"channel": "http", "actor": actor_of(provider_id),
@@ -119,7 +119,8 @@ async def submit_many(engine: AsyncEngine, store: IngestStore,
         except InvalidResult as exc:
             out[index] = exc
         else:
-            items.append(ingest.item(result, provider_id, traceparent=traceparent))
+            items.append(ingest.item(result, decided(result, definition, now),
+                                     traceparent=traceparent))
             where.append(index)
     if audits:
         async with engine.begin() as conn:
@@ -213,49 +214,38 @@ async def on_results(conn: AsyncConnection, items: list[Incoming], *, live: Live
     return refused
 
 
-# One cached statement per batch whatever its size (arrays in). A resubmission of a known
-# result (new ce_id, same provider result id) only counts; PostgreSQL's xmax is 0 on a
-# freshly inserted row and set on an updated one.
-_DECIDE = sa.text(
-    "INSERT INTO results (provider_id, result_id, assessment_id, definition_id, "
-    "definition_version, learner_key, achieved, reason, submissions, ce_id, trace_id, "
-    "decided_at) SELECT p, r, a, d, v, l, ok, why, n, ce, tr, CAST(:now AS timestamptz) "
+# One cached statement per batch whatever its size (arrays in): `decisions.decide_from`,
+# the statement HTTP ingest's flush runs too.
+_DECIDE = sa.text(decisions.decide_from(
+    "(SELECT *, CAST(:now AS timestamptz) AS dat "
     "FROM unnest(CAST(:pids AS text[]), CAST(:rids AS text[]), CAST(:aids AS uuid[]), "
     "CAST(:dids AS text[]), CAST(:vers AS int[]), CAST(:lkeys AS text[]), "
     "CAST(:achieved AS boolean[]), CAST(:reasons AS text[]), CAST(:copies AS int[]), "
     "CAST(:ce_ids AS text[]), CAST(:trace_ids AS text[])) "
-    "AS u(p, r, a, d, v, l, ok, why, n, ce, tr) "
-    "ON CONFLICT (provider_id, result_id) DO UPDATE "
-    "SET submissions = results.submissions + excluded.submissions "
-    "RETURNING provider_id, result_id, xmax = 0")
+    "AS u(p, r, a, d, v, l, ok, why, n, ce, tr)) AS u"))
 
 
 async def _record_decisions(conn: AsyncConnection, accepted: _Accepted,
                             copies: dict[tuple[str, str], int], now: datetime) -> None:
     """Stores the decisions; only a result decided for the first time is published."""
     rows = list(accepted.values())
-    decisions = [d for _, d, _ in rows]
+    decisions_ = [d for _, d, _ in rows]
     found = (await conn.execute(_DECIDE, {
-        "pids": [d.provider_id for d in decisions], "rids": [d.result_id for d in decisions],
-        "aids": [d.assessment_id for d in decisions],
-        "dids": [d.definition_id for d in decisions],
-        "vers": [d.definition_version for d in decisions],
-        "lkeys": [d.learner_key for d in decisions],
-        "achieved": [d.achieved for d in decisions], "reasons": [d.reason for d in decisions],
-        "copies": [copies[(d.provider_id, d.result_id)] for d in decisions],
+        **decisions.columns(decisions_),
+        "copies": [copies[(d.provider_id, d.result_id)] for d in decisions_],
         "ce_ids": [i.envelope.id for i, _, _ in rows],
         "trace_ids": [trace_id_of(i.envelope.traceparent) for i, _, _ in rows],
         "now": now})).all()
     inserted = {(p, r) for p, r, first in found if first}
     for natural, (item, decision, traceparent) in accepted.items():
         if natural in inserted:
-            item.outgoing.append(outbox.event_record(topics.DECISIONS, decision, SOURCE,
-                                                     traceparent=traceparent))
+            item.outgoing.append(decisions.record(decision, traceparent))
 
 
 async def status_of(engine: AsyncEngine, provider_id: str, result_id: str) -> dict[str, Any]:
-    """What became of a provider's result: pending until decided (another provider's
-    result ids are invisible: they read as pending)."""
+    """What became of a provider's result: pending until decided — over HTTP it is decided
+    when the 202 comes, over Kafka once the consumer has it (another provider's result ids
+    are invisible: they read as pending)."""
     async with engine.connect() as conn:
         row = (await conn.execute(sa.select(ResultRecord).where(
             col(ResultRecord.provider_id) == provider_id,

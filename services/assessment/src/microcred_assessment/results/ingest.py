@@ -1,20 +1,22 @@
-"""HTTP ingest's store: the results that requests accepted, written together (group commit).
+"""HTTP ingest's store: the results that requests accepted, decided and written together
+(group commit).
 
-Every request whose results passed the ingest check hands them to `IngestStore.store` and
-waits; one task writes whatever has gathered in one statement (atomic on its own, run in
-autocommit: a single round trip) — the ingest ledger (one row per provider result id: what
-it said, the event id it got) and the outbox rows for the results seen for the first time
-and for resubmissions of the same content — and only once it committed answers every
-waiting request. So a 202 still means "durably stored in the
-outbox" (ADR 2), but a thousand requests a second cost a few dozen transactions, not a
-thousand (issue 12: one transaction per request, plus a connection check, was most of the
-time of a submission).
+Every request whose results passed the ingest check hands them, with their decisions, to
+`IngestStore.store` and waits; one task writes whatever has gathered in one statement
+(atomic on its own, run in autocommit: a single round trip) — the ingest ledger (one row
+per provider result id: what it said, the event id it got), the decisions (`results`, by
+the statement the Kafka consumer runs: `decisions.decide_from`) and, for each result
+decided for the first time, its AssessmentDecided record in the outbox — and only once it
+committed answers every waiting request. So a 202 means "durably decided" (ADR 40: the
+result is decided at the door, not published on topics.RESULTS to be decided by this
+service's own consumer: one Kafka hop, one relay claim and one consumer batch fewer), and
+a thousand requests a second cost a few dozen transactions, not a thousand (issue 12).
 
-The ledger says, per item: `accepted` (first time: published), `duplicate` (the same
-result, same content, already received: published again, so the decision's
-`submissions` counts it as a resubmission does over Kafka, but never decided twice) or
-`conflict` (the same provider result id with other content: refused, nothing published;
-the first one stands).
+The ledger says, per item: `accepted` (first time over HTTP), `duplicate` (the same
+result, same content, already received: counted in the decision's `submissions` as a
+resubmission over Kafka is, never decided twice) or `conflict` (the same provider result
+id with other content: refused, not counted; the first one stands). A result that came
+over Kafka first is new to the ledger but not to `results`: counted, not decided again.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from microcred_assessment.results import decisions
 from microcred_shared import outbox
-from microcred_shared.contract import topics
-from microcred_shared.contract.events import AssessmentResultSubmitted
+from microcred_shared.contract.events import AssessmentDecided, AssessmentResultSubmitted
 from microcred_shared.db import SHARD_OF_KEY
+from microcred_shared.telemetry import trace_id_of
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +58,22 @@ def content_digest(result: AssessmentResultSubmitted) -> bytes:
 
 @dataclass(frozen=True)
 class Item:
-    """A checked result, ready for the outbox (its event id and trace context are set)."""
+    """A checked result and its decision, ready for the store (the decision's outbox
+    record and the submission's event id and trace id are set)."""
 
     result: AssessmentResultSubmitted
-    record: outbox.Outgoing
+    decision: AssessmentDecided
+    record: outbox.Outgoing  # the decision's, written if it is decided for the first time
     digest: bytes
-    event_id: str
+    event_id: str  # the submission's id (the ledger's and the decision row's ce_id)
+    trace_id: str | None
 
 
-def item(result: AssessmentResultSubmitted, provider_id: str, *,
+def item(result: AssessmentResultSubmitted, decision: AssessmentDecided, *,
          traceparent: str | None) -> Item:
-    """The outbox record of a result `provider_id` submitted (ce_source from the key)."""
-    event_id = str(uuid.uuid4())
-    record = outbox.event_record(topics.RESULTS, result, f"/providers/{provider_id}",
-                                 traceparent=traceparent, event_id=event_id)
-    # The payload is the result's JSON (`content_digest`), already encoded once.
-    return Item(result, record, hashlib.sha256(record.payload).digest(), event_id)
+    """A result a provider submitted over HTTP and its decision (the request's trace)."""
+    return Item(result, decision, decisions.record(decision, traceparent),
+                content_digest(result), str(uuid.uuid4()), trace_id_of(traceparent))
 
 
 @dataclass(frozen=True)
@@ -93,24 +96,34 @@ class _Request:
 # = 0` on a row this statement inserted, an existing row is returned untouched (the no-op
 # update locks it, so a concurrent flush or instance waits for us). Then every copy is
 # judged against its ledger row: accepted (the first copy of a new row), duplicate (same
-# digest) or conflict; the outbox gets the accepted and duplicate ones, in arrival order.
+# digest) or conflict. Each provider result with copies that are not conflicts is decided
+# by its first such copy, counting them all (`decisions.decide_from`, in the same order:
+# a consumer batch deciding some of the same results waits, or is waited for, never
+# deadlocks); the outbox gets the decisions of the results decided for the first time, in
+# arrival order.
 _FLUSH = sa.text(
     "WITH u AS (SELECT * FROM unnest(CAST(:idx AS int[]), CAST(:pids AS text[]), "
     "CAST(:rids AS text[]), CAST(:digests AS bytea[]), CAST(:eids AS text[]), "
-    "CAST(:firsts AS boolean[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]), "
-    "CAST(:headers AS text[]), CAST(:payloads AS bytea[])) "
-    "AS u(i, p, r, d, e, f, t, k, h, pl)), "
-    "l AS (INSERT INTO ingested_results (provider_id, result_id, digest, event_id, "
-    "received_at) SELECT p, r, d, e, now() FROM u WHERE f ORDER BY p, r "
+    "CAST(:firsts AS boolean[]), CAST(:aids AS uuid[]), CAST(:dids AS text[]), "
+    "CAST(:vers AS int[]), CAST(:lkeys AS text[]), CAST(:achieved AS boolean[]), "
+    "CAST(:reasons AS text[]), CAST(:trace_ids AS text[]), CAST(:dats AS timestamptz[]), "
+    "CAST(:topics AS text[]), CAST(:keys AS bytea[]), CAST(:headers AS text[]), "
+    "CAST(:payloads AS bytea[])) "
+    "AS u(i, p, r, dg, e, f, a, d, v, l, ok, why, tr, dat, t, k, h, pl)), "
+    "led AS (INSERT INTO ingested_results (provider_id, result_id, digest, event_id, "
+    "received_at) SELECT p, r, dg, e, now() FROM u WHERE f ORDER BY p, r "
     "ON CONFLICT (provider_id, result_id) DO UPDATE SET provider_id = excluded.provider_id "
     "RETURNING provider_id, result_id, digest, event_id, xmax = 0 AS new), "
-    "j AS (SELECT u.i, u.t, u.k, u.h, u.pl, l.event_id, CASE WHEN l.new AND u.f "
-    "THEN 'accepted' WHEN l.digest = u.d THEN 'duplicate' ELSE 'conflict' END AS outcome "
-    "FROM u JOIN l ON l.provider_id = u.p AND l.result_id = u.r), "
+    "j AS (SELECT u.*, led.event_id AS ce, CASE WHEN led.new AND u.f "
+    "THEN 'accepted' WHEN led.digest = u.dg THEN 'duplicate' ELSE 'conflict' END AS outcome "
+    "FROM u JOIN led ON led.provider_id = u.p AND led.result_id = u.r), "
+    "c AS (SELECT DISTINCT ON (p, r) *, CAST(count(*) OVER (PARTITION BY p, r) AS int) AS n "
+    "FROM j WHERE outcome <> 'conflict' ORDER BY p, r, i), "
+    "dec AS (" + decisions.decide_from("c") + "), "
     "o AS (INSERT INTO outbox (topic, key, headers, payload, created_at, shard) "
-    "SELECT t, k, h, pl, now(), " + SHARD_OF_KEY.format(key="k") + " FROM j "
-    "WHERE outcome <> 'conflict' ORDER BY i) "
-    "SELECT i, outcome, event_id FROM j ORDER BY i")
+    "SELECT t, k, h, pl, now(), " + SHARD_OF_KEY.format(key="k") + " FROM c "
+    "JOIN dec ON dec.provider_id = c.p AND dec.result_id = c.r WHERE dec.first ORDER BY i) "
+    "SELECT i, outcome, ce FROM j ORDER BY i")
 
 
 class IngestStore:
@@ -209,11 +222,11 @@ class IngestStore:
         async with self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await conn.execute(_FLUSH, {
-                "idx": list(range(len(items))),
-                "pids": [i.result.provider_id for i in items],
-                "rids": [i.result.result_id for i in items],
-                "digests": [i.digest for i in items],
+                **decisions.columns([it.decision for it in items]),
+                "idx": list(range(len(items))), "digests": [i.digest for i in items],
                 "eids": [i.event_id for i in items], "firsts": firsts,
+                "trace_ids": [i.trace_id for i in items],
+                "dats": [i.decision.decided_at for i in items],
                 "topics": topics_, "keys": keys, "headers": headers,
                 "payloads": payloads})).all()
         assert [i for i, _, _ in rows] == list(range(len(items)))

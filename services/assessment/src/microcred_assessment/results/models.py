@@ -4,18 +4,21 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from microcred_shared.db import utcnow
 
 
 class ResultRecord(SQLModel, table=True):
-    """One row per provider result: the natural key that makes resubmission a no-op."""
+    """One row per provider result: the natural key that makes resubmission a no-op.
+    `assessment_id` is derived from that key (`domain.assessment_id_for`, UUIDv5), so it is
+    unique by construction: no unique index of its own (migration 6, ADR 40)."""
 
     __tablename__ = "results"
     provider_id: str = Field(primary_key=True)
     result_id: str = Field(primary_key=True)
-    assessment_id: uuid.UUID = Field(unique=True)
+    assessment_id: uuid.UUID
     definition_id: str
     definition_version: int
     learner_key: str = Field(index=True)
@@ -37,3 +40,14 @@ class IngestedResult(SQLModel, table=True):
     digest: bytes = Field(sa_type=sa.LargeBinary, description="SHA-256 of the result")
     event_id: str = Field(description="the ce_id it was published with")
     received_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+async def drop_unique_assessment_id(conn: AsyncConnection) -> None:
+    """Migration 6 (ADR 40): `results` keeps one unique index, its primary key, the one
+    conflict the decision's `INSERT … ON CONFLICT (provider_id, result_id)` handles. With a
+    second one (on `assessment_id`), two transactions deciding the same new result at once
+    (an HTTP flush and a Kafka batch, now that both decide) could fail the later one with a
+    unique violation on it instead of counting a resubmission: PostgreSQL applies ON
+    CONFLICT to the arbiter index only."""
+    await conn.execute(sa.text(
+        "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_assessment_id_key"))

@@ -1,5 +1,5 @@
 """HTTP ingest: providers POST results, one per request or up to 1,000 in a batch; each
-accepted one enters the same Kafka pipeline."""
+accepted one is decided at the door and its decision goes to issuance (ADR 40)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _accepted(request: Request, result_id: str, s: Submitted, trace_id: str | No
             responses=problems.responses(403, 409), status_code=202)
 async def submit(result: AssessmentResultSubmitted, provider_id: ProviderId, rt: Runtime,
                  request: Request) -> JSONResponse:
-    """One result. 202 once it is durably stored (it is then published and decided);
+    """One result. 202 once it is durably decided (its decision then goes to issuance);
     `outcome` says `duplicate` when the same result (same content) was received before:
     it is counted as a resubmission and never decided twice. The same `result_id` with
     other content is a 409."""
