@@ -46,20 +46,20 @@ _OWE = (
     f"INSERT INTO notifications ({_COLUMNS}) "
     "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, w, wq, 'pending', 0, {due}, "
     "'<' || n || '@microcred.local>', tp, st, sp, now() "
-    "FROM unnest(CAST({ids} AS uuid[]), CAST({cids} AS uuid[]), "
+    "FROM (SELECT gen_random_uuid() AS n, * FROM unnest(CAST({cids} AS uuid[]), "
     "CAST({recipients} AS text[]), CAST({names} AS text[]), CAST({languages} AS text[]), "
     "CAST({titles} AS text[]), CAST({urls} AS text[]), CAST({details} AS text[]), "
     "CAST({wallets} AS text[]), CAST({wallet_qrs} AS text[]), "
     "CAST({traceparents} AS text[]), CAST({topics} AS text[]), CAST({payloads} AS bytea[])) "
-    "AS u(n, c, r, ln, lg, t, u, d, w, wq, tp, st, sp) "
+    "AS u(c, r, ln, lg, t, u, d, w, wq, tp, st, sp)) AS x "
     "ON CONFLICT DO NOTHING")
-_PARAMS = ("ids", "cids", "recipients", "names", "languages", "titles", "urls", "details",
+_PARAMS = ("cids", "recipients", "names", "languages", "titles", "urls", "details",
            "wallets", "wallet_qrs", "traceparents", "topics", "payloads")
 _OWE_DUE = sa.text(_OWE.format(due="now()", **{k: f":{k}" for k in _PARAMS}))
 # Leased from the moment of the insert (not the transaction's start): the loop's deadline
 # for these rows, half the lease, is read before the statement, so it ends first.
 _OWE_LEASED = _OWE.format(
-    due="clock_timestamp() + make_interval(secs => $14)",
+    due="clock_timestamp() + make_interval(secs => $13)",
     **{k: f"${i}" for i, k in enumerate(_PARAMS, 1)}) + f" RETURNING {_COLUMNS}"
 
 # Rows inserted already leased go to `Hand(rows, deadline)` once their batch commits.
@@ -86,8 +86,7 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming], *,
     # Each one was checked to be a CredentialRegistered in the loop above.
     events = [cast(CredentialRegistered, i.event) for i in owed.values()]
     # A second registration event for the same credential owes no second message.
-    values = {
-        "ids": [uuid.uuid4() for _ in events],
+    values = {  # each row's id is the database's (a uuid4 here was a syscall per row)
         "cids": list(owed),
         "recipients": [e.learner_email for e in events],
         "names": [e.learner_name or "" for e in events],
