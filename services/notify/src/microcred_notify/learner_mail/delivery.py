@@ -1,19 +1,22 @@
 """Mail delivery: a database state machine per notification (pending → delivered, or
 pending → retries → failed and dead-lettered), run in rounds by a background worker.
 
-A round claims due rows in short transactions of its own: a claim leases them by pushing
-`next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never claim
-the same row) and commits before anything is sent. It claims when it starts and again
-while it runs: after each commit that owes mail, when its queue runs low after a claim
-that took all it asked for, and every half second; so a row committed mid-round starts as
-soon as a sender is free. At most `connections` senders (the SMTP pool's size) send the
-queued rows one by one, and each outcome is committed, with its outbox records, before
-that sender sends its next mail; the outcomes that arrive together share one transaction
-(a group commit). So when the database fails, only the mails in flight at that moment (at
-most one per sender) can have gone out unrecorded: the failed commit stops the round, and
-those rows and the round's unsent ones are retried once their lease has passed. No mail is
-started after half its claim's lease, so a round that runs long never sends a row another
-instance may already have claimed again (such rows are handed back when the round ends).
+The credential mail's rows come leased already: notify's consumer inserts them leased to
+this instance and hands them over once its batch commits (`Handoff`, ADR 4 wave 15), and a
+round takes them as they come. Other rows are claimed, in short transactions of their own:
+a claim leases them by pushing `next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED,
+so two instances never claim the same row) and commits before anything is sent. A round
+claims when a commit owed a claim (status, sign-in and wallet mail), when its queue runs
+low after a claim that took all it asked for, and half a second after the last claim; so a
+row committed mid-round starts as soon as a sender is free. At most `connections` senders
+(the SMTP pool's size) send the queued rows one by one, and each outcome is committed,
+with its outbox records, before that sender sends its next mail; the outcomes that arrive
+together share one transaction (a group commit). So when the database fails, only the
+mails in flight at that moment (at most one per sender) can have gone out unrecorded: the
+failed commit stops the round, and those rows and the round's unsent ones are retried once
+their lease has passed. No mail is started after half its claim's lease, so a round that
+runs long never sends a row another instance may already have claimed again (such rows are
+handed back when the round ends).
 
 A round keeps one database connection from its first claim to its last record (checking
 one out of the pool per group cost a ping, the largest single item of notify's profile),
