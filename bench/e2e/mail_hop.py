@@ -7,8 +7,9 @@ two cores the other services, Kafka and the neighbours share: a difference of te
 milliseconds in one hop drowns there. This starts its own PostgreSQL (embedded, or
 DATABASE_URL) and the benchmark's lean SMTP sink, runs notify's `Deliverer` with the real
 SMTP pool, and commits `credential.registered` rows as notify's consumer does: a batch every
-`--batch-ms` (the statement the handler runs, then the worker woken as after a consumer
-commit), open loop. Prints created_at → delivered_at and created_at → accepted by the
+`--batch-ms` (the statement the handler runs, then the rows handed to the worker as after a
+consumer commit; `--claim`: inserted due and the worker woken to claim them), open loop.
+Prints created_at → delivered_at and created_at → accepted by the
 sink (p50/p95/p99) and the CPU per mail of this process and of PostgreSQL. Run it from two
 trees in the same second to compare two versions of the delivery.
 """
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -38,7 +40,7 @@ from microcred_notify.learner_mail import delivery, handlers  # noqa: E402
 from microcred_notify.learner_mail.delivery import Deliverer  # noqa: E402
 from microcred_notify.learner_mail.smtp import SmtpPool  # noqa: E402
 from microcred_notify.models import MIGRATIONS  # noqa: E402
-from microcred_shared.db import make_engine, migrate  # noqa: E402
+from microcred_shared.db import driver_transaction, make_engine, migrate  # noqa: E402
 from microcred_shared.settings import database_url_for  # noqa: E402
 
 
@@ -119,19 +121,31 @@ async def main(args: argparse.Namespace) -> None:
         me = psutil.Process()
 
         async def owe(n: int, tag: str) -> None:
-            ids = [uuid.uuid4() for _ in range(n)]
-            async with engine.begin() as conn:
-                await conn.execute(handlers._OWE, {
-                    "ids": ids, "cids": [uuid.uuid4() for _ in ids],
-                    "recipients": [f"{tag}{i}-{x.hex[:8]}@example.org" for i, x in enumerate(ids)],
-                    "names": ["Ada"] * n, "languages": ["en"] * n,
-                    "titles": ["Data Analysis"] * n,
-                    "urls": ["https://registry.example/credentials/x"] * n,
-                    "details": [""] * n, "wallets": [""] * n, "wallet_qrs": [""] * n,
-                    "traceparents": [None] * n,
-                    "topics": ["microcred.credentials.registered.v1"] * n,
-                    "payloads": [b"{}"] * n})
-            wake.set()  # as `Owed.committed` does after the consumer's commit
+            """A consumer batch's insert, as notify's credentials.registered handler runs
+            it: rows leased to this loop, handed to it once committed (`--claim`: due rows,
+            the loop woken to claim them, as status and sign-in mail still are)."""
+            cids = [uuid.uuid4() for _ in range(n)]
+            values = {
+                "cids": cids,
+                "recipients": [f"{tag}{i}-{x.hex[:8]}@example.org" for i, x in enumerate(cids)],
+                "names": ["Ada"] * n, "languages": ["en"] * n,
+                "titles": ["Data Analysis"] * n,
+                "urls": ["https://registry.example/credentials/x"] * n,
+                "details": [""] * n, "wallets": [""] * n, "wallet_qrs": [""] * n,
+                "traceparents": [None] * n,
+                "topics": ["microcred.credentials.registered.v1"] * n,
+                "payloads": [b"{}"] * n}
+            if args.claim:
+                async with engine.begin() as conn:
+                    await conn.execute(handlers._OWE_DUE, values)
+                d.handoff.owe_claim()  # as `Owed.committed` does after the consumer's commit
+                return
+            lease = delivery.LEASE.total_seconds()
+            deadline = loop.time() + lease / 2
+            async with engine.connect() as conn, driver_transaction(conn) as driver:
+                rows = await driver.fetch(handlers._OWE_LEASED,
+                                          *(values[k] for k in handlers._PARAMS), lease)
+            d.handoff.hand([SimpleNamespace(**r) for r in rows], deadline)
 
         # Warm-up: connections opened, statements prepared.
         await owe(50, "warm")
@@ -195,6 +209,9 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--batch-ms", type=float, default=20)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--claim", action="store_true",
+                    help="rows inserted due and claimed by the loop (before wave 15: every "
+                         "mail), instead of leased and handed to it")
     ap.add_argument("--gather-ms", type=float, default=None,
                     help="the group commit's GATHER, for trying other values")
     ap.add_argument("--relay-ms", type=float, default=0,

@@ -196,3 +196,28 @@ async def test_a_batch_that_is_not_durable_is_read_again_from_each_partitions_fi
     subscriber.running = False
     await subscriber.consume_one((record(0, 14),))
     assert held == [1]
+
+
+async def test_a_batchs_after_commit_steps_run_once_and_only_for_the_attempt_that_committed(
+        engine: Any) -> None:
+    """`Incoming.after_commit` (notify hands its mail rows over this way, ADR 4): the first
+    attempt's steps are dropped with its rolled-back transaction; the retry's run once it
+    committed, before the commit listener."""
+    attempts = itertools.count(1)
+    fails = [ConnectionResetError("the server went away mid-batch")]
+    heard: list[str] = []
+
+    async def handler(conn: Any, items: list[Incoming]) -> dict[int, str]:
+        attempt = next(attempts)
+        await conn.execute(sa.text("SELECT 1"))
+        items[0].after_commit.append(lambda: heard.append(f"step of attempt {attempt}"))
+        if fails:
+            raise fails.pop()
+        return {}
+
+    consumer = BatchConsumer(service="test", engine=engine, handler=handler,
+                             expected=AssessmentResultSubmitted,
+                             on_committed=lambda wrote: heard.append("committed"))
+    await consumer.apply([record(), record()])
+    assert heard == ["step of attempt 2", "committed"]
+    await consumer.close()

@@ -59,6 +59,11 @@ class Incoming:
     event: Event
     span: trace.Span | None  # None when nothing records spans: the caller's context goes on
     outgoing: list[Outgoing] = field(default_factory=list)
+    # What the handler leaves to be done once its writes are committed (notify hands the
+    # rows it inserted to its delivery loop): run after the batch's commit, before
+    # `on_committed`; dropped with `outgoing` whenever the item's writes are rolled back
+    # (its savepoint, or the batch's transaction, which a retry then applies anew).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def traceparent(self) -> str | None:
@@ -154,21 +159,29 @@ class BatchConsumer:
         delay = 0.2
         for _ in range(8):
             try:
-                wrote = await self._apply_once(records)
+                wrote, committed = await self._apply_once(records)
                 outages.up("database")
-                if self._on_committed:
-                    self._on_committed(wrote)
-                return
             except Exception as exc:
                 if not unavailable(exc):
                     raise
                 outages.down("database", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            for done in committed:
+                try:
+                    done()
+                except Exception:  # the batch is durable whatever a follow-up does
+                    log.exception("after-commit step of a batch failed")
+            if self._on_committed:
+                self._on_committed(wrote)
+            return
         raise DatabaseUnavailable("database unavailable; batch left uncommitted for redelivery")
 
-    async def _apply_once(self, records: Sequence[ConsumerRecord]) -> bool:
-        """Says whether the committed transaction wrote outbox rows."""
+    async def _apply_once(self, records: Sequence[ConsumerRecord],
+                          ) -> tuple[bool, list[Callable[[], None]]]:
+        """Says whether the committed transaction wrote outbox rows, and what its items
+        left to do after the commit (`Incoming.after_commit`)."""
         items: list[Incoming] = []
         undecodable: list[Outgoing] = []
         spans = outbox.recording()
@@ -197,11 +210,12 @@ class BatchConsumer:
                 log.exception("batch handler failed; applying records one by one")
                 for item in items:
                     item.outgoing.clear()
+                    item.after_commit.clear()
                 applied, refused, wrote = await self._transaction(items, undecodable,
                                                                   whole=False)
             self.applied += applied
             self.dead_lettered += refused + len(undecodable)
-            return wrote
+            return wrote, [done for item in items for done in item.after_commit]
         finally:
             for item in items:
                 if item.span is not None:
@@ -339,6 +353,7 @@ class BatchConsumer:
                     raise
                 await savepoint.rollback()
                 item.outgoing.clear()
+                item.after_commit.clear()
                 refused[index] = f"{type(exc).__name__}: {exc}"
         return refused
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from microcred_notify.employer_feed import handlers as feed
 from microcred_notify.employer_feed.routes import router as employer_routes
 from microcred_notify.learner_mail import handlers as learner
+from microcred_notify.learner_mail.delivery import LEASE
 from microcred_notify.models import MIGRATIONS
 from microcred_notify.runtime import NotifyRuntime
 from microcred_notify.settings import Settings
@@ -39,8 +40,11 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
         rt.after_commit(topic, partial(owed.committed, topic))
         return partial(owed.owe, topic)
 
+    # The credential mail: rows inserted leased to this instance and handed to its
+    # delivery loop once committed (no claim, no wake-up mark; ADR 4).
     rt.subscribe(topics.CREDENTIALS_REGISTERED,
-                 owing(learner.on_registered, marks(mail, topics.CREDENTIALS_REGISTERED)),
+                 partial(learner.on_registered, hand=rt.mail.handoff.hand,
+                         lease=LEASE.total_seconds()),
                  CredentialRegistered)
     # Sign-in links and wallet transaction codes (either type; anything else dead-letters).
     rt.subscribe(topics.LEARNER_SIGNIN,

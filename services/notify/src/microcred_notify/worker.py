@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from microcred_shared import logs
@@ -34,9 +35,10 @@ class Owed:
     worker woke before the rows were there and nothing woke it when they were, so those
     rows waited for the worker's half-second poll (at 500 results/s, `credentials.issued`
     and `credentials.registered` commit tens of times a second each, issue 12). A
-    subscription applies one batch at a time, so its mark and its commit cannot cross."""
+    subscription applies one batch at a time, so its mark and its commit cannot cross.
+    `wake`: how the worker is woken (the learner mail's also says a claim is owed)."""
 
-    def __init__(self, wake: asyncio.Event) -> None:
+    def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
         self._owed: set[str] = set()
 
@@ -46,7 +48,7 @@ class Owed:
     def committed(self, subscription: str) -> None:
         if subscription in self._owed:
             self._owed.discard(subscription)
-            self._wake.set()
+            self._wake()
 
 
 class RoundWorker:
@@ -65,6 +67,10 @@ class RoundWorker:
     async def deliver_due(self) -> int:
         raise NotImplementedError
 
+    async def next_round(self) -> int:
+        """The loop's next round (`deliver_due()` unless a worker knows better)."""
+        return await self.deliver_due()
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -72,7 +78,7 @@ class RoundWorker:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                if await self.deliver_due() > 0:
+                if await self.next_round() > 0:
                     continue
             except asyncio.CancelledError:
                 raise

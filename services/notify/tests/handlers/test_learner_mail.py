@@ -602,3 +602,121 @@ async def test_a_round_that_stops_hands_back_the_mails_it_had_staged(db: Any) ->
     await deliver_until_done(d, db)
     assert sorted(m.recipient for m in pool.sent) == sorted(f"learner{i}@example.org"
                                                             for i in range(30))
+
+
+# --- the credential mail handed to the delivery loop (ADR 4, issue 12) ---------------------
+
+
+class Handed:
+    """The delivery loop's side of the hand-off, as `main.build` wires it: what reached it."""
+
+    def __init__(self, d: Deliverer | None = None) -> None:
+        self.d = d
+        self.rows: list[Any] = []
+
+    def __call__(self, rows: list[Any], deadline: float) -> None:
+        self.rows.extend(rows)
+        if self.d is not None:
+            self.d.handoff.hand(rows, deadline)
+
+
+def handing(hand: Handed, *, lease: float = 60.0,
+            fails_for: str | None = None) -> Callable[..., Awaitable[dict[int, str]]]:
+    """notify's credentials.registered handler as subscribed, optionally followed by a step
+    that fails for one recipient (so the batch is redone item by item in savepoints)."""
+
+    async def handler(conn: Any, items: list[Any]) -> dict[int, str]:
+        refused = await mail.on_registered(conn, items, hand=hand, lease=lease)
+        if fails_for and any(i.event.learner_email == fails_for for i in items):
+            raise RuntimeError("a later step of the batch failed")
+        return refused
+
+    return handler
+
+
+async def test_a_registered_credential_is_handed_to_the_delivery_loop_and_mailed_without_a_claim(
+        db: Any) -> None:
+    pool = FakePool()
+    d = mail_deliverer(db.engine, pool)
+    hand = Handed(d)
+    await db.consume(REGISTERED, handing(hand), CredentialRegistered, *learners(3))
+
+    rows = await notifications(db)
+    assert sorted(r.id for r in hand.rows) == sorted(r.id for r in rows)
+    # Leased to this instance: no other loop's claim takes them.
+    assert all(r.status == "pending" and r.next_attempt_at > now() + timedelta(seconds=30)
+               for r in rows)
+    other = FakePool()
+    assert await mail_deliverer(db.engine, other).deliver_due() == 0 and not other.sent
+
+    assert await d.deliver_due(claim=False) == 3
+    assert sorted(m.recipient for m in pool.sent) == [f"learner{i}@example.org"
+                                                      for i in range(3)]
+    assert {r.status for r in await notifications(db)} == {"delivered"}
+    assert set(message_ids(pool).values()) == {1}
+
+
+async def test_a_row_rolled_back_in_its_savepoint_is_never_handed_over(db: Any) -> None:
+    """The batch fails as a whole and is redone item by item: what reaches the delivery loop
+    is exactly what was committed, each row once."""
+    hand = Handed()
+    await db.consume(REGISTERED, handing(hand, fails_for="learner1@example.org"),
+                     CredentialRegistered, *learners(3))
+    rows = await notifications(db)
+    assert sorted(r.recipient for r in rows) == ["learner0@example.org", "learner2@example.org"]
+    assert sorted(r.id for r in hand.rows) == sorted(r.id for r in rows)
+
+
+async def test_rows_handed_to_a_loop_that_died_are_mailed_once_their_lease_passes(
+        db: Any) -> None:
+    """The crash window of the hand-off: the process dies after the commit and before the
+    mail; the row waits for its lease, then any instance's claim mails it, once."""
+    dead = Handed()  # the hand-off reached a process that is gone
+    await db.consume(REGISTERED, handing(dead, lease=0.5), CredentialRegistered, *learners(1))
+    assert len(dead.rows) == 1
+    pool = FakePool()
+    d = mail_deliverer(db.engine, pool)
+    assert await d.deliver_due() == 0  # still leased
+    await asyncio.sleep(0.6)
+    assert await d.deliver_due() == 1
+    assert [m.recipient for m in pool.sent] == ["learner0@example.org"]
+
+
+async def test_a_stopping_loop_hands_back_the_rows_it_never_took(db: Any) -> None:
+    pool = FakePool()
+    d = mail_deliverer(db.engine, pool)
+    await db.consume(REGISTERED, handing(Handed(d)), CredentialRegistered, *learners(2))
+    d.stop()
+    await d.hand_back()  # as LearnerMail.stop does once the loop ended
+    assert not pool.sent
+    rows = await notifications(db)
+    assert all(r.status == "pending" and r.next_attempt_at <= now() for r in rows)
+    after_restart = FakePool()
+    await deliver_until_done(mail_deliverer(db.engine, after_restart), db)
+    assert set(message_ids(after_restart).values()) == {1} and len(after_restart.sent) == 2
+
+
+async def test_a_handed_row_makes_the_same_mail_as_a_claimed_one(db: Any) -> None:
+    """Byte for byte but its Message-ID and Date: the handed row carries every column the
+    claim read (wallet links, LinkedIn link, language)."""
+    def event() -> CredentialRegistered:
+        e = registered(email_="ada@example.org", language="fr",
+                       linkedin="https://www.linkedin.com/profile/add?name=Data")
+        return e.model_copy(update={"wallet_url": WALLET, "wallet_qr_url": WALLET_QR})
+
+    claimed_pool, handed_pool = FakePool(), FakePool()
+    await db.consume(REGISTERED, mail.on_registered, CredentialRegistered, event())
+    await deliver_until_done(mail_deliverer(db.engine, claimed_pool), db)
+    d = mail_deliverer(db.engine, handed_pool)
+    await db.consume(REGISTERED, handing(Handed(d)), CredentialRegistered, event())
+    assert await d.deliver_due(claim=False) == 1
+
+    def without_ids(m: Mail) -> list[bytes]:
+        return [line for line in m.raw.split(b"\r\n")
+                if not line.startswith((b"Message-ID: ", b"Date: "))]
+
+    (claimed,), (handed,) = claimed_pool.sent, handed_pool.sent
+    assert without_ids(handed) == without_ids(claimed)
+    assert (handed.sender, handed.recipient, handed.utf8) == (
+        claimed.sender, claimed.recipient, claimed.utf8)
+    assert WALLET_QR in text_of(handed)[1]  # the wallet's QR code link made it through

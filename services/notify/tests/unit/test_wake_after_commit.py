@@ -21,16 +21,17 @@ def _runtime():  # type: ignore[no-untyped-def]
 def test_mail_owed_by_one_batch_wakes_the_worker_when_that_batch_commits() -> None:
     rt = _runtime()
     wake = rt.mail.wake
-    # A credentials.registered batch owes mail, inside its transaction...
-    rt.mail.owed.owe(topics.CREDENTIALS_REGISTERED)
+    # A credential.status batch owes a status mail, inside its transaction...
+    rt.mail.owed.owe(topics.CREDENTIAL_STATUS)
     # ...while the employer feed's credentials.issued batch commits first (the consumer's
     # after-commit hook, as BatchConsumer calls it).
     rt._committed(topics.CREDENTIALS_ISSUED, False)
     assert not wake.is_set(), "woken before the rows it owes are committed"
-    rt._committed(topics.CREDENTIALS_REGISTERED, False)
+    rt._committed(topics.CREDENTIAL_STATUS, False)
     assert wake.is_set(), "the commit that made the rows must wake the mail worker"
+    assert rt.mail.handoff.claim_owed, "status mail is claimed: the wake must say so"
     wake.clear()  # the worker claims
-    rt._committed(topics.CREDENTIALS_REGISTERED, False)  # a batch that owed nothing
+    rt._committed(topics.CREDENTIAL_STATUS, False)  # a batch that owed nothing
     assert not wake.is_set()
 
 
@@ -39,19 +40,19 @@ def test_an_early_wake_does_not_spend_another_batchs_mark() -> None:
     owing batch's own commit then woke nobody."""
     rt = _runtime()
     wake = rt.mail.wake
-    rt.mail.owed.owe(topics.CREDENTIALS_REGISTERED)
+    rt.mail.owed.owe(topics.CREDENTIAL_STATUS)
     rt.mail.owed.owe(topics.LEARNER_SIGNIN)
     rt._committed(topics.LEARNER_SIGNIN, False)
     assert wake.is_set()
-    wake.clear()  # the worker claims: the sign-in row is there, the registered ones not yet
-    rt._committed(topics.CREDENTIALS_REGISTERED, False)
+    wake.clear()  # the worker claims: the sign-in row is there, the status ones not yet
+    rt._committed(topics.CREDENTIAL_STATUS, False)
     assert wake.is_set()
 
 
 def test_webhook_work_owed_wakes_only_the_webhook_worker() -> None:
     rt = _runtime()
     rt.employers.owed.owe(topics.CREDENTIALS_ISSUED)
-    rt._committed(topics.CREDENTIALS_REGISTERED, False)
+    rt._committed(topics.CREDENTIAL_VISIBILITY, False)
     assert not rt.employers.wake.is_set()
     rt._committed(topics.CREDENTIALS_ISSUED, False)
     assert rt.employers.wake.is_set() and not rt.mail.wake.is_set()

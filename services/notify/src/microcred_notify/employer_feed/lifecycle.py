@@ -26,7 +26,7 @@ class EmployerFeed:
         self.box = SecretBox(settings.secret_key_bytes)
         # Set after each replay and each committed batch that wrote webhook deliveries.
         self.wake = asyncio.Event()
-        self.owed = Owed(self.wake)
+        self.owed = Owed(self.wake.set)
         self.worker: WebhookWorker | None = None
         self._limiter: RateLimiter | None = None
         self._verifier: EmployerKeyVerifier | None = None

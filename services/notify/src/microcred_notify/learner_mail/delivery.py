@@ -1,19 +1,22 @@
 """Mail delivery: a database state machine per notification (pending → delivered, or
 pending → retries → failed and dead-lettered), run in rounds by a background worker.
 
-A round claims due rows in short transactions of its own: a claim leases them by pushing
-`next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED, so two instances never claim
-the same row) and commits before anything is sent. It claims when it starts and again
-while it runs: after each commit that owes mail, when its queue runs low after a claim
-that took all it asked for, and every half second; so a row committed mid-round starts as
-soon as a sender is free. At most `connections` senders (the SMTP pool's size) send the
-queued rows one by one, and each outcome is committed, with its outbox records, before
-that sender sends its next mail; the outcomes that arrive together share one transaction
-(a group commit). So when the database fails, only the mails in flight at that moment (at
-most one per sender) can have gone out unrecorded: the failed commit stops the round, and
-those rows and the round's unsent ones are retried once their lease has passed. No mail is
-started after half its claim's lease, so a round that runs long never sends a row another
-instance may already have claimed again (such rows are handed back when the round ends).
+The credential mail's rows come leased already: notify's consumer inserts them leased to
+this instance and hands them over once its batch commits (`Handoff`, ADR 4 wave 15), and a
+round takes them as they come. Other rows are claimed, in short transactions of their own:
+a claim leases them by pushing `next_attempt_at` one lease ahead (FOR UPDATE SKIP LOCKED,
+so two instances never claim the same row) and commits before anything is sent. A round
+claims when a commit owed a claim (status, sign-in and wallet mail), when its queue runs
+low after a claim that took all it asked for, and half a second after the last claim; so a
+row committed mid-round starts as soon as a sender is free. At most `connections` senders
+(the SMTP pool's size) send the queued rows one by one, and each outcome is committed,
+with its outbox records, before that sender sends its next mail; the outcomes that arrive
+together share one transaction (a group commit). So when the database fails, only the
+mails in flight at that moment (at most one per sender) can have gone out unrecorded: the
+failed commit stops the round, and those rows and the round's unsent ones are retried once
+their lease has passed. No mail is started after half its claim's lease, so a round that
+runs long never sends a row another instance may already have claimed again (such rows are
+handed back when the round ends).
 
 A round keeps one database connection from its first claim to its last record (checking
 one out of the pool per group cost a ping, the largest single item of notify's profile),
@@ -105,6 +108,32 @@ Row = Any
 _Taken = tuple[Row, float, Mail | str]
 
 
+class Handoff:
+    """What the consumers' commits give this instance's delivery loop: rows inserted already
+    leased to it (`hand`, each with the last moment to start it: half its lease), and word
+    that rows due for a claim were committed (`owe_claim`, through `worker.Owed`: status,
+    sign-in and wallet mail). Handed rows need no claim statement and no search: the
+    credential mail, nearly all of the traffic, comes this way (ADR 4)."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self.rows: deque[tuple[Row, float]] = deque()
+        self.claim_owed = False
+
+    def hand(self, rows: list[Row], deadline: float) -> None:
+        self.rows.extend((n, deadline) for n in rows)
+        self._wake.set()
+
+    def owe_claim(self) -> None:
+        self.claim_owed = True
+        self._wake.set()
+
+    def take(self) -> list[tuple[Row, float]]:
+        taken = list(self.rows)
+        self.rows.clear()
+        return taken
+
+
 @dataclass(frozen=True)
 class _Outcome:
     row: Row
@@ -117,23 +146,41 @@ class Deliverer(RoundWorker):
 
     def __init__(self, engine: AsyncEngine, pool: SmtpPool, *, sender: str, max_attempts: int,
                  retry_base: float, wake: asyncio.Event, on_published: Callable[[], None],
-                 connections: int = 4, lease: timedelta = LEASE) -> None:
+                 connections: int = 4, lease: timedelta = LEASE,
+                 handoff: Handoff | None = None) -> None:
         self._engine, self._pool, self._sender = engine, pool, sender
         super().__init__(wake)
         self._max, self._base = max_attempts, retry_base
         self._on_published = on_published
         self._senders = max(1, connections)
         self._lease = lease
+        self.handoff = handoff or Handoff(wake)
+        self._last_claim = float("-inf")  # the loop's time of the last claim
 
-    async def deliver_due(self, limit: int = 200) -> int:
-        """One round: claims the due rows, sends them, and goes on claiming while it runs
-        (after a commit that owes mail, when its queue runs low after a full claim, and
-        every half second), so rows committed mid-round start as soon as a sender is free.
-        Ends when nothing is queued or being sent and the last claim was not full. Says
-        how many rows it claimed."""
+    async def next_round(self) -> int:
+        """The worker's next round: the rows handed to it, and a claim only when one is
+        owed (status, sign-in or wallet mail committed) or the half-second poll has come
+        (retries come due on their own, and other instances hand rows back): not one
+        after every round, nor for every batch of credential mail."""
+        claim = (self.handoff.claim_owed
+                 or asyncio.get_running_loop().time() >= self._last_claim + POLL)
+        return await self.deliver_due(claim=claim)
+
+    async def deliver_due(self, limit: int = 200, *, claim: bool = True) -> int:
+        """One round: the rows handed to this loop and (`claim`) the due rows it claims, sent,
+        and it goes on claiming while it runs (after a commit that owes mail, when its queue
+        runs low after a full claim, and every half second), so rows committed mid-round
+        start as soon as a sender is free. Ends when nothing is queued or being sent and the
+        last claim was not full. Says how many rows it took."""
+        handed = self.handoff.take()
+        if not handed and not claim:
+            return 0
         async with self._engine.connect() as conn:
             rnd = _Round(self, conn, limit)
-            if not await rnd.claim():
+            rnd.adopt(handed)
+            if claim:
+                await rnd.claim()
+            if not rnd.taken:
                 return 0
             try:
                 await rnd.run()
@@ -145,9 +192,24 @@ class Deliverer(RoundWorker):
                         await conn.execute(_RELEASE, {
                             "ids": [n.id for n in left],
                             "leases": [n.next_attempt_at for n in left]})
+                    self.handoff.claim_owed = True  # due again at once: the next round claims
             finally:
                 rnd.announce()
-        return rnd.claimed
+        return rnd.taken
+
+    async def hand_back(self) -> None:
+        """Rows handed to the loop and never taken (it stopped): due again at once, for
+        another instance or this one's restart, instead of waiting for their lease."""
+        left = [n for n, _ in self.handoff.take()]
+        if not left:
+            return
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(_RELEASE, {"ids": [n.id for n in left],
+                                              "leases": [n.next_attempt_at for n in left]})
+        except Exception as exc:
+            log.warning("mail delivery: %d handed rows wait for their lease: %s",
+                        len(left), exc)
 
     async def _claim(self, conn: AsyncConnection, limit: int, driver: Any) -> list[Row]:
         """Leases up to `limit` due rows to this instance, oldest first."""
@@ -297,11 +359,10 @@ class _Round:
         self._owner, self._conn, self._limit = owner, conn, limit
         self.todo: deque[tuple[Row, float]] = deque()  # (row, last moment to start it)
         self._late: list[Row] = []  # past their deadline: handed back at the end
-        self.claimed = 0
+        self.taken = 0  # rows claimed or handed to the round
         # More rows may be due: the last claim took all it asked for, a commit owed mail
         # while the queue was long, or the poll's time came.
         self._more = False
-        self._claimed_at = 0.0
         self._waiting: list[tuple[_Outcome, asyncio.Future[None]]] = []
         self._committing = asyncio.Lock()  # the round's connection: one statement at a time
         self.broken: Exception | None = None
@@ -329,17 +390,24 @@ class _Round:
         """The claimed rows not sent: past their deadline, or left when the round stopped."""
         return self._late + [n for n, _ in self.todo]
 
+    def adopt(self, handed: list[tuple[Row, float]]) -> int:
+        """Adds rows handed to the loop (already leased to it, each with its deadline)."""
+        self.todo.extend(handed)
+        self.taken += len(handed)
+        return len(handed)
+
     async def claim(self) -> int:
         """Adds the due rows (up to the limit) to the queue; says how many."""
         # Read before the claim: the lease the database grants ends later than this.
-        self._claimed_at = asyncio.get_running_loop().time()
-        deadline = self._claimed_at + self._owner._lease.total_seconds() / 2
+        claimed_at = self._owner._last_claim = asyncio.get_running_loop().time()
+        self._owner.handoff.claim_owed = False  # this claim takes what was owed
+        deadline = claimed_at + self._owner._lease.total_seconds() / 2
         async with self._committing:
             if self._driver is None:
                 self._driver = await driver_of(self._conn)
             due = await self._owner._claim(self._conn, self._limit, self._driver)
         self.todo.extend((n, deadline) for n in due)
-        self.claimed += len(due)
+        self.taken += len(due)
         self._more = len(due) >= self._limit  # took all it asked for: more may be due
         return len(due)
 
@@ -371,8 +439,12 @@ class _Round:
                     continue
                 if wake.is_set():
                     wake.clear()
-                    self._more = True  # a commit owed mail
-                if loop.time() >= self._claimed_at + POLL:
+                    # Rows handed over by a commit start at once, with no claim; a wake
+                    # that brought none, or a commit that owed a claim, claims.
+                    if (not self.adopt(self._owner.handoff.take())
+                            or self._owner.handoff.claim_owed):
+                        self._more = True
+                if loop.time() >= self._owner._last_claim + POLL:
                     self._more = True  # retries come due on their own
                 # Claim only what the senders will soon take: rows in this queue are held
                 # from other instances and their deadlines run.

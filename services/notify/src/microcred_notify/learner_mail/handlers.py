@@ -11,9 +11,13 @@ never in `source_payload`, and a link that already expired is not mailed at all.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from functools import partial
+from types import SimpleNamespace
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -29,25 +33,47 @@ from microcred_shared.contract.events_learners import (
     LearnerSignInRequested,
     WalletTxCodeIssued,
 )
+from microcred_shared.db import driver_of
 
 # One cached statement per batch whatever its size: arrays in (a multi-row VALUES insert
-# is recompiled for every batch size, which dominated the e2e profile).
-_OWE = sa.text(
-    "INSERT INTO notifications (id, credential_id, kind, recipient, learner_name, language, "
-    "title, url, detail, wallet_url, wallet_qr_url, status, attempts, next_attempt_at, "
-    "message_id, traceparent, source_topic, source_payload, created_at) "
-    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, w, wq, 'pending', 0, now(), "
+# is recompiled for every batch size, which dominated the e2e profile). `{due}`: due at
+# once (for whichever delivery loop claims it), or already leased to this instance's loop,
+# which the consumer hands the rows to once they are committed (`on_registered`).
+_COLUMNS = ("id, credential_id, kind, recipient, learner_name, language, title, url, detail, "
+            "wallet_url, wallet_qr_url, status, attempts, next_attempt_at, message_id, "
+            "traceparent, source_topic, source_payload, created_at")
+_OWE = (
+    f"INSERT INTO notifications ({_COLUMNS}) "
+    "SELECT n, c, 'credential-issued', r, ln, lg, t, u, d, w, wq, 'pending', 0, {due}, "
     "'<' || n || '@microcred.local>', tp, st, sp, now() "
-    "FROM unnest(CAST(:ids AS uuid[]), CAST(:cids AS uuid[]), CAST(:recipients AS text[]), "
-    "CAST(:names AS text[]), CAST(:languages AS text[]), CAST(:titles AS text[]), "
-    "CAST(:urls AS text[]), CAST(:details AS text[]), CAST(:wallets AS text[]), "
-    "CAST(:wallet_qrs AS text[]), CAST(:traceparents AS text[]), "
-    "CAST(:topics AS text[]), CAST(:payloads AS bytea[])) "
-    "AS x(n, c, r, ln, lg, t, u, d, w, wq, tp, st, sp) "
+    "FROM (SELECT gen_random_uuid() AS n, * FROM unnest(CAST({cids} AS uuid[]), "
+    "CAST({recipients} AS text[]), CAST({names} AS text[]), CAST({languages} AS text[]), "
+    "CAST({titles} AS text[]), CAST({urls} AS text[]), CAST({details} AS text[]), "
+    "CAST({wallets} AS text[]), CAST({wallet_qrs} AS text[]), "
+    "CAST({traceparents} AS text[]), CAST({topics} AS text[]), CAST({payloads} AS bytea[])) "
+    "AS u(c, r, ln, lg, t, u, d, w, wq, tp, st, sp)) AS x "
     "ON CONFLICT DO NOTHING")
+_PARAMS = ("cids", "recipients", "names", "languages", "titles", "urls", "details",
+           "wallets", "wallet_qrs", "traceparents", "topics", "payloads")
+_OWE_DUE = sa.text(_OWE.format(due="now()", **{k: f":{k}" for k in _PARAMS}))
+# Leased from the moment of the insert (not the transaction's start): the loop's deadline
+# for these rows, half the lease, is read before the statement, so it ends first.
+_OWE_LEASED = _OWE.format(
+    due="clock_timestamp() + make_interval(secs => $13)",
+    **{k: f"${i}" for i, k in enumerate(_PARAMS, 1)}) + f" RETURNING {_COLUMNS}"
+
+# Rows inserted already leased go to `Hand(rows, deadline)` once their batch commits.
+Hand = Callable[[list[Any], float], None]
 
 
-async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[int, str]:
+async def on_registered(conn: AsyncConnection, items: list[Incoming], *,
+                        hand: Hand | None = None, lease: float = 60.0) -> dict[int, str]:
+    """A credential registered with a mailbox owes its learner one mail. With `hand` (the
+    service's own delivery loop), the rows are inserted leased to this instance for `lease`
+    seconds and handed to that loop once the batch is committed (`Incoming.after_commit`):
+    no claim statement and no wake-up to find them. If the process dies before it sends
+    them, they wait for the lease to pass, as a claimed row would (ADR 4). Without
+    `hand`, they are due at once for whichever loop claims them."""
     owed: dict[uuid.UUID, Incoming] = {}
     for item in items:
         e = item.event
@@ -60,8 +86,7 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
     # Each one was checked to be a CredentialRegistered in the loop above.
     events = [cast(CredentialRegistered, i.event) for i in owed.values()]
     # A second registration event for the same credential owes no second message.
-    await conn.execute(_OWE, {
-        "ids": [uuid.uuid4() for _ in events],
+    values = {  # each row's id is the database's (a uuid4 here was a syscall per row)
         "cids": list(owed),
         "recipients": [e.learner_email for e in events],
         "names": [e.learner_name or "" for e in events],
@@ -75,7 +100,19 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming]) -> dict[in
         "traceparents": [i.traceparent for i in owed.values()],
         "topics": [i.record.topic for i in owed.values()],
         "payloads": [i.record.value or b"" for i in owed.values()],
-    })
+    }
+    driver = await driver_of(conn)
+    if hand is None or not driver.is_in_transaction():
+        # Outside the consumer's transaction (no commit to wait for): due at once.
+        await conn.execute(_OWE_DUE, values)
+        return {}
+    deadline = asyncio.get_running_loop().time() + lease / 2
+    rows = await driver.fetch(_OWE_LEASED, *(values[k] for k in _PARAMS), lease)
+    if rows:
+        # The batch's writes commit or roll back together (the whole batch, or this one
+        # item in its savepoint): its first item carries the hand-off.
+        inserted = [SimpleNamespace(**r) for r in rows]
+        next(iter(owed.values())).after_commit.append(partial(hand, inserted, deadline))
     return {}
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from microcred_notify.learner_mail.delivery import Deliverer
+from microcred_notify.learner_mail.delivery import Deliverer, Handoff
 from microcred_notify.learner_mail.settings import MailSettings
 from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import DeliveryCounts, Owed
@@ -20,7 +20,10 @@ class LearnerMail:
         self.pool = SmtpPool(settings.smtp_host, settings.smtp_port, settings.smtp_connections)
         # Set after a committed batch that owes mail: the worker need not wait.
         self.wake = asyncio.Event()
-        self.owed = Owed(self.wake)
+        # Rows the credentials.registered consumer inserted leased to this instance, handed
+        # over once committed; the other mail (status, sign-in, wallet) is claimed.
+        self.handoff = Handoff(self.wake)
+        self.owed = Owed(self.handoff.owe_claim)
         self.deliverer: Deliverer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -30,7 +33,7 @@ class LearnerMail:
         self.deliverer = Deliverer(rt.engine, self.pool, sender=s.smtp_from,
                                    max_attempts=s.max_attempts, retry_base=s.retry_base_seconds,
                                    wake=self.wake, on_published=rt.relay.wake,
-                                   connections=s.smtp_connections)
+                                   connections=s.smtp_connections, handoff=self.handoff)
         self._task = rt.background(self.deliverer.run())
 
     def metrics(self) -> list[Metric]:
@@ -55,4 +58,6 @@ class LearnerMail:
                 await asyncio.wait_for(asyncio.shield(self._task), 15)
             except TimeoutError:
                 pass
+        if self.deliverer is not None:
+            await self.deliverer.hand_back()
         await self.pool.close()
