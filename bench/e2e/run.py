@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -1195,6 +1196,37 @@ ROUND_NAMES = {1: "the broker as the throughput run left it",
                2: "after the rounds before it at this rate"}
 
 
+
+class GcPauses:
+    """The driver's own garbage-collector pauses (its loop also answers SMTP for notify: a
+    pause here delays every mail's "accepted", which the latency counts)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def take(self) -> list[tuple[int, float]]:
+        taken, self.pauses = self.pauses, []
+        return taken
+
+
+def report_gc(pauses: list[tuple[int, float]]) -> dict[str, Any]:
+    old = [d for g, d in pauses if g == 2]
+    total = sum(d for _, d in pauses)
+    print(f"  the driver's garbage collector: {len(pauses)} collections, {1000 * total:.0f} ms "
+          f"in all; {len(old)} of the oldest generation, longest "
+          f"{1000 * max(old, default=0.0):.0f} ms")
+    return {"collections": len(pauses), "ms": 1000 * total, "gen2": len(old),
+            "gen2_max_ms": 1000 * max(old, default=0.0)}
+
+
 def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
                    rnd: int = 1) -> dict[str, Any]:
     n, submit, st = res["n"], res["submit"], res["stages"]
@@ -1648,9 +1680,13 @@ def main() -> int:
                     # Round 1 meets the broker as the throughput run left it (its JIT
                     # compiler still busy); each later round follows the one before at the
                     # same rate, as a broker that has run for hours would be met.
+                    pauses = GcPauses()
                     for rnd in range(1, max(args.latency_rounds, 1) + 1):
+                        pauses.take()
                         lres = asyncio.run(run_latency(target, args, cores))
+                        collected = pauses.take()
                         rep = report_latency(lres, res.get("idle"), rnd)
+                        rep["driver_gc"] = report_gc(collected)
                         summary.setdefault("latency_rounds", []).append(rep)
                         summary.setdefault("latency", rep)  # round 1, as before
                         if rep["mailed"] < lres["n"]:
