@@ -33,7 +33,7 @@ from microcred_shared.contract.events_learners import (
     LearnerSignInRequested,
     WalletTxCodeIssued,
 )
-from microcred_shared.db import driver_of
+from microcred_shared.db import driver_in_transaction
 
 # One cached statement per batch whatever its size: arrays in (a multi-row VALUES insert
 # is recompiled for every batch size, which dominated the e2e profile). `{due}`: due at
@@ -101,8 +101,8 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming], *,
         "topics": [i.record.topic for i in owed.values()],
         "payloads": [i.record.value or b"" for i in owed.values()],
     }
-    driver = await driver_of(conn)
-    if hand is None or not driver.is_in_transaction():
+    driver = await driver_in_transaction(conn)
+    if hand is None or driver is None:
         # Outside the consumer's transaction (no commit to wait for): due at once.
         await conn.execute(_OWE_DUE, values)
         return {}
