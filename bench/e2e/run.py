@@ -1179,7 +1179,9 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
                              str(target.stack.ca_file) if target.stack is not None
                              else target.manifest.get("tls", {}).get("ca"))
         await asyncio.to_thread(loops.begin)
-        waits = stalls.PgWaits(target.db_url("notify")).start()
+        # PostgreSQL's wait events: a query every 50 ms from a thread of the driver (whose
+        # loop publishes and answers SMTP), so only with --timeline, like the CPU sampler.
+        waits = stalls.PgWaits(target.db_url("notify")).start() if args.timeline else None
         driver = stalls.DriverWatch(STALL_LOG_MS)
         driver.t0 = time.time()
         driver.start()
@@ -1199,7 +1201,8 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         pg = pg_window(pg_start, await pg_counters(dbs))
         samples = timeline.stop() if timeline else None
         loop_stalls = await asyncio.to_thread(loops.end, t0)
-        pg_waits = stalls.analyse_waits(await asyncio.to_thread(waits.stop), t0)
+        pg_waits = stalls.analyse_waits(await asyncio.to_thread(waits.stop), t0) \
+            if waits else None
         driver_stalls = await driver.stop(t0 - driver.t0)
         stages = await collect_stages(dbs, wl)
     finally:

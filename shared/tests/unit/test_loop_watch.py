@@ -30,26 +30,26 @@ def _scraped(watch: LoopWatch) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-async def test_a_loop_held_by_a_long_step_is_logged_and_counted(
+async def test_a_loop_held_by_a_blocking_call_is_logged_and_counted(
         caplog: pytest.LogCaptureFixture) -> None:
-    watch = LoopWatch(interval=0.01, report=0.1)
+    watch = LoopWatch(interval=0.01, report=0.3)
     watch.start()
     try:
-        await asyncio.sleep(0.05)  # a few beats on time
+        await asyncio.sleep(0.05)  # a few beats
         with caplog.at_level(logging.WARNING, logger="microcred.stalls"):
-            time.sleep(0.4)  # noqa: ASYNC251 - a synchronous step holding the loop
+            time.sleep(0.8)  # noqa: ASYNC251 - a blocking call holding the loop
             await asyncio.sleep(0.05)
     finally:
         await watch.stop()
     lines = [r.getMessage() for r in caplog.records if r.name == "microcred.stalls"]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("event loop stalled: woke ")
-    assert watch.stalls == 1
+    # At least the held beat (a starved test machine may add others of its own).
+    assert lines and all(line.startswith("event loop stalled: woke ") for line in lines)
+    assert watch.stalls == len(lines)
     scraped = _scraped(watch)
     beats = scraped[("microcred_event_loop_lag_seconds_count", ())]
-    on_time = scraped[("microcred_event_loop_lag_seconds_bucket", (("le", "0.25"),))]
-    assert beats >= 3
-    assert on_time == beats - 1  # the one beat of the held loop was over 250 ms late
+    within_half_a_second = scraped[("microcred_event_loop_lag_seconds_bucket", (("le", "0.5"),))]
+    assert beats >= 2
+    assert within_half_a_second <= beats - 1  # the held beat woke over 500 ms late
 
 
 async def test_collections_are_counted_by_generation_while_watched() -> None:
