@@ -59,11 +59,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from microcred_testkit.machine import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stalls  # noqa: E402  (beside this file)
 import tail  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVICES = ("assessment", "issuance", "registry", "notify")
+STALL_LOG_MS = 50
 SEED = REPO / "deploy" / "seed" / "providers.json"
 SUITES = {"rdfc": "eddsa-rdfc-2022", "jcs": "eddsa-jcs-2022"}
 HOPS = 4
@@ -323,6 +325,8 @@ def service_env(smtp_port: int, suite: str, otlp: str | None, batch: int | None)
         "MICROCRED_OPERATOR_TOKEN": secrets.token_urlsafe(24),
         "MICROCRED_NOTIFY_RETRY_BASE_SECONDS": "0.2",
         "MICROCRED_CRYPTOSUITE": SUITES[suite],
+        # each service logs every stall of its event loop this long (bench/e2e/stalls.py)
+        "MICROCRED_LOOP_STALL_LOG_MS": str(STALL_LOG_MS),
     }
     if otlp:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
@@ -1157,11 +1161,30 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
     n = max(int(args.latency_rate * args.latency_seconds), 1)
     run_id = uuid.uuid4().hex[:8]
     wl = build_workload(n, run_id)
+    if args.driver_heap == "frozen":
+        # What the driver holds by now - the throughput run's workload and results, this
+        # round's events - lives on: moved out of the collector's reach before the round,
+        # a collection of the oldest generation during it walks only what the round makes.
+        # Such a collection over the heap the burst left took 40-150 ms of the driver's loop,
+        # which publishes on schedule and answers SMTP for notify (bench/e2e/README.md).
+        gc.collect()
+        gc.freeze()
     dbs = await connect_dbs(target)
     try:
         meter = backbone_meter(target)
         sys_start = psutil.cpu_times()
         pg_start = await pg_counters(dbs)
+        loops = stalls.Watch(target.service_urls,
+                             target.state_dir / "logs" if target.state_dir else None,
+                             str(target.stack.ca_file) if target.stack is not None
+                             else target.manifest.get("tls", {}).get("ca"))
+        await asyncio.to_thread(loops.begin)
+        # PostgreSQL's wait events: a query every 50 ms from a thread of the driver (whose
+        # loop publishes and answers SMTP), so only with --timeline, like the CPU sampler.
+        waits = stalls.PgWaits(target.db_url("notify")).start() if args.timeline else None
+        driver = stalls.DriverWatch(STALL_LOG_MS)
+        driver.t0 = time.time()
+        driver.start()
         meter.begin()
         timeline = tail.Timeline(meter.groups, meter.include_children).start() \
             if args.timeline else None
@@ -1177,6 +1200,10 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
         pg = pg_window(pg_start, await pg_counters(dbs))
         samples = timeline.stop() if timeline else None
+        loop_stalls = await asyncio.to_thread(loops.end, t0)
+        pg_waits = stalls.analyse_waits(await asyncio.to_thread(waits.stop), t0) \
+            if waits else None
+        driver_stalls = await driver.stop(t0 - driver.t0)
         stages = await collect_stages(dbs, wl)
     finally:
         for c in dbs.values():
@@ -1189,7 +1216,9 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
     return {"n": n, "rate": args.latency_rate, "t0": t0, "publish_s": pub_s,
             "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
             "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores,
-            "timeline": samples, "pg": pg}
+            "timeline": samples, "pg": pg, "stalls": loop_stalls, "pg_waits": pg_waits,
+            "driver_stalls": driver_stalls,
+            "stall_log_ms": int(target.env.get("MICROCRED_LOOP_STALL_LOG_MS", STALL_LOG_MS))}
 
 
 ROUND_NAMES = {1: "the broker as the throughput run left it",
@@ -1199,10 +1228,11 @@ ROUND_NAMES = {1: "the broker as the throughput run left it",
 
 class GcPauses:
     """The driver's own garbage-collector pauses (its loop also answers SMTP for notify: a
-    pause here delays every mail's "accepted", which the latency counts)."""
+    pause here delays every mail's "accepted", which the latency counts), each with when it
+    ended (wall clock)."""
 
     def __init__(self) -> None:
-        self.pauses: list[tuple[int, float]] = []
+        self.pauses: list[tuple[int, float, float]] = []
         self._started = 0.0
         gc.callbacks.append(self._note)
 
@@ -1210,21 +1240,24 @@ class GcPauses:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+            self.pauses.append((info["generation"], time.perf_counter() - self._started,
+                                time.time()))
 
-    def take(self) -> list[tuple[int, float]]:
+    def take(self) -> list[tuple[int, float, float]]:
         taken, self.pauses = self.pauses, []
         return taken
 
 
-def report_gc(pauses: list[tuple[int, float]]) -> dict[str, Any]:
-    old = [d for g, d in pauses if g == 2]
-    total = sum(d for _, d in pauses)
+def report_gc(pauses: list[tuple[int, float, float]], t0: float) -> dict[str, Any]:
+    old = [(d, at) for g, d, at in pauses if g == 2]
+    total = sum(d for _, d, _ in pauses)
+    longest = max(old, default=(0.0, t0))
     print(f"  the driver's garbage collector: {len(pauses)} collections, {1000 * total:.0f} ms "
           f"in all; {len(old)} of the oldest generation, longest "
-          f"{1000 * max(old, default=0.0):.0f} ms")
+          f"{1000 * longest[0]:.0f} ms" + (f" (ended {longest[1] - t0:.2f} s into the round)"
+                                           if old else ""))
     return {"collections": len(pauses), "ms": 1000 * total, "gen2": len(old),
-            "gen2_max_ms": 1000 * max(old, default=0.0)}
+            "gen2_max_ms": 1000 * longest[0], "gen2_max_at_s": longest[1] - t0 if old else None}
 
 
 def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
@@ -1295,7 +1328,14 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
     # The slowest 1 %: a stall or queueing (bench/e2e/tail.py); the timings are kept.
     rows = tail.per_result(submit, st, mailed)
     slowest = tail.analyse(rows, res.get("timeline"), res["cores"])
-    return {"round": rnd, "n": n, "offered_per_s": res["rate"], "mailed": len(mailed),
+    if res.get("stalls"):
+        stalls.report(res["stalls"], res["stall_log_ms"])
+    stalls.report_waits(res.get("pg_waits") or {})
+    stalls.report_driver(res.get("driver_stalls") or [], STALL_LOG_MS)
+    return {"service_stalls": res.get("stalls"), "pg_waits": res.get("pg_waits"),
+            "driver_stalls": res.get("driver_stalls"),
+            "round": rnd, "n": n,
+            "offered_per_s": res["rate"], "mailed": len(mailed),
             "latency": lat, "tail": slowest, "timeline": res.get("timeline"),
             "per_result": {k: [None if x is None else round(x, 4) for x in v]
                            for k, v in rows.items()},
@@ -1527,6 +1567,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--smtp-sink", choices=("lean", "aiosmtpd"), default="lean",
                     help="the SMTP server the mails go to: a lean responder (default) or "
                          "aiosmtpd (~0.5 ms more CPU per mail on this machine's cores)")
+    ap.add_argument("--driver-heap", choices=("frozen", "plain"), default="frozen",
+                    help="before each latency round, collect and freeze the driver's heap "
+                         "(frozen, the default) or leave its collector as it is (plain)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_setting,
                     help="a setting for every service, e.g. MICROCRED_CONSUMER_LINGER_MS=0 "
                          "(repeatable; MICROCRED_* of the caller's shell are not passed on)")
@@ -1686,7 +1729,7 @@ def main() -> int:
                         lres = asyncio.run(run_latency(target, args, cores))
                         collected = pauses.take()
                         rep = report_latency(lres, res.get("idle"), rnd)
-                        rep["driver_gc"] = report_gc(collected)
+                        rep["driver_gc"] = report_gc(collected, lres["t0"])
                         summary.setdefault("latency_rounds", []).append(rep)
                         summary.setdefault("latency", rep)  # round 1, as before
                         if rep["mailed"] < lres["n"]:

@@ -41,6 +41,7 @@ from microcred_shared.logs import outages
 from microcred_shared.offsets import CoalescedCommits
 from microcred_shared.outbox import OutboxRelay, make_producer, recording
 from microcred_shared.settings import ServiceSettings
+from microcred_shared.stalls import LoopWatch
 from microcred_shared.storable import RefuseUnstorable
 from microcred_shared.telemetry import PassTraceparent, setup_tracing
 
@@ -94,6 +95,10 @@ class ServiceRuntime:
         self.restarted_consumers = 0  # by watch_consumers
         # The service's own counters at GET /metrics, next to the shared ones.
         self.metric_sources: list[metrics.MetricSource] = []
+        # How late the loop runs and what the garbage collector takes (GET /metrics; a log
+        # line per stall of MICROCRED_LOOP_STALL_LOG_MS or more).
+        self.loop_watch = LoopWatch(report=settings.loop_stall_log_ms / 1000)
+        self.metric_sources.append(self.loop_watch.metrics)
 
     def subscribe(self, topic: str, handler: BatchHandler, expected: type[Event] | None,
                   *, max_records: int | None = None, pattern: str | None = None,
@@ -267,6 +272,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         s = self.settings
+        self.loop_watch.start()
         if s.server_database_url and not s.own_database_url:
             await ensure_database(s.server_database_url, s.database_name)
         self.engine = make_engine(s.database_url)
@@ -331,6 +337,7 @@ class ServiceRuntime:
             await self.relay.producer.stop()
         if self.engine:
             await self.engine.dispose()
+        await self.loop_watch.stop()
         shutdown = getattr(self.tracer_provider, "shutdown", None)
         if shutdown:
             shutdown()  # flushes the spans still buffered

@@ -119,6 +119,11 @@ class ServiceSettings(KafkaClientSettings):
     # "text" for people, "json" (one object per line, with trace ids) for a log pipeline.
     log_format: Literal["text", "json"] = Field(
         "text", validation_alias=AliasChoices("MICROCRED_LOG_FORMAT"))
+    # A warning line when the event loop wakes this many milliseconds late or more (what
+    # held it: its own work, the garbage collector, or no core); 0: none. Always measured
+    # for GET /metrics (microcred_event_loop_lag_seconds, microcred_gc_pause_seconds).
+    loop_stall_log_ms: int = Field(100, ge=0, validation_alias=AliasChoices(
+        "MICROCRED_LOOP_STALL_LOG_MS"))
 
     @property
     def database_url(self) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from microcred_shared.contract.cloudevents import Envelope, encode
 from microcred_shared.contract.events import NotificationDelivered, NotificationFailed
 from microcred_shared.db import driver_of
 from microcred_shared.outbox import Outgoing
+from microcred_shared.stalls import GC_BUCKETS, Timings
 from microcred_shared.telemetry import parent_context, traceparent_of
 
 SOURCE = "/microcred/notify"
@@ -156,6 +158,10 @@ class Deliverer(RoundWorker):
         self._lease = lease
         self.handoff = handoff or Handoff(wake)
         self._last_claim = float("-inf")  # the loop's time of the last claim
+        # Where a round's time goes (GET /metrics): each group commit's statement (its
+        # WAL flush included) and each mail's SMTP exchange, as the loop waited for them.
+        self.commit_seconds = Timings(GC_BUCKETS)
+        self.send_seconds = Timings(GC_BUCKETS)
 
     async def next_round(self) -> int:
         """The worker's next round: the rows handed to it, and a claim only when one is
@@ -239,11 +245,14 @@ class Deliverer(RoundWorker):
         if not outbox.recording():  # no span to record: the row's trace context goes on
             if isinstance(mail, str):
                 return mail, n.traceparent
+            started = time.perf_counter()
             try:
                 await self._pool.send(mail, then)
                 return None, n.traceparent
             except Exception as exc:
                 return _error(exc), n.traceparent
+            finally:
+                self.send_seconds.observe(time.perf_counter() - started)
         with tracer.start_as_current_span("notify send email", context=parent_context(
                 n.traceparent), kind=trace.SpanKind.CLIENT,
                 attributes={"messaging.message.id": n.message_id}) as span:
@@ -562,9 +571,11 @@ class _Round:
                 try:
                     if self._driver is None:
                         self._driver = await driver_of(self._conn)
+                    started = time.perf_counter()
                     if await self._owner._record(self._conn, [o for o, _ in group],
                                                  self._driver):
                         self.published = True
+                    self._owner.commit_seconds.observe(time.perf_counter() - started)
                 except Exception as exc:
                     log.warning("mail delivery: recording %d sent mails failed, the round "
                                 "stops: %s", len(group), exc)

@@ -39,7 +39,15 @@ class LearnerMail:
     def metrics(self) -> list[Metric]:
         """This instance's mail outcomes at /metrics (a metric source of the runtime)."""
         c = self.deliverer.counts if self.deliverer else DeliveryCounts()
+        # Where the delivery loop waited: its group commits and its SMTP exchanges.
+        timings = [] if self.deliverer is None else [
+            self.deliverer.commit_seconds.family(
+                "microcred_mail_group_commit_seconds",
+                "Statements recording a group of mail outcomes (WAL flush included)"),
+            self.deliverer.send_seconds.family(
+                "microcred_mail_send_seconds", "SMTP exchanges of one mail")]
         return [
+            *timings,
             CounterMetricFamily("microcred_mail_delivered",
                                 "Learner mails the SMTP relay accepted", value=c.delivered),
             CounterMetricFamily("microcred_mail_attempts_failed",
