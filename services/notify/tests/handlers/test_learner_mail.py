@@ -643,6 +643,11 @@ async def test_a_registered_credential_is_handed_to_the_delivery_loop_and_mailed
 
     rows = await notifications(db)
     assert sorted(r.id for r in hand.rows) == sorted(r.id for r in rows)
+    # Each handed row is the stored row, column for column, though the insert sends back
+    # only what the database chose (its id, lease and time; issue 12, wave 16).
+    stored = {r.id: r._asdict() for r in rows}
+    assert [vars(r) for r in sorted(hand.rows, key=lambda r: r.id)] == [
+        stored[i] for i in sorted(stored)]
     # Leased to this instance: no other loop's claim takes them.
     assert all(r.status == "pending" and r.next_attempt_at > now() + timedelta(seconds=30)
                for r in rows)
