@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -142,8 +143,9 @@ async def main(args: argparse.Namespace) -> None:
             lease = delivery.LEASE.total_seconds()
             deadline = loop.time() + lease / 2
             async with engine.connect() as conn, driver_transaction(conn) as driver:
-                rows = await handlers.owe_leased(driver, values, lease)
-            d.handoff.hand(rows, deadline)
+                rows = await driver.fetch(handlers._OWE_LEASED,
+                                          *(values[k] for k in handlers._PARAMS), lease)
+            d.handoff.hand([SimpleNamespace(**r) for r in rows], deadline)
 
         # Warm-up: connections opened, statements prepared.
         await owe(50, "warm")

@@ -57,36 +57,10 @@ _PARAMS = ("cids", "recipients", "names", "languages", "titles", "urls", "detail
            "wallets", "wallet_qrs", "traceparents", "topics", "payloads")
 _OWE_DUE = sa.text(_OWE.format(due="now()", **{k: f":{k}" for k in _PARAMS}))
 # Leased from the moment of the insert (not the transaction's start): the loop's deadline
-# for these rows, half the lease, is read before the statement, so it ends first. Only
-# what the database chose comes back: the rest of each row is what was sent (`owe_leased`).
+# for these rows, half the lease, is read before the statement, so it ends first.
 _OWE_LEASED = _OWE.format(
     due="clock_timestamp() + make_interval(secs => $13)",
-    **{k: f"${i}" for i, k in enumerate(_PARAMS, 1)}
-) + " RETURNING id, credential_id, next_attempt_at, created_at"
-
-
-async def owe_leased(driver: Any, values: dict[str, list[Any]], lease: float
-                     ) -> list[SimpleNamespace]:
-    """Insert the credential mail's rows (`values`: `_PARAMS`' arrays) leased for `lease`
-    seconds, on the driver's connection; returns the rows inserted (not those already
-    owed) with every column, as a claim reads them. The columns the statement was given
-    are taken from `values`, not sent back: a row is ~1.8 KB, most of it the registration
-    event kept for a dead letter (issue 12, wave 16)."""
-    at = {cid: i for i, cid in enumerate(values["cids"])}
-    rows = []
-    for nid, cid, due, created in await driver.fetch(
-            _OWE_LEASED, *(values[k] for k in _PARAMS), lease):
-        i = at[cid]
-        rows.append(SimpleNamespace(
-            id=nid, credential_id=cid, kind=ISSUED, recipient=values["recipients"][i],
-            learner_name=values["names"][i], language=values["languages"][i],
-            title=values["titles"][i], url=values["urls"][i], detail=values["details"][i],
-            wallet_url=values["wallets"][i], wallet_qr_url=values["wallet_qrs"][i],
-            status="pending", attempts=0, next_attempt_at=due, last_error=None,
-            message_id=f"<{nid}@microcred.local>", traceparent=values["traceparents"][i],
-            source_topic=values["topics"][i], source_payload=values["payloads"][i],
-            created_at=created, delivered_at=None))
-    return rows
+    **{k: f"${i}" for i, k in enumerate(_PARAMS, 1)}) + f" RETURNING {_COLUMNS}"
 
 # Rows inserted already leased go to `Hand(rows, deadline)` once their batch commits.
 Hand = Callable[[list[Any], float], None]
@@ -133,9 +107,11 @@ async def on_registered(conn: AsyncConnection, items: list[Incoming], *,
         await conn.execute(_OWE_DUE, values)
         return {}
     deadline = asyncio.get_running_loop().time() + lease / 2
-    if inserted := await owe_leased(driver, values, lease):
+    rows = await driver.fetch(_OWE_LEASED, *(values[k] for k in _PARAMS), lease)
+    if rows:
         # The batch's writes commit or roll back together (the whole batch, or this one
         # item in its savepoint): its first item carries the hand-off.
+        inserted = [SimpleNamespace(**r) for r in rows]
         next(iter(owed.values())).after_commit.append(partial(hand, inserted, deadline))
     return {}
 
