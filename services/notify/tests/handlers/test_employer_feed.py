@@ -542,3 +542,31 @@ async def test_a_view_keeps_its_document_as_issued_compressed_in_its_row(db: Any
     page = await read(db, emp)
     assert kinds(page) == ["credential.shared"]
     assert page["entries"][0]["data"]["credential"] == event.credential
+
+
+async def test_a_view_takes_the_credential_the_event_was_read_with_whatever_its_text(
+        db: Any) -> None:
+    """Issue 12, wave 16: the document is cut out of the event's text when the event is
+    written as issuance writes it (the database then checks ~4 KB once instead of parsing
+    the whole event twice). An event that repeats its `credential` member, plainly or with
+    an escaped name, keeps the last one, as the event's parser does; the text cut out of an
+    event as issuance writes it is exactly its member."""
+    cids = [uuid.uuid4() for _ in range(3)]
+    plain = issued(cids[0])
+    sent = plain.model_dump_json()
+    assert feed.document_text(sent, plain) == json.dumps(
+        json.loads(sent)["credential"], separators=(",", ":"), ensure_ascii=False)
+    values = [sent.encode()]
+    for cid, name in zip(cids[1:], ('"credential"', '"\\u0063redential"'), strict=True):
+        text = issued(cid).model_dump_json()
+        twice = text[:-1] + f',{name}:{{"id":"urn:uuid:{cid}","second":true}}}}'
+        assert feed.document_text(twice, CredentialIssued.model_validate_json(twice)) is None
+        values.append(twice.encode())
+    events = [CredentialIssued.model_validate_json(v) for v in values]
+    await db.consume(topics.CREDENTIALS_ISSUED, on_issued, CredentialIssued, *events,
+                     values=values)
+    rows = {r.credential_id: r.document for r in await db.rows(
+        "SELECT credential_id, document FROM employer_credential_view")}
+    assert rows[cids[0]] == plain.credential
+    for cid in cids[1:]:
+        assert rows[cid] == {"id": f"urn:uuid:{cid}", "second": True}

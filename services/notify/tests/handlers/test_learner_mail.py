@@ -643,6 +643,12 @@ async def test_a_registered_credential_is_handed_to_the_delivery_loop_and_mailed
 
     rows = await notifications(db)
     assert sorted(r.id for r in hand.rows) == sorted(r.id for r in rows)
+    # Each handed row is the stored row, column for column (but the outcome's two columns,
+    # still empty), as a claim would have read it.
+    stored = {r.id: r._asdict() for r in rows}
+    for r in hand.rows:
+        assert set(stored[r.id]) - set(vars(r)) <= {"last_error", "delivered_at"}
+        assert vars(r) == {k: stored[r.id][k] for k in vars(r)}
     # Leased to this instance: no other loop's claim takes them.
     assert all(r.status == "pending" and r.next_attempt_at > now() + timedelta(seconds=30)
                for r in rows)

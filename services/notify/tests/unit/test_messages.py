@@ -70,3 +70,34 @@ def test_a_composed_mail_is_sent_as_it_is_and_other_text_is_made_fit_for_smtp():
     # Anything else: bare CR and LF become CRLF, a leading dot is doubled, the end is added.
     assert content(b".a\nb\r.c\r\nd") == b"..a\r\nb\r\n..c\r\nd\r\n.\r\n"
     assert content(b"x\r\n.y\r\n") == b"x\r\n..y\r\n.\r\n"
+
+
+def _as_before(*, sender: str, recipient: str, subject: str, body: str, message_id: str,
+               language: str, date: str) -> bytes:
+    """The message as `compose` wrote it until wave 16: `base64.encodebytes`, then CRLF."""
+    import base64
+
+    encoded = base64.encodebytes(body.encode("utf-8")).decode("ascii")
+    head = (f"From: {sender}\r\nTo: {recipient}\r\nSubject: {subject}\r\n"
+            f"Date: {date}\r\nMessage-ID: {message_id}\r\n"
+            f"Content-Language: {language}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n")
+    return (head + encoded.replace("\n", "\r\n")).encode("utf-8")
+
+
+def test_a_composed_mail_is_byte_for_byte_what_it_was_and_sent_as_it_is(monkeypatch):
+    """Issue 12, wave 16: the body is base64-encoded at once and cut into lines instead of
+    57 bytes per call; a learner's mail client gets the same bytes, the client adds only
+    the final dot."""
+    monkeypatch.setattr(messages.time, "time", lambda: 1_796_000_000.25)
+    for body in ("", "a", "é" * 28, "x" * 57, "x" * 58, "Bonjour Chloé,\n\n" * 120):
+        mail = messages.compose(sender="credentials@microcred.local",
+                                recipient="chloé@learners.example", subject="Objet",
+                                body=body, message_id="<n-1@microcred.local>", language="fr")
+        assert mail.raw == _as_before(
+            sender="credentials@microcred.local", recipient="chloé@learners.example",
+            subject="Objet", body=body, message_id="<n-1@microcred.local>", language="fr",
+            date="Mon, 30 Nov 2026 00:53:20 GMT")
+        assert mail.utf8 and mail.smtp_ready
+        assert content(mail.raw) == mail.raw + b".\r\n"

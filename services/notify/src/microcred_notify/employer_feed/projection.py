@@ -70,16 +70,20 @@ _CREATE_VIEWS = sa.text(
 # a lock and an update carrying the document, and no lock or read at all (issue 12). A new
 # view is private and shared with nobody, so no employer is told anything yet. The document
 # is the `credential` member's text as the event carried it (`json`, migration 6): not
-# parsed into jsonb, compressed and kept in the row.
+# parsed into jsonb, compressed and kept in the row. Each row gives either that text
+# (`document`, cut out of the event by the handler: checked once) or, when it could not be
+# cut out, the event's (`source`, whose member the database takes out: parsed twice).
 _INSERT_NEW_VIEWS = sa.text(
     "INSERT INTO employer_credential_view (credential_id, learner_key, provider_id, "
     "definition_id, jurisdiction, skills, document, status, visibility, shared_with) "
-    "SELECT c, l, p, d, j, CAST(s AS jsonb), CAST(e AS json) -> 'credential', 'active', "
+    "SELECT c, l, p, d, j, CAST(s AS jsonb), "
+    "COALESCE(CAST(m AS json), CAST(e AS json) -> 'credential'), 'active', "
     "'private', CAST('[]' AS jsonb) "
     "FROM unnest(CAST(:credential_id AS uuid[]), CAST(:learner_key AS text[]), "
     "CAST(:provider_id AS text[]), CAST(:definition_id AS text[]), "
-    "CAST(:jurisdiction AS text[]), CAST(:skills AS text[]), CAST(:source AS text[])) "
-    "AS u(c, l, p, d, j, s, e) ORDER BY c ON CONFLICT DO NOTHING RETURNING credential_id")
+    "CAST(:jurisdiction AS text[]), CAST(:skills AS text[]), CAST(:document AS text[]), "
+    "CAST(:source AS text[])) "
+    "AS u(c, l, p, d, j, s, m, e) ORDER BY c ON CONFLICT DO NOTHING RETURNING credential_id")
 _LOCK_VIEWS = sa.select(VIEW).where(
     VIEW.c.credential_id == sa.any_(sa.cast(sa.bindparam("ids"), ARRAY(sa.Uuid())))
 ).order_by(VIEW.c.credential_id).with_for_update()
@@ -144,15 +148,16 @@ async def lock_views(conn: AsyncConnection, rows: dict[uuid.UUID, dict[str, Any]
 async def insert_new_views(conn: AsyncConnection, rows: list[dict[str, Any]]
                            ) -> set[uuid.UUID]:
     """Write the views of credentials not seen before whole (`rows`: the view's columns,
-    `skills` as JSON text and `source` the JSON text of the event whose `credential` member
-    is the document); returns the ids written. The others exist already (a visibility
-    choice or a status came first, or a redelivery): they take the locked path."""
+    `skills` as JSON text, and either `document`, the credential's JSON text, or `source`,
+    the JSON text of the event whose `credential` member is the document); returns the ids
+    written. The others exist already (a visibility choice or a status came first, or a
+    redelivery): they take the locked path."""
     if not rows:
         return set()
     ordered = sorted(rows, key=lambda r: r["credential_id"])
-    written = await conn.execute(_INSERT_NEW_VIEWS, {k: [r[k] for r in ordered] for k in (
+    written = await conn.execute(_INSERT_NEW_VIEWS, {k: [r.get(k) for r in ordered] for k in (
         "credential_id", "learner_key", "provider_id", "definition_id", "jurisdiction",
-        "skills", "source")})
+        "skills", "document", "source")})
     return {cid for (cid,) in written}
 
 

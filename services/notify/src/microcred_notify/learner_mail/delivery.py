@@ -26,6 +26,7 @@ not once per group."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -47,7 +48,7 @@ from microcred_notify.learner_mail.smtp import SmtpPool
 from microcred_notify.worker import RoundWorker
 from microcred_shared import outbox
 from microcred_shared.contract import topics
-from microcred_shared.contract.cloudevents import Envelope, encode
+from microcred_shared.contract.cloudevents import CONTENT_TYPE, SPECVERSION, Envelope, encode
 from microcred_shared.contract.events import NotificationDelivered, NotificationFailed
 from microcred_shared.db import driver_of
 from microcred_shared.outbox import Outgoing
@@ -276,13 +277,12 @@ class Deliverer(RoundWorker):
         records: list[Outgoing] = []
         delivered = [o for o in outcomes if o.error is None]
         if len(delivered) == len(outcomes):
-            records = [self._delivered(o.row, o.traceparent, now) for o in outcomes]
             # The driver's connection: the round's (`driver`), looked up once per round.
             raw = driver or await driver_of(conn)
             assert raw is not None
             try:
                 await raw.execute(_DELIVERED_ANNOUNCED, now, [o.row.id for o in outcomes],
-                                  *outbox.columns(records))
+                                  *_delivered_columns(outcomes, now))
             except Exception as exc:
                 # As SQLAlchemy would say it (`unavailable` reads it), and the round's
                 # connection is not handed back to the pool as if it were sound.
@@ -339,6 +339,35 @@ class Deliverer(RoundWorker):
         return [letter, outbox.event_record(topics.NOTIFICATIONS, NotificationFailed(
             notification_id=n.id, credential_id=n.credential_id, recipient=n.recipient,
             attempts=attempts, reason=reason, failed_at=now), SOURCE, traceparent=traceparent)]
+
+
+# The outbox's headers of a `notification.delivered` record (`outbox.pack_headers` of its
+# envelope's), but for its id, time and trace context.
+_HEADERS = json.dumps([["ce_specversion", SPECVERSION], ["ce_id", "\0"],
+                       ["ce_type", NotificationDelivered.ce_type], ["ce_source", SOURCE],
+                       ["ce_time", "\0"], ["content-type", CONTENT_TYPE]]).split('"\\u0000"')
+
+
+def _delivered_columns(outcomes: list[_Outcome], now: datetime
+                       ) -> tuple[list[str], list[bytes], list[str], list[bytes]]:
+    """The outbox columns (`outbox.columns`) of the groups' `notification.delivered`
+    records, as `Deliverer._delivered` makes them, without an envelope and a header list
+    per mail: the event from the row's typed columns, unchecked; the headers from one
+    template (issue 12, wave 16: the records of a group were ~15 µs a mail)."""
+    when = json.dumps(now.isoformat())
+    first, middle, last = _HEADERS
+    headers, payloads, keys = [], [], []
+    for o in outcomes:
+        n = o.row
+        event = NotificationDelivered.model_construct(
+            notification_id=n.id, credential_id=n.credential_id, channel="email",
+            recipient=n.recipient, attempts=n.attempts + 1, delivered_at=now)
+        trace_header = f', ["traceparent", {json.dumps(o.traceparent)}]' if o.traceparent \
+            else ""
+        headers.append(f'{first}"{uuid.uuid4()}"{middle}{when}{last[:-1]}{trace_header}]')
+        payloads.append(encode(event))
+        keys.append(str(n.credential_id).encode())
+    return [topics.NOTIFICATIONS] * len(outcomes), keys, headers, payloads
 
 
 class _Round:

@@ -17,8 +17,10 @@ class Notification(SQLModel, table=True):
     pending → delivered, or pending → (retries) → failed and dead-lettered."""
 
     __tablename__ = "notifications"
+    # The due index holds the pending rows only (migration 7).
     __table_args__ = (sa.UniqueConstraint("credential_id", "kind"),
-                      sa.Index("ix_notifications_due", "status", "next_attempt_at"))
+                      sa.Index("ix_notifications_due", "next_attempt_at",
+                               postgresql_where=sa.text("status = 'pending'")))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     credential_id: uuid.UUID
     kind: str = "credential-issued"  # or status-<action>:<event id>, or learner-signin
@@ -51,3 +53,19 @@ async def add_wallet_links(conn: AsyncConnection) -> None:
     for column in ("wallet_url", "wallet_qr_url"):
         await conn.execute(sa.text(f"ALTER TABLE notifications ADD COLUMN IF NOT EXISTS "
                                    f"{column} TEXT"))
+
+
+async def index_only_pending_mail(conn: AsyncConnection) -> None:
+    """Migration 7: the due index (the claim's: `status = 'pending' AND next_attempt_at <=
+    now() ORDER BY next_attempt_at`) holds the pending rows only (issue 12, wave 16).
+
+    It held every row, keyed by (status, next_attempt_at). A mail's row is written twice,
+    inserted owed and updated once its outcome is known, and that update changes `status`,
+    so it is never a HOT update whatever the index: the row's new version took a new entry
+    in each of the three indexes, this one included, and the index kept an entry for every
+    mail ever sent, delivered or failed, none of which a claim reads. Now a delivered or
+    failed row's version gets no entry here, and the index stays as small as the queue of
+    mail owed. The claim's query is unchanged (its condition implies the index's)."""
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_notifications_due"))
+    await conn.execute(sa.text("CREATE INDEX ix_notifications_due ON notifications "
+                               "(next_attempt_at) WHERE status = 'pending'"))

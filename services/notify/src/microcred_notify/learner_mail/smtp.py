@@ -151,7 +151,8 @@ class SmtpConnection:
         With `then` (and PIPELINING), that mail's envelope follows this one's content in
         the same write; `then` is delivered only by the next `send(then)` on this session."""
         envelope = _envelope(mail)
-        body = content(mail.raw)
+        # A composed mail is sent as it is, ended by the final dot; other text is made fit.
+        body = mail.raw + b".\r\n" if mail.smtp_ready else content(mail.raw)
         try:
             async with asyncio.timeout(None) as self._deadline:
                 await self._deliver(mail, then, envelope, body)
