@@ -127,11 +127,16 @@ class Walker:
         for t in types:
             add((subject, RDF_TYPE, t))
         for plan, value in pending:
-            objects = self.objects(plan, value)
             if plan.is_list:
-                add((subject, plan.predicate, self.rdf_list(objects)))
+                add((subject, plan.predicate, self.rdf_list(self.objects(plan, value))))
+            # One string or one node, most of a credential's values: what `objects`
+            # gives for them, without its list (wave 16).
+            elif isinstance(value, str):
+                add((subject, plan.predicate, plan.scalar(value, c)))
+            elif isinstance(value, dict):
+                add((subject, plan.predicate, self.node(plan.term_ctx, plan, value)))
             else:
-                for obj in objects:
+                for obj in self.objects(plan, value):
                     add((subject, plan.predicate, obj))
         return subject
 
