@@ -422,7 +422,8 @@ def _canonicalize_utf8(quads: set[Quad], fragments: list[Fragment]) -> bytes:
         labels = _labels(quads, ())
         if labels is None:
             return _oxigraph_canonical(quads).encode("utf-8")
-        get = labels.get
+        terms: dict[Any, str] = labels  # str terms render as themselves: `get(t, t)`
+        get = terms.get
         lines = [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in quads]
         lines.sort()
         return b"".join(lines)
@@ -431,8 +432,8 @@ def _canonicalize_utf8(quads: set[Quad], fragments: list[Fragment]) -> bytes:
     placed = merged.place(own)
     if placed is None:  # two equal first-degree hashes: the full algorithm
         return _oxigraph_canonical(quads.union(*(f.quads for f in fragments))).encode("utf-8")
-    labels, linked = placed
-    get = labels.get
+    terms, linked = placed
+    get = terms.get
     # A quad can be twice only as a line without blank nodes (a fragment's plain line, or
     # one of the document's own equal to it): every other line names a blank node of its
     # own. The fragments' plain lines come deduplicated and sorted, one run for the sort.
@@ -470,7 +471,7 @@ class _Merged:
         self.distinct = frozenset(self.digests)
         self.placements: dict[tuple[int, ...], list[bytes]] = {}
 
-    def place(self, own: dict[int, bytes]) -> tuple[dict[int, str], list[bytes]] | None:
+    def place(self, own: dict[int, bytes]) -> tuple[dict[Any, str], list[bytes]] | None:
         """The canonical labels of the document's own blank nodes (first-degree hashes
         `own`) and the fragments' lines naming blank nodes, rendered with theirs; None when
         two of all the hashes are equal (then the N-degree step decides)."""
@@ -482,7 +483,8 @@ class _Merged:
         # own, plus the document's own below it.
         ranks = tuple(bisect.bisect_left(self.digests, own[node]) + i
                       for i, node in enumerate(order))
-        labels = {node: f"_:c14n{rank}" for node, rank in zip(order, ranks, strict=True)}
+        labels: dict[Any, str] = {node: f"_:c14n{rank}"
+                                  for node, rank in zip(order, ranks, strict=True)}
         linked = self.placements.get(ranks)
         if linked is None:
             linked = self._render(ranks)
