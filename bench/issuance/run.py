@@ -74,9 +74,16 @@ class _Keys:
         return self._keys[provider_id]
 
 
+_next_index = [0]
+
+
 async def _reserve(conn: Any, signer: Any, provider_id: str, count: int,
                    allocated: Any = None) -> tuple[int, list[Any]]:
-    return 1000, []
+    # A fresh range per call, as `lists.reserve` hands out: every credential points at its
+    # own status entry (one index for all, as before wave 16, made each entry a node the
+    # signing path remembers and reuses, which no real burst does).
+    _next_index[0] += count
+    return _next_index[0] - count, []
 
 
 def _decision(d: Any, n: int) -> AssessmentDecided:

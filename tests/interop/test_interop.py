@@ -54,6 +54,44 @@ def test_a_batch_of_one_definitions_credentials_verifies_in_javascript(issuer, t
     assert [r["verified"] for r in results] == [True] * 5, results
 
 
+def test_a_burst_of_one_definitions_credentials_for_many_learners_verifies_in_javascript(
+        issuer, tmp_path, monkeypatch):
+    # Shaped as issuance's: the subject a blank node with the learner's name (any script),
+    # a hashed identifier, a result and an end date, the achievement with blank nodes of its
+    # own. The fragments' lines naming blank nodes come rendered per placement of each
+    # credential's own hashes (wave 16): JavaScript must accept every proof.
+    from microcred_shared.vc import fastcanon
+
+    monkeypatch.setattr(fastcanon, "_memo", None)
+    names = ["Zoë Ñúñez", "李小龙", "Ólafur Þórsson", "Ģirts Ēķis", "محمد", "Anne-Marie O'Neil",
+             'Jo "JJ" Smith', "Émilie\tTab", "😀 Emoji", "plain"]
+
+    def unsigned(n: int) -> dict:
+        status = [issuer._statuslist.status_entry(
+            status_list_credential=issuer.list_url(p), index=100 + n, purpose=p)
+            for p in issuer._statuslist.PURPOSES]
+        doc = examples.example_credential(
+            issuer_id=issuer.issuer_id, credential_status=status,
+            credential_id=f"urn:uuid:00000000-0000-4000-8000-{1000 + n:012d}")
+        subject = doc["credentialSubject"]
+        del subject["id"]
+        subject["name"] = f"{names[n % len(names)]} {n}"
+        subject["identifier"] = [{"type": "IdentityObject", "identityType": "emailAddress",
+                                  "hashed": True, "identityHash": f"sha256${n:064x}",
+                                  "salt": f"{n * 7919:016x}"}]
+        subject["result"] = [{"type": ["Result"], "value": str(50 + n % 50)}]
+        subject["activityEndDate"] = "2026-06-30T00:00:00Z"
+        subject["achievement"]["level"] = {"framework": "EQF", "value": "5"}
+        return doc
+
+    docs = [issuer._proofs.sign(unsigned(n), issuer.private_key, issuer.verification_method,
+                                created=issuer.valid_from) for n in range(40)]
+    _, fragments = fastcanon.fast_parts(unsigned(40))  # another learner: the same fragments
+    assert len(fragments) >= 2 and fastcanon._merged(fragments).placements  # the path tested
+    results = run_node("verify.mjs", docs, documents=served(issuer), tmp_path=tmp_path)
+    assert [r["verified"] for r in results] == [True] * 40, results
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_javascript_sees_a_revocation_and_a_suspension_set_in_python(issuer, suite, tmp_path):
     revoked, suspended = issuer.credential(2, suite=suite), issuer.credential(3, suite=suite)

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import re
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -425,6 +426,40 @@ class OutboxRelay:
             return await self._producer.send(topic, value=payload, key=key, headers=headers)
 
 
+_M = 0x5BD1E995
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of a key, the value `aiokafka.partitioner.murmur2` gives (and the
+    Java client's `Utils.murmur2`): its 4-byte words read by one `struct` call and the
+    32-bit arithmetic without its redundant masks, ~2x faster. Every record a relay sends
+    is hashed: ~8 µs of pure Python per 64-byte learner key before (issue 12)."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for k in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (k * _M) & 0xFFFFFFFF
+        k = ((k ^ (k >> 24)) * _M) & 0xFFFFFFFF
+        h = ((h * _M) & 0xFFFFFFFF) ^ k
+    tail, base = length & 3, length & ~3
+    if tail:
+        if tail == 3:
+            h ^= data[base + 2] << 16
+        if tail >= 2:
+            h ^= data[base + 1] << 8
+        h = ((h ^ data[base]) * _M) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * _M) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_of(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's DefaultPartitioner, with `murmur2` above: the same partition for every
+    key (a learner's events stay in order with what other producers sent before)."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+
+
 def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
     """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 19).
 
@@ -435,5 +470,6 @@ def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOK
     a median 10.7-19.0 ms against 1.6-5.4 ms, issue 12)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-        enable_idempotence=True, linger_ms=0, max_batch_size=256 * 1024, **client_options,
+        enable_idempotence=True, linger_ms=0, max_batch_size=256 * 1024,
+        partitioner=partition_of, **client_options,
     )

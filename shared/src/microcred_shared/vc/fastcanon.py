@@ -22,6 +22,7 @@ not in RDF), under the same active context and key.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 import itertools
@@ -126,11 +127,16 @@ class Walker:
         for t in types:
             add((subject, RDF_TYPE, t))
         for plan, value in pending:
-            objects = self.objects(plan, value)
             if plan.is_list:
-                add((subject, plan.predicate, self.rdf_list(objects)))
+                add((subject, plan.predicate, self.rdf_list(self.objects(plan, value))))
+            # One string or one node, most of a credential's values: what `objects`
+            # gives for them, without its list (wave 16).
+            elif isinstance(value, str):
+                add((subject, plan.predicate, plan.scalar(value, c)))
+            elif isinstance(value, dict):
+                add((subject, plan.predicate, self.node(plan.term_ctx, plan, value)))
             else:
-                for obj in objects:
+                for obj in self.objects(plan, value):
                     add((subject, plan.predicate, obj))
         return subject
 
@@ -406,39 +412,102 @@ def _canonicalize_utf8(quads: set[Quad], fragments: list[Fragment]) -> bytes:
     """`_canonicalize(...).encode("utf-8")`, built from UTF-8 lines: the fragments' lines
     are encoded once, when remembered, and the text of a document with one non-ASCII
     character is not widened and encoded whole (issue 12). The same order: UTF-8 bytes
-    sort as their code points do (lone surrogates never get here: the walk refuses them)."""
-    labels = _labels(quads, fragments)
-    if labels is None:
-        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments))).encode("utf-8")
-    terms: dict[Any, str] = labels
-    get = terms.get
-    lines = [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in quads]
+    sort as their code points do (lone surrogates never get here: the walk refuses them).
+
+    With fragments, their blank nodes' labels depend on the document only through where
+    its own first-degree hashes fall among the fragments' (sorted once per set of
+    fragments, `_Merged`): the fragments' lines that name blank nodes are rendered once
+    per such placement and reused (wave 16)."""
     if not fragments:
+        labels = _labels(quads, ())
+        if labels is None:
+            return _oxigraph_canonical(quads).encode("utf-8")
+        terms: dict[Any, str] = labels  # str terms render as themselves: `get(t, t)`
+        get = terms.get
+        lines = [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in quads]
         lines.sort()
         return b"".join(lines)
     merged = _merged(fragments)
+    own = _hashes(quads)
+    placed = merged.place(own)
+    if placed is None:  # two equal first-degree hashes: the full algorithm
+        return _oxigraph_canonical(quads.union(*(f.quads for f in fragments))).encode("utf-8")
+    terms, linked = placed
+    get = terms.get
     # A quad can be twice only as a line without blank nodes (a fragment's plain line, or
     # one of the document's own equal to it): every other line names a blank node of its
     # own. The fragments' plain lines come deduplicated and sorted, one run for the sort.
     members = merged.members
-    lines = [line for line in lines if line not in members]
-    for fragment in fragments:
-        lines += [f"{get(s, s)} {p} {get(o, o)} .\n".encode() for s, p, o in fragment.linked]
+    lines = [line for line in [f"{get(s, s)} {p} {get(o, o)} .\n".encode()
+                               for s, p, o in quads] if line not in members]
+    lines += linked
     lines += merged.plain
     lines.sort()
     return b"".join(lines)
 
 
-class _Merged:
-    """The plain lines of a set of fragments, as UTF-8, deduplicated and sorted."""
+# Rendered placements: bytes held for all sets of fragments together (a placement of a
+# definition's achievement is ~3 KB; a few hundred placements per set come up).
+_PLACEMENTS_WEIGHT_MAX = 16_000_000
+_placed_weight = 0
 
-    __slots__ = ("fragments", "plain", "members")
+
+class _Merged:
+    """A set of fragments as the documents reusing it need them: their plain lines as
+    UTF-8, deduplicated and sorted; their blank nodes' first-degree hashes, sorted; and
+    their lines naming blank nodes, rendered per placement of a document's own hashes."""
+
+    __slots__ = ("fragments", "plain", "members", "digests", "nodes", "distinct",
+                 "placements")
 
     def __init__(self, fragments: tuple[Fragment, ...]) -> None:
         self.fragments = fragments  # pinned: the cache's keys are their id()
         self.members: frozenset[bytes] = frozenset().union(
             *(f.plain_utf8 for f in fragments))
         self.plain = sorted(self.members)
+        pairs = sorted((digest, node) for f in fragments for node, digest in f.hashes.items())
+        self.digests = [digest for digest, _ in pairs]
+        self.nodes = [node for _, node in pairs]
+        self.distinct = frozenset(self.digests)
+        self.placements: dict[tuple[int, ...], list[bytes]] = {}
+
+    def place(self, own: dict[int, bytes]) -> tuple[dict[Any, str], list[bytes]] | None:
+        """The canonical labels of the document's own blank nodes (first-degree hashes
+        `own`) and the fragments' lines naming blank nodes, rendered with theirs; None when
+        two of all the hashes are equal (then the N-degree step decides)."""
+        if len(self.distinct) != len(self.digests) or len(set(own.values())) != len(own) \
+                or not self.distinct.isdisjoint(own.values()):
+            return None
+        order = sorted(own, key=own.__getitem__)
+        # A document's node's rank among all the hashes: the fragments' hashes below its
+        # own, plus the document's own below it.
+        ranks = tuple(bisect.bisect_left(self.digests, own[node]) + i
+                      for i, node in enumerate(order))
+        labels: dict[Any, str] = {node: f"_:c14n{rank}"
+                                  for node, rank in zip(order, ranks, strict=True)}
+        linked = self.placements.get(ranks)
+        if linked is None:
+            linked = self._render(ranks)
+        return labels, linked
+
+    def _render(self, ranks: tuple[int, ...]) -> list[bytes]:
+        taken = set(ranks)
+        free = (rank for rank in range(len(ranks) + len(self.nodes)) if rank not in taken)
+        terms: dict[Any, str] = {node: f"_:c14n{rank}"
+                                 for node, rank in zip(self.nodes, free, strict=False)}
+        get = terms.get
+        linked = [f"{get(s, s)} {p} {get(o, o)} .\n".encode()
+                  for fragment in self.fragments for s, p, o in fragment.linked]
+        global _placed_weight
+        weight = sum(map(len, linked)) + 64
+        if _placed_weight + weight > _PLACEMENTS_WEIGHT_MAX:
+            for merged in _MERGED.values():
+                merged.placements.clear()
+            self.placements.clear()
+            _placed_weight = 0
+        self.placements[ranks] = linked
+        _placed_weight += weight
+        return linked
 
 
 _MERGED: dict[tuple[int, ...], _Merged] = {}
@@ -449,16 +518,17 @@ _merged_weight = 0
 def _merged(fragments: list[Fragment]) -> _Merged:
     """The documents of a definition reuse the same fragments (achievement, issuer, ...):
     their lines are merged once for all of them."""
+    global _merged_weight, _placed_weight
     key = tuple(map(id, fragments))
     merged = _MERGED.get(key)
     if merged is None or any(a is not b for a, b in zip(merged.fragments, fragments,
                                                          strict=True)):
-        global _merged_weight
         merged = _Merged(tuple(fragments))
         weight = sum(f.weight for f in fragments)
         if len(_MERGED) >= _MERGED_MAX or _merged_weight + weight > _FRAGMENT_WEIGHT_MAX:
             _MERGED.clear()  # it pins the fragments it holds: bounded like the memo
             _merged_weight = 0
+            _placed_weight = 0
         _MERGED[key] = merged
         _merged_weight += weight
     return merged
