@@ -37,6 +37,7 @@ from microcred_shared.consumer import (
 )
 from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
+from microcred_shared.lean import FrontDoor
 from microcred_shared.logs import outages
 from microcred_shared.offsets import CoalescedCommits
 from microcred_shared.outbox import OutboxRelay, make_producer, recording
@@ -240,10 +241,14 @@ class ServiceRuntime:
                 "ready": database, "database": "ok" if database else "unavailable",
                 "kafka": "ok" if kafka else "unavailable"})
 
-        metrics.install(api, self)
+        timed = metrics.install(api, self)
         problems.document(api)  # every problem any operation can answer, in its OpenAPI
         if not recording():  # no spans go anywhere: only hand an incoming trace on
             api.add_middleware(PassTraceparent)
+            # Outermost: a LeanRoute's plain request is served with the trace context and
+            # its timing, without the layers between (issue 12, item 2, wave 16).
+            api.add_middleware(FrontDoor, api=api, routers=list(routers),
+                               layers=lambda app: PassTraceparent(timed(app)))
             return api
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
