@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import asyncpg
 import fastapi.routing
 import httpx
 import pytest
@@ -45,6 +46,8 @@ async def submit(result: AssessmentResultSubmitted, who: Caller, again: Caller,
         raise Problem(409, "Conflicting resubmission", "other content", kind="conflict")
     if result.result_id == "r-outage":  # the database cannot be reached: a 503 problem
         raise ConnectionRefusedError("the database is down")
+    if result.result_id == "r-lost":  # the driver's connection lost mid-statement: a 503
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
     return JSONResponse(status_code=202, content={
         "who": who, "again": again, "path": request.url.path,
         "route": request.scope["route"].path, "traceparent": traceparent_of(),
@@ -140,6 +143,7 @@ BODIES = {
     "a lone surrogate": json.dumps(valid()).replace("r-1", "r-\\ud800").encode(),
     "a conflict the endpoint refuses": _with(result_id="r-conflict"),
     "a database outage": _with(result_id="r-outage"),
+    "a connection lost on the driver": _with(result_id="r-lost"),
 }
 
 
@@ -293,3 +297,13 @@ async def test_a_route_the_router_never_reaches_is_not_served_at_the_door(
     answer = await client.post("/shadowed", content=BODIES["valid"], headers=GOOD)
     assert answer.status_code == 201  # the first route declared for the path
     assert _door(app).served == 0
+
+
+async def test_a_connection_lost_on_the_driver_is_a_503_to_retry(
+        client: httpx.AsyncClient) -> None:
+    """HTTP ingest's flush runs on the asyncpg connection itself (issue 12, wave 16): its
+    lost connection is the same 503 with Retry-After as one lost under SQLAlchemy."""
+    answer = await client.post("/lean", content=BODIES["a connection lost on the driver"],
+                               headers=GOOD)
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert answer.json()["type"].endswith("/unavailable")
