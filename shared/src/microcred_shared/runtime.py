@@ -484,7 +484,7 @@ def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None =
     import uvicorn
     from uvicorn.main import STARTUP_FAILURE
 
-    from microcred_shared.http_server import QuietServer
+    from microcred_shared.http_server import OneWriteHttpTools, QuietServer
 
     logs.configure(settings.service, settings.log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
@@ -495,7 +495,7 @@ def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None =
     server = QuietServer(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        **SERVER_OPTIONS))
+        **(SERVER_OPTIONS | {"http": OneWriteHttpTools})))
     with suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
@@ -530,7 +530,8 @@ _NO_NATIVE_TELEMETRY: dict[str, Any] = {
 
 # httptools (C) instead of h11 (pure Python) and uvloop instead of asyncio's own loop: a
 # keep-alive request costs about three quarters of the CPU (issue 12, item 2). The access
-# log is off: below the services' log level anyway.
+# log is off: below the services' log level anyway. `serve` runs httptools through
+# `http_server.OneWriteHttpTools`: an answer's headers and body leave in one write.
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "httptools", "access_log": False,
     "loop": "asyncio" if sys.platform == "win32" else "uvloop"}
