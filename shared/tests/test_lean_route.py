@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import asyncpg
 import fastapi.routing
 import httpx
 import pytest
@@ -19,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from microcred_shared.contract.events import AssessmentResultSubmitted
-from microcred_shared.lean import LeanRoute, lean_route
+from microcred_shared.lean import FrontDoor, LeanRoute, lean_route
 from microcred_shared.problems import Problem
+from microcred_shared.telemetry import traceparent_of
 from microcred_testkit.backbone import result
 
 calls: list[str] = []
@@ -40,14 +42,31 @@ Caller = Annotated[str, Depends(caller)]
 
 async def submit(result: AssessmentResultSubmitted, who: Caller, again: Caller,
                  request: Request) -> JSONResponse:
+    if result.result_id == "r-conflict":  # a problem the endpoint raises
+        raise Problem(409, "Conflicting resubmission", "other content", kind="conflict")
+    if result.result_id == "r-outage":  # the database cannot be reached: a 503 problem
+        raise ConnectionRefusedError("the database is down")
+    if result.result_id == "r-lost":  # the driver's connection lost mid-statement: a 503
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
     return JSONResponse(status_code=202, content={
         "who": who, "again": again, "path": request.url.path,
+        "route": request.scope["route"].path, "traceparent": traceparent_of(),
         "result": json.loads(result.model_dump_json())})
 
 
 router = APIRouter()  # served by the `app` fixture (conftest.py)
 router.add_api_route("/plain", submit, methods=["POST"], status_code=202)
 lean_route(router, "/lean", methods=["POST"], status_code=202)(submit)
+# Two routes for one path: the router sends its requests to the first, so the front door
+# must not serve the second.
+
+
+async def first(request: Request) -> JSONResponse:
+    return JSONResponse(status_code=201, content={"first": True})
+
+
+router.add_api_route("/shadowed", first, methods=["POST"])
+lean_route(router, "/shadowed", methods=["POST"], status_code=202)(submit)
 
 
 def valid() -> dict[str, Any]:
@@ -59,6 +78,8 @@ async def both(client: httpx.AsyncClient, body: bytes, headers: dict[str, str],
                ) -> tuple[tuple[int, Any], tuple[int, Any]]:
     def answer(r: httpx.Response) -> tuple[int, Any]:
         text = r.text.replace("/plain", "/ROUTE").replace("/lean", "/ROUTE")
+        assert r.headers.get("content-type") in (None, "application/json",
+                                                 "application/problem+json")
         return r.status_code, (json.loads(text) if text[:1] in "{[" else text)
 
     plain = await client.post("/plain", content=body, headers=headers)
@@ -118,6 +139,11 @@ BODIES = {
     "a string": b'"hello"',
     "empty": b"",
     "nested too deep": b'{"learner": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "a NUL character": _with(result_id="r-\u0000"),
+    "a lone surrogate": json.dumps(valid()).replace("r-1", "r-\\ud800").encode(),
+    "a conflict the endpoint refuses": _with(result_id="r-conflict"),
+    "a database outage": _with(result_id="r-outage"),
+    "a connection lost on the driver": _with(result_id="r-lost"),
 }
 
 
@@ -217,3 +243,67 @@ def test_a_route_it_cannot_serve_is_refused_when_declared() -> None:
 
     with pytest.raises(TypeError, match="must return a Response"):
         LeanRoute("/y", returns_a_dict, methods=["POST"])
+
+
+def _door(app: Any) -> FrontDoor:
+    layer = app.middleware_stack
+    while not isinstance(layer, FrontDoor):
+        layer = layer.app
+    return layer
+
+
+async def test_the_plain_request_is_served_at_the_front_door(
+        app: Any, client: httpx.AsyncClient) -> None:
+    plain, lean = await both(client, BODIES["valid"], GOOD)
+    door = _door(app)
+    assert lean == plain and lean[0] == 202 and door.served == 1
+    for name in ("score as a string", "not JSON", "a NUL character", "empty"):
+        await both(client, BODIES[name], GOOD)
+    await both(client, BODIES["valid"], {"authorization": "Bearer good"})  # no content type
+    await client.post("/lean", content=BODIES["valid"], headers=GOOD | {"x-a": "\x00"})
+    assert door.served == 1  # everything else went down the app, which answered it
+    await both(client, BODIES["a conflict the endpoint refuses"], GOOD)
+    assert door.served == 2  # served, and the endpoint's problem answered there
+
+
+async def test_an_incoming_trace_is_handed_on_at_the_front_door(
+        client: httpx.AsyncClient) -> None:
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    plain, lean = await both(client, BODIES["valid"], GOOD | {"traceparent": incoming})
+    assert lean == plain
+    assert lean[1]["traceparent"].split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    plain, lean = await both(client, BODIES["valid"], GOOD)
+    assert lean == plain and lean[1]["traceparent"] is None
+
+
+async def test_front_door_requests_are_timed_and_counted_by_route_and_status(
+        client: httpx.AsyncClient) -> None:
+    for name in ("valid", "valid", "a conflict the endpoint refuses", "score as a string"):
+        await client.post("/lean", content=BODIES[name], headers=GOOD)
+    text = (await client.get("/metrics")).text
+
+    def count(status: str) -> float:
+        for line in text.splitlines():
+            if line.startswith("microcred_http_request_seconds_count{") and \
+                    'route="/lean"' in line and f'status="{status}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    assert (count("202"), count("409"), count("400")) == (2.0, 1.0, 1.0)
+
+
+async def test_a_route_the_router_never_reaches_is_not_served_at_the_door(
+        app: Any, client: httpx.AsyncClient) -> None:
+    answer = await client.post("/shadowed", content=BODIES["valid"], headers=GOOD)
+    assert answer.status_code == 201  # the first route declared for the path
+    assert _door(app).served == 0
+
+
+async def test_a_connection_lost_on_the_driver_is_a_503_to_retry(
+        client: httpx.AsyncClient) -> None:
+    """HTTP ingest's flush runs on the asyncpg connection itself (issue 12, wave 16): its
+    lost connection is the same 503 with Retry-After as one lost under SQLAlchemy."""
+    answer = await client.post("/lean", content=BODIES["a connection lost on the driver"],
+                               headers=GOOD)
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert answer.json()["type"].endswith("/unavailable")

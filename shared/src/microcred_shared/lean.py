@@ -27,16 +27,21 @@ import importlib
 import inspect
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, routing
+from fastapi import APIRouter, FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from microcred_shared.storable import unstorable_in_body, unstorable_in_url_or_headers
 
 try:  # FastAPI's own OpenTelemetry (0.16x): when it records, FastAPI serves the request
     _telemetry: Callable[[], Any] | None = importlib.import_module(
@@ -101,7 +106,11 @@ def _plan(route: APIRoute, dependant: Dependant) -> _Plan:
 
 
 def _json_content_type(request: Request) -> bool:
-    for name, value in request.scope["headers"]:
+    return _json_headers(request.scope)
+
+
+def _json_headers(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
         if name == b"content-type":  # the first one, as FastAPI reads it
             value = value.lower()
             return value == _JSON or value.startswith(_JSON + b";")
@@ -171,6 +180,112 @@ def lean_route(router: APIRouter, path: str, *, methods: list[str],
                              **options)
         return endpoint
     return add
+
+
+# --- the front door: a LeanRoute's plain request served above the app's own layers -----
+
+_VALUE = "microcred.lean.value"  # the parsed body, handed from the door to the endpoint
+
+
+def _endpoint(route: APIRoute, plan: _Plan) -> ASGIApp:
+    """The route's endpoint as an ASGI app, for a request whose body the door parsed."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await _call(plan, {plan.body_name: scope.pop(_VALUE)}, request, route,
+                               "LeanRoute")
+        await response(scope, receive, send)
+    return app
+
+
+def _first_to_match(api: FastAPI, router: APIRouter, route: APIRoute, method: str) -> bool:
+    """Whether the app's router sends a `method` request for `route`'s path to `route`:
+    the first route of the app that matches it in full is `router` included as it is (no
+    prefix, no dependencies of its own), and the first of `router` that does is `route`."""
+    scope = {"type": "http", "method": method, "path": route.path, "root_path": "",
+             "headers": []}
+    first = next((r for r in api.router.routes if r.matches(scope)[0] == Match.FULL), None)
+    context = getattr(first, "include_context", None)
+    if getattr(first, "original_router", None) is not router or context is None or \
+            context.prefix or context.dependencies:
+        return False
+    return next((r for r in router.routes if r.matches(scope)[0] == Match.FULL),
+                None) is route
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+class FrontDoor:
+    """The outermost middleware of a service's app (installed by `ServiceRuntime.app` when
+    no spans are recorded): serves the plain request of the app's LeanRoutes — the exact
+    path and method, a JSON content type, no unstorable character in the URL, the headers
+    or the body (`storable`), a body the model accepts, no dependency overrides, FastAPI's
+    own telemetry off — with only the layers that act on such a request (`layers`: handing
+    the incoming trace context on, the request's timing and count) and the app's exception
+    handlers around the endpoint. The middlewares between, the router's matching, the
+    exit-stack middleware and FastAPI's request handling do nothing for it, and were a
+    third of a one-result ingest request's CPU in process (issue 12, item 2, wave 16).
+    Anything else goes down the app as it always did (its body, if read, replayed), so
+    every refusal is the answer it was: the door only takes requests it can serve whole.
+    A route is served here only while the app's router would send its requests to it
+    (`_first_to_match`, checked when the app's middleware stack is built)."""
+
+    def __init__(self, app: ASGIApp, *, api: FastAPI, routers: Sequence[APIRouter],
+                 layers: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app, self._api = app, api
+        handlers = {k: v for k, v in api.exception_handlers.items() if k not in (500, Exception)}
+        self._doors: dict[tuple[str, str], tuple[APIRoute, type[BaseModel], ASGIApp]] = {}
+        for router in routers:
+            for route in router.routes:
+                if not isinstance(route, LeanRoute):
+                    continue
+                plan = _plan(route, route.dependant)
+                served = layers(ExceptionMiddleware(_endpoint(route, plan), handlers=handlers,
+                                                    debug=api.debug))
+                for method in route.methods or ():
+                    if _first_to_match(api, router, route, method):
+                        self._doors[(method, route.path)] = (route, plan.model, served)
+        self.served = 0  # requests served at the door (tests, benchmarks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        door = self._doors.get((scope.get("method", ""), scope.get("path", ""))) \
+            if scope["type"] == "http" and not scope.get("root_path") else None
+        if (door is None or self._api.dependency_overrides or not _json_headers(scope)
+                or (_telemetry is not None and _telemetry() is not None)
+                or unstorable_in_url_or_headers(scope)):
+            await self.app(scope, receive, send)
+            return
+        route, model, served = door
+        read: list[Message] = []
+        more = True
+        while more:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":  # the client left: let the app see it
+                await self.app(scope, _replay(read, receive), send)
+                return
+            more = message.get("more_body", False)
+        body = b"".join(m.get("body", b"") for m in read)
+        whole = _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+        if unstorable_in_body(body):
+            await self.app(scope, whole, send)
+            return
+        try:
+            value = model.model_validate_json(body)
+        except ValidationError:  # the app answers it, exactly as it always did
+            await self.app(scope, whole, send)
+            return
+        scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
+        scope.setdefault("router", self._api.router)
+        scope[_VALUE] = value
+        self.served += 1
+        await served(scope, whole, send)
 
 
 # --- reads: GET routes with path parameters -------------------------------------------

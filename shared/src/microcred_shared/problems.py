@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -222,7 +223,10 @@ def install(app: FastAPI) -> None:
             "request: retry after the number of seconds in Retry-After", "unavailable",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    for kind in (DBAPIError, PoolTimeout, OSError):
+    # asyncpg's own errors: from statements sent on the driver's connection without
+    # SQLAlchemy around them (HTTP ingest's flush): a lost connection is a 503 there too.
+    for kind in (DBAPIError, PoolTimeout, OSError, asyncpg.PostgresError,
+                 asyncpg.InterfaceError, asyncpg.InternalClientError):
         app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)

@@ -37,6 +37,7 @@ from microcred_shared.consumer import (
 )
 from microcred_shared.contract.events import Event
 from microcred_shared.db import Migration, ensure_database, make_engine, migrate, unavailable
+from microcred_shared.lean import FrontDoor
 from microcred_shared.logs import outages
 from microcred_shared.offsets import CoalescedCommits
 from microcred_shared.outbox import OutboxRelay, make_producer, recording
@@ -245,10 +246,14 @@ class ServiceRuntime:
                 "ready": database, "database": "ok" if database else "unavailable",
                 "kafka": "ok" if kafka else "unavailable"})
 
-        metrics.install(api, self)
+        timed = metrics.install(api, self)
         problems.document(api)  # every problem any operation can answer, in its OpenAPI
         if not recording():  # no spans go anywhere: only hand an incoming trace on
             api.add_middleware(PassTraceparent)
+            # Outermost: a LeanRoute's plain request is served with the trace context and
+            # its timing, without the layers between (issue 12, item 2, wave 16).
+            api.add_middleware(FrontDoor, api=api, routers=list(routers),
+                               layers=lambda app: PassTraceparent(timed(app)))
             return api
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -486,7 +491,7 @@ def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None =
     import uvicorn
     from uvicorn.main import STARTUP_FAILURE
 
-    from microcred_shared.http_server import QuietServer
+    from microcred_shared.http_server import OneWriteHttpTools, QuietServer
 
     logs.configure(settings.service, settings.log_format)
     if bool(ssl_certfile) != bool(ssl_keyfile):
@@ -497,7 +502,7 @@ def serve(app: FastAPI, settings: ServiceSettings, *, ssl_certfile: str | None =
     server = QuietServer(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         timeout_graceful_shutdown=20, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        **SERVER_OPTIONS))
+        **(SERVER_OPTIONS | {"http": OneWriteHttpTools})))
     with suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
@@ -532,7 +537,8 @@ _NO_NATIVE_TELEMETRY: dict[str, Any] = {
 
 # httptools (C) instead of h11 (pure Python) and uvloop instead of asyncio's own loop: a
 # keep-alive request costs about three quarters of the CPU (issue 12, item 2). The access
-# log is off: below the services' log level anyway.
+# log is off: below the services' log level anyway. `serve` runs httptools through
+# `http_server.OneWriteHttpTools`: an answer's headers and body leave in one write.
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "httptools", "access_log": False,
     "loop": "asyncio" if sys.platform == "win32" else "uvloop"}

@@ -109,6 +109,16 @@ def _in_url_and_headers(scope: Scope) -> tuple[str, str] | None:
     return None
 
 
+def unstorable_in_url_or_headers(scope: Scope) -> bool:
+    """Whether the request's URL or headers hold what this middleware refuses."""
+    return _in_url_and_headers(scope) is not None
+
+
+def unstorable_in_body(body: bytes) -> bool:
+    """Whether a request body holds what this middleware refuses."""
+    return _in_body(body) is not None
+
+
 def _refusal(scope: Scope, status: int, where: str, code: str) -> JSONResponse:
     raw = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")
     return JSONResponse(
