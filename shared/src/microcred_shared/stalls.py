@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 @dataclass
 class Timings:
-    """A histogram kept by the hot path (a list index and two additions per observation)
+    """A histogram kept by the hot path (a bisection and two additions per observation)
     and turned into a metric family only at scrape time."""
 
     bounds: tuple[float, ...]
@@ -48,10 +49,7 @@ class Timings:
         self.counts = [0] * (len(self.bounds) + 1)
 
     def observe(self, value: float) -> None:
-        i = 0
-        while i < len(self.bounds) and value > self.bounds[i]:
-            i += 1
-        self.counts[i] += 1
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bound >= value
         self.total += value
 
     def family(self, name: str, documentation: str) -> HistogramMetricFamily:
