@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import uuid
 from collections import Counter
@@ -37,6 +38,7 @@ from microcred_testkit.backbone import (
 pytestmark = pytest.mark.integration
 SAFETY = ("lakeshore-college", "lakeshore-workplace-safety")
 FORESTRY = ("coast-mountain-university", "cmu-sustainable-forestry")
+SIGN_IN_LINK = re.compile(r"https?://\S+/learner/sign-in/[A-Za-z0-9_-]+")
 PASSING = {SAFETY[1]: {"passed": True}, FORESTRY[1]: {"rubric_level": "proficient"}}
 
 
@@ -121,11 +123,14 @@ async def subscribe(bb: Any, key: str, receiver: Receiver | None = None, url: st
 async def issued(bb: Any, what: tuple[str, str], who: Any) -> dict[str, Any]:
     """A credential issued through the whole pipeline, once the registry serves it."""
     cred = await issue_over_http(bb, *what, who, **PASSING[what[1]])
-    return {**cred, "learner_key": learner_key(who.email), "provider": what[0]}
+    return {**cred, "learner_key": learner_key(who.email), "provider": what[0],
+            "definition": what[1]}
 
 
 class Visibility:
-    """Publishes CredentialVisibilityChanged as the registry does when a learner chooses."""
+    """Publishes CredentialVisibilityChanged as the registry does when a learner chooses: with
+    the credential's definition and signed document when the choice lets some employer see
+    it (ADR 10)."""
 
     def __init__(self, bb: Any) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=bb.bootstrap, acks="all",
@@ -142,10 +147,13 @@ class Visibility:
     async def change(self, cred: dict[str, Any], visibility: str, shared_with: tuple = (),
                      *, wait: bool = True) -> Any:
         self.clock += timedelta(milliseconds=1)  # each choice later than the one before
+        exposed = visibility in ("employers", "public") or bool(shared_with)
         event = CredentialVisibilityChanged(
             credential_id=cred["id"], learner_key=cred["learner_key"],
             provider_id=cred["provider"], visibility=visibility,
-            shared_with=list(shared_with), changed_at=self.clock)
+            shared_with=list(shared_with), changed_at=self.clock,
+            definition_id=cred["definition"] if exposed else None,
+            credential=cred["credential"] if exposed else None)
         headers = new_envelope(event, "/microcred/registry").headers()
         future = await self.producer.send(topics.CREDENTIAL_VISIBILITY, encode(event),
                                           key=event.key(), headers=headers)
@@ -243,6 +251,53 @@ async def test_a_private_credential_never_reaches_any_employer(backbone: Any,
                 if e["data"]["credential_id"] == private["id"]]
     trail = await audit(backbone, credential=private["id"])
     assert trail["deliveries"] == [] and trail["feed"] == []
+
+
+async def test_notify_keeps_no_document_of_a_private_credential_until_its_holder_shares_it(
+        backbone: Any, receiver: Receiver) -> None:
+    """Through the real registry: a new credential is private, notify holds no copy of its
+    document; the holder shares it with an employer on the wallet and that employer's
+    webhook gets `credential.shared` with the signed document, exactly as issued."""
+    employer_id, key = await approved_employer(backbone, "acme-wallet Inc.")
+    url = receiver.endpoint()
+    await subscribe(backbone, key, receiver, url, jurisdictions=["CA-QC"])  # a direct share
+    holder = learner(f"emp-wallet-{uuid.uuid4().hex[:6]}")                 # ignores filters
+    cred = await issued(backbone, SAFETY, holder)
+    # notify has applied the issue by now if it ever will: the registry serves it and the
+    # same credential's mail went out (both after credentials.issued was published).
+    await eventually(lambda: _async(backbone.smtp.to(holder.email)), lambda m: m)
+    documents = await backbone.scalar(
+        "notify", "SELECT count(*) FROM employer_credential_view WHERE credential_id = $1 "
+        "AND document IS NOT NULL", uuid.UUID(cred["id"]))
+    assert documents == 0
+
+    token = await session_token(backbone, holder)
+    async with backbone.http("registry", token) as client:
+        await eventually(lambda: client.get("/v1/learner/employers"),
+                         lambda r: employer_id in {e["id"] for e in r.json()["employers"]})
+        r = await client.put(f"/v1/learner/credentials/{cred['id']}/employers/{employer_id}")
+        assert r.status_code == 200 and r.json()["shared_with"] == [employer_id], r.text
+    got = await eventually(lambda: _async(receiver.events(url, cred["id"])), lambda e: e)
+    assert [e["type"] for e in got] == ["credential.shared"]
+    assert got[0]["data"]["credential"] == cred["credential"]  # the signed document itself
+    assert (got[0]["data"]["definition_id"], got[0]["data"]["jurisdiction"]) == (
+        SAFETY[1], "CA-ON")
+
+
+async def session_token(bb: Any, who: Any) -> str:
+    """The learner signs in on the registry with the link notify mails: a bearer session."""
+    async with bb.http("registry") as client:
+        assert (await client.post("/v1/learner/sign-in", json={"email": who.email})
+                ).status_code == 202
+        mails = await eventually(lambda: _async([
+            m for m in bb.smtp.to(who.email) if "/learner/sign-in/" in m.get_content()]),
+            lambda m: m)
+        link = SIGN_IN_LINK.search(mails[-1].get_content())
+        assert link, mails[-1].get_content()
+        r = await client.post(link.group(0).split(bb.url("registry"), 1)[1],
+                              headers={"accept": "application/json"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
 
 
 async def test_unsharing_sends_a_notice_without_the_document_and_stops_later_deliveries(

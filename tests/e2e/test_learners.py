@@ -197,6 +197,9 @@ async def test_each_visibility_and_direct_share_change_is_published_for_employer
         ("employers", []), ("employers", [acme]), ("employers", [])]
     assert {e.learner_key for e in events} == {learner_key(eve.email)}
     assert {e.provider_id for e in events} == {"lakeshore-college"}
+    # Each of these lets employers see it: each carries what notify tells them (ADR 10).
+    assert [(e.definition_id, e.credential) for e in events] == [
+        ("lakeshore-workplace-safety", cred["credential"])] * 3
 
 
 async def test_share_links_open_the_credential_until_revoked_expired_or_made_private(backbone):

@@ -7,11 +7,16 @@ subjects flowing through registry and notify; relatedResource rules."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from microcred_issuance.keys.domain import issuer_id
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode, new_envelope
+from microcred_shared.contract.events_learners import CredentialVisibilityChanged
 from microcred_shared.vc import did_key, private_key_from_seed, sign
 from microcred_shared.vc.keys import did_key_verification_method
 from microcred_testkit.backbone import eventually
@@ -157,10 +162,25 @@ async def test_a_credential_with_several_subjects_is_stored_served_and_passes_no
                                headers={"accept": "application/vc+ld+json"}),
             lambda r: r.status_code == 200)
     assert served.json()["credentialSubject"] == vc["credentialSubject"]
-    # notify applied it (no failed batch): its employer view of the credential exists.
+    # Shown to employers, as the registry announces it (with the document, ADR 10): notify
+    # applies it (no failed batch) and its employer view holds the document.
+    holder = await backbone.scalar(
+        "registry", "SELECT learner_key FROM credentials WHERE credential_id = $1",
+        uuid.UUID(cid))
+    event = CredentialVisibilityChanged(
+        credential_id=uuid.UUID(cid), learner_key=holder, provider_id=provider,
+        visibility="employers", changed_at=datetime.now(UTC), credential=served.json())
+    producer = AIOKafkaProducer(bootstrap_servers=backbone.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.CREDENTIAL_VISIBILITY, encode(event), key=event.key(),
+            headers=new_envelope(event, "/microcred/registry").headers())
+    finally:
+        await producer.stop()
     row = await eventually(lambda: backbone.scalar(
-        "notify", "SELECT count(*) FROM employer_credential_view WHERE credential_id = $1",
-        uuid.UUID(cid)), lambda n: n == 1)
+        "notify", "SELECT count(*) FROM employer_credential_view WHERE credential_id = $1 "
+        "AND document IS NOT NULL", uuid.UUID(cid)), lambda n: n == 1)
     assert row == 1
     assert (await registry_verify(backbone, vc)).status_code == 200
 

@@ -50,9 +50,13 @@ def build(settings: Settings | None = None) -> tuple[FastAPI, NotifyRuntime]:
     rt.subscribe(topics.LEARNER_SIGNIN,
                  owing(learner.on_learner_messages, marks(mail, topics.LEARNER_SIGNIN)),
                  None)
-    rt.subscribe(topics.CREDENTIALS_ISSUED,
-                 partial(feed.on_issued, base_url=base_url,
-                         owe=marks(hooks, topics.CREDENTIALS_ISSUED)), CredentialIssued)
+    # The employer feed takes a credential's document from the visibility change that first
+    # lets an employer see it (ADR 10); credentials.issued only while upgrading from a
+    # registry whose visibility events carry none.
+    if settings.employer_feed_reads_issued:
+        rt.subscribe(topics.CREDENTIALS_ISSUED,
+                     partial(feed.on_issued, base_url=base_url,
+                             owe=marks(hooks, topics.CREDENTIALS_ISSUED)), CredentialIssued)
     rt.subscribe(topics.CREDENTIAL_VISIBILITY,
                  partial(feed.on_visibility, base_url=base_url,
                          owe=marks(hooks, topics.CREDENTIAL_VISIBILITY)),

@@ -130,6 +130,73 @@ async def test_a_choice_known_before_the_document_shares_once_the_document_arriv
     assert kinds(await read(db, emp)) == ["credential.shared"]
 
 
+def shown(cid: uuid.UUID, visibility_: str = "employers", shared_with: list[str] = (),
+          **kwargs: Any) -> CredentialVisibilityChanged:
+    """A choice that lets some employer see the credential, as the registry publishes it:
+    with its definition and signed document (ADR 10)."""
+    e = issued(cid)
+    return visibility(cid, visibility_, shared_with, **kwargs).model_copy(
+        update={"definition_id": e.definition_id, "credential": e.credential})
+
+
+async def view_documents(db: Any, cid: uuid.UUID) -> list[Any]:
+    return [r.document for r in await db.rows(
+        "SELECT document FROM employer_credential_view WHERE credential_id = :c", c=cid)]
+
+
+async def test_without_credentials_issued_a_view_takes_the_document_when_first_shown(
+        db: Any) -> None:
+    """notify reads no credentials.issued (ADR 10): a credential's choices and status keep
+    its view without a document while nobody may see it; the choice that shows it brings
+    the signed document, and the employer gets it whole, with the facts filters match on."""
+    emp, _ = await employer(db)
+    await subscribe(db, emp, webhook=True, jurisdictions=["CA-ON"], skills=["numeracy"])
+    cid = uuid.uuid4()
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(cid, "link"))
+    await db.consume(topics.CREDENTIAL_STATUS, on_status, CredentialStatusChanged, revoked(cid))
+    assert await view_documents(db, cid) == [None]
+    assert kinds(await read(db, emp)) == []
+
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     shown(cid))
+    (entry,) = (await read(db, emp))["entries"]
+    assert entry["type"] == "credential.shared"
+    assert entry["data"]["credential"] == issued(cid).credential
+    assert (entry["data"]["definition_id"], entry["data"]["jurisdiction"],
+            entry["data"]["status"]) == ("data", "CA-ON", "revoked")
+    assert await view_documents(db, cid) == [issued(cid).credential]
+    assert [d.event_type for d in await deliveries(db)] == ["credential.shared"]
+
+
+async def test_a_choice_without_the_document_uses_the_one_the_view_already_has(
+        db: Any) -> None:
+    """A registry before issue 12 wave 17 sends no document: a view that has one (shown
+    before) shares again with it; a view without one waits for a choice that brings it."""
+    emp, _ = await employer(db)
+    await subscribe(db, emp)
+    known, waiting = uuid.uuid4(), uuid.uuid4()
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     shown(known), visibility(waiting, "public"))
+    assert [e["data"]["credential_id"] for e in (await read(db, emp))["entries"]] == [
+        str(known)]
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     visibility(known, "private"), visibility(known, "employers"))
+    assert kinds(await read(db, emp)) == [
+        "credential.shared", "credential.unshared", "credential.shared"]
+    assert (await read(db, emp))["entries"][2]["data"]["credential"] == \
+        issued(known).credential
+
+    # An older choice arriving late never overrides a newer one, but its document is kept:
+    # the newer choice (public) now shares the credential.
+    await db.consume(topics.CREDENTIAL_VISIBILITY, on_visibility, CredentialVisibilityChanged,
+                     shown(waiting, at=now() - timedelta(hours=1)))
+    (last,) = [e for e in (await read(db, emp))["entries"]
+               if e["data"]["credential_id"] == str(waiting)]
+    assert last["type"] == "credential.shared"
+    assert last["data"]["credential"] == issued(waiting).credential
+
+
 async def test_one_batch_of_new_known_and_repeated_credentials_tells_each_employer_once(
         db: Any) -> None:
     """A new credential's view is written whole (private: nobody is told), one whose

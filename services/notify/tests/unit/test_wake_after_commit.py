@@ -23,9 +23,9 @@ def test_mail_owed_by_one_batch_wakes_the_worker_when_that_batch_commits() -> No
     wake = rt.mail.wake
     # A credential.status batch owes a status mail, inside its transaction...
     rt.mail.owed.owe(topics.CREDENTIAL_STATUS)
-    # ...while the employer feed's credentials.issued batch commits first (the consumer's
+    # ...while the employer feed's visibility batch commits first (the consumer's
     # after-commit hook, as BatchConsumer calls it).
-    rt._committed(topics.CREDENTIALS_ISSUED, False)
+    rt._committed(topics.CREDENTIAL_VISIBILITY, False)
     assert not wake.is_set(), "woken before the rows it owes are committed"
     rt._committed(topics.CREDENTIAL_STATUS, False)
     assert wake.is_set(), "the commit that made the rows must wake the mail worker"
@@ -51,8 +51,21 @@ def test_an_early_wake_does_not_spend_another_batchs_mark() -> None:
 
 def test_webhook_work_owed_wakes_only_the_webhook_worker() -> None:
     rt = _runtime()
-    rt.employers.owed.owe(topics.CREDENTIALS_ISSUED)
-    rt._committed(topics.CREDENTIAL_VISIBILITY, False)
+    rt.employers.owed.owe(topics.CREDENTIAL_VISIBILITY)
+    rt._committed(topics.CREDENTIAL_STATUS, False)
     assert not rt.employers.wake.is_set()
-    rt._committed(topics.CREDENTIALS_ISSUED, False)
+    rt._committed(topics.CREDENTIAL_VISIBILITY, False)
     assert rt.employers.wake.is_set() and not rt.mail.wake.is_set()
+
+
+def test_notify_reads_credentials_issued_only_while_upgrading() -> None:
+    """The employer feed takes documents from the visibility changes that show them
+    (ADR 10): no credentials.issued consumer unless the upgrade setting asks for one."""
+    def consumed(**setting: str) -> set[str]:
+        key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        _, rt = build(Settings(MICROCRED_NOTIFY_SECRET_KEY=key, **setting))  # type: ignore[arg-type]
+        return {sub[0] for sub in rt._subs}
+
+    assert topics.CREDENTIALS_ISSUED not in consumed()
+    assert topics.CREDENTIAL_VISIBILITY in consumed()
+    assert topics.CREDENTIALS_ISSUED in consumed(MICROCRED_EMPLOYER_FEED_READS_ISSUED="true")

@@ -104,6 +104,23 @@ async def test_a_share_with_an_employer_suspended_since_can_always_be_stopped(
     assert [e["shared_with"] for e in await visibility_events(db)] == [["acme"], []]
 
 
+async def test_a_change_carries_the_signed_document_only_when_it_lets_an_employer_see_it(
+        wallet: Wallet, db: Any) -> None:
+    """notify's employer feed takes the document from the change that first shows the
+    credential to an employer, and keeps none before (ADR 10)."""
+    await wallet.set_visibility(ADA, CID, "link")
+    await wallet.set_visibility(ADA, CID, "employers")
+    await wallet.share_with(ADA, CID, "acme")
+    await wallet.set_visibility(ADA, CID, "private")  # still shared with Acme
+    await wallet.stop_sharing(ADA, CID, "acme")
+
+    document = {"id": f"urn:uuid:{CID}", "name": "Data analysis"}
+    assert [(e["visibility"], e["shared_with"], e.get("credential"))
+            for e in await visibility_events(db)] == [
+        ("link", [], None), ("employers", [], document), ("employers", ["acme"], document),
+        ("private", ["acme"], document), ("private", [], None)]
+
+
 async def test_a_malformed_employer_id_is_refused_before_anything_is_read(
         wallet: Wallet) -> None:
     with pytest.raises(Problem) as raised:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,7 +17,13 @@ Visibility = Literal["private", "link", "public", "employers"]
 
 class CredentialVisibilityChanged(Event):
     """A learner changed who may see a credential. `employers` means visible to subscribed
-    employers; `shared_with` lists employer ids the learner shared it with directly."""
+    employers; `shared_with` lists employer ids the learner shared it with directly.
+
+    When the new choice lets some employer see the credential (`public`, `employers` or a
+    direct share) the registry adds what notify's employer feed tells of it: its
+    `definition_id` and the signed document itself (`credential`, as stored). Otherwise
+    both are absent: notify keeps no document of a credential no employer may see (ADR 10).
+    Registries before issue 12 wave 17 never send them."""
 
     ce_type: ClassVar[str] = "ca.microcred.credential.visibility.changed.v1"
     credential_id: uuid.UUID
@@ -26,6 +32,8 @@ class CredentialVisibilityChanged(Event):
     visibility: Visibility
     shared_with: list[str] = []
     changed_at: datetime
+    definition_id: str | None = None
+    credential: dict[str, Any] | None = None
 
     def key(self) -> bytes:
         return self.learner_key.encode()

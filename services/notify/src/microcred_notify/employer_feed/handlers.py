@@ -1,10 +1,14 @@
 """The employer feed's Kafka batch handlers: keep the projection of credentials up to date
 and turn each change an employer may see into employer events, in the same transaction.
 
-- credentials.issued: the signed document arrives; employers it is visible to and that
-  subscribe to it are told `credential.shared`;
 - credential visibility: the holder's choice; employers gain or lose the credential
-  (`credential.shared` / `credential.unshared`), and what was on its way is cancelled;
+  (`credential.shared` / `credential.unshared`), and what was on its way is cancelled. A
+  choice that lets some employer see the credential carries its signed document: a view
+  holds a document only from then on (ADR 10);
+- credentials.issued, only while `MICROCRED_EMPLOYER_FEED_READS_ISSUED` is set (upgrading
+  from a registry whose visibility events carry no document, ADR 10): the signed document
+  arrives with the credential; employers it is visible to and that subscribe to it are told
+  `credential.shared`;
 - credential status: employers that hold the credential are told of a revocation or a
   suspension (`credential.status.changed`)."""
 
@@ -113,7 +117,11 @@ async def _reconcile_issued(conn: AsyncConnection, items: list[Incoming], base_u
 
 async def on_visibility(conn: AsyncConnection, items: list[Incoming], *, base_url: str,
                         owe: Callable[[], None] = lambda: None) -> dict[int, str]:
-    """Each change is applied in order, and each one the employer can see is an event."""
+    """Each change is applied in order, and each one the employer can see is an event. A
+    change that lets some employer see the credential carries its signed document (the
+    registry adds it, ADR 10): the view takes it, with the facts filters match on, the
+    first time. A change without it (private or link, or from a registry before issue 12
+    wave 17) uses the document the view already has, if any."""
     views, fx = await open_batch(conn, items, base_url)
     refused: dict[int, str] = {}
     for index, item in enumerate(items):
@@ -123,6 +131,14 @@ async def on_visibility(conn: AsyncConnection, items: list[Incoming], *, base_ur
         if old.learner_key != e.learner_key:
             refused[index] = "the credential belongs to another learner"
             continue
+        if e.credential is not None and old.document is None:
+            facts = facts_of(e.credential, e.provider_id, e.definition_id)
+            fx.update_view(old, source=_payload(item), document=e.credential,
+                           definition_id=e.definition_id, jurisdiction=facts.jurisdiction,
+                           skills=sorted(facts.skills))
+            if old.visibility_changed_at and e.changed_at < old.visibility_changed_at:
+                fx.reconcile(old)  # the newer choice, known before the document, now holds
+                continue
         if old.visibility_changed_at and e.changed_at < old.visibility_changed_at:
             continue  # an older choice arriving late never overrides a newer one
         before = list(old.shared_with)  # update_view changes the locked view in place

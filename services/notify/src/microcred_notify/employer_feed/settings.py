@@ -32,6 +32,12 @@ class EmployerSettings(BaseSettings):
     # failing without a success for five days).
     webhook_disable_after_failures: int = Field(
         5, ge=1, validation_alias=AliasChoices("MICROCRED_WEBHOOK_DISABLE_AFTER_FAILURES"))
+    # Also take each credential's document from credentials.issued, as before issue 12
+    # wave 17: only while the registry still publishes visibility events without the
+    # document (an upgrade from then: ADR 10 says in which order). Off, notify reads no
+    # credentials.issued at all and a view holds a document only once an employer may see it.
+    employer_feed_reads_issued: bool = Field(
+        False, validation_alias=AliasChoices("MICROCRED_EMPLOYER_FEED_READS_ISSUED"))
     # Token bucket per employer, one for webhook sends and one for feed requests.
     employer_rate_per_second: float = Field(
         10.0, gt=0, validation_alias=AliasChoices("MICROCRED_EMPLOYER_RATE_PER_SECOND"))

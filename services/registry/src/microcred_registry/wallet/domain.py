@@ -56,6 +56,13 @@ ANYONE = Viewer()
 OPEN_TO_EMPLOYERS = ("employers", "public")
 
 
+def reaches_employers(visibility: str, shared_with: list[str]) -> bool:
+    """Whether some employer may see a credential at this level (every approved employer,
+    or those it is shared with directly): its visibility event then carries the document
+    notify's employer feed hands out (ADR 10)."""
+    return visibility in OPEN_TO_EMPLOYERS or bool(shared_with)
+
+
 def may_read(viewer: Viewer, *, holder: str, issuer: str, visibility: str,
              shared_with: list[str]) -> bool:
     """Whether `viewer` may read a credential by its id (its JSON, its page, its verification,

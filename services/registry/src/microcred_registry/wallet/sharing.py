@@ -22,7 +22,13 @@ from sqlmodel import col
 from microcred_registry import reads
 from microcred_registry.credentials.handlers import VERIFICATION_VERSIONS
 from microcred_registry.credentials.models import CredentialRecord
-from microcred_registry.wallet.domain import Viewer, links_work, may_read, wider
+from microcred_registry.wallet.domain import (
+    Viewer,
+    links_work,
+    may_read,
+    reaches_employers,
+    wider,
+)
 from microcred_registry.wallet.models import CredentialVisibility, LearnerProfile, ShareLink
 from microcred_shared import outbox
 from microcred_shared.auth import digest
@@ -164,7 +170,9 @@ async def employer_shares(conn: AsyncConnection, credential_id: uuid.UUID,
 async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = None,
                  share_with: str | None = None, unshare: str | None = None,
                  ) -> CredentialVisibilityChanged | None:
-    """Apply one change; publish the new state if it differs from the old one."""
+    """Apply one change; publish the new state if it differs from the old one (with the
+    credential's definition and signed document when the new state reaches employers).
+    `cred`: the credential's row (`owned`)."""
     old_vis, old_shared, old_since = await _state(conn, cred.credential_id)
     new_vis = visibility or old_vis
     shared = [e for e in old_shared if e != unshare]
@@ -184,10 +192,15 @@ async def change(conn: AsyncConnection, cred: Any, *, visibility: str | None = N
         index_elements=[table.c.credential_id],
         set_={"visibility": new_vis, "shared_with": shared, "shared_since": since,
               "updated_at": now}))
+    # The document goes with a choice that lets some employer see the credential: notify
+    # keeps none of a credential nobody may see, and takes it from here (ADR 10).
+    exposed = reaches_employers(new_vis, shared)
     event = CredentialVisibilityChanged(
         credential_id=cred.credential_id, learner_key=cred.learner_key,
         provider_id=cred.provider_id, visibility=new_vis,
-        shared_with=shared, changed_at=now)
+        shared_with=shared, changed_at=now,
+        definition_id=cred.definition_id if exposed else None,
+        credential=dict(cred.document) if exposed else None)
     await outbox.write(conn, [outbox.event_record(
         topics.CREDENTIAL_VISIBILITY, event, SOURCE, traceparent=traceparent_of(),
         subject=str(cred.credential_id))])
