@@ -380,8 +380,9 @@ async def test_every_document_is_stored_as_the_text_postgresql_takes_out_of_its_
 
 async def test_registering_keeps_only_the_indexes_a_query_reads_and_a_custom_id(
         db: Any) -> None:
-    """Migration 16: no index by issuer, and no index parsing every document for its `id`;
-    a document's own `id` is kept where it is not `urn:uuid:<credential id>`."""
+    """Migration 16: no index by issuer, none of a wallet exchange by credential, and no
+    index parsing every document for its `id`; a document's own `id` is kept where it is
+    not `urn:uuid:<credential id>`."""
     ours = issued(1)
     named = issued(2, credential={"id": "https://lakeshore.example/credentials/2",
                                   "name": "named by a VC-API caller"})
@@ -392,6 +393,9 @@ async def test_registering_keeps_only_the_indexes_a_query_reads_and_a_custom_id(
     assert indexes == {"credentials_pkey", "credentials_assessment_id_key",
                        "ix_credentials_learner_key", "ix_credentials_definition_version",
                        "ix_credentials_custom_document_id"}
+    exchange_indexes = {r.indexname for r in await db.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'wallet_exchanges'")}
+    assert exchange_indexes == {"wallet_exchanges_pkey"}
     rows = dict(await db.rows("SELECT credential_id, custom_document_id FROM credentials"))
     assert rows == {ours.credential_id: None,
                     named.credential_id: "https://lakeshore.example/credentials/2"}
@@ -407,6 +411,8 @@ async def test_migration_16_fills_in_the_custom_ids_of_credentials_stored_before
         await conn.execute(sa.text("ALTER TABLE credentials DROP COLUMN custom_document_id"))
         await conn.execute(sa.text("CREATE INDEX ix_credentials_provider_id "
                                    "ON credentials (provider_id)"))
+        await conn.execute(sa.text("CREATE INDEX ix_wallet_exchanges_credential_id "
+                                   "ON wallet_exchanges (credential_id)"))
         for n, doc_id in ((1, f"urn:uuid:{uuid.UUID(int=1)}"), (2, "https://x.example/2"),
                           (3, f"urn:uuid:{uuid.UUID(int=99)}"), (4, None)):
             doc = {"name": f"doc {n}"} | ({"id": doc_id} if doc_id else {})
@@ -426,3 +432,7 @@ async def test_migration_16_fills_in_the_custom_ids_of_credentials_stored_before
                     uuid.UUID(int=3): f"urn:uuid:{uuid.UUID(int=99)}", uuid.UUID(int=4): None}
     assert "ix_credentials_document_id" not in indexes
     assert "ix_credentials_provider_id" not in indexes
+    async with engine.connect() as conn:
+        assert not (await conn.execute(sa.text(
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_wallet_exchanges_credential_id'"
+        ))).first()

@@ -86,8 +86,8 @@ async def keep_credential_rows_whole(conn: AsyncConnection) -> None:
 
 
 async def index_credentials_for_their_reads(conn: AsyncConnection) -> None:
-    """Migration 16: `credentials` keeps the indexes a query reads, and a registration no
-    longer parses its document for one (issue 12, wave 17).
+    """Migration 16: the tables a registration writes keep the indexes a query reads, and a
+    registration no longer parses its document for one (issue 12, wave 17).
 
     - `ix_credentials_provider_id` is dropped: no query finds credentials by their issuer
       (an issuer's API key reads one credential by its id; the verification statement
@@ -99,6 +99,8 @@ async def index_credentials_for_their_reads(conn: AsyncConnection) -> None:
       column `custom_document_id` holds the `id` only where it is another (a VC-API
       caller's own), indexed where it is set; the lookup reads the primary key for a
       `urn:uuid` id and that column for any other (`ob_api.handlers`).
+    - `ix_wallet_exchanges_credential_id` is dropped: an exchange (one per mailed
+      credential, opened in the registration's transaction) is only ever read by its id.
     Existing rows are filled in by parsing each stored document once (a full scan: on a
     large registry, plan the time, as for migration 14); a row is only rewritten where its
     document names another id."""
@@ -115,6 +117,7 @@ async def index_credentials_for_their_reads(conn: AsyncConnection) -> None:
         "ON credentials (custom_document_id) WHERE custom_document_id IS NOT NULL"))
     await conn.execute(sa.text("DROP INDEX IF EXISTS ix_credentials_document_id"))
     await conn.execute(sa.text("DROP INDEX IF EXISTS ix_credentials_provider_id"))
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_wallet_exchanges_credential_id"))
 
 
 class IssuerRecord(SQLModel, table=True):
