@@ -117,7 +117,7 @@ async def main() -> None:
               f"client CPU per credential best {min(client):.1f} µs (median "
               f"{sorted(client)[len(client) // 2]:.1f}); server CPU per credential best "
               f"{min(db):.1f} µs (median {sorted(db)[len(db) // 2]:.1f}); rounds (client, "
-              f"server): {', '.join(f'{c:.0f}/{d:.0f}' for c, d in zip(client, db))}")
+              f"server): {', '.join(f'{c:.0f}/{d:.0f}' for c, d in zip(client, db, strict=True))}")
     finally:
         server.stop()
 
