@@ -8,8 +8,10 @@ links, outbox, commit) on a real PostgreSQL, Kafka left out.
 
 Run from another checkout's folder it measures that checkout's code (its installed
 packages): two trees side by side. Starts the devstack's embedded PostgreSQL in a temporary
-folder and stops it at the end. CPU is this process's (`time.process_time`), per
-credential: what the service pays, the server's work not included.
+folder and stops it at the end. CPU per credential: this process's (`time.process_time`),
+what the service pays, and (since wave 17) the PostgreSQL server's, all its processes by
+psutil (the backends, WAL writer, checkpointer; an autovacuum worker that ended within the
+round is not counted), what the database pays.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+import psutil
 from aiokafka.structs import ConsumerRecord
 
 from microcred_devstack.postgres import ensure_databases_async, start_postgres
@@ -40,6 +43,23 @@ from microcred_testkit.vc_examples import ExampleIssuer
 
 BASE = "https://registry.microcred.example"
 _offsets = itertools.count()
+
+
+def _server_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of the server and each of its processes, by pid."""
+    out = {}
+    main = psutil.Process(pid)
+    for proc in [main, *main.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[proc.pid] = t.user + t.system
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _records(doc: dict, n: int) -> list[ConsumerRecord]:
@@ -79,17 +99,25 @@ async def main() -> None:
                                                  wallet_links=links), hold=1.0)
         doc = ExampleIssuer().credential(0)
         await consumer.apply(_records(doc, args.batch))  # warm: statements prepared
+        pid = server.pid
+        assert pid is not None
         client: list[float] = []
+        db: list[float] = []
         for _ in range(args.rounds):
             batches = [_records(doc, args.batch) for _ in range(args.batches)]
+            n = args.batches * args.batch
+            before = _server_cpu(pid)
             start = time.process_time()
             for batch in batches:
                 await consumer.apply(batch)
-            client.append((time.process_time() - start) / (args.batches * args.batch) * 1e6)
+            client.append((time.process_time() - start) / n * 1e6)
+            db.append(_spent(before, _server_cpu(pid)) / n * 1e6)
         await engine.dispose()
         print(f"batches of {args.batch}, {args.batches} per round, {args.rounds} rounds: "
               f"client CPU per credential best {min(client):.1f} µs (median "
-              f"{sorted(client)[len(client) // 2]:.1f})")
+              f"{sorted(client)[len(client) // 2]:.1f}); server CPU per credential best "
+              f"{min(db):.1f} µs (median {sorted(db)[len(db) // 2]:.1f}); rounds (client, "
+              f"server): {', '.join(f'{c:.0f}/{d:.0f}' for c, d in zip(client, db, strict=True))}")
     finally:
         server.stop()
 

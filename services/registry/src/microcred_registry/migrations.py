@@ -8,6 +8,7 @@ from microcred_registry.credentials.models import (
     IssuerRecord,
     StatusEvent,
     StatusListRecord,
+    index_credentials_for_their_reads,
     index_definition_versions,
     keep_credential_rows_whole,
     keep_documents_in_row,
@@ -43,6 +44,7 @@ MIGRATIONS: list[Migration] = [
     # 6: conflicting duplicates are refused (issue 13).
     add_inbox_digest,
     # 7: credentials by definition version (the drawn badge of a version).
+    index_credentials_for_their_reads,
     index_definition_versions,
     # 8: the providers, projected from assessment: the trust list (ADR 26).
     create_tables([table_of(CatalogProvider)]),
@@ -60,4 +62,6 @@ MIGRATIONS: list[Migration] = [
     keep_documents_in_row,
     # 15: its other columns kept in its row too (no TOAST row per short value, issue 12).
     keep_credential_rows_whole,
+    # 16: only the indexes a query reads; a custom document id in a column of its own.
+    index_credentials_for_their_reads,
 ]

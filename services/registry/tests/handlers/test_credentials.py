@@ -4,6 +4,7 @@ and each new registration is announced for notify."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiokafka.structs import ConsumerRecord
 
 from microcred_registry.credentials import handlers
 from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode
 from microcred_shared.contract.events import (
     CredentialIssued,
     CredentialStatusChanged,
@@ -332,3 +335,104 @@ async def test_a_realistic_credential_row_leaves_nothing_in_the_toast_table(db: 
     [listed] = json.loads(await handlers.learner_credentials_json(
         db.engine, key, BASE))["credentials"]
     assert listed["title"] == event.title and listed["credential"] == event.credential
+
+
+def _record_with_value(db: Any, event: CredentialIssued, value: bytes) -> ConsumerRecord:
+    """The event's record with its JSON written otherwise than `encode` writes it."""
+    record = db.record(topics.CREDENTIALS_ISSUED, event)
+    return dataclasses.replace(record, value=value, serialized_value_size=len(value))
+
+
+async def test_every_document_is_stored_as_the_text_postgresql_takes_out_of_its_record(
+        db: Any) -> None:
+    """Wave 17: the registry cuts the credential's text out of the record where it safely
+    can, else PostgreSQL takes it out of the whole record as before; either way the stored
+    document is byte for byte the member's text in the record as sent (what `-> 'credential'`
+    of the record gives), and the one pydantic parsed."""
+    plain = issued(1, credential=issued_like_issuance(1))
+    nested = issued(2, credential={"id": f"urn:uuid:{uuid.UUID(int=2)}", "evidence": [
+        {"credential": {"name": "a nested key named credential"}}]})
+    escaped = issued(3, credential={"id": f"urn:uuid:{uuid.UUID(int=3)}",
+                                    "name": "tab\there, bell \x07 and é"})
+    braced = issued(4).model_copy(update={"title": "Data {analysis} [level 2]"})
+    spaced = issued(5)
+    spaced_value = json.dumps(json.loads(encode(spaced)), indent=1).encode()
+    twice = issued(6)
+    # A record repeating its `credential` member: the parser keeps the last one.
+    twice_value = encode(twice)[:-1] + b',"credential":{"id":"urn:uuid:' + str(
+        uuid.UUID(int=6)).encode() + b'","name":"the last one"}}'
+    records = [db.record(topics.CREDENTIALS_ISSUED, e) for e in (plain, nested, escaped, braced)]
+    records += [_record_with_value(db, spaced, spaced_value),
+                _record_with_value(db, twice, twice_value)]
+    await db.register(*records)
+
+    for record in records:
+        event = CredentialIssued.model_validate_json(record.value)
+        [(expected,)] = await db.rows("SELECT (CAST(:v AS json) -> 'credential')::text",
+                                      v=record.value.decode())
+        [(stored,)] = await db.rows(
+            "SELECT document::text FROM credentials WHERE credential_id = :id",
+            id=event.credential_id)
+        assert stored == expected
+        assert json.loads(stored) == event.credential
+    assert json.loads(twice_value)["credential"]["name"] == "the last one"
+
+
+async def test_registering_keeps_only_the_indexes_a_query_reads_and_a_custom_id(
+        db: Any) -> None:
+    """Migration 16: no index by issuer, none of a wallet exchange by credential, and no
+    index parsing every document for its `id`; a document's own `id` is kept where it is
+    not `urn:uuid:<credential id>`."""
+    ours = issued(1)
+    named = issued(2, credential={"id": "https://lakeshore.example/credentials/2",
+                                  "name": "named by a VC-API caller"})
+    await db.register(ours, named)
+
+    indexes = {r.indexname for r in await db.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'credentials'")}
+    assert indexes == {"credentials_pkey", "credentials_assessment_id_key",
+                       "ix_credentials_learner_key", "ix_credentials_definition_version",
+                       "ix_credentials_custom_document_id"}
+    exchange_indexes = {r.indexname for r in await db.rows(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'wallet_exchanges'")}
+    assert exchange_indexes == {"wallet_exchanges_pkey"}
+    rows = dict(await db.rows("SELECT credential_id, custom_document_id FROM credentials"))
+    assert rows == {ours.credential_id: None,
+                    named.credential_id: "https://lakeshore.example/credentials/2"}
+
+
+async def test_migration_16_fills_in_the_custom_ids_of_credentials_stored_before_it(
+        handler_db: Any) -> None:
+    from microcred_registry.migrations import MIGRATIONS
+    from microcred_shared.db import migrate
+
+    engine = await handler_db(MIGRATIONS[:15])
+    async with engine.begin() as conn:  # the table as migration 15 left it
+        await conn.execute(sa.text("ALTER TABLE credentials DROP COLUMN custom_document_id"))
+        await conn.execute(sa.text("CREATE INDEX ix_credentials_provider_id "
+                                   "ON credentials (provider_id)"))
+        await conn.execute(sa.text("CREATE INDEX ix_wallet_exchanges_credential_id "
+                                   "ON wallet_exchanges (credential_id)"))
+        for n, doc_id in ((1, f"urn:uuid:{uuid.UUID(int=1)}"), (2, "https://x.example/2"),
+                          (3, f"urn:uuid:{uuid.UUID(int=99)}"), (4, None)):
+            doc = {"name": f"doc {n}"} | ({"id": doc_id} if doc_id else {})
+            await conn.execute(sa.text(
+                "INSERT INTO credentials (credential_id, provider_id, learner_key, title, "
+                "document, status, issued_at, registered_at) VALUES (:id, 'p', 'k', 't', "
+                "CAST(:doc AS json), 'active', now(), now())"),
+                {"id": uuid.UUID(int=n), "doc": json.dumps(doc)})
+    await migrate(engine, MIGRATIONS)
+
+    async with engine.connect() as conn:
+        rows = dict((await conn.execute(sa.text(
+            "SELECT credential_id, custom_document_id FROM credentials"))).all())
+        indexes = set((await conn.execute(sa.text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'credentials'"))).scalars())
+    assert rows == {uuid.UUID(int=1): None, uuid.UUID(int=2): "https://x.example/2",
+                    uuid.UUID(int=3): f"urn:uuid:{uuid.UUID(int=99)}", uuid.UUID(int=4): None}
+    assert "ix_credentials_document_id" not in indexes
+    assert "ix_credentials_provider_id" not in indexes
+    async with engine.connect() as conn:
+        assert not (await conn.execute(sa.text(
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_wallet_exchanges_credential_id'"
+        ))).first()

@@ -312,3 +312,33 @@ async def test_the_learner_sees_and_withdraws_the_platforms_they_approved(svc: O
     await refused(svc.token(basic(client), {"grant_type": "refresh_token",
                                             "refresh_token": got["refresh_token"]}),
                   "invalid_grant")
+
+
+async def test_ours_is_found_by_any_id_its_document_has(svc: ObApi, db: Any) -> None:
+    """Migration 16: a credential issued here is found by its document's `id` whether it is
+    the credential's own `urn:uuid` or one a VC-API caller named (kept apart, indexed),
+    and only by the id its document has."""
+    async def verified(doc: dict[str, Any]) -> dict[str, Any]:
+        return {"verified": True, "status": "valid"}
+
+    named_id, other_urn = "https://lakeshore.example/credentials/3", f"urn:uuid:{uuid.UUID(int=99)}"
+    for n, doc_id in ((3, named_id), (4, other_urn)):
+        await db.register(CredentialIssued(
+            credential_id=uuid.UUID(int=n), provider_id="lakeshore", learner_key=ADA,
+            title=f"Course {n}", issued_at=T0, credential={
+                "id": doc_id, "name": f"Course {n}",
+                "type": ["VerifiableCredential", "OpenBadgeCredential"],
+                "credentialSubject": {"type": ["AchievementSubject"], "name": "Ada"},
+                "proof": [{"type": "DataIntegrityProof"}]}))
+    for doc_id in (named_id, other_urn):
+        held = next(d for d in (await svc.credentials(ADA, 10, 0, None))[0]
+                    if d["id"] == doc_id)
+        created, kept = await svc.upsert(ADA, held, verified)
+        assert not created and kept == held
+        with pytest.raises(ApiError) as caught:
+            await svc.upsert(BOB, held, verified)
+        assert caught.value.status == 403
+    # Credential 4's own urn names no document here: a credential from elsewhere.
+    elsewhere = {**foreign_credential(), "id": f"urn:uuid:{uuid.UUID(int=4)}"}
+    created, _ = await svc.upsert(BOB, elsewhere, verified)
+    assert created

@@ -20,7 +20,9 @@ from sqlmodel import col
 from microcred_registry import reads
 from microcred_registry.credentials.domain import (
     controller_document,
+    custom_id,
     did_document,
+    document_text,
     listing,
     listing_json,
     registration,
@@ -52,20 +54,26 @@ WalletLinks = Callable[[AsyncConnection, list[tuple[uuid.UUID, str]]],
 
 
 # One cached statement per batch whatever its size (arrays in, ids out). The document is
-# taken by PostgreSQL from the record's own payload: the ~3 KB of signed JSON is never
-# re-encoded here, and is stored exactly as issuance signed and sent it. Inside the
-# consumer's transaction it is sent on the driver's connection (skipping SQLAlchemy's work
-# per statement: `db.driver_in_transaction`), through SQLAlchemy otherwise.
-_REGISTER_ARRAYS = ("cids", "aids", "pids", "dids", "vers", "lkeys", "titles", "payloads",
-                    "issued")
+# the signed JSON exactly as issuance sent it, never re-encoded here: its text cut out of
+# the record (`domain.document_text`, parsed once by PostgreSQL to check it), or where it
+# cannot be cut safely taken by PostgreSQL from the whole record (`-> 'credential'`, as
+# before wave 17: the same text). `custom` is the document's `id` where it is not
+# `urn:uuid:<credential id>` (migration 16). Inside the consumer's transaction it is sent
+# on the driver's connection (skipping SQLAlchemy's work per statement:
+# `db.driver_in_transaction`), through SQLAlchemy otherwise.
+_REGISTER_ARRAYS = ("cids", "aids", "pids", "dids", "vers", "lkeys", "titles", "docs",
+                    "payloads", "issued", "custom")
 _REGISTER_SQL = (
     "INSERT INTO credentials (credential_id, assessment_id, provider_id, definition_id, "
-    "definition_version, learner_key, title, document, status, issued_at, registered_at) "
-    "SELECT c, a, p, d, v, l, t, CAST(convert_from(b, 'UTF8') AS json) -> 'credential', "
-    "'active', i, now() FROM unnest(CAST({cids} AS uuid[]), CAST({aids} AS uuid[]), "
+    "definition_version, learner_key, title, document, status, issued_at, registered_at, "
+    "custom_document_id) "
+    "SELECT c, a, p, d, v, l, t, COALESCE(CAST(convert_from(x, 'UTF8') AS json), "
+    "CAST(convert_from(b, 'UTF8') AS json) -> 'credential'), 'active', i, now(), o "
+    "FROM unnest(CAST({cids} AS uuid[]), CAST({aids} AS uuid[]), "
     "CAST({pids} AS text[]), CAST({dids} AS text[]), CAST({vers} AS int[]), "
-    "CAST({lkeys} AS text[]), CAST({titles} AS text[]), CAST({payloads} AS bytea[]), "
-    "CAST({issued} AS timestamptz[])) AS u(c, a, p, d, v, l, t, b, i) "
+    "CAST({lkeys} AS text[]), CAST({titles} AS text[]), CAST({docs} AS bytea[]), "
+    "CAST({payloads} AS bytea[]), CAST({issued} AS timestamptz[]), "
+    "CAST({custom} AS text[])) AS u(c, a, p, d, v, l, t, x, b, i, o) "
     "ON CONFLICT DO NOTHING RETURNING credential_id")
 _REGISTER = sa.text(_REGISTER_SQL.format(**{k: f":{k}" for k in _REGISTER_ARRAYS}))
 _REGISTER_DRIVER = _REGISTER_SQL.format(**{k: f"${n}" for n, k in
@@ -75,11 +83,18 @@ _REGISTER_DRIVER = _REGISTER_SQL.format(**{k: f"${n}" for n, k in
 async def _register(conn: AsyncConnection, pairs: list[tuple[Incoming, CredentialIssued]],
                     ) -> set[str]:
     """Insert the batch's credentials not registered yet; the ids inserted (as text)."""
+    docs: list[bytes | None] = []
+    payloads: list[bytes | None] = []
+    for i, _ in pairs:
+        value = bytes(i.record.value or b"")
+        doc = document_text(value)
+        docs.append(doc)
+        payloads.append(value if doc is None else None)
     arrays = ([e.credential_id for _, e in pairs], [e.assessment_id for _, e in pairs],
               [e.provider_id for _, e in pairs], [e.definition_id for _, e in pairs],
               [e.definition_version for _, e in pairs], [e.learner_key for _, e in pairs],
-              [e.title for _, e in pairs], [i.record.value for i, _ in pairs],
-              [e.issued_at for _, e in pairs])
+              [e.title for _, e in pairs], docs, payloads,
+              [e.issued_at for _, e in pairs], [custom_id(e) for _, e in pairs])
     if (driver := await driver_in_transaction(conn)) is not None:
         return {str(r[0]) for r in await driver.fetch(_REGISTER_DRIVER, *arrays)}
     return {str(cid) for cid in (await conn.execute(

@@ -20,7 +20,7 @@ class CredentialRecord(SQLModel, table=True):
     __tablename__ = "credentials"
     credential_id: uuid.UUID = Field(primary_key=True)
     assessment_id: uuid.UUID | None = Field(default=None, unique=True)
-    provider_id: str = Field(index=True)
+    provider_id: str  # not indexed: no query finds credentials by issuer (migration 16)
     definition_id: str | None = None
     definition_version: int | None = None
     learner_key: str = Field(index=True)
@@ -30,6 +30,8 @@ class CredentialRecord(SQLModel, table=True):
     status: str = "active"  # active | revoked | suspended
     issued_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     registered_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    # The document's `id` where it is not `urn:uuid:<credential_id>`, else NULL (migration 16).
+    custom_document_id: str | None = None
 
 
 async def keep_documents_in_row(conn: AsyncConnection) -> None:
@@ -81,6 +83,41 @@ async def keep_credential_rows_whole(conn: AsyncConnection) -> None:
     is rewritten (VACUUM FULL brings them all back into their rows; tried)."""
     await conn.execute(sa.text("ALTER TABLE credentials " + ", ".join(
         f"ALTER COLUMN {c} SET STORAGE MAIN" for c in CREDENTIAL_TEXT_COLUMNS)))
+
+
+async def index_credentials_for_their_reads(conn: AsyncConnection) -> None:
+    """Migration 16: the tables a registration writes keep the indexes a query reads, and a
+    registration no longer parses its document for one (issue 12, wave 17).
+
+    - `ix_credentials_provider_id` is dropped: no query finds credentials by their issuer
+      (an issuer's API key reads one credential by its id; the verification statement
+      joins `issuers` by the credential's `provider_id`, not the other way round).
+    - The expression index `(document->>'id')` (migration 12, ob_api's upsert: is this
+      credential one issued here?) is replaced: each registration parsed its ~4 KB
+      document once more to index an `id` that is `urn:uuid:<credential_id>` for every
+      credential issuance names itself, i.e. already indexed by the primary key. A new
+      column `custom_document_id` holds the `id` only where it is another (a VC-API
+      caller's own), indexed where it is set; the lookup reads the primary key for a
+      `urn:uuid` id and that column for any other (`ob_api.handlers`).
+    - `ix_wallet_exchanges_credential_id` is dropped: an exchange (one per mailed
+      credential, opened in the registration's transaction) is only ever read by its id.
+    Existing rows are filled in by parsing each stored document once (a full scan: on a
+    large registry, plan the time, as for migration 14); a row is only rewritten where its
+    document names another id."""
+    await conn.execute(sa.text(
+        "ALTER TABLE credentials ADD COLUMN IF NOT EXISTS custom_document_id text"))
+    await conn.execute(sa.text(
+        "ALTER TABLE credentials ALTER COLUMN custom_document_id SET STORAGE MAIN"))
+    await conn.execute(sa.text(
+        "UPDATE credentials SET custom_document_id = document->>'id' "
+        "WHERE json_typeof(document->'id') = 'string' "
+        "AND document->>'id' <> 'urn:uuid:' || credential_id::text"))
+    await conn.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_credentials_custom_document_id "
+        "ON credentials (custom_document_id) WHERE custom_document_id IS NOT NULL"))
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_credentials_document_id"))
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_credentials_provider_id"))
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_wallet_exchanges_credential_id"))
 
 
 class IssuerRecord(SQLModel, table=True):

@@ -16,7 +16,7 @@ TZ = sa.DateTime(timezone=True)
 class WalletExchange(SQLModel, table=True):
     __tablename__ = "wallet_exchanges"
     exchange_id: uuid.UUID = Field(primary_key=True)
-    credential_id: uuid.UUID = Field(index=True)
+    credential_id: uuid.UUID  # not indexed: exchanges are read by their id (migration 16)
     learner_key: str
     challenge: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)

@@ -84,8 +84,13 @@ _LISTING = """
         WHERE learner_key = :learner AND updated_at >= :since) held"""
 _PAGE = sa.text(_LISTING + " ORDER BY at, key LIMIT :limit OFFSET :offset")
 _COUNT = sa.text(f"SELECT count(*) FROM ({_LISTING}) counted")
+# A credential issued here, by its document's `id`: `urn:uuid:<credential_id>` (what
+# issuance names every credential it signs) by the primary key, any other id (a VC-API
+# caller's own) by `custom_document_id` (registry migration 16).
 _OURS = sa.text("SELECT learner_key, status, document FROM credentials "
-                "WHERE document->>'id' = :id")
+                "WHERE credential_id = CAST(:cid AS uuid) AND document->>'id' = :id "
+                "UNION ALL SELECT learner_key, status, document FROM credentials "
+                "WHERE custom_document_id = :id")
 _KEPT = sa.text("SELECT document FROM ob_backpack WHERE learner_key = :learner "
                 "AND credential_key = :key FOR UPDATE")
 _KEEP = sa.text(
@@ -145,6 +150,17 @@ def client_credentials(authorization: str | None, form: dict[str, str]) -> tuple
         return form["client_id"], form["client_secret"], False
     raise OAuthError("invalid_client", "client authentication is required (HTTP Basic with "
                      "the client_id and client_secret)", 401)
+
+
+def _urn_uuid(key: str) -> str | None:
+    """The UUID of a `urn:uuid:` id as PostgreSQL writes it (lower case), else None."""
+    if not key.startswith("urn:uuid:"):
+        return None
+    try:
+        text = str(uuid.UUID(key[9:]))
+    except ValueError:
+        return None
+    return text if text == key[9:] else None
 
 
 @dataclass(frozen=True)
@@ -406,7 +422,7 @@ class ObApi:
         issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            ours = (await conn.execute(_OURS, {"id": key})).first()
+            ours = (await conn.execute(_OURS, {"id": key, "cid": _urn_uuid(key)})).first()
             if ours is not None:
                 if ours.learner_key != learner_key:
                     raise ApiError(403, "forbidden", "this credential was issued here to "
