@@ -474,7 +474,8 @@ def make_producer(bootstrap: str, client_id: str, *, compression: str = "none",
     every record batch it sends (aiokafka's, through cramjam). The broker keeps the batches
     as sent (topics' compression.type stays "producer") and every consumer decompresses
     them itself; with lz4 a credential's events take about a quarter of the bytes on the
-    broker's disk and wire (bench/e2e README, issue 12 wave 17)."""
+    broker's disk and wire, for more CPU in the producing service at a few hundred per
+    second (bench/e2e README, issue 12 wave 17: off by default)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
         enable_idempotence=True, linger_ms=0, max_batch_size=256 * 1024,

@@ -1,5 +1,5 @@
 """The outbox relay's producer compresses its record batches with the codec the service is
-configured with (MICROCRED_KAFKA_COMPRESSION, lz4 unless set; ADR 2). The real broker and
+configured with (MICROCRED_KAFKA_COMPRESSION, none unless set; ADR 2). The real broker and
 the read-back by aiokafka and by the Java client: tests/e2e/test_compressed_records.py."""
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ async def test_the_relays_batches_carry_the_configured_codec(compression: str) -
     assert await codec_of_a_batch(compression) == CODECS[compression]
 
 
-def test_a_service_compresses_with_lz4_unless_told_otherwise(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_service_compresses_only_when_told_to(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MICROCRED_KAFKA_COMPRESSION", raising=False)
-    assert ServiceSettings().kafka_compression == "lz4"
+    assert ServiceSettings().kafka_compression == "none"
     monkeypatch.setenv("MICROCRED_KAFKA_COMPRESSION", "zstd")
     assert ServiceSettings().kafka_compression == "zstd"
 
