@@ -2,7 +2,9 @@
 byte for byte - key, value and every header, a dead letter's non-UTF-8 one and a header
 without a value included - by aiokafka, as our consumers and the dead-letter tool read it,
 and by Apache Kafka's own Java client, as any other consumer of the contract would. The
-batches on the broker's disk carry the codec, so the read-back is of compressed records."""
+batches on the broker's disk carry the codec, so the read-back is of compressed records.
+And a provider's results sent compressed, with any codec Kafka has, are read and issued (the
+services could not decompress a batch at all before `aiokafka[lz4,zstd]` brought cramjam)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from microcred_devstack import create_topics
 from microcred_devstack.kafka_jars import ensure_kafka_jars
 from microcred_shared import outbox
-from microcred_shared.contract.cloudevents import new_envelope
+from microcred_shared.contract import topics
+from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import NotificationDelivered
 from microcred_shared.db import (
     SHARED_TABLES,
@@ -33,7 +36,7 @@ from microcred_shared.db import (
 )
 from microcred_shared.outbox import OutboxRelay, Outgoing, make_producer
 from microcred_shared.settings import database_url_for
-from microcred_testkit.backbone import eventually
+from microcred_testkit.backbone import eventually, learner, provider_headers, result
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +176,23 @@ async def test_without_compression_the_batches_stay_plain(backbone: Any) -> None
     await create_topics(backbone.bootstrap, [topic], partitions=8)
     await publish_through_the_relay(backbone, topic, "none", sent_records(5))
     assert codecs_on_disk(backbone, topic) == {CODECS["none"]}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_a_providers_compressed_results_are_issued_and_mailed(backbone: Any,
+                                                                    codec: str) -> None:
+    who = learner(f"codec-{codec}-{uuid.uuid4().hex[:6]}")
+    event = result("lakeshore-college", "lakeshore-workplace-safety", who=who, passed=True)
+    producer = AIOKafkaProducer(bootstrap_servers=backbone.bootstrap, acks="all",
+                                enable_idempotence=True, compression_type=codec)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.RESULTS, encode(event), key=event.key(),
+                                     headers=provider_headers(event))
+    finally:
+        await producer.stop()
+
+    async def mails() -> list[Any]:
+        return backbone.smtp.to(who.email)
+
+    assert len(await eventually(mails, lambda m: len(m) >= 1, timeout=120)) == 1
