@@ -957,6 +957,62 @@ def backbone_meter(target: Target) -> CpuMeter:
     return CpuMeter(groups, {"postgres (all backends)"})
 
 
+class KafkaBytes:
+    """What the broker took in and handed out over a window (issue 12, wave 17): the bytes
+    its log segments grew by, per topic (one broker, no replicas: what producers wrote,
+    after their compression), and its process's read and written bytes (/proc/<pid>/io
+    rchar and wchar: sockets and files, sendfile included - requests in, log appends and
+    fetched records out)."""
+
+    def __init__(self, target: Target) -> None:
+        kafka = target.stack.kafka if target.stack is not None else None
+        self.data_dir: Path | None = kafka.data_dir if kafka is not None else None
+        self.pid = target.kafka_pid()
+        self._start: tuple[dict[str, int], dict[str, int]] = ({}, {})
+
+    def _logs(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.data_dir is None or not self.data_dir.exists():
+            return out
+        for seg in self.data_dir.glob("*/*.log"):
+            topic = seg.parent.name.rsplit("-", 1)[0]
+            try:
+                out[topic] = out.get(topic, 0) + seg.stat().st_size
+            except FileNotFoundError:  # a segment deleted under us
+                pass
+        return out
+
+    def _io(self) -> dict[str, int]:
+        if self.pid is None:
+            return {}
+        try:
+            io = psutil.Process(self.pid).io_counters()
+        except (psutil.Error, AttributeError):
+            return {}
+        return {"read": int(io.read_chars), "written": int(io.write_chars)}
+
+    def begin(self) -> None:
+        self._start = (self._logs(), self._io())
+
+    def end(self) -> dict[str, Any]:
+        logs, io = self._logs(), self._io()
+        grown = {t: b - self._start[0].get(t, 0) for t, b in logs.items()}
+        return {"log_bytes": {t: b for t, b in grown.items() if b > 0},
+                "io": {k: v - self._start[1].get(k, 0) for k, v in io.items()}}
+
+
+def print_kafka_bytes(kb: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    if not kb or n <= 0:
+        return {}
+    logs = {t: b / n for t, b in sorted(kb["log_bytes"].items(), key=lambda kv: -kv[1])}
+    io = {k: v / n for k, v in kb["io"].items()}
+    print(f"    Kafka bytes per credential: logs grew {sum(logs.values()) / 1024:.2f} KB ("
+          + ", ".join(f"{t} {b / 1024:.2f}" for t, b in logs.items()) + ")"
+          + (f"; the broker's process read {io['read'] / 1024:.1f} KB, wrote "
+             f"{io['written'] / 1024:.1f} KB (sockets and files)" if io else ""))
+    return {"log_bytes": logs, "io": io}
+
+
 async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
                        profiler: Profiler | None, cores: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
@@ -985,6 +1041,8 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
             await reset_statements(dbs)
         sys_start = psutil.cpu_times()
         pg_start = await pg_counters(dbs)
+        kbytes = KafkaBytes(target)
+        kbytes.begin()
         meter.begin()
         log(f"publishing {args.n} results in chunks of {args.chunk}"
             + (f" at {args.rate:g}/s" if args.rate else " as fast as possible"))
@@ -995,6 +1053,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
         counts = await wait_delivered(dbs, wl, args.n, t0, deadline, args.stall,
                                       args.progress)
         usage = meter.end()
+        kafka_bytes = kbytes.end()
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
         pg = pg_window(pg_start, await pg_counters(dbs))
         if profiler:
@@ -1014,7 +1073,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
             "submit": submit, "ack": dict(zip(wl.keys, ack, strict=True)), "stages": stages,
             "smtp": smtp_times, "counts": counts, "usage": usage, "machine_busy": busy,
             "health": healthz(target), "cores": cores, "idle": idle, "statements": counted,
-            "pg": pg}
+            "pg": pg, "kafka_bytes": kafka_bytes}
 
 
 async def reset_statements(dbs: dict[str, asyncpg.Connection]) -> None:
@@ -1112,6 +1171,8 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
             f"{db} {v:.3f}ms" for db, v in sorted(ms.items(), key=lambda kv: -kv[1])))
         summary.setdefault("db_cpu_ms_per_credential", {})[name] = ms
     summary["pg_per_credential"] = print_pg_window(res.get("pg"), len(delivered))
+    summary["kafka_bytes_per_credential"] = print_kafka_bytes(res.get("kafka_bytes"),
+                                                              len(delivered))
     if res.get("idle"):
         idle = res["idle"]
         print(f"    idle stack (no load, {idle['wall']:.0f}s before the run): " + ", ".join(
@@ -1185,6 +1246,8 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         driver = stalls.DriverWatch(STALL_LOG_MS)
         driver.t0 = time.time()
         driver.start()
+        kbytes = KafkaBytes(target)
+        kbytes.begin()
         meter.begin()
         timeline = tail.Timeline(meter.groups, meter.include_children).start() \
             if args.timeline else None
@@ -1197,6 +1260,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         counts = await wait_delivered(dbs, wl, n, t0, time.monotonic() + args.timeout,
                                       args.stall, args.progress)
         usage = meter.end()
+        kafka_bytes = kbytes.end()
         busy = machine_busy_fraction(sys_start, psutil.cpu_times())
         pg = pg_window(pg_start, await pg_counters(dbs))
         samples = timeline.stop() if timeline else None
@@ -1217,7 +1281,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
             "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
             "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores,
             "timeline": samples, "pg": pg, "stalls": loop_stalls, "pg_waits": pg_waits,
-            "driver_stalls": driver_stalls,
+            "driver_stalls": driver_stalls, "kafka_bytes": kafka_bytes,
             "stall_log_ms": int(target.env.get("MICROCRED_LOOP_STALL_LOG_MS", STALL_LOG_MS))}
 
 
@@ -1308,6 +1372,7 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
         print(f"    of {name.split(' ')[0]}, by database: " + ", ".join(
             f"{db} {v:.3f}ms" for db, v in sorted(by_db[name].items(), key=lambda kv: -kv[1])))
     pg_per = print_pg_window(res.get("pg"), len(mailed))
+    kafka_per = print_kafka_bytes(res.get("kafka_bytes"), len(mailed))
     # At a few hundred per second the stack's idle burn (Kafka's and the services' polls,
     # heartbeats) and a fresh broker's JIT compiler are a large part of that figure; what
     # the credentials themselves cost is the rest.
@@ -1342,6 +1407,7 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
             "latency_source": source, "hops": hops, "cpu_ms_per_credential": per,
             "net_cpu_ms_per_credential": net, "jit_ms_per_credential": jit,
             "db_cpu_ms_per_credential": by_db, "pg_per_credential": pg_per,
+            "kafka_bytes_per_credential": kafka_per,
             "usage": res["usage"], "machine_busy": res["machine_busy"]}
 
 

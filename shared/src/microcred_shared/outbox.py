@@ -460,16 +460,25 @@ def partition_of(key: bytes | None, all_partitions: list[int], available: list[i
     return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
-def make_producer(bootstrap: str, client_id: str, **client_options: Any) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, client_id: str, *, compression: str = "none",
+                  **client_options: Any) -> AIOKafkaProducer:
     """client_options: ServiceSettings.kafka_client_options() (SASL, ADR 19).
 
     No linger: a claim's sends are all queued before the relay waits for them (nothing in
     between yields to the producer's sender), so they leave in one produce request either
     way, and a 5 ms linger only made every claim, hence every hop, 5 ms later (measured on
     the real broker: 1.00 produce requests per claim of 5 rows with 5 ms or none; acked in
-    a median 10.7-19.0 ms against 1.6-5.4 ms, issue 12)."""
+    a median 10.7-19.0 ms against 1.6-5.4 ms, issue 12).
+
+    `compression` ("none", "lz4", "zstd"; ServiceSettings.kafka_compression) is the codec of
+    every record batch it sends (aiokafka's, through cramjam). The broker keeps the batches
+    as sent (topics' compression.type stays "producer") and every consumer decompresses
+    them itself; with lz4 a credential's events take about a quarter of the bytes on the
+    broker's disk and wire, for more CPU in the producing service at a few hundred per
+    second (bench/e2e README, issue 12 wave 17: off by default)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all",
         enable_idempotence=True, linger_ms=0, max_batch_size=256 * 1024,
+        compression_type=None if compression == "none" else compression,
         partitioner=partition_of, **client_options,
     )

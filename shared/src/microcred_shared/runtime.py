@@ -320,7 +320,7 @@ class ServiceRuntime:
     async def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
         producer = make_producer(s.kafka_bootstrap_servers, f"microcred-{s.service}-relay",
-                                 **s.kafka_client_options())
+                                 compression=s.kafka_compression, **s.kafka_client_options())
         await producer.start()
         return producer
 

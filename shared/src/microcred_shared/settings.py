@@ -125,6 +125,14 @@ class ServiceSettings(KafkaClientSettings):
     loop_stall_log_ms: int = Field(100, ge=0, validation_alias=AliasChoices(
         "MICROCRED_LOOP_STALL_LOG_MS"))
 
+    # How the outbox relay's producer compresses the record batches it sends (ADR 2):
+    # "none", "lz4" (a credential's events in about a quarter of the bytes on the broker's
+    # disk and wire) or "zstd" (smaller still). Off by default: on one host it cut no CPU
+    # per credential, and compressing batches of one record cost issuance CPU at 250-500/s.
+    # Every consumer reads any codec; the broker keeps what it is sent.
+    kafka_compression: Literal["none", "lz4", "zstd"] = Field(
+        "none", validation_alias=AliasChoices("MICROCRED_KAFKA_COMPRESSION"))
+
     @property
     def database_url(self) -> str:
         if self.own_database_url:
