@@ -151,7 +151,7 @@ def main() -> int:
         if engine is not None:
             loop.run_until_complete(engine.dispose())
         if pg is not None:
-            pg.stop()
+            _drop(*pg)
 
 
 def _database(loop: Any) -> tuple[Any, Any]:
@@ -163,7 +163,8 @@ def _database(loop: Any) -> tuple[Any, Any]:
     from microcred_shared.db import make_engine, migrate
     from microcred_shared.settings import REPO_ROOT, database_url_for
 
-    pg = start_postgres(Path(tempfile.mkdtemp(prefix="asgi-ingest-")))
+    state = Path(tempfile.mkdtemp(prefix="asgi-ingest-"))
+    pg = start_postgres(state)
     try:
         loop.run_until_complete(ensure_databases_async(pg.url, ["asgi_ingest"]))
         engine = make_engine(database_url_for(pg.url, "asgi_ingest"))
@@ -171,9 +172,21 @@ def _database(loop: Any) -> tuple[Any, Any]:
         loop.run_until_complete(import_seed(
             engine, load_seed(REPO_ROOT / "deploy" / "seed" / "providers.json")))
     except BaseException:
-        pg.stop()
+        _drop(state, pg)
         raise
-    return pg, engine
+    return (state, pg), engine
+
+
+def _drop(state: Path, pg: Any) -> None:
+    """Stop the run's server and delete its files."""
+    import shutil
+
+    from microcred_devstack.pg_embedded import remove_server
+
+    pg.stop()
+    if pg.embedded:
+        remove_server(state)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _measure(args: Any, loop: Any, engine: Any, run: Any, contract: Any) -> int:

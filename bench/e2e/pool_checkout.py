@@ -13,6 +13,7 @@ connection object, two greenlet switches), in µs of this process's CPU.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import uvloop
 
+from microcred_devstack.pg_embedded import remove_server
 from microcred_devstack.postgres import start_postgres
 from microcred_shared.db import driver_of, make_engine
 
@@ -57,11 +59,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    pg = start_postgres(Path(tempfile.mkdtemp(prefix="pool-checkout-")))
+    state = Path(tempfile.mkdtemp(prefix="pool-checkout-"))
+    pg = start_postgres(state)
     try:
         uvloop.run(_measure(pg.url, args.n, args.rounds))
     finally:
         pg.stop()
+        if pg.embedded:  # the server's files too
+            remove_server(state)
+            shutil.rmtree(state, ignore_errors=True)
     return 0
 
 
