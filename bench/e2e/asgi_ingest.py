@@ -4,6 +4,7 @@ database, no broker — the HTTP stack's and the ingest route's own CPU per requ
     uv run python bench/e2e/asgi_ingest.py                   # 20,000 requests, 16 at once
     uv run python bench/e2e/asgi_ingest.py --cprofile 30     # + the 30 costliest functions
     uv run python bench/e2e/asgi_ingest.py --batch 1000      # batches: CPU per result
+    uv run python bench/e2e/asgi_ingest.py --database        # flushes on a real PostgreSQL
     cd /tmp/old && uv run python /path/to/bench/e2e/asgi_ingest.py   # another checkout
 
 The app is the one `microcred_assessment.main.build` makes (every middleware, the
@@ -13,6 +14,11 @@ ingest check and group commit), wrapped in uvicorn's proxy-headers middleware as
 in the verifier's cache (as they are after a key's first request), the catalogue is the
 seed's, and a flush "commits" after `--flush-ms` without a database. Requests are the
 bench's workload (`run.build_workload`), sent as uvicorn hands them to the app.
+
+With `--database` the flushes are real: an embedded PostgreSQL is started for the run,
+assessment's migrations and seed applied, and the group commit's statement sent to it
+(the relay only counted, not run): the CPU figure then includes the flush's client side,
+its connection handling included, but not the server's.
 
 It imports only what every recent checkout has, so the same file measures an older tree
 (run it with that tree's environment); the figure to compare is the CPU per request of two
@@ -35,7 +41,7 @@ PATH = "/v1/assessment-results"
 BATCH_PATH = "/v1/assessment-results:batch"
 
 
-def _app(flush_s: float) -> tuple[Any, dict[str, str]]:
+def _app(flush_s: float, engine: Any = None) -> tuple[Any, dict[str, str]]:
     from microcred_assessment.main import build
     from microcred_assessment.results.ingest import IngestStore, Stored
     from microcred_shared.auth import digest
@@ -52,9 +58,10 @@ def _app(flush_s: float) -> tuple[Any, dict[str, str]]:
         def wake(self) -> None:
             pass
 
-    rt.engine = object()  # type: ignore[assignment]  # only audits (none here) use it
+    rt.engine = engine or object()  # type: ignore[assignment]  # audits (none here), flushes
     rt.relay = Relay()  # type: ignore[assignment]
-    rt.ingest = NoDatabase(rt.engine, rt.relay.wake)  # type: ignore[arg-type]
+    store = IngestStore if engine is not None else NoDatabase
+    rt.ingest = store(rt.engine, rt.relay.wake)  # type: ignore[arg-type]
     rt.catalog = SimpleNamespace(current=load_catalog(rt.settings.seed_file))  # type: ignore
     from microcred_shared.auth import KeyVerifier
 
@@ -124,6 +131,8 @@ def main() -> int:
                     "endpoint instead of one result per request; CPU is per result")
     ap.add_argument("--cprofile", type=int, metavar="TOP", default=0,
                     help="profile one round and print the TOP functions")
+    ap.add_argument("--database", action="store_true",
+                    help="flush to an embedded PostgreSQL started for the run")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     import run  # bench/e2e/run.py: the workload http_ingest.py sends
@@ -131,7 +140,57 @@ def main() -> int:
 
     from microcred_shared.contract import events as contract
 
-    app, keys = _app(args.flush_ms / 1000)
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    pg, engine = None, None
+    if args.database:
+        pg, engine = _database(loop)
+    try:
+        return _measure(args, loop, engine, run, contract)
+    finally:
+        if engine is not None:
+            loop.run_until_complete(engine.dispose())
+        if pg is not None:
+            _drop(*pg)
+
+
+def _database(loop: Any) -> tuple[Any, Any]:
+    import tempfile
+
+    from microcred_assessment.catalogue.seed import import_seed, load_seed
+    from microcred_assessment.models import MIGRATIONS
+    from microcred_devstack.postgres import ensure_databases_async, start_postgres
+    from microcred_shared.db import make_engine, migrate
+    from microcred_shared.settings import REPO_ROOT, database_url_for
+
+    state = Path(tempfile.mkdtemp(prefix="asgi-ingest-"))
+    pg = start_postgres(state)
+    try:
+        loop.run_until_complete(ensure_databases_async(pg.url, ["asgi_ingest"]))
+        engine = make_engine(database_url_for(pg.url, "asgi_ingest"))
+        loop.run_until_complete(migrate(engine, MIGRATIONS))
+        loop.run_until_complete(import_seed(
+            engine, load_seed(REPO_ROOT / "deploy" / "seed" / "providers.json")))
+    except BaseException:
+        _drop(state, pg)
+        raise
+    return (state, pg), engine
+
+
+def _drop(state: Path, pg: Any) -> None:
+    """Stop the run's server and delete its files."""
+    import shutil
+
+    from microcred_devstack.pg_embedded import remove_server
+
+    pg.stop()
+    if pg.embedded:
+        remove_server(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _measure(args: Any, loop: Any, engine: Any, run: Any, contract: Any) -> int:
+    app, keys = _app(args.flush_ms / 1000, engine)
     # As `runtime.serve` leaves a service's heap once its app is built (where it does):
     # start-up's objects frozen, young collections rarer.
     from microcred_shared import runtime as shared_runtime
@@ -139,8 +198,6 @@ def main() -> int:
     settle = getattr(shared_runtime, "settle_heap", None)
     if settle is not None:
         settle()
-    loop = uvloop.new_event_loop()
-    asyncio.set_event_loop(loop)
     per_request = []
     for r in range(args.rounds + 1):  # round 0 warms up
         events = run.build_workload(args.n, f"asgi{r}").events

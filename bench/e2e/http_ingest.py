@@ -231,7 +231,7 @@ def print_rates(mode: str, res: dict[str, Any], n: int) -> dict[str, float]:
 async def _ingest_only(target: Any, args: argparse.Namespace) -> dict[str, Any]:
     import run  # bench/e2e/run.py
 
-    profiler = run.Profiler(Path(args.profile), 100, False) if args.profile else None
+    profiler = run.Profiler(Path(args.profile), 100, False, gil=True) if args.profile else None
 
     url = target.service_urls["assessment"]
     run_id = uuid.uuid4().hex[:8]

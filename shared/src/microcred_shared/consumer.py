@@ -151,7 +151,7 @@ class BatchConsumer:
             self._release = None
         held, self._held = self._held, None
         if held is not None:
-            await _give_back(held)
+            await give_back(held)
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def apply(self, records: Sequence[ConsumerRecord]) -> None:
@@ -252,12 +252,12 @@ class BatchConsumer:
                 await outbox.write_on(driver, conn, letters)
                 wrote = outbox.taken(conn) > 0
         except BaseException:
-            await _give_back(conn)  # a failed transaction's connection is not kept
+            await give_back(conn)  # a failed transaction's connection is not kept
             raise
         if self._hold > 0:
             self._keep(conn)
         else:
-            await _give_back(conn)
+            await give_back(conn)
         return len(fresh) - len(refused), len(refused) + len(conflicts), wrote
 
     async def _connection(self) -> AsyncConnection:
@@ -265,9 +265,9 @@ class BatchConsumer:
         another is (never in a service: one loop per subscription) gets its own."""
         held, self._held = self._held, None
         if held is not None:
-            if _sound(held):
+            if sound(held):
                 return held
-            await _give_back(held)
+            await give_back(held)
         return await self._engine.connect()
 
     def _keep(self, conn: AsyncConnection) -> None:
@@ -292,7 +292,7 @@ class BatchConsumer:
         self._closing_task(held)
 
     def _closing_task(self, conn: AsyncConnection) -> None:
-        task = asyncio.ensure_future(_give_back(conn))
+        task = asyncio.ensure_future(give_back(conn))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -363,11 +363,11 @@ class BatchConsumer:
 # and a checkin (with the pool's events and reset) per batch - about a hundred Python calls
 # and two greenlet switches, which a batch of two records pays in full (issue 12). Shorter
 # than db.IDLE_CHECK: a connection in use this recently is not checked at checkout either.
-# One the driver knows closed is replaced (`_sound`); one that fails a batch is dropped.
+# One the driver knows closed is replaced (`sound`); one that fails a batch is dropped.
 HOLD = 1.0
 
 
-def _sound(conn: AsyncConnection) -> bool:
+def sound(conn: AsyncConnection) -> bool:
     """Whether a kept connection may serve the next batch: not invalidated, not closed,
     and its driver connection not closed by the server (the pool's checkout check)."""
     try:
@@ -379,7 +379,7 @@ def _sound(conn: AsyncConnection) -> bool:
         return False
 
 
-async def _give_back(conn: AsyncConnection) -> None:
+async def give_back(conn: AsyncConnection) -> None:
     """Return a connection to the pool; one that cannot go back cleanly is dropped.
     Shielded, as SQLAlchemy's own `async with engine.connect()` closes: a cancelled batch
     (a service stopping) still returns its connection."""

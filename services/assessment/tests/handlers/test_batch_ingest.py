@@ -416,3 +416,29 @@ async def test_migration_6_leaves_results_one_unique_index(kit):
         await drop_unique_assessment_id(conn)
         await drop_unique_assessment_id(conn)  # again: a no-op
         assert (await conn.execute(uniques)).scalar_one() == 1
+
+
+async def test_flushes_share_a_kept_connection_and_one_the_server_ended_is_not_used(app, kit):
+    """Issue 12, wave 17: a flush takes the connection the one before it used instead of
+    checking one out of the pool; one the database ended while it was kept (a restart, an
+    operator, a failover) is not used: the next request is still answered 202 on a fresh
+    connection. Stopping gives the kept connection back to the pool."""
+    client, rt = app
+    pool = kit.engine.sync_engine.pool
+    for i in range(4):
+        answer = await post_one(client, result(*SCORED, score=80, who=learner(f"kept-{i}")))
+        assert answer.status_code == 202
+    assert (rt.ingest.flushes, rt.ingest.checkouts) == (4, 1)
+    assert pool.checkedout() == 1  # kept by the store between its flushes
+    kept = rt.ingest._kept[-1][0]
+    pid = (await kept.get_raw_connection()).driver_connection.get_server_pid()
+    await kit.rows(f"SELECT pg_terminate_backend({pid})")
+    for _ in range(500):  # the driver sees the server's goodbye when the loop reads it
+        if kept.sync_connection.connection.driver_connection.is_closed():
+            break
+        await asyncio.sleep(0.01)
+    answer = await post_one(client, result(*SCORED, score=80, who=learner("after-kill")))
+    assert answer.status_code == 202 and answer.json()["outcome"] == "accepted"
+    assert (rt.ingest.flushes, rt.ingest.checkouts) == (5, 2)
+    await rt.ingest.stop()
+    assert pool.checkedout() == 0
