@@ -26,17 +26,14 @@ from microcred_shared import outbox
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import encode, new_envelope
 from microcred_shared.contract.events import NotificationDelivered
-from microcred_shared.db import (
-    SHARED_TABLES,
-    add_outbox_shard,
-    create_tables,
-    ensure_database,
-    make_engine,
-    migrate,
-)
 from microcred_shared.outbox import OutboxRelay, Outgoing, make_producer
-from microcred_shared.settings import database_url_for
-from microcred_testkit.backbone import eventually, learner, provider_headers, result
+from microcred_testkit.backbone import (
+    eventually,
+    learner,
+    outbox_database,
+    provider_headers,
+    result,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +63,7 @@ def sent_records(n: int) -> list[Outgoing]:
 
 
 async def scratch(bb: Any) -> Any:
-    server = bb.stack.database_url
-    name = f"microcred_codectest_{uuid.uuid4().hex[:8]}"
-    await ensure_database(server, name)
-    engine = make_engine(database_url_for(server, name))
-    await migrate(engine, [create_tables(SHARED_TABLES), add_outbox_shard])
-    return engine
+    return await outbox_database(bb, "codectest")
 
 
 async def publish_through_the_relay(bb: Any, topic: str, codec: str,

@@ -18,17 +18,10 @@ from microcred_devstack import create_topics
 from microcred_shared import outbox
 from microcred_shared.db import (
     SHARDS,
-    SHARED_TABLES,
-    add_outbox_shard,
-    create_tables,
-    ensure_database,
-    make_engine,
-    migrate,
     shard_of,
 )
 from microcred_shared.outbox import OutboxRelay, Outgoing, make_producer
-from microcred_shared.settings import database_url_for
-from microcred_testkit.backbone import eventually
+from microcred_testkit.backbone import eventually, outbox_database
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +44,7 @@ class Watched:
 
 
 async def scratch(bb: Any) -> Any:
-    server = bb.stack.database_url
-    name = f"microcred_relaytest_{uuid.uuid4().hex[:8]}"
-    await ensure_database(server, name)
-    engine = make_engine(database_url_for(server, name))
-    await migrate(engine, [create_tables(SHARED_TABLES), add_outbox_shard])
-    return engine
+    return await outbox_database(bb, "relaytest")
 
 
 async def write(engine: Any, topic: str, numbers: range, keys: list[bytes] = KEYS) -> None:

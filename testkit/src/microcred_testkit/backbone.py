@@ -21,6 +21,15 @@ from aiokafka.structs import ConsumerRecord
 from microcred_shared.contract import topics
 from microcred_shared.contract.cloudevents import Envelope, encode, new_envelope
 from microcred_shared.contract.events import AssessmentResultSubmitted, Learner, learner_key
+from microcred_shared.db import (
+    SHARED_TABLES,
+    add_outbox_shard,
+    create_tables,
+    ensure_database,
+    make_engine,
+    migrate,
+)
+from microcred_shared.settings import database_url_for
 
 T = TypeVar("T")
 
@@ -219,6 +228,17 @@ async def approved_employer(bb: Any, organisation: str) -> tuple[str, str]:
         r = await client.post(f"/v1/admin/employers/{employer_id}/approve")
         assert r.status_code == 200, r.text
     return employer_id, r.json()["api_key"]
+
+
+async def outbox_database(bb: Any, label: str) -> Any:
+    """A database of its own on the stack's server holding just the shared tables (the
+    inbox and a sharded outbox): an engine for tests that drive `OutboxRelay` directly."""
+    server = bb.stack.database_url
+    name = f"microcred_{label}_{uuid.uuid4().hex[:8]}"
+    await ensure_database(server, name)
+    engine = make_engine(database_url_for(server, name))
+    await migrate(engine, [create_tables(SHARED_TABLES), add_outbox_shard])
+    return engine
 
 
 async def records_on(bb: Any, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
