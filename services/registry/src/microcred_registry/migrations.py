@@ -44,7 +44,6 @@ MIGRATIONS: list[Migration] = [
     # 6: conflicting duplicates are refused (issue 13).
     add_inbox_digest,
     # 7: credentials by definition version (the drawn badge of a version).
-    index_credentials_for_their_reads,
     index_definition_versions,
     # 8: the providers, projected from assessment: the trust list (ADR 26).
     create_tables([table_of(CatalogProvider)]),
