@@ -34,7 +34,7 @@ logs:
 
 test: install ## lint and type-check, then every test: unit, contract, interop, integration and end-to-end (real Kafka + PostgreSQL)
 	$(MAKE) --no-print-directory lint
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest --durations=20
 
 unit-tests: install
 	$(UV) run --frozen pytest -m "not integration and not interop"
