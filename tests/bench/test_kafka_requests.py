@@ -97,6 +97,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         node.stop()
 
 
+@pytest.mark.integration
 def test_the_counter_sees_every_record_produced_and_fetched(broker, tmp_path,
                                                            monkeypatch) -> None:
     from aiokafka import conn
