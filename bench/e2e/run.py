@@ -489,7 +489,9 @@ class CpuMeter:
         return out
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        self._jit = {p: jit_seconds(p) for pids in self.groups.values() for p in pids}
+        self._threads = {p: jvm_threads(p) for pids in self.groups.values() for p in pids}
+        self._jit = {p: sum(v for k, v in t.items() if k.startswith(COMPILER_THREADS))
+                     for p, t in self._threads.items()}
         self._reaped = {}
         for name in self.include_children:
             for pid in self.groups.get(name, []):
@@ -514,14 +516,16 @@ class CpuMeter:
 
     def begin(self) -> None:
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()
         self.start_pp = self._sample()
         self.start_jit = self._jit
+        self.start_threads = self._threads
         self.start_reaped = self._reaped
 
     def end(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
         now = self._sample()
-        out: dict[str, Any] = {"wall": wall, "cpu": {}}
+        out: dict[str, Any] = {"wall": wall, "cpu": {}, "window": [self.t0_wall, time.time()]}
         for name, pids in now.items():
             before = self.start_pp.get(name, {})
             # a process that appeared during the window counts from zero
@@ -548,26 +552,52 @@ class CpuMeter:
         out["jit"] = {name: sum(self._jit[p] - self.start_jit.get(p, 0.0)
                                 for p in self.groups[name] if self._jit.get(p))
                       for name in self.groups if any(self._jit.get(p) for p in self.groups[name])}
+        # a JVM's CPU by thread (the broker's): where its time went, compiler and all
+        out["threads"] = {}
+        for name, pids in self.groups.items():
+            split = {}
+            for p in pids:
+                before = self.start_threads.get(p, {})
+                for thread, v in self._threads.get(p, {}).items():
+                    if (d := v - before.get(thread, 0.0)) > 0:
+                        split[thread] = split.get(thread, 0.0) + d
+            if split and name == "kafka":
+                out["threads"][name] = split
         return out
 
 
-def jit_seconds(pid: int) -> float:
-    """CPU seconds of a JVM's JIT compiler threads ("C1/C2 CompilerThre" in Linux's
-    15-character thread names), 0 for any other process or where /proc is not there.
-    A freshly started broker compiles its hot paths during the run: on this machine about
-    as much CPU as all its request handling (issue 12), a cost a long-running broker has
-    paid long before. Printed apart so it is not taken for a per-credential cost."""
-    total = 0
+# A JVM's JIT compiler threads, as Linux's 15-character thread names have them.
+COMPILER_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+# Counts kept beside the threads' seconds by jvm_threads (not CPU: printed apart).
+PAGE_FAULTS, MAJOR_FAULTS = "(minor faults)", "(major faults)"
+
+
+def jvm_threads(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's threads by name (Linux's 15-character thread names, so
+    the broker's request handlers and network threads are both "data-plane-kafk"; with
+    the serial collector its garbage collection runs in "VM Thread"); empty where /proc
+    is not there. A freshly started broker compiles its hot paths during the run ("C1/C2
+    CompilerThre"): on this machine about as much CPU as all its request handling (issue
+    12), a cost a long-running broker has paid long before, printed apart so it is not
+    taken for a per-credential cost."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         name, rest = text[text.find("(") + 1:text.rfind(")")], text[text.rfind(")") + 2:]
-        if name.startswith(("C1 CompilerThre", "C2 CompilerThre")):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+        fields = rest.split()
+        name = name.rstrip("0123456789-")  # "kafka-scheduler-3", "C2 CompilerThre" alike
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    try:  # the process's page faults, minor and major (a mmapped index page, a refault)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[PAGE_FAULTS] = float(fields[7])
+        out[MAJOR_FAULTS] = float(fields[9])
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
 
 
 def backend_database(p: psutil.Process) -> str:
@@ -595,6 +625,97 @@ def print_cpu(title: str, usage: dict[str, Any], cores: int, busy: float) -> Non
     print(f"    machine-wide busy {100 * busy:.0f}% = {machine:.1f} core-s, of which "
           f"{max(machine - total, 0):.1f} core-s were NOT ours (other work on this shared "
           "machine: noise)")
+
+
+def print_threads(usage: dict[str, Any], n: int, per: str) -> None:
+    """The broker's CPU by thread per credential (or message): its request handlers and
+    network threads ("data-plane-kafk"), the garbage collector ("VM Thread" with the
+    serial collector), the JIT compiler, the group coordinator, the log cleaner..."""
+    for name, split in usage.get("threads", {}).items():
+        faults = {k: split.get(k, 0.0) / max(n, 1) for k in (PAGE_FAULTS, MAJOR_FAULTS)}
+        top = sorted(((k, v) for k, v in split.items() if k not in faults),
+                     key=lambda kv: -kv[1])
+        shown = [(k, v) for k, v in top if 1000 * v / max(n, 1) >= 0.005]
+        rest = sum(v for k, v in top) - sum(v for k, v in shown)
+        print(f"    {name} by thread, ms per {per}: " + ", ".join(
+            f"{k} {1000 * v / max(n, 1):.3f}" for k, v in shown)
+            + f", others {1000 * rest / max(n, 1):.3f}; page faults per {per.split()[0]} "
+            f"{faults[PAGE_FAULTS]:.2f} minor, {faults[MAJOR_FAULTS]:.3f} major")
+
+
+def count_requests(out: Path) -> Path:
+    """Have every Python process started from here on count its Kafka requests
+    (bench/e2e/kafka_requests/sitecustomize.py, through PYTHONPATH: the services inherit
+    this process's environment, the baseline's relays too), and this one from now."""
+    import importlib.util
+
+    out.mkdir(parents=True, exist_ok=True)
+    site = HERE / "kafka_requests"
+    os.environ["BENCH_KAFKA_REQUESTS_DIR"] = str(out)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    spec = importlib.util.spec_from_file_location("bench_kafka_requests",
+                                                  site / "sitecustomize.py")
+    assert spec and spec.loader
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    return out
+
+
+def _requests_at(rows: list[dict[str, Any]], t: float) -> dict[str, dict[str, int]]:
+    last: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["t"] > t:
+            break
+        last = row["counts"]
+    return last
+
+
+def report_requests(out: Path, usage: dict[str, Any], n: int, per: str) -> dict[str, Any]:
+    """Kafka requests per credential (or message) inside a CpuMeter window, from the
+    totals each process wrote twice a second (so right to about half a second at either
+    end): by API, and for produce and fetch by client, with records, partitions and bytes."""
+    time.sleep(0.6)  # every process's totals past the window's end
+    t0, t1 = usage["window"]
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for path in out.glob("*.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        before, after = _requests_at(rows, t0), _requests_at(rows, t1 + 0.55)
+        relay = "multiprocessing" in rows[0]["argv"]  # a baseline relay (spawned)
+        for key, values in after.items():
+            client, api = key.split("|", 1)
+            if relay:
+                client = "relay " + ("producer" if "producer" in client else "consumer")
+            into = counts.setdefault((client, api), {})
+            for name, value in values.items():
+                into[name] = into.get(name, 0) + value - before.get(key, {}).get(name, 0)
+    n = max(n, 1)
+    by_api: dict[str, int] = {}
+    for (_client, api), c in counts.items():
+        by_api[api] = by_api.get(api, 0) + c.get("n", 0)
+    by_api = {k: v for k, v in sorted(by_api.items(), key=lambda kv: -kv[1]) if v}
+    print(f"    Kafka requests per {per}: {sum(by_api.values()) / n:.3f} ("
+          + ", ".join(f"{api} {v / n:.4f}" for api, v in by_api.items()) + ")")
+    rows_out = []
+    for (client, api), c in sorted(counts.items()):
+        if api not in ("Produce", "Fetch") or not c.get("n"):
+            continue
+        line = {"client": client, "api": api, **c}
+        rows_out.append(line)
+        if api == "Produce":
+            print(f"      {client:<28} Produce {c['n']:5d} ({c['n'] / n:.4f} per {per.split()[0]}"
+                  f"): {c['records'] / c['n']:.1f} records, {c['partitions'] / c['n']:.1f} "
+                  f"partitions, {c['bytes'] / c['n'] / 1000:.1f} KB each")
+        else:
+            answers = max(c.get("answers", 0), 1)
+            print(f"      {client:<28} Fetch   {c['n']:5d} ({c['n'] / n:.4f} per {per.split()[0]}"
+                  f"): {c['partitions'] / c['n']:.1f} partitions asked, "
+                  f"{c.get('filled', 0) / answers:.2f} with records; "
+                  f"{c.get('records', 0) / answers:.1f} records, "
+                  f"{c.get('bytes', 0) / answers / 1000:.1f} KB per answer; "
+                  f"{c.get('empty', 0)} empty")
+    return {"per_api": {k: v / n for k, v in by_api.items()}, "clients": rows_out}
 
 
 def machine_busy_fraction(start: psutil._common.scputimes, end: Any) -> float:
@@ -1201,6 +1322,7 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
               f"started JVM compiling its hot paths; a long-running one has done so): "
               f"{total - ms:.2f}ms without")
         summary.setdefault("jit_ms_per_credential", {})[name] = ms
+    print_threads(res["usage"], len(delivered), "credential")
     health = res["health"]
     dl = {n: h.get("dead_lettered") for n, h in health.items() if h.get("dead_lettered")}
     if any(any(v.values()) for v in dl.values() if isinstance(v, dict)):
@@ -1415,16 +1537,30 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
 # bare-broker baseline
 
 
+# What the backbone's hops put on Kafka per credential (bench/e2e README, wave 17: log
+# growth per topic in a burst, bytes of a record as stored), for `--baseline-sizes backbone`:
+# relay k forwards each record with its value cut or padded so that the stored record is
+# about the size of the backbone's k-th hop's (decisions, credentials.issued,
+# credentials.registered, notifications); the results the driver sends are the same.
+BACKBONE_HOP_BYTES = (830, 4840, 1440, 480)
+
+
 def _relay_process(bootstrap: str, src: str, dst: str, group: str, seq_header: str,
                    record: bool, warm: int, expected: int, ready: Any, stop: Any,
-                   out: Any, max_records: int) -> None:
+                   out: Any, max_records: int, record_bytes: int | None = None) -> None:
     asyncio.run(_relay(bootstrap, src, dst, group, seq_header, record, warm, expected, ready,
-                       stop, out, max_records))
+                       stop, out, max_records, record_bytes))
+
+
+def _sized(value: bytes, stored: int, overhead: int) -> bytes:
+    """`value` cut or padded (spaces) so that the record takes about `stored` bytes."""
+    size = max(stored - overhead, 0)
+    return value[:size] if len(value) >= size else value + b" " * (size - len(value))
 
 
 async def _relay(bootstrap: str, src: str, dst: str, group: str, seq_header: str,
                  record: bool, warm: int, expected: int, ready: Any, stop: Any, out: Any,
-                 max_records: int) -> None:
+                 max_records: int, record_bytes: int | None = None) -> None:
     consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 max_poll_interval_ms=600_000)
@@ -1454,7 +1590,9 @@ async def _relay(bootstrap: str, src: str, dst: str, group: str, seq_header: str
                             warm_seen += 1
                         else:
                             seen.setdefault(seq, now)
-                    futs.append(await producer.send(dst, r.value, key=r.key,
+                    value = r.value if record_bytes is None else _sized(
+                        r.value, record_bytes, r.serialized_key_size + 250)
+                    futs.append(await producer.send(dst, value, key=r.key,
                                                     headers=list(r.headers)))
             await asyncio.gather(*futs)
             await consumer.commit()  # after the forward is durable, as the services do
@@ -1522,7 +1660,8 @@ async def run_baseline(target: Target, args: argparse.Namespace, cores: int) -> 
     run_id = uuid.uuid4().hex[:8]
     topics = [f"bench.{run_id}.hop{i}" for i in range(HOPS + 1)]
     await create_topics(target.bootstrap, topics, partitions=4)
-    log(f"baseline: topics {topics[0]} .. {topics[-1]} (4 partitions each), {HOPS} relays")
+    log(f"baseline: topics {topics[0]} .. {topics[-1]} (4 partitions each), {HOPS} relays, "
+        f"records sized as the {args.baseline_sizes}")
     records = encode_raw(build_workload(args.n, run_id).events, False)
     warm = encode_raw(build_workload(args.warmup, run_id + "w").events, True) \
         if args.warmup else []
@@ -1535,7 +1674,8 @@ async def run_baseline(target: Target, args: argparse.Namespace, cores: int) -> 
         last = hop == HOPS - 1
         p = ctx.Process(target=_relay_process, name=f"bench-relay{hop + 1}", args=(
             target.bootstrap, topics[hop], topics[hop + 1], f"bench.{run_id}.relay{hop + 1}",
-            "bench_seq", last, len(warm), args.n, ready, stop, out, args.batch_size or 500),
+            "bench_seq", last, len(warm), args.n, ready, stop, out, args.batch_size or 500,
+            BACKBONE_HOP_BYTES[hop] if args.baseline_sizes == "backbone" else None),
             daemon=True)
         p.start()
         procs.append(p)
@@ -1585,7 +1725,8 @@ async def run_baseline(target: Target, args: argparse.Namespace, cores: int) -> 
     return result
 
 
-def report_baseline(res: dict[str, Any], n: int) -> dict[str, Any]:
+def report_baseline(res: dict[str, Any], n: int,
+                    idle: dict[str, Any] | None = None) -> dict[str, Any]:
     seen, sub = res.get("seen", {}), res.get("sub", [])
     if not seen:
         print("\n=== baseline: no result ===")
@@ -1605,6 +1746,21 @@ def report_baseline(res: dict[str, Any], n: int) -> dict[str, Any]:
     per = {k: 1000 * v / max(len(seen), 1) for k, v in res["usage"]["cpu"].items()}
     print("    CPU per message (all 4 hops): " + ", ".join(
         f"{k} {v:.3f}ms" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
+    print_threads(res["usage"], len(seen), "message (all 4 hops)")
+    usage, kafka = res["usage"], res["usage"]["cpu"].get("kafka")
+    if kafka is not None:
+        # Like for like with the backbone's "less the idle burn" and "without" the JIT: the
+        # services stand idle during the baseline, and their polling (the stack's idle burn
+        # measured before the throughput run, JIT apart) is the broker's here too.
+        jit = usage.get("jit", {}).get("kafka", 0.0)
+        burn = 0.0
+        if idle and idle.get("wall"):
+            burn = max(idle["cpu"].get("kafka", 0.0) - idle.get("jit", {}).get("kafka", 0.0),
+                       0.0) * usage["wall"] / idle["wall"]
+        m = max(len(seen), 1)
+        print(f"    of kafka's {1000 * kafka / m:.3f}ms per message, {1000 * jit / m:.3f}ms "
+              f"were its JIT compiler and {1000 * burn / m:.3f}ms the stack's idle burn: "
+              f"{1000 * max(kafka - jit - burn, 0.0) / m:.3f}ms without either")
     return {"n": n, "received": len(seen), "msgs_per_s": tp["rate"],
             "steady_msgs_per_s": tp["steady"], "latency": d, "usage": res["usage"]}
 
@@ -1659,6 +1815,15 @@ def parse_args() -> argparse.Namespace:
                     "request from 16 keep-alive clients, or HTTP batches of 1000")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--baseline-only", action="store_true")
+    ap.add_argument("--count-requests", action="store_true",
+                    help="count every Kafka request of the services, the baseline's relays "
+                    "and the driver by client and API (bench/e2e/kafka_requests), and print "
+                    "them per credential for the throughput run and the baseline")
+    ap.add_argument("--baseline-sizes", choices=("results", "backbone"), default="results",
+                    help="the bare relays forward each result as it is (default), or with "
+                    "its value cut or padded to the size of the backbone's record at that "
+                    "hop (decisions, credentials.issued, credentials.registered, "
+                    "notifications): the same bytes through the broker as the backbone")
     ap.add_argument("--reuse-stack", action="store_true",
                     help="use the running `make up` stack (.state/stack.json) instead")
     ap.add_argument("--state-dir", default=None, help="with --reuse-stack: its state dir")
@@ -1729,6 +1894,7 @@ def main() -> int:
     suites = ["rdfc", "jcs"] if args.cryptosuite == "both" else [args.cryptosuite]
     out_dir = Path(args.out) if args.out else HERE / "out" / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
+    requests_dir = count_requests(out_dir / "kafka-requests") if args.count_requests else None
     m = machine()
     cores = m["affinity"]
     print(f"machine: {m['nproc']} CPUs ({m['affinity']} usable), {m['cpu_model']}, "
@@ -1772,6 +1938,9 @@ def main() -> int:
                     restart_issuance(target, suite)
                 res = asyncio.run(run_backbone(target, args, suite, profiler, cores))
                 s = report_backbone(res)
+                if requests_dir:
+                    s["kafka_requests"] = report_requests(requests_dir, res["usage"],
+                                                          s["delivered"], "credential")
                 if profiler:
                     print(f"\n=== hotspots per service [{SUITES[suite]}] (py-spy, "
                           f"{args.profile_rate} Hz, during the measured window) ===")
@@ -1802,9 +1971,14 @@ def main() -> int:
                             rc = 1
         if not args.skip_baseline:
             base = asyncio.run(run_baseline(target, args, cores))
-            summary["baseline"] = report_baseline(base, args.n)
+            summary["baseline"] = report_baseline(
+                base, args.n, summary["backbone"][0].get("idle") if summary["backbone"] else None)
             if not summary["baseline"]:
                 rc = 1
+            elif requests_dir:
+                b = summary["baseline"]
+                b["kafka_requests"] = report_requests(requests_dir, b["usage"], b["received"],
+                                                      "message (all 4 hops)")
         if summary["backbone"] and summary["baseline"]:
             print("\n=== summary ===")
             b = summary["baseline"]
