@@ -57,7 +57,7 @@ async def drop_unread_learner_index(conn: AsyncConnection) -> None:
     """Migration 7 (issue 12, wave 18): `results` loses `ix_results_learner_key`. No query
     reads results by learner (a result is found by its primary key, the provider's result
     id; a learner's credentials are the registry's), yet every decision wrote an entry in
-    it: ~200 B of WAL and ~5-8 µs of the server's CPU per result (bench/e2e/README.md,
+    it: 85-190 B of WAL and ~7 µs of the server's CPU per result (bench/e2e/README.md,
     wave 18). A database created after this step never has it (the model no longer asks for
     it); one that has it loses it here. Instant, no table rewrite."""
     await conn.execute(sa.text("DROP INDEX IF EXISTS ix_results_learner_key"))
