@@ -9,6 +9,7 @@ from microcred_assessment.results.models import (
     IngestedResult,
     ResultRecord,
     drop_unique_assessment_id,
+    drop_unread_learner_index,
 )
 from microcred_shared import projection
 from microcred_shared.auth import ApiKey
@@ -27,4 +28,5 @@ MIGRATIONS = [
     create_tables([table_of(IngestedResult)]),  # 4: HTTP ingest's ledger (issue 12)
     add_outbox_shard,  # 5: instances share publishing by shard (ADR 2)
     drop_unique_assessment_id,  # 6: one unique index on results (ADR 40)
+    drop_unread_learner_index,  # 7: no index nobody reads on results (issue 12)
 ]

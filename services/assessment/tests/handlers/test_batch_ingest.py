@@ -418,6 +418,23 @@ async def test_migration_6_leaves_results_one_unique_index(kit):
         assert (await conn.execute(uniques)).scalar_one() == 1
 
 
+async def test_migration_7_leaves_results_only_the_index_a_query_reads(kit):
+    """Issue 12, wave 18: no query finds results by learner, so `results` keeps its primary
+    key alone (every other test here decides on that schema); a database that has the
+    learner's index loses it."""
+    import sqlalchemy as sa
+
+    from microcred_assessment.results.models import drop_unread_learner_index
+
+    indexes = sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'results'")
+    async with kit.engine.begin() as conn:
+        assert set((await conn.execute(indexes)).scalars()) == {"results_pkey"}
+        await conn.execute(sa.text("CREATE INDEX ix_results_learner_key ON results (learner_key)"))
+        await drop_unread_learner_index(conn)
+        await drop_unread_learner_index(conn)  # again: a no-op
+        assert set((await conn.execute(indexes)).scalars()) == {"results_pkey"}
+
+
 async def test_flushes_share_a_kept_connection_and_one_the_server_ended_is_not_used(app, kit):
     """Issue 12, wave 17: a flush takes the connection the one before it used instead of
     checking one out of the pool; one the database ended while it was kept (a restart, an

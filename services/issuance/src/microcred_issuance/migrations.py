@@ -32,6 +32,16 @@ async def add_suspendable(conn: AsyncConnection) -> None:
                                "SET DEFAULT false"))
 
 
+async def drop_unread_provider_index(conn: AsyncConnection) -> None:
+    """Migration 8 (issue 12, wave 18): `issued_credentials` loses
+    `ix_issued_credentials_provider_id`. No query reads the register by issuer (status
+    changes and holder binding find a row by its credential id, stacks by the learner's
+    key, a redelivered decision by its assessment id), yet every credential issued wrote an
+    entry in it. A database created after this step never has it (the model no longer asks
+    for it); one that has it loses it here. Instant, no table rewrite."""
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_issued_credentials_provider_id"))
+
+
 MIGRATIONS = [
     create_tables([*SHARED_TABLES, table_of(ApiKey), table_of(IssuerKey),
                    table_of(IssuedCredential), table_of(StatusAllocation),
@@ -42,4 +52,5 @@ MIGRATIONS = [
     add_suspendable,  # 5: whether a credential carries a suspension entry (ADR 8)
     add_outbox_shard,  # 6: instances share publishing by shard (ADR 2)
     keep_outbox_rows_inline,  # 7: signed credentials' events not compressed (issue 12)
+    drop_unread_provider_index,  # 8: no index nobody reads on issued_credentials (issue 12)
 ]

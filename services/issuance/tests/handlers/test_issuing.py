@@ -105,6 +105,28 @@ async def test_a_batch_gives_consecutive_status_indexes_per_issuer(world):
     assert {e.assessment_id for e in issued} == {d.assessment_id for d in batch}
 
 
+async def test_the_register_keeps_only_the_indexes_a_query_reads(world):
+    """Issue 12, wave 18 (migration 8): nothing finds issued credentials by issuer, so the
+    register has no index on `provider_id`; a database that has one loses it, and a batch
+    is still issued with its issuers' consecutive status indexes."""
+    from microcred_issuance.migrations import drop_unread_provider_index
+
+    indexes = sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'issued_credentials'")
+    wanted = {"issued_credentials_pkey", "issued_credentials_assessment_id_key",
+              "ix_issued_credentials_learner_key"}
+    async with world.engine.begin() as conn:
+        assert set((await conn.execute(indexes)).scalars()) == wanted
+        await conn.execute(sa.text("CREATE INDEX ix_issued_credentials_provider_id "
+                                   "ON issued_credentials (provider_id)"))
+        await drop_unread_provider_index(conn)
+        await drop_unread_provider_index(conn)  # again: a no-op
+        assert set((await conn.execute(indexes)).scalars()) == wanted
+    await decide(world, world.decided(DATA, score=70), world.decided(SAFETY))
+    rows = await world.rows("SELECT provider_id, status_index FROM issued_credentials "
+                            "ORDER BY status_index")
+    assert [(r.provider_id, r.status_index) for r in rows] == [(LAKESHORE, 0), (LAKESHORE, 1)]
+
+
 async def test_a_decision_for_another_providers_definition_is_dead_lettered(world):
     wrong = world.decided(DATA, provider_id="coast-mountain-university", score=90)
     fine = world.decided(SAFETY)

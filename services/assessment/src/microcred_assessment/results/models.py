@@ -21,7 +21,7 @@ class ResultRecord(SQLModel, table=True):
     assessment_id: uuid.UUID
     definition_id: str
     definition_version: int
-    learner_key: str = Field(index=True)
+    learner_key: str  # not indexed: no query finds results by learner (migration 7)
     achieved: bool
     reason: str
     submissions: int = 1
@@ -51,3 +51,13 @@ async def drop_unique_assessment_id(conn: AsyncConnection) -> None:
     CONFLICT to the arbiter index only."""
     await conn.execute(sa.text(
         "ALTER TABLE results DROP CONSTRAINT IF EXISTS results_assessment_id_key"))
+
+
+async def drop_unread_learner_index(conn: AsyncConnection) -> None:
+    """Migration 7 (issue 12, wave 18): `results` loses `ix_results_learner_key`. No query
+    reads results by learner (a result is found by its primary key, the provider's result
+    id; a learner's credentials are the registry's), yet every decision wrote an entry in
+    it: 85-190 B of WAL and ~7 µs of the server's CPU per result (bench/e2e/README.md,
+    wave 18). A database created after this step never has it (the model no longer asks for
+    it); one that has it loses it here. Instant, no table rewrite."""
+    await conn.execute(sa.text("DROP INDEX IF EXISTS ix_results_learner_key"))

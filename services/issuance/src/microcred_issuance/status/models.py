@@ -18,7 +18,7 @@ class IssuedCredential(SQLModel, table=True):
     __tablename__ = "issued_credentials"
     credential_id: uuid.UUID = Field(primary_key=True)
     assessment_id: uuid.UUID | None = Field(default=None, unique=True)
-    provider_id: str = Field(index=True)
+    provider_id: str  # not indexed: no query finds issued credentials by issuer (migration 8)
     definition_id: str | None = None
     definition_version: int | None = None
     learner_key: str = Field(index=True)
