@@ -193,7 +193,7 @@ def _achieved(ctx: Issuing, issuer: str, definition: Definition, decision: Asses
     def document(index: int) -> dict[str, Any]:
         return credential.build(
             decision=decision, definition=definition, provider=provider,
-            profile=credential.issuer_profile(provider, ctx.base_url), credential_id=cid,
+            profile=credential.profile_of(provider, ctx.base_url), credential_id=cid,
             issued_at=now, base_url=ctx.base_url, status_index=index, salt=salt)
 
     return Draft(cid, decision.learner_key, definition.title.en, document, traceparent,
@@ -288,7 +288,7 @@ def _stacked(ctx: Issuing, stack: Definition, owner: Provider, cid: uuid.UUID,
     def document(index: int) -> dict[str, Any]:
         return credential.build_stack(
             definition=stack, provider=owner,
-            profile=credential.issuer_profile(owner, ctx.base_url), credential_id=cid,
+            profile=credential.profile_of(owner, ctx.base_url), credential_id=cid,
             issued_at=now, base_url=ctx.base_url, status_index=index, salt=salt,
             learner=learner,
             components=[f"{ctx.base_url}/v1/credentials/{h.credential_id}" for h in parts],
