@@ -14,6 +14,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from microcred_issuance.keys.domain import issuer_id, issuer_profile
 from microcred_issuance.status.domain import status_entries
 from microcred_shared.catalog import Definition, Partner, Provider, Text
@@ -211,8 +213,23 @@ def _achievement_with_results(definition: Definition, provider: Provider, base_u
     ach["resultDescription"] = [_result_description(definition, rd_id)]
     if len(_ACHIEVEMENTS) >= _ACHIEVEMENTS_MAX:
         _ACHIEVEMENTS.clear()
+        _ACHIEVEMENT_JSON.clear()
     _ACHIEVEMENTS[key] = (definition, provider, ach)
+    _ACHIEVEMENT_JSON[id(ach)] = (ach, _DOCUMENT_JSON.dump_json(ach))
     return ach
+
+
+# The JSON of each shared achievement above, written once: the announcement of every
+# credential of that version carries it (`announce`; issue 12). By the id of the object,
+# held in the entry (an id is not reused while its object lives).
+_ACHIEVEMENT_JSON: dict[int, tuple[dict[str, Any], bytes]] = {}
+_DOCUMENT_JSON = TypeAdapter(dict[str, Any])  # as `CredentialIssued.credential` is written
+
+
+def shared_achievement_json(ach: Any) -> bytes | None:
+    """The JSON of `ach` when it is one of the shared achievements, else None."""
+    entry = _ACHIEVEMENT_JSON.get(id(ach))
+    return entry[1] if entry is not None and entry[0] is ach else None
 
 
 # The issuer's profile as every credential of that issuer names it: built once per provider
