@@ -85,9 +85,9 @@ def _canonical(document: dict[str, Any], fast: bool, allow_issuer_dependent: boo
         if fast:
             fastcanon = _fast_path or _fastcanon()
             if utf8:
-                return fastcanon.rdfc_fast_utf8(  # type: ignore[no-any-return]
+                return fastcanon.rdfc_fast_utf8(
                     document, allow_issuer_dependent=allow_issuer_dependent)
-            return fastcanon.rdfc_fast(  # type: ignore[no-any-return]
+            return fastcanon.rdfc_fast(
                 document, allow_issuer_dependent=allow_issuer_dependent)
         text = canon.rdfc_reference(document, allow_issuer_dependent=allow_issuer_dependent)
         return text.encode("utf-8") if utf8 else text
