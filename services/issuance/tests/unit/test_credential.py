@@ -4,7 +4,7 @@ Open Badges 3.0 form, and signs without a single undefined term."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -220,3 +220,31 @@ def test_credentials_sharing_an_achievement_are_signed_as_when_each_built_its_ow
         fresh = {**doc, "credentialSubject": copy.deepcopy(doc["credentialSubject"])}
         assert proofs.sign(doc, key, f"{BASE}/issuers/x#k", created=at) == proofs.sign(
             fresh, key, f"{BASE}/issuers/x#k", created=at, fast=False)
+
+
+def test_an_issuers_profile_is_built_once_per_provider_and_a_renamed_one_anew():
+    # Shared by the credentials of an issuer (issue 12): the profile `issuer_profile` builds,
+    # and a provider changed in the catalog (a new object) gets its own.
+    p = CATALOG.provider("lakeshore-college")
+    first = credential.profile_of(p, BASE)
+    assert first == credential.issuer_profile(p, BASE)
+    assert credential.profile_of(p, BASE) is first
+    renamed = p.model_copy(update={"name": p.name.model_copy(update={"en": "Lakeshore Poly"})})
+    assert credential.profile_of(renamed, BASE)["name"] == "Lakeshore Poly"
+    assert credential.profile_of(renamed, "https://other.example")["id"].startswith(
+        "did:web:other.example")
+    assert credential.profile_of(p, BASE) == credential.issuer_profile(p, BASE)
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 12, 7, 21, 54, 51, 999_999, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(1999, 12, 31, 23, 59, 59, 1),
+    datetime(2026, 6, 1, 12, 0, 0, 500_000,
+             tzinfo=timezone(timedelta(hours=-4))),
+])
+def test_dates_are_written_to_the_second_as_before(moment):
+    # The text every credential's dates had (a datetime without its microseconds), now
+    # written without building that datetime.
+    expected = moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    assert credential._iso.__wrapped__(moment) == expected

@@ -14,6 +14,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from microcred_issuance.keys.domain import issuer_id, issuer_profile
 from microcred_issuance.status.domain import status_entries
 from microcred_shared.catalog import Definition, Partner, Provider, Text
@@ -33,7 +35,7 @@ OB_SCHEMA = ("https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
              "ob_v3p0_achievementcredential_schema.json")
 
 __all__ = ["achievement", "badge_url", "build", "build_stack", "identity", "image", "issuer_id",
-           "issuer_profile"]
+           "issuer_profile", "profile_of"]
 
 
 def _fr(target: dict[str, Any], term: str, text: Text | None) -> None:
@@ -211,8 +213,43 @@ def _achievement_with_results(definition: Definition, provider: Provider, base_u
     ach["resultDescription"] = [_result_description(definition, rd_id)]
     if len(_ACHIEVEMENTS) >= _ACHIEVEMENTS_MAX:
         _ACHIEVEMENTS.clear()
+        _ACHIEVEMENT_JSON.clear()
     _ACHIEVEMENTS[key] = (definition, provider, ach)
+    _ACHIEVEMENT_JSON[id(ach)] = (ach, _DOCUMENT_JSON.dump_json(ach))
     return ach
+
+
+# The JSON of each shared achievement above, written once: the announcement of every
+# credential of that version carries it (`announce`; issue 12). By the id of the object,
+# held in the entry (an id is not reused while its object lives).
+_ACHIEVEMENT_JSON: dict[int, tuple[dict[str, Any], bytes]] = {}
+_DOCUMENT_JSON = TypeAdapter(dict[str, Any])  # as `CredentialIssued.credential` is written
+
+
+def shared_achievement_json(ach: Any) -> bytes | None:
+    """The JSON of `ach` when it is one of the shared achievements, else None."""
+    entry = _ACHIEVEMENT_JSON.get(id(ach))
+    return entry[1] if entry is not None and entry[0] is ach else None
+
+
+# The issuer's profile as every credential of that issuer names it: built once per provider
+# (the catalog projection's object, held in the entry like the achievements above) and
+# shared by its credentials; nothing modifies a built credential's issuer.
+_PROFILES: dict[tuple[int, str], tuple[Provider, dict[str, Any]]] = {}
+_PROFILES_MAX = 1024
+
+
+def profile_of(provider: Provider, base_url: str) -> dict[str, Any]:
+    """`issuer_profile(provider, base_url)`, built once per provider object (issue 12)."""
+    key = (id(provider), base_url)
+    entry = _PROFILES.get(key)
+    if entry is not None and entry[0] is provider:
+        return entry[1]
+    profile = issuer_profile(provider, base_url)
+    if len(_PROFILES) >= _PROFILES_MAX:
+        _PROFILES.clear()
+    _PROFILES[key] = (provider, profile)
+    return profile
 
 
 def _subject(definition: Definition, provider: Provider, base_url: str, rd_id: str,
@@ -264,7 +301,9 @@ def _document(definition: Definition, provider: Provider, profile: dict[str, Any
 
 @lru_cache(maxsize=256)  # a batch's credentials share their issuance time: 3-4 per credential
 def _iso(moment: datetime) -> str:
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    # timespec: the text of `moment.replace(microsecond=0).isoformat()` without building
+    # that datetime (each decision's own assessment time misses the cache: issue 12).
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

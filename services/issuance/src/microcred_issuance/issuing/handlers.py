@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from microcred_issuance.driver import in_transaction
-from microcred_issuance.issuing import credential, domain
+from microcred_issuance.issuing import announce, credential, domain
 from microcred_issuance.keys.keystore import KeyStore
 from microcred_issuance.keys.signing import Signer
 from microcred_issuance.stacks import handlers as stacks
@@ -26,12 +26,11 @@ from microcred_issuance.status.domain import status_entries
 from microcred_shared import outbox
 from microcred_shared.catalog import Definition, Provider
 from microcred_shared.consumer import Incoming
-from microcred_shared.contract import topics
-from microcred_shared.contract.events import AssessmentDecided, CredentialIssued, KnownLearner
-from microcred_shared.outbox import Outgoing, event_record
+from microcred_shared.contract.events import AssessmentDecided, KnownLearner
+from microcred_shared.outbox import Outgoing
 from microcred_shared.projection import LiveCatalog
 
-SOURCE = "/microcred/issuance"
+SOURCE = announce.SOURCE
 
 
 class CatalogBehind(ConnectionError):
@@ -147,16 +146,13 @@ async def issue(conn: AsyncConnection, ctx: Issuing, issuer: str, drafts: list[D
                      "learner_key": draft.learner_key, "status_index": first + offset,
                      # As its document says (ADR 8): a VC-API credential never is.
                      "suspendable": bool(d and d.suspendable)})
-        event = CredentialIssued(
+        issued.append(Issued(draft, signed, announce.record(
             credential_id=draft.credential_id, assessment_id=draft.assessment_id,
             provider_id=issuer, definition_id=d.id if d else None,
             definition_version=d.version if d else None, learner_key=draft.learner_key,
             learner_email=who.email if who else None, learner_name=who.full_name if who else None,
             learner_language=who.language if who else "en", title=draft.title, issued_at=now,
-            credential=signed)
-        issued.append(Issued(draft, signed, event_record(
-            topics.CREDENTIALS_ISSUED, event, SOURCE, traceparent=draft.traceparent,
-            subject=str(draft.credential_id))))
+            signed=signed, traceparent=draft.traceparent)))
     if records is None:
         await _record(conn, now, rows)
     else:
@@ -193,7 +189,7 @@ def _achieved(ctx: Issuing, issuer: str, definition: Definition, decision: Asses
     def document(index: int) -> dict[str, Any]:
         return credential.build(
             decision=decision, definition=definition, provider=provider,
-            profile=credential.issuer_profile(provider, ctx.base_url), credential_id=cid,
+            profile=credential.profile_of(provider, ctx.base_url), credential_id=cid,
             issued_at=now, base_url=ctx.base_url, status_index=index, salt=salt)
 
     return Draft(cid, decision.learner_key, definition.title.en, document, traceparent,
@@ -288,7 +284,7 @@ def _stacked(ctx: Issuing, stack: Definition, owner: Provider, cid: uuid.UUID,
     def document(index: int) -> dict[str, Any]:
         return credential.build_stack(
             definition=stack, provider=owner,
-            profile=credential.issuer_profile(owner, ctx.base_url), credential_id=cid,
+            profile=credential.profile_of(owner, ctx.base_url), credential_id=cid,
             issued_at=now, base_url=ctx.base_url, status_index=index, salt=salt,
             learner=learner,
             components=[f"{ctx.base_url}/v1/credentials/{h.credential_id}" for h in parts],
