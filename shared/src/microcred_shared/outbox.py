@@ -108,6 +108,11 @@ _ACKED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
     """Headers as the outbox stores them: JSON `[name, text]` pairs; a value that is not
     UTF-8 (a dead letter keeps what it was sent) as `[name, base64, "b64"]`, none as null."""
+    try:  # every value there and UTF-8: nearly every record (an event's own headers)
+        return json.dumps([[name, value.decode()]  # type: ignore[union-attr]
+                           for name, value in headers])
+    except (AttributeError, UnicodeDecodeError):  # a value missing or not UTF-8
+        pass
     out: list[list[str | None]] = []
     for name, value in headers:
         if value is None:
@@ -121,8 +126,13 @@ def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
 
 
 def unpack_headers(stored: str) -> RawHeaders:
+    entries = json.loads(stored)
+    try:  # `[name, text]` pairs only: nearly every row
+        return [(name, value.encode()) for name, value in entries]
+    except (AttributeError, ValueError):  # a value without a value, a base64 one
+        pass
     out: RawHeaders = []
-    for entry in json.loads(stored):
+    for entry in entries:
         name, value = entry[0], entry[1]
         if value is None:
             out.append((name, None))
@@ -394,7 +404,8 @@ class OutboxRelay:
         self._acked = []
         if not rows:
             return 0
-        futures = [await self._send(row) for row in rows]
+        spans = recording()  # asked once per cycle, not per row (an ABC check each)
+        futures = [await self._send(row, spans) for row in rows]
         await asyncio.gather(*futures)
         self._acked = [row["id"] for row in rows]
         self.published += len(rows)
@@ -407,10 +418,10 @@ class OutboxRelay:
             await (await driver_of(conn)).execute(_ACKED, self._acked)
             self._acked = []
 
-    async def _send(self, row: Any) -> asyncio.Future:
+    async def _send(self, row: Any, spans: bool) -> asyncio.Future:
         topic, key, payload = row["topic"], row["key"], row["payload"]
         headers = unpack_headers(row["headers"])
-        if not recording():
+        if not spans:
             return await self._producer.send(topic, value=payload, key=key, headers=headers)
         text = {k: v.decode(errors="replace") for k, v in headers if v is not None}
         ctx = parent_context(text.get("traceparent"), text.get("tracestate"))
