@@ -108,11 +108,6 @@ _ACKED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
     """Headers as the outbox stores them: JSON `[name, text]` pairs; a value that is not
     UTF-8 (a dead letter keeps what it was sent) as `[name, base64, "b64"]`, none as null."""
-    try:  # every value there and UTF-8: nearly every record (an event's own headers)
-        return json.dumps([[name, value.decode()]  # type: ignore[union-attr]
-                           for name, value in headers])
-    except (AttributeError, UnicodeDecodeError):  # a value missing or not UTF-8
-        pass
     out: list[list[str | None]] = []
     for name, value in headers:
         if value is None:
@@ -126,13 +121,8 @@ def pack_headers(headers: Sequence[tuple[str, bytes | None]]) -> str:
 
 
 def unpack_headers(stored: str) -> RawHeaders:
-    entries = json.loads(stored)
-    try:  # `[name, text]` pairs only: nearly every row
-        return [(name, value.encode()) for name, value in entries]
-    except (AttributeError, ValueError):  # a value without a value, a base64 one
-        pass
     out: RawHeaders = []
-    for entry in entries:
+    for entry in json.loads(stored):
         name, value = entry[0], entry[1]
         if value is None:
             out.append((name, None))
