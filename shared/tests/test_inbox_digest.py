@@ -6,6 +6,7 @@ loop against a real PostgreSQL (the root conftest's `handler_db`)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import uuid
@@ -162,3 +163,28 @@ async def test_every_service_keeps_digests_after_its_migrations(handler_db: Any,
     await loop.feed(record(a_result(), ce_id))
     applied, [letter] = await loop.published()
     assert applied == [event.result_id] and "already used" in letter["dlq_reason"]
+
+
+async def test_an_id_recorded_by_the_code_before_an_upgrade_is_still_recognised(
+        loop: Loop) -> None:
+    """Inbox rows written before an upgrade hold the digest that code computed: SHA-256 of
+    type, source and `model_dump_json()` (issue 13 to issue 12 wave 18). Wave 18 computes
+    it more cheaply, not differently: a redelivery after the upgrade — as sent, or
+    re-serialised — is still a silent no-op, and another payload under the id is still
+    refused."""
+    event, ce_id = a_result(), str(uuid.uuid4())
+    source = "/providers/lakeshore-college"
+    said = f"{event.ce_type}\n{source}\n".encode() + event.model_dump_json().encode()
+    async with loop.engine.begin() as conn:  # as the old consumer left it
+        await conn.execute(sa.text(
+            "INSERT INTO inbox (topic, ce_id, digest, received_at) VALUES (:t, :c, :d, now())"),
+            {"t": TOPIC, "c": ce_id, "d": hashlib.sha256(said).digest()})
+    reordered = json.dumps(dict(reversed(json.loads(event.model_dump_json()).items())),
+                           indent=1, ensure_ascii=True).encode()
+    await loop.feed(record(event, ce_id))
+    await loop.feed(record(event, ce_id, value=reordered))
+    assert await loop.published() == ([], [])
+    await loop.feed(record(a_result(passed=False), ce_id))
+    applied, [letter] = await loop.published()
+    assert applied == [] and letter["ce_id"] == ce_id
+    assert "already used for a different payload" in letter["dlq_reason"]

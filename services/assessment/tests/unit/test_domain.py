@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from microcred_assessment.results.domain import InvalidResult, check, decide
+from microcred_assessment.results.domain import InvalidResult, assessment_id_for, check, decide
 from microcred_shared.catalog import load_catalog
+from microcred_shared.contract.events import NAMESPACE
 from microcred_shared.settings import REPO_ROOT
 from microcred_testkit.backbone import result
 
@@ -67,3 +70,18 @@ def test_a_result_dated_in_the_future_is_refused():
     res = res.model_copy(update={"assessed_at": NOW + timedelta(hours=2)})
     with pytest.raises(InvalidResult, match="in the future"):
         judge(res)
+
+
+def test_an_assessment_id_is_uuid5_of_the_provider_and_result_as_it_always_was() -> None:
+    """Issuance, the registry and the provider's status calls know an assessment by this
+    id: a result re-sent after an upgrade must get the one the first copy got."""
+    rng = random.Random(18)
+    pairs = [("lakeshore-college", "r-1"), ("p", ""), ("é", "中😀"), ("a:b", "c:d")]
+    pairs += [(f"provider-{rng.randrange(10**4)}", f"{uuid.UUID(int=rng.getrandbits(128))}")
+              for _ in range(5_000)]
+    pairs += [(f"p{n}", "".join(chr(rng.randrange(0x20, 0x2FFF)) for _ in range(n % 50)))
+              for n in range(2_000)]
+    for provider_id, result_id in pairs:
+        got = assessment_id_for(provider_id, result_id)
+        want = uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
+        assert type(got) is uuid.UUID and got == want and str(got) == str(want)

@@ -6,7 +6,6 @@ Header names follow the CloudEvents Kafka protocol binding (`ce_` prefix). The W
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +13,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from microcred_shared.contract.events import EVENT_TYPES, Event
+from microcred_shared.contract.ids import random_id
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, bytes]]
+# The two headers every record carries with the same value, encoded once (tuples: shared
+# by every record's list, never changed).
+_SPECVERSION_HEADER = ("ce_specversion", SPECVERSION.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 # As records arrive: Kafka allows a header without a value.
 RawHeaders = list[tuple[str, bytes | None]]
 
@@ -40,12 +44,12 @@ class Envelope:
 
     def headers(self) -> Headers:
         out: Headers = [
-            ("ce_specversion", SPECVERSION.encode()),
+            _SPECVERSION_HEADER,
             ("ce_id", self.id.encode()),
             ("ce_type", self.type.encode()),
             ("ce_source", self.source.encode()),
             ("ce_time", self.time.isoformat().encode()),
-            ("content-type", CONTENT_TYPE.encode()),
+            _CONTENT_TYPE_HEADER,
         ]
         if self.subject:
             out.append(("ce_subject", self.subject.encode()))
@@ -53,14 +57,15 @@ class Envelope:
             out.append(("traceparent", self.traceparent.encode()))
         if self.tracestate:
             out.append(("tracestate", self.tracestate.encode()))
-        out.extend((k, v.encode()) for k, v in self.extra.items())
+        if self.extra:
+            out.extend((k, v.encode()) for k, v in self.extra.items())
         return out
 
 
 def new_envelope(event: Event, source: str, *, event_id: str | None = None,
                  subject: str | None = None, traceparent: str | None = None) -> Envelope:
     return Envelope(
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or random_id(),
         type=event.ce_type,
         source=source,
         time=datetime.now(UTC),
@@ -117,7 +122,7 @@ def parse_envelope(headers: Any) -> Envelope:
             repeated.add(key)
         if value is None:
             h[key] = ""
-        elif isinstance(value, bytes | bytearray):
+        elif type(value) is bytes or isinstance(value, bytes | bytearray):
             try:
                 h[key] = value.decode()
             except UnicodeDecodeError as exc:
@@ -127,8 +132,9 @@ def parse_envelope(headers: Any) -> Envelope:
     if repeated:
         raise EnvelopeError("header(s) given more than once: " + ", ".join(sorted(repeated)))
     # A NUL cannot be stored (PostgreSQL text) nor signed: the inbox would refuse the ce_id
-    # and the whole batch with it, forever.
-    if any("\x00" in v for v in h.values()):
+    # and the whole batch with it, forever. (One search of the values joined: a NUL in
+    # the whole is a NUL in one of them.)
+    if "\x00" in "".join(h.values()):
         unstorable = sorted(k for k, v in h.items() if "\x00" in v)
         raise EnvelopeError("header(s) contain a NUL character: " + ", ".join(unstorable))
     missing = [n for n in ("ce_id", "ce_type", "ce_source", "ce_specversion") if not h.get(n)]

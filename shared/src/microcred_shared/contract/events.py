@@ -18,7 +18,10 @@ import idna
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 from pydantic.networks import validate_email
 
+from microcred_shared.contract.ids import name_id_text
+
 NAMESPACE = uuid.UUID("6c1f3c52-5f0e-4d8e-9a51-2f1b7b0d6a10")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def normalize_email(email: str) -> str:
@@ -47,7 +50,7 @@ def learner_key(email: str) -> str:
     Providers know a learner by their own student number; the address the learner gave is
     the one identifier that every provider shares. See docs/decisions/0003-learner-identity.md.
     """
-    return str(uuid.uuid5(NAMESPACE, "learner:" + normalize_email(email)))
+    return name_id_text(_NAMESPACE_BYTES, "learner:" + normalize_email(email))
 
 
 # RFC 3339 `date-time` (what the JSON Schema's "format": "date-time" means): a full date,

@@ -22,6 +22,7 @@ from microcred_shared.contract.events import (
     AssessmentResultSubmitted,
     learner_key,
 )
+from microcred_shared.contract.ids import name_id
 from microcred_shared.vc.canon import unsafe_character
 
 
@@ -62,8 +63,13 @@ def actor_of(provider_id: str | None) -> str:
 
 @functools.lru_cache(maxsize=16_384)  # asked at the door and again by the decision
 def assessment_id_for(provider_id: str, result_id: str) -> uuid.UUID:
-    """The same provider result always gets the same assessment id, whichever way it came."""
-    return uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")
+    """The same provider result always gets the same assessment id, whichever way it came:
+    `uuid.uuid5(NAMESPACE, f"assessment:{provider_id}:{result_id}")` (`ids.name_id`, the
+    same value for less)."""
+    return name_id(_NAMESPACE_BYTES, f"assessment:{provider_id}:{result_id}")
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def authorize(result: AssessmentResultSubmitted, sender: str | None,
