@@ -48,21 +48,40 @@ def record() -> ConsumerRecord:
 
 
 class Producer:
-    """Acknowledges every send at once."""
+    """Acknowledges every send at once: a record at a time (`send`, trees before wave 19)
+    or a batch per partition (`send_batch`, its batches built as aiokafka's producer does)."""
 
     def __init__(self) -> None:
         self.sent = 0
         self.reached = asyncio.Event()
         self.target = 0
+        self.client = self.cluster = self  # `producer.client.cluster`, aiokafka's metadata
 
-    async def send(self, topic: str, *, value: bytes, key: bytes | None,
-                   headers: Any) -> asyncio.Future[None]:
-        self.sent += 1
+    def _took(self, records: int) -> asyncio.Future[None]:
+        self.sent += records
         if self.sent >= self.target:
             self.reached.set()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None,
+                   headers: Any) -> asyncio.Future[None]:
+        return self._took(1)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(8))
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(8))
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+        return BatchBuilder(256 * 1024, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[None]:
+        batch._build()  # as the producer's sender does
+        return self._took(batch.record_count())
 
     async def until(self, count: int) -> None:
         self.target = count

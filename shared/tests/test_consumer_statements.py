@@ -23,6 +23,7 @@ from microcred_shared.contract.events import AssessmentResultSubmitted
 from microcred_shared.db import SHARED_TABLES, add_inbox_digest, add_outbox_shard, create_tables
 from microcred_shared.outbox import OutboxRelay, Outgoing
 from microcred_testkit.backbone import result
+from microcred_testkit.relay import AckingProducer
 
 TOPIC = "microcred.assessment.results.v1"
 MIGRATIONS = [create_tables(SHARED_TABLES), add_inbox_digest, add_outbox_shard]
@@ -115,23 +116,18 @@ async def test_a_batch_of_new_events_costs_one_inbox_statement(engine: Any) -> N
     assert sorted(rows) == ["applied"] * 34 + [f"{TOPIC}.dlq"]
 
 
-class Producer:
+class Producer(AckingProducer):
     """Acknowledges at once; asks the relay's own session how its claim will commit."""
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        super().__init__()
         self.commits: list[str] = []
         self.conn: Any = None
 
-    async def send(self, topic: str, *, value: bytes, key: bytes | None,
-                   headers: Any) -> asyncio.Future[None]:
-        self.sent.append(value)
+    async def took(self, records: list[Any]) -> None:
         # On the relay's own session, as its cycle runs (straight on the driver's connection)
         self.commits.append(await (await self.conn.get_raw_connection()).driver_connection
                             .fetchval("SHOW synchronous_commit"))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 class Relay(OutboxRelay):
@@ -168,24 +164,6 @@ async def test_a_relays_claims_do_not_wait_for_the_disk_and_its_connection_goes_
     assert pool.checkedin() >= 1
 
 
-class Acking:
-    """Acknowledges every send, or fails every one while `failing`."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.failing = False
-
-    async def send(self, topic: str, *, value: bytes, key: bytes | None,
-                   headers: Any) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.failing:
-            done.set_exception(RuntimeError("the broker did not acknowledge"))
-        else:
-            self.sent.append(value)
-            done.set_result(None)
-        return done
-
-
 async def test_a_relays_cycle_is_one_statement_and_deletes_only_what_the_broker_acknowledged(
         engine: Any) -> None:
     """Before: BEGIN, a `DELETE ... RETURNING` of the oldest rows and, once the broker had
@@ -200,7 +178,7 @@ async def test_a_relays_cycle_is_one_statement_and_deletes_only_what_the_broker_
             return list((await conn.execute(sa.text(
                 "SELECT payload FROM outbox ORDER BY id"))).scalars())
 
-    producer = Acking()
+    producer = AckingProducer()
     relay = OutboxRelay(engine, producer, name=f"cycle-{uuid.uuid4()}")  # type: ignore[arg-type]
     relay.shards = frozenset(range(db.SHARDS))  # as if balanced (no other relay here)
     sent = Sent(engine)
@@ -222,12 +200,12 @@ async def test_a_relays_cycle_is_one_statement_and_deletes_only_what_the_broker_
         assert len(sent.sql) == 1, sent.sql
         assert await left() == [b"4", b"5"]
         # Sends the broker does not acknowledge: their rows stay for the next try.
-        producer.failing = True
+        producer.failing = "*"
         await write(b"6")
         with pytest.raises(RuntimeError):
             await relay.drain_once(conn)
         assert await left() == [b"6"]
-        producer.failing = False
+        producer.failing = set()
         assert await relay.drain_once(conn) == 1
         assert await relay.drain_once(conn) == 0
     assert producer.sent == [b"1", b"2", b"3", b"4", b"5", b"6"]

@@ -25,26 +25,22 @@ from microcred_shared.outbox import OutboxRelay, Outgoing
 from microcred_shared.runtime import ServiceRuntime
 from microcred_shared.settings import ServiceSettings
 from microcred_testkit.backbone import result
+from microcred_testkit.relay import AckingProducer
 
 TOPIC = "microcred.assessment.results.v1"
 MIGRATIONS = [create_tables(SHARED_TABLES), add_inbox_digest, add_outbox_shard]
 _offsets = itertools.count()
 
 
-class Producer:
+class Producer(AckingProducer):
     """Takes what the relay sends, as an acknowledging broker would."""
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        super().__init__()
         self.arrived = asyncio.Event()
 
-    async def send(self, topic: str, *, value: bytes, key: bytes | None,
-                   headers: Any) -> asyncio.Future[None]:
-        self.sent.append(value)
+    async def took(self, records: list[Any]) -> None:
         self.arrived.set()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 async def publishes(conn: Any, items: list[Incoming]) -> dict[int, str]:

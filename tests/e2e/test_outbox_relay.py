@@ -28,6 +28,19 @@ pytestmark = pytest.mark.integration
 KEYS = [f"learner-{n}".encode() for n in range(80)]  # spread over the shards
 
 
+class Noted:
+    """A real record batch that remembers the keys and values appended to it."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.records = real, []
+
+    def append(self, **record: Any) -> Any:
+        added = self.real.append(**record)
+        if added is not None:
+            self.records.append((record["key"], record["value"]))
+        return added
+
+
 class Watched:
     """The real producer, noting for every record which relay sent it and which shards
     the other relays held at that moment."""
@@ -35,12 +48,19 @@ class Watched:
     def __init__(self, real: Any, name: str, sent: list[tuple[str, bytes, bytes, bool]]) -> None:
         self.real, self.name, self.sent = real, name, sent
         self.others: list[OutboxRelay] = []
+        self.client = real.client
 
-    async def send(self, topic: str, **kwargs: Any) -> Any:
-        key = kwargs["key"]
-        elsewhere = any(shard_of(key) in o.shards for o in self.others)
-        self.sent.append((self.name, key, kwargs["value"], elsewhere))
-        return await self.real.send(topic, **kwargs)
+    async def partitions_for(self, topic: str) -> Any:
+        return await self.real.partitions_for(topic)
+
+    def create_batch(self) -> Noted:
+        return Noted(self.real.create_batch())
+
+    async def send_batch(self, batch: Noted, topic: str, *, partition: int) -> Any:
+        for key, value in batch.records:
+            elsewhere = any(shard_of(key) in o.shards for o in self.others)
+            self.sent.append((self.name, key, value, elsewhere))
+        return await self.real.send_batch(batch.real, topic, partition=partition)
 
 
 async def scratch(bb: Any) -> Any:
@@ -256,7 +276,14 @@ class Broken:
     def __init__(self) -> None:
         self.stopped = False
 
-    async def send(self, topic: str, **kwargs: Any) -> Any:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+        return BatchBuilder(outbox.MAX_BATCH_BYTES, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
         from aiokafka.errors import OutOfOrderSequenceNumber
         raise OutOfOrderSequenceNumber()
 
