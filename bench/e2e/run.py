@@ -901,7 +901,7 @@ async def connect_dbs(target: Target) -> dict[str, asyncpg.Connection]:
 
 
 # What PostgreSQL did over a window, from its cumulative statistics (cluster-wide: the four
-# services' databases and the server's own processes): transactions, WAL written and how
+# services' databases and the server's own processes): transactions, WAL written (full-page images: a page's first change after a checkpoint) and how
 # often it was flushed to disk (a commit's flush is ~150 µs of a backend's CPU here, the
 # same transaction without it ~40), table and index pages written and added. Backends
 # report their counts at the end of a transaction at most once a second, so a window's
@@ -912,6 +912,7 @@ _PG_COUNTERS = (
     "(SELECT sum(sessions) FROM pg_stat_database WHERE datname LIKE 'microcred_%') "
     "    AS sessions, "
     "(SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes, "
+    "(SELECT wal_fpi FROM pg_stat_wal) AS wal_fpi, "
     "(SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal' "
     "        AND context = 'normal') AS wal_flushes, "
     "(SELECT coalesce(sum(write_bytes), 0) FROM pg_stat_io WHERE object = 'wal' "
@@ -946,7 +947,8 @@ def print_pg_window(counts: dict[str, float] | None, n: int) -> dict[str, float]
     per = {k: v / n for k, v in counts.items()}
     print(f"    PostgreSQL per credential: {per['transactions']:.2f} transactions, "
           f"{per['wal_flushes']:.2f} WAL flushes, {per['wal_bytes'] / 1024:.1f} KiB of WAL "
-          f"(+ {per['wal_init_bytes'] / 1024:.1f} KiB zeroing new WAL segments), "
+          f"({per.get('wal_fpi', 0):.2f} full-page images; + {per['wal_init_bytes'] / 1024:.1f} "
+          "KiB zeroing new WAL segments), "
           f"{per['pages_written']:.2f} pages written, {per['pages_added']:.2f} added, "
           f"{per['sessions']:.3f} new sessions")
     return per
