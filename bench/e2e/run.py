@@ -901,9 +901,10 @@ async def connect_dbs(target: Target) -> dict[str, asyncpg.Connection]:
 
 
 # What PostgreSQL did over a window, from its cumulative statistics (cluster-wide: the four
-# services' databases and the server's own processes): transactions, WAL written (full-page images: a page's first change after a checkpoint) and how
-# often it was flushed to disk (a commit's flush is ~150 µs of a backend's CPU here, the
-# same transaction without it ~40), table and index pages written and added. Backends
+# services' databases and the server's own processes): transactions, WAL written (and its
+# full-page images: a page's first change after a checkpoint) and how often it was flushed
+# to disk (a commit's flush is ~150 µs of a backend's CPU here, the same transaction
+# without it ~40), table and index pages written and added. Backends
 # report their counts at the end of a transaction at most once a second, so a window's
 # figures are right to about a second's worth at either end.
 _PG_COUNTERS = (
