@@ -8,7 +8,9 @@ What it does (see bench/e2e/README.md for the method and how to read the output)
 1. Starts its own stack in a temp state dir (Kafka, embedded PostgreSQL, an in-process SMTP
    sink that only counts, the four services as separate processes) or, with --reuse-stack,
    uses `.state/stack.json` of a running `make up`.
-2. Publishes N passing results (mixed providers/definitions, unique learners) onto Kafka as
+2. Warms the backbone (--warmup, default 10,000 results through all four services, measured
+   apart and printed as the "cold" line, then a CHECKPOINT; --warmup 0: a cold backbone).
+   Then publishes N passing results (mixed providers/definitions, unique learners) onto Kafka as
    a provider does (ProviderPublisher.publish_many, in chunks, as fast as it can), records
    each result's submit time, and waits until notify has recorded every notification as
    delivered. Per-item latency = notifications.delivered_at (looked up per recipient, i.e.
