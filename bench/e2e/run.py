@@ -2169,10 +2169,14 @@ def main() -> int:
                 base, args.n, summary["backbone"][0].get("idle") if summary["backbone"] else None)
             if not summary["baseline"]:
                 rc = 1
-            elif requests_dir:
-                b = summary["baseline"]
-                b["kafka_requests"] = report_requests(requests_dir, b["usage"], b["received"],
-                                                      "message (all 4 hops)")
+            else:
+                summary["baseline"]["state"] = (
+                    f"warm: its relays after {WARMUP_PRELUDE} records, on the broker the "
+                    "backbone's runs left")
+                if requests_dir:
+                    b = summary["baseline"]
+                    b["kafka_requests"] = report_requests(requests_dir, b["usage"],
+                                                          b["received"], "message (all 4 hops)")
         if summary["backbone"] and summary["baseline"]:
             print("\n=== summary ===")
             b = summary["baseline"]
