@@ -8,7 +8,9 @@ What it does (see bench/e2e/README.md for the method and how to read the output)
 1. Starts its own stack in a temp state dir (Kafka, embedded PostgreSQL, an in-process SMTP
    sink that only counts, the four services as separate processes) or, with --reuse-stack,
    uses `.state/stack.json` of a running `make up`.
-2. Publishes N passing results (mixed providers/definitions, unique learners) onto Kafka as
+2. Warms the backbone (--warmup, default 10,000 results through all four services, measured
+   apart and printed as the "cold" line, then a CHECKPOINT; --warmup 0: a cold backbone).
+   Then publishes N passing results (mixed providers/definitions, unique learners) onto Kafka as
    a provider does (ProviderPublisher.publish_many, in chunks, as fast as it can), records
    each result's submit time, and waits until notify has recorded every notification as
    delivered. Per-item latency = notifications.delivered_at (looked up per recipient, i.e.
@@ -901,9 +903,10 @@ async def connect_dbs(target: Target) -> dict[str, asyncpg.Connection]:
 
 
 # What PostgreSQL did over a window, from its cumulative statistics (cluster-wide: the four
-# services' databases and the server's own processes): transactions, WAL written and how
-# often it was flushed to disk (a commit's flush is ~150 µs of a backend's CPU here, the
-# same transaction without it ~40), table and index pages written and added. Backends
+# services' databases and the server's own processes): transactions, WAL written (and its
+# full-page images: a page's first change after a checkpoint) and how often it was flushed
+# to disk (a commit's flush is ~150 µs of a backend's CPU here, the same transaction
+# without it ~40), table and index pages written and added. Backends
 # report their counts at the end of a transaction at most once a second, so a window's
 # figures are right to about a second's worth at either end.
 _PG_COUNTERS = (
@@ -912,6 +915,7 @@ _PG_COUNTERS = (
     "(SELECT sum(sessions) FROM pg_stat_database WHERE datname LIKE 'microcred_%') "
     "    AS sessions, "
     "(SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes, "
+    "(SELECT wal_fpi FROM pg_stat_wal) AS wal_fpi, "
     "(SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal' "
     "        AND context = 'normal') AS wal_flushes, "
     "(SELECT coalesce(sum(write_bytes), 0) FROM pg_stat_io WHERE object = 'wal' "
@@ -946,7 +950,8 @@ def print_pg_window(counts: dict[str, float] | None, n: int) -> dict[str, float]
     per = {k: v / n for k, v in counts.items()}
     print(f"    PostgreSQL per credential: {per['transactions']:.2f} transactions, "
           f"{per['wal_flushes']:.2f} WAL flushes, {per['wal_bytes'] / 1024:.1f} KiB of WAL "
-          f"(+ {per['wal_init_bytes'] / 1024:.1f} KiB zeroing new WAL segments), "
+          f"({per.get('wal_fpi', 0):.2f} full-page images; + {per['wal_init_bytes'] / 1024:.1f} "
+          "KiB zeroing new WAL segments), "
           f"{per['pages_written']:.2f} pages written, {per['pages_added']:.2f} added, "
           f"{per['sessions']:.3f} new sessions")
     return per
@@ -1134,19 +1139,178 @@ def print_kafka_bytes(kb: dict[str, Any] | None, n: int) -> dict[str, Any]:
     return {"log_bytes": logs, "io": io}
 
 
+# What `--warmup 0` still sends before the measured run, as every run did before wave 19:
+# enough for the services' and the driver's first connections, not to warm the backbone.
+WARMUP_PRELUDE = 100
+WARMUP_DEFAULT = 10_000
+
+
+def warmup_results(args: argparse.Namespace) -> int:
+    """Results sent before the measured run: --warmup, or the prelude with --warmup 0."""
+    return args.warmup if args.warmup > 0 else WARMUP_PRELUDE
+
+
+def warmup_slices(n: int, k: int) -> list[int]:
+    """n results in k consecutive slices as even as they go (the larger ones first)."""
+    k = max(min(k, n), 1)
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def backbone_state(args: argparse.Namespace) -> str:
+    """In which state the measured run meets the backbone, as the summary says it."""
+    if args.warmup <= 0:
+        return (f"cold: a fresh stack, {WARMUP_PRELUDE} results before the run "
+                "(--warmup 0, as before wave 19)")
+    return (f"warm: after a warm-up of {args.warmup:,} results through the backbone"
+            + (" and a CHECKPOINT" if args.warmup_checkpoint == "on" else ""))
+
+
+def net_per_credential(usage: dict[str, Any], idle: dict[str, Any] | None,
+                       n: int) -> dict[str, float]:
+    """CPU per credential (ms) by process, less what that process burns with no load (the
+    idle probe's rate) over the window's wall time; without a probe, the CPU as it is."""
+    wall = usage["wall"]
+    burn = {k: v * wall / idle["wall"] for k, v in idle["cpu"].items()} if idle else {}
+    return {k: max(v - burn.get(k, 0.0), 0.0) * 1000 / max(n, 1)
+            for k, v in usage["cpu"].items()}
+
+
+# pg_wal's segment files, and those past the one being written: segments a CHECKPOINT
+# recycled (renamed for reuse), which later WAL fills without zero-filling new files.
+_WAL_DIR = (
+    "SELECT count(*) AS segments, "
+    "count(*) FILTER (WHERE name > pg_walfile_name(pg_current_wal_lsn())) AS ahead, "
+    "coalesce(sum(size), 0) AS bytes "
+    "FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'")
+
+
+async def wal_dir(conn: asyncpg.Connection) -> dict[str, float] | None:
+    try:
+        row = await conn.fetchrow(_WAL_DIR)
+    except asyncpg.PostgresError:
+        return None
+    return {k: float(v) for k, v in dict(row).items()} if row else None
+
+
+async def checkpoint(dbs: dict[str, asyncpg.Connection], when: str) -> dict[str, Any]:
+    """A CHECKPOINT after the warm-up: the WAL segments the warm-up filled are recycled
+    (wal_recycle, up to the checkpoint distance's estimate, within min_wal_size and
+    max_wal_size), as on a server that has checkpointed before, instead of every new
+    segment being zero-filled. Its own cost falls outside every measured window."""
+    conn = dbs["notify"]
+    before = await wal_dir(conn)
+    t = time.monotonic()
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.PostgresError as exc:
+        log(f"CHECKPOINT {when} refused ({exc}): WAL segments are not recycled")
+        return {"error": str(exc)}
+    took = time.monotonic() - t
+    after = await wal_dir(conn)
+    log(f"CHECKPOINT {when} in {took:.2f}s"
+        + (f": pg_wal {before['segments']:.0f} -> {after['segments']:.0f} segments, "
+           f"{after['ahead']:.0f} recycled ahead of the insert position"
+           if before and after else ""))
+    return {"seconds": took, "wal_before": before, "wal_after": after}
+
+
+def report_warmup(cold: dict[str, Any], idle: dict[str, Any] | None,
+                  cores: int) -> dict[str, Any]:
+    """The warm-up's own figures: what the same load costs a cold backbone ("cold")."""
+    usage, done = cold["usage"], max(cold["delivered"], 1)
+    per = {k: 1000 * v / done for k, v in usage["cpu"].items()}
+    net = net_per_credential(usage, idle, done)
+    jit = {k: 1000 * v / done for k, v in usage.get("jit", {}).items()}
+    busy = cold["machine_busy"] * usage["wall"] * cores
+    not_ours = max(busy - sum(usage["cpu"].values()), 0.0)
+    print(f"\n=== cold: the warm-up, {cold['delivered']}/{cold['n']} credentials through a "
+          f"fresh backbone in {usage['wall']:.1f}s (not counted below) ===")
+    print(f"  COLD CPU per credential {sum(per.values()):.2f}ms, less idle burn "
+          f"{sum(net.values()):.2f}ms: " + ", ".join(
+              f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(net.items(), key=lambda kv: -kv[1]))
+          + "".join(f"; of {k}'s, its JIT compiler {v:.2f}" for k, v in jit.items())
+          + f"  ({not_ours:.1f} of {busy:.1f} busy core-s not ours)")
+    pg = print_pg_window(cold.get("pg"), done)
+    slices = []
+    for i, sl in enumerate(cold.get("slices") or [], 1):
+        sn = max(sl["delivered"], 1)
+        snet = net_per_credential(sl["usage"], idle, sn)
+        sjit = sum(1000 * v / sn for v in sl["usage"].get("jit", {}).values())
+        spg = {k: v / sn for k, v in (sl.get("pg") or {}).items()}
+        sbusy = sl["machine_busy"] * sl["usage"]["wall"] * cores
+        snot = max(sbusy - sum(sl["usage"]["cpu"].values()), 0.0)
+        print(f"    slice {i} ({sl['delivered']}/{sl['n']}, {sl['usage']['wall']:.1f}s): less "
+              f"idle {sum(snet.values()):.2f}ms: " + ", ".join(
+                  f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(snet.items(),
+                                                                  key=lambda kv: -kv[1]))
+              + f"; JIT {sjit:.2f}; WAL zeroing {spg.get('wal_init_bytes', 0) / 1024:.1f} "
+              f"KiB, pages written {spg.get('pages_written', 0):.2f}; "
+              f"{snot:.1f}/{sbusy:.1f} core-s not ours")
+        slices.append({"n": sl["n"], "delivered": sl["delivered"], "wall": sl["usage"]["wall"],
+                       "net_cpu_ms_per_credential": snet, "jit_ms_per_credential": sjit,
+                       "pg_per_credential": spg, "not_ours_core_s": snot})
+    cp = cold.get("checkpoint")
+    if cp and cp.get("wal_after"):
+        a = cp["wal_after"]
+        print(f"    then a CHECKPOINT ({cp['seconds']:.2f}s, not measured): pg_wal holds "
+              f"{a['segments']:.0f} segments ({a['bytes'] / 2**20:.0f} MiB), "
+              f"{a['ahead']:.0f} of them recycled for the WAL to come")
+    return {"state": "cold", "n": cold["n"], "delivered": cold["delivered"],
+            "wall": usage["wall"], "cpu_ms_per_credential": per,
+            "net_cpu_ms_per_credential": net, "jit_ms_per_credential": jit,
+            "pg_per_credential": pg, "checkpoint": cp, "machine_busy": cold["machine_busy"],
+            "not_ours_core_s": not_ours, "slices": slices, "usage": usage}
+
+
 async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
                        profiler: Profiler | None, cores: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
-    log(f"backbone [{suite}]: building {args.warmup} warm-up + {args.n} results (run {run_id})")
-    warm = build_workload(args.warmup, run_id + "w") if args.warmup else None
+    warm_n = warmup_results(args)
+    sizes = warmup_slices(warm_n, args.warmup_slices if args.warmup > 0 else 1)
+    log(f"backbone [{suite}]: building {warm_n} warm-up + {args.n} results (run {run_id})")
+    warm = [build_workload(k, f"{run_id}w{i}") for i, k in enumerate(sizes)]
     wl = build_workload(args.n, run_id)
     dbs = await connect_dbs(target)
+    cold: dict[str, Any] | None = None
     try:
-        if warm:
-            log(f"warm-up: {args.warmup} results")
+        # The warm-up (wave 19): results through the whole backbone, measured apart and not
+        # counted, so that the run below meets the stack as one that has run for a while -
+        # PostgreSQL's shared buffers and backends' memory touched, WAL segments to recycle
+        # after a CHECKPOINT, the broker's hot paths compiled, the services' first calls
+        # made. --warmup 0: the 100-result prelude of before (first connections only).
+        # With --warmup-slices, each slice is a burst of its own, measured on its own.
+        log(f"warm-up: {warm_n} results" + ("" if args.warmup > 0 else
+                                            " (--warmup 0: the prelude only, a cold backbone)")
+            + (f" in {len(sizes)} slices" if len(sizes) > 1 else ""))
+        measured = args.warmup > 0
+        if measured:
+            wmeter = backbone_meter(target)
+            w_sys, w_pg = psutil.cpu_times(), await pg_counters(dbs)
+            wmeter.begin()
+        delivered, slices = 0, []
+        for part in warm:
+            smeter = backbone_meter(target) if len(warm) > 1 else None
+            if smeter:
+                s_sys, s_pg = psutil.cpu_times(), await pg_counters(dbs)
+                smeter.begin()
             t = time.time()
-            await ingest(target, warm.events, args, 0, 4)
-            await wait_delivered(dbs, warm, args.warmup, t, time.monotonic() + 300, 120, 10)
+            await ingest(target, part.events, args, 0, args.inflight)
+            done = await wait_delivered(dbs, part, len(part.events), t,
+                                        time.monotonic() + args.timeout, args.stall,
+                                        args.progress)
+            delivered += done.get("delivered", 0)
+            if smeter:
+                slices.append({"n": len(part.events), "delivered": done.get("delivered", 0),
+                               "usage": smeter.end(),
+                               "machine_busy": machine_busy_fraction(s_sys, psutil.cpu_times()),
+                               "pg": pg_window(s_pg, await pg_counters(dbs))})
+        if measured:
+            cold = {"n": warm_n, "delivered": delivered, "usage": wmeter.end(),
+                    "machine_busy": machine_busy_fraction(w_sys, psutil.cpu_times()),
+                    "pg": pg_window(w_pg, await pg_counters(dbs)), "checkpoint": None,
+                    "slices": slices}
+            if args.warmup_checkpoint == "on":
+                cold["checkpoint"] = await checkpoint(dbs, "after the warm-up")
         pids = {n: target.service_pid(n) for n in SERVICES}
         meter = backbone_meter(target)
         idle = None
@@ -1194,7 +1358,7 @@ async def run_backbone(target: Target, args: argparse.Namespace, suite: str,
             "submit": submit, "ack": dict(zip(wl.keys, ack, strict=True)), "stages": stages,
             "smtp": smtp_times, "counts": counts, "usage": usage, "machine_busy": busy,
             "health": healthz(target), "cores": cores, "idle": idle, "statements": counted,
-            "pg": pg, "kafka_bytes": kafka_bytes}
+            "pg": pg, "kafka_bytes": kafka_bytes, "cold": cold, "state": backbone_state(args)}
 
 
 async def reset_statements(dbs: dict[str, asyncpg.Connection]) -> None:
@@ -1238,9 +1402,13 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
                "creds_per_s": tp["rate"], "steady_creds_per_s": tp["steady"],
                "latency": dist(lat), "publish_s": res["publish_s"],
                "publish_rate": n / res["publish_s"], "stages": {},
-               "machine_busy": res["machine_busy"]}
+               "machine_busy": res["machine_busy"], "state": res.get("state")}
+    if res.get("cold"):
+        summary["warmup"] = report_warmup(res["cold"], res.get("idle"), res["cores"])
     print(f"\n=== backbone, {SUITES[res['suite']]}: {len(delivered)}/{n} credentials delivered "
           f"(failed {res['counts'].get('failed', 0)}) ===")
+    if res.get("state"):
+        print(f"  measured {res['state']}")
     print(f"  submitted {n} results in {res['publish_s']:.2f}s "
           f"({n / res['publish_s']:.0f}/s, broker-acked)")
     print(f"  END TO END: {tp['rate']:.1f} credentials/s  (N / (last delivered - first "
@@ -1302,9 +1470,7 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
         summary["idle"] = idle
         # What the load itself cost: the stack's idle burn (polls, heartbeats) grows with
         # the wall time, which a busy machine stretches; subtracting it keeps runs comparable.
-        wall = res["usage"]["wall"]
-        net = {k: max(v - idle["cpu"].get(k, 0.0) * wall / idle["wall"], 0.0) * 1000
-               / max(len(delivered), 1) for k, v in res["usage"]["cpu"].items()}
+        net = net_per_credential(res["usage"], idle, len(delivered))
         print("    CPU per credential less the idle burn over the same wall time: " + ", ".join(
             f"{k.split(' ')[0]} {v:.2f}ms" for k, v in sorted(net.items(), key=lambda kv: -kv[1]))
             + f"; total {sum(net.values()):.2f}ms")
@@ -1338,7 +1504,8 @@ def report_backbone(res: dict[str, Any]) -> dict[str, Any]:
 # latency below capacity: an open-loop phase at a fixed offered rate
 
 
-async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> dict[str, Any]:
+async def run_latency(target: Target, args: argparse.Namespace, cores: int,
+                      rnd: int = 1) -> dict[str, Any]:
     """Results offered at `--latency-rate` for `--latency-seconds`, sent on schedule whatever
     is still in flight (open loop); latency is measured from each chunk's scheduled time."""
     n = max(int(args.latency_rate * args.latency_seconds), 1)
@@ -1353,7 +1520,14 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
         gc.collect()
         gc.freeze()
     dbs = await connect_dbs(target)
+    cp = None
     try:
+        if rnd == 1 and args.warmup > 0 and args.warmup_checkpoint == "on":
+            # The throughput run filled the segments the warm-up's checkpoint recycled; at a
+            # few hundred per second a running server checkpoints every minute or so (every
+            # max_wal_size / (1 + checkpoint_completion_target) of WAL) and writes into
+            # recycled segments, not new ones. Not measured, like the one after the warm-up.
+            cp = await checkpoint(dbs, "before the first latency round")
         meter = backbone_meter(target)
         sys_start = psutil.cpu_times()
         pg_start = await pg_counters(dbs)
@@ -1403,7 +1577,7 @@ async def run_latency(target: Target, args: argparse.Namespace, cores: int) -> d
             "submit": dict(zip(wl.keys, sub, strict=True)), "stages": stages, "smtp": smtp,
             "counts": counts, "usage": usage, "machine_busy": busy, "cores": cores,
             "timeline": samples, "pg": pg, "stalls": loop_stalls, "pg_waits": pg_waits,
-            "driver_stalls": driver_stalls, "kafka_bytes": kafka_bytes,
+            "driver_stalls": driver_stalls, "kafka_bytes": kafka_bytes, "checkpoint": cp,
             "stall_log_ms": int(target.env.get("MICROCRED_LOOP_STALL_LOG_MS", STALL_LOG_MS))}
 
 
@@ -1458,6 +1632,9 @@ def report_latency(res: dict[str, Any], idle_burn: dict[str, Any] | None = None,
     print(f"\n=== latency below capacity, round {rnd} ({ROUND_NAMES[min(rnd, 2)]}): {n} "
           f"results offered at {res['rate']:g}/s (open loop: sent on schedule, timed from "
           "the scheduled send) ===")
+    if (cp := res.get("checkpoint")) and cp.get("wal_after"):
+        print(f"  after a CHECKPOINT ({cp['seconds']:.2f}s, not measured): "
+              f"{cp['wal_after']['ahead']:.0f} WAL segments recycled for the rounds")
     print(f"  {len(mailed)}/{n} mailed (failed {res['counts'].get('failed', 0)}); offered over "
           f"{res['publish_s']:.1f}s, mailed at {tp['steady']:.0f}/s steady")
     print(f"  LATENCY submitted -> mailed ({source}): p50 {fmt_s(lat['p50'])}  "
@@ -1663,8 +1840,8 @@ async def run_baseline(target: Target, args: argparse.Namespace, cores: int) -> 
     log(f"baseline: topics {topics[0]} .. {topics[-1]} (4 partitions each), {HOPS} relays, "
         f"records sized as the {args.baseline_sizes}")
     records = encode_raw(build_workload(args.n, run_id).events, False)
-    warm = encode_raw(build_workload(args.warmup, run_id + "w").events, True) \
-        if args.warmup else []
+    # the relays' own first records (the broker is warm by now): as before wave 19
+    warm = encode_raw(build_workload(WARMUP_PRELUDE, run_id + "w").events, True)
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     out = ctx.Queue()
@@ -1769,7 +1946,7 @@ def report_baseline(res: dict[str, Any], n: int,
 # main
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000, help="results to push (default 10000)")
@@ -1780,8 +1957,20 @@ def parse_args() -> argparse.Namespace:
                          "(open loop: chunks go out on schedule)")
     ap.add_argument("--rate", type=float, default=0.0,
                     help="open-loop submit rate in results/s (default 0: as fast as possible)")
-    ap.add_argument("--warmup", type=int, default=100,
-                    help="results pushed (and waited for) before measuring (default 100)")
+    ap.add_argument("--warmup", type=int, default=WARMUP_DEFAULT,
+                    help="results through the whole backbone before the measured run, not "
+                         "counted in it; their own figures are printed as the cold line "
+                         f"(default {WARMUP_DEFAULT}; 0: a cold backbone, as before wave 19: "
+                         f"a {WARMUP_PRELUDE}-result prelude only, no checkpoint)")
+    ap.add_argument("--warmup-slices", type=int, default=1,
+                    help="the warm-up in this many bursts, one after the other, each "
+                         "waited for and printed with its own CPU per credential: how "
+                         "the figures settle as the backbone warms (default 1)")
+    ap.add_argument("--warmup-checkpoint", choices=("on", "off"), default="on",
+                    help="a CHECKPOINT after the warm-up and another before the first "
+                         "latency round (neither measured), so that the WAL segments filled "
+                         "before are recycled as on a server that has checkpointed before "
+                         "(default on; only with --warmup > 0)")
     ap.add_argument("--cryptosuite", choices=("rdfc", "jcs", "both"), default="rdfc",
                     help="signing suite of issuance (default rdfc = eddsa-rdfc-2022)")
     ap.add_argument("--batch-size", type=int, default=None,
@@ -1851,7 +2040,7 @@ def parse_args() -> argparse.Namespace:
                     "own stack only)")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep the temp state dir (logs) of the stack it started")
-    return ap.parse_args()
+    return ap.parse_args(argv)
 
 
 _CLEANUP_LOCK = threading.Lock()
@@ -1925,7 +2114,7 @@ def main() -> int:
     dog.daemon = True
     dog.start()
     summary: dict[str, Any] = {"machine": m, "args": vars(args), "backbone": [],
-                               "baseline": None}
+                               "baseline": None, "state": backbone_state(args)}
     rc = 0
     try:
         target = reuse_stack(args) if args.reuse_stack else start_own_stack(args, suites[0])
@@ -1961,10 +2150,15 @@ def main() -> int:
                     pauses = GcPauses()
                     for rnd in range(1, max(args.latency_rounds, 1) + 1):
                         pauses.take()
-                        lres = asyncio.run(run_latency(target, args, cores))
+                        lres = asyncio.run(run_latency(target, args, cores, rnd))
                         collected = pauses.take()
                         rep = report_latency(lres, res.get("idle"), rnd)
                         rep["driver_gc"] = report_gc(collected, lres["t0"])
+                        rep["state"] = (f"{res['state']}, then the throughput run"
+                                        + (" and a CHECKPOINT" if lres.get("checkpoint")
+                                           else "")
+                                        + (" and the rounds before" if rnd > 1 else ""))
+                        rep["checkpoint"] = lres.get("checkpoint")
                         summary.setdefault("latency_rounds", []).append(rep)
                         summary.setdefault("latency", rep)  # round 1, as before
                         if rep["mailed"] < lres["n"]:
@@ -1975,10 +2169,14 @@ def main() -> int:
                 base, args.n, summary["backbone"][0].get("idle") if summary["backbone"] else None)
             if not summary["baseline"]:
                 rc = 1
-            elif requests_dir:
-                b = summary["baseline"]
-                b["kafka_requests"] = report_requests(requests_dir, b["usage"], b["received"],
-                                                      "message (all 4 hops)")
+            else:
+                summary["baseline"]["state"] = (
+                    f"warm: its relays after {WARMUP_PRELUDE} records, on the broker the "
+                    "backbone's runs left")
+                if requests_dir:
+                    b = summary["baseline"]
+                    b["kafka_requests"] = report_requests(requests_dir, b["usage"],
+                                                          b["received"], "message (all 4 hops)")
         if summary["backbone"] and summary["baseline"]:
             print("\n=== summary ===")
             b = summary["baseline"]
@@ -1994,12 +2192,19 @@ def main() -> int:
                       f"{fmt_s(s['latency']['p99'])};  backbone/baseline = {ratio:.4f} "
                       f"({100 * ratio:.2f}%, 1/{1 / ratio:.0f})" if ratio else "")
                 print(f"    goal 2000 credentials/s: {100 * s['creds_per_s'] / 2000:.1f}% of it")
+                print(f"    measured {s['state']}")
                 for label, key in (("CPU per credential", "cpu_ms_per_credential"),
                                    ("less idle burn", "net_cpu_ms_per_credential")):
                     if (per := s.get(key)):
                         print(f"    {label} {sum(per.values()):.2f}ms: " + ", ".join(
                             f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(
                                 per.items(), key=lambda kv: -kv[1])))
+                if (w := s.get("warmup")):
+                    per = w["net_cpu_ms_per_credential"]
+                    print(f"    cold (the warm-up's {w['delivered']} credentials, not counted): "
+                          f"less idle burn {sum(per.values()):.2f}ms: " + ", ".join(
+                              f"{k.split(' ')[0]} {v:.2f}" for k, v in sorted(
+                                  per.items(), key=lambda kv: -kv[1])))
         for rnd, lat in enumerate(summary.get("latency_rounds", []), 1):
             print(f"  latency below capacity ({lat['offered_per_s']:g}/s offered, open loop, "
                   f"round {rnd}: {ROUND_NAMES[min(rnd, 2)]}), submitted -> mailed: p50 "
