@@ -169,6 +169,9 @@ def start_server(state_dir: Path, port: int | None = None) -> tuple[Path, int, P
     port = port or free_port()
     port_file.write_text(f"{port}\n")
     # No Unix socket (its path length limit breaks in deep temp dirs): TCP on loopback only.
+    # Otherwise the server's own defaults: group commit (`commit_delay`), checkpoint spacing
+    # and `wal_compression` were paired against them and left PostgreSQL's CPU per
+    # credential where it was (issue 12, waves 15 and 19: bench/e2e/README.md).
     options = f"-h {HOST} -p {port} -c unix_socket_directories='' -c max_connections=200"
     # Extra server options for measuring, e.g. "-c shared_preload_libraries=pg_stat_statements"
     # (the e2e benchmark's --pg-statements counts statements per credential with it).
