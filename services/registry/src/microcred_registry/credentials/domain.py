@@ -79,8 +79,9 @@ def document_text(payload: bytes) -> bytes | None:
     if not text.startswith(b"{") or not text.endswith(b"}") or b'"credential"' in text:
         return None
     # Each backslash found with memchr (a signed credential has a few): a search for the
-    # two bytes `\\u` over ~4 KB costs more. An escape is two bytes unless it is `\\u`,
-    # so stepping over each keeps the search on escapes' first bytes (`\\\\u` is no `\\u`).
+    # two bytes `\u` over ~4 KB costs more. An escape is two bytes unless it is `\u`,
+    # so stepping over each keeps the search on escapes' first bytes (`\\u`, an escaped
+    # backslash and a letter u, is no `\u` escape).
     at = text.find(b"\\")
     while at >= 0:
         if text[at + 1:at + 2] == b"u":
