@@ -361,9 +361,18 @@ async def test_every_document_is_stored_as_the_text_postgresql_takes_out_of_its_
     # A record repeating its `credential` member: the parser keeps the last one.
     twice_value = encode(twice)[:-1] + b',"credential":{"id":"urn:uuid:' + str(
         uuid.UUID(int=6)).encode() + b'","name":"the last one"}}'
-    records = [db.record(topics.CREDENTIALS_ISSUED, e) for e in (plain, nested, escaped, braced)]
+    # As issuance signs them (wave 19): a narrative in lines, so a `\\n` in the text.
+    narrated_doc = issued_like_issuance(7)
+    narrated_doc["name"] = 'Data "analysis"\nin two lines, C:\\u0041'
+    narrated = issued(7, credential=narrated_doc)
+    spelt_twice = issued(8)
+    spelt_twice_value = encode(spelt_twice)[:-1] + b',"cr\\u0065dential":{"id":"urn:uuid:' + str(
+        uuid.UUID(int=8)).encode() + b'","name":"the last one, spelt with an escape"}}'
+    records = [db.record(topics.CREDENTIALS_ISSUED, e)
+               for e in (plain, nested, escaped, braced, narrated)]
     records += [_record_with_value(db, spaced, spaced_value),
-                _record_with_value(db, twice, twice_value)]
+                _record_with_value(db, twice, twice_value),
+                _record_with_value(db, spelt_twice, spelt_twice_value)]
     await db.register(*records)
 
     for record in records:
@@ -376,6 +385,7 @@ async def test_every_document_is_stored_as_the_text_postgresql_takes_out_of_its_
         assert stored == expected
         assert json.loads(stored) == event.credential
     assert json.loads(twice_value)["credential"]["name"] == "the last one"
+    assert json.loads(spelt_twice_value)["credential"]["name"].endswith("with an escape")
 
 
 async def test_registering_keeps_only_the_indexes_a_query_reads_and_a_custom_id(
