@@ -645,6 +645,18 @@ def print_threads(usage: dict[str, Any], n: int, per: str) -> None:
             f"{faults[PAGE_FAULTS]:.2f} minor, {faults[MAJOR_FAULTS]:.3f} major")
 
 
+def report_round_kafka(requests_dir: Path | None, usage: dict[str, Any],
+                       n: int) -> dict[str, Any] | None:
+    """A latency round's broker by thread and, with --count-requests, its Kafka requests per
+    credential, as the throughput run prints them: at a few hundred per second the batches
+    are small and the requests per credential several times a burst's (README, wave 19,
+    "what a credential costs at 500/s"). The window's ends are the round's CPU window; the
+    counts are right to about half a second at either end, so the GET /metrics of the
+    stall watch just outside it (OffsetFetch, one per assigned partition) may show."""
+    print_threads(usage, n, "credential")
+    return report_requests(requests_dir, usage, n, "credential") if requests_dir else None
+
+
 def count_requests(out: Path) -> Path:
     """Have every Python process started from here on count its Kafka requests
     (bench/e2e/kafka_requests/sitecustomize.py, through PYTHONPATH: the services inherit
@@ -2154,6 +2166,8 @@ def main() -> int:
                         collected = pauses.take()
                         rep = report_latency(lres, res.get("idle"), rnd)
                         rep["driver_gc"] = report_gc(collected, lres["t0"])
+                        rep["kafka_requests"] = report_round_kafka(
+                            requests_dir, lres["usage"], rep["mailed"])
                         rep["state"] = (f"{res['state']}, then the throughput run"
                                         + (" and a CHECKPOINT" if lres.get("checkpoint")
                                            else "")

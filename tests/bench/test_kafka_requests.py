@@ -171,3 +171,27 @@ def test_a_process_cpu_is_split_by_thread_with_its_page_faults(bench_e2e) -> Non
     cpu = sum(v for k, v in split.items() if k not in (run.PAGE_FAULTS, run.MAJOR_FAULTS))
     assert cpu >= 0.2
     assert run.jvm_threads(2**22 + 12345) == {}  # no such process: nothing, no error
+
+
+def test_a_latency_round_prints_the_broker_by_thread_and_its_requests(bench_e2e, tmp_path,
+                                                                     capsys) -> None:
+    run = bench_e2e("run")
+    run.time.sleep = lambda _s: None
+    _snapshot(tmp_path / "10.jsonl", 100.0, "-m microcred_assessment",
+              {"microcred-assessment|Fetch": {"n": 10, "partitions": 80, "answers": 10}})
+    _snapshot(tmp_path / "10.jsonl", 111.0, "-m microcred_assessment",
+              {"microcred-assessment|Fetch": {"n": 510, "partitions": 4080, "answers": 510,
+                                              "filled": 500, "records": 5000,
+                                              "bytes": 3_500_000, "empty": 10}})
+    usage = {"window": [100.5, 110.5], "threads": {
+        "kafka": {"data-plane-kafk": 2.5, "C2 CompilerThre": 0.5,
+                  run.PAGE_FAULTS: 1000.0, run.MAJOR_FAULTS: 0.0}}}
+    got = run.report_round_kafka(tmp_path, usage, 5000)
+    out = capsys.readouterr().out
+    assert "kafka by thread, ms per credential: data-plane-kafk 0.500, C2 CompilerThre 0.100" \
+        in out
+    assert "Kafka requests per credential: 0.100 (Fetch 0.1000)" in out
+    assert got is not None and got["per_api"] == {"Fetch": 0.1}
+    # without --count-requests: the threads only, nothing counted
+    assert run.report_round_kafka(None, usage, 5000) is None
+    assert "Kafka requests" not in capsys.readouterr().out
