@@ -2019,7 +2019,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--count-requests", action="store_true",
                     help="count every Kafka request of the services, the baseline's relays "
                     "and the driver by client and API (bench/e2e/kafka_requests), and print "
-                    "them per credential for the throughput run and the baseline")
+                    "them per credential for the throughput run, each latency round and the "
+                    "baseline")
     ap.add_argument("--baseline-sizes", choices=("results", "backbone"), default="results",
                     help="the bare relays forward each result as it is (default), or with "
                     "its value cut or padded to the size of the backbone's record at that "
