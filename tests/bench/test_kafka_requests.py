@@ -51,10 +51,13 @@ def _snapshot(path: Path, t: float, argv: str, counts: dict[str, dict[str, int]]
         f.write(json.dumps({"t": t, "pid": 1, "argv": argv, "counts": counts}) + "\n")
 
 
-def test_a_window_counts_what_was_sent_inside_it_per_credential(bench_e2e, tmp_path,
-                                                               capsys) -> None:
+def test_a_window_counts_what_was_sent_inside_it_per_credential(bench_e2e, tmp_path, capsys,
+                                                               monkeypatch) -> None:
     run = bench_e2e("run")
-    run.time.sleep = lambda _s: None  # the totals are already written
+    # The totals are already written. `run.time` is the time module itself: patched for
+    # this test only (an assignment would make every later time.sleep of the session,
+    # the devstack's waits included, return at once).
+    monkeypatch.setattr(run.time, "sleep", lambda _s: None)
     service = tmp_path / "10.jsonl"
     _snapshot(service, 100.0, "-m microcred_registry",
               {"microcred-registry|Fetch": {"n": 5, "partitions": 40, "answers": 5},
@@ -98,12 +101,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.integration
-def test_the_counter_sees_every_record_produced_and_fetched(broker, tmp_path,
-                                                           monkeypatch) -> None:
+def test_the_counter_sees_every_record_produced_and_fetched(broker, tmp_path, monkeypatch,
+                                                           request) -> None:
     from aiokafka import conn
 
     monkeypatch.setattr(conn.AIOKafkaConnection, "send", conn.AIOKafkaConnection.send)
     counts = _counter().install(str(tmp_path))
+    request.addfinalizer(counts.stopped.set)  # its writer thread ends with the test
 
     async def go() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all",
@@ -174,9 +178,9 @@ def test_a_process_cpu_is_split_by_thread_with_its_page_faults(bench_e2e) -> Non
 
 
 def test_a_latency_round_prints_the_broker_by_thread_and_its_requests(bench_e2e, tmp_path,
-                                                                     capsys) -> None:
+                                                                     capsys, monkeypatch) -> None:
     run = bench_e2e("run")
-    run.time.sleep = lambda _s: None
+    monkeypatch.setattr(run.time, "sleep", lambda _s: None)  # this test only
     _snapshot(tmp_path / "10.jsonl", 100.0, "-m microcred_assessment",
               {"microcred-assessment|Fetch": {"n": 10, "partitions": 80, "answers": 10}})
     _snapshot(tmp_path / "10.jsonl", 111.0, "-m microcred_assessment",
